@@ -1,0 +1,43 @@
+// Sources and sinks by URI, for jobs that take them as arguments:
+//   sources: file:///path (file or directory of NDJSON)
+//   sinks:   file:///path.ndjson, stdout:, stderr:
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "connectors/file/ndjson.h"
+#include "engine/common/status.h"
+
+namespace sluice::connectors {
+
+template <class T>
+Result<std::shared_ptr<const runtime::Source<T>>> source_from_uri(const std::string& uri) {
+  if (uri.rfind("file://", 0) == 0) {
+    std::string path = file::path_from_uri(uri);
+    if (path.empty()) return Status::invalid_argument("source '" + uri + "' has no path");
+    return std::shared_ptr<const runtime::Source<T>>(
+        std::make_shared<file::NdjsonFileSource<T>>(path));
+  }
+  return Status::invalid_argument("unsupported source '" + uri +
+                                  "'; use file:///path/to/events.ndjson");
+}
+
+template <class T>
+Result<std::shared_ptr<const runtime::Sink<T>>> sink_from_uri(const std::string& uri) {
+  if (uri == "stdout:" || uri == "stdout") {
+    return std::shared_ptr<const runtime::Sink<T>>(file::NdjsonSink<T>::to_stdout());
+  }
+  if (uri == "stderr:" || uri == "stderr") {
+    return std::shared_ptr<const runtime::Sink<T>>(file::NdjsonSink<T>::to_stderr());
+  }
+  if (uri.rfind("file://", 0) == 0) {
+    std::string path = file::path_from_uri(uri);
+    if (path.empty()) return Status::invalid_argument("sink '" + uri + "' has no path");
+    return std::shared_ptr<const runtime::Sink<T>>(file::NdjsonSink<T>::to_file(path));
+  }
+  return Status::invalid_argument("unsupported sink '" + uri +
+                                  "'; use file:///path/to/out.ndjson, stdout: or stderr:");
+}
+
+}  // namespace sluice::connectors

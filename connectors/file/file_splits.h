@@ -1,0 +1,36 @@
+// Splitting a set of files into byte ranges for parallel reading.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/common/status.h"
+
+namespace sluice::file {
+
+struct FileInfo {
+  std::string path;
+  int64_t size = 0;
+};
+
+/// The regular files of `path`: the file itself, or the non-hidden regular
+/// files of a directory in name order.
+Result<std::vector<FileInfo>> list_input_files(const std::string& path);
+
+/// A byte range of one file. Lines starting in [start, end) belong to it;
+/// the last one may run past `end`.
+struct FileRange {
+  int file = 0;  // index into the file list
+  int64_t start = 0;
+  int64_t end = 0;
+};
+
+/// Range `index` of `count` equal shares of the files' concatenated bytes,
+/// cut at file boundaries (so it may hold pieces of several files).
+std::vector<FileRange> split_share(const std::vector<FileInfo>& files, int index, int count);
+
+/// Strips "file://" from a URI; a plain path is returned unchanged.
+std::string path_from_uri(const std::string& uri);
+
+}  // namespace sluice::file

@@ -1,0 +1,146 @@
+#include "connectors/file/line_reader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+namespace sluice::file {
+
+namespace {
+
+Result<int64_t> count_newlines(int fd, int64_t upto, const std::string& path) {
+  std::vector<char> b(1 << 20);
+  int64_t n = 0, off = 0;
+  while (off < upto) {
+    ssize_t want = static_cast<ssize_t>(std::min<int64_t>(b.size(), upto - off));
+    ssize_t got = ::pread(fd, b.data(), want, off);
+    if (got < 0) return Status::from_errno("reading '" + path + "'", errno);
+    if (got == 0) break;
+    n += std::count(b.data(), b.data() + got, '\n');
+    off += got;
+  }
+  return n;
+}
+
+}  // namespace
+
+LineReader::LineReader(std::vector<FileInfo> files, std::vector<FileRange> ranges, size_t padding,
+                       size_t chunk_bytes)
+    : files_(std::move(files)), ranges_(std::move(ranges)), padding_(padding), chunk_(chunk_bytes) {}
+
+LineReader::~LineReader() { close_file(); }
+
+void LineReader::close_file() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Status LineReader::open_range() {
+  close_file();
+  const FileRange& r = ranges_[pos_.range];
+  const std::string& path = files_[r.file].path;
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) return Status::from_errno("cannot open '" + path + "'", errno);
+  if (pos_.offset < 0) {
+    // Align to the first line that starts inside the range.
+    int64_t start = r.start;
+    if (start > 0) {
+      char prev = 0;
+      if (::pread(fd_, &prev, 1, start - 1) != 1) {
+        return Status::from_errno("reading '" + path + "'", errno);
+      }
+      if (prev != '\n') {
+        std::vector<char> b(64 << 10);
+        int64_t off = start;
+        bool found = false;
+        while (!found) {
+          ssize_t got = ::pread(fd_, b.data(), b.size(), off);
+          if (got < 0) return Status::from_errno("reading '" + path + "'", errno);
+          if (got == 0) break;
+          if (auto* nl = static_cast<char*>(std::memchr(b.data(), '\n', got))) {
+            off += (nl - b.data()) + 1;
+            found = true;
+          } else {
+            off += got;
+          }
+        }
+        start = off;
+      }
+    }
+    SLUICE_ASSIGN_OR_RETURN(int64_t lines_before, count_newlines(fd_, start, path));
+    pos_.offset = start;
+    pos_.line_no = lines_before + 1;
+  }
+  if (buf_.size() < chunk_ + padding_) buf_.assign(chunk_ + padding_, '\0');
+  begin_ = end_ = 0;
+  buf_offset_ = pos_.offset;
+  eof_ = false;
+  opened_ = true;
+  return Status::ok();
+}
+
+Status LineReader::fill() {
+  // Keep the unread tail (a partial line) at the front.
+  size_t tail = end_ - begin_;
+  if (begin_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + begin_, tail);
+    buf_offset_ += static_cast<int64_t>(begin_);
+    begin_ = 0;
+    end_ = tail;
+  }
+  if (end_ + chunk_ / 2 > buf_.size() - padding_) {
+    buf_.resize(buf_.size() * 2, '\0');  // a line longer than the buffer
+  }
+  size_t room = buf_.size() - padding_ - end_;
+  ssize_t got = ::pread(fd_, buf_.data() + end_, room, buf_offset_ + static_cast<int64_t>(end_));
+  if (got < 0) {
+    return Status::from_errno("reading '" + files_[ranges_[pos_.range].file].path + "'", errno);
+  }
+  if (got == 0) eof_ = true;
+  end_ += static_cast<size_t>(got);
+  return Status::ok();
+}
+
+Result<bool> LineReader::next(Line& line) {
+  while (pos_.range < static_cast<int32_t>(ranges_.size())) {
+    if (!opened_) SLUICE_RETURN_IF_ERROR(open_range());
+    const FileRange& r = ranges_[pos_.range];
+    if (pos_.offset >= r.end) {  // the next line belongs to the next range
+      ++pos_.range;
+      pos_.offset = -1;
+      opened_ = false;
+      continue;
+    }
+    char* start = buf_.data() + begin_;
+    char* nl = static_cast<char*>(std::memchr(start, '\n', end_ - begin_));
+    if (!nl && !eof_) {
+      SLUICE_RETURN_IF_ERROR(fill());
+      continue;
+    }
+    size_t len = nl ? static_cast<size_t>(nl - start) : end_ - begin_;
+    if (!nl && len == 0) {  // end of file
+      ++pos_.range;
+      pos_.offset = -1;
+      opened_ = false;
+      continue;
+    }
+    line.data = start;
+    line.size = (len > 0 && start[len - 1] == '\r') ? len - 1 : len;
+    line.readable = static_cast<size_t>(buf_.data() + buf_.size() - start);
+    line.line_no = pos_.line_no;
+    line.offset = pos_.offset;
+    line.path = &files_[r.file].path;
+    size_t consumed = len + (nl ? 1 : 0);
+    begin_ += consumed;
+    pos_.offset += static_cast<int64_t>(consumed);
+    ++pos_.line_no;
+    return true;
+  }
+  close_file();
+  return false;
+}
+
+}  // namespace sluice::file

@@ -1,0 +1,71 @@
+// LineReader: reads the lines of a subtask's file ranges in big chunks,
+// keeping each line in a buffer with the padding simdjson needs after it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "connectors/file/file_splits.h"
+#include "engine/common/serde.h"
+#include "engine/common/status.h"
+
+namespace sluice::file {
+
+/// One line, valid until the next call to next().
+struct Line {
+  const char* data = nullptr;
+  size_t size = 0;      // without the line break
+  size_t readable = 0;  // bytes readable from data (>= size + padding)
+  int64_t line_no = 0;  // 1-based, within its file
+  int64_t offset = 0;   // byte offset of the line in its file
+  const std::string* path = nullptr;
+};
+
+/// Where reading resumes: range index, byte offset of the next line and
+/// its line number. Part of the source's checkpoint state.
+struct LinePosition {
+  int32_t range = 0;
+  int64_t offset = -1;  // -1: at the start of the range (not yet aligned to a line)
+  int64_t line_no = 0;
+  SLUICE_FIELDS(range, offset, line_no)
+};
+
+/// Used by one source reader on its task thread.
+class LineReader {
+ public:
+  /// `padding`: bytes that must be readable after every line.
+  LineReader(std::vector<FileInfo> files, std::vector<FileRange> ranges, size_t padding,
+             size_t chunk_bytes = 4 << 20);
+  ~LineReader();
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  /// Continues from `pos` (restore).
+  void seek(const LinePosition& pos) { pos_ = pos; opened_ = false; }
+  /// The next line; false at the end of the last range.
+  Result<bool> next(Line& line);
+  /// Where the next call to next() starts.
+  LinePosition position() const { return pos_; }
+  const std::vector<FileRange>& ranges() const { return ranges_; }
+
+ private:
+  Status open_range();
+  Status fill();  // reads more bytes into the buffer (keeps the unread tail)
+  void close_file();
+
+  std::vector<FileInfo> files_;
+  std::vector<FileRange> ranges_;
+  size_t padding_;
+  size_t chunk_;
+  LinePosition pos_;
+  bool opened_ = false;
+  int fd_ = -1;
+  std::vector<char> buf_;
+  size_t begin_ = 0;  // next unread byte in buf_
+  size_t end_ = 0;    // end of valid bytes in buf_
+  int64_t buf_offset_ = 0;  // file offset of buf_[0]
+  bool eof_ = false;
+};
+
+}  // namespace sluice::file

@@ -1,0 +1,374 @@
+// The DataStream API: how a job describes its pipeline.
+//
+//   auto clicks = env.from_source(source, WatermarkStrategy<Click>::for_bounded_out_of_orderness(2s)
+//                                            .with_timestamp_assigner([](const Click& c) { return c.ts; }),
+//                                 "clicks");
+//   clicks.key_by([](const Click& c) { return c.page_url; })
+//         .window(TumblingEventTimeWindows::of(60s))
+//         .aggregate(CountAggregate<Click>(), [](const std::string& page, const TimeWindow& w,
+//                                                int64_t n) { return PageCount{...}; })
+//         .sink_to(sink);
+//
+// Every call adds nodes and edges to the StreamGraph; nothing runs until
+// the runtime deploys the graph. Streams are cheap handles (copyable).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "engine/runtime/sink.h"
+#include "engine/runtime/source.h"
+#include "engine/runtime/stream_graph.h"
+#include "operators/basic/basic_operators.h"
+#include "operators/basic/keyed_process.h"
+#include "operators/window/window_operator.h"
+
+namespace sluice::api {
+
+using runtime::Partitioning;
+using runtime::StreamGraph;
+using runtime::StreamNode;
+
+template <class T>
+class DataStream;
+template <class T, class K>
+class KeyedStream;
+template <class T, class K>
+class WindowedStream;
+
+/// The build function's handle on the job being described. Owned by the
+/// runtime for the duration of the build; single-threaded.
+class StreamExecutionEnvironment {
+ public:
+  explicit StreamExecutionEnvironment(StreamGraph& graph) : graph_(graph) {}
+  StreamGraph& graph() { return graph_; }
+
+  /// Job configuration, e.g. "state.backend", "checkpoint.interval".
+  Configuration& config() { return graph_.config; }
+  /// Key groups of keyed state (upper bound for rescaling). Default 128.
+  void set_max_parallelism(int m) { graph_.max_parallelism = m; }
+  void set_job_name(std::string name) { graph_.job_name = std::move(name); }
+
+  template <class T>
+  DataStream<T> from_source(std::shared_ptr<const runtime::Source<T>> source,
+                            runtime::WatermarkStrategy<T> strategy, std::string name = "source");
+
+  /// Dead letters of every operator of the job go to `sink` (one writer
+  /// unless parallelism is set on the returned node id).
+  int set_dead_letter_sink(std::shared_ptr<const runtime::Sink<DeadLetter>> sink,
+                           std::string name = "dead letters");
+
+  /// Adds a node fed by `inputs` (internal, used by the stream classes).
+  struct Input {
+    int node;
+    std::string tag;
+  };
+  int add_node(StreamNode node, const std::vector<Input>& inputs, Partitioning partitioning,
+               std::shared_ptr<const runtime::KeySelectorBase> key_selector = nullptr);
+
+ private:
+  StreamGraph& graph_;
+};
+
+/// A stream of records of type T.
+template <class T>
+class DataStream {
+ public:
+  using Input = StreamExecutionEnvironment::Input;
+
+  DataStream(StreamExecutionEnvironment* env, std::vector<Input> inputs,
+             Partitioning partitioning = Partitioning::kForward)
+      : env_(env), inputs_(std::move(inputs)), partitioning_(partitioning) {}
+
+  /// OUT f(const T&)
+  template <class F>
+  auto map(F f, std::string name = "map") const {
+    using OUT = std::decay_t<std::invoke_result_t<F&, const T&>>;
+    return add_one_input<OUT>(std::move(name), "map",
+                              [f]() { return std::make_unique<basic::MapOperator<T, OUT, F>>(f); });
+  }
+  /// bool f(const T&)
+  template <class F>
+  DataStream<T> filter(F f, std::string name = "filter") const {
+    return add_one_input<T>(std::move(name), "filter",
+                            [f]() { return std::make_unique<basic::FilterOperator<T, F>>(f); });
+  }
+  /// void f(const T&, Collector<OUT>&)
+  template <class OUT, class F>
+  DataStream<OUT> flat_map(F f, std::string name = "flat_map") const {
+    return add_one_input<OUT>(std::move(name), "flat_map", [f]() {
+      return std::make_unique<basic::FlatMapOperator<T, OUT, F>>(f);
+    });
+  }
+
+  /// Partitions by key: K f(const T&). K must be serializable (Serde).
+  template <class F>
+  auto key_by(F f) const {
+    using K = std::decay_t<std::invoke_result_t<F&, const T&>>;
+    auto ks = std::make_shared<const runtime::KeySelector<T, K>>(std::function<K(const T&)>(f));
+    return KeyedStream<T, K>(*this, std::move(ks));
+  }
+
+  DataStream<T> union_with(const DataStream<T>& other) const {
+    std::vector<Input> in = inputs_;
+    in.insert(in.end(), other.inputs_.begin(), other.inputs_.end());
+    return DataStream<T>(env_, std::move(in), partitioning_);
+  }
+  /// Round-robin over the next operator's subtasks.
+  DataStream<T> rebalance() const { return DataStream<T>(env_, inputs_, Partitioning::kRebalance); }
+  /// Every subtask of the next operator gets every record.
+  DataStream<T> broadcast() const { return DataStream<T>(env_, inputs_, Partitioning::kBroadcast); }
+
+  /// The records the producing operator emitted to side output `tag`.
+  template <class X>
+  DataStream<X> get_side_output(const basic::OutputTag<X>& tag) const {
+    int n = single_node("get_side_output");
+    auto& types = env_->graph().node(n).side_output_types;
+    auto it = types.find(tag.id);
+    if (it != types.end() && it->second->name() != type_name<X>()) {
+      throw std::invalid_argument("side output '" + tag.id + "' is used with two element types");
+    }
+    types[tag.id] = runtime::type_info<X>();
+    return DataStream<X>(env_, {Input{n, tag.id}});
+  }
+
+  /// Ends the pipeline in `sink`. Returns the sink's stream handle (for
+  /// name/uid/set_parallelism).
+  DataStream<T> sink_to(std::shared_ptr<const runtime::Sink<T>> sink, std::string name = "sink") const {
+    StreamNode node;
+    node.name = std::move(name);
+    node.kind = runtime::NodeKind::kSink;
+    node.description = "sink " + sink->description();
+    node.in_types = {runtime::type_info<T>()};
+    node.factory = [sink]() { return std::make_unique<runtime::SinkOperator<T>>(sink); };
+    int id = env_->add_node(std::move(node), inputs_, partitioning_);
+    return DataStream<T>(env_, {Input{id, ""}});
+  }
+
+  // --- settings of the operator that produced this stream ------------------
+  DataStream<T>& name(std::string n) {
+    node().name = std::move(n);
+    return *this;
+  }
+  /// A stable id: state in savepoints is matched to operators by uid.
+  DataStream<T>& uid(std::string u) {
+    node().uid = std::move(u);
+    return *this;
+  }
+  DataStream<T>& set_parallelism(int p) {
+    node().parallelism = p;
+    return *this;
+  }
+  DataStream<T>& set_max_parallelism(int p) {
+    node().max_parallelism = p;
+    return *this;
+  }
+  /// Runs the operator in a task of its own.
+  DataStream<T>& disable_chaining() {
+    node().chaining = runtime::Chaining::kNever;
+    return *this;
+  }
+  /// Starts a new task chain at this operator.
+  DataStream<T>& start_new_chain() {
+    node().chaining = runtime::Chaining::kHead;
+    return *this;
+  }
+
+  StreamExecutionEnvironment* env() const { return env_; }
+  const std::vector<Input>& inputs() const { return inputs_; }
+  Partitioning partitioning() const { return partitioning_; }
+  /// Id of the node producing this stream (throws for unions).
+  int node_id() const { return single_node("node_id"); }
+
+  /// Adds a one-input operator fed by this stream (extension point).
+  template <class OUT, class Make>
+  DataStream<OUT> add_one_input(std::string name, std::string description, Make make,
+                                std::shared_ptr<const runtime::KeySelectorBase> ks = nullptr,
+                                bool keyed = false) const {
+    StreamNode node;
+    node.name = std::move(name);
+    node.description = std::move(description);
+    node.keyed = keyed;
+    node.in_types = {runtime::type_info<T>()};
+    node.out_type = runtime::type_info<OUT>();
+    node.key_selector = ks;
+    node.factory = [make]() -> std::unique_ptr<runtime::StreamOperator> { return make(); };
+    int id = env_->add_node(std::move(node), inputs_, keyed ? Partitioning::kHash : partitioning_,
+                            keyed ? ks : nullptr);
+    return DataStream<OUT>(env_, {Input{id, ""}});
+  }
+
+ private:
+  int single_node(const char* what) const {
+    if (inputs_.size() != 1 || !inputs_[0].tag.empty()) {
+      throw std::invalid_argument(std::string(what) +
+                                  " needs the stream of one operator, not a union or side output");
+    }
+    return inputs_[0].node;
+  }
+  StreamNode& node() { return env_->graph().node(single_node("operator settings")); }
+
+  StreamExecutionEnvironment* env_;
+  std::vector<Input> inputs_;
+  Partitioning partitioning_;
+};
+
+namespace detail {
+template <class K, class IN, class OUT>
+OUT process_output(const basic::KeyedProcessFunction<K, IN, OUT>*);
+template <class IN, class R, class K>
+R window_output(const window::ProcessWindowFunction<IN, R, K>*);
+}  // namespace detail
+
+/// A stream partitioned by key K: state and timers are per key.
+template <class T, class K>
+class KeyedStream {
+ public:
+  KeyedStream(DataStream<T> input, std::shared_ptr<const runtime::KeySelector<T, K>> ks)
+      : input_(std::move(input)), ks_(std::move(ks)) {}
+
+  /// F derives from KeyedProcessFunction<K, T, OUT>; copied per subtask.
+  template <class F>
+  auto process(F fn, std::string name = "process") const {
+    using OUT = decltype(detail::process_output(static_cast<const F*>(nullptr)));
+    auto ks = ks_;
+    return input_.template add_one_input<OUT>(
+        std::move(name), "keyed-process",
+        [ks, fn]() { return std::make_unique<basic::KeyedProcessOperator<K, T, OUT, F>>(ks, fn); },
+        ks_, true);
+  }
+
+  WindowedStream<T, K> window(window::WindowAssigner assigner) const {
+    return WindowedStream<T, K>(*this, std::move(assigner));
+  }
+
+  const DataStream<T>& input() const { return input_; }
+  const std::shared_ptr<const runtime::KeySelector<T, K>>& key_selector() const { return ks_; }
+
+ private:
+  DataStream<T> input_;
+  std::shared_ptr<const runtime::KeySelector<T, K>> ks_;
+};
+
+/// A keyed stream cut into event-time windows.
+template <class T, class K>
+class WindowedStream {
+ public:
+  WindowedStream(KeyedStream<T, K> keyed, window::WindowAssigner assigner)
+      : keyed_(std::move(keyed)) {
+    settings_.assigner = std::move(assigner);
+  }
+
+  /// Keeps window state this long after the window fired; late records
+  /// within it fire an updated result. Default 0.
+  WindowedStream& allowed_lateness(Duration d) {
+    settings_.allowed_lateness = d;
+    return *this;
+  }
+  /// Records too late for every window go to side output `tag` of the
+  /// result stream (otherwise to the dead-letter output).
+  WindowedStream& side_output_late_data(const basic::OutputTag<T>& tag) {
+    settings_.late_tag = tag.id;
+    return *this;
+  }
+
+  /// Incremental aggregation; the result is the aggregate alone.
+  template <class AGG>
+  auto aggregate(AGG agg, std::string name = "window") const {
+    using OUT = typename AGG::Output;
+    return aggregate(std::move(agg),
+                     [](const K&, const window::TimeWindow&, const OUT& v) { return v; },
+                     std::move(name));
+  }
+  /// Incremental aggregation with the key and window:
+  /// R wf(const K&, const TimeWindow&, const OUT&).
+  template <class AGG, class WF>
+  auto aggregate(AGG agg, WF wf, std::string name = "window") const {
+    using IN = typename AGG::Input;
+    using ACC = typename AGG::Accumulator;
+    using OUT = typename AGG::Output;
+    static_assert(std::is_same_v<IN, T>, "the aggregate's input type must be the stream's type");
+    using R = std::decay_t<std::invoke_result_t<WF&, const K&, const window::TimeWindow&, const OUT&>>;
+    using Contents = window::AggregatingContents<T, ACC, OUT>;
+    using Op = window::WindowOperator<K, T, Contents, R>;
+    std::shared_ptr<const state::AggregateFunction<T, ACC, OUT>> fn =
+        std::make_shared<const AGG>(std::move(agg));
+    typename Op::WindowFn emit = [wf](const K& k, const window::TimeWindow& w, const OUT& v,
+                                      basic::Collector<R>& out) { out.collect(wf(k, w, v)); };
+    return make<R>(std::move(name), [ks = keyed_.key_selector(), s = settings_, fn, emit]() {
+      return std::make_unique<Op>(ks, s, Contents(fn), emit);
+    });
+  }
+  /// Record count per window: R wf(const K&, const TimeWindow&, int64_t).
+  template <class WF>
+  auto count(WF wf, std::string name = "window-count") const {
+    return aggregate(window::CountAggregate<T>(), std::move(wf), std::move(name));
+  }
+  /// T reduce(const T&, const T&), result with key and window:
+  /// R wf(const K&, const TimeWindow&, const T&).
+  template <class F, class WF>
+  auto reduce(F f, WF wf, std::string name = "window-reduce") const {
+    return aggregate(window::ReduceAggregate<T>(std::function<T(const T&, const T&)>(f)),
+                     std::move(wf), std::move(name));
+  }
+  /// Full-window function: F derives from ProcessWindowFunction<T, R, K>.
+  template <class F>
+  auto process(F fn, std::string name = "window-process") const {
+    using R = decltype(detail::window_output(static_cast<const F*>(nullptr)));
+    using Contents = window::ListContents<T>;
+    using Op = window::WindowOperator<K, T, Contents, R>;
+    return make<R>(std::move(name), [ks = keyed_.key_selector(), s = settings_, fn]() {
+      auto f = std::make_shared<F>(fn);  // shared: captured by the window fn of one subtask
+      typename Op::WindowFn emit = [f](const K& k, const window::TimeWindow& w,
+                                       const std::vector<T>& v, basic::Collector<R>& out) {
+        f->process(k, w, v, out);
+      };
+      return std::make_unique<Op>(ks, s, Contents(), emit);
+    });
+  }
+
+ private:
+  template <class R, class Make>
+  DataStream<R> make(std::string name, Make m) const {
+    std::string desc = "window " + settings_.assigner.description() +
+                       " lateness " + format_duration(settings_.allowed_lateness);
+    DataStream<R> out = keyed_.input().template add_one_input<R>(std::move(name), std::move(desc),
+                                                                 m, keyed_.key_selector(), true);
+    if (settings_.late_tag) {
+      env()->graph().node(out.node_id()).side_output_types[*settings_.late_tag] =
+          runtime::type_info<T>();
+    }
+    return out;
+  }
+  StreamExecutionEnvironment* env() const { return keyed_.input().env(); }
+
+  KeyedStream<T, K> keyed_;
+  window::WindowSettings settings_;
+};
+
+// ---------------------------------------------------------------------------
+
+template <class T>
+DataStream<T> StreamExecutionEnvironment::from_source(
+    std::shared_ptr<const runtime::Source<T>> source, runtime::WatermarkStrategy<T> strategy,
+    std::string name) {
+  StreamNode node;
+  node.name = std::move(name);
+  node.kind = runtime::NodeKind::kSource;
+  node.chaining = runtime::Chaining::kHead;
+  node.description = "source " + source->description() + " out-of-orderness " +
+                     format_duration(strategy.out_of_orderness) + " idleness " +
+                     format_duration(strategy.idleness);
+  node.out_type = runtime::type_info<T>();
+  node.factory = [source, strategy]() {
+    return std::make_unique<runtime::SourceOperator<T>>(source, strategy);
+  };
+  int id = add_node(std::move(node), {}, Partitioning::kForward);
+  return DataStream<T>(this, {Input{id, ""}});
+}
+
+}  // namespace sluice::api

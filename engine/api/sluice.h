@@ -1,0 +1,44 @@
+// The one header a job includes: the DataStream API, functions, windows,
+// state descriptors, and the names jobs use most, in namespace sluice.
+#pragma once
+
+#include "engine/api/datastream.h"
+#include "engine/api/job.h"
+#include "engine/common/json.h"
+#include "engine/common/serde.h"
+
+namespace sluice {
+using api::DataStream;
+using api::JobArgs;
+using api::KeyedStream;
+using api::StreamExecutionEnvironment;
+using api::WindowedStream;
+using basic::Collector;
+using basic::KeyedProcessFunction;
+using basic::OutputTag;
+using basic::RuntimeContext;
+using basic::TimeDomain;
+using basic::TimerService;
+using runtime::Sink;
+using runtime::SinkWriter;
+using runtime::Source;
+using runtime::SourceOutput;
+using runtime::SourceReader;
+using runtime::WatermarkStrategy;
+using state::ListStateDescriptor;
+using state::MapStateDescriptor;
+using state::ReducingStateDescriptor;
+using state::StateTtl;
+using state::ValueStateDescriptor;
+using window::AggregateFunction;
+using window::AvgAggregate;
+using window::CountAggregate;
+using window::EventTimeSessionWindows;
+using window::MaxAggregate;
+using window::MinAggregate;
+using window::ProcessWindowFunction;
+using window::SlidingEventTimeWindows;
+using window::SumAggregate;
+using window::TimeWindow;
+using window::TumblingEventTimeWindows;
+}  // namespace sluice

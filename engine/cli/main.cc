@@ -1,0 +1,41 @@
+// sluice: one binary for every role (run-local, gen, and later jobmanager,
+// taskmanager, submit, ...).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <map>
+
+#include "engine/cli/commands.h"
+#include "engine/common/logging.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"Sluice: a distributed stream-processing engine for behavioural events"};
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+
+  std::map<CLI::App*, sluice::cli::Runner> runners;
+  auto add = [&](auto fn) {
+    size_t before = app.get_subcommands({}).size();
+    auto runner = fn(app);
+    auto subs = app.get_subcommands({});
+    runners[subs.at(before)] = runner;
+  };
+  add(sluice::cli::add_run_local);
+  add(sluice::cli::add_gen);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (auto st = sluice::init_logging(log_level); !st.is_ok()) {
+    return sluice::cli::report_error(st.message(), 2);
+  }
+  for (auto* sub : app.get_subcommands()) {
+    auto it = runners.find(sub);
+    if (it != runners.end()) return it->second();
+  }
+  return sluice::cli::report_error("no command given; see sluice --help", 2);
+}

@@ -1,0 +1,225 @@
+#include "engine/graph/job_graph_builder.h"
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+#include <sstream>
+
+#include "engine/common/sha256.h"
+#include "state/key_groups.h"
+
+namespace sluice::graph {
+
+namespace {
+
+using runtime::NodeKind;
+using runtime::Partitioning;
+using runtime::StreamEdge;
+using runtime::StreamGraph;
+using runtime::StreamNode;
+
+proto::Partitioner to_proto(Partitioning p) {
+  switch (p) {
+    case Partitioning::kForward: return proto::PARTITIONER_FORWARD;
+    case Partitioning::kHash: return proto::PARTITIONER_HASH;
+    case Partitioning::kRebalance: return proto::PARTITIONER_REBALANCE;
+    case Partitioning::kBroadcast: return proto::PARTITIONER_BROADCAST;
+  }
+  return proto::PARTITIONER_REBALANCE;
+}
+
+std::string generated_uid(const StreamNode& n) {
+  std::string s;
+  for (char c : n.name) {
+    if (std::isalnum(static_cast<unsigned char>(c))) s.push_back(static_cast<char>(std::tolower(c)));
+    else if (!s.empty() && s.back() != '-') s.push_back('-');
+  }
+  while (!s.empty() && s.back() == '-') s.pop_back();
+  if (s.empty()) s = "op";
+  return s + "-" + std::to_string(n.id);
+}
+
+}  // namespace
+
+Result<proto::JobGraph> build_job_graph(StreamGraph& g, const JobGraphOptions& options) {
+  if (options.default_parallelism < 1) {
+    return Status::invalid_argument("parallelism must be at least 1, got " +
+                                    std::to_string(options.default_parallelism));
+  }
+  SLUICE_RETURN_IF_ERROR(g.validate());
+
+  const size_t n = g.nodes().size();
+  std::vector<int> par(n), maxp(n);
+  for (auto& node : g.nodes()) {
+    par[node.id] = node.parallelism > 0 ? node.parallelism : options.default_parallelism;
+    maxp[node.id] = node.max_parallelism > 0 ? node.max_parallelism : g.max_parallelism;
+    if (node.keyed || node.kind == NodeKind::kSource) {
+      Status st = state::validate_parallelism(par[node.id], maxp[node.id]);
+      if (!st.is_ok()) return st.with_context("operator '" + node.name + "'");
+    }
+    if (node.uid.empty()) node.uid = generated_uid(node);
+  }
+  {
+    std::set<std::string> uids;
+    for (const auto& node : g.nodes()) {
+      if (!uids.insert(node.uid).second) {
+        return Status::invalid_argument("uid '" + node.uid +
+                                        "' is used by two operators; uids must be unique");
+      }
+    }
+  }
+
+  // Effective partitioning of every stream edge.
+  std::vector<Partitioning> part(g.edges().size());
+  for (const auto& e : g.edges()) {
+    part[e.id] = e.partitioning;
+    if (e.partitioning == Partitioning::kForward && par[e.source] != par[e.target]) {
+      part[e.id] = Partitioning::kRebalance;
+    }
+  }
+
+  // Chaining. Node ids follow creation order, which is topological.
+  std::vector<int> vertex_of(n, -1);
+  std::vector<std::vector<int>> chains;
+  for (const auto& node : g.nodes()) {
+    auto ins = g.in_edges(node.id);
+    int chain_into = -1;
+    bool is_dlq = g.dead_letter_node && *g.dead_letter_node == node.id;
+    if (ins.size() == 1 && node.chaining == runtime::Chaining::kAlways && !is_dlq &&
+        node.kind != NodeKind::kSource) {
+      const StreamEdge* e = ins[0];
+      const StreamNode& up = g.node(e->source);
+      if (part[e->id] == Partitioning::kForward && par[e->source] == par[node.id] &&
+          up.chaining != runtime::Chaining::kNever &&
+          !(g.dead_letter_node && *g.dead_letter_node == up.id)) {
+        chain_into = vertex_of[e->source];
+      }
+    }
+    if (chain_into >= 0) {
+      vertex_of[node.id] = chain_into;
+      chains[chain_into].push_back(node.id);
+    } else {
+      vertex_of[node.id] = static_cast<int>(chains.size());
+      chains.push_back({node.id});
+    }
+  }
+
+  proto::JobGraph jg;
+  jg.set_name(g.job_name);
+  jg.set_default_parallelism(options.default_parallelism);
+  jg.set_max_parallelism(g.max_parallelism);
+  for (const auto& [k, v] : options.args) (*jg.mutable_args())[k] = v;
+  for (const auto& [k, v] : g.config.entries()) (*jg.mutable_config())[k] = v;
+
+  for (size_t vi = 0; vi < chains.size(); ++vi) {
+    const auto& chain = chains[vi];
+    const StreamNode& head = g.node(chain.front());
+    auto* v = jg.add_vertices();
+    v->set_id(static_cast<int>(vi));
+    v->set_parallelism(par[head.id]);
+    v->set_max_parallelism(maxp[head.id]);
+    v->set_is_source(head.kind == NodeKind::kSource);
+    v->set_is_dead_letter_sink(g.dead_letter_node && *g.dead_letter_node == head.id);
+    std::string name;
+    for (int id : chain) {
+      const StreamNode& node = g.node(id);
+      auto* op = v->add_operators();
+      op->set_node_id(id);
+      op->set_uid(node.uid);
+      op->set_name(node.name);
+      op->set_description(node.description);
+      op->set_keyed(node.keyed);
+      if (!node.in_types.empty() && node.in_types[0]) op->set_input_type(std::string(node.in_types[0]->name()));
+      if (node.out_type) op->set_output_type(std::string(node.out_type->name()));
+      if (!name.empty()) name += " -> ";
+      name += node.name;
+      if (node.keyed && maxp[id] != maxp[head.id]) {
+        return Status::invalid_argument("operator '" + node.name +
+                                        "' is chained with operators of another max parallelism");
+      }
+    }
+    v->set_name(name);
+  }
+
+  int edge_id = 0;
+  for (const auto& e : g.edges()) {
+    if (vertex_of[e.source] == vertex_of[e.target]) continue;
+    auto* je = jg.add_edges();
+    je->set_id(edge_id++);
+    je->set_source_vertex(vertex_of[e.source]);
+    je->set_target_vertex(vertex_of[e.target]);
+    je->set_source_node(e.source);
+    je->set_target_node(e.target);
+    je->set_stream_edge_id(e.id);
+    je->set_tag(e.tag);
+    je->set_input_index(e.input_index);
+    je->set_partitioner(to_proto(part[e.id]));
+    if (e.partitioning == Partitioning::kHash && !e.key_selector) {
+      return Status::internal("hash edge without a key selector");
+    }
+  }
+  if (g.dead_letter_node) {
+    int dlq_vertex = vertex_of[*g.dead_letter_node];
+    for (size_t vi = 0; vi < chains.size(); ++vi) {
+      if (static_cast<int>(vi) == dlq_vertex) continue;
+      auto* je = jg.add_edges();
+      je->set_id(edge_id++);
+      je->set_source_vertex(static_cast<int>(vi));
+      je->set_target_vertex(dlq_vertex);
+      je->set_source_node(chains[vi].front());
+      je->set_target_node(*g.dead_letter_node);
+      je->set_stream_edge_id(-1);
+      je->set_partitioner(proto::PARTITIONER_REBALANCE);
+      je->set_dead_letter(true);
+    }
+  }
+  jg.set_hash(compute_graph_hash(jg));
+  return jg;
+}
+
+std::string compute_graph_hash(const proto::JobGraph& jg) {
+  std::ostringstream s;
+  s << "job:" << jg.name() << "\n";
+  for (const auto& v : jg.vertices()) {
+    s << "v" << v.id() << " p=" << v.parallelism() << " m=" << v.max_parallelism()
+      << " src=" << v.is_source() << " dlq=" << v.is_dead_letter_sink() << "\n";
+    for (const auto& op : v.operators()) {
+      s << "  op " << op.node_id() << " uid=" << op.uid() << " name=" << op.name()
+        << " desc=" << op.description() << " keyed=" << op.keyed() << " in=" << op.input_type()
+        << " out=" << op.output_type() << "\n";
+    }
+  }
+  for (const auto& e : jg.edges()) {
+    s << "e" << e.id() << " " << e.source_vertex() << "->" << e.target_vertex() << " nodes "
+      << e.source_node() << "->" << e.target_node() << " se=" << e.stream_edge_id()
+      << " tag=" << e.tag() << " in=" << e.input_index() << " part=" << e.partitioner()
+      << " dlq=" << e.dead_letter() << "\n";
+  }
+  return sha256_hex(s.str());
+}
+
+std::string describe_job_graph(const proto::JobGraph& jg) {
+  std::ostringstream s;
+  s << "job " << jg.name() << " (hash " << jg.hash().substr(0, 12) << ")\n";
+  for (const auto& v : jg.vertices()) {
+    s << "  [" << v.id() << "] " << v.name() << "  x" << v.parallelism();
+    std::vector<std::string> ins;
+    for (const auto& e : jg.edges()) {
+      if (e.target_vertex() != v.id()) continue;
+      std::string kind = e.dead_letter() ? "dead-letter"
+                         : proto::Partitioner_Name(e.partitioner()).substr(12);
+      std::transform(kind.begin(), kind.end(), kind.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
+      ins.push_back(std::to_string(e.source_vertex()) + " (" + kind +
+                    (e.tag().empty() ? "" : ", side output " + e.tag()) + ")");
+    }
+    if (!ins.empty()) {
+      s << "  <- ";
+      for (size_t i = 0; i < ins.size(); ++i) s << (i ? ", " : "") << ins[i];
+    }
+    s << "\n";
+  }
+  return s.str();
+}
+
+}  // namespace sluice::graph

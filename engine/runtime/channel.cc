@@ -1,0 +1,70 @@
+#include "engine/runtime/channel.h"
+
+#include "engine/common/clock.h"
+
+namespace sluice::runtime {
+
+bool Channel::push(Buffer&& b, const CancelFlag* cancel, int64_t* blocked_ns) {
+  TaskSignal* signal = nullptr;
+  {
+    std::unique_lock lk(mu_);
+    if (queue_.size() >= capacity_ && !closed_) {
+      int64_t start = monotonic_ns();
+      // Wake up now and then to notice cancellation without a notify from it.
+      while (queue_.size() >= capacity_ && !closed_) {
+        if (cancel && cancel->load(std::memory_order_relaxed)) break;
+        not_full_.wait_for(lk, std::chrono::milliseconds(20));
+      }
+      if (blocked_ns) *blocked_ns += monotonic_ns() - start;
+    }
+    if (closed_) return false;
+    if (queue_.size() >= capacity_) return false;  // cancelled while full
+    bool was_empty = queue_.empty();
+    queue_.push_back(std::move(b));
+    if (was_empty) signal = consumer_signal_;
+  }
+  if (signal) signal->notify();
+  return true;
+}
+
+void Channel::push_unbounded(Buffer&& b) {
+  TaskSignal* signal = nullptr;
+  {
+    std::lock_guard lk(mu_);
+    if (closed_) return;
+    bool was_empty = queue_.empty();
+    queue_.push_back(std::move(b));
+    if (was_empty) signal = consumer_signal_;
+  }
+  if (signal) signal->notify();
+}
+
+bool Channel::try_pop(Buffer& out) {
+  std::lock_guard lk(mu_);
+  if (queue_.empty()) return false;
+  bool was_full = queue_.size() >= capacity_;
+  out = std::move(queue_.front());
+  queue_.pop_front();
+  if (was_full) not_full_.notify_one();
+  return true;
+}
+
+size_t Channel::size() const {
+  std::lock_guard lk(mu_);
+  return queue_.size();
+}
+
+void Channel::close() {
+  {
+    std::lock_guard lk(mu_);
+    closed_ = true;
+  }
+  not_full_.notify_all();
+}
+
+bool Channel::closed() const {
+  std::lock_guard lk(mu_);
+  return closed_;
+}
+
+}  // namespace sluice::runtime

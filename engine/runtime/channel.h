@@ -1,0 +1,92 @@
+// Channels: bounded FIFO queues of Buffers from one producer subtask to one
+// consumer subtask. A full channel blocks its producer: that is Sluice's
+// backpressure. The in-memory Channel below is used inside a process; the
+// network data plane feeds and drains the same class on either side of a
+// connection, so tasks never know which kind they talk to.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "engine/runtime/frames.h"
+
+namespace sluice::runtime {
+
+/// Wakes a sleeping task thread: set by channels when data arrives and by
+/// the mailbox when an action is queued. The pending flag closes the race
+/// between "found nothing to do" and "went to sleep". Owned by the task.
+class TaskSignal {
+ public:
+  void notify() {
+    {
+      std::lock_guard lk(mu_);
+      pending_ = true;
+    }
+    cv_.notify_one();
+  }
+  /// Sleeps until notified or until `deadline`; clears the pending flag.
+  void wait_until(std::chrono::steady_clock::time_point deadline) {
+    std::unique_lock lk(mu_);
+    cv_.wait_until(lk, deadline, [&] { return pending_; });
+    pending_ = false;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool pending_ = false;
+};
+
+/// Cooperative cancellation flag shared by a task and what it blocks on.
+using CancelFlag = std::atomic<bool>;
+
+/// A bounded queue of Buffers. Thread-safe: one producer thread, one
+/// consumer thread. Shared (shared_ptr) by its producer and consumer
+/// sides, which are deployed and torn down independently.
+class Channel {
+ public:
+  Channel(std::string name, size_t capacity) : name_(std::move(name)), capacity_(capacity) {}
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  const std::string& name() const { return name_; }
+  size_t capacity() const { return capacity_; }
+
+  /// Appends a buffer, blocking while the channel is full. Returns false if
+  /// `cancel` was set or the channel was closed while waiting. Adds the time
+  /// spent blocked to *blocked_ns when given.
+  bool push(Buffer&& b, const CancelFlag* cancel, int64_t* blocked_ns = nullptr);
+  /// Appends without waiting for space (end-of-stream markers, so that a
+  /// finishing producer never deadlocks on a consumer that stopped).
+  void push_unbounded(Buffer&& b);
+  /// Takes the oldest buffer if there is one.
+  bool try_pop(Buffer& out);
+  size_t size() const;
+
+  /// The consumer's signal, notified when a buffer arrives.
+  void set_consumer_signal(TaskSignal* s) {
+    std::lock_guard lk(mu_);
+    consumer_signal_ = s;
+  }
+  /// Wakes and fails any blocked producer; later pushes are dropped (the
+  /// consumer is gone, e.g. its job was cancelled).
+  void close();
+  bool closed() const;
+
+ private:
+  const std::string name_;
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable not_full_;
+  std::deque<Buffer> queue_;
+  TaskSignal* consumer_signal_ = nullptr;
+  bool closed_ = false;
+};
+
+}  // namespace sluice::runtime

@@ -1,0 +1,84 @@
+// The wire format of channels: a Buffer holds a sequence of frames.
+//
+//   record:           u8 kRecord, fixed32 length, fixed64 timestamp, bytes
+//   watermark:        u8 kWatermark, fixed64 timestamp
+//   watermark status: u8 kStatus, u8 idle
+//   barrier:          u8 kBarrier, fixed64 checkpoint id, fixed64 trigger time, u8 flags
+//   end of partition: u8 kEndOfPartition
+//
+// The same bytes travel through in-memory channels and over the network,
+// so local and remote channels share one code path.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+#include "engine/common/ids.h"
+#include "engine/common/time.h"
+
+namespace sluice::runtime {
+
+enum class FrameKind : uint8_t {
+  kRecord = 1,
+  kWatermark = 2,
+  kStatus = 3,
+  kBarrier = 4,
+  kEndOfPartition = 5,
+};
+
+/// A checkpoint barrier. Flags: bit 0 = savepoint (kept until deleted).
+struct Barrier {
+  CheckpointId id{0};
+  int64_t trigger_time_ms = 0;
+  uint8_t flags = 0;
+  bool is_savepoint() const { return flags & 1; }
+};
+
+/// A batch of frames; the unit that channels move and count.
+struct Buffer {
+  std::string data;
+  bool empty() const { return data.empty(); }
+};
+
+namespace frames {
+
+inline constexpr size_t kRecordHeader = 1 + 4 + 8;
+
+/// Starts a record frame; returns the offset to pass to end_record once the
+/// payload has been appended to `out`.
+inline size_t begin_record(std::string& out, EventTime ts) {
+  size_t start = out.size();
+  out.resize(start + kRecordHeader);
+  char* p = out.data() + start;
+  p[0] = static_cast<char>(FrameKind::kRecord);
+  int64_t t = ts.ms();
+  std::memcpy(p + 5, &t, 8);
+  return start;
+}
+inline void end_record(std::string& out, size_t start) {
+  uint32_t len = static_cast<uint32_t>(out.size() - start - kRecordHeader);
+  std::memcpy(out.data() + start + 1, &len, 4);
+}
+
+void append_watermark(std::string& out, EventTime wm);
+void append_status(std::string& out, bool idle);
+void append_barrier(std::string& out, const Barrier& b);
+void append_end_of_partition(std::string& out);
+
+/// One decoded frame; `payload` points into the buffer.
+struct Frame {
+  FrameKind kind{};
+  EventTime ts;             // record timestamp or watermark
+  std::string_view payload;  // record bytes
+  bool idle = false;
+  Barrier barrier;
+};
+
+/// Decodes the frame at `pos` and advances it. Returns false on a
+/// truncated or unknown frame (corruption: the channel is broken).
+bool next(std::string_view buf, size_t& pos, Frame& out);
+
+}  // namespace frames
+}  // namespace sluice::runtime

@@ -1,0 +1,79 @@
+// Sinks: a Sink<T> describes where records go (immutable, built by the
+// job); each sink subtask creates a SinkWriter<T>. Writers that give
+// exactly-once output pre-commit in snapshot_state (at the barrier) and
+// commit in notify_checkpoint_complete.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/runtime/operator.h"
+
+namespace sluice::runtime {
+
+/// Writes one subtask's records. Created, used and destroyed on the task
+/// thread.
+template <class T>
+class SinkWriter {
+ public:
+  virtual ~SinkWriter() = default;
+  /// After initialize_state (if restoring).
+  virtual Status open(OperatorContext& ctx) { return Status::ok(); }
+  virtual Status write(const T& value, EventTime ts) = 0;
+  /// Makes everything written so far durable/visible (end of input).
+  virtual Status flush() { return Status::ok(); }
+  /// At a checkpoint barrier: flush or pre-commit, and return what recovery
+  /// needs (e.g. pending transactions).
+  virtual Result<std::string> snapshot_state(CheckpointId id) {
+    SLUICE_RETURN_IF_ERROR(flush());
+    return std::string();
+  }
+  virtual Status notify_checkpoint_complete(CheckpointId id) { return Status::ok(); }
+  virtual void notify_checkpoint_aborted(CheckpointId id) {}
+  /// States of every subtask of the previous run, before open().
+  virtual Status initialize_state(const OperatorRestore& restore) { return Status::ok(); }
+  virtual Status close() { return Status::ok(); }
+};
+
+template <class T>
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual std::string description() const = 0;
+  virtual std::unique_ptr<SinkWriter<T>> create_writer() const = 0;
+};
+
+/// Drives a SinkWriter; a failed write fails the task.
+template <class T>
+class SinkOperator final : public OneInputOperator<T> {
+ public:
+  explicit SinkOperator(std::shared_ptr<const Sink<T>> sink) : sink_(std::move(sink)) {}
+
+  Status initialize_state(const OperatorRestore& restore) override {
+    writer_ = sink_->create_writer();
+    return writer_->initialize_state(restore);
+  }
+  Status open() override { return writer_->open(this->context()); }
+  void process_element(const T& value, EventTime ts) override {
+    Status st = writer_->write(value, ts);
+    if (!st.is_ok()) this->context().fail(st.with_context("sink " + sink_->description()));
+  }
+  Status finish() override { return writer_->flush(); }
+  Result<std::string> snapshot_state(CheckpointId id) override { return writer_->snapshot_state(id); }
+  Status notify_checkpoint_complete(CheckpointId id) override {
+    return writer_->notify_checkpoint_complete(id);
+  }
+  void notify_checkpoint_aborted(CheckpointId id) override { writer_->notify_checkpoint_aborted(id); }
+  void close() override {
+    if (writer_) {
+      Status st = writer_->close();
+      (void)st;  // close errors after finish are logged by the writer
+    }
+  }
+
+ private:
+  std::shared_ptr<const Sink<T>> sink_;
+  std::unique_ptr<SinkWriter<T>> writer_;
+};
+
+}  // namespace sluice::runtime

@@ -1,0 +1,771 @@
+#include "engine/runtime/task.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <map>
+#include <set>
+
+#include "engine/common/json.h"
+#include "engine/proto/jobgraph.pb.h"
+#include "engine/runtime/mailbox.h"
+#include "engine/runtime/processing_time.h"
+#include "engine/runtime/record_writer.h"
+#include "engine/runtime/source.h"
+#include "engine/runtime/type_info.h"
+#include "state/heap_backend.h"
+
+namespace sluice::runtime {
+
+std::string_view task_state_name(TaskState s) {
+  switch (s) {
+    case TaskState::kCreated: return "CREATED";
+    case TaskState::kRunning: return "RUNNING";
+    case TaskState::kFinished: return "FINISHED";
+    case TaskState::kCanceled: return "CANCELED";
+    case TaskState::kFailed: return "FAILED";
+  }
+  return "?";
+}
+
+std::string TaskId::to_string() const {
+  return job_id + "/v" + std::to_string(vertex) + "/" + std::to_string(subtask) + "#" +
+         std::to_string(attempt);
+}
+
+namespace {
+
+Partitioning partitioning_of(proto::Partitioner p) {
+  switch (p) {
+    case proto::PARTITIONER_FORWARD: return Partitioning::kForward;
+    case proto::PARTITIONER_HASH: return Partitioning::kHash;
+    case proto::PARTITIONER_REBALANCE: return Partitioning::kRebalance;
+    case proto::PARTITIONER_BROADCAST: return Partitioning::kBroadcast;
+    default: return Partitioning::kRebalance;
+  }
+}
+
+const proto::JobVertex* find_vertex(const proto::JobGraph& jg, int id) {
+  for (const auto& v : jg.vertices())
+    if (v.id() == id) return &v;
+  return nullptr;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+
+class Task::Impl {
+ public:
+  Impl(Task& task, std::shared_ptr<const JobInstance> job, ChannelProvider& channels,
+       TaskListener* listener, const Clock* clock, TaskOptions options,
+       std::optional<TaskRestore> restore)
+      : task_(task),
+        job_(std::move(job)),
+        channels_(channels),
+        listener_(listener),
+        clock_(clock),
+        options_(options),
+        restore_(std::move(restore)),
+        pts_(clock),
+        mailbox_(&signal_) {}
+
+  /// Resolves channels (constructor time, so every channel exists before
+  /// any task thread runs).
+  Status wire_channels();
+  void run();
+
+  void cancel() {
+    cancelled_.store(true);
+    signal_.notify();
+  }
+  Status failure() const {
+    std::lock_guard lk(failure_mu_);
+    return failure_;
+  }
+
+  Mailbox& mailbox() { return mailbox_; }
+  bool is_source() const { return is_source_; }
+  void set_wiring_status(Status st) { wiring_ = std::move(st); }
+
+  // Mailbox actions (task thread).
+  void trigger_source_checkpoint(const Barrier& b) {
+    if (is_source_ && !should_stop() && b.id.value() > last_checkpoint_) perform_checkpoint(b);
+  }
+  void on_checkpoint_complete(CheckpointId id) {
+    for (auto& slot : slots_) {
+      Status st = slot.op->notify_checkpoint_complete(id);
+      if (!st.is_ok()) {
+        fail(st.with_context("committing checkpoint " + std::to_string(id.value()) + " in '" +
+                             slot.node->name + "'"));
+        return;
+      }
+    }
+  }
+  void on_checkpoint_aborted(CheckpointId id) {
+    for (auto& slot : slots_) slot.op->notify_checkpoint_aborted(id);
+  }
+
+ private:
+  // --- per operator -------------------------------------------------------
+  class Context final : public OperatorContext {
+   public:
+    Context(Impl* task, OperatorInfo info) : task_(task), info_(std::move(info)) {}
+    const OperatorInfo& info() const override { return info_; }
+    const Configuration& job_config() const override { return task_->job_->config; }
+    ProcessingTimeService& processing_time() override { return task_->pts_; }
+    state::KeyedStateBackend* keyed_backend() override { return backend.get(); }
+    void dead_letter(DeadLetter dl) override {
+      if (dl.job.empty()) dl.job = info_.job_name;
+      if (dl.operator_name.empty()) dl.operator_name = info_.operator_name;
+      if (dl.time_ms == 0) dl.time_ms = wall_clock_ms();
+      metrics_.dead_letters.fetch_add(1, std::memory_order_relaxed);
+      task_->emit_dead_letter(dl);
+    }
+    void fail(Status st) override { task_->fail(std::move(st)); }
+    OutputBase* side_output(std::string_view tag) override {
+      auto it = sides.find(std::string(tag));
+      return it == sides.end() ? nullptr : it->second;
+    }
+    OperatorMetrics& metrics() override { return metrics_; }
+
+    std::unique_ptr<state::KeyedStateBackend> backend;
+    std::map<std::string, OutputBase*> sides;
+
+   private:
+    Impl* task_;
+    OperatorInfo info_;
+    OperatorMetrics metrics_;
+  };
+
+  struct Slot {
+    const StreamNode* node = nullptr;
+    std::unique_ptr<StreamOperator> op;
+    std::unique_ptr<Context> ctx;
+  };
+
+  // --- input side ----------------------------------------------------------
+  struct InputChannel {
+    std::shared_ptr<Channel> channel;
+    int input = 0;
+    InputHandler* handler = nullptr;
+    Buffer buffer;
+    size_t pos = 0;
+    bool has_buffer = false;
+    EventTime watermark = EventTime::min();
+    bool idle = false;
+    bool finished = false;
+    bool blocked = false;  // delivered the barrier of the pending checkpoint
+  };
+  struct LogicalInput {
+    EventTime emitted = EventTime::min();
+    bool idle = false;
+  };
+  enum class Progress { kProcessed, kNothing, kEnd };
+
+  Status build();
+  Status restore_and_open();
+  Status run_source_loop();
+  Status run_input_loop();
+  Status finish_operators();
+  void close_operators();
+  Result<Progress> process_input();
+  Status process_buffer(size_t ci);
+  void on_channel_watermark(size_t ci, EventTime wm);
+  void on_channel_status(size_t ci, bool idle);
+  void recompute_input(int input);
+  void on_barrier(size_t ci, const Barrier& b);
+  void check_alignment();
+  void perform_checkpoint(const Barrier& b);
+  void emit_dead_letter(const DeadLetter& dl);
+  void fail(Status st);
+  bool failed() const { return failed_.load(std::memory_order_relaxed); }
+  bool should_stop() const { return failed() || cancelled_.load(std::memory_order_relaxed); }
+  void maybe_flush(bool force);
+  void publish_metrics();
+  void maybe_publish_metrics() {
+    int64_t now = monotonic_ns();
+    if (now - last_publish_ns_ < 100'000'000) return;
+    last_publish_ns_ = now;
+    publish_metrics();
+  }
+  template <class T>
+  T* own(std::unique_ptr<T> p) {
+    T* raw = p.get();
+    owned_outputs_.push_back(std::move(p));
+    return raw;
+  }
+
+  Task& task_;
+  std::shared_ptr<const JobInstance> job_;
+  ChannelProvider& channels_;
+  TaskListener* listener_;
+  const Clock* clock_;
+  TaskOptions options_;
+  std::optional<TaskRestore> restore_;
+  Status wiring_;
+
+  TaskSignal signal_;
+  ProcessingTimeService pts_;
+  Mailbox mailbox_;
+  CancelFlag cancelled_{false};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mu_;
+  Status failure_;
+
+  const proto::JobVertex* vertex_ = nullptr;
+  bool is_source_ = false;
+  std::map<int, std::unique_ptr<RecordWriter>> writers_;  // by job edge id
+  RecordWriter* dlq_writer_ = nullptr;
+  std::unique_ptr<OutputBase> dlq_output_;
+  std::vector<Slot> slots_;  // head first
+  std::vector<std::unique_ptr<OutputBase>> owned_outputs_;
+  std::vector<std::unique_ptr<InputHandler>> handlers_;
+  std::vector<InputChannel> inputs_;
+  std::vector<LogicalInput> logical_inputs_;
+  size_t next_channel_ = 0;
+  size_t finished_channels_ = 0;
+  std::optional<Barrier> pending_barrier_;
+  int64_t last_checkpoint_ = 0;
+  int64_t last_flush_ns_ = 0;
+  int64_t last_publish_ns_ = 0;
+  uint64_t records_in_local_ = 0;
+  uint64_t dead_letters_logged_ = 0;
+};
+
+Status Task::Impl::wire_channels() {
+  const auto& jg = *job_->job_graph;
+  const TaskId& id = task_.id_;
+  vertex_ = find_vertex(jg, id.vertex);
+  if (!vertex_) return Status::invalid_argument("no vertex " + std::to_string(id.vertex));
+  is_source_ = vertex_->is_source();
+  for (const auto& e : jg.edges()) {
+    if (e.source_vertex() == vertex_->id()) {
+      const auto* target = find_vertex(jg, e.target_vertex());
+      std::vector<std::shared_ptr<Channel>> chans;
+      if (e.partitioner() == proto::PARTITIONER_FORWARD) {
+        chans.push_back(channels_.output_channel({e.id(), id.subtask, id.subtask}));
+      } else {
+        for (int c = 0; c < target->parallelism(); ++c)
+          chans.push_back(channels_.output_channel({e.id(), id.subtask, c}));
+      }
+      auto w = std::make_unique<RecordWriter>(std::move(chans), &cancelled_, options_.buffer_bytes);
+      if (e.dead_letter()) dlq_writer_ = w.get();
+      writers_[e.id()] = std::move(w);
+    }
+    if (e.target_vertex() == vertex_->id()) {
+      const auto* source = find_vertex(jg, e.source_vertex());
+      auto add = [&](int producer) {
+        InputChannel ic;
+        ic.channel = channels_.input_channel({e.id(), producer, id.subtask});
+        ic.channel->set_consumer_signal(&signal_);
+        ic.input = e.input_index();
+        inputs_.push_back(std::move(ic));
+      };
+      if (e.partitioner() == proto::PARTITIONER_FORWARD) add(id.subtask);
+      else
+        for (int p = 0; p < source->parallelism(); ++p) add(p);
+    }
+  }
+  return Status::ok();
+}
+
+Status Task::Impl::build() {
+  const StreamGraph& g = *job_->graph;
+  const auto& jg = *job_->job_graph;
+  const TaskId& id = task_.id_;
+
+  std::map<int, size_t> slot_of;  // node id -> index in slots_
+  for (int i = 0; i < vertex_->operators_size(); ++i) slot_of[vertex_->operators(i).node_id()] = i;
+  slots_.resize(vertex_->operators_size());
+
+  std::map<int, const proto::JobEdge*> job_edge_of;  // stream edge id -> job edge
+  for (const auto& e : jg.edges())
+    if (e.source_vertex() == vertex_->id() && e.stream_edge_id() >= 0)
+      job_edge_of[e.stream_edge_id()] = &e;
+
+  // Instantiate from the tail, so chained outputs can point at their targets.
+  for (int i = vertex_->operators_size() - 1; i >= 0; --i) {
+    const auto& op_info = vertex_->operators(i);
+    const StreamNode& node = g.node(op_info.node_id());
+    Slot& slot = slots_[i];
+    slot.node = &node;
+    slot.op = node.factory();
+    OperatorInfo info;
+    info.job_name = jg.name();
+    info.job_id = id.job_id;
+    info.operator_name = node.name;
+    info.uid = op_info.uid();
+    info.subtask = id.subtask;
+    info.parallelism = vertex_->parallelism();
+    info.max_parallelism = vertex_->max_parallelism();
+    info.attempt = id.attempt;
+    slot.ctx = std::make_unique<Context>(this, info);
+    if (node.keyed) {
+      auto range = state::key_group_range_for_subtask(vertex_->max_parallelism(),
+                                                      vertex_->parallelism(), id.subtask);
+      std::string kind = job_->config.get_string("state.backend", "heap");
+      if (kind != "heap") {
+        return Status::unimplemented("state.backend=" + kind +
+                                     " is not available in this build; use heap");
+      }
+      slot.ctx->backend =
+          std::make_unique<state::HeapKeyedStateBackend>(range, vertex_->max_parallelism(), clock_);
+    }
+
+    // Outputs: the main output first, then each side output.
+    std::vector<std::pair<std::string, std::shared_ptr<const TypeInfoBase>>> tags;
+    if (node.out_type) tags.emplace_back("", node.out_type);
+    for (const auto& [tag, type] : node.side_output_types) tags.emplace_back(tag, type);
+    std::vector<OutputBase*> outs;
+    for (const auto& [tag, type] : tags) {
+      std::vector<OutputBase*> targets;
+      for (const StreamEdge* se : g.out_edges(node.id)) {
+        if (se->tag != tag) continue;
+        auto in_chain = slot_of.find(se->target);
+        if (in_chain != slot_of.end()) {
+          targets.push_back(own(type->make_chained_output(slots_[in_chain->second].op.get())));
+          continue;
+        }
+        auto je = job_edge_of.find(se->id);
+        if (je == job_edge_of.end()) {
+          return Status::internal("stream edge " + std::to_string(se->id) + " has no job edge");
+        }
+        const auto* tv = find_vertex(jg, je->second->target_vertex());
+        targets.push_back(own(type->make_writer_output(
+            writers_.at(je->second->id()).get(), partitioning_of(je->second->partitioner()),
+            se->key_selector.get(), tv->max_parallelism(), id.subtask)));
+      }
+      OutputBase* out = targets.empty()       ? own(type->make_discard())
+                        : targets.size() == 1 ? targets[0]
+                                              : own(type->make_fanout(targets));
+      outs.push_back(out);
+      if (!tag.empty()) slot.ctx->sides[tag] = out;
+    }
+    slot.op->setup(slot.ctx.get(), std::move(outs));
+  }
+
+  // Inputs: one handler per logical input of the head operator.
+  StreamOperator* head = slots_.front().op.get();
+  int num_inputs = 0;
+  for (const auto& ic : inputs_) num_inputs = std::max(num_inputs, ic.input + 1);
+  logical_inputs_.assign(num_inputs, LogicalInput{});
+  handlers_.resize(num_inputs);
+  for (int i = 0; i < num_inputs; ++i) {
+    std::shared_ptr<const TypeInfoBase> type;
+    if (vertex_->is_dead_letter_sink()) type = type_info<DeadLetter>();
+    else if (i < static_cast<int>(slots_.front().node->in_types.size()))
+      type = slots_.front().node->in_types[i];
+    if (!type || !head->element_sink(i)) {
+      return Status::internal("operator '" + slots_.front().node->name + "' has no input " +
+                              std::to_string(i));
+    }
+    handlers_[i] = type->make_input_handler(head, i);
+  }
+  for (auto& ic : inputs_) ic.handler = handlers_[ic.input].get();
+
+  if (dlq_writer_) {
+    dlq_output_ = type_info<DeadLetter>()->make_writer_output(dlq_writer_, Partitioning::kRebalance,
+                                                              nullptr, 1, id.subtask);
+  }
+  return Status::ok();
+}
+
+Status Task::Impl::restore_and_open() {
+  for (auto& slot : slots_) {
+    OperatorRestore r;
+    if (restore_) {
+      auto it = restore_->operators.find(slot.ctx->info().uid);
+      if (it != restore_->operators.end()) {
+        r = it->second.operator_state;
+        if (auto* b = slot.ctx->backend.get()) {
+          auto* heap = static_cast<state::HeapKeyedStateBackend*>(b);
+          for (const auto& [kg, bytes] : it->second.keyed_state) {
+            SLUICE_RETURN_IF_ERROR(heap->read_key_group(kg, bytes).with_context(
+                "restoring keyed state of '" + slot.node->name + "'"));
+          }
+        }
+      }
+      r.restored = true;
+    }
+    SLUICE_RETURN_IF_ERROR(
+        slot.op->initialize_state(r).with_context("restoring '" + slot.node->name + "'"));
+  }
+  // Open from the tail, so an operator's consumers are ready before it emits.
+  for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
+    SLUICE_RETURN_IF_ERROR(it->op->open().with_context("opening '" + it->node->name + "'"));
+  }
+  return Status::ok();
+}
+
+void Task::Impl::fail(Status st) {
+  {
+    std::lock_guard lk(failure_mu_);
+    if (!failure_.is_ok()) return;
+    failure_ = std::move(st);
+  }
+  failed_.store(true);
+  signal_.notify();
+}
+
+void Task::Impl::emit_dead_letter(const DeadLetter& dl) {
+  task_.metrics_.dead_letters.fetch_add(1, std::memory_order_relaxed);
+  if (dlq_output_) {
+    static_cast<Output<DeadLetter>*>(dlq_output_.get())->collect(dl, EventTime(dl.time_ms));
+    return;
+  }
+  // No dead-letter sink in this job: the record still is not lost silently.
+  ++dead_letters_logged_;
+  spdlog::warn("dead letter (job has no dead-letter sink): {}", to_json(dl));
+}
+
+void Task::Impl::maybe_flush(bool force) {
+  int64_t now = monotonic_ns();
+  if (!force && now - last_flush_ns_ < options_.buffer_timeout_ms * 1'000'000) return;
+  last_flush_ns_ = now;
+  for (auto& [id, w] : writers_) w->flush_all();
+}
+
+void Task::Impl::publish_metrics() {
+  auto& m = task_.metrics_;
+  m.records_in.fetch_add(records_in_local_, std::memory_order_relaxed);
+  records_in_local_ = 0;
+  uint64_t out = 0, bytes = 0;
+  int64_t blocked = 0;
+  for (const auto& [id, w] : writers_) {
+    out += w->stats().records;
+    bytes += w->stats().bytes;
+    blocked += w->stats().blocked_ns;
+  }
+  m.records_out.store(out, std::memory_order_relaxed);
+  m.bytes_out.store(bytes, std::memory_order_relaxed);
+  m.backpressured_ns.store(blocked, std::memory_order_relaxed);
+}
+
+// --- main loop ---------------------------------------------------------------
+
+void Task::Impl::run() {
+  task_.state_.store(TaskState::kRunning);
+  if (listener_) listener_->on_task_state(task_.id_, TaskState::kRunning, Status::ok());
+  Status st;
+  try {
+    st = wiring_;
+    if (st.is_ok()) st = build();
+    if (st.is_ok()) st = restore_and_open();
+    if (st.is_ok()) st = is_source_ ? run_source_loop() : run_input_loop();
+    if (st.is_ok() && !should_stop()) st = finish_operators();
+    if (st.is_ok() && !should_stop()) {
+      for (auto& [id, w] : writers_) w->broadcast_end_of_partition();
+    }
+  } catch (const std::exception& e) {
+    st = Status::internal(std::string("unexpected exception: ") + e.what());
+  } catch (...) {
+    st = Status::internal("unexpected non-standard exception");
+  }
+  try {
+    close_operators();
+  } catch (...) {
+    spdlog::warn("task {}: exception while closing operators", task_.id_.to_string());
+  }
+  publish_metrics();
+  pts_.clear();
+
+  Status failure = this->failure();
+  TaskState final_state;
+  if (!failure.is_ok()) {
+    st = failure;
+    final_state = TaskState::kFailed;
+  } else if (!st.is_ok()) {
+    fail(st);
+    final_state = TaskState::kFailed;
+  } else if (cancelled_.load()) {
+    final_state = TaskState::kCanceled;
+  } else {
+    final_state = TaskState::kFinished;
+  }
+  if (final_state == TaskState::kFailed) {
+    spdlog::error("task {} ({}) failed: {}", task_.id_.to_string(), vertex_ ? vertex_->name() : "",
+                  st.to_string());
+  }
+  task_.state_.store(final_state);
+  if (listener_) {
+    listener_->on_task_state(task_.id_, final_state,
+                             final_state == TaskState::kFailed ? st : Status::ok());
+  }
+}
+
+Status Task::Impl::run_source_loop() {
+  auto* driver = dynamic_cast<SourceDriver*>(slots_.front().op.get());
+  if (!driver) return Status::internal("source vertex without a source operator");
+  last_flush_ns_ = monotonic_ns();
+  while (!should_stop()) {
+    mailbox_.run_all();
+    pts_.fire_due();
+    if (should_stop()) break;
+    auto r = driver->emit_next();
+    if (!r.is_ok()) return r.status();
+    if (*r == PollStatus::kEndOfInput) {
+      driver->end_input();
+      return Status::ok();
+    }
+    if (*r == PollStatus::kNothingAvailable) {
+      maybe_flush(true);
+      publish_metrics();
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1);
+      if (auto next = pts_.next_deadline(); next && clock_->is_real_time()) {
+        auto until = std::chrono::milliseconds(std::max<int64_t>(0, *next - clock_->now_ms()));
+        deadline = std::min(deadline, std::chrono::steady_clock::now() + until);
+      }
+      signal_.wait_until(deadline);
+    } else {
+      maybe_flush(false);
+    }
+    maybe_publish_metrics();
+  }
+  return Status::ok();
+}
+
+Status Task::Impl::run_input_loop() {
+  last_flush_ns_ = monotonic_ns();
+  if (inputs_.empty()) return Status::ok();
+  while (!should_stop()) {
+    mailbox_.run_all();
+    pts_.fire_due();
+    if (should_stop()) break;
+    SLUICE_ASSIGN_OR_RETURN(Progress p, process_input());
+    if (p == Progress::kEnd) return Status::ok();
+    if (p == Progress::kNothing) {
+      maybe_flush(true);
+      publish_metrics();
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      if (auto next = pts_.next_deadline()) {
+        auto until = std::chrono::milliseconds(std::max<int64_t>(0, *next - clock_->now_ms()));
+        deadline = std::min(deadline, std::chrono::steady_clock::now() + until);
+      }
+      signal_.wait_until(deadline);
+    } else {
+      maybe_flush(false);
+    }
+    maybe_publish_metrics();
+  }
+  return Status::ok();
+}
+
+Result<Task::Impl::Progress> Task::Impl::process_input() {
+  const size_t n = inputs_.size();
+  for (size_t k = 0; k < n; ++k) {
+    size_t ci = (next_channel_ + k) % n;
+    InputChannel& ic = inputs_[ci];
+    if (ic.finished || ic.blocked) continue;
+    if (!ic.has_buffer) {
+      if (!ic.channel->try_pop(ic.buffer)) continue;
+      ic.has_buffer = true;
+      ic.pos = 0;
+    }
+    next_channel_ = (ci + 1) % n;
+    SLUICE_RETURN_IF_ERROR(process_buffer(ci));
+    return Progress::kProcessed;
+  }
+  if (finished_channels_ == n) return Progress::kEnd;
+  return Progress::kNothing;
+}
+
+Status Task::Impl::process_buffer(size_t ci) {
+  InputChannel& ic = inputs_[ci];
+  std::string_view data(ic.buffer.data);
+  frames::Frame f;
+  while (ic.pos < data.size()) {
+    if (!frames::next(data, ic.pos, f)) {
+      return Status::corruption("undecodable frame on input channel " + ic.channel->name());
+    }
+    switch (f.kind) {
+      case FrameKind::kRecord:
+        if (!ic.handler->process(f.payload, f.ts)) {
+          return Status::corruption("undecodable record on input channel " + ic.channel->name());
+        }
+        ++records_in_local_;
+        if (failed()) return Status::ok();
+        break;
+      case FrameKind::kWatermark:
+        on_channel_watermark(ci, f.ts);
+        break;
+      case FrameKind::kStatus:
+        on_channel_status(ci, f.idle);
+        break;
+      case FrameKind::kBarrier:
+        on_barrier(ci, f.barrier);
+        if (inputs_[ci].blocked) return Status::ok();  // resume after alignment
+        break;
+      case FrameKind::kEndOfPartition:
+        ic.finished = true;
+        ++finished_channels_;
+        ic.has_buffer = false;
+        recompute_input(ic.input);
+        check_alignment();
+        return Status::ok();
+    }
+  }
+  ic.has_buffer = false;
+  ic.buffer.data.clear();
+  return Status::ok();
+}
+
+void Task::Impl::on_channel_watermark(size_t ci, EventTime wm) {
+  InputChannel& ic = inputs_[ci];
+  if (wm > ic.watermark) ic.watermark = wm;
+  recompute_input(ic.input);
+}
+
+void Task::Impl::on_channel_status(size_t ci, bool idle) {
+  inputs_[ci].idle = idle;
+  recompute_input(inputs_[ci].input);
+}
+
+// The watermark of a logical input is the minimum over its channels that
+// are neither idle nor finished; it never goes back.
+void Task::Impl::recompute_input(int input) {
+  LogicalInput& li = logical_inputs_[input];
+  bool any_active = false, any_open = false;
+  EventTime min_wm = EventTime::max();
+  for (const auto& ic : inputs_) {
+    if (ic.input != input || ic.finished) continue;
+    any_open = true;
+    if (ic.idle) continue;
+    any_active = true;
+    min_wm = std::min(min_wm, ic.watermark);
+  }
+  StreamOperator* head = slots_.front().op.get();
+  if (any_open && !any_active) {
+    if (!li.idle) {
+      li.idle = true;
+      head->process_watermark_status(true);
+    }
+    return;
+  }
+  if (li.idle) {
+    li.idle = false;
+    head->process_watermark_status(false);
+  }
+  if (!any_open) min_wm = EventTime::max();
+  if (min_wm > li.emitted) {
+    li.emitted = min_wm;
+    task_.metrics_.watermark_ms.store(min_wm.ms(), std::memory_order_relaxed);
+    head->process_watermark_input(input, min_wm);
+  }
+}
+
+// --- checkpoints -------------------------------------------------------------
+
+void Task::Impl::on_barrier(size_t ci, const Barrier& b) {
+  if (b.id.value() <= last_checkpoint_) return;  // stale (an aborted checkpoint)
+  if (pending_barrier_ && b.id.value() > pending_barrier_->id.value()) {
+    // A newer checkpoint overtook the pending one: give that one up.
+    if (listener_) {
+      listener_->on_checkpoint_declined(task_.id_, pending_barrier_->id,
+                                        Status::cancelled("subsumed by a newer checkpoint"));
+    }
+    for (auto& ic : inputs_) ic.blocked = false;
+    pending_barrier_.reset();
+  }
+  if (!pending_barrier_) pending_barrier_ = b;
+  if (b.id.value() == pending_barrier_->id.value()) inputs_[ci].blocked = true;
+  check_alignment();
+}
+
+void Task::Impl::check_alignment() {
+  if (!pending_barrier_) return;
+  for (const auto& ic : inputs_)
+    if (!ic.finished && !ic.blocked) return;
+  Barrier b = *pending_barrier_;
+  pending_barrier_.reset();
+  for (auto& ic : inputs_) ic.blocked = false;
+  perform_checkpoint(b);
+}
+
+void Task::Impl::perform_checkpoint(const Barrier& b) {
+  last_checkpoint_ = b.id.value();
+  TaskSnapshot snap;
+  snap.id = b.id;
+  for (auto& slot : slots_) {
+    OperatorSnapshot os;
+    os.uid = slot.ctx->info().uid;
+    auto r = slot.op->snapshot_state(b.id);
+    if (!r.is_ok()) {
+      if (listener_) listener_->on_checkpoint_declined(task_.id_, b.id, r.status());
+      fail(r.status().with_context("checkpoint " + std::to_string(b.id.value()) + " of '" +
+                                   slot.node->name + "'"));
+      return;
+    }
+    os.operator_state = std::move(*r);
+    if (auto* backend = slot.ctx->backend.get()) {
+      auto* heap = static_cast<state::HeapKeyedStateBackend*>(backend);
+      os.key_groups = backend->key_group_range();
+      for (int32_t g = 0; g < os.key_groups.size(); ++g) {
+        os.keyed_state.push_back(heap->write_key_group(static_cast<size_t>(g)));
+      }
+    }
+    snap.operators.push_back(std::move(os));
+  }
+  for (auto& [id, w] : writers_) w->broadcast_barrier(b);
+  if (listener_) listener_->on_checkpoint_ack(task_.id_, std::move(snap));
+}
+
+Status Task::Impl::finish_operators() {
+  // Head first: each operator's final output reaches the next before it finishes.
+  for (auto& slot : slots_) {
+    SLUICE_RETURN_IF_ERROR(slot.op->finish().with_context("finishing '" + slot.node->name + "'"));
+    if (failed()) return failure();
+  }
+  maybe_flush(true);
+  return Status::ok();
+}
+
+void Task::Impl::close_operators() {
+  for (auto& slot : slots_)
+    if (slot.op) slot.op->close();
+}
+
+// ---------------------------------------------------------------------------
+
+Task::Task(TaskId id, std::shared_ptr<const JobInstance> job, ChannelProvider& channels,
+           TaskListener* listener, const Clock* clock, TaskOptions options,
+           std::optional<TaskRestore> restore)
+    : id_(std::move(id)) {
+  impl_ = std::make_unique<Impl>(*this, std::move(job), channels, listener, clock, options,
+                                 std::move(restore));
+  impl_->set_wiring_status(impl_->wire_channels());
+  is_source_ = impl_->is_source();
+}
+
+Task::~Task() {
+  cancel();
+  join();
+}
+
+Status Task::failure() const { return impl_->failure(); }
+
+void Task::start() {
+  thread_ = std::thread([this] { impl_->run(); });
+}
+
+void Task::cancel() { impl_->cancel(); }
+
+void Task::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Task::trigger_checkpoint(Barrier b) {
+  impl_->mailbox().put([this, b] { impl_->trigger_source_checkpoint(b); });
+}
+
+void Task::notify_checkpoint_complete(CheckpointId id) {
+  impl_->mailbox().put([this, id] { impl_->on_checkpoint_complete(id); });
+}
+
+void Task::notify_checkpoint_aborted(CheckpointId id) {
+  impl_->mailbox().put([this, id] { impl_->on_checkpoint_aborted(id); });
+}
+
+}  // namespace sluice::runtime

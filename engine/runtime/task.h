@@ -1,0 +1,163 @@
+// Task: one subtask of one job vertex — a chain of operators driven by one
+// thread. The thread reads buffers from the input channels (or polls the
+// source), runs mailbox actions and processing-time timers between them,
+// and writes results into the output channels. The same class runs in
+// `sluice run-local` and in every taskmanager.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/common/clock.h"
+#include "engine/common/ids.h"
+#include "engine/common/status.h"
+#include "engine/runtime/channel.h"
+#include "engine/runtime/frames.h"
+#include "engine/runtime/stream_graph.h"
+#include "state/keyed_state_backend.h"
+
+namespace sluice::proto {
+class JobGraph;
+}
+
+namespace sluice::runtime {
+
+enum class TaskState { kCreated, kRunning, kFinished, kCanceled, kFailed };
+std::string_view task_state_name(TaskState s);
+
+struct TaskId {
+  std::string job_id;
+  int vertex = 0;
+  int subtask = 0;
+  int attempt = 0;
+  std::string to_string() const;
+};
+
+/// Identifies a channel: records of job edge `edge` from producer subtask
+/// to consumer subtask.
+struct ChannelKey {
+  int edge = 0;
+  int producer = 0;
+  int consumer = 0;
+  auto operator<=>(const ChannelKey&) const = default;
+};
+
+/// Hands out the channel objects of one job attempt. Producer and consumer
+/// of a key get the same Channel (in memory) or the two ends of a network
+/// connection (data plane). Thread-safe.
+class ChannelProvider {
+ public:
+  virtual ~ChannelProvider() = default;
+  virtual std::shared_ptr<Channel> output_channel(const ChannelKey& key) = 0;
+  virtual std::shared_ptr<Channel> input_channel(const ChannelKey& key) = 0;
+};
+
+/// The job as every task of it sees it. Shared (shared_ptr) by the tasks of
+/// a job and their owner, which also keeps the job library loaded.
+struct JobInstance {
+  std::string job_id;
+  std::shared_ptr<const StreamGraph> graph;
+  std::shared_ptr<const proto::JobGraph> job_graph;
+  Configuration config;  // job configuration (graph config + run options)
+};
+
+/// The state of one chained operator in a checkpoint.
+struct OperatorSnapshot {
+  std::string uid;
+  std::string operator_state;  // snapshot_state() blob
+  // Keyed state, per key group of the subtask's range (heap format).
+  state::KeyGroupRange key_groups;
+  std::vector<std::string> keyed_state;
+};
+
+/// What a task acknowledges for a checkpoint.
+struct TaskSnapshot {
+  CheckpointId id{0};
+  std::vector<OperatorSnapshot> operators;
+};
+
+/// State handed to a task that restarts from a checkpoint: for each
+/// operator uid, every old subtask's operator state, and the keyed-state
+/// blobs of the key groups this subtask now owns.
+struct TaskRestore {
+  CheckpointId checkpoint{0};
+  struct Operator {
+    OperatorRestore operator_state;
+    std::vector<std::pair<KeyGroup, std::string>> keyed_state;
+  };
+  std::map<std::string, Operator> operators;  // by uid
+};
+
+/// Receives a task's state changes and checkpoint acknowledgements. Called
+/// from the task thread; implementations must be thread-safe.
+class TaskListener {
+ public:
+  virtual ~TaskListener() = default;
+  virtual void on_task_state(const TaskId& id, TaskState state, const Status& cause) = 0;
+  virtual void on_checkpoint_ack(const TaskId& id, TaskSnapshot snapshot) {}
+  virtual void on_checkpoint_declined(const TaskId& id, CheckpointId cp, const Status& why) {}
+};
+
+struct TaskOptions {
+  /// Buffers per channel (backpressure bound). Default 8.
+  size_t channel_capacity = 8;
+  /// Bytes at which a pending output buffer is sent. Default 32 KiB.
+  size_t buffer_bytes = 32 * 1024;
+  /// Longest time a record waits in a pending output buffer. Default 10 ms.
+  int64_t buffer_timeout_ms = 10;
+};
+
+/// Counters of a task, readable from any thread (relaxed atomics).
+struct TaskMetrics {
+  std::atomic<uint64_t> records_in{0};
+  std::atomic<uint64_t> records_out{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> dead_letters{0};
+  std::atomic<int64_t> backpressured_ns{0};
+  std::atomic<int64_t> busy_ns{0};
+  std::atomic<int64_t> watermark_ms{INT64_MIN};
+};
+
+class Task {
+ public:
+  Task(TaskId id, std::shared_ptr<const JobInstance> job, ChannelProvider& channels,
+       TaskListener* listener, const Clock* clock, TaskOptions options,
+       std::optional<TaskRestore> restore = std::nullopt);
+  ~Task();
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+
+  const TaskId& id() const { return id_; }
+  TaskState state() const { return state_.load(); }
+  Status failure() const;
+  const TaskMetrics& metrics() const { return metrics_; }
+  bool is_source() const { return is_source_; }
+
+  void start();
+  /// Asks the task to stop; returns at once (join() waits).
+  void cancel();
+  void join();
+
+  /// Sources only: inject barrier `b` (runs on the task thread).
+  void trigger_checkpoint(Barrier b);
+  void notify_checkpoint_complete(CheckpointId id);
+  void notify_checkpoint_aborted(CheckpointId id);
+
+ private:
+  class Impl;
+  TaskId id_;
+  bool is_source_ = false;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<TaskState> state_{TaskState::kCreated};
+  TaskMetrics metrics_;
+  std::thread thread_;
+};
+
+}  // namespace sluice::runtime

@@ -1,0 +1,88 @@
+// clickstream: clicks per page per event-time window.
+//
+// Arguments (--arg key=value):
+//   source            file:///path.ndjson (required)
+//   sink              where counts go: file:///path.ndjson, stdout: (default stdout:)
+//   dlq               where malformed/invalid events go (default stderr:)
+//   late              where events too late for their window go (default: the dlq)
+//   window            window size (default 60s)
+//   out_of_orderness  watermark bound (default 2s)
+//   allowed_lateness  how long a fired window still accepts events (default 0s)
+//   sink_parallelism  writers of the sink (default 1: one output file)
+#include <chrono>
+
+#include "connectors/connectors.h"
+#include "engine/api/sluice.h"
+#include "jobs/clickstream/events.h"
+
+using namespace std::chrono_literals;
+using sluice::jobs::ClickEvent;
+using sluice::jobs::PageCount;
+
+namespace {
+
+template <class T>
+T or_arg_error(sluice::Result<T> r, const std::string& key) {
+  if (!r.is_ok()) throw sluice::api::JobArgError("--arg " + key + ": " + r.status().message());
+  return std::move(r).value();
+}
+
+}  // namespace
+
+SLUICE_JOB(clickstream) {
+  using namespace sluice;
+  const std::string source_uri = args.require("source", "file:///path/to/clicks.ndjson");
+  const std::string sink_uri = args.get("sink", "stdout:");
+  const std::string dlq_uri = args.get("dlq", "stderr:");
+  const std::string late_uri = args.get("late", "");
+  const Duration window = args.get_duration("window", 60s);
+  const Duration out_of_orderness = args.get_duration("out_of_orderness", 2s);
+  const Duration allowed_lateness = args.get_duration("allowed_lateness", 0s);
+  const int64_t sink_parallelism = args.get_int("sink_parallelism", 1);
+  if (window.count() <= 0) throw api::JobArgError("--arg window must be positive");
+  if (out_of_orderness.count() < 0 || allowed_lateness.count() < 0) {
+    throw api::JobArgError("--arg out_of_orderness and allowed_lateness must not be negative");
+  }
+  if (sink_parallelism < 1) throw api::JobArgError("--arg sink_parallelism must be at least 1");
+
+  auto source = or_arg_error(connectors::source_from_uri<ClickEvent>(source_uri), "source");
+  auto sink = or_arg_error(connectors::sink_from_uri<PageCount>(sink_uri), "sink");
+  auto dlq = or_arg_error(connectors::sink_from_uri<DeadLetter>(dlq_uri), "dlq");
+  env.set_dead_letter_sink(dlq);
+
+  auto strategy = WatermarkStrategy<ClickEvent>::for_bounded_out_of_orderness(out_of_orderness)
+                      .with_timestamp_assigner([](const ClickEvent& e) { return e.ts; });
+  auto clicks = env.from_source(source, strategy, "clicks");
+  clicks.uid("clicks-source");
+
+  // Events that parse but make no sense are rejected to the dead-letter output.
+  auto valid = clicks.filter(
+      [](const ClickEvent& e) {
+        if (e.page_url.empty()) throw InvalidRecord("empty page_url");
+        if (e.ts <= 0) throw InvalidRecord("ts must be a positive epoch-millisecond time");
+        return true;
+      },
+      "validate");
+  valid.uid("validate");
+
+  OutputTag<ClickEvent> late_tag("late-clicks");
+  auto windowed = valid.key_by([](const ClickEvent& e) { return e.page_url; })
+                      .window(TumblingEventTimeWindows::of(window))
+                      .allowed_lateness(allowed_lateness);
+  if (!late_uri.empty()) windowed.side_output_late_data(late_tag);
+  auto counts = windowed.count(
+      [](const std::string& page, const TimeWindow& w, int64_t n) {
+        return PageCount{w.start, w.end, page, n};
+      },
+      "count per page");
+  counts.uid("page-counts");
+  counts.sink_to(sink, "results").uid("results-sink").set_parallelism(static_cast<int>(sink_parallelism));
+
+  if (!late_uri.empty()) {
+    auto late_sink = or_arg_error(connectors::sink_from_uri<ClickEvent>(late_uri), "late");
+    counts.get_side_output(late_tag)
+        .sink_to(late_sink, "late events")
+        .uid("late-sink")
+        .set_parallelism(1);
+  }
+}

@@ -1,0 +1,93 @@
+#include "operators/window/window.h"
+
+#include <stdexcept>
+
+namespace sluice::window {
+
+void TimeWindow::encode(std::string& out) const {
+  out.clear();
+  ByteWriter w(out);
+  // Flip the sign bit so big-endian byte order equals numeric order.
+  w.put_fixed64_be(static_cast<uint64_t>(start) ^ (uint64_t{1} << 63));
+  w.put_fixed64_be(static_cast<uint64_t>(end) ^ (uint64_t{1} << 63));
+}
+
+bool TimeWindow::decode(std::string_view bytes, TimeWindow& out) {
+  ByteReader r(bytes);
+  uint64_t s, e;
+  if (!r.get_fixed64_be(s) || !r.get_fixed64_be(e) || !r.empty()) return false;
+  out.start = static_cast<int64_t>(s ^ (uint64_t{1} << 63));
+  out.end = static_cast<int64_t>(e ^ (uint64_t{1} << 63));
+  return true;
+}
+
+namespace {
+// Start of the window of length `period` containing ts (works for ts < 0).
+int64_t window_start(int64_t ts, int64_t offset, int64_t period) {
+  int64_t r = (ts - offset) % period;
+  if (r < 0) r += period;
+  return ts - r;
+}
+}  // namespace
+
+WindowAssigner WindowAssigner::tumbling(Duration size, Duration offset) {
+  if (size.count() <= 0) throw std::invalid_argument("tumbling window size must be positive");
+  if (offset.count() < 0 || offset >= size) {
+    throw std::invalid_argument("window offset must be in [0, size)");
+  }
+  return WindowAssigner(Kind::kTumbling, size, size, offset);
+}
+
+WindowAssigner WindowAssigner::sliding(Duration size, Duration slide, Duration offset) {
+  if (size.count() <= 0 || slide.count() <= 0) {
+    throw std::invalid_argument("sliding window size and slide must be positive");
+  }
+  if (offset.count() < 0 || offset >= slide) {
+    throw std::invalid_argument("window offset must be in [0, slide)");
+  }
+  return WindowAssigner(Kind::kSliding, size, slide, offset);
+}
+
+WindowAssigner WindowAssigner::session(Duration gap) {
+  if (gap.count() <= 0) throw std::invalid_argument("session gap must be positive");
+  return WindowAssigner(Kind::kSession, gap, Duration(0), Duration(0));
+}
+
+void WindowAssigner::assign(int64_t ts, std::vector<TimeWindow>& out) const {
+  out.clear();
+  const int64_t size = size_.count();
+  switch (kind_) {
+    case Kind::kTumbling: {
+      int64_t start = window_start(ts, offset_.count(), size);
+      out.push_back({start, start + size});
+      break;
+    }
+    case Kind::kSliding: {
+      const int64_t slide = slide_.count();
+      for (int64_t start = window_start(ts, offset_.count(), slide); start > ts - size;
+           start -= slide) {
+        out.push_back({start, start + size});
+      }
+      break;
+    }
+    case Kind::kSession:
+      out.push_back({ts, ts + size});
+      break;
+  }
+}
+
+std::string WindowAssigner::description() const {
+  switch (kind_) {
+    case Kind::kTumbling:
+      return "tumbling(" + format_duration(size_) +
+             (offset_.count() ? ", offset " + format_duration(offset_) : "") + ")";
+    case Kind::kSliding:
+      return "sliding(" + format_duration(size_) + ", slide " + format_duration(slide_) +
+             (offset_.count() ? ", offset " + format_duration(offset_) : "") + ")";
+    case Kind::kSession:
+      return "session(gap " + format_duration(size_) + ")";
+  }
+  return "?";
+}
+
+}  // namespace sluice::window

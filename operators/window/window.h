@@ -1,0 +1,79 @@
+// Event-time windows and the assigners that put records into them.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/common/serde.h"
+#include "engine/common/time.h"
+
+namespace sluice::window {
+
+/// The half-open interval [start, end) of event time, in epoch ms.
+struct TimeWindow {
+  int64_t start = 0;
+  int64_t end = 0;
+  SLUICE_FIELDS(start, end)
+
+  /// The last timestamp inside the window; it fires when the watermark
+  /// reaches it.
+  int64_t max_timestamp() const { return end - 1; }
+  /// Session semantics: windows that overlap or touch merge.
+  bool intersects(const TimeWindow& o) const { return start <= o.end && o.start <= end; }
+  TimeWindow cover(const TimeWindow& o) const {
+    return {std::min(start, o.start), std::max(end, o.end)};
+  }
+  bool operator==(const TimeWindow&) const = default;
+  auto operator<=>(const TimeWindow&) const = default;
+
+  /// 16 bytes, big-endian: the state namespace of the window.
+  void encode(std::string& out) const;
+  static bool decode(std::string_view bytes, TimeWindow& out);
+};
+
+/// Assigns a record's timestamp to windows. Value type; immutable.
+class WindowAssigner {
+ public:
+  enum class Kind { kTumbling, kSliding, kSession };
+
+  static WindowAssigner tumbling(Duration size, Duration offset = Duration(0));
+  static WindowAssigner sliding(Duration size, Duration slide, Duration offset = Duration(0));
+  static WindowAssigner session(Duration gap);
+
+  Kind kind() const { return kind_; }
+  bool is_merging() const { return kind_ == Kind::kSession; }
+  /// Appends the windows `ts` belongs to (cleared first).
+  void assign(int64_t ts, std::vector<TimeWindow>& out) const;
+  std::string description() const;
+  Duration size() const { return size_; }
+  Duration slide() const { return slide_; }
+  Duration gap() const { return size_; }
+
+ private:
+  WindowAssigner(Kind k, Duration size, Duration slide, Duration offset)
+      : kind_(k), size_(size), slide_(slide), offset_(offset) {}
+  Kind kind_;
+  Duration size_;   // window size, or the session gap
+  Duration slide_;  // sliding only
+  Duration offset_;
+};
+
+/// Flink-style names for the assigners.
+struct TumblingEventTimeWindows {
+  static WindowAssigner of(Duration size, Duration offset = Duration(0)) {
+    return WindowAssigner::tumbling(size, offset);
+  }
+};
+struct SlidingEventTimeWindows {
+  static WindowAssigner of(Duration size, Duration slide, Duration offset = Duration(0)) {
+    return WindowAssigner::sliding(size, slide, offset);
+  }
+};
+struct EventTimeSessionWindows {
+  static WindowAssigner with_gap(Duration gap) { return WindowAssigner::session(gap); }
+};
+
+}  // namespace sluice::window

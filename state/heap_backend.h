@@ -1,0 +1,355 @@
+// The heap keyed-state backend: state lives as C++ objects in hash maps,
+// one map per state per key group. Fast, bounded by memory; snapshots
+// serialize each key group synchronously on the task thread.
+#pragma once
+
+#include <absl/container/flat_hash_map.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "engine/common/serde.h"
+#include "state/keyed_state_backend.h"
+
+namespace sluice::state {
+
+/// Type-erased view of one state's table, for snapshots.
+class HeapTableBase {
+ public:
+  virtual ~HeapTableBase() = default;
+  /// Appends the entries of group `g` (index in the range) to `out`.
+  virtual void write_group(size_t g, std::string& out, int64_t now) const = 0;
+  /// Adds the entries encoded by write_group to group `g`.
+  virtual Status read_group(size_t g, std::string_view bytes) = 0;
+  virtual size_t entry_count() const = 0;
+};
+
+/// Entries of one state: composite key (serialized key + namespace) -> V.
+template <class V>
+class HeapTable final : public HeapTableBase {
+ public:
+  struct Entry {
+    V value{};
+    int64_t expiry = 0;  // epoch ms; 0 = never expires
+  };
+  using Map = absl::flat_hash_map<std::string, Entry>;
+  // Debian's Abseil has its own string_view type; lookups go through it so
+  // they hash the bytes in place instead of building a std::string.
+  static absl::string_view view(std::string_view s) { return {s.data(), s.size()}; }
+
+  HeapTable(size_t groups, StateTtl ttl) : groups_(groups), ttl_(ttl) {}
+
+  /// The live entry or nullptr; an expired entry is removed on the way.
+  Entry* find(size_t g, std::string_view key, int64_t now) {
+    auto& m = groups_[g];
+    auto it = m.find(view(key));
+    if (it == m.end()) return nullptr;
+    if (ttl_.enabled() && it->second.expiry <= now) {
+      m.erase(it);
+      return nullptr;
+    }
+    if (ttl_.enabled() && ttl_.refresh_on_read) it->second.expiry = now + ttl_.ttl.count();
+    return &it->second;
+  }
+  /// The entry for key, default-constructed if absent or expired; the
+  /// second value tells whether it was freshly created.
+  std::pair<Entry*, bool> upsert(size_t g, std::string_view key, int64_t now) {
+    auto& m = groups_[g];
+    auto it = m.find(view(key));
+    bool created = false;
+    if (it == m.end()) {
+      it = m.emplace(std::string(key), Entry{}).first;
+      created = true;
+    } else if (ttl_.enabled() && it->second.expiry <= now) {
+      it->second = Entry{};
+      created = true;
+    }
+    if (ttl_.enabled()) it->second.expiry = now + ttl_.ttl.count();
+    return {&it->second, created};
+  }
+  void erase(size_t g, std::string_view key) {
+    auto& m = groups_[g];
+    auto it = m.find(view(key));
+    if (it != m.end()) m.erase(it);
+  }
+
+  void write_group(size_t g, std::string& out, int64_t now) const override {
+    const auto& m = groups_[g];
+    ByteWriter w(out);
+    uint64_t live = 0;
+    for (const auto& [k, e] : m) live += (!ttl_.enabled() || e.expiry > now) ? 1 : 0;
+    w.put_varint(live);
+    for (const auto& [k, e] : m) {
+      if (ttl_.enabled() && e.expiry <= now) continue;  // expired entries are not carried on
+      w.put_bytes(k);
+      w.put_zigzag(e.expiry);
+      Serde<V>::write(w, e.value);
+    }
+  }
+  Status read_group(size_t g, std::string_view bytes) override {
+    ByteReader r(bytes);
+    uint64_t n;
+    if (!r.get_varint(n)) return Status::corruption("heap state snapshot: bad entry count");
+    auto& m = groups_[g];
+    for (uint64_t i = 0; i < n; ++i) {
+      std::string_view k;
+      Entry e;
+      if (!r.get_bytes(k) || !r.get_zigzag(e.expiry) || !Serde<V>::read(r, e.value)) {
+        return Status::corruption("heap state snapshot: truncated entry");
+      }
+      m[std::string(k)] = std::move(e);
+    }
+    if (!r.empty()) return Status::corruption("heap state snapshot: trailing bytes");
+    return Status::ok();
+  }
+  size_t entry_count() const override {
+    size_t n = 0;
+    for (const auto& m : groups_) n += m.size();
+    return n;
+  }
+  const StateTtl& ttl() const { return ttl_; }
+
+ private:
+  std::vector<Map> groups_;
+  StateTtl ttl_;
+};
+
+class HeapKeyedStateBackend final : public KeyedStateBackend {
+ public:
+  HeapKeyedStateBackend(KeyGroupRange range, int32_t max_parallelism, const Clock* clock)
+      : KeyedStateBackend(range, max_parallelism, clock) {}
+  BackendKind kind() const override { return BackendKind::kHeap; }
+
+  /// Current key followed by `ns`, in a scratch buffer valid until the next call.
+  std::string_view compose(std::string_view ns) {
+    scratch_.assign(current_key_);
+    scratch_.append(ns.data(), ns.size());
+    return scratch_;
+  }
+
+  /// The table of state `name`, created on first use (restored entries
+  /// waiting for it are loaded then).
+  template <class V>
+  HeapTable<V>* table(const std::string& name, StateTtl ttl) {
+    auto it = tables_.find(name);
+    if (it != tables_.end()) return static_cast<HeapTable<V>*>(it->second.get());
+    auto t = std::make_unique<HeapTable<V>>(range_.size(), ttl);
+    auto* raw = t.get();
+    tables_.emplace(name, std::move(t));
+    load_pending(name, *raw);
+    return raw;
+  }
+
+  /// Snapshot of one key group (index in the range): every table and timer queue.
+  std::string write_key_group(size_t g) const;
+  /// Restores one key group written by write_key_group (possibly by another
+  /// subtask with another range: kg is absolute).
+  Status read_key_group(KeyGroup kg, std::string_view bytes);
+
+ private:
+  void load_pending(const std::string& name, HeapTableBase& t);
+
+  std::string scratch_;
+  std::map<std::string, std::unique_ptr<HeapTableBase>> tables_;
+  // Restored bytes of states not registered yet: name -> (group index, bytes).
+  std::map<std::string, std::vector<std::pair<size_t, std::string>>> pending_;
+};
+
+// ---------------------------------------------------------------------------
+// Heap state handles.
+
+template <class V>
+class HeapStateBase {
+ protected:
+  HeapStateBase(HeapKeyedStateBackend& b, HeapTable<V>* t) : b_(b), t_(t) {}
+  std::string_view key() { return b_.compose(ns_); }
+  typename HeapTable<V>::Entry* find() { return t_->find(b_.current_group_index(), key(), now()); }
+  std::pair<typename HeapTable<V>::Entry*, bool> upsert() {
+    return t_->upsert(b_.current_group_index(), key(), now());
+  }
+  void erase() { t_->erase(b_.current_group_index(), key()); }
+  int64_t now() const { return t_->ttl().enabled() ? b_.now_ms() : 0; }
+
+  HeapKeyedStateBackend& b_;
+  HeapTable<V>* t_;
+  std::string ns_;
+};
+
+template <class T>
+class HeapValueState final : public ValueState<T>, HeapStateBase<T> {
+  using Base = HeapStateBase<T>;
+
+ public:
+  HeapValueState(HeapKeyedStateBackend& b, const ValueStateDescriptor<T>& d)
+      : Base(b, b.table<T>(d.name, d.ttl)) {}
+  void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
+  std::optional<T> value() override {
+    auto* e = this->find();
+    if (!e) return std::nullopt;
+    return e->value;
+  }
+  void update(const T& v) override { this->upsert().first->value = v; }
+  void clear() override { this->erase(); }
+};
+
+template <class T>
+class HeapListState final : public ListState<T>, HeapStateBase<std::vector<T>> {
+  using Base = HeapStateBase<std::vector<T>>;
+
+ public:
+  HeapListState(HeapKeyedStateBackend& b, const ListStateDescriptor<T>& d)
+      : Base(b, b.table<std::vector<T>>(d.name, d.ttl)) {}
+  void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
+  void add(const T& v) override { this->upsert().first->value.push_back(v); }
+  void add_all(const std::vector<T>& vs) override {
+    if (vs.empty()) return;
+    auto& l = this->upsert().first->value;
+    l.insert(l.end(), vs.begin(), vs.end());
+  }
+  std::vector<T> get() override {
+    auto* e = this->find();
+    return e ? e->value : std::vector<T>{};
+  }
+  void update(const std::vector<T>& vs) override {
+    if (vs.empty()) this->erase();
+    else this->upsert().first->value = vs;
+  }
+  void clear() override { this->erase(); }
+  void merge_namespaces(std::string_view target, const std::vector<std::string>& sources) override {
+    std::vector<T> merged;
+    for (const auto& s : sources) {
+      this->ns_.assign(s);
+      if (auto* e = this->find()) {
+        merged.insert(merged.end(), std::make_move_iterator(e->value.begin()),
+                      std::make_move_iterator(e->value.end()));
+        this->erase();
+      }
+    }
+    this->ns_.assign(target);
+    add_all(merged);
+  }
+};
+
+template <class K, class V>
+class HeapMapState final : public MapState<K, V>, HeapStateBase<std::map<std::string, V>> {
+  using Base = HeapStateBase<std::map<std::string, V>>;
+
+ public:
+  HeapMapState(HeapKeyedStateBackend& b, const MapStateDescriptor<K, V>& d)
+      : Base(b, b.template table<std::map<std::string, V>>(d.name, d.ttl)) {}
+  void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
+  std::optional<V> get(const K& key) override {
+    auto* e = this->find();
+    if (!e) return std::nullopt;
+    auto it = e->value.find(serialize(key));
+    if (it == e->value.end()) return std::nullopt;
+    return it->second;
+  }
+  void put(const K& key, const V& value) override {
+    this->upsert().first->value[serialize(key)] = value;
+  }
+  void remove(const K& key) override {
+    auto* e = this->find();
+    if (!e) return;
+    e->value.erase(serialize(key));
+    if (e->value.empty()) this->erase();
+  }
+  bool contains(const K& key) override {
+    auto* e = this->find();
+    return e && e->value.count(serialize(key)) > 0;
+  }
+  std::vector<std::pair<K, V>> entries() override {
+    std::vector<std::pair<K, V>> out;
+    auto* e = this->find();
+    if (!e) return out;
+    out.reserve(e->value.size());
+    for (const auto& [kb, v] : e->value) {
+      K k{};
+      if (deserialize(kb, k).is_ok()) out.emplace_back(std::move(k), v);
+    }
+    return out;
+  }
+  bool is_empty() override { return this->find() == nullptr; }
+  void clear() override { this->erase(); }
+};
+
+template <class T>
+class HeapReducingState final : public ReducingState<T>, HeapStateBase<T> {
+  using Base = HeapStateBase<T>;
+
+ public:
+  HeapReducingState(HeapKeyedStateBackend& b, const ReducingStateDescriptor<T>& d)
+      : Base(b, b.table<T>(d.name, d.ttl)), reduce_(d.reduce) {}
+  void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
+  void add(const T& v) override {
+    auto [e, created] = this->upsert();
+    e->value = created ? v : reduce_(e->value, v);
+  }
+  std::optional<T> get() override {
+    auto* e = this->find();
+    if (!e) return std::nullopt;
+    return e->value;
+  }
+  void clear() override { this->erase(); }
+  void merge_namespaces(std::string_view target, const std::vector<std::string>& sources) override {
+    std::optional<T> acc;
+    for (const auto& s : sources) {
+      this->ns_.assign(s);
+      if (auto* e = this->find()) {
+        acc = acc ? reduce_(*acc, e->value) : e->value;
+        this->erase();
+      }
+    }
+    this->ns_.assign(target);
+    if (acc) add(*acc);
+  }
+
+ private:
+  std::function<T(const T&, const T&)> reduce_;
+};
+
+template <class IN, class ACC, class OUT>
+class HeapAggregatingState final : public AggregatingState<IN, ACC, OUT>, HeapStateBase<ACC> {
+  using Base = HeapStateBase<ACC>;
+
+ public:
+  HeapAggregatingState(HeapKeyedStateBackend& b, const AggregatingStateDescriptor<IN, ACC, OUT>& d)
+      : Base(b, b.template table<ACC>(d.name, d.ttl)), fn_(d.function) {}
+  void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
+  void add(const IN& v) override {
+    auto [e, created] = this->upsert();
+    if (created) e->value = fn_->create_accumulator();
+    fn_->add(e->value, v);
+  }
+  std::optional<OUT> get() override {
+    auto* e = this->find();
+    if (!e) return std::nullopt;
+    return fn_->get_result(e->value);
+  }
+  void clear() override { this->erase(); }
+  void merge_namespaces(std::string_view target, const std::vector<std::string>& sources) override {
+    std::optional<ACC> acc;
+    for (const auto& s : sources) {
+      this->ns_.assign(s);
+      if (auto* e = this->find()) {
+        if (!acc) acc = std::move(e->value);
+        else fn_->merge(*acc, e->value);
+        this->erase();
+      }
+    }
+    if (!acc) return;
+    this->ns_.assign(target);
+    auto [e, created] = this->upsert();
+    if (created) e->value = std::move(*acc);
+    else fn_->merge(e->value, *acc);
+  }
+
+ private:
+  std::shared_ptr<const AggregateFunction<IN, ACC, OUT>> fn_;
+};
+
+}  // namespace sluice::state

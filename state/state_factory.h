@@ -1,0 +1,60 @@
+// Typed state registration on any backend: the one place that knows which
+// handle class implements a state kind on which backend.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/common/serde.h"
+#include "state/heap_backend.h"
+#include "state/keyed_state_backend.h"
+
+namespace sluice::state {
+
+namespace detail {
+template <class H, class HeapImpl, class Desc>
+H* make_state(KeyedStateBackend& b, const Desc& d, std::string signature) {
+  return b.register_state<H>(d.name, signature, [&]() -> std::unique_ptr<H> {
+    switch (b.kind()) {
+      case BackendKind::kHeap:
+        return std::make_unique<HeapImpl>(static_cast<HeapKeyedStateBackend&>(b), d);
+      default:
+        throw StateTypeError("state backend '" + std::string(backend_kind_name(b.kind())) +
+                             "' cannot hold state '" + d.name + "'");
+    }
+  });
+}
+}  // namespace detail
+
+template <class T>
+ValueState<T>* get_value_state(KeyedStateBackend& b, const ValueStateDescriptor<T>& d) {
+  return detail::make_state<ValueState<T>, HeapValueState<T>>(
+      b, d, "value<" + std::string(type_name<T>()) + ">");
+}
+
+template <class T>
+ListState<T>* get_list_state(KeyedStateBackend& b, const ListStateDescriptor<T>& d) {
+  return detail::make_state<ListState<T>, HeapListState<T>>(
+      b, d, "list<" + std::string(type_name<T>()) + ">");
+}
+
+template <class K, class V>
+MapState<K, V>* get_map_state(KeyedStateBackend& b, const MapStateDescriptor<K, V>& d) {
+  return detail::make_state<MapState<K, V>, HeapMapState<K, V>>(
+      b, d, "map<" + std::string(type_name<K>()) + "," + std::string(type_name<V>()) + ">");
+}
+
+template <class T>
+ReducingState<T>* get_reducing_state(KeyedStateBackend& b, const ReducingStateDescriptor<T>& d) {
+  return detail::make_state<ReducingState<T>, HeapReducingState<T>>(
+      b, d, "reducing<" + std::string(type_name<T>()) + ">");
+}
+
+template <class IN, class ACC, class OUT>
+AggregatingState<IN, ACC, OUT>* get_aggregating_state(
+    KeyedStateBackend& b, const AggregatingStateDescriptor<IN, ACC, OUT>& d) {
+  return detail::make_state<AggregatingState<IN, ACC, OUT>, HeapAggregatingState<IN, ACC, OUT>>(
+      b, d, "aggregating<" + std::string(type_name<ACC>()) + ">");
+}
+
+}  // namespace sluice::state
