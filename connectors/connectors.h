@@ -1,8 +1,9 @@
 // Sources and sinks by URI, for jobs that take them as arguments:
-//   sources: file:///path (file or directory of NDJSON)
+//   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>
 //   sinks:   file:///path.ndjson, stdout:, stderr:
 #pragma once
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -15,9 +16,23 @@ template <class T>
 Result<std::shared_ptr<const runtime::Source<T>>> source_from_uri(const std::string& uri) {
   if (uri.rfind("file://", 0) == 0) {
     std::string path = file::path_from_uri(uri);
+    double rate = 0;
+    if (auto q = path.find('?'); q != std::string::npos) {
+      std::string query = path.substr(q + 1);
+      path = path.substr(0, q);
+      if (query.rfind("rate=", 0) != 0) {
+        return Status::invalid_argument("source '" + uri +
+                                        "': the only file source parameter is ?rate=<lines per second>");
+      }
+      char* end = nullptr;
+      rate = std::strtod(query.c_str() + 5, &end);
+      if (*end != '\0' || rate <= 0) {
+        return Status::invalid_argument("source '" + uri + "': rate must be a positive number");
+      }
+    }
     if (path.empty()) return Status::invalid_argument("source '" + uri + "' has no path");
     return std::shared_ptr<const runtime::Source<T>>(
-        std::make_shared<file::NdjsonFileSource<T>>(path));
+        std::make_shared<file::NdjsonFileSource<T>>(path, rate));
   }
   return Status::invalid_argument("unsupported source '" + uri +
                                   "'; use file:///path/to/events.ndjson");

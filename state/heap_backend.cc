@@ -2,6 +2,62 @@
 
 namespace sluice::state {
 
+namespace {
+constexpr std::string_view kHeapMagic = "SLUICE-HEAP-1\n";
+}  // namespace
+
+// File: magic, then (varint key group, bytes blob) for every non-empty group.
+Result<AsyncSnapshot> HeapKeyedStateBackend::snapshot(CheckpointId id, const SnapshotTarget& target) {
+  auto data = std::make_shared<std::string>(kHeapMagic);
+  ByteWriter w(*data);
+  for (int32_t g = 0; g < range_.size(); ++g) {
+    std::string blob = write_key_group(static_cast<size_t>(g));
+    w.put_varint(static_cast<uint64_t>(range_.start + g));
+    w.put_bytes(blob);
+  }
+  KeyedStateHandle handle;
+  handle.backend = "heap";
+  handle.kg_start = range_.start;
+  handle.kg_end = range_.end;
+  std::string rel = target.own_dir + "/" + target.file_stem + ".heap";
+  std::string abs = target.job_dir + "/" + rel;
+  return AsyncSnapshot([data, handle, rel, abs]() mutable -> Result<KeyedStateHandle> {
+    SLUICE_RETURN_IF_ERROR(write_file_atomic(abs, *data));
+    handle.files.push_back(StateFile{rel, static_cast<int64_t>(data->size()), false});
+    return handle;
+  });
+}
+
+Status HeapKeyedStateBackend::restore(const std::vector<KeyedStateHandle>& handles,
+                                      const std::string& job_dir) {
+  for (const auto& h : handles) {
+    if (h.backend != "heap") {
+      return Status::failed_precondition("cannot restore '" + h.backend +
+                                         "' keyed state into the heap backend; restore with "
+                                         "state.backend=" + h.backend);
+    }
+    if (h.range().intersect(range_).empty()) continue;
+    for (const auto& f : h.files) {
+      SLUICE_ASSIGN_OR_RETURN(std::string data, read_file(job_dir + "/" + f.path));
+      if (data.compare(0, kHeapMagic.size(), kHeapMagic) != 0) {
+        return Status::corruption("'" + f.path + "' is not a heap state snapshot");
+      }
+      ByteReader r(std::string_view(data).substr(kHeapMagic.size()));
+      while (!r.empty()) {
+        uint64_t kg;
+        std::string_view blob;
+        if (!r.get_varint(kg) || !r.get_bytes(blob)) {
+          return Status::corruption("'" + f.path + "' is truncated");
+        }
+        KeyGroup group(static_cast<int32_t>(kg));
+        if (!range_.contains(group)) continue;
+        SLUICE_RETURN_IF_ERROR(read_key_group(group, blob).with_context(f.path));
+      }
+    }
+  }
+  return Status::ok();
+}
+
 std::string HeapKeyedStateBackend::write_key_group(size_t g) const {
   std::string out;
   ByteWriter w(out);

@@ -144,6 +144,9 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
     return raw;
   }
 
+  Result<AsyncSnapshot> snapshot(CheckpointId id, const SnapshotTarget& target) override;
+  Status restore(const std::vector<KeyedStateHandle>& handles, const std::string& job_dir) override;
+
   /// Snapshot of one key group (index in the range): every table and timer queue.
   std::string write_key_group(size_t g) const;
   /// Restores one key group written by write_key_group (possibly by another

@@ -18,6 +18,7 @@
 #include "engine/common/status.h"
 #include "state/key_groups.h"
 #include "state/keyed_state.h"
+#include "state/snapshot.h"
 #include "state/timers.h"
 
 namespace sluice::state {
@@ -64,6 +65,18 @@ class KeyedStateBackend {
 
   /// Processing time, for state TTL.
   int64_t now_ms() const { return clock_->now_ms(); }
+
+  /// Synchronous part of a snapshot (task thread, at the barrier): captures
+  /// a consistent view of every state and timer and returns the
+  /// asynchronous part, which writes it under `target` and describes it.
+  virtual Result<AsyncSnapshot> snapshot(CheckpointId id, const SnapshotTarget& target) = 0;
+  /// Loads the key groups of this backend's range from `handles` (written
+  /// by subtasks of any parallelism). Called once, before any state is
+  /// registered.
+  virtual Status restore(const std::vector<KeyedStateHandle>& handles, const std::string& job_dir) = 0;
+  /// Checkpoint `id` completed (incremental backends learn which of their
+  /// files are now part of a durable checkpoint).
+  virtual void notify_checkpoint_complete(CheckpointId id) {}
 
   /// Returns the handle registered under `name`, creating it with `make`
   /// on first use. Throws StateTypeError if `name` was registered with

@@ -16,6 +16,7 @@
 
 #include "connectors/file/file_splits.h"
 #include "connectors/file/line_reader.h"
+#include "engine/common/clock.h"
 #include "engine/common/json.h"
 #include "engine/common/json_read.h"
 #include "engine/runtime/sink.h"
@@ -37,7 +38,8 @@ inline constexpr size_t kMaxDeadLetterPayload = 64 * 1024;
 template <class T>
 class NdjsonReader final : public runtime::SourceReader<T> {
  public:
-  explicit NdjsonReader(std::string path) : path_(std::move(path)) {}
+  /// `rate`: lines per second for the whole source (split over subtasks); 0 = unlimited.
+  NdjsonReader(std::string path, double rate) : path_(std::move(path)), rate_(rate) {}
 
   Status restore_state(const runtime::OperatorRestore& restore) override {
     for (const auto& blob : restore.states) {
@@ -72,6 +74,8 @@ class NdjsonReader final : public runtime::SourceReader<T> {
       shares_.push_back(s);
     }
     out.set_split_count(1);
+    rate_per_subtask_ = rate_ / p;
+    start_ns_ = monotonic_ns();
     return start_share();
   }
 
@@ -80,8 +84,15 @@ class NdjsonReader final : public runtime::SourceReader<T> {
       out.split_finished(0);
       return runtime::PollStatus::kEndOfInput;
     }
+    int batch = kBatch;
+    if (rate_per_subtask_ > 0) {
+      double allowed = static_cast<double>(monotonic_ns() - start_ns_) / 1e9 * rate_per_subtask_;
+      double budget = allowed - static_cast<double>(lines_);
+      if (budget < 1) return runtime::PollStatus::kNothingAvailable;
+      batch = static_cast<int>(std::min<double>(budget, kBatch));
+    }
     file::Line line;
-    for (int n = 0; n < kBatch; ++n) {
+    for (int n = 0; n < batch; ++n, ++lines_) {
       SLUICE_ASSIGN_OR_RETURN(bool more, reader_->next(line));
       if (!more) {
         shares_[current_].position = reader_->position();
@@ -137,6 +148,10 @@ class NdjsonReader final : public runtime::SourceReader<T> {
   }
 
   std::string path_;
+  double rate_ = 0;
+  double rate_per_subtask_ = 0;
+  int64_t start_ns_ = 0;
+  int64_t lines_ = 0;
   std::vector<FileInfo> files_;
   std::vector<NdjsonReaderState> restored_;
   bool is_restored_ = false;
@@ -151,15 +166,19 @@ class NdjsonReader final : public runtime::SourceReader<T> {
 template <class T>
 class NdjsonFileSource final : public runtime::Source<T> {
  public:
-  explicit NdjsonFileSource(std::string path) : path_(std::move(path)) {}
-  std::string description() const override { return "file://" + path_; }
+  /// `rate`: lines per second over all subtasks (replay at a pace); 0 = as fast as possible.
+  explicit NdjsonFileSource(std::string path, double rate = 0) : path_(std::move(path)), rate_(rate) {}
+  std::string description() const override {
+    return "file://" + path_ + (rate_ > 0 ? "?rate=" + std::to_string(static_cast<int64_t>(rate_)) : "");
+  }
   bool bounded() const override { return true; }
   std::unique_ptr<runtime::SourceReader<T>> create_reader() const override {
-    return std::make_unique<NdjsonReader<T>>(path_);
+    return std::make_unique<NdjsonReader<T>>(path_, rate_);
   }
 
  private:
   std::string path_;
+  double rate_;
 };
 
 // ---------------------------------------------------------------------------
@@ -176,6 +195,11 @@ class LineWriter {
   void append(std::string_view line) {
     buf_.append(line);
     buf_.push_back('\n');
+    if (buf_.size() >= (1 << 20)) pending_error_ = flush();
+  }
+  /// Appends bytes as they are (no newline added).
+  void append_raw(std::string_view bytes) {
+    buf_.append(bytes);
     if (buf_.size() >= (1 << 20)) pending_error_ = flush();
   }
   /// Writes the buffer out; fsync if `durable`.
@@ -196,41 +220,131 @@ class LineWriter {
 /// writer, else "<stem>-<subtask><ext>".
 std::string subtask_path(const std::string& path, int subtask, int parallelism);
 
+/// A part of a file sink's output written between two barriers, waiting
+/// for its checkpoint to complete before it is appended to `target`.
+struct PendingPart {
+  int64_t checkpoint = 0;
+  std::string part;    // the part file
+  std::string target;  // the output file it belongs to
+  SLUICE_FIELDS(checkpoint, part, target)
+};
+
+/// Exactly-once output to one file. Records go to a hidden in-progress
+/// file; at barrier N it becomes part N (pre-commit, fsynced); when N
+/// completes the part is appended to the target and a commit marker next
+/// to the target records (N, new length) atomically. Recovery truncates the
+/// target to the marker's length and commits the restored checkpoint's
+/// parts that the marker does not cover, so a crash at any point neither
+/// loses nor repeats output. Task thread only.
+class TransactionalFile {
+ public:
+  explicit TransactionalFile(std::string target);
+  /// Fresh start: empties the target and removes leftovers of earlier runs.
+  Status start_fresh();
+  /// Restore: cuts the target back to its last commit and commits `parts`
+  /// (in checkpoint order) that are not committed yet; discards the rest.
+  Status recover(const std::vector<PendingPart>& parts);
+  void append(std::string_view line);
+  /// Pre-commit at barrier `id`; adds the part (if any) to `pending`.
+  Status pre_commit(int64_t id, std::vector<PendingPart>& pending);
+  /// Commits one part (idempotent).
+  static Status commit(const PendingPart& p);
+  Status close();
+
+ private:
+  Status open_in_progress();
+  std::string target_;
+  std::string in_progress_;
+  std::unique_ptr<LineWriter> out_;
+  bool empty_ = true;
+};
+
 template <class T>
 class NdjsonWriter final : public runtime::SinkWriter<T> {
  public:
   NdjsonWriter(std::string path, bool to_stdout, bool to_stderr)
       : path_(std::move(path)), stdout_(to_stdout), stderr_(to_stderr) {}
+
+  Status initialize_state(const runtime::OperatorRestore& restore) override {
+    restore_ = restore;
+    return Status::ok();
+  }
+
   Status open(runtime::OperatorContext& ctx) override {
     if (stdout_) {
       out_ = LineWriter::wrap(stdout);
-    } else if (stderr_) {
-      out_ = LineWriter::wrap(stderr);
-    } else {
-      SLUICE_ASSIGN_OR_RETURN(
-          out_, LineWriter::open_file(subtask_path(path_, ctx.info().subtask, ctx.info().parallelism),
-                                      /*truncate=*/true));
+      return Status::ok();
     }
-    return Status::ok();
+    if (stderr_) {
+      out_ = LineWriter::wrap(stderr);
+      return Status::ok();
+    }
+    std::string target = subtask_path(path_, ctx.info().subtask, ctx.info().parallelism);
+    if (!ctx.job_config().contains("checkpoint.dir")) {
+      SLUICE_ASSIGN_OR_RETURN(out_, LineWriter::open_file(target, /*truncate=*/true));
+      return Status::ok();
+    }
+    txn_ = std::make_unique<TransactionalFile>(target);
+    if (!restore_.restored) return txn_->start_fresh();
+    // Parts of old subtask j are committed by new subtask j % parallelism.
+    std::vector<PendingPart> mine;
+    for (size_t j = 0; j < restore_.states.size(); ++j) {
+      if (static_cast<int>(j % ctx.info().parallelism) != ctx.info().subtask) continue;
+      if (restore_.states[j].empty()) continue;
+      std::vector<PendingPart> parts;
+      SLUICE_RETURN_IF_ERROR(deserialize(restore_.states[j], parts).with_context("file sink state"));
+      mine.insert(mine.end(), parts.begin(), parts.end());
+    }
+    return txn_->recover(mine);
   }
+
   Status write(const T& v, EventTime) override {
     line_.clear();
     JsonSerde<T>::write(line_, v);
+    if (txn_) {
+      txn_->append(line_);
+      return Status::ok();
+    }
     out_->append(line_);
     return out_->take_error();
   }
-  Status flush() override { return out_ ? out_->flush() : Status::ok(); }
-  Status close() override { return flush(); }
+  Status flush() override {
+    if (txn_) return Status::ok();  // made durable by the (final) checkpoint
+    return out_ ? out_->flush() : Status::ok();
+  }
+  Result<std::string> snapshot_state(CheckpointId id) override {
+    if (!txn_) {
+      SLUICE_RETURN_IF_ERROR(flush());
+      return std::string();
+    }
+    SLUICE_RETURN_IF_ERROR(txn_->pre_commit(id.value(), pending_));
+    return serialize(pending_);
+  }
+  Status notify_checkpoint_complete(CheckpointId id) override {
+    while (!pending_.empty() && pending_.front().checkpoint <= id.value()) {
+      SLUICE_RETURN_IF_ERROR(TransactionalFile::commit(pending_.front()));
+      pending_.erase(pending_.begin());
+    }
+    return Status::ok();
+  }
+  Status close() override {
+    if (txn_) return txn_->close();
+    return flush();
+  }
 
  private:
   std::string path_;
   bool stdout_, stderr_;
+  runtime::OperatorRestore restore_;
   std::unique_ptr<LineWriter> out_;
+  std::unique_ptr<TransactionalFile> txn_;
+  std::vector<PendingPart> pending_;
   std::string line_;
 };
 
 /// Writes records as JSON lines to a file (one per sink subtask), stdout or
-/// stderr.
+/// stderr. With checkpointing, file output is exactly-once
+/// (TransactionalFile); stdout/stderr are at-least-once.
 template <class T>
 class NdjsonSink final : public runtime::Sink<T> {
  public:

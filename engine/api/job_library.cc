@@ -70,8 +70,11 @@ Result<PreparedJob> prepare_job(std::shared_ptr<JobLibrary> library, const Prepa
   go.args = options.args;
   SLUICE_ASSIGN_OR_RETURN(proto::JobGraph jg, graph::build_job_graph(*graph, go));
   auto instance = std::make_shared<runtime::JobInstance>();
-  instance->job_id = options.job_id;
+  instance->job_id = options.job_id.empty() ? graph->job_name : options.job_id;
   instance->config = graph->config;
+  if (auto dir = graph->config.get("checkpoint.dir"); dir && !dir->empty()) {
+    instance->checkpoints = std::make_shared<const state::CheckpointStorage>(*dir, instance->job_id);
+  }
   instance->graph = std::shared_ptr<const runtime::StreamGraph>(std::move(graph));
   instance->job_graph = std::make_shared<const proto::JobGraph>(std::move(jg));
   return PreparedJob{std::move(instance), std::move(library)};

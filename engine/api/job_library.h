@@ -45,7 +45,8 @@ struct PreparedJob {
 };
 
 struct PrepareOptions {
-  std::string job_id = "local";
+  /// Empty: the job's name (run-local). Names the job's checkpoint directory.
+  std::string job_id;
   int parallelism = 1;
   std::map<std::string, std::string> args;
   /// Overrides of the job's configuration (from the command line).

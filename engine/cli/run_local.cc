@@ -1,7 +1,9 @@
 // sluice run-local JOB.so: the whole job in this process (the mini cluster).
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <csignal>
+#include <thread>
 #include <iostream>
 #include <map>
 
@@ -10,6 +12,7 @@
 #include "engine/cli/commands.h"
 #include "engine/graph/job_graph_builder.h"
 #include "engine/runtime/local_executor.h"
+#include "state/checkpoint_storage.h"
 
 namespace sluice::cli {
 
@@ -26,13 +29,17 @@ struct RunLocalOptions {
   std::vector<std::string> args;
   std::vector<std::string> settings;
   bool plan_only = false;
+  std::string checkpoint_dir;
+  std::string checkpoint_interval;
+  std::string restore;
+  bool savepoint_on_exit = false;
+  int restart_attempts = -1;
 };
 
-runtime::LocalExecutor* g_running = nullptr;
+// Set by SIGINT/SIGTERM; a watcher thread acts on it (handlers must stay trivial).
+std::atomic<int> g_signal{0};
 
-void on_signal(int) {
-  if (g_running) g_running->cancel();
-}
+void on_signal(int sig) { g_signal.store(sig); }
 
 Result<std::map<std::string, std::string>> parse_pairs(const std::vector<std::string>& items,
                                                        const char* flag) {
@@ -53,12 +60,26 @@ int run(const RunLocalOptions& o) {
   auto settings = parse_pairs(o.settings, "--set");
   if (!settings.is_ok()) return report_error(settings.status().message(), 2);
 
+  Configuration config(*settings);
+  if (!o.checkpoint_dir.empty()) config.set("checkpoint.dir", o.checkpoint_dir);
+  if (!o.checkpoint_interval.empty()) {
+    auto d = parse_duration(o.checkpoint_interval);
+    if (!d.is_ok()) return report_error("--checkpoint-interval: " + d.status().message(), 2);
+    config.set("checkpoint.interval", o.checkpoint_interval);
+    if (o.checkpoint_dir.empty() && !config.contains("checkpoint.dir")) {
+      return report_error("--checkpoint-interval needs --checkpoint-dir (where checkpoints go)", 2);
+    }
+  }
+  if (o.savepoint_on_exit && !config.contains("checkpoint.dir")) {
+    return report_error("--savepoint-on-exit needs --checkpoint-dir (where the savepoint goes)", 2);
+  }
+
   auto lib = api::JobLibrary::load(o.library);
   if (!lib.is_ok()) return report_error(lib.status().message(), 2);
   api::PrepareOptions po;
   po.parallelism = o.parallelism;
   po.args = *args;
-  po.config = Configuration(*settings);
+  po.config = config;
   auto job = api::prepare_job(*lib, po);
   if (!job.is_ok()) return report_error(job.status().message(), 2);
 
@@ -66,13 +87,57 @@ int run(const RunLocalOptions& o) {
   if (o.plan_only) return 0;
 
   runtime::LocalRunOptions ro;
+  if (!o.restore.empty()) {
+    auto cp = state::CheckpointStorage::resolve_restore_point(
+        o.restore, job->instance->config.get_string("checkpoint.dir", ""), job->instance->job_id);
+    if (!cp.is_ok()) return report_error("--restore: " + cp.status().message(), 2);
+    std::cerr << "restoring from " << (cp->meta.savepoint ? "savepoint " : "checkpoint ")
+              << cp->meta.id << " (" << cp->dir << ")" << std::endl;
+    ro.restore = std::move(*cp);
+  }
+  ro.restart.max_attempts =
+      o.restart_attempts >= 0 ? o.restart_attempts : (job->instance->checkpoints ? 3 : 0);
   runtime::LocalExecutor executor(job->instance, ro);
-  g_running = &executor;
+
+  g_signal.store(0);
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::atomic<bool> done{false};
+  std::string savepoint_message;
+  std::thread watcher([&] {
+    while (!done.load()) {
+      if (g_signal.load() != 0) {
+        if (o.savepoint_on_exit) {
+          auto sp = executor.stop_with_savepoint(std::chrono::minutes(5));
+          if (sp.is_ok()) {
+            savepoint_message = "stopped with savepoint " + std::to_string(sp->meta.id) + ": " + sp->dir;
+          } else {
+            savepoint_message = "savepoint failed (" + sp.status().to_string() + "); cancelled";
+            executor.cancel();
+          }
+        } else {
+          executor.cancel();
+        }
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
   Status st = executor.run();
-  g_running = nullptr;
+  done.store(true);
+  watcher.join();
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
   const auto& s = executor.summary();
+  for (const auto& cause : s.restart_causes) std::cerr << "restarted after: " << cause << std::endl;
+  if (!savepoint_message.empty()) {
+    std::cerr << savepoint_message << std::endl;
+    return savepoint_message.rfind("stopped", 0) == 0 ? 0 : 1;
+  }
+  if (st.code() == StatusCode::kCancelled && g_signal.load() != 0) {
+    std::cerr << "cancelled" << std::endl;
+    return 130;
+  }
   if (!st.is_ok()) return report_error(st.to_string());
   std::cerr << "finished in " << s.seconds << " s; dead letters: " << s.dead_letters << std::endl;
   return 0;
@@ -92,6 +157,17 @@ Runner add_run_local(CLI::App& app) {
   cmd->add_option("--set", o->settings,
                   "Job configuration key=value, e.g. state.backend=heap (repeatable)");
   cmd->add_flag("--plan", o->plan_only, "Print the execution plan and exit");
+  cmd->add_option("--checkpoint-dir", o->checkpoint_dir,
+                  "Checkpoint storage (file:///path or a path); enables exactly-once sinks");
+  cmd->add_option("--checkpoint-interval", o->checkpoint_interval,
+                  "Time between checkpoints, e.g. 500ms, 10s (needs --checkpoint-dir)");
+  cmd->add_option("--restore", o->restore,
+                  "Start from 'latest' (in --checkpoint-dir) or a checkpoint/savepoint path");
+  cmd->add_flag("--savepoint-on-exit", o->savepoint_on_exit,
+                "On SIGINT/SIGTERM take a savepoint, then stop (needs --checkpoint-dir)");
+  cmd->add_option("--restart-attempts", o->restart_attempts,
+                  "Restarts from the latest checkpoint after failures (default 3 with "
+                  "checkpointing, else 0)");
   return [o] { return run(*o); };
 }
 

@@ -32,6 +32,8 @@ void append_end_of_partition(std::string& out) {
   out.push_back(static_cast<char>(FrameKind::kEndOfPartition));
 }
 
+void append_end_of_data(std::string& out) { out.push_back(static_cast<char>(FrameKind::kEndOfData)); }
+
 bool next(std::string_view buf, size_t& pos, Frame& out) {
   if (pos >= buf.size()) return false;
   const char* p = buf.data() + pos;
@@ -67,6 +69,7 @@ bool next(std::string_view buf, size_t& pos, Frame& out) {
       pos += 18;
       return true;
     case FrameKind::kEndOfPartition:
+    case FrameKind::kEndOfData:
       pos += 1;
       return true;
   }

@@ -4,7 +4,8 @@
 //   watermark:        u8 kWatermark, fixed64 timestamp
 //   watermark status: u8 kStatus, u8 idle
 //   barrier:          u8 kBarrier, fixed64 checkpoint id, fixed64 trigger time, u8 flags
-//   end of partition: u8 kEndOfPartition
+//   end of data:      u8 kEndOfData (no more records; barriers may follow)
+//   end of partition: u8 kEndOfPartition (the producer is gone)
 //
 // The same bytes travel through in-memory channels and over the network,
 // so local and remote channels share one code path.
@@ -26,6 +27,7 @@ enum class FrameKind : uint8_t {
   kStatus = 3,
   kBarrier = 4,
   kEndOfPartition = 5,
+  kEndOfData = 6,
 };
 
 /// A checkpoint barrier. Flags: bit 0 = savepoint (kept until deleted).
@@ -66,6 +68,7 @@ void append_watermark(std::string& out, EventTime wm);
 void append_status(std::string& out, bool idle);
 void append_barrier(std::string& out, const Barrier& b);
 void append_end_of_partition(std::string& out);
+void append_end_of_data(std::string& out);
 
 /// One decoded frame; `payload` points into the buffer.
 struct Frame {

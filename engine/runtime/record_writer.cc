@@ -48,6 +48,11 @@ void RecordWriter::broadcast_barrier(const Barrier& b) {
   flush_all();
 }
 
+void RecordWriter::broadcast_end_of_data() {
+  for (int ch = 0; ch < num_channels(); ++ch) frames::append_end_of_data(pending_[ch]);
+  flush_all();
+}
+
 void RecordWriter::broadcast_end_of_partition() {
   for (int ch = 0; ch < num_channels(); ++ch) {
     frames::append_end_of_partition(pending_[ch]);

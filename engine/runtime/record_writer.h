@@ -47,6 +47,8 @@ class RecordWriter {
   void broadcast_status(bool idle);
   /// Barriers overtake nothing: they follow the records already written.
   void broadcast_barrier(const Barrier& b);
+  /// No more records will follow (barriers still may).
+  void broadcast_end_of_data();
   /// Flushes everything and marks the end of this producer's stream.
   void broadcast_end_of_partition();
 

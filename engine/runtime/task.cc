@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <exception>
 #include <map>
@@ -15,7 +16,7 @@
 #include "engine/runtime/record_writer.h"
 #include "engine/runtime/source.h"
 #include "engine/runtime/type_info.h"
-#include "state/heap_backend.h"
+#include "state/backend_factory.h"
 
 namespace sluice::runtime {
 
@@ -60,17 +61,18 @@ const proto::JobVertex* find_vertex(const proto::JobGraph& jg, int id) {
 class Task::Impl {
  public:
   Impl(Task& task, std::shared_ptr<const JobInstance> job, ChannelProvider& channels,
-       TaskListener* listener, const Clock* clock, TaskOptions options,
-       std::optional<TaskRestore> restore)
+       TaskServices services, TaskOptions options, std::optional<TaskRestore> restore)
       : task_(task),
         job_(std::move(job)),
         channels_(channels),
-        listener_(listener),
-        clock_(clock),
+        listener_(services.listener),
+        clock_(services.clock),
+        snapshots_(services.snapshots),
         options_(options),
         restore_(std::move(restore)),
-        pts_(clock),
-        mailbox_(&signal_) {}
+        pts_(services.clock),
+        mailbox_(&signal_),
+        checkpointing_(job_->checkpoints != nullptr) {}
 
   /// Resolves channels (constructor time, so every channel exists before
   /// any task thread runs).
@@ -94,8 +96,9 @@ class Task::Impl {
   void trigger_source_checkpoint(const Barrier& b) {
     if (is_source_ && !should_stop() && b.id.value() > last_checkpoint_) perform_checkpoint(b);
   }
-  void on_checkpoint_complete(CheckpointId id) {
+  void on_checkpoint_complete(CheckpointId id, bool final_checkpoint) {
     for (auto& slot : slots_) {
+      if (auto* b = slot.ctx->backend.get()) b->notify_checkpoint_complete(id);
       Status st = slot.op->notify_checkpoint_complete(id);
       if (!st.is_ok()) {
         fail(st.with_context("committing checkpoint " + std::to_string(id.value()) + " in '" +
@@ -103,6 +106,7 @@ class Task::Impl {
         return;
       }
     }
+    if (final_checkpoint && ops_finished_) final_complete_ = true;
   }
   void on_checkpoint_aborted(CheckpointId id) {
     for (auto& slot : slots_) slot.op->notify_checkpoint_aborted(id);
@@ -150,6 +154,7 @@ class Task::Impl {
   struct InputChannel {
     std::shared_ptr<Channel> channel;
     int input = 0;
+    bool data_ended = false;  // EndOfData received: no more records
     InputHandler* handler = nullptr;
     Buffer buffer;
     size_t pos = 0;
@@ -169,6 +174,8 @@ class Task::Impl {
   Status restore_and_open();
   Status run_source_loop();
   Status run_input_loop();
+  Status end_of_data();
+  Status wait_for_final_checkpoint();
   Status finish_operators();
   void close_operators();
   Result<Progress> process_input();
@@ -203,6 +210,7 @@ class Task::Impl {
   ChannelProvider& channels_;
   TaskListener* listener_;
   const Clock* clock_;
+  AsyncExecutor* snapshots_;
   TaskOptions options_;
   std::optional<TaskRestore> restore_;
   Status wiring_;
@@ -210,6 +218,11 @@ class Task::Impl {
   TaskSignal signal_;
   ProcessingTimeService pts_;
   Mailbox mailbox_;
+  const bool checkpointing_;
+  bool ops_finished_ = false;   // operators finished (end of all input)
+  bool final_complete_ = false; // the final checkpoint completed
+  size_t data_ended_channels_ = 0;
+  int64_t alignment_start_ns_ = 0;
   CancelFlag cancelled_{false};
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
@@ -304,15 +317,16 @@ Status Task::Impl::build() {
     info.attempt = id.attempt;
     slot.ctx = std::make_unique<Context>(this, info);
     if (node.keyed) {
-      auto range = state::key_group_range_for_subtask(vertex_->max_parallelism(),
+      state::BackendSpec spec;
+      spec.range = state::key_group_range_for_subtask(vertex_->max_parallelism(),
                                                       vertex_->parallelism(), id.subtask);
-      std::string kind = job_->config.get_string("state.backend", "heap");
-      if (kind != "heap") {
-        return Status::unimplemented("state.backend=" + kind +
-                                     " is not available in this build; use heap");
-      }
-      slot.ctx->backend =
-          std::make_unique<state::HeapKeyedStateBackend>(range, vertex_->max_parallelism(), clock_);
+      spec.max_parallelism = vertex_->max_parallelism();
+      spec.clock = clock_;
+      spec.instance_name = id.job_id + "-a" + std::to_string(id.attempt) + "-" + op_info.uid() +
+                           "-" + std::to_string(id.subtask);
+      auto backend = state::create_keyed_backend(job_->config, spec, state::BackendKind::kHeap);
+      if (!backend.is_ok()) return backend.status().with_context("operator '" + node.name + "'");
+      slot.ctx->backend = std::move(*backend);
     }
 
     // Outputs: the main output first, then each side output.
@@ -381,11 +395,9 @@ Status Task::Impl::restore_and_open() {
       if (it != restore_->operators.end()) {
         r = it->second.operator_state;
         if (auto* b = slot.ctx->backend.get()) {
-          auto* heap = static_cast<state::HeapKeyedStateBackend*>(b);
-          for (const auto& [kg, bytes] : it->second.keyed_state) {
-            SLUICE_RETURN_IF_ERROR(heap->read_key_group(kg, bytes).with_context(
-                "restoring keyed state of '" + slot.node->name + "'"));
-          }
+          SLUICE_RETURN_IF_ERROR(b->restore(it->second.keyed, restore_->base_dir)
+                                     .with_context("restoring keyed state of '" +
+                                                   slot.node->name + "'"));
         }
       }
       r.restored = true;
@@ -455,7 +467,6 @@ void Task::Impl::run() {
     if (st.is_ok()) st = build();
     if (st.is_ok()) st = restore_and_open();
     if (st.is_ok()) st = is_source_ ? run_source_loop() : run_input_loop();
-    if (st.is_ok() && !should_stop()) st = finish_operators();
     if (st.is_ok() && !should_stop()) {
       for (auto& [id, w] : writers_) w->broadcast_end_of_partition();
     }
@@ -508,7 +519,9 @@ Status Task::Impl::run_source_loop() {
     if (!r.is_ok()) return r.status();
     if (*r == PollStatus::kEndOfInput) {
       driver->end_input();
-      return Status::ok();
+      SLUICE_RETURN_IF_ERROR(end_of_data());
+      if (listener_) listener_->on_end_of_input(task_.id_);
+      return wait_for_final_checkpoint();
     }
     if (*r == PollStatus::kNothingAvailable) {
       maybe_flush(true);
@@ -535,7 +548,10 @@ Status Task::Impl::run_input_loop() {
     pts_.fire_due();
     if (should_stop()) break;
     SLUICE_ASSIGN_OR_RETURN(Progress p, process_input());
-    if (p == Progress::kEnd) return Status::ok();
+    if (!ops_finished_ && data_ended_channels_ == inputs_.size()) {
+      SLUICE_RETURN_IF_ERROR(end_of_data());
+    }
+    if (p == Progress::kEnd) return wait_for_final_checkpoint();
     if (p == Progress::kNothing) {
       maybe_flush(true);
       publish_metrics();
@@ -582,6 +598,9 @@ Status Task::Impl::process_buffer(size_t ci) {
     }
     switch (f.kind) {
       case FrameKind::kRecord:
+        if (ic.data_ended) [[unlikely]] {
+          return Status::corruption("record after end of data on channel " + ic.channel->name());
+        }
         if (!ic.handler->process(f.payload, f.ts)) {
           return Status::corruption("undecodable record on input channel " + ic.channel->name());
         }
@@ -598,7 +617,17 @@ Status Task::Impl::process_buffer(size_t ci) {
         on_barrier(ci, f.barrier);
         if (inputs_[ci].blocked) return Status::ok();  // resume after alignment
         break;
+      case FrameKind::kEndOfData:
+        if (!ic.data_ended) {
+          ic.data_ended = true;
+          ++data_ended_channels_;
+        }
+        break;
       case FrameKind::kEndOfPartition:
+        if (!ic.data_ended) {  // the producer ended without EndOfData (it was stopped)
+          ic.data_ended = true;
+          ++data_ended_channels_;
+        }
         ic.finished = true;
         ++finished_channels_;
         ic.has_buffer = false;
@@ -669,7 +698,10 @@ void Task::Impl::on_barrier(size_t ci, const Barrier& b) {
     for (auto& ic : inputs_) ic.blocked = false;
     pending_barrier_.reset();
   }
-  if (!pending_barrier_) pending_barrier_ = b;
+  if (!pending_barrier_) {
+    pending_barrier_ = b;
+    alignment_start_ns_ = monotonic_ns();
+  }
   if (b.id.value() == pending_barrier_->id.value()) inputs_[ci].blocked = true;
   check_alignment();
 }
@@ -684,32 +716,67 @@ void Task::Impl::check_alignment() {
   perform_checkpoint(b);
 }
 
+namespace {
+// File names from uids: keep them portable.
+std::string file_safe(const std::string& s) {
+  std::string out;
+  for (char c : s) out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
+  return out;
+}
+}  // namespace
+
+// Synchronous part on the task thread: every operator's state and a
+// consistent view of its keyed state; then the barrier moves on and the
+// files are written on a snapshot thread, which acknowledges.
 void Task::Impl::perform_checkpoint(const Barrier& b) {
   last_checkpoint_ = b.id.value();
-  TaskSnapshot snap;
-  snap.id = b.id;
+  int64_t start = monotonic_ns();
+  auto snap = std::make_shared<TaskSnapshot>();
+  snap->id = b.id;
+  snap->alignment_ns = alignment_start_ns_ ? start - alignment_start_ns_ : 0;
+  alignment_start_ns_ = 0;
+  std::vector<std::pair<size_t, state::AsyncSnapshot>> async_parts;
+  auto decline = [&](const Status& st, const std::string& op) {
+    Status s2 = st.with_context("checkpoint " + std::to_string(b.id.value()) + " of '" + op + "'");
+    if (listener_) listener_->on_checkpoint_declined(task_.id_, b.id, s2);
+    fail(s2);
+  };
   for (auto& slot : slots_) {
     OperatorSnapshot os;
     os.uid = slot.ctx->info().uid;
     auto r = slot.op->snapshot_state(b.id);
-    if (!r.is_ok()) {
-      if (listener_) listener_->on_checkpoint_declined(task_.id_, b.id, r.status());
-      fail(r.status().with_context("checkpoint " + std::to_string(b.id.value()) + " of '" +
-                                   slot.node->name + "'"));
-      return;
-    }
+    if (!r.is_ok()) return decline(r.status(), slot.node->name);
     os.operator_state = std::move(*r);
     if (auto* backend = slot.ctx->backend.get()) {
-      auto* heap = static_cast<state::HeapKeyedStateBackend*>(backend);
-      os.key_groups = backend->key_group_range();
-      for (int32_t g = 0; g < os.key_groups.size(); ++g) {
-        os.keyed_state.push_back(heap->write_key_group(static_cast<size_t>(g)));
-      }
+      if (!job_->checkpoints) return decline(Status::internal("no checkpoint storage"), slot.node->name);
+      auto target = job_->checkpoints->target(
+          b.id.value(), b.is_savepoint(),
+          "v" + std::to_string(vertex_->id()) + "-" + std::to_string(task_.id_.subtask) + "-" +
+              file_safe(os.uid));
+      auto part = backend->snapshot(b.id, target);
+      if (!part.is_ok()) return decline(part.status(), slot.node->name);
+      async_parts.emplace_back(snap->operators.size(), std::move(*part));
     }
-    snap.operators.push_back(std::move(os));
+    snap->operators.push_back(std::move(os));
   }
   for (auto& [id, w] : writers_) w->broadcast_barrier(b);
-  if (listener_) listener_->on_checkpoint_ack(task_.id_, std::move(snap));
+  snap->sync_ns = monotonic_ns() - start;
+
+  TaskListener* listener = listener_;
+  TaskId id = task_.id_;
+  auto work = [snap, parts = std::move(async_parts), listener, id]() mutable {
+    for (auto& [index, part] : parts) {
+      auto handle = part();
+      if (!handle.is_ok()) {
+        if (listener) listener->on_checkpoint_declined(id, snap->id, handle.status());
+        return;
+      }
+      snap->operators[index].keyed = std::move(*handle);
+    }
+    if (listener) listener->on_checkpoint_ack(id, std::move(*snap));
+  };
+  if (snapshots_) snapshots_->submit(std::move(work));
+  else work();
 }
 
 Status Task::Impl::finish_operators() {
@@ -722,6 +789,37 @@ Status Task::Impl::finish_operators() {
   return Status::ok();
 }
 
+// All input ended: operators emit what they hold, consumers learn that no
+// record follows. Barriers still flow: the final checkpoint covers this
+// output before anything is committed.
+Status Task::Impl::end_of_data() {
+  SLUICE_RETURN_IF_ERROR(finish_operators());
+  ops_finished_ = true;
+  for (auto& [id, w] : writers_) w->broadcast_end_of_data();
+  return Status::ok();
+}
+
+// With checkpointing, a finished task stays until a checkpoint taken after
+// every source ended has completed (and it has committed what it covers).
+Status Task::Impl::wait_for_final_checkpoint() {
+  if (!ops_finished_) SLUICE_RETURN_IF_ERROR(end_of_data());
+  if (!checkpointing_) return Status::ok();
+  while (!should_stop() && !final_complete_) {
+    mailbox_.run_all();
+    pts_.fire_due();
+    if (should_stop() || final_complete_) break;
+    // Barriers still arrive on open inputs.
+    if (!inputs_.empty()) {
+      auto p = process_input();
+      if (!p.is_ok()) return p.status();
+      if (*p == Progress::kProcessed) continue;
+    }
+    maybe_flush(true);
+    signal_.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+  }
+  return Status::ok();
+}
+
 void Task::Impl::close_operators() {
   for (auto& slot : slots_)
     if (slot.op) slot.op->close();
@@ -730,10 +828,9 @@ void Task::Impl::close_operators() {
 // ---------------------------------------------------------------------------
 
 Task::Task(TaskId id, std::shared_ptr<const JobInstance> job, ChannelProvider& channels,
-           TaskListener* listener, const Clock* clock, TaskOptions options,
-           std::optional<TaskRestore> restore)
+           TaskServices services, TaskOptions options, std::optional<TaskRestore> restore)
     : id_(std::move(id)) {
-  impl_ = std::make_unique<Impl>(*this, std::move(job), channels, listener, clock, options,
+  impl_ = std::make_unique<Impl>(*this, std::move(job), channels, services, options,
                                  std::move(restore));
   impl_->set_wiring_status(impl_->wire_channels());
   is_source_ = impl_->is_source();
@@ -760,8 +857,10 @@ void Task::trigger_checkpoint(Barrier b) {
   impl_->mailbox().put([this, b] { impl_->trigger_source_checkpoint(b); });
 }
 
-void Task::notify_checkpoint_complete(CheckpointId id) {
-  impl_->mailbox().put([this, id] { impl_->on_checkpoint_complete(id); });
+void Task::notify_checkpoint_complete(CheckpointId id, bool final_checkpoint) {
+  impl_->mailbox().put([this, id, final_checkpoint] {
+    impl_->on_checkpoint_complete(id, final_checkpoint);
+  });
 }
 
 void Task::notify_checkpoint_aborted(CheckpointId id) {

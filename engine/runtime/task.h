@@ -20,7 +20,9 @@
 #include "engine/common/status.h"
 #include "engine/runtime/channel.h"
 #include "engine/runtime/frames.h"
+#include "engine/runtime/async_executor.h"
 #include "engine/runtime/stream_graph.h"
+#include "state/checkpoint_storage.h"
 #include "state/keyed_state_backend.h"
 
 namespace sluice::proto {
@@ -66,43 +68,58 @@ struct JobInstance {
   std::shared_ptr<const StreamGraph> graph;
   std::shared_ptr<const proto::JobGraph> job_graph;
   Configuration config;  // job configuration (graph config + run options)
+  /// Where checkpoints go; null when checkpointing is off.
+  std::shared_ptr<const state::CheckpointStorage> checkpoints;
 };
 
 /// The state of one chained operator in a checkpoint.
 struct OperatorSnapshot {
   std::string uid;
   std::string operator_state;  // snapshot_state() blob
-  // Keyed state, per key group of the subtask's range (heap format).
-  state::KeyGroupRange key_groups;
-  std::vector<std::string> keyed_state;
+  std::optional<state::KeyedStateHandle> keyed;
 };
 
-/// What a task acknowledges for a checkpoint.
+/// What a task acknowledges for a checkpoint (after the asynchronous part).
 struct TaskSnapshot {
   CheckpointId id{0};
   std::vector<OperatorSnapshot> operators;
+  int64_t sync_ns = 0;       // time on the task thread
+  int64_t alignment_ns = 0;  // from the first to the last barrier
 };
 
 /// State handed to a task that restarts from a checkpoint: for each
-/// operator uid, every old subtask's operator state, and the keyed-state
-/// blobs of the key groups this subtask now owns.
+/// operator uid, every old subtask's operator state and the keyed-state
+/// handles that overlap this subtask's key groups.
 struct TaskRestore {
   CheckpointId checkpoint{0};
+  std::string base_dir;  // where the handles' file paths resolve
   struct Operator {
     OperatorRestore operator_state;
-    std::vector<std::pair<KeyGroup, std::string>> keyed_state;
+    std::vector<state::KeyedStateHandle> keyed;
   };
   std::map<std::string, Operator> operators;  // by uid
 };
 
 /// Receives a task's state changes and checkpoint acknowledgements. Called
-/// from the task thread; implementations must be thread-safe.
+/// from the task thread or a snapshot thread; implementations must be
+/// thread-safe.
 class TaskListener {
  public:
   virtual ~TaskListener() = default;
   virtual void on_task_state(const TaskId& id, TaskState state, const Status& cause) = 0;
   virtual void on_checkpoint_ack(const TaskId& id, TaskSnapshot snapshot) {}
   virtual void on_checkpoint_declined(const TaskId& id, CheckpointId cp, const Status& why) {}
+  /// A source task read all its input and finished its operators; with
+  /// checkpointing it now waits for a final checkpoint before it ends.
+  virtual void on_end_of_input(const TaskId& id) {}
+};
+
+/// What tasks of one process share.
+struct TaskServices {
+  const Clock* clock = nullptr;
+  TaskListener* listener = nullptr;
+  /// Runs the asynchronous part of snapshots. Required when checkpointing.
+  AsyncExecutor* snapshots = nullptr;
 };
 
 struct TaskOptions {
@@ -128,8 +145,7 @@ struct TaskMetrics {
 class Task {
  public:
   Task(TaskId id, std::shared_ptr<const JobInstance> job, ChannelProvider& channels,
-       TaskListener* listener, const Clock* clock, TaskOptions options,
-       std::optional<TaskRestore> restore = std::nullopt);
+       TaskServices services, TaskOptions options, std::optional<TaskRestore> restore = std::nullopt);
   ~Task();
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
@@ -147,7 +163,9 @@ class Task {
 
   /// Sources only: inject barrier `b` (runs on the task thread).
   void trigger_checkpoint(Barrier b);
-  void notify_checkpoint_complete(CheckpointId id);
+  /// `final_checkpoint`: the first checkpoint triggered after every source
+  /// ended; tasks that finished their input end once it is complete.
+  void notify_checkpoint_complete(CheckpointId id, bool final_checkpoint = false);
   void notify_checkpoint_aborted(CheckpointId id);
 
  private:
