@@ -8,6 +8,7 @@
 #include <string>
 
 #include "connectors/file/ndjson.h"
+#include "connectors/kafka/kafka.h"
 #include "engine/common/status.h"
 
 namespace sluice::connectors {
@@ -34,8 +35,9 @@ Result<std::shared_ptr<const runtime::Source<T>>> source_from_uri(const std::str
     return std::shared_ptr<const runtime::Source<T>>(
         std::make_shared<file::NdjsonFileSource<T>>(path, rate));
   }
+  if (uri.rfind("kafka://", 0) == 0) return kafka::source_from_uri<T>(uri);
   return Status::invalid_argument("unsupported source '" + uri +
-                                  "'; use file:///path/to/events.ndjson");
+                                  "'; use file:///path/to/events.ndjson or kafka://host:port/topic");
 }
 
 template <class T>
@@ -51,8 +53,10 @@ Result<std::shared_ptr<const runtime::Sink<T>>> sink_from_uri(const std::string&
     if (path.empty()) return Status::invalid_argument("sink '" + uri + "' has no path");
     return std::shared_ptr<const runtime::Sink<T>>(file::NdjsonSink<T>::to_file(path));
   }
+  if (uri.rfind("kafka://", 0) == 0) return kafka::sink_from_uri<T>(uri);
   return Status::invalid_argument("unsupported sink '" + uri +
-                                  "'; use file:///path/to/out.ndjson, stdout: or stderr:");
+                                  "'; use file:///path/to/out.ndjson, kafka://host:port/topic, "
+                                  "stdout: or stderr:");
 }
 
 }  // namespace sluice::connectors

@@ -1,6 +1,7 @@
 #include "state/backend_factory.h"
 
 #include "state/heap_backend.h"
+#include "state/rocksdb_backend.h"
 
 namespace sluice::state {
 
@@ -15,10 +16,13 @@ Result<std::unique_ptr<KeyedStateBackend>> create_keyed_backend(const Configurat
     case BackendKind::kHeap:
       return std::unique_ptr<KeyedStateBackend>(
           std::make_unique<HeapKeyedStateBackend>(spec.range, spec.max_parallelism, spec.clock));
-    case BackendKind::kRocksDB:
-      break;
+    case BackendKind::kRocksDB: {
+      SLUICE_ASSIGN_OR_RETURN(RocksDBOptions options, RocksDBOptions::from_config(job_config));
+      SLUICE_ASSIGN_OR_RETURN(auto backend, RocksDBKeyedStateBackend::create(spec, options));
+      return std::unique_ptr<KeyedStateBackend>(std::move(backend));
+    }
   }
-  return Status::unimplemented("state.backend=rocksdb is not available in this build; use heap");
+  return Status::internal("unknown state backend kind");
 }
 
 }  // namespace sluice::state

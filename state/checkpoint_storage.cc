@@ -169,6 +169,24 @@ Status remove_tree(const std::string& path) {
   return Status::ok();
 }
 
+Status CheckpointStorage::remove_incomplete() const {
+  SLUICE_ASSIGN_OR_RETURN(auto completed, list_completed());
+  std::set<std::string> referenced;
+  for (const auto& c : completed) {
+    auto files = c.meta.shared_files();
+    referenced.insert(files.begin(), files.end());
+  }
+  for (const auto& n : list_dir(job_dir_)) {
+    if (parse_id(n, "chk-") >= 0 && ::access((job_dir_ + "/" + n + "/_metadata").c_str(), F_OK) != 0) {
+      SLUICE_RETURN_IF_ERROR(remove_tree(job_dir_ + "/" + n));
+    }
+  }
+  for (const auto& n : list_dir(job_dir_ + "/shared")) {
+    if (!referenced.count("shared/" + n)) ::unlink((job_dir_ + "/shared/" + n).c_str());
+  }
+  return Status::ok();
+}
+
 Status CheckpointStorage::discard(const StoredCheckpoint& c,
                                   const std::set<std::string>& keep_shared) const {
   // Metadata first: a half-deleted checkpoint must not look complete.

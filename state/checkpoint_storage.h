@@ -88,6 +88,10 @@ class CheckpointStorage {
   Result<std::vector<StoredCheckpoint>> list_completed() const;
   /// The highest checkpoint id used by any directory here (complete or not).
   int64_t highest_id() const;
+  /// Removes what earlier runs left half-written: checkpoint directories
+  /// without _metadata and shared files no completed checkpoint references.
+  /// Only safe while no task of the job writes a snapshot.
+  Status remove_incomplete() const;
   /// Deletes checkpoint `c`'s own directory and the shared files it
   /// references that are not in `keep_shared`.
   Status discard(const StoredCheckpoint& c, const std::set<std::string>& keep_shared) const;

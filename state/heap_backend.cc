@@ -62,13 +62,25 @@ std::string HeapKeyedStateBackend::write_key_group(size_t g) const {
   std::string out;
   ByteWriter w(out);
   int64_t now = clock_->now_ms();
-  w.put_varint(tables_.size());
+  // Restored state that no operator has registered yet is carried on as is:
+  // a state registered lazily must survive a checkpoint taken before it is.
+  size_t parked = 0;
+  for (const auto& [name, entries] : pending_)
+    for (const auto& [pg, bytes] : entries) parked += pg == g ? 1 : 0;
+  w.put_varint(tables_.size() + parked);
   std::string body;
   for (const auto& [name, t] : tables_) {
     body.clear();
     t->write_group(g, body, now);
     w.put_bytes(name);
     w.put_bytes(body);
+  }
+  for (const auto& [name, entries] : pending_) {
+    for (const auto& [pg, bytes] : entries) {
+      if (pg != g) continue;
+      w.put_bytes(name);
+      w.put_bytes(bytes);
+    }
   }
   // Timers of this group only.
   KeyGroupRange one{range_.start + static_cast<int32_t>(g), range_.start + static_cast<int32_t>(g)};

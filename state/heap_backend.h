@@ -344,8 +344,8 @@ class HeapAggregatingState final : public AggregatingState<IN, ACC, OUT>, HeapSt
         this->erase();
       }
     }
-    if (!acc) return;
     this->ns_.assign(target);
+    if (!acc) return;
     auto [e, created] = this->upsert();
     if (created) e->value = std::move(*acc);
     else fn_->merge(e->value, *acc);

@@ -79,7 +79,7 @@ class ListState : public State {
   virtual std::vector<T> get() = 0;
   virtual void update(const std::vector<T>& vs) = 0;
   /// Internal: appends the lists of `sources` namespaces to `target`'s and
-  /// clears the sources (merging windows).
+  /// clears the sources (merging windows). Leaves the handle on `target`.
   virtual void merge_namespaces(std::string_view target, const std::vector<std::string>& sources) = 0;
 };
 

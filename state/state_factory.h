@@ -8,16 +8,20 @@
 #include "engine/common/serde.h"
 #include "state/heap_backend.h"
 #include "state/keyed_state_backend.h"
+#include "state/rocksdb_backend.h"
 
 namespace sluice::state {
 
 namespace detail {
-template <class H, class HeapImpl, class Desc>
+template <class H, class HeapImpl, class RocksImpl, class Desc>
 H* make_state(KeyedStateBackend& b, const Desc& d, std::string signature) {
   return b.register_state<H>(d.name, signature, [&]() -> std::unique_ptr<H> {
     switch (b.kind()) {
       case BackendKind::kHeap:
         return std::make_unique<HeapImpl>(static_cast<HeapKeyedStateBackend&>(b), d);
+      case BackendKind::kRocksDB:
+        return std::make_unique<RocksImpl>(static_cast<RocksDBKeyedStateBackend&>(b), d,
+                                           signature);
       default:
         throw StateTypeError("state backend '" + std::string(backend_kind_name(b.kind())) +
                              "' cannot hold state '" + d.name + "'");
@@ -28,32 +32,33 @@ H* make_state(KeyedStateBackend& b, const Desc& d, std::string signature) {
 
 template <class T>
 ValueState<T>* get_value_state(KeyedStateBackend& b, const ValueStateDescriptor<T>& d) {
-  return detail::make_state<ValueState<T>, HeapValueState<T>>(
+  return detail::make_state<ValueState<T>, HeapValueState<T>, RocksValueState<T>>(
       b, d, "value<" + std::string(type_name<T>()) + ">");
 }
 
 template <class T>
 ListState<T>* get_list_state(KeyedStateBackend& b, const ListStateDescriptor<T>& d) {
-  return detail::make_state<ListState<T>, HeapListState<T>>(
+  return detail::make_state<ListState<T>, HeapListState<T>, RocksListState<T>>(
       b, d, "list<" + std::string(type_name<T>()) + ">");
 }
 
 template <class K, class V>
 MapState<K, V>* get_map_state(KeyedStateBackend& b, const MapStateDescriptor<K, V>& d) {
-  return detail::make_state<MapState<K, V>, HeapMapState<K, V>>(
+  return detail::make_state<MapState<K, V>, HeapMapState<K, V>, RocksMapState<K, V>>(
       b, d, "map<" + std::string(type_name<K>()) + "," + std::string(type_name<V>()) + ">");
 }
 
 template <class T>
 ReducingState<T>* get_reducing_state(KeyedStateBackend& b, const ReducingStateDescriptor<T>& d) {
-  return detail::make_state<ReducingState<T>, HeapReducingState<T>>(
+  return detail::make_state<ReducingState<T>, HeapReducingState<T>, RocksReducingState<T>>(
       b, d, "reducing<" + std::string(type_name<T>()) + ">");
 }
 
 template <class IN, class ACC, class OUT>
 AggregatingState<IN, ACC, OUT>* get_aggregating_state(
     KeyedStateBackend& b, const AggregatingStateDescriptor<IN, ACC, OUT>& d) {
-  return detail::make_state<AggregatingState<IN, ACC, OUT>, HeapAggregatingState<IN, ACC, OUT>>(
+  return detail::make_state<AggregatingState<IN, ACC, OUT>, HeapAggregatingState<IN, ACC, OUT>,
+                             RocksAggregatingState<IN, ACC, OUT>>(
       b, d, "aggregating<" + std::string(type_name<ACC>()) + ">");
 }
 

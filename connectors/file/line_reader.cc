@@ -91,8 +91,10 @@ Status LineReader::fill() {
     begin_ = 0;
     end_ = tail;
   }
-  if (end_ + chunk_ / 2 > buf_.size() - padding_) {
-    buf_.resize(buf_.size() * 2, '\0');  // a line longer than the buffer
+  // Grow when less than half a chunk (at least one byte) is free: the
+  // unread tail is a line longer than the buffer.
+  if (end_ + std::max<size_t>(1, chunk_ / 2) > buf_.size() - padding_) {
+    buf_.resize(buf_.size() * 2, '\0');
   }
   size_t room = buf_.size() - padding_ - end_;
   ssize_t got = ::pread(fd_, buf_.data() + end_, room, buf_offset_ + static_cast<int64_t>(end_));

@@ -44,10 +44,10 @@ Status LineWriter::flush(bool durable) {
 std::string subtask_path(const std::string& path, int subtask, int parallelism) {
   if (parallelism <= 1) return path;
   auto slash = path.find_last_of('/');
+  size_t base = slash == std::string::npos ? 0 : slash + 1;
   auto dot = path.find_last_of('.');
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) {
-    return path + "-" + std::to_string(subtask);
-  }
+  // No extension, or only a leading dot (".out" is a hidden file, not an extension).
+  if (dot == std::string::npos || dot <= base) return path + "-" + std::to_string(subtask);
   return path.substr(0, dot) + "-" + std::to_string(subtask) + path.substr(dot);
 }
 

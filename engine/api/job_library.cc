@@ -23,7 +23,9 @@ Result<std::shared_ptr<JobLibrary>> JobLibrary::load(const std::string& path) {
   if (!handle) {
     const char* err = ::dlerror();
     return Status::invalid_argument("cannot load job library '" + path +
-                                    "': " + (err ? err : "unknown loader error"));
+                                    "': " + (err ? err : "unknown loader error") +
+                                    "; pass a shared library built with SLUICE_JOB "
+                                    "(see jobs/clickstream)");
   }
   void* entry = ::dlsym(handle, SLUICE_JOB_ENTRY_SYMBOL);
   if (!entry) {

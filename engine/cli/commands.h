@@ -12,6 +12,7 @@ using Runner = std::function<int()>;
 
 Runner add_run_local(CLI::App& app);
 Runner add_gen(CLI::App& app);
+Runner add_dev_kafka(CLI::App& app);
 
 /// Prints "error: <message>" to stderr; returns the exit code to use.
 int report_error(const std::string& message, int code = 1);

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "connectors/kafka/client.h"
 #include "engine/cli/commands.h"
 #include "engine/common/time.h"
 #include "jobs/gen/generator.h"
@@ -17,7 +18,26 @@ struct GenCli {
   std::string max_delay = "2s";
   std::string late_delay = "5m";
   bool unbounded = false;
+  std::string kafka;  // host:port: produce to Kafka instead of writing a file
+  std::string topic;
 };
+
+// --kafka: every line becomes one message (malformed lines too, as
+// malformed messages), produced idempotently with acks=all.
+int run_kafka(GenCli& c) {
+  if (c.topic.empty()) return report_error("--kafka needs --topic", 2);
+  if (c.output != "-") return report_error("--kafka and --output exclude each other", 2);
+  auto producer = kafka::SimpleProducer::create(c.kafka);
+  if (!producer.is_ok()) return report_error(producer.status().message(), 2);
+  auto& p = **producer;
+  auto r = gen::run_generator(c.o, [&](const std::string& line) { return p.produce(c.topic, line); });
+  Status st = r.is_ok() ? p.flush() : r.status();
+  if (!st.is_ok()) return report_error(st.message(), 1);
+  std::cerr << "produced " << r->total() << " messages to " << c.kafka << "/" << c.topic << ": "
+            << r->on_time << " on time, " << r->out_of_order << " out of order, " << r->late
+            << " late, " << r->malformed << " malformed" << std::endl;
+  return 0;
+}
 
 int run(GenCli& c) {
   auto md = parse_duration(c.max_delay);
@@ -27,6 +47,10 @@ int run(GenCli& c) {
   c.o.max_delay = *md;
   c.o.late_delay = *ld;
   if (c.unbounded) c.o.count = -1;
+  // Check before opening anything: a bad option must not empty an existing file.
+  if (auto st = c.o.validate(); !st.is_ok()) return report_error(st.message(), 2);
+  if (!c.kafka.empty()) return run_kafka(c);
+  if (!c.topic.empty()) return report_error("--topic needs --kafka", 2);
   std::FILE* out = stdout;
   if (c.output != "-") {
     out = std::fopen(c.output.c_str(), "wb");
@@ -86,6 +110,8 @@ Runner add_gen(CLI::App& app) {
   cmd->add_option("--malformed", c->o.malformed_fraction, "Fraction of malformed lines")
       ->capture_default_str();
   cmd->add_option("-o,--output", c->output, "Output file, or - for stdout")->capture_default_str();
+  cmd->add_option("--kafka", c->kafka, "Produce to Kafka at host:port instead (one message per event)");
+  cmd->add_option("--topic", c->topic, "Kafka topic for --kafka");
   return [c] { return run(*c); };
 }
 

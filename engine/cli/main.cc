@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   };
   add(sluice::cli::add_run_local);
   add(sluice::cli::add_gen);
+  add(sluice::cli::add_dev_kafka);
 
   try {
     app.parse(argc, argv);

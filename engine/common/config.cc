@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
 
 namespace sluice {
@@ -36,7 +37,9 @@ Result<double> Configuration::get_double(std::string_view key, double fallback) 
   if (!v) return fallback;
   char* end = nullptr;
   double d = std::strtod(v->c_str(), &end);
-  if (v->empty() || end != v->c_str() + v->size()) {
+  // strtod also takes leading blanks, "nan" and "inf": refuse them as get_int does.
+  if (v->empty() || end != v->c_str() + v->size() || std::isspace(static_cast<unsigned char>((*v)[0])) ||
+      !std::isfinite(d)) {
     return Status::invalid_argument("setting '" + std::string(key) + "': '" + *v +
                                     "' is not a number");
   }

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <charconv>
+#include <limits>
 
 namespace sluice {
 
@@ -53,6 +54,9 @@ Result<Duration> parse_duration(std::string_view text) {
       return Status::invalid_argument("'" + std::string(text) + "' has unknown unit '" + unit +
                                       "'; use ms, s, m, h or d");
     }
+    if (n > (std::numeric_limits<int64_t>::max() - total) / factor) {
+      return Status::invalid_argument("'" + std::string(text) + "' is too long a duration");
+    }
     total += n * factor;
     rest = rest.substr(j);
   }
@@ -84,6 +88,9 @@ Result<int64_t> parse_bytes(std::string_view text) {
   else {
     return Status::invalid_argument("'" + std::string(text) + "' has unknown unit '" + unit +
                                     "'; use b, kb, mb or gb");
+  }
+  if (n > std::numeric_limits<int64_t>::max() / factor) {
+    return Status::invalid_argument("'" + std::string(text) + "' is too large a size");
   }
   return n * factor;
 }

@@ -31,7 +31,13 @@ class EventTime {
 
   /// Saturating arithmetic: min/max stay put, nothing overflows.
   constexpr EventTime operator+(Duration d) const { return EventTime(sat_add(ms_, d.count())); }
-  constexpr EventTime operator-(Duration d) const { return EventTime(sat_add(ms_, -d.count())); }
+  constexpr EventTime operator-(Duration d) const {
+    // -min does not exist: subtracting it saturates like adding max.
+    if (d.count() == std::numeric_limits<int64_t>::min()) {
+      return EventTime(sat_add(ms_, std::numeric_limits<int64_t>::max()));
+    }
+    return EventTime(sat_add(ms_, -d.count()));
+  }
 
  private:
   static constexpr int64_t sat_add(int64_t a, int64_t b) {
@@ -47,7 +53,8 @@ class EventTime {
 
 /// Parses "60s", "500ms", "2m", "1h", "1d", "1500" (bare number = ms).
 Result<Duration> parse_duration(std::string_view text);
-/// "1m30s"-style rendering for messages.
+/// The largest whole unit that divides d: "90s", "2m", "1h", "250ms".
+/// parse_duration reads it back.
 std::string format_duration(Duration d);
 /// Parses "64mb", "1gb", "512kb", "4096" (bytes); case-insensitive.
 Result<int64_t> parse_bytes(std::string_view text);

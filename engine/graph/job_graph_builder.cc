@@ -50,6 +50,9 @@ Result<proto::JobGraph> build_job_graph(StreamGraph& g, const JobGraphOptions& o
 
   const size_t n = g.nodes().size();
   std::vector<int> par(n), maxp(n);
+  std::set<std::string> user_uids;
+  for (const auto& node : g.nodes())
+    if (!node.uid.empty()) user_uids.insert(node.uid);
   for (auto& node : g.nodes()) {
     par[node.id] = node.parallelism > 0 ? node.parallelism : options.default_parallelism;
     maxp[node.id] = node.max_parallelism > 0 ? node.max_parallelism : g.max_parallelism;
@@ -57,7 +60,12 @@ Result<proto::JobGraph> build_job_graph(StreamGraph& g, const JobGraphOptions& o
       Status st = state::validate_parallelism(par[node.id], maxp[node.id]);
       if (!st.is_ok()) return st.with_context("operator '" + node.name + "'");
     }
-    if (node.uid.empty()) node.uid = generated_uid(node);
+    if (node.uid.empty()) {
+      // Never take a uid the user chose for another operator.
+      std::string uid = generated_uid(node);
+      for (int k = 2; user_uids.count(uid); ++k) uid = generated_uid(node) + "-" + std::to_string(k);
+      node.uid = uid;
+    }
   }
   {
     std::set<std::string> uids;

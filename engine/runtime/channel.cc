@@ -62,6 +62,34 @@ void Channel::close() {
   not_full_.notify_all();
 }
 
+void Channel::announce_barrier(const Barrier& b) {
+  if (!b.is_unaligned() || b.must_align()) return;  // only unaligned barriers may jump the queue
+  announced_.store(b.id.value(), std::memory_order_release);
+  TaskSignal* signal;
+  {
+    std::lock_guard lk(mu_);
+    signal = consumer_signal_;
+  }
+  if (signal) signal->notify();
+}
+
+size_t Channel::peek_until_barrier(CheckpointId id, std::string& out, bool& found) const {
+  std::lock_guard lk(mu_);
+  found = false;
+  size_t looked = 0;
+  for (const auto& b : queue_) {
+    ++looked;
+    size_t at = 0;
+    if (frames::find_barrier(b.data, 0, id, at)) {
+      out.append(b.data, 0, at);
+      found = true;
+      break;
+    }
+    out.append(b.data);
+  }
+  return looked;
+}
+
 bool Channel::closed() const {
   std::lock_guard lk(mu_);
   return closed_;

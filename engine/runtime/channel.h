@@ -79,6 +79,18 @@ class Channel {
   void close();
   bool closed() const;
 
+  /// The producer has queued the barrier of checkpoint `id`: tells the
+  /// consumer at once, so an unaligned checkpoint need not wait until the
+  /// consumer reaches it in the queue.
+  void announce_barrier(const Barrier& b);
+  /// Id of the newest barrier announced that may be taken unaligned (0 if none).
+  int64_t announced_barrier() const { return announced_.load(std::memory_order_acquire); }
+  /// Unaligned checkpoints: appends to `out` the queued bytes that precede
+  /// the barrier of `id` (all queued bytes if it is not queued yet); sets
+  /// `found`. Returns how many queued buffers it looked at (the consumer
+  /// will pop them later and must not record them twice).
+  size_t peek_until_barrier(CheckpointId id, std::string& out, bool& found) const;
+
  private:
   const std::string name_;
   const size_t capacity_;
@@ -87,6 +99,7 @@ class Channel {
   std::deque<Buffer> queue_;
   TaskSignal* consumer_signal_ = nullptr;
   bool closed_ = false;
+  std::atomic<int64_t> announced_{0};
 };
 
 }  // namespace sluice::runtime

@@ -65,6 +65,7 @@ void CheckpointCoordinator::stop() {
 }
 
 Status CheckpointCoordinator::adopt_existing() {
+  SLUICE_RETURN_IF_ERROR(storage_->remove_incomplete());
   SLUICE_ASSIGN_OR_RETURN(auto list, storage_->list_completed());
   std::lock_guard lk(mu_);
   completed_ = std::move(list);
@@ -96,7 +97,10 @@ Result<CheckpointId> CheckpointCoordinator::trigger_locked(bool savepoint) {
   Barrier b;
   b.id = pending_->id;
   b.trigger_time_ms = pending_->trigger_ms;
-  b.flags = static_cast<uint8_t>((savepoint ? 1 : 0) | (!savepoint && config_.unaligned ? 2 : 0));
+  const bool final_cp = pending_->final_checkpoint;
+  b.flags = static_cast<uint8_t>((savepoint ? 1 : 0) |
+                                 (!savepoint && !final_cp && config_.unaligned ? 2 : 0) |
+                                 (final_cp ? 4 : 0));
   gateway_->trigger_sources(b);
   return pending_->id;
 }
@@ -185,6 +189,16 @@ void CheckpointCoordinator::complete_locked(Pending& p) {
         max_sync = std::max(max_sync, it->second.sync_ns);
       }
       m.operators.push_back(std::move(om));
+    }
+    for (int s = 0; s < v.parallelism(); ++s) {
+      auto it = p.acks.find({v.id(), s});
+      if (it == p.acks.end() || !it->second.channel_state) continue;
+      state::ChannelStateMeta cm;
+      cm.head_uid = v.operators(0).uid();
+      cm.subtask = s;
+      cm.parallelism = v.parallelism();
+      cm.file = *it->second.channel_state;
+      m.channels.push_back(std::move(cm));
     }
   }
   Status st = storage_->write_metadata(m);

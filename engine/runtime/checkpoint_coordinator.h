@@ -105,7 +105,8 @@ class CheckpointCoordinator {
   std::optional<state::StoredCheckpoint> latest_completed() const;
   CheckpointStats stats() const;
   /// Adopts checkpoints already in storage (a restored job keeps counting
-  /// references to their shared files and discards them in turn).
+  /// references to their shared files and discards them in turn) and
+  /// removes what crashed runs left half-written. Call before any task runs.
   Status adopt_existing();
 
  private:

@@ -76,4 +76,18 @@ bool next(std::string_view buf, size_t& pos, Frame& out) {
   return false;
 }
 
+bool find_barrier(std::string_view buf, size_t from, CheckpointId id, size_t& at) {
+  size_t pos = from;
+  Frame f;
+  while (pos < buf.size()) {
+    size_t start = pos;
+    if (!next(buf, pos, f)) return false;
+    if (f.kind == FrameKind::kBarrier && f.barrier.id == id) {
+      at = start;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace sluice::runtime::frames

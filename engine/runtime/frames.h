@@ -34,8 +34,13 @@ enum class FrameKind : uint8_t {
 struct Barrier {
   CheckpointId id{0};
   int64_t trigger_time_ms = 0;
-  uint8_t flags = 0;
+  uint8_t flags = 0;  // bit 0: savepoint, bit 1: unaligned, bit 2: final checkpoint
   bool is_savepoint() const { return flags & 1; }
+  bool is_unaligned() const { return flags & 2; }
+  bool is_final() const { return flags & 4; }
+  /// Savepoints and final checkpoints are always aligned: they must cover
+  /// every record before them, not carry records in flight.
+  bool must_align() const { return flags & 5; }
 };
 
 /// A batch of frames; the unit that channels move and count.
@@ -82,6 +87,10 @@ struct Frame {
 /// Decodes the frame at `pos` and advances it. Returns false on a
 /// truncated or unknown frame (corruption: the channel is broken).
 bool next(std::string_view buf, size_t& pos, Frame& out);
+
+/// Looks for the barrier of checkpoint `id` in the frames of `buf` from
+/// `from` on; true with the offset of its frame if found.
+bool find_barrier(std::string_view buf, size_t from, CheckpointId id, size_t& at);
 
 }  // namespace frames
 }  // namespace sluice::runtime

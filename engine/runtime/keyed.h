@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -40,6 +41,9 @@ class InternalTimerService {
   void delete_processing_time_timer(std::string_view ns, int64_t ts);
 
   EventTime current_watermark() const { return watermark_; }
+  /// After restore: the watermark the operator had reached (timers at or
+  /// before it already fired).
+  void restore_watermark(EventTime wm) { watermark_ = wm; }
   int64_t current_processing_time() const { return pts_.now_ms(); }
   /// Fires every event-time timer <= wm, in timestamp order.
   void advance_watermark(EventTime wm);
@@ -68,11 +72,28 @@ class KeyedOneInputOperator : public OneInputOperator<IN>, public Triggerable {
   explicit KeyedOneInputOperator(std::shared_ptr<const KeySelector<IN, K>> key_selector)
       : key_selector_(std::move(key_selector)) {}
 
+  /// The operator's watermark is part of its state: after a restore, a
+  /// record that was late before the checkpoint must still be late (its
+  /// window may be gone). Rescaled subtasks take the minimum of the old ones.
+  Status initialize_state(const OperatorRestore& restore) override {
+    for (const auto& blob : restore.states) {
+      if (blob.empty()) continue;
+      int64_t wm;
+      if (!deserialize(blob, wm).is_ok()) return Status::corruption("keyed operator state");
+      restored_wm_ = restored_wm_ ? std::min(*restored_wm_, wm) : wm;
+    }
+    return Status::ok();
+  }
+  Result<std::string> snapshot_state(CheckpointId) override {
+    return serialize(timers_->current_watermark().ms());
+  }
+
   Status open() override {
     backend_ = this->context().keyed_backend();
     if (!backend_) return Status::internal("keyed operator without a keyed state backend");
     timers_ = std::make_unique<InternalTimerService>(*backend_, this->context().processing_time(),
                                                      *this);
+    if (restored_wm_) timers_->restore_watermark(EventTime(*restored_wm_));
     timers_->start();
     return Status::ok();
   }
@@ -121,6 +142,7 @@ class KeyedOneInputOperator : public OneInputOperator<IN>, public Triggerable {
  private:
   std::optional<K> current_key_;
   std::string key_bytes_;
+  std::optional<int64_t> restored_wm_;
 };
 
 }  // namespace sluice::runtime

@@ -46,9 +46,9 @@ LocalExecutor::~LocalExecutor() {
 }
 
 Status LocalExecutor::deploy(int attempt, const std::optional<state::StoredCheckpoint>& restore) {
-  channels_ = std::make_unique<LocalChannelProvider>(options_.task.channel_capacity);
   TaskServices services{options_.clock, this, snapshots_.get()};
   std::lock_guard lk(mu_);
+  channels_ = std::make_unique<LocalChannelProvider>(options_.task.channel_capacity);
   attempt_ = attempt;
   failure_ = Status::ok();
   for (const auto& v : job_->job_graph->vertices()) {
@@ -67,13 +67,17 @@ Status LocalExecutor::deploy(int attempt, const std::optional<state::StoredCheck
 
 void LocalExecutor::teardown() {
   std::vector<std::unique_ptr<Task>> tasks;
+  std::unique_ptr<LocalChannelProvider> channels;
   {
     std::lock_guard lk(mu_);
     tasks.swap(tasks_);
+    for (auto& t : tasks) t->cancel();
+    if (channels_) channels_->close_all();
   }
-  for (auto& t : tasks) t->cancel();
-  if (channels_) channels_->close_all();
   for (auto& t : tasks) t->join();
+  // Tasks are gone: nothing uses the channels any more.
+  std::lock_guard lk(mu_);
+  channels.swap(channels_);
 }
 
 Status LocalExecutor::run() {
@@ -163,6 +167,7 @@ Result<state::StoredCheckpoint> LocalExecutor::stop_with_savepoint(Duration time
 }
 
 size_t LocalExecutor::max_queued_buffers() const {
+  std::lock_guard lk(mu_);
   return channels_ ? channels_->max_queued() : 0;
 }
 

@@ -44,8 +44,17 @@ void RecordWriter::broadcast_status(bool idle) {
 }
 
 void RecordWriter::broadcast_barrier(const Barrier& b) {
-  for (int ch = 0; ch < num_channels(); ++ch) frames::append_barrier(pending_[ch], b);
-  flush_all();
+  for (int ch = 0; ch < num_channels(); ++ch) {
+    std::string& p = pending_[ch];
+    frames::append_barrier(p, b);
+    stats_.bytes += p.size();
+    // Never blocks: a barrier must get out even when the consumer lags
+    // (the channel may go one buffer over its capacity).
+    channels_[ch]->push_unbounded(Buffer{std::move(p)});
+    p = std::string();
+    p.reserve(buffer_bytes_ + 256);
+    channels_[ch]->announce_barrier(b);
+  }
 }
 
 void RecordWriter::broadcast_end_of_data() {

@@ -11,6 +11,15 @@ Status check_restore_compatible(const state::StoredCheckpoint& cp, const proto::
   std::map<std::string, const proto::JobVertex*> vertex_of_uid;
   for (const auto& v : jg.vertices())
     for (const auto& op : v.operators()) vertex_of_uid[op.uid()] = &v;
+  if (!cp.meta.channels.empty()) {
+    if (cp.meta.graph_hash != jg.hash()) {
+      return Status::failed_precondition(
+          "checkpoint " + std::to_string(cp.meta.id) +
+          " is unaligned and holds in-flight records, which only the same job graph can take "
+          "back; restore it with the same job and parallelism, or restore from a savepoint "
+          "(always aligned) to change the job");
+    }
+  }
   for (const auto& om : cp.meta.operators) {
     bool has_state = false;
     for (const auto& st : om.subtasks) has_state |= !st.operator_state.empty() || st.keyed.has_value();
@@ -60,6 +69,11 @@ TaskRestore build_task_restore(const state::StoredCheckpoint& cp, const proto::J
       }
     }
     r.operators[op.uid()] = std::move(o);
+  }
+  for (const auto& cm : cp.meta.channels) {
+    if (cm.head_uid == vertex->operators(0).uid() && cm.subtask == subtask) {
+      r.channel_state_file = cp.base_dir + "/" + cm.file.path;
+    }
   }
   return r;
 }

@@ -48,6 +48,15 @@ Partitioning partitioning_of(proto::Partitioner p) {
   }
 }
 
+// File names from uids: keep them portable.
+std::string file_safe(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
+  }
+  return out;
+}
+
 const proto::JobVertex* find_vertex(const proto::JobGraph& jg, int id) {
   for (const auto& v : jg.vertices())
     if (v.id() == id) return &v;
@@ -153,6 +162,8 @@ class Task::Impl {
   // --- input side ----------------------------------------------------------
   struct InputChannel {
     std::shared_ptr<Channel> channel;
+    int edge = 0;
+    int producer = 0;
     int input = 0;
     bool data_ended = false;  // EndOfData received: no more records
     InputHandler* handler = nullptr;
@@ -172,6 +183,7 @@ class Task::Impl {
 
   Status build();
   Status restore_and_open();
+  Status restore_channel_state(const std::string& path);
   Status run_source_loop();
   Status run_input_loop();
   Status end_of_data();
@@ -186,11 +198,27 @@ class Task::Impl {
   void on_barrier(size_t ci, const Barrier& b);
   void check_alignment();
   void perform_checkpoint(const Barrier& b);
+  // Synchronous part of any checkpoint; false if it failed (task failing).
+  bool snapshot_operators(const Barrier& b, std::shared_ptr<TaskSnapshot>& snap,
+                          std::vector<std::pair<size_t, state::AsyncSnapshot>>& parts);
+  void submit_async(std::shared_ptr<TaskSnapshot> snap,
+                    std::vector<std::pair<size_t, state::AsyncSnapshot>> parts,
+                    std::vector<std::pair<size_t, std::string>> channel_data, bool savepoint);
+  void start_unaligned(const Barrier& b, int trigger_channel);
+  void record_popped(size_t ci);
+  void channel_reached_barrier(size_t ci);
+  void finish_unaligned();
+  void check_unaligned_triggers();
+  void abandon_inflight();
   void emit_dead_letter(const DeadLetter& dl);
   void fail(Status st);
   bool failed() const { return failed_.load(std::memory_order_relaxed); }
   bool should_stop() const { return failed() || cancelled_.load(std::memory_order_relaxed); }
   void maybe_flush(bool force);
+  std::string file_stem(const std::string& what) const {
+    return "v" + std::to_string(vertex_->id()) + "-" + std::to_string(task_.id_.subtask) + "-" +
+           file_safe(what);
+  }
   void publish_metrics();
   void maybe_publish_metrics() {
     int64_t now = monotonic_ns();
@@ -241,6 +269,19 @@ class Task::Impl {
   size_t next_channel_ = 0;
   size_t finished_channels_ = 0;
   std::optional<Barrier> pending_barrier_;
+  // An unaligned checkpoint whose in-flight input is still being recorded.
+  struct InFlight {
+    Barrier barrier;
+    std::shared_ptr<TaskSnapshot> snap;
+    std::vector<std::pair<size_t, state::AsyncSnapshot>> async_parts;
+    std::vector<std::string> recorded;  // per input channel
+    std::vector<bool> done;             // the channel's barrier was reached
+    std::vector<size_t> peeked;         // queued buffers already recorded
+    size_t remaining = 0;
+  };
+  std::optional<InFlight> inflight_;
+  bool unaligned_ = false;
+  int64_t alignment_timeout_ns_ = 0;
   int64_t last_checkpoint_ = 0;
   int64_t last_flush_ns_ = 0;
   int64_t last_publish_ns_ = 0;
@@ -273,6 +314,8 @@ Status Task::Impl::wire_channels() {
       auto add = [&](int producer) {
         InputChannel ic;
         ic.channel = channels_.input_channel({e.id(), producer, id.subtask});
+        ic.edge = e.id();
+        ic.producer = producer;
         ic.channel->set_consumer_signal(&signal_);
         ic.input = e.input_index();
         inputs_.push_back(std::move(ic));
@@ -287,6 +330,14 @@ Status Task::Impl::wire_channels() {
 
 Status Task::Impl::build() {
   const StreamGraph& g = *job_->graph;
+  {
+    auto unaligned = job_->config.get_bool("checkpoint.unaligned", false);
+    if (!unaligned.is_ok()) return unaligned.status();
+    unaligned_ = *unaligned;
+    auto timeout = job_->config.get_duration("checkpoint.alignment-timeout", Duration(0));
+    if (!timeout.is_ok()) return timeout.status();
+    alignment_timeout_ns_ = timeout->count() * 1'000'000;
+  }
   const auto& jg = *job_->job_graph;
   const TaskId& id = task_.id_;
 
@@ -387,6 +438,38 @@ Status Task::Impl::build() {
   return Status::ok();
 }
 
+// Recorded in-flight input is processed before anything new on its channel.
+Status Task::Impl::restore_channel_state(const std::string& path) {
+  SLUICE_ASSIGN_OR_RETURN(std::string data, state::read_file(path));
+  constexpr std::string_view kMagic = "SLUICE-CHANNELS-1\n";
+  if (data.compare(0, kMagic.size(), kMagic) != 0) {
+    return Status::corruption("'" + path + "' is not recorded channel state");
+  }
+  ByteReader r(std::string_view(data).substr(kMagic.size()));
+  while (!r.empty()) {
+    uint64_t edge, producer;
+    std::string_view frames_bytes;
+    if (!r.get_varint(edge) || !r.get_varint(producer) || !r.get_bytes(frames_bytes)) {
+      return Status::corruption("'" + path + "' is truncated");
+    }
+    bool placed = false;
+    for (auto& ic : inputs_) {
+      if (ic.edge == static_cast<int>(edge) && ic.producer == static_cast<int>(producer)) {
+        ic.buffer.data.assign(frames_bytes.data(), frames_bytes.size());
+        ic.has_buffer = true;
+        ic.pos = 0;
+        placed = true;
+      }
+    }
+    if (!placed) {
+      return Status::failed_precondition("recorded in-flight data of edge " + std::to_string(edge) +
+                                         " has no channel in this job; restore with the same "
+                                         "graph and parallelism");
+    }
+  }
+  return Status::ok();
+}
+
 Status Task::Impl::restore_and_open() {
   for (auto& slot : slots_) {
     OperatorRestore r;
@@ -404,6 +487,9 @@ Status Task::Impl::restore_and_open() {
     }
     SLUICE_RETURN_IF_ERROR(
         slot.op->initialize_state(r).with_context("restoring '" + slot.node->name + "'"));
+  }
+  if (restore_ && !restore_->channel_state_file.empty()) {
+    SLUICE_RETURN_IF_ERROR(restore_channel_state(restore_->channel_state_file));
   }
   // Open from the tail, so an operator's consumers are ready before it emits.
   for (auto it = slots_.rbegin(); it != slots_.rend(); ++it) {
@@ -556,6 +642,10 @@ Status Task::Impl::run_input_loop() {
       maybe_flush(true);
       publish_metrics();
       auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      if (pending_barrier_ && alignment_timeout_ns_ > 0) {
+        deadline = std::min(deadline, std::chrono::steady_clock::now() +
+                                          std::chrono::milliseconds(5));
+      }
       if (auto next = pts_.next_deadline()) {
         auto until = std::chrono::milliseconds(std::max<int64_t>(0, *next - clock_->now_ms()));
         deadline = std::min(deadline, std::chrono::steady_clock::now() + until);
@@ -571,6 +661,7 @@ Status Task::Impl::run_input_loop() {
 
 Result<Task::Impl::Progress> Task::Impl::process_input() {
   const size_t n = inputs_.size();
+  if (unaligned_ || alignment_timeout_ns_ > 0 || inflight_) check_unaligned_triggers();
   for (size_t k = 0; k < n; ++k) {
     size_t ci = (next_channel_ + k) % n;
     InputChannel& ic = inputs_[ci];
@@ -579,6 +670,7 @@ Result<Task::Impl::Progress> Task::Impl::process_input() {
       if (!ic.channel->try_pop(ic.buffer)) continue;
       ic.has_buffer = true;
       ic.pos = 0;
+      if (inflight_ && !inflight_->done[ci]) record_popped(ci);
     }
     next_channel_ = (ci + 1) % n;
     SLUICE_RETURN_IF_ERROR(process_buffer(ci));
@@ -632,6 +724,7 @@ Status Task::Impl::process_buffer(size_t ci) {
         ++finished_channels_;
         ic.has_buffer = false;
         recompute_input(ic.input);
+        if (inflight_ && !inflight_->done[ci]) channel_reached_barrier(ci);
         check_alignment();
         return Status::ok();
     }
@@ -688,7 +781,12 @@ void Task::Impl::recompute_input(int input) {
 // --- checkpoints -------------------------------------------------------------
 
 void Task::Impl::on_barrier(size_t ci, const Barrier& b) {
-  if (b.id.value() <= last_checkpoint_) return;  // stale (an aborted checkpoint)
+  if (b.id.value() <= last_checkpoint_) {
+    // Already snapshotted (unaligned) or stale (an aborted checkpoint).
+    if (inflight_ && inflight_->barrier.id == b.id && !inflight_->done[ci]) channel_reached_barrier(ci);
+    return;
+  }
+  if (inflight_) abandon_inflight();  // a newer checkpoint: the old one was aborted
   if (pending_barrier_ && b.id.value() > pending_barrier_->id.value()) {
     // A newer checkpoint overtook the pending one: give that one up.
     if (listener_) {
@@ -698,12 +796,24 @@ void Task::Impl::on_barrier(size_t ci, const Barrier& b) {
     for (auto& ic : inputs_) ic.blocked = false;
     pending_barrier_.reset();
   }
+  if (b.is_unaligned() && !b.must_align()) {
+    start_unaligned(b, static_cast<int>(ci));
+    return;
+  }
   if (!pending_barrier_) {
     pending_barrier_ = b;
     alignment_start_ns_ = monotonic_ns();
   }
   if (b.id.value() == pending_barrier_->id.value()) inputs_[ci].blocked = true;
   check_alignment();
+}
+
+void Task::Impl::abandon_inflight() {
+  if (listener_) {
+    listener_->on_checkpoint_declined(task_.id_, inflight_->barrier.id,
+                                      Status::cancelled("subsumed by a newer checkpoint"));
+  }
+  inflight_.reset();
 }
 
 void Task::Impl::check_alignment() {
@@ -716,30 +826,21 @@ void Task::Impl::check_alignment() {
   perform_checkpoint(b);
 }
 
-namespace {
-// File names from uids: keep them portable.
-std::string file_safe(const std::string& s) {
-  std::string out;
-  for (char c : s) out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
-  return out;
-}
-}  // namespace
-
 // Synchronous part on the task thread: every operator's state and a
-// consistent view of its keyed state; then the barrier moves on and the
-// files are written on a snapshot thread, which acknowledges.
-void Task::Impl::perform_checkpoint(const Barrier& b) {
+// consistent view of its keyed state.
+bool Task::Impl::snapshot_operators(const Barrier& b, std::shared_ptr<TaskSnapshot>& snap,
+                                    std::vector<std::pair<size_t, state::AsyncSnapshot>>& parts) {
   last_checkpoint_ = b.id.value();
   int64_t start = monotonic_ns();
-  auto snap = std::make_shared<TaskSnapshot>();
+  snap = std::make_shared<TaskSnapshot>();
   snap->id = b.id;
   snap->alignment_ns = alignment_start_ns_ ? start - alignment_start_ns_ : 0;
   alignment_start_ns_ = 0;
-  std::vector<std::pair<size_t, state::AsyncSnapshot>> async_parts;
   auto decline = [&](const Status& st, const std::string& op) {
     Status s2 = st.with_context("checkpoint " + std::to_string(b.id.value()) + " of '" + op + "'");
     if (listener_) listener_->on_checkpoint_declined(task_.id_, b.id, s2);
     fail(s2);
+    return false;
   };
   for (auto& slot : slots_) {
     OperatorSnapshot os;
@@ -749,22 +850,43 @@ void Task::Impl::perform_checkpoint(const Barrier& b) {
     os.operator_state = std::move(*r);
     if (auto* backend = slot.ctx->backend.get()) {
       if (!job_->checkpoints) return decline(Status::internal("no checkpoint storage"), slot.node->name);
-      auto target = job_->checkpoints->target(
-          b.id.value(), b.is_savepoint(),
-          "v" + std::to_string(vertex_->id()) + "-" + std::to_string(task_.id_.subtask) + "-" +
-              file_safe(os.uid));
+      auto target = job_->checkpoints->target(b.id.value(), b.is_savepoint(), file_stem(os.uid));
       auto part = backend->snapshot(b.id, target);
       if (!part.is_ok()) return decline(part.status(), slot.node->name);
-      async_parts.emplace_back(snap->operators.size(), std::move(*part));
+      parts.emplace_back(snap->operators.size(), std::move(*part));
     }
     snap->operators.push_back(std::move(os));
   }
-  for (auto& [id, w] : writers_) w->broadcast_barrier(b);
   snap->sync_ns = monotonic_ns() - start;
+  return true;
+}
 
+// The asynchronous part: keyed-state files and recorded channel data are
+// written on a snapshot thread, which then acknowledges.
+void Task::Impl::submit_async(std::shared_ptr<TaskSnapshot> snap,
+                              std::vector<std::pair<size_t, state::AsyncSnapshot>> parts,
+                              std::vector<std::pair<size_t, std::string>> channel_data,
+                              bool savepoint) {
+  std::string channel_file;
+  std::string channel_bytes;
+  if (!channel_data.empty()) {
+    // magic, then (varint edge, varint producer, bytes frames) per channel
+    channel_bytes = "SLUICE-CHANNELS-1\n";
+    ByteWriter w(channel_bytes);
+    for (auto& [ci, data] : channel_data) {
+      w.put_varint(static_cast<uint64_t>(inputs_[ci].edge));
+      w.put_varint(static_cast<uint64_t>(inputs_[ci].producer));
+      w.put_bytes(data);
+    }
+    auto target = job_->checkpoints->target(snap->id.value(), savepoint, file_stem("channels"));
+    channel_file = target.own_dir + "/" + target.file_stem + ".channels";
+    channel_file = target.job_dir + "/" + channel_file;
+  }
   TaskListener* listener = listener_;
   TaskId id = task_.id_;
-  auto work = [snap, parts = std::move(async_parts), listener, id]() mutable {
+  std::string base = job_->checkpoints ? job_->checkpoints->job_dir() : "";
+  auto work = [snap, parts = std::move(parts), listener, id, channel_file,
+               channel_bytes = std::move(channel_bytes), base, savepoint]() mutable {
     for (auto& [index, part] : parts) {
       auto handle = part();
       if (!handle.is_ok()) {
@@ -773,10 +895,151 @@ void Task::Impl::perform_checkpoint(const Barrier& b) {
       }
       snap->operators[index].keyed = std::move(*handle);
     }
+    if (!channel_file.empty()) {
+      Status st = state::write_file_atomic(channel_file, channel_bytes);
+      if (!st.is_ok()) {
+        if (listener) listener->on_checkpoint_declined(id, snap->id, st);
+        return;
+      }
+      // Relative to what the checkpoint's handles resolve against.
+      std::string rel = channel_file;
+      std::string prefix = savepoint ? "" : base + "/";
+      if (savepoint) {
+        rel = channel_file.substr(channel_file.find_last_of('/') + 1);
+      } else if (rel.rfind(prefix, 0) == 0) {
+        rel = rel.substr(prefix.size());
+      }
+      snap->channel_state = state::StateFile{rel, static_cast<int64_t>(channel_bytes.size()), false};
+    }
     if (listener) listener->on_checkpoint_ack(id, std::move(*snap));
   };
   if (snapshots_) snapshots_->submit(std::move(work));
   else work();
+}
+
+void Task::Impl::perform_checkpoint(const Barrier& b) {
+  std::shared_ptr<TaskSnapshot> snap;
+  std::vector<std::pair<size_t, state::AsyncSnapshot>> parts;
+  if (!snapshot_operators(b, snap, parts)) return;
+  for (auto& [id, w] : writers_) w->broadcast_barrier(b);
+  submit_async(std::move(snap), std::move(parts), {}, b.is_savepoint());
+}
+
+// --- unaligned checkpoints ----------------------------------------------------
+//
+// The task snapshots as soon as it learns of barrier N (its first barrier,
+// an announcement on any channel, or an aligned checkpoint whose alignment
+// timed out), forwards the barrier at once and records, per channel, the
+// input that precedes that channel's barrier N: it is before the checkpoint
+// for the producer but not in this task's snapshot, so it is stored with
+// the checkpoint and replayed first on restore. Nothing blocks.
+
+void Task::Impl::check_unaligned_triggers() {
+  if (inflight_) {
+    for (const auto& ic : inputs_) {
+      if (ic.channel->announced_barrier() > inflight_->barrier.id.value()) {
+        abandon_inflight();
+        break;
+      }
+    }
+    if (inflight_) return;
+  }
+  if (pending_barrier_) {
+    // Savepoints stay aligned: they must not depend on in-flight records.
+    if (alignment_timeout_ns_ > 0 && !pending_barrier_->must_align() &&
+        monotonic_ns() - alignment_start_ns_ > alignment_timeout_ns_) {
+      Barrier b = *pending_barrier_;
+      spdlog::debug("task {}: alignment of checkpoint {} timed out; continuing unaligned",
+                    task_.id_.to_string(), b.id.value());
+      start_unaligned(b, -1);
+    }
+    return;
+  }
+  if (!unaligned_) return;
+  for (const auto& ic : inputs_) {
+    int64_t a = ic.channel->announced_barrier();
+    if (a > last_checkpoint_) {
+      Barrier b;
+      b.id = CheckpointId(a);
+      b.trigger_time_ms = clock_->now_ms();
+      b.flags = 2;
+      start_unaligned(b, -1);
+      return;
+    }
+  }
+}
+
+void Task::Impl::start_unaligned(const Barrier& b_in, int trigger_channel) {
+  Barrier b = b_in;
+  b.flags |= 2;
+  InFlight f;
+  f.barrier = b;
+  const size_t n = inputs_.size();
+  f.recorded.assign(n, std::string());
+  f.done.assign(n, false);
+  f.peeked.assign(n, 0);
+  if (!snapshot_operators(b, f.snap, f.async_parts)) return;
+  for (size_t ci = 0; ci < n; ++ci) {
+    InputChannel& ic = inputs_[ci];
+    // Channels blocked by the alignment already delivered the barrier.
+    if (static_cast<int>(ci) == trigger_channel || ic.finished || ic.blocked) {
+      f.done[ci] = true;
+      continue;
+    }
+    if (ic.has_buffer) {
+      size_t at = 0;
+      if (frames::find_barrier(ic.buffer.data, ic.pos, b.id, at)) {
+        f.recorded[ci].append(ic.buffer.data, ic.pos, at - ic.pos);
+        f.done[ci] = true;
+        continue;
+      }
+      f.recorded[ci].append(ic.buffer.data, ic.pos, std::string::npos);
+    }
+    bool found = false;
+    f.peeked[ci] = ic.channel->peek_until_barrier(b.id, f.recorded[ci], found);
+    if (found) f.done[ci] = true;
+  }
+  for (auto& ic : inputs_) ic.blocked = false;
+  pending_barrier_.reset();
+  f.remaining = 0;
+  for (bool d : f.done) f.remaining += d ? 0 : 1;
+  inflight_ = std::move(f);
+  for (auto& [id, w] : writers_) w->broadcast_barrier(b);
+  if (inflight_->remaining == 0) finish_unaligned();
+}
+
+void Task::Impl::record_popped(size_t ci) {
+  InFlight& f = *inflight_;
+  if (f.peeked[ci] > 0) {  // recorded when the checkpoint started
+    --f.peeked[ci];
+    return;
+  }
+  const std::string& data = inputs_[ci].buffer.data;
+  size_t at = 0;
+  if (frames::find_barrier(data, 0, f.barrier.id, at)) {
+    f.recorded[ci].append(data, 0, at);
+    channel_reached_barrier(ci);
+  } else {
+    f.recorded[ci].append(data);
+  }
+}
+
+void Task::Impl::channel_reached_barrier(size_t ci) {
+  InFlight& f = *inflight_;
+  if (f.done[ci]) return;
+  f.done[ci] = true;
+  if (--f.remaining == 0) finish_unaligned();
+}
+
+void Task::Impl::finish_unaligned() {
+  InFlight f = std::move(*inflight_);
+  inflight_.reset();
+  std::vector<std::pair<size_t, std::string>> channel_data;
+  for (size_t ci = 0; ci < f.recorded.size(); ++ci) {
+    if (!f.recorded[ci].empty()) channel_data.emplace_back(ci, std::move(f.recorded[ci]));
+  }
+  submit_async(std::move(f.snap), std::move(f.async_parts), std::move(channel_data),
+               f.barrier.is_savepoint());
 }
 
 Status Task::Impl::finish_operators() {

@@ -83,6 +83,8 @@ struct OperatorSnapshot {
 struct TaskSnapshot {
   CheckpointId id{0};
   std::vector<OperatorSnapshot> operators;
+  /// Unaligned checkpoints: the in-flight input data the task recorded.
+  std::optional<state::StateFile> channel_state;
   int64_t sync_ns = 0;       // time on the task thread
   int64_t alignment_ns = 0;  // from the first to the last barrier
 };
@@ -98,6 +100,8 @@ struct TaskRestore {
     std::vector<state::KeyedStateHandle> keyed;
   };
   std::map<std::string, Operator> operators;  // by uid
+  /// Unaligned checkpoints: the task's recorded in-flight input (absolute path).
+  std::string channel_state_file;
 };
 
 /// Receives a task's state changes and checkpoint acknowledgements. Called

@@ -39,10 +39,7 @@ SLUICE_JOB(clickstream) {
   const Duration out_of_orderness = args.get_duration("out_of_orderness", 2s);
   const Duration allowed_lateness = args.get_duration("allowed_lateness", 0s);
   const int64_t sink_parallelism = args.get_int("sink_parallelism", 1);
-  if (window.count() <= 0) throw api::JobArgError("--arg window must be positive");
-  if (out_of_orderness.count() < 0 || allowed_lateness.count() < 0) {
-    throw api::JobArgError("--arg out_of_orderness and allowed_lateness must not be negative");
-  }
+  if (window.count() <= 0) throw api::JobArgError("--arg window must be positive, e.g. 60s");
   if (sink_parallelism < 1) throw api::JobArgError("--arg sink_parallelism must be at least 1");
 
   auto source = or_arg_error(connectors::source_from_uri<ClickEvent>(source_uri), "source");

@@ -101,6 +101,12 @@ class KeyedProcessOperator final : public runtime::KeyedOneInputOperator<K, IN> 
     collector_.set_timestamp(EventTime(t.ts));
     try {
       fn_.on_timer(t.ts, ctx_, collector_);
+    } catch (const InvalidRecord& e) {
+      DeadLetter dl;
+      dl.reason = std::string("timer rejected: ") + e.what();
+      dl.origin = "operator " + this->context().info().operator_name;
+      dl.payload = "key " + payload_of(this->current_key()) + " timer " + std::to_string(t.ts);
+      this->context().dead_letter(std::move(dl));
     } catch (const std::exception& e) {
       this->context().fail(Status::internal("on_timer of '" + this->context().info().operator_name +
                                             "' threw: " + e.what()));

@@ -232,6 +232,15 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
     collector_.set_timestamp(EventTime(w.max_timestamp()));
     try {
       fn_(this->current_key(), w, *value, collector_);
+    } catch (const InvalidRecord& e) {
+      // The window's result is rejected, not the task: failing would only
+      // fail again after every restart.
+      DeadLetter dl;
+      dl.reason = std::string("window result rejected: ") + e.what();
+      dl.origin = "operator " + this->context().info().operator_name;
+      dl.payload = "key " + basic::payload_of(this->current_key()) + " window [" +
+                   std::to_string(w.start) + ", " + std::to_string(w.end) + ")";
+      this->context().dead_letter(std::move(dl));
     } catch (const std::exception& e) {
       this->context().fail(Status::internal("window function of '" +
                                             this->context().info().operator_name +

@@ -1,0 +1,418 @@
+#include "state/rocksdb_backend.h"
+
+#include <dirent.h>
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/table.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <random>
+
+#include "engine/common/hash.h"
+#include "state/checkpoint_storage.h"
+#include "state/rocksdb_internal.h"
+
+namespace sluice::state {
+
+// --- options -------------------------------------------------------------------
+
+Result<RocksDBOptions> RocksDBOptions::from_config(const Configuration& c) {
+  RocksDBOptions o;
+  o.local_dir = c.get_string("state.rocksdb.local-dir", o.local_dir);
+  SLUICE_ASSIGN_OR_RETURN(o.memory_bytes, c.get_bytes("state.rocksdb.memory", o.memory_bytes));
+  if (o.local_dir.empty()) {
+    return Status::invalid_argument("state.rocksdb.local-dir must not be empty");
+  }
+  while (o.local_dir.size() > 1 && o.local_dir.back() == '/') o.local_dir.pop_back();
+  constexpr int64_t kMinMemory = 8LL << 20;
+  if (o.memory_bytes < kMinMemory) {
+    return Status::invalid_argument("state.rocksdb.memory must be at least 8mb, got " +
+                                    std::to_string(o.memory_bytes) + " bytes");
+  }
+  return o;
+}
+
+namespace rocks {
+
+rocksdb::CompactionFilter::Decision TtlCompactionFilter::FilterV2(
+    int, const rocksdb::Slice&, ValueType type, const rocksdb::Slice& value, std::string*,
+    std::string*) const {
+  if (type != ValueType::kValue) return Decision::kKeep;
+  std::string_view v(value.data(), value.size());
+  int64_t expiry;
+  if (!take_header(v, expiry) || expiry == 0) return Decision::kKeep;
+  return expiry <= clock_->now_ms() ? Decision::kRemove : Decision::kKeep;
+}
+
+bool ListAppendOperator::FullMergeV2(const MergeOperationInput& in,
+                                     MergeOperationOutput* out) const {
+  std::string& r = out->new_value;
+  r.clear();
+  put_header(r, 0);
+  if (in.existing_value) {
+    std::string_view v(in.existing_value->data(), in.existing_value->size());
+    int64_t expiry;
+    if (!take_header(v, expiry)) return false;  // RocksDB reports corruption
+    r.append(v.data(), v.size());
+  }
+  for (const auto& op : in.operand_list) r.append(op.data(), op.size());
+  return true;
+}
+
+bool ListAppendOperator::PartialMergeMulti(const rocksdb::Slice&,
+                                           const std::deque<rocksdb::Slice>& operands,
+                                           std::string* new_value, rocksdb::Logger*) const {
+  new_value->clear();
+  for (const auto& op : operands) new_value->append(op.data(), op.size());
+  return true;
+}
+
+rocksdb::Options make_options(const RocksDBMemoryBudget& memory,
+                              const rocksdb::CompactionFilter* filter) {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  o.create_missing_column_families = true;
+  // Two cores is the common deployment; RocksDB shares the Env's pools
+  // between all DBs of the process anyway.
+  o.max_background_jobs = 2;
+  o.write_buffer_manager = memory.write_buffer_manager();
+  o.write_buffer_size = static_cast<size_t>(memory.write_buffer_size());
+  o.max_write_buffer_number = 2;
+  // Smaller files than RocksDB's default 64 MiB: incremental checkpoints
+  // upload whole SSTs, so finer files mean less re-upload after compaction.
+  o.target_file_size_base = 16ULL << 20;
+  // A Bloom filter over the memtable: reads of keys that are not there
+  // (every first touch of a key) skip the skiplist search.
+  o.memtable_whole_key_filtering = true;
+  o.memtable_prefix_bloom_size_ratio = 0.05;
+  o.level_compaction_dynamic_level_bytes = true;
+  // The MANIFEST is copied into every checkpoint: roll it over early.
+  o.max_manifest_file_size = 4ULL << 20;
+  // State is thrown away when the backend closes; checkpoints flush.
+  o.avoid_flush_during_shutdown = true;
+  o.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  o.keep_log_file_num = 2;
+  o.max_log_file_size = 1ULL << 20;
+  o.stats_dump_period_sec = 0;
+  o.stats_persist_period_sec = 0;
+  o.compression = rocksdb::kLZ4Compression;
+  auto supported = rocksdb::GetSupportedCompressions();
+  if (std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) == supported.end()) {
+    o.compression = rocksdb::kSnappyCompression;
+  }
+  // shared: every column family of every DB uses the one merge operator.
+  static const std::shared_ptr<rocksdb::MergeOperator> kListAppend =
+      std::make_shared<ListAppendOperator>();
+  o.merge_operator = kListAppend;
+  o.compaction_filter = filter;
+
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = memory.cache();
+  // Index and filter blocks live in the cache (they count against the
+  // budget), partitioned into small blocks: a whole-file filter of a 16 MiB
+  // SST is over 1 MiB, larger than a cache shard's high-priority pool, and
+  // would be evicted and read again on every miss. Only the small top
+  // level stays pinned.
+  t.cache_index_and_filter_blocks = true;
+  t.cache_index_and_filter_blocks_with_high_priority = true;
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
+  t.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  t.partition_filters = true;
+  t.metadata_block_size = 4096;
+  t.pin_top_level_index_and_filter = true;
+  // Whole-key Bloom filters: most point reads of fresh keys find nothing.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+std::string key_group_prefix(int32_t kg) {
+  std::string out;
+  ByteWriter(out).put_fixed16_be(static_cast<uint16_t>(kg));
+  return out;
+}
+
+Status to_status(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::ok();
+  std::string msg = std::string(what) + ": " + s.ToString();
+  if (s.IsIOError()) return Status::io_error(msg);
+  if (s.IsCorruption()) return Status::corruption(msg);
+  if (s.IsNotFound()) return Status::not_found(msg);
+  if (s.IsInvalidArgument()) return Status::invalid_argument(msg);
+  return Status::internal(msg);
+}
+
+}  // namespace rocks
+
+namespace {
+
+// Instance names become file names: portable characters, bounded length
+// (shared SST names add a tag and the SST's name; 255 bytes is the limit).
+std::string file_safe(const std::string& s) {
+  constexpr size_t kMaxLength = 120;
+  std::string out;
+  for (char c : s) {
+    out.push_back(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_');
+  }
+  if (out.size() > kMaxLength) {
+    out = out.substr(0, kMaxLength - 9) + "_" + std::to_string(murmur3_32(s) % 100'000'000);
+  }
+  return out.empty() ? "backend" : out;
+}
+
+// Working directories are "<instance>.p<pid>.<tag>". Those of processes that
+// died (SIGKILL skips destructors) are removed when the next backend starts.
+void remove_stale_dirs(const std::string& local_dir) {
+  DIR* d = ::opendir(local_dir.c_str());
+  if (!d) return;
+  std::vector<std::string> stale;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    auto dot2 = n.rfind('.');
+    if (dot2 == std::string::npos || dot2 == 0) continue;
+    auto dot1 = n.rfind('.', dot2 - 1);
+    if (dot1 == std::string::npos || n.compare(dot1 + 1, 1, "p") != 0) continue;
+    std::string pid_text = n.substr(dot1 + 2, dot2 - dot1 - 2);
+    if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::strtol(pid_text.c_str(), nullptr, 10));
+    if (pid == ::getpid()) continue;
+    if (::kill(pid, 0) != 0 && errno == ESRCH) stale.push_back(local_dir + "/" + n);
+  }
+  ::closedir(d);
+  for (const auto& p : stale) {
+    Status st = remove_tree(p);
+    if (!st.is_ok()) spdlog::warn("cannot remove stale RocksDB directory: {}", st.to_string());
+  }
+}
+
+std::string random_tag() {
+  std::random_device rd;
+  std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(::getpid()));
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+  return std::string(buf, 10);
+}
+
+}  // namespace
+
+// --- lifecycle ---------------------------------------------------------------------
+
+RocksDBKeyedStateBackend::RocksDBKeyedStateBackend(const BackendSpec& spec, RocksDBOptions options,
+                                                   std::shared_ptr<RocksDBMemoryBudget> memory,
+                                                   std::string dir)
+    : KeyedStateBackend(spec.range, spec.max_parallelism,
+                        spec.clock ? spec.clock : &SystemClock::instance()),
+      options_(std::move(options)),
+      memory_(std::move(memory)),
+      dir_(std::move(dir)),
+      shared_(std::make_shared<SharedFiles>()) {
+  key_buf_.reserve(64);
+  value_buf_.reserve(64);
+}
+
+Result<std::unique_ptr<RocksDBKeyedStateBackend>> RocksDBKeyedStateBackend::create(
+    const BackendSpec& spec, const RocksDBOptions& options) {
+  if (spec.max_parallelism < 1 || spec.max_parallelism > kMaxMaxParallelism) {
+    return Status::invalid_argument("max parallelism " + std::to_string(spec.max_parallelism) +
+                                    " does not fit the RocksDB key layout (1.." +
+                                    std::to_string(kMaxMaxParallelism) + ")");
+  }
+  SLUICE_RETURN_IF_ERROR(make_dirs(options.local_dir)
+                             .with_context("state.rocksdb.local-dir '" + options.local_dir + "'"));
+  remove_stale_dirs(options.local_dir);
+  std::string tag = random_tag();
+  std::string safe = file_safe(spec.instance_name);
+  std::string dir = options.local_dir + "/" + safe + ".p" + std::to_string(::getpid()) + "." + tag;
+  SLUICE_RETURN_IF_ERROR(remove_tree(dir));
+  SLUICE_RETURN_IF_ERROR(make_dirs(dir));
+  auto memory = RocksDBMemoryBudget::acquire(options.memory_bytes);
+  std::unique_ptr<RocksDBKeyedStateBackend> b(
+      new RocksDBKeyedStateBackend(spec, options, std::move(memory), dir));
+  b->file_prefix_ = safe + "-" + tag;
+  Status st = b->open_db();
+  if (!st.is_ok()) return st.with_context("opening RocksDB state in '" + dir + "'");
+  return b;
+}
+
+RocksDBKeyedStateBackend::~RocksDBKeyedStateBackend() {
+  close_db();
+  Status st = remove_tree(dir_);
+  if (!st.is_ok()) spdlog::warn("RocksDB state backend: {}", st.to_string());
+}
+
+Status RocksDBKeyedStateBackend::open_db() {
+  auto d = std::make_unique<Db>();
+  d->filter = std::make_unique<rocks::TtlCompactionFilter>(clock_);
+  d->options = rocks::make_options(*memory_, d->filter.get());
+  d->write.disableWAL = true;  // durability comes from checkpoints
+  const std::string path = dir_ + "/db";
+  std::vector<std::string> names;
+  if (::access((path + "/CURRENT").c_str(), F_OK) == 0) {
+    SLUICE_RETURN_IF_ERROR(rocks::to_status(
+        rocksdb::DB::ListColumnFamilies(d->options, path, &names), "listing column families"));
+  }
+  if (std::find(names.begin(), names.end(), rocksdb::kDefaultColumnFamilyName) == names.end()) {
+    names.insert(names.begin(), rocksdb::kDefaultColumnFamilyName);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const auto& n : names) cfs.emplace_back(n, rocksdb::ColumnFamilyOptions(d->options));
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  SLUICE_RETURN_IF_ERROR(rocks::to_status(
+      rocksdb::DB::Open(rocksdb::DBOptions(d->options), path, cfs, &handles, &d->db),
+      "opening '" + path + "'"));
+  for (size_t i = 0; i < handles.size(); ++i) d->handles[names[i]] = handles[i];
+  db_ = std::move(d);
+  return Status::ok();
+}
+
+void RocksDBKeyedStateBackend::close_db() {
+  if (!db_) return;
+  columns_.clear();
+  for (auto& [name, h] : db_->handles) {
+    rocksdb::Status s = db_->db->DestroyColumnFamilyHandle(h);
+    if (!s.ok()) spdlog::warn("closing column family {}: {}", name, s.ToString());
+  }
+  db_->handles.clear();
+  rocksdb::Status s = db_->db->Close();
+  if (!s.ok()) spdlog::warn("closing RocksDB in {}: {}", dir_, s.ToString());
+  delete db_->db;
+  db_.reset();
+}
+
+// --- state access ----------------------------------------------------------------
+
+RocksDBKeyedStateBackend::Column* RocksDBKeyedStateBackend::column(const std::string& name,
+                                                                   std::string_view signature) {
+  auto it = columns_.find(name);
+  if (it != columns_.end()) return it->second.get();
+  auto* db = db_->db;
+  // A restored state must come back with the type it was written with.
+  std::string sig_key = std::string(rocks::kSignaturePrefix) + name;
+  std::string stored;
+  rocksdb::Status s = db->Get(db_->read, db->DefaultColumnFamily(), sig_key, &stored);
+  if (s.ok()) {
+    if (stored != signature) {
+      throw StateTypeError("state '" + name + "' was checkpointed as " + stored +
+                           " and cannot be restored as " + std::string(signature));
+    }
+  } else if (!s.IsNotFound()) {
+    throw StateAccessError("state '" + name + "': reading its signature: " + s.ToString());
+  } else {
+    s = db->Put(db_->write, db->DefaultColumnFamily(), sig_key,
+                rocksdb::Slice(signature.data(), signature.size()));
+    if (!s.ok()) throw StateAccessError("state '" + name + "': " + s.ToString());
+  }
+  std::string cf_name = std::string(rocks::kStatePrefix) + name;
+  auto h = db_->handles.find(cf_name);
+  if (h == db_->handles.end()) {
+    rocksdb::ColumnFamilyHandle* handle = nullptr;
+    s = db->CreateColumnFamily(rocksdb::ColumnFamilyOptions(db_->options), cf_name, &handle);
+    if (!s.ok()) {
+      throw StateAccessError("state '" + name + "': creating its column family: " + s.ToString());
+    }
+    h = db_->handles.emplace(cf_name, handle).first;
+  }
+  auto c = std::make_unique<Column>();
+  c->handle = h->second;
+  c->name = name;
+  return columns_.emplace(name, std::move(c)).first->second.get();
+}
+
+std::optional<std::string_view> RocksDBKeyedStateBackend::get(Column* c, std::string_view key) {
+  db_->pin.Reset();
+  rocksdb::Status s =
+      db_->db->Get(db_->read, c->handle, rocksdb::Slice(key.data(), key.size()), &db_->pin);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) throw StateAccessError("state '" + c->name + "': read failed: " + s.ToString());
+  return std::string_view(db_->pin.data(), db_->pin.size());
+}
+
+void RocksDBKeyedStateBackend::put(Column* c, std::string_view key, std::string_view value) {
+  rocksdb::Status s = db_->db->Put(db_->write, c->handle, rocksdb::Slice(key.data(), key.size()),
+                                   rocksdb::Slice(value.data(), value.size()));
+  if (!s.ok()) throw StateAccessError("state '" + c->name + "': write failed: " + s.ToString());
+}
+
+void RocksDBKeyedStateBackend::merge(Column* c, std::string_view key, std::string_view elements) {
+  rocksdb::Status s =
+      db_->db->Merge(db_->write, c->handle, rocksdb::Slice(key.data(), key.size()),
+                     rocksdb::Slice(elements.data(), elements.size()));
+  if (!s.ok()) throw StateAccessError("state '" + c->name + "': write failed: " + s.ToString());
+}
+
+void RocksDBKeyedStateBackend::remove(Column* c, std::string_view key) {
+  rocksdb::Status s =
+      db_->db->Delete(db_->write, c->handle, rocksdb::Slice(key.data(), key.size()));
+  if (!s.ok()) throw StateAccessError("state '" + c->name + "': delete failed: " + s.ToString());
+}
+
+void RocksDBKeyedStateBackend::scan(Column* c, std::string_view prefix,
+                                    FunctionRef<bool(std::string_view, std::string_view)> fn) {
+  // Own copies: the callback may compose keys in the shared key buffer.
+  scan_prefix_.assign(prefix);
+  scan_upper_.assign(prefix);
+  while (!scan_upper_.empty() && static_cast<uint8_t>(scan_upper_.back()) == 0xff) {
+    scan_upper_.pop_back();
+  }
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper(scan_upper_);
+  if (!scan_upper_.empty()) {
+    scan_upper_.back() = static_cast<char>(static_cast<uint8_t>(scan_upper_.back()) + 1);
+    upper = rocksdb::Slice(scan_upper_);
+    ro.iterate_upper_bound = &upper;
+  }
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, c->handle));
+  for (it->Seek(scan_prefix_); it->Valid(); it->Next()) {
+    rocksdb::Slice k = it->key(), v = it->value();
+    if (!fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) break;
+  }
+  if (!it->status().ok()) {
+    throw StateAccessError("state '" + c->name + "': scan failed: " + it->status().ToString());
+  }
+}
+
+void RocksDBKeyedStateBackend::corrupt(const Column* c, std::string_view what) const {
+  throw StateAccessError("state '" + c->name + "' (key group " +
+                         std::to_string(current_kg_.value()) + "): " + std::string(what) +
+                         "; the stored bytes do not match the state's type");
+}
+
+const std::string& RocksDBKeyedStateBackend::state_name(const Column* c) const { return c->name; }
+
+// --- inspection ------------------------------------------------------------------
+
+Status RocksDBKeyedStateBackend::compact() {
+  rocksdb::CompactRangeOptions co;
+  co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+  for (auto& [name, h] : db_->handles) {
+    SLUICE_RETURN_IF_ERROR(rocks::to_status(db_->db->Flush(rocksdb::FlushOptions(), h),
+                                            "flushing " + name));
+    SLUICE_RETURN_IF_ERROR(rocks::to_status(db_->db->CompactRange(co, h, nullptr, nullptr),
+                                            "compacting " + name));
+  }
+  return Status::ok();
+}
+
+Result<uint64_t> RocksDBKeyedStateBackend::raw_entry_count(const std::string& name) {
+  auto h = db_->handles.find(std::string(rocks::kStatePrefix) + name);
+  if (h == db_->handles.end()) return Status::not_found("no state '" + name + "'");
+  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), h->second));
+  uint64_t n = 0;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;
+  SLUICE_RETURN_IF_ERROR(rocks::to_status(it->status(), "scanning " + name));
+  return n;
+}
+
+size_t RocksDBKeyedStateBackend::confirmed_shared_files() const {
+  std::lock_guard lk(shared_->mu);
+  return shared_->confirmed.by_sst.size();
+}
+
+}  // namespace sluice::state

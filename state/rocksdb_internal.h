@@ -1,0 +1,100 @@
+// Internals of the RocksDB backend shared by rocksdb_backend.cc (state
+// access) and rocksdb_snapshot.cc (snapshots, restore). Not part of the
+// state API: include only from state/rocksdb_*.cc.
+#pragma once
+
+#include <rocksdb/compaction_filter.h>
+#include <rocksdb/db.h>
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/options.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "engine/common/clock.h"
+#include "state/rocksdb_backend.h"
+
+namespace sluice::state {
+
+namespace rocks {
+
+/// Column family name of a state.
+inline constexpr std::string_view kStatePrefix = "state:";
+/// Default-column-family key of a state's type signature.
+inline constexpr std::string_view kSignaturePrefix = "sig:";
+/// Name of the timers side file inside a snapshot.
+inline constexpr std::string_view kTimersName = "_timers";
+
+/// Drops entries whose stored expiry has passed. Values without an expiry
+/// (and list merge operands, which carry none) are kept. Stateless apart
+/// from the clock, so one instance serves every (sub)compaction; the clock
+/// must outlive the DB.
+class TtlCompactionFilter final : public rocksdb::CompactionFilter {
+ public:
+  explicit TtlCompactionFilter(const Clock* clock) : clock_(clock) {}
+  Decision FilterV2(int level, const rocksdb::Slice& key, ValueType type,
+                    const rocksdb::Slice& value, std::string* new_value,
+                    std::string* skip_until) const override;
+  const char* Name() const override { return "SluiceTtlFilter"; }
+
+ private:
+  const Clock* clock_;
+};
+
+/// List append: operands are element bytes; the result is a plain header
+/// followed by the existing list's elements and every operand's. Lists
+/// with TTL never use it (they are rewritten), so the result never expires.
+class ListAppendOperator final : public rocksdb::MergeOperator {
+ public:
+  bool FullMergeV2(const MergeOperationInput& in, MergeOperationOutput* out) const override;
+  bool PartialMergeMulti(const rocksdb::Slice& key, const std::deque<rocksdb::Slice>& operands,
+                         std::string* new_value, rocksdb::Logger* logger) const override;
+  const char* Name() const override { return "SluiceListAppend"; }
+};
+
+/// Options of every DB of the backend (its own and temporary ones opened
+/// for restore): shared memory budget, merge operator, TTL filter (nullptr
+/// for read-only DBs).
+rocksdb::Options make_options(const RocksDBMemoryBudget& memory,
+                              const rocksdb::CompactionFilter* filter);
+
+/// Two big-endian bytes of a key group: the first bytes of every key.
+std::string key_group_prefix(int32_t kg);
+
+Status to_status(const rocksdb::Status& s, std::string_view what);
+
+}  // namespace rocks
+
+struct RocksDBKeyedStateBackend::Db {
+  std::unique_ptr<rocks::TtlCompactionFilter> filter;
+  rocksdb::Options options;
+  rocksdb::DB* db = nullptr;
+  // Every open column family by its RocksDB name (default included).
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> handles;
+  rocksdb::ReadOptions read;
+  rocksdb::WriteOptions write;
+  rocksdb::PinnableSlice pin;
+};
+
+struct RocksDBKeyedStateBackend::Column {
+  rocksdb::ColumnFamilyHandle* handle = nullptr;
+  std::string name;  // the state's name
+};
+
+/// Which shared files hold this backend's SSTs. Written by the snapshot
+/// thread (an upload finished) and the task thread (a checkpoint completed,
+/// a restore); guarded by `mu`.
+struct RocksDBKeyedStateBackend::SharedFiles {
+  struct Upload {
+    std::string job_dir;                      // canonical job dir of the paths
+    std::map<std::string, StateFile> by_sst;  // local SST name -> shared file
+  };
+  std::mutex mu;
+  std::map<int64_t, Upload> uploaded;  // by checkpoint id, until it completes
+  Upload confirmed;                    // of the last completed checkpoint (or restore)
+};
+
+}  // namespace sluice::state

@@ -1,0 +1,147 @@
+#include "tests/harness/operator_harness.h"
+
+namespace sluice::harness {
+
+OperatorSnapshot OperatorSnapshot::merge(const std::vector<OperatorSnapshot>& parts) {
+  if (parts.empty()) throw HarnessError("OperatorSnapshot::merge of nothing");
+  OperatorSnapshot out;
+  out.max_parallelism = parts.front().max_parallelism;
+  out.parallelism = parts.front().parallelism;
+  for (const auto& p : parts) {
+    if (p.max_parallelism != out.max_parallelism || p.parallelism != out.parallelism) {
+      throw HarnessError("OperatorSnapshot::merge of snapshots of different runs");
+    }
+    for (const auto& [subtask, blob] : p.operator_states) {
+      if (!out.operator_states.emplace(subtask, blob).second) {
+        throw HarnessError("OperatorSnapshot::merge: subtask " + std::to_string(subtask) +
+                           " appears twice");
+      }
+    }
+    for (const auto& [kg, blob] : p.key_groups) {
+      if (!out.key_groups.emplace(kg, blob).second) {
+        throw HarnessError("OperatorSnapshot::merge: key group " + std::to_string(kg) +
+                           " appears twice");
+      }
+    }
+  }
+  return out;
+}
+
+OperatorHarnessBase::OperatorHarnessBase(std::unique_ptr<runtime::StreamOperator> op,
+                                         HarnessOptions options,
+                                         std::unique_ptr<runtime::OutputBase> main_output)
+    : options_(std::move(options)),
+      clock_(options_.start_processing_time),
+      pts_(&clock_),
+      main_output_(std::move(main_output)),
+      op_(std::move(op)) {
+  if (!op_) throw HarnessError("no operator");
+  Status st = state::validate_parallelism(options_.parallelism, options_.max_parallelism);
+  if (!st.is_ok()) throw HarnessError(st.to_string());
+  if (options_.subtask < 0 || options_.subtask >= options_.parallelism) {
+    throw HarnessError("subtask index out of range");
+  }
+  info_.job_name = options_.job_name;
+  info_.job_id = options_.job_name + "-id";
+  info_.operator_name = options_.operator_name;
+  info_.uid = options_.operator_name;
+  info_.subtask = options_.subtask;
+  info_.parallelism = options_.parallelism;
+  info_.max_parallelism = options_.max_parallelism;
+  if (options_.keyed) {
+    backend_ = std::make_unique<state::HeapKeyedStateBackend>(
+        state::key_group_range_for_subtask(options_.max_parallelism, options_.parallelism,
+                                           options_.subtask),
+        options_.max_parallelism, &clock_);
+  }
+}
+
+OperatorHarnessBase::~OperatorHarnessBase() {
+  if (opened_ && !closed_) close();
+}
+
+Status OperatorHarnessBase::restore(const OperatorSnapshot& snapshot) {
+  if (opened_ || restore_) return Status::failed_precondition("restore() once, before open()");
+  if (snapshot.max_parallelism != options_.max_parallelism) {
+    return Status::invalid_argument("snapshot has max parallelism " +
+                                    std::to_string(snapshot.max_parallelism) + ", harness " +
+                                    std::to_string(options_.max_parallelism));
+  }
+  if (backend_) SLUICE_RETURN_IF_ERROR(restore_keyed_state(*backend_, snapshot.key_groups));
+  runtime::OperatorRestore r;
+  r.restored = true;
+  r.old_parallelism = snapshot.parallelism;
+  for (const auto& [subtask, blob] : snapshot.operator_states) r.states.push_back(blob);
+  restore_ = std::move(r);
+  return Status::ok();
+}
+
+Status OperatorHarnessBase::open() {
+  if (opened_) return Status::failed_precondition("open() twice");
+  std::vector<runtime::OutputBase*> outs{main_output_.get()};
+  for (auto& [tag, out] : sides_) outs.push_back(out.get());
+  op_->setup(this, std::move(outs));
+  runtime::OperatorRestore r = restore_.value_or(runtime::OperatorRestore{});
+  SLUICE_RETURN_IF_ERROR(op_->initialize_state(r).with_context("initialize_state"));
+  opened_ = true;
+  SLUICE_RETURN_IF_ERROR(op_->open().with_context("open"));
+  return Status::ok();
+}
+
+void OperatorHarnessBase::process_watermark(EventTime wm) {
+  require_open("process_watermark");
+  op_->process_watermark(wm);
+}
+
+void OperatorHarnessBase::set_processing_time(int64_t now_ms) {
+  require_open("set_processing_time");
+  if (now_ms < clock_.now_ms()) throw HarnessError("processing time does not go back");
+  clock_.set(now_ms);
+  pts_.fire_due();
+}
+
+Status OperatorHarnessBase::end_input() {
+  require_open("end_input");
+  return op_->finish();
+}
+
+OperatorSnapshot OperatorHarnessBase::snapshot(CheckpointId id) {
+  require_open("snapshot");
+  Result<std::string> op_state = op_->snapshot_state(id);
+  if (!op_state.is_ok()) throw HarnessError("snapshot_state failed: " + op_state.status().to_string());
+  OperatorSnapshot snap;
+  snap.max_parallelism = options_.max_parallelism;
+  snap.parallelism = options_.parallelism;
+  snap.operator_states.emplace(options_.subtask, std::move(*op_state));
+  if (backend_) snap.key_groups = snapshot_keyed_state(*backend_);
+  return snap;
+}
+
+Status OperatorHarnessBase::notify_checkpoint_complete(CheckpointId id) {
+  require_open("notify_checkpoint_complete");
+  if (backend_) backend_->notify_checkpoint_complete(id);
+  return op_->notify_checkpoint_complete(id);
+}
+
+void OperatorHarnessBase::close() {
+  if (!opened_ || closed_) return;
+  closed_ = true;
+  op_->close();
+}
+
+void OperatorHarnessBase::dead_letter(DeadLetter dl) {
+  // As the task does: fill in who and when, count it.
+  if (dl.job.empty()) dl.job = info_.job_name;
+  if (dl.operator_name.empty()) dl.operator_name = info_.operator_name;
+  if (dl.time_ms == 0) dl.time_ms = clock_.now_ms();
+  metrics_.dead_letters.fetch_add(1, std::memory_order_relaxed);
+  dead_letters_.push_back(std::move(dl));
+}
+
+runtime::OutputBase* OperatorHarnessBase::side_output(std::string_view tag) {
+  for (auto& [t, out] : sides_)
+    if (t == tag) return out.get();
+  return nullptr;
+}
+
+}  // namespace sluice::harness
