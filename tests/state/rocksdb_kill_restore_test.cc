@@ -1,8 +1,11 @@
-// End to end: the clickstream job on the RocksDB backend, checkpointing
-// every 300 ms, is killed with SIGKILL at random moments and restarted with
+// End to end: the clickstream job, checkpointing every 300 ms, is killed
+// with SIGKILL at 10 or more random moments and restarted with
 // --restore latest each time; the exactly-once file sink must end with the
 // counts of an uninterrupted run — computed here from the input, not by
-// Sluice — every (window, page) once.
+// Sluice — every (window, page) once. Every other kill waits until a
+// checkpoint is being written (a chk-N directory newer than the latest
+// completed one, without _metadata yet) and kills right then. Runs on the
+// RocksDB backend and on the heap backend.
 //
 // Runs the built `sluice` binary and job library from $SLUICE_BUILD_DIR.
 #include <fcntl.h>
@@ -15,10 +18,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <dirent.h>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <random>
 #include <sstream>
@@ -84,18 +89,46 @@ int wait_for(pid_t pid, std::chrono::milliseconds timeout) {
   }
 }
 
-bool has_completed_checkpoint(const std::string& job_dir) {
+/// Checkpoint ids under `job_dir`: the completed ones (chk-N/_metadata
+/// exists) and those still being written (chk-N without _metadata).
+struct CheckpointDirs {
+  int64_t latest_completed = -1;
+  std::vector<int64_t> incomplete;
+};
+
+CheckpointDirs checkpoint_dirs(const std::string& job_dir) {
+  CheckpointDirs out;
   DIR* d = ::opendir(job_dir.c_str());
-  if (!d) return false;
-  bool found = false;
+  if (!d) return out;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n.rfind("chk-", 0) == 0 && ::access((job_dir + "/" + n + "/_metadata").c_str(), R_OK) == 0) {
-      found = true;
+    if (n.rfind("chk-", 0) != 0) continue;
+    char* end = nullptr;
+    long long id = std::strtoll(n.c_str() + 4, &end, 10);
+    if (end == n.c_str() + 4 || *end != '\0') continue;
+    if (::access((job_dir + "/" + n + "/_metadata").c_str(), F_OK) == 0) {
+      out.latest_completed = std::max<int64_t>(out.latest_completed, id);
+    } else {
+      out.incomplete.push_back(id);
     }
   }
   ::closedir(d);
-  return found;
+  return out;
+}
+
+bool has_completed_checkpoint(const std::string& job_dir) {
+  return checkpoint_dirs(job_dir).latest_completed >= 0;
+}
+
+/// A checkpoint newer than every completed one is being written, and it is
+/// not one a killed run left behind (ids at or below `leftover_max`).
+/// (A retained checkpoint being discarded also lacks _metadata for a
+/// moment, but its id is below the latest completed one.)
+bool checkpoint_in_progress(const std::string& job_dir, int64_t leftover_max) {
+  CheckpointDirs c = checkpoint_dirs(job_dir);
+  for (int64_t id : c.incomplete)
+    if (id > c.latest_completed && id > leftover_max) return true;
+  return false;
 }
 
 std::vector<std::string> entries(const std::string& dir) {
@@ -132,7 +165,10 @@ Counts reference(const std::string& input) {
   return c;
 }
 
-TEST(RocksDBKillRestore, ClickstreamKilledAndRestoredMatchesTheReference) {
+class KillRestore : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(KillRestore, ClickstreamKilledTenTimesAndRestoredMatchesTheReference) {
+  const std::string backend = GetParam();
   const std::string build = build_dir();
   ASSERT_FALSE(build.empty()) << "SLUICE_BUILD_DIR is not set (run through ctest)";
   const std::string sluice = build + "/sluice";
@@ -141,6 +177,7 @@ TEST(RocksDBKillRestore, ClickstreamKilledAndRestoredMatchesTheReference) {
   const std::string input = dir.file("clicks.ndjson");
   const std::string out = dir.file("counts.ndjson");
   const std::string log = dir.file("runs.log");
+  const std::string job_dir = dir.file("chk/clickstream");
 
   pid_t gen = spawn({sluice, "gen", "--count", "100000", "--seed", "7", "--pages", "1000",
                      "--events-per-second", "200", "--out-of-order", "0.2", "--output", input},
@@ -150,15 +187,22 @@ TEST(RocksDBKillRestore, ClickstreamKilledAndRestoredMatchesTheReference) {
   const Counts expected = reference(input);
   ASSERT_GT(expected.size(), 1000u);
 
+  // 100,000 lines at 6,000/s: ~17 s of input, more than ten killed runs of
+  // at most 1.5 s each can get through, so the job is still running at
+  // every kill.
   auto run = [&](bool restore) {
     std::vector<std::string> argv = {
         sluice, "run-local", job, "-p", "2",
-        "--set", "state.backend=rocksdb",
-        "--set", "state.rocksdb.local-dir=" + dir.file("local"),
-        "--set", "state.rocksdb.memory=64mb",
+        "--set", "state.backend=" + backend,
         "--checkpoint-dir", dir.file("chk"), "--checkpoint-interval", "300ms",
-        "--arg", "source=file://" + input + "?rate=12000",
+        "--arg", "source=file://" + input + "?rate=6000",
         "--arg", "sink=file://" + out};
+    if (backend == "rocksdb") {
+      for (std::string s : {"state.rocksdb.local-dir=" + dir.file("local"), std::string("state.rocksdb.memory=64mb")}) {
+        argv.push_back("--set");
+        argv.push_back(s);
+      }
+    }
     if (restore) {
       argv.push_back("--restore");
       argv.push_back("latest");
@@ -167,41 +211,80 @@ TEST(RocksDBKillRestore, ClickstreamKilledAndRestoredMatchesTheReference) {
     return spawn(argv, log);
   };
 
-  std::mt19937 rng(::testing::UnitTest::GetInstance()->random_seed());
-  std::uniform_int_distribution<int> delay_ms(700, 1800);
-  int kills = 0, restores = 0;
-  bool finished = false;
-  for (int attempt = 0; attempt < 6 && !finished; ++attempt) {
-    bool restore = has_completed_checkpoint(dir.file("chk/clickstream"));
+  constexpr int kKills = 10;
+  // A fresh schedule every run; SLUICE_KILL_SEED=<n> replays one.
+  const char* seed_env = std::getenv("SLUICE_KILL_SEED");
+  const uint32_t seed = seed_env ? static_cast<uint32_t>(std::strtoul(seed_env, nullptr, 10)) : std::random_device{}();
+  SCOPED_TRACE("kill schedule seed " + std::to_string(seed) + " (replay with SLUICE_KILL_SEED)");
+  std::ofstream(log, std::ios::app) << "---- kill schedule seed " << seed << "\n";
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> delay_ms(500, 1500);     // plain kills
+  std::uniform_int_distribution<int> min_delay_ms(400, 900);  // kills during a checkpoint
+  int kills = 0, kills_in_checkpoint = 0, restores = 0;
+  for (int run_no = 0; kills < kKills; ++run_no) {
+    ASSERT_LT(run_no, kKills + 2) << "see " << log;
+    bool restore = has_completed_checkpoint(job_dir);
     restores += restore ? 1 : 0;
+    const int64_t leftover_max = [&] {
+      int64_t m = -1;
+      for (int64_t id : checkpoint_dirs(job_dir).incomplete) m = std::max(m, id);
+      return m;
+    }();
+    const auto started = std::chrono::steady_clock::now();
     pid_t pid = run(restore);
     ASSERT_GT(pid, 0);
-    int code = wait_for(pid, std::chrono::milliseconds(delay_ms(rng)));
-    if (code == -1) {
-      ::kill(pid, SIGKILL);
-      ASSERT_EQ(wait_for(pid, std::chrono::seconds(10)), 128 + SIGKILL);
-      ++kills;
+    int code = -1;
+    bool in_checkpoint = false;
+    if (run_no % 2 == 1) {
+      // Wait a random while, then kill as soon as a checkpoint is being
+      // written (or at 1.5 s, counted as a plain kill).
+      code = wait_for(pid, std::chrono::milliseconds(min_delay_ms(rng)));
+      while (code == -1 && std::chrono::steady_clock::now() - started < std::chrono::milliseconds(1500)) {
+        if (checkpoint_in_progress(job_dir, leftover_max)) {
+          in_checkpoint = true;
+          break;
+        }
+        int status = 0;
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+          code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
     } else {
-      ASSERT_EQ(code, 0) << "see " << log;
-      finished = true;
+      code = wait_for(pid, std::chrono::milliseconds(delay_ms(rng)));
     }
+    ASSERT_EQ(code, -1) << "run " << run_no << " ended (exit " << code << ") before it was killed; see "
+                        << log;
+    ::kill(pid, SIGKILL);
+    ASSERT_EQ(wait_for(pid, std::chrono::seconds(10)), 128 + SIGKILL);
+    ++kills;
+    kills_in_checkpoint += in_checkpoint ? 1 : 0;
+    std::ofstream(log, std::ios::app) << "---- SIGKILL after "
+                                      << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - started)
+                                             .count()
+                                      << " ms" << (in_checkpoint ? ", during a checkpoint" : "") << "\n";
   }
-  if (!finished) {
-    bool restore = has_completed_checkpoint(dir.file("chk/clickstream"));
+  {
+    bool restore = has_completed_checkpoint(job_dir);
     restores += restore ? 1 : 0;
     pid_t pid = run(restore);
     ASSERT_GT(pid, 0);
     ASSERT_EQ(wait_for(pid, std::chrono::seconds(60)), 0) << "see " << log;
   }
-  EXPECT_GE(kills, 3) << "the job finished too fast to be killed; see " << log;
-  EXPECT_GE(restores, 3) << "too few runs restored from a checkpoint; see " << log;
+  EXPECT_GE(kills, kKills);
+  EXPECT_GE(kills_in_checkpoint, 2) << "too few kills hit a checkpoint being written; see " << log;
+  EXPECT_GE(restores, kKills - 1) << "too few runs restored from a checkpoint; see " << log;
 
-  // The state went through RocksDB's incremental checkpoints.
-  int ssts = 0;
-  for (const auto& n : entries(dir.file("chk/clickstream/shared"))) ssts += n.size() > 4 && n.substr(n.size() - 4) == ".sst";
-  EXPECT_GT(ssts, 0);
-  // Killed runs left working directories behind; the last run removed them.
-  EXPECT_TRUE(entries(dir.file("local")).empty());
+  if (backend == "rocksdb") {
+    // The state went through RocksDB's incremental checkpoints.
+    int ssts = 0;
+    for (const auto& n : entries(dir.file("chk/clickstream/shared"))) ssts += n.size() > 4 && n.substr(n.size() - 4) == ".sst";
+    EXPECT_GT(ssts, 0);
+    // Killed runs left working directories behind; the last run removed them.
+    EXPECT_TRUE(entries(dir.file("local")).empty());
+  }
 
   Counts actual;
   size_t rows = 0;
@@ -231,7 +314,11 @@ TEST(RocksDBKillRestore, ClickstreamKilledAndRestoredMatchesTheReference) {
   for (const auto& [k, n] : actual) {
     if (!expected.count(k) && shown++ < 10) ADD_FAILURE() << "unexpected row for " << k.second;
   }
-  std::cerr << kills << " kills, " << restores << " restores" << std::endl;
+  std::cerr << backend << ": " << kills << " kills (" << kills_in_checkpoint << " during a checkpoint), "
+            << restores << " restores" << std::endl;
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, KillRestore, ::testing::Values("rocksdb", "heap"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
