@@ -12,7 +12,7 @@ PACKAGES=(
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
   # servers and clients used by tests and the local cluster
-  postgresql prometheus kcat python3 python3-confluent-kafka
+  postgresql prometheus kcat python3 python3-confluent-kafka curl
 )
 
 missing=()

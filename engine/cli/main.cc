@@ -1,5 +1,5 @@
-// sluice: one binary for every role (run-local, gen, and later jobmanager,
-// taskmanager, submit, ...).
+// sluice: one binary for every role (run-local, gen, dev-kafka, jobmanager,
+// taskmanager, and the operator's submit/list/status/cancel/savepoint/stop).
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -25,6 +25,14 @@ int main(int argc, char** argv) {
   add(sluice::cli::add_run_local);
   add(sluice::cli::add_gen);
   add(sluice::cli::add_dev_kafka);
+  add(sluice::cli::add_jobmanager);
+  add(sluice::cli::add_taskmanager);
+  add(sluice::cli::add_submit);
+  add(sluice::cli::add_list);
+  add(sluice::cli::add_status);
+  add(sluice::cli::add_cancel);
+  add(sluice::cli::add_savepoint);
+  add(sluice::cli::add_stop);
 
   try {
     app.parse(argc, argv);

@@ -5,7 +5,7 @@
 namespace sluice::runtime {
 
 bool Channel::push(Buffer&& b, const CancelFlag* cancel, int64_t* blocked_ns) {
-  TaskSignal* signal = nullptr;
+  std::shared_ptr<ChannelObserver> observer;
   {
     std::unique_lock lk(mu_);
     if (queue_.size() >= capacity_ && !closed_) {
@@ -21,31 +21,42 @@ bool Channel::push(Buffer&& b, const CancelFlag* cancel, int64_t* blocked_ns) {
     if (queue_.size() >= capacity_) return false;  // cancelled while full
     bool was_empty = queue_.empty();
     queue_.push_back(std::move(b));
-    if (was_empty) signal = consumer_signal_;
+    if (was_empty) {
+      notify_consumer();
+      if (observer_) observer = observer_;
+    }
   }
-  if (signal) signal->notify();
+  if (observer) observer->on_push();
   return true;
 }
 
 void Channel::push_unbounded(Buffer&& b) {
-  TaskSignal* signal = nullptr;
+  std::shared_ptr<ChannelObserver> observer;
   {
     std::lock_guard lk(mu_);
     if (closed_) return;
     bool was_empty = queue_.empty();
     queue_.push_back(std::move(b));
-    if (was_empty) signal = consumer_signal_;
+    if (was_empty) {
+      notify_consumer();
+      if (observer_) observer = observer_;
+    }
   }
-  if (signal) signal->notify();
+  if (observer) observer->on_push();
 }
 
 bool Channel::try_pop(Buffer& out) {
-  std::lock_guard lk(mu_);
-  if (queue_.empty()) return false;
-  bool was_full = queue_.size() >= capacity_;
-  out = std::move(queue_.front());
-  queue_.pop_front();
-  if (was_full) not_full_.notify_one();
+  std::shared_ptr<ChannelObserver> observer;
+  {
+    std::lock_guard lk(mu_);
+    if (queue_.empty()) return false;
+    bool was_full = queue_.size() >= capacity_;
+    out = std::move(queue_.front());
+    queue_.pop_front();
+    if (was_full) not_full_.notify_one();
+    if (observer_) observer = observer_;
+  }
+  if (observer) observer->on_pop();
   return true;
 }
 
@@ -65,12 +76,8 @@ void Channel::close() {
 void Channel::announce_barrier(const Barrier& b) {
   if (!b.is_unaligned() || b.must_align()) return;  // only unaligned barriers may jump the queue
   announced_.store(b.id.value(), std::memory_order_release);
-  TaskSignal* signal;
-  {
-    std::lock_guard lk(mu_);
-    signal = consumer_signal_;
-  }
-  if (signal) signal->notify();
+  std::lock_guard lk(mu_);
+  notify_consumer();
 }
 
 size_t Channel::peek_until_barrier(CheckpointId id, std::string& out, bool& found) const {
@@ -93,6 +100,29 @@ size_t Channel::peek_until_barrier(CheckpointId id, std::string& out, bool& foun
 bool Channel::closed() const {
   std::lock_guard lk(mu_);
   return closed_;
+}
+
+void Channel::fail(std::string reason) {
+  {
+    std::lock_guard lk(mu_);
+    if (!broken_.load(std::memory_order_relaxed)) {
+      failure_ = std::move(reason);
+      broken_.store(true, std::memory_order_release);
+    }
+    closed_ = true;
+    notify_consumer();  // the consuming task must notice promptly
+  }
+  not_full_.notify_all();
+}
+
+std::string Channel::failure() const {
+  std::lock_guard lk(mu_);
+  return failure_;
+}
+
+void Channel::set_observer(std::shared_ptr<ChannelObserver> o) {
+  std::lock_guard lk(mu_);
+  observer_ = std::move(o);
 }
 
 }  // namespace sluice::runtime

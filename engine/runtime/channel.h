@@ -46,6 +46,20 @@ class TaskSignal {
 /// Cooperative cancellation flag shared by a task and what it blocks on.
 using CancelFlag = std::atomic<bool>;
 
+/// Watches a channel from outside its producer and consumer: the network
+/// data plane uses it to wake a sender when its outbound channel gets data
+/// and to grant credits when a task pops from an inbound channel. Called on
+/// the pushing or popping thread, outside the channel's lock; must be cheap
+/// and must not block.
+class ChannelObserver {
+ public:
+  virtual ~ChannelObserver() = default;
+  /// A buffer was pushed into an empty channel.
+  virtual void on_push() {}
+  /// A buffer was popped.
+  virtual void on_pop() {}
+};
+
 /// A bounded queue of Buffers. Thread-safe: one producer thread, one
 /// consumer thread. Shared (shared_ptr) by its producer and consumer
 /// sides, which are deployed and torn down independently.
@@ -69,7 +83,10 @@ class Channel {
   bool try_pop(Buffer& out);
   size_t size() const;
 
-  /// The consumer's signal, notified when a buffer arrives.
+  /// The consumer's signal, notified when a buffer arrives. It is notified
+  /// under the channel's lock, so once this returns the previous signal is
+  /// not touched any more (network threads may push or fail the channel
+  /// after its consumer is gone).
   void set_consumer_signal(TaskSignal* s) {
     std::lock_guard lk(mu_);
     consumer_signal_ = s;
@@ -78,6 +95,20 @@ class Channel {
   /// consumer is gone, e.g. its job was cancelled).
   void close();
   bool closed() const;
+
+  /// The network connection behind this channel broke (peer lost, send
+  /// error, refused): closes the channel and records why; the task that
+  /// uses either end fails with `reason`. The first reason wins.
+  void fail(std::string reason);
+  /// True once fail() was called (cheap: the task polls it).
+  bool broken() const { return broken_.load(std::memory_order_acquire); }
+  /// Why the channel broke; empty if it did not.
+  std::string failure() const;
+
+  /// Installs (or with null removes) the observer. Shared: a channel may
+  /// outlive the connection that observes it, and a call already under way
+  /// must find the observer alive.
+  void set_observer(std::shared_ptr<ChannelObserver> o);
 
   /// The producer has queued the barrier of checkpoint `id`: tells the
   /// consumer at once, so an unaligned checkpoint need not wait until the
@@ -92,6 +123,10 @@ class Channel {
   size_t peek_until_barrier(CheckpointId id, std::string& out, bool& found) const;
 
  private:
+  void notify_consumer() {  // mu_ held
+    if (consumer_signal_) consumer_signal_->notify();
+  }
+
   const std::string name_;
   const size_t capacity_;
   mutable std::mutex mu_;
@@ -99,6 +134,9 @@ class Channel {
   std::deque<Buffer> queue_;
   TaskSignal* consumer_signal_ = nullptr;
   bool closed_ = false;
+  std::string failure_;
+  std::shared_ptr<ChannelObserver> observer_;
+  std::atomic<bool> broken_{false};
   std::atomic<int64_t> announced_{0};
 };
 

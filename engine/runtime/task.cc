@@ -82,6 +82,12 @@ class Task::Impl {
         pts_(services.clock),
         mailbox_(&signal_),
         checkpointing_(job_->checkpoints != nullptr) {}
+  // Input channels may outlive the task (a network receiver still holds
+  // them): they must not notify signal_ once it is gone.
+  ~Impl() {
+    for (auto& ic : inputs_)
+      if (ic.channel) ic.channel->set_consumer_signal(nullptr);
+  }
 
   /// Resolves channels (constructor time, so every channel exists before
   /// any task thread runs).
@@ -215,6 +221,7 @@ class Task::Impl {
   bool failed() const { return failed_.load(std::memory_order_relaxed); }
   bool should_stop() const { return failed() || cancelled_.load(std::memory_order_relaxed); }
   void maybe_flush(bool force);
+  void check_outputs();
   std::string file_stem(const std::string& what) const {
     return "v" + std::to_string(vertex_->id()) + "-" + std::to_string(task_.id_.subtask) + "-" +
            file_safe(what);
@@ -259,6 +266,7 @@ class Task::Impl {
   const proto::JobVertex* vertex_ = nullptr;
   bool is_source_ = false;
   std::map<int, std::unique_ptr<RecordWriter>> writers_;  // by job edge id
+  std::vector<std::shared_ptr<Channel>> outputs_;          // every writer's channels
   RecordWriter* dlq_writer_ = nullptr;
   std::unique_ptr<OutputBase> dlq_output_;
   std::vector<Slot> slots_;  // head first
@@ -305,6 +313,7 @@ Status Task::Impl::wire_channels() {
         for (int c = 0; c < target->parallelism(); ++c)
           chans.push_back(channels_.output_channel({e.id(), id.subtask, c}));
       }
+      outputs_.insert(outputs_.end(), chans.begin(), chans.end());
       auto w = std::make_unique<RecordWriter>(std::move(chans), &cancelled_, options_.buffer_bytes);
       if (e.dead_letter()) dlq_writer_ = w.get();
       writers_[e.id()] = std::move(w);
@@ -508,6 +517,22 @@ void Task::Impl::fail(Status st) {
   signal_.notify();
 }
 
+// A writer is broken when a push failed: the task was cancelled, the local
+// consumer closed the channel (teardown), or a network channel failed. Only
+// the last is an error of this task.
+void Task::Impl::check_outputs() {
+  for (const auto& [id, w] : writers_) {
+    if (!w->broken()) continue;
+    for (const auto& c : outputs_) {
+      if (c->broken()) {
+        fail(Status::unavailable("output channel " + c->name() + ": " + c->failure()));
+        return;
+      }
+    }
+    return;
+  }
+}
+
 void Task::Impl::emit_dead_letter(const DeadLetter& dl) {
   task_.metrics_.dead_letters.fetch_add(1, std::memory_order_relaxed);
   if (dlq_output_) {
@@ -520,6 +545,7 @@ void Task::Impl::emit_dead_letter(const DeadLetter& dl) {
 }
 
 void Task::Impl::maybe_flush(bool force) {
+  check_outputs();
   int64_t now = monotonic_ns();
   if (!force && now - last_flush_ns_ < options_.buffer_timeout_ms * 1'000'000) return;
   last_flush_ns_ = now;
@@ -665,6 +691,11 @@ Result<Task::Impl::Progress> Task::Impl::process_input() {
   for (size_t k = 0; k < n; ++k) {
     size_t ci = (next_channel_ + k) % n;
     InputChannel& ic = inputs_[ci];
+    if (!ic.finished && ic.channel->broken()) [[unlikely]] {
+      // A network channel whose producer connection was lost mid-stream.
+      return Status::unavailable("input channel " + ic.channel->name() + ": " +
+                                 ic.channel->failure());
+    }
     if (ic.finished || ic.blocked) continue;
     if (!ic.has_buffer) {
       if (!ic.channel->try_pop(ic.buffer)) continue;

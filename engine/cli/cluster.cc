@@ -1,0 +1,160 @@
+// sluice jobmanager / sluice taskmanager: the cluster's two processes.
+// Settings come from flags, a TOML/INI file (--config) and SLUICE_*
+// environment variables; flags win.
+#include <pthread.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "engine/cli/commands.h"
+#include "engine/common/time.h"
+#include "engine/jobmanager/jobmanager.h"
+#include "engine/taskmanager/taskmanager.h"
+
+namespace sluice::cli {
+
+namespace {
+
+/// Blocks SIGINT/SIGTERM in every thread and waits for one on a thread of
+/// its own, then calls `on_signal` (outside any signal handler).
+template <class F>
+std::thread signal_watcher(F on_signal) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return std::thread([set, on_signal] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    on_signal();
+  });
+}
+
+Result<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("cannot read token file '" + path + "'");
+  std::string t;
+  std::getline(in, t);
+  while (!t.empty() && (t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  if (t.empty()) return Status::invalid_argument("token file '" + path + "' is empty");
+  return t;
+}
+
+struct JobManagerCli {
+  jobmanager::JobManagerOptions o;
+  std::string heartbeat_timeout = "5s";
+  std::string token_file;
+};
+
+int run_jobmanager(JobManagerCli& c) {
+  auto hb = parse_duration(c.heartbeat_timeout);
+  if (!hb.is_ok()) return report_error("--heartbeat-timeout: " + hb.status().message(), 2);
+  c.o.heartbeat_timeout = *hb;
+  c.o.heartbeat_interval = Duration(std::max<int64_t>(100, hb->count() / 5));
+  if (!c.token_file.empty()) {
+    auto t = read_token_file(c.token_file);
+    if (!t.is_ok()) return report_error(t.status().message(), 2);
+    c.o.token = *t;
+  }
+  jobmanager::JobManager jm(c.o);
+  Status st = jm.start();
+  if (!st.is_ok()) return report_error(st.message(), 1);
+  std::cerr << "jobmanager listening on port " << jm.port();
+  if (jm.http_port()) std::cerr << ", status at http://" << c.o.http_bind.substr(0, c.o.http_bind.rfind(':'))
+                                << ":" << jm.http_port() << "/jobs";
+  std::cerr << std::endl;
+  auto w = signal_watcher([&] { jm.shutdown(); });
+  jm.wait();
+  jm.shutdown();
+  w.join();
+  return 0;
+}
+
+struct TaskManagerCli {
+  taskmanager::TaskManagerOptions o;
+  std::string bind;
+};
+
+int run_taskmanager(TaskManagerCli& c) {
+  if (!c.bind.empty()) {
+    auto colon = c.bind.rfind(':');
+    if (colon == std::string::npos) return report_error("--bind must be host:port (port 0 = any)", 2);
+    c.o.bind_host = c.bind.substr(0, colon);
+    try {
+      c.o.control_port = std::stoi(c.bind.substr(colon + 1));
+    } catch (...) {
+      return report_error("--bind must be host:port (port 0 = any)", 2);
+    }
+  }
+  taskmanager::TaskManager tm(c.o);
+  Status st = tm.start();
+  if (!st.is_ok()) return report_error(st.message(), 1);
+  auto w = signal_watcher([&] { tm.shutdown(); });
+  tm.wait();
+  tm.shutdown();
+  w.join();
+  return 0;
+}
+
+}  // namespace
+
+Runner add_jobmanager(CLI::App& app) {
+  auto c = std::make_shared<JobManagerCli>();
+  auto* cmd = app.add_subcommand("jobmanager", "Run the jobmanager: schedules jobs onto taskmanagers");
+  cmd->set_config("--config", "", "TOML/INI file with these settings (keys = long option names)");
+  cmd->add_option("--bind", c->o.bind, "gRPC address (host:port)")->capture_default_str()->envname("SLUICE_JOBMANAGER_BIND");
+  cmd->add_option("--http-bind", c->o.http_bind, "HTTP JSON status address (host:port); empty = off")
+      ->capture_default_str()
+      ->envname("SLUICE_HTTP_BIND");
+  cmd->add_option("--data-dir", c->o.data_dir, "Job artifacts and records (kept across restarts)")
+      ->required()
+      ->envname("SLUICE_DATA_DIR");
+  cmd->add_option("--checkpoint-dir", c->o.checkpoint_dir,
+                  "Checkpoint storage every taskmanager can reach (default <data-dir>/checkpoints)")
+      ->envname("SLUICE_CHECKPOINT_DIR");
+  cmd->add_option("--checkpoint-interval", c->o.checkpoint_interval,
+                  "Checkpoint interval for jobs that set none; 0 = only savepoints and the final one")
+      ->capture_default_str()
+      ->envname("SLUICE_CHECKPOINT_INTERVAL");
+  cmd->add_option("--heartbeat-timeout", c->heartbeat_timeout, "A taskmanager silent this long is lost")
+      ->capture_default_str()
+      ->envname("SLUICE_HEARTBEAT_TIMEOUT");
+  cmd->add_option("--restart-attempts", c->o.restart_attempts, "Restarts of a failing job before it fails")
+      ->capture_default_str();
+  cmd->add_option("--token-file", c->token_file,
+                  "File holding the client token (default: SLUICE_TOKEN, else generated into <data-dir>/token)");
+  cmd->add_option("--tls-cert", c->o.tls_cert, "PEM server certificate (enables TLS with --tls-key)");
+  cmd->add_option("--tls-key", c->o.tls_key, "PEM private key of --tls-cert");
+  return [c] {
+    if (c->token_file.empty()) {
+      if (const char* t = std::getenv("SLUICE_TOKEN"); t && *t) c->o.token = t;
+    }
+    return run_jobmanager(*c);
+  };
+}
+
+Runner add_taskmanager(CLI::App& app) {
+  auto c = std::make_shared<TaskManagerCli>();
+  auto* cmd = app.add_subcommand("taskmanager", "Run a taskmanager: a worker that runs subtasks");
+  cmd->set_config("--config", "", "TOML/INI file with these settings (keys = long option names)");
+  cmd->add_option("--jobmanager", c->o.jobmanager, "The jobmanager's host:port")
+      ->required()
+      ->envname("SLUICE_JOBMANAGER");
+  cmd->add_option("--slots", c->o.slots, "Slots offered")->capture_default_str()->check(CLI::Range(1, 1024))
+      ->envname("SLUICE_SLOTS");
+  cmd->add_option("--bind", c->bind, "Control-plane address host:port (default 127.0.0.1:0 = any port)")
+      ->envname("SLUICE_TASKMANAGER_BIND");
+  cmd->add_option("--data-port", c->o.data_port, "Data-plane port (0 = any)")->capture_default_str();
+  cmd->add_option("--id", c->o.id, "Stable taskmanager id (default: generated)");
+  cmd->add_option("--work-dir", c->o.work_dir, "Cache of job libraries (default /tmp/sluice-taskmanager-<id>)");
+  cmd->add_option("--channel-capacity", c->o.channel_capacity, "Buffers per channel (backpressure bound)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--tls-ca", c->o.tls_ca, "PEM CA certificate to reach a TLS jobmanager");
+  return [c] { return run_taskmanager(*c); };
+}
+
+}  // namespace sluice::cli

@@ -1,0 +1,1134 @@
+#include "engine/jobmanager/jobmanager.h"
+
+#include <fcntl.h>
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "engine/common/clock.h"
+#include "engine/common/json.h"
+#include "engine/common/sha256.h"
+#include "engine/jobmanager/http_status.h"
+#include "engine/proto/control.grpc.pb.h"
+#include "engine/runtime/async_executor.h"
+#include "engine/runtime/checkpoint_coordinator.h"
+#include "engine/runtime/restore.h"
+#include "engine/runtime/snapshot_wire.h"
+#include "state/checkpoint_storage.h"
+
+namespace sluice::jobmanager {
+
+namespace fs = std::filesystem;
+using runtime::CheckpointCoordinator;
+
+namespace {
+
+int64_t now_ms() { return SystemClock::instance().now_ms(); }
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string random_hex(size_t bytes) {
+  std::random_device rd;
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < bytes; ++i) {
+    unsigned v = rd() & 0xff;
+    out.push_back(kHex[v >> 4]);
+    out.push_back(kHex[v & 15]);
+  }
+  return out;
+}
+
+Status write_file_atomic(const std::string& path, const std::string& bytes, mode_t mode = 0644) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0) return Status::from_errno("cannot write " + tmp, errno);
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      return Status::from_errno("cannot write " + tmp, e);
+    }
+    off += static_cast<size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::from_errno("cannot rename " + tmp, errno);
+  return Status::ok();
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::not_found("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+grpc::Status to_grpc(const Status& st) {
+  using C = grpc::StatusCode;
+  C c = C::UNKNOWN;
+  switch (st.code()) {
+    case StatusCode::kOk: return grpc::Status::OK;
+    case StatusCode::kInvalidArgument: c = C::INVALID_ARGUMENT; break;
+    case StatusCode::kNotFound: c = C::NOT_FOUND; break;
+    case StatusCode::kAlreadyExists: c = C::ALREADY_EXISTS; break;
+    case StatusCode::kPermissionDenied: c = C::PERMISSION_DENIED; break;
+    case StatusCode::kFailedPrecondition: c = C::FAILED_PRECONDITION; break;
+    case StatusCode::kResourceExhausted: c = C::RESOURCE_EXHAUSTED; break;
+    case StatusCode::kUnavailable: c = C::UNAVAILABLE; break;
+    case StatusCode::kTimeout: c = C::DEADLINE_EXCEEDED; break;
+    case StatusCode::kCancelled: c = C::CANCELLED; break;
+    default: c = C::INTERNAL; break;
+  }
+  return grpc::Status(c, st.message());
+}
+
+bool terminal(const std::string& state) {
+  return state == "FINISHED" || state == "CANCELED" || state == "FAILED";
+}
+
+using TmStub = proto::TaskManager::Stub;
+
+struct TaskManagerInfo {
+  std::string id;
+  std::string control_address;
+  std::string data_address;
+  int slots = 0;
+  int64_t last_heartbeat = 0;  // steady ms
+  std::shared_ptr<TmStub> stub;  // shared: calls run on the outbox while the map changes
+};
+
+}  // namespace
+
+class JobManager::Impl final : public proto::JobManager::Service {
+ public:
+  explicit Impl(JobManagerOptions o) : o_(std::move(o)) {}
+  ~Impl() override { shutdown(); }
+
+  // ------------------------------------------------------------- jobs
+
+  /// One submitted job. Shared (shared_ptr) between the jobs map and the
+  /// handlers that use it outside the jobmanager lock.
+  struct Job final : runtime::CheckpointGateway {
+    Impl* jm = nullptr;
+    proto::JobRecord rec;  // guarded by jm->mu_
+    std::shared_ptr<const proto::JobGraph> graph;
+    std::shared_ptr<state::CheckpointStorage> storage;
+    std::unique_ptr<CheckpointCoordinator> coordinator;
+    struct Subtask {
+      std::string tm;
+      std::string state = "DEPLOYING";
+      uint64_t records_in = 0, records_out = 0;  // last heartbeat
+      int64_t watermark_ms = INT64_MIN;
+    };
+    std::map<std::pair<int, int>, Subtask> subtasks;  // current attempt; guarded by jm->mu_
+    int64_t next_deploy_ms = 0;                        // steady; RESTARTING/CREATED
+    int64_t backoff_ms = 0;
+    bool stopping = false;  // stop-with-savepoint: ends FINISHED, not restarted
+
+    // Gateway view of the current attempt (own lock: the coordinator calls
+    // in holding its own lock, and must never wait for jm->mu_).
+    std::mutex gw_mu;
+    int gw_attempt = -1;
+    std::map<std::string, std::shared_ptr<TmStub>> gw_tms;  // every tm of the attempt
+    std::set<std::string> gw_source_tms;
+    // Until every taskmanager has the attempt's tasks, a trigger would be
+    // dropped by the ones still loading: it waits here instead.
+    bool gw_ready = false;
+    std::vector<runtime::Barrier> gw_held;
+
+    void trigger_sources(const runtime::Barrier& b) override {
+      std::lock_guard lk(gw_mu);
+      if (!gw_ready) {
+        gw_held.push_back(b);
+        return;
+      }
+      send_trigger_locked(b);
+    }
+    /// The attempt is fully deployed: let held triggers through.
+    void open_gateway(int attempt) {
+      std::lock_guard lk(gw_mu);
+      if (gw_attempt != attempt) return;
+      gw_ready = true;
+      for (const auto& b : gw_held) send_trigger_locked(b);
+      gw_held.clear();
+    }
+    void send_trigger_locked(const runtime::Barrier& b) {
+      for (const auto& tm : gw_source_tms) {
+        auto stub = gw_tms[tm];
+        proto::TriggerCheckpointRequest r;
+        r.set_job_id(rec_id);
+        r.set_attempt(gw_attempt);
+        r.set_checkpoint_id(b.id.value());
+        r.set_trigger_time_ms(b.trigger_time_ms);
+        r.set_flags(b.flags);
+        jm->outbox_.submit([stub, r] {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+          proto::Empty e;
+          stub->TriggerCheckpoint(&ctx, r, &e);
+        });
+      }
+    }
+    void notify(CheckpointId id, bool final_cp, bool aborted) {
+      std::lock_guard lk(gw_mu);
+      for (const auto& [tm, stub] : gw_tms) {
+        proto::NotifyCheckpointRequest r;
+        r.set_job_id(rec_id);
+        r.set_attempt(gw_attempt);
+        r.set_checkpoint_id(id.value());
+        r.set_final_checkpoint(final_cp);
+        r.set_aborted(aborted);
+        auto s = stub;
+        jm->outbox_.submit([s, r] {
+          grpc::ClientContext ctx;
+          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+          proto::Empty e;
+          s->NotifyCheckpoint(&ctx, r, &e);
+        });
+      }
+    }
+    void notify_complete(CheckpointId id, bool final_cp) override { notify(id, final_cp, false); }
+    void notify_aborted(CheckpointId id) override { notify(id, false, true); }
+
+    std::string rec_id;  // immutable copy of rec.job_id for the gateway
+  };
+
+  Status start() {
+    if (o_.data_dir.empty()) return Status::invalid_argument("--data-dir is required");
+    std::error_code ec;
+    fs::create_directories(o_.data_dir + "/jobs", ec);
+    fs::create_directories(o_.data_dir + "/artifacts", ec);
+    if (ec) return Status::io_error("cannot create " + o_.data_dir + ": " + ec.message());
+    if (o_.checkpoint_dir.empty()) o_.checkpoint_dir = o_.data_dir + "/checkpoints";
+    if (o_.token.empty()) {
+      auto existing = read_file(o_.data_dir + "/token");
+      if (existing.is_ok() && !existing->empty()) {
+        o_.token = *existing;
+        while (!o_.token.empty() && (o_.token.back() == '\n' || o_.token.back() == '\r')) o_.token.pop_back();
+      } else {
+        o_.token = random_hex(16);
+        SLUICE_RETURN_IF_ERROR(write_file_atomic(o_.data_dir + "/token", o_.token + "\n", 0600));
+      }
+      spdlog::info("client token in {}/token (pass it with --token-file or SLUICE_TOKEN)", o_.data_dir);
+    }
+    auto ivl = parse_duration(o_.checkpoint_interval);
+    if (!ivl.is_ok()) return Status::invalid_argument("--checkpoint-interval: " + ivl.status().message());
+
+    grpc::ServerBuilder b;
+    std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+    if (!o_.tls_cert.empty() || !o_.tls_key.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(std::string cert, read_file(o_.tls_cert));
+      SLUICE_ASSIGN_OR_RETURN(std::string key, read_file(o_.tls_key));
+      grpc::SslServerCredentialsOptions so;
+      so.pem_key_cert_pairs.push_back({key, cert});
+      creds = grpc::SslServerCredentials(so);
+    }
+    b.AddListeningPort(o_.bind, creds, &port_);
+    b.RegisterService(this);
+    b.SetMaxReceiveMessageSize(512 * 1024 * 1024);
+    b.SetMaxSendMessageSize(64 * 1024 * 1024);
+    server_ = b.BuildAndStart();
+    if (!server_ || port_ == 0) {
+      return Status::unavailable("cannot listen on " + o_.bind + " (in use, or not a host:port?)");
+    }
+    if (!o_.http_bind.empty()) {
+      auto http = HttpStatusServer::start(o_.http_bind, [this](const std::string& path) {
+        return http_get(path);
+      });
+      if (!http.is_ok()) return http.status().with_context("--http-bind");
+      http_ = std::move(*http);
+    }
+    {
+      // Tools and scripts find a jobmanager bound to port 0 here.
+      std::string host = o_.bind.substr(0, o_.bind.rfind(':'));
+      SLUICE_RETURN_IF_ERROR(write_file_atomic(o_.data_dir + "/jobmanager.address",
+                                               host + ":" + std::to_string(port_) + "\n"));
+      if (http_) {
+        std::string hh = o_.http_bind.substr(0, o_.http_bind.rfind(':'));
+        SLUICE_RETURN_IF_ERROR(write_file_atomic(o_.data_dir + "/http.address",
+                                                 hh + ":" + std::to_string(http_->port()) + "\n"));
+      }
+    }
+    SLUICE_RETURN_IF_ERROR(recover_jobs());
+    scheduler_ = std::thread([this] { scheduler_loop(); });
+    spdlog::info("jobmanager listening on {} (port {}), data dir {}", o_.bind, port_, o_.data_dir);
+    return Status::ok();
+  }
+
+  int port() const { return port_; }
+  int http_port() const { return http_ ? http_->port() : 0; }
+
+  void wait() {
+    std::unique_lock lk(stop_mu_);
+    stop_cv_.wait(lk, [&] { return stopped_; });
+  }
+
+  void shutdown() {
+    {
+      std::lock_guard lk(stop_mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    stop_cv_.notify_all();
+    if (scheduler_.joinable()) scheduler_.join();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    http_.reset();
+    std::vector<std::shared_ptr<Job>> jobs;
+    {
+      std::lock_guard lk(mu_);
+      for (auto& [id, j] : jobs_) jobs.push_back(j);
+    }
+    for (auto& j : jobs)
+      if (j->coordinator) j->coordinator->stop();
+  }
+
+  // ------------------------------------------------------------- CLI RPCs
+
+  grpc::Status SubmitJob(grpc::ServerContext* ctx, const proto::SubmitJobRequest* req,
+                         proto::SubmitJobResponse* resp) override {
+    if (auto st = authorize(ctx, req->token(), "submit"); !st.ok()) return st;
+    Status st = submit(*req, resp);
+    if (!st.is_ok()) spdlog::warn("submit refused: {}", st.to_string());
+    return to_grpc(st);
+  }
+
+  grpc::Status ListJobs(grpc::ServerContext*, const proto::ListJobsRequest*,
+                        proto::ListJobsResponse* resp) override {
+    std::vector<std::shared_ptr<Job>> jobs;
+    {
+      std::lock_guard lk(mu_);
+      for (auto& [id, j] : jobs_) jobs.push_back(j);
+    }
+    for (auto& j : jobs) *resp->add_jobs() = summary(*j);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetJobStatus(grpc::ServerContext*, const proto::JobRequest* req,
+                            proto::JobStatusResponse* resp) override {
+    auto j = find(req->job_id());
+    if (!j) return unknown_job(req->job_id());
+    *resp = status(*j);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelJob(grpc::ServerContext* ctx, const proto::JobRequest* req, proto::Empty*) override {
+    if (auto st = authorize(ctx, req->token(), "cancel"); !st.ok()) return st;
+    auto j = find(req->job_id());
+    if (!j) return unknown_job(req->job_id());
+    {
+      std::lock_guard lk(mu_);
+      if (terminal(j->rec.state())) {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "job " + req->job_id() + " has already ended (" + j->rec.state() + ")");
+      }
+      end_job_locked(*j, "CANCELED", "");
+    }
+    if (j->coordinator) j->coordinator->stop();
+    spdlog::info("job {} cancelled", req->job_id());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status TriggerSavepoint(grpc::ServerContext* ctx, const proto::SavepointRequest* req,
+                                proto::SavepointResponse* resp) override {
+    if (auto st = authorize(ctx, req->token(), req->stop() ? "stop" : "savepoint"); !st.ok()) return st;
+    auto j = find(req->job_id());
+    if (!j) return unknown_job(req->job_id());
+    {
+      std::lock_guard lk(mu_);
+      if (j->rec.state() != "RUNNING") {
+        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                            "job " + req->job_id() + " is " + j->rec.state() +
+                                "; savepoints are taken of running jobs");
+      }
+      if (req->stop()) j->stopping = true;
+    }
+    auto fut = j->coordinator->trigger_savepoint();
+    if (fut.wait_for(std::chrono::minutes(5)) != std::future_status::ready) {
+      std::lock_guard lk(mu_);
+      j->stopping = false;
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the savepoint did not complete in 5 min");
+    }
+    auto sp = fut.get();
+    if (!sp.is_ok()) {
+      std::lock_guard lk(mu_);
+      j->stopping = false;
+      return to_grpc(sp.status().with_context("savepoint failed"));
+    }
+    std::string path = sp->dir;
+    if (!req->path().empty()) {
+      std::error_code ec;
+      std::string dest = req->path() + "/" + fs::path(sp->dir).filename().string();
+      fs::create_directories(req->path(), ec);
+      fs::copy(sp->dir, dest, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+      if (ec) return to_grpc(Status::io_error("savepoint " + sp->dir + " taken but not copied to " + dest + ": " + ec.message()));
+      path = dest;
+    }
+    resp->set_checkpoint_id(sp->meta.id);
+    resp->set_path(path);
+    if (req->stop()) {
+      {
+        std::lock_guard lk(mu_);
+        if (!terminal(j->rec.state())) end_job_locked(*j, "FINISHED", "");
+      }
+      j->coordinator->stop();
+      spdlog::info("job {} stopped with savepoint {}", req->job_id(), path);
+    }
+    return grpc::Status::OK;
+  }
+
+  // ------------------------------------------------------------- taskmanager RPCs
+
+  grpc::Status RegisterTaskManager(grpc::ServerContext*, const proto::RegisterRequest* req,
+                                   proto::RegisterResponse* resp) override {
+    if (req->taskmanager_id().empty() || req->slots() < 1 || req->data_address().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "registration needs an id, slots >= 1 and addresses");
+    }
+    auto channel = grpc::CreateChannel(req->control_address(), grpc::InsecureChannelCredentials());
+    std::lock_guard lk(mu_);
+    if (tms_.count(req->taskmanager_id())) lose_tm_locked(req->taskmanager_id(), "taskmanager registered again");
+    TaskManagerInfo tm;
+    tm.id = req->taskmanager_id();
+    tm.control_address = req->control_address();
+    tm.data_address = req->data_address();
+    tm.slots = req->slots();
+    tm.last_heartbeat = steady_ms();
+    tm.stub = std::shared_ptr<TmStub>(proto::TaskManager::NewStub(channel).release());
+    tms_[tm.id] = std::move(tm);
+    resp->set_heartbeat_interval_ms(o_.heartbeat_interval.count());
+    spdlog::info("taskmanager {} registered: {} slots, control {}, data {}", req->taskmanager_id(),
+                 req->slots(), req->control_address(), req->data_address());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest* req,
+                         proto::HeartbeatResponse* resp) override {
+    std::lock_guard lk(mu_);
+    auto it = tms_.find(req->taskmanager_id());
+    if (it == tms_.end()) {
+      resp->set_registered(false);
+      return grpc::Status::OK;
+    }
+    it->second.last_heartbeat = steady_ms();
+    for (const auto& m : req->tasks()) {
+      auto j = jobs_.find(m.task().job_id());
+      if (j == jobs_.end() || j->second->rec.attempt() != m.task().attempt()) continue;
+      auto st = j->second->subtasks.find({m.task().vertex(), m.task().subtask()});
+      if (st == j->second->subtasks.end()) continue;
+      st->second.records_in = m.records_in();
+      st->second.records_out = m.records_out();
+      st->second.watermark_ms = m.watermark_ms();
+    }
+    resp->set_registered(true);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportTaskState(grpc::ServerContext*, const proto::TaskStateReport* req, proto::Empty*) override {
+    auto j = find(req->task().job_id());
+    if (!j) return grpc::Status::OK;
+    bool finished = false;
+    {
+      std::lock_guard lk(mu_);
+      if (req->task().attempt() != j->rec.attempt() || j->rec.state() != "RUNNING") return grpc::Status::OK;
+      auto it = j->subtasks.find({req->task().vertex(), req->task().subtask()});
+      if (it == j->subtasks.end()) return grpc::Status::OK;
+      it->second.state = req->state();
+      if (req->state() != "RUNNING") {
+        it->second.records_in = std::max(it->second.records_in, req->records_in());
+        it->second.records_out = std::max(it->second.records_out, req->records_out());
+      }
+      if (req->state() == "FAILED") {
+        fail_attempt_locked(*j, "task " + j->graph->vertices(req->task().vertex()).name() + " (" +
+                                    std::to_string(req->task().subtask() + 1) + "/" +
+                                    std::to_string(j->graph->vertices(req->task().vertex()).parallelism()) +
+                                    ") on " + req->taskmanager_id() + " failed: " + req->cause());
+      } else if (req->state() == "FINISHED") {
+        finished = std::all_of(j->subtasks.begin(), j->subtasks.end(),
+                               [](const auto& kv) { return kv.second.state == "FINISHED"; });
+        if (finished) end_job_locked(*j, "FINISHED", "");
+      }
+    }
+    if (finished) {
+      if (j->coordinator) j->coordinator->stop();
+      spdlog::info("job {} finished", j->rec_id);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext*, const proto::CheckpointAck* req, proto::Empty*) override {
+    auto j = find(req->task().job_id());
+    if (!j || !j->coordinator) return grpc::Status::OK;
+    auto snap = runtime::decode_task_snapshot(req->snapshot());
+    runtime::TaskId id{req->task().job_id(), req->task().vertex(), req->task().subtask(), req->task().attempt()};
+    if (!snap.is_ok()) {
+      j->coordinator->decline(id, CheckpointId(req->checkpoint_id()), snap.status());
+      return grpc::Status::OK;
+    }
+    j->coordinator->acknowledge(id, std::move(*snap));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DeclineCheckpoint(grpc::ServerContext*, const proto::CheckpointDecline* req, proto::Empty*) override {
+    auto j = find(req->task().job_id());
+    if (!j || !j->coordinator) return grpc::Status::OK;
+    runtime::TaskId id{req->task().job_id(), req->task().vertex(), req->task().subtask(), req->task().attempt()};
+    j->coordinator->decline(id, CheckpointId(req->checkpoint_id()), Status::internal(req->reason()));
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ReportEndOfInput(grpc::ServerContext*, const proto::TaskRef* req, proto::Empty*) override {
+    auto j = find(req->job_id());
+    if (!j || !j->coordinator) return grpc::Status::OK;
+    j->coordinator->source_ended({req->job_id(), req->vertex(), req->subtask(), req->attempt()});
+    return grpc::Status::OK;
+  }
+
+  grpc::Status FetchArtifact(grpc::ServerContext*, const proto::FetchArtifactRequest* req,
+                             grpc::ServerWriter<proto::ArtifactChunk>* writer) override {
+    const std::string& sha = req->sha256();
+    if (sha.size() != 64 || sha.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "not a sha256");
+    }
+    auto bytes = read_file(artifact_path(sha));
+    if (!bytes.is_ok()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no artifact " + sha);
+    constexpr size_t kChunk = 1 << 20;
+    for (size_t off = 0; off < bytes->size(); off += kChunk) {
+      proto::ArtifactChunk c;
+      c.set_data(bytes->substr(off, kChunk));
+      if (!writer->Write(c)) break;
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  friend class JobManager;
+
+  grpc::Status authorize(grpc::ServerContext* ctx, const std::string& token, const char* what) {
+    // Constant-time compare: the token is a secret.
+    const std::string& want = o_.token;
+    bool ok = token.size() == want.size();
+    unsigned diff = 0;
+    for (size_t i = 0; i < want.size(); ++i) diff |= static_cast<unsigned>(want[i] ^ (i < token.size() ? token[i] : 0));
+    ok = ok && diff == 0;
+    if (ok) return grpc::Status::OK;
+    spdlog::warn("refused {} from {}: {}", what, ctx->peer(), token.empty() ? "no token" : "wrong token");
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
+                        "(the jobmanager writes it to <data-dir>/token)");
+  }
+
+  grpc::Status unknown_job(const std::string& id) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        "unknown job id '" + id + "'; `sluice list` shows the jobs");
+  }
+
+  std::shared_ptr<Job> find(const std::string& id) {
+    std::lock_guard lk(mu_);
+    auto it = jobs_.find(id);
+    return it == jobs_.end() ? nullptr : it->second;
+  }
+
+  std::string artifact_path(const std::string& sha) const { return o_.data_dir + "/artifacts/" + sha + ".so"; }
+  std::string job_dir(const std::string& id) const { return o_.data_dir + "/jobs/" + id; }
+
+  int free_slots_locked() const {
+    int total = 0;
+    for (const auto& [id, tm] : tms_) total += tm.slots;
+    return total - used_slots_locked(nullptr);
+  }
+  int used_slots_locked(std::map<std::string, int>* per_tm) const {
+    int used = 0;
+    for (const auto& [id, j] : jobs_) {
+      if (j->rec.state() != "RUNNING") continue;
+      std::map<std::string, std::set<int>> slots;  // tm -> slot indices (subtask index = slot)
+      for (const auto& [k, s] : j->subtasks) slots[s.tm].insert(k.second);
+      for (const auto& [tm, set] : slots) {
+        used += static_cast<int>(set.size());
+        if (per_tm) (*per_tm)[tm] += static_cast<int>(set.size());
+      }
+    }
+    return used;
+  }
+  static int slots_needed(const proto::JobGraph& g) {
+    int n = 0;
+    for (const auto& v : g.vertices()) n = std::max(n, v.parallelism());
+    return n;
+  }
+
+  Status persist_locked(const Job& j) {
+    std::string bytes;
+    j.rec.SerializeToString(&bytes);
+    Status st = write_file_atomic(job_dir(j.rec.job_id()) + "/job.pb", bytes);
+    if (!st.is_ok()) spdlog::error("cannot persist job {}: {}", j.rec.job_id(), st.to_string());
+    return st;
+  }
+
+  Status make_coordinator(Job& j) {
+    Configuration cfg;
+    for (const auto& [k, v] : j.graph->config()) cfg.set(k, v);
+    SLUICE_ASSIGN_OR_RETURN(runtime::CheckpointConfig cc, runtime::CheckpointConfig::from(cfg));
+    j.storage = std::make_shared<state::CheckpointStorage>(j.rec.checkpoint_root(), j.rec.job_id());
+    int64_t first = j.storage->highest_id() + 1;
+    if (!j.rec.restore_path().empty()) {
+      auto sp = state::CheckpointStorage::load(j.rec.restore_path());
+      if (sp.is_ok()) first = std::max(first, sp->meta.id + 1);
+    }
+    j.coordinator = std::make_unique<CheckpointCoordinator>(cc, j.storage, j.graph, &j, &SystemClock::instance(), first);
+    Status st = j.coordinator->adopt_existing();
+    if (!st.is_ok()) spdlog::warn("job {}: cannot read earlier checkpoints: {}", j.rec.job_id(), st.to_string());
+    j.coordinator->start();
+    return Status::ok();
+  }
+
+  Status submit(const proto::SubmitJobRequest& req, proto::SubmitJobResponse* resp) {
+    const auto& g = req.job_graph();
+    if (g.vertices_size() == 0) return Status::invalid_argument("the job graph has no vertices");
+    for (int i = 0; i < g.vertices_size(); ++i) {
+      const auto& v = g.vertices(i);
+      if (v.id() != i) return Status::invalid_argument("job graph vertices are not numbered 0..n-1");
+      if (v.parallelism() < 1) return Status::invalid_argument("vertex '" + v.name() + "' has parallelism < 1");
+      if (v.operators_size() == 0) return Status::invalid_argument("vertex '" + v.name() + "' has no operator");
+    }
+    for (const auto& e : g.edges()) {
+      if (e.source_vertex() < 0 || e.source_vertex() >= g.vertices_size() || e.target_vertex() < 0 ||
+          e.target_vertex() >= g.vertices_size()) {
+        return Status::invalid_argument("job graph edge " + std::to_string(e.id()) + " names an unknown vertex");
+      }
+    }
+    if (sha256_hex(req.library()) != req.library_sha256()) {
+      return Status::invalid_argument("the uploaded library does not match its sha256; upload it again");
+    }
+    int need = slots_needed(g);
+    {
+      std::lock_guard lk(mu_);
+      int free = free_slots_locked();
+      if (free < need) {
+        return Status::resource_exhausted("not enough slots: the job needs " + std::to_string(need) +
+                                          ", the cluster has " + std::to_string(free) +
+                                          " free (" + std::to_string(tms_.size()) +
+                                          " taskmanagers); start more taskmanagers or lower --parallelism");
+      }
+    }
+    if (!req.restore_path().empty()) {
+      auto cp = state::CheckpointStorage::load(req.restore_path());
+      if (!cp.is_ok()) return cp.status().with_context("--restore");
+      SLUICE_RETURN_IF_ERROR(runtime::check_restore_compatible(*cp, g).with_context("--restore"));
+    }
+    auto job = std::make_shared<Job>();
+    job->jm = this;
+    auto& r = job->rec;
+    std::string id = g.name() + "-" + random_hex(4);
+    for (char& c : id)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') c = '_';
+    r.set_job_id(id);
+    job->rec_id = id;
+    *r.mutable_job_graph() = g;
+    auto& cfg = *r.mutable_job_graph()->mutable_config();
+    if (!cfg.count("checkpoint.dir")) cfg["checkpoint.dir"] = o_.checkpoint_dir;
+    if (!cfg.count("checkpoint.interval")) cfg["checkpoint.interval"] = o_.checkpoint_interval;
+    // A checkpoint lost with a taskmanager must not hold back the next ones for long.
+    if (!cfg.count("checkpoint.timeout")) cfg["checkpoint.timeout"] = "2m";
+    r.set_checkpoint_root(cfg["checkpoint.dir"]);
+    r.set_library_sha256(req.library_sha256());
+    r.set_library_name(req.library_name());
+    r.set_parallelism(req.parallelism());
+    r.set_restore_path(req.restore_path());
+    r.set_state("CREATED");
+    r.set_attempt(-1);
+    r.set_submitted_ms(now_ms());
+    job->graph = std::make_shared<const proto::JobGraph>(r.job_graph());
+
+    std::error_code ec;
+    fs::create_directories(job_dir(id), ec);
+    if (ec) return Status::io_error("cannot create " + job_dir(id) + ": " + ec.message());
+    if (!fs::exists(artifact_path(req.library_sha256()))) {
+      SLUICE_RETURN_IF_ERROR(write_file_atomic(artifact_path(req.library_sha256()), req.library()));
+    }
+    SLUICE_RETURN_IF_ERROR(make_coordinator(*job));
+    {
+      std::lock_guard lk(mu_);
+      SLUICE_RETURN_IF_ERROR(persist_locked(*job));
+      jobs_[id] = job;
+    }
+    spdlog::info("job {} submitted ({} subtasks in {} slots)", id, subtask_count(g), need);
+    resp->set_job_id(id);
+    wake_scheduler();
+    return Status::ok();
+  }
+
+  static int subtask_count(const proto::JobGraph& g) {
+    int n = 0;
+    for (const auto& v : g.vertices()) n += v.parallelism();
+    return n;
+  }
+
+  Status recover_jobs() {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(o_.data_dir + "/jobs", ec)) {
+      auto bytes = read_file(entry.path().string() + "/job.pb");
+      if (!bytes.is_ok()) continue;
+      auto job = std::make_shared<Job>();
+      job->jm = this;
+      if (!job->rec.ParseFromString(*bytes)) {
+        spdlog::error("ignoring unreadable job record {}", entry.path().string());
+        continue;
+      }
+      job->rec_id = job->rec.job_id();
+      job->graph = std::make_shared<const proto::JobGraph>(job->rec.job_graph());
+      if (!terminal(job->rec.state())) {
+        Status st = make_coordinator(*job);
+        if (!st.is_ok()) {
+          job->rec.set_state("FAILED");
+          job->rec.set_last_failure("cannot recover: " + st.to_string());
+        } else {
+          job->rec.set_state("RESTARTING");
+          job->rec.add_restart_causes("jobmanager restarted");
+          job->next_deploy_ms = 0;
+          spdlog::info("recovering job {} (last attempt {})", job->rec.job_id(), job->rec.attempt());
+        }
+      }
+      std::lock_guard lk(mu_);
+      persist_locked(*job);
+      jobs_[job->rec.job_id()] = job;
+    }
+    return Status::ok();
+  }
+
+  /// Cancels the tasks of the job's current attempt on every taskmanager.
+  void cancel_tasks_locked(Job& j) {
+    std::set<std::string> tms;
+    for (const auto& [k, s] : j.subtasks) tms.insert(s.tm);
+    for (const auto& tm : tms) {
+      auto it = tms_.find(tm);
+      if (it == tms_.end()) continue;
+      auto stub = it->second.stub;
+      proto::CancelTasksRequest r;
+      r.set_job_id(j.rec.job_id());
+      r.set_attempt(j.rec.attempt());
+      outbox_.submit([stub, r] {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+        proto::Empty e;
+        stub->CancelTasks(&ctx, r, &e);
+      });
+    }
+    std::lock_guard gl(j.gw_mu);
+    j.gw_tms.clear();
+    j.gw_source_tms.clear();
+    j.gw_ready = false;
+    j.gw_held.clear();
+  }
+
+  void end_job_locked(Job& j, const std::string& state, const std::string& failure) {
+    cancel_tasks_locked(j);
+    j.rec.set_state(state);
+    if (!failure.empty()) j.rec.set_last_failure(failure);
+    for (auto& [k, s] : j.subtasks)
+      if (s.state != "FINISHED") s.state = state == "FINISHED" ? "FINISHED" : "CANCELED";
+    persist_locked(j);
+  }
+
+  /// A task failed or its taskmanager was lost: cancel the attempt and
+  /// schedule a restart from the latest completed checkpoint.
+  void fail_attempt_locked(Job& j, const std::string& cause) {
+    if (j.rec.state() != "RUNNING") return;
+    spdlog::warn("job {} attempt {} failed: {}", j.rec.job_id(), j.rec.attempt(), cause);
+    cancel_tasks_locked(j);
+    j.rec.set_last_failure(cause);
+    if (j.stopping) {
+      end_job_locked(j, "FINISHED", "");
+      return;
+    }
+    if (j.rec.restarts() >= o_.restart_attempts) {
+      end_job_locked(j, "FAILED", cause + " (gave up after " + std::to_string(j.rec.restarts()) + " restarts)");
+      return;
+    }
+    j.rec.set_restarts(j.rec.restarts() + 1);
+    j.rec.add_restart_causes(cause);
+    j.backoff_ms = j.backoff_ms == 0 ? o_.restart_backoff.count()
+                                     : std::min<int64_t>(o_.restart_max_backoff.count(), j.backoff_ms * 2);
+    j.next_deploy_ms = steady_ms() + j.backoff_ms;
+    j.rec.set_state("RESTARTING");
+    persist_locked(j);
+    wake_scheduler();
+  }
+
+  void lose_tm_locked(const std::string& tm_id, const std::string& why) {
+    spdlog::warn("taskmanager {} lost: {}", tm_id, why);
+    tms_.erase(tm_id);
+    for (auto& [id, j] : jobs_) {
+      if (j->rec.state() != "RUNNING") continue;
+      bool uses = std::any_of(j->subtasks.begin(), j->subtasks.end(),
+                              [&](const auto& kv) { return kv.second.tm == tm_id; });
+      if (uses) fail_attempt_locked(*j, "taskmanager " + tm_id + " lost (" + why + ")");
+    }
+  }
+
+  void wake_scheduler() {
+    std::lock_guard lk(stop_mu_);
+    wake_ = true;
+    stop_cv_.notify_all();
+  }
+
+  void scheduler_loop() {
+    for (;;) {
+      {
+        std::unique_lock lk(stop_mu_);
+        stop_cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return stopped_ || wake_; });
+        if (stopped_) return;
+        wake_ = false;
+      }
+      std::vector<std::shared_ptr<Job>> due;
+      {
+        std::lock_guard lk(mu_);
+        int64_t now = steady_ms();
+        std::vector<std::string> lost;
+        for (const auto& [id, tm] : tms_)
+          if (now - tm.last_heartbeat > o_.heartbeat_timeout.count()) lost.push_back(id);
+        for (const auto& id : lost) lose_tm_locked(id, "no heartbeat for " + format_duration(o_.heartbeat_timeout));
+        for (auto& [id, j] : jobs_) {
+          const auto& s = j->rec.state();
+          if ((s == "CREATED" || s == "RESTARTING") && now >= j->next_deploy_ms) due.push_back(j);
+        }
+      }
+      for (auto& j : due) deploy(j);
+    }
+  }
+
+  /// Places and deploys the next attempt of `j` if enough slots are free.
+  void deploy(const std::shared_ptr<Job>& jp) {
+    Job& j = *jp;
+    std::string restore = j.rec.restore_path();
+    if (auto latest = j.coordinator->latest_completed()) restore = latest->dir;
+    std::map<std::string, std::vector<proto::TaskRef>> per_tm;
+    std::map<std::string, std::shared_ptr<TmStub>> stubs;
+    proto::DeployRequest base;
+    int attempt;
+    {
+      std::lock_guard lk(mu_);
+      const auto& s = j.rec.state();
+      if (s != "CREATED" && s != "RESTARTING") return;
+      int need = slots_needed(*j.graph);
+      std::map<std::string, int> used;
+      used_slots_locked(&used);
+      // Slot i of the job runs subtask i of every vertex (Flink's slot
+      // sharing). Spread the job's slots over taskmanagers: each next slot
+      // goes to the taskmanager with the most free slots left.
+      std::map<std::string, int> free;
+      int total = 0;
+      for (const auto& [id, tm] : tms_) {
+        free[id] = tm.slots - used[id];
+        total += std::max(0, free[id]);
+      }
+      if (total < need) {
+        if (steady_ms() - j.next_deploy_ms > 10'000 && !j.rec.last_failure().empty()) {
+          // Still waiting; say so in the status.
+        }
+        j.rec.set_last_failure(j.rec.last_failure().empty()
+                                   ? "waiting for slots: need " + std::to_string(need) + ", " +
+                                         std::to_string(total) + " free"
+                                   : j.rec.last_failure());
+        return;
+      }
+      std::vector<std::string> slot_tm(need);
+      for (int i = 0; i < need; ++i) {
+        auto best = std::max_element(free.begin(), free.end(),
+                                     [](const auto& a, const auto& b) { return a.second < b.second; });
+        slot_tm[i] = best->first;
+        --best->second;
+      }
+      attempt = j.rec.attempt() + 1;
+      j.rec.set_attempt(attempt);
+      j.subtasks.clear();
+      base.set_job_id(j.rec.job_id());
+      base.set_attempt(attempt);
+      *base.mutable_job_graph() = *j.graph;
+      base.set_library_sha256(j.rec.library_sha256());
+      base.set_parallelism(j.rec.parallelism());
+      base.set_restore_path(restore);
+      std::set<std::string> source_tms;
+      for (const auto& v : j.graph->vertices()) {
+        for (int s = 0; s < v.parallelism(); ++s) {
+          const std::string& tm = slot_tm[s];
+          auto* p = base.add_placement();
+          p->set_vertex(v.id());
+          p->set_subtask(s);
+          p->set_taskmanager_id(tm);
+          p->set_data_address(tms_[tm].data_address);
+          proto::TaskRef t;
+          t.set_job_id(j.rec.job_id());
+          t.set_vertex(v.id());
+          t.set_subtask(s);
+          t.set_attempt(attempt);
+          per_tm[tm].push_back(t);
+          j.subtasks[{v.id(), s}] = Job::Subtask{tm, "DEPLOYING"};
+          if (v.is_source()) source_tms.insert(tm);
+        }
+      }
+      for (const auto& [tm, ts] : per_tm) stubs[tm] = tms_[tm].stub;
+      j.rec.set_state("RUNNING");
+      persist_locked(j);
+      std::lock_guard gl(j.gw_mu);
+      j.gw_attempt = attempt;
+      j.gw_tms = stubs;
+      j.gw_source_tms = source_tms;
+      j.gw_ready = false;
+      j.gw_held.clear();
+    }
+    j.coordinator->reset_for_attempt(attempt);
+    spdlog::info("deploying job {} attempt {} on {} taskmanagers{}", j.rec_id, attempt, per_tm.size(),
+                 restore.empty() ? "" : " from " + restore);
+    for (const auto& [tm, tasks] : per_tm) {
+      proto::DeployRequest r = base;
+      for (const auto& t : tasks) *r.add_tasks() = t;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      proto::Empty e;
+      grpc::Status st = stubs[tm]->DeployTasks(&ctx, r, &e);
+      if (!st.ok()) {
+        std::lock_guard lk(mu_);
+        if (j.rec.attempt() != attempt) return;
+        std::string cause = "deploying to taskmanager " + tm + " failed: " + st.error_message();
+        if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+          // The library or graph cannot run: restarting will not help.
+          cancel_tasks_locked(j);
+          end_job_locked(j, "FAILED", cause);
+          spdlog::error("job {}: {}", j.rec_id, cause);
+        } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                   st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+          lose_tm_locked(tm, cause);
+        } else {
+          fail_attempt_locked(j, cause);
+        }
+        return;
+      }
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (j.rec.attempt() == attempt && j.rec.state() == "RUNNING") {
+        j.rec.set_last_failure(j.rec.restarts() > 0 ? j.rec.last_failure() : "");
+        for (auto& [k, s] : j.subtasks)
+          if (s.state == "DEPLOYING") s.state = "RUNNING";
+      }
+    }
+    j.open_gateway(attempt);
+  }
+
+  proto::JobSummary summary(Job& j) {
+    proto::JobSummary s;
+    std::lock_guard lk(mu_);
+    s.set_job_id(j.rec.job_id());
+    s.set_name(j.graph->name());
+    s.set_state(j.rec.state());
+    s.set_parallelism(j.rec.parallelism());
+    s.set_submitted_ms(j.rec.submitted_ms());
+    s.set_restarts(j.rec.restarts());
+    s.set_last_failure(j.rec.last_failure());
+    s.set_graph_hash(j.graph->hash());
+    return s;
+  }
+
+  proto::JobStatusResponse status(Job& j) {
+    proto::JobStatusResponse r;
+    *r.mutable_job() = summary(j);
+    if (j.coordinator) {
+      auto st = j.coordinator->stats();
+      auto* c = r.mutable_checkpoints();
+      c->set_completed(st.completed);
+      c->set_failed(st.failed);
+      c->set_last_completed_id(st.last_completed_id);
+      c->set_last_duration_ms(st.last_duration_ms);
+      c->set_last_size_bytes(st.last_size_bytes);
+      c->set_last_path(st.last_path);
+      r.mutable_job()->set_last_checkpoint_id(st.last_completed_id);
+    }
+    std::lock_guard lk(mu_);
+    r.set_checkpoint_dir(j.storage ? j.storage->job_dir() : "");
+    for (const auto& c : j.rec.restart_causes()) r.add_restart_causes(c);
+    for (const auto& [k, s] : j.subtasks) {
+      auto* st = r.add_subtasks();
+      st->set_vertex(k.first);
+      st->set_vertex_name(j.graph->vertices(k.first).name());
+      st->set_subtask(k.second);
+      st->set_taskmanager_id(s.tm);
+      st->set_state(s.state);
+      st->set_records_in(s.records_in);
+      st->set_records_out(s.records_out);
+      st->set_watermark_ms(s.watermark_ms);
+    }
+    return r;
+  }
+
+  // ------------------------------------------------------------- HTTP
+
+  static void kv(std::string& out, const char* k, const std::string& v, bool comma = true) {
+    json_append_string(out, k);
+    out += ':';
+    json_append_string(out, v);
+    if (comma) out += ',';
+  }
+  static void kv(std::string& out, const char* k, int64_t v, bool comma = true) {
+    json_append_string(out, k);
+    out += ':';
+    out += std::to_string(v);
+    if (comma) out += ',';
+  }
+
+  std::string job_json(Job& j) {
+    auto st = status(j);
+    const auto& s = st.job();
+    std::string o = "{";
+    kv(o, "id", s.job_id());
+    kv(o, "name", s.name());
+    kv(o, "state", s.state());
+    kv(o, "parallelism", s.parallelism());
+    kv(o, "submitted_ms", s.submitted_ms());
+    kv(o, "restarts", s.restarts());
+    kv(o, "last_failure", s.last_failure());
+    kv(o, "graph_hash", s.graph_hash());
+    o += "\"restart_causes\":[";
+    for (int i = 0; i < st.restart_causes_size(); ++i) {
+      if (i) o += ',';
+      json_append_string(o, st.restart_causes(i));
+    }
+    o += "],\"vertices\":[";
+    for (int i = 0; i < j.graph->vertices_size(); ++i) {
+      const auto& v = j.graph->vertices(i);
+      if (i) o += ',';
+      o += "{";
+      kv(o, "id", v.id());
+      kv(o, "name", v.name());
+      kv(o, "parallelism", v.parallelism(), false);
+      o += "}";
+    }
+    o += "],\"subtasks\":[";
+    for (int i = 0; i < st.subtasks_size(); ++i) {
+      const auto& t = st.subtasks(i);
+      if (i) o += ',';
+      o += "{";
+      kv(o, "vertex", t.vertex());
+      kv(o, "subtask", t.subtask());
+      kv(o, "taskmanager", t.taskmanager_id());
+      kv(o, "state", t.state());
+      kv(o, "records_in", static_cast<int64_t>(t.records_in()));
+      kv(o, "records_out", static_cast<int64_t>(t.records_out()));
+      kv(o, "watermark_ms", t.watermark_ms(), false);
+      o += "}";
+    }
+    const auto& c = st.checkpoints();
+    o += "],\"checkpoints\":{";
+    kv(o, "completed", c.completed());
+    kv(o, "failed", c.failed());
+    kv(o, "last_completed_id", c.last_completed_id());
+    kv(o, "last_duration_ms", c.last_duration_ms());
+    kv(o, "last_size_bytes", c.last_size_bytes());
+    kv(o, "last_path", c.last_path());
+    kv(o, "dir", st.checkpoint_dir(), false);
+    o += "}}";
+    return o;
+  }
+
+  std::string taskmanagers_json() {
+    std::lock_guard lk(mu_);
+    std::map<std::string, int> used;
+    used_slots_locked(&used);
+    std::string o = "[";
+    bool first = true;
+    int64_t now = steady_ms();
+    for (const auto& [id, tm] : tms_) {
+      if (!first) o += ',';
+      first = false;
+      o += "{";
+      kv(o, "id", id);
+      kv(o, "control_address", tm.control_address);
+      kv(o, "data_address", tm.data_address);
+      kv(o, "slots", tm.slots);
+      kv(o, "slots_used", used[id]);
+      kv(o, "last_heartbeat_ms_ago", now - tm.last_heartbeat, false);
+      o += "}";
+    }
+    return o + "]";
+  }
+
+  HttpResponse http_get(const std::string& path) {
+    if (path == "/" || path == "/overview") {
+      std::string o = "{\"jobs\":";
+      o += jobs_json();
+      o += ",\"taskmanagers\":";
+      o += taskmanagers_json();
+      o += "}";
+      return {200, o};
+    }
+    if (path == "/jobs") return {200, jobs_json()};
+    if (path == "/taskmanagers") return {200, taskmanagers_json()};
+    if (path.rfind("/jobs/", 0) == 0) {
+      auto j = find(path.substr(6));
+      if (!j) return {404, "{\"error\":\"unknown job\"}"};
+      return {200, job_json(*j)};
+    }
+    return {404, "{\"error\":\"not found; try /jobs, /jobs/<id>, /taskmanagers\"}"};
+  }
+
+  std::string jobs_json() {
+    std::vector<std::shared_ptr<Job>> jobs;
+    {
+      std::lock_guard lk(mu_);
+      for (auto& [id, j] : jobs_) jobs.push_back(j);
+    }
+    std::string o = "[";
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (i) o += ',';
+      o += job_json(*jobs[i]);
+    }
+    return o + "]";
+  }
+
+  JobManagerOptions o_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<HttpStatusServer> http_;
+  // Serialized sender of jobmanager -> taskmanager calls: the coordinator and
+  // the handlers post here instead of calling out while they hold locks; one
+  // thread keeps the calls in order (trigger N before notify N).
+  runtime::AsyncExecutor outbox_{1};
+
+  std::mutex mu_;  // guards tms_, jobs_ and every Job's rec/subtasks
+  std::map<std::string, TaskManagerInfo> tms_;
+  std::map<std::string, std::shared_ptr<Job>> jobs_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopped_ = false;
+  bool wake_ = false;
+  std::thread scheduler_;
+};
+
+JobManager::JobManager(JobManagerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+JobManager::~JobManager() = default;
+Status JobManager::start() { return impl_->start(); }
+int JobManager::port() const { return impl_->port(); }
+int JobManager::http_port() const { return impl_->http_port(); }
+void JobManager::wait() { impl_->wait(); }
+void JobManager::shutdown() { impl_->shutdown(); }
+
+}  // namespace sluice::jobmanager

@@ -1,0 +1,523 @@
+#include "engine/taskmanager/taskmanager.h"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "engine/api/job_library.h"
+#include "engine/common/clock.h"
+#include "engine/common/sha256.h"
+#include "engine/proto/control.grpc.pb.h"
+#include "engine/runtime/async_executor.h"
+#include "engine/runtime/data_plane.h"
+#include "engine/runtime/restore.h"
+#include "engine/runtime/snapshot_wire.h"
+#include "engine/runtime/task.h"
+#include "state/checkpoint_storage.h"
+
+namespace sluice::taskmanager {
+
+namespace fs = std::filesystem;
+using runtime::Task;
+using runtime::TaskId;
+using runtime::TaskState;
+
+namespace {
+
+std::string upper_state(TaskState s) {
+  switch (s) {
+    case TaskState::kCreated: return "CREATED";
+    case TaskState::kRunning: return "RUNNING";
+    case TaskState::kFinished: return "FINISHED";
+    case TaskState::kCanceled: return "CANCELED";
+    case TaskState::kFailed: return "FAILED";
+  }
+  return "UNKNOWN";
+}
+
+proto::TaskRef ref_of(const TaskId& id) {
+  proto::TaskRef r;
+  r.set_job_id(id.job_id);
+  r.set_vertex(id.vertex);
+  r.set_subtask(id.subtask);
+  r.set_attempt(id.attempt);
+  return r;
+}
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::not_found("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+grpc::Status to_grpc(const Status& st, grpc::StatusCode code = grpc::StatusCode::INTERNAL) {
+  return st.is_ok() ? grpc::Status::OK : grpc::Status(code, st.to_string());
+}
+
+}  // namespace
+
+class TaskManager::Impl final : public proto::TaskManager::Service, public runtime::TaskListener {
+ public:
+  explicit Impl(TaskManagerOptions o) : o_(std::move(o)) {}
+  ~Impl() override { shutdown(); }
+
+  /// The subtasks of one job attempt that run here. Shared (shared_ptr) by
+  /// the attempts map and the threads that cancel and reap it.
+  struct Attempt {
+    std::string job_id;
+    int attempt = 0;
+    api::PreparedJob job;  // keeps the library loaded while tasks run
+    std::unique_ptr<runtime::NetworkChannelProvider> channels;
+    std::vector<std::unique_ptr<Task>> tasks;
+    int running = 0;
+    /// Set when the jobmanager ended the attempt (or this process stops).
+    /// Until then an attempt whose tasks all finished stays: its senders
+    /// may still be delivering the last buffers to other taskmanagers.
+    bool ended = false;
+  };
+
+  Status start() {
+    if (o_.jobmanager.empty()) return Status::invalid_argument("--jobmanager host:port is required");
+    if (o_.slots < 1) return Status::invalid_argument("--slots must be at least 1");
+    SLUICE_ASSIGN_OR_RETURN(plane_, runtime::DataPlane::start(o_.bind_host, o_.data_port));
+    grpc::ServerBuilder b;
+    b.AddListeningPort(o_.bind_host + ":" + std::to_string(o_.control_port), grpc::InsecureServerCredentials(),
+                       &control_port_);
+    b.RegisterService(this);
+    b.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+    server_ = b.BuildAndStart();
+    if (!server_ || control_port_ == 0) {
+      return Status::unavailable("cannot listen on " + o_.bind_host + ":" + std::to_string(o_.control_port));
+    }
+    if (o_.id.empty()) {
+      o_.id = "tm-" + o_.bind_host + "-" + std::to_string(control_port_) + "-" + std::to_string(::getpid());
+    }
+    if (o_.work_dir.empty()) o_.work_dir = "/tmp/sluice-taskmanager-" + o_.id;
+    std::error_code ec;
+    fs::create_directories(o_.work_dir + "/artifacts", ec);
+    if (ec) return Status::io_error("cannot create " + o_.work_dir + ": " + ec.message());
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+    if (!o_.tls_ca.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(std::string ca, read_file(o_.tls_ca));
+      grpc::SslCredentialsOptions so;
+      so.pem_root_certs = ca;
+      creds = grpc::SslCredentials(so);
+    }
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(512 * 1024 * 1024);
+    jm_ = proto::JobManager::NewStub(grpc::CreateCustomChannel(o_.jobmanager, creds, args));
+    heartbeat_ = std::thread([this] { heartbeat_loop(); });
+    spdlog::info("taskmanager {} with {} slots: control {}:{}, data {}:{}, jobmanager {}", o_.id, o_.slots,
+                 o_.bind_host, control_port_, o_.bind_host, plane_->port(), o_.jobmanager);
+    return Status::ok();
+  }
+
+  void wait() {
+    std::unique_lock lk(stop_mu_);
+    stop_cv_.wait(lk, [&] { return stopped_; });
+  }
+
+  void shutdown() {
+    {
+      std::lock_guard lk(stop_mu_);
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    stop_cv_.notify_all();
+    if (heartbeat_.joinable()) heartbeat_.join();
+    cancel_matching("", -1);
+    reap_all();
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+  }
+
+  const std::string& id() const { return o_.id; }
+
+  // ------------------------------------------------------------- RPCs
+
+  grpc::Status DeployTasks(grpc::ServerContext*, const proto::DeployRequest* req, proto::Empty*) override {
+    Status st = deploy(*req);
+    if (!st.is_ok()) {
+      spdlog::error("deploy of job {} attempt {} refused: {}", req->job_id(), req->attempt(), st.to_string());
+      // A library or graph that cannot run here will not run after a restart either.
+      // A library or graph that cannot run here will not run after a restart
+      // either (FAILED_PRECONDITION ends the job); anything else is retried.
+      auto code = st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kInvalidArgument
+                      ? grpc::StatusCode::FAILED_PRECONDITION
+                      : grpc::StatusCode::INTERNAL;
+      return to_grpc(st, code);
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status CancelTasks(grpc::ServerContext*, const proto::CancelTasksRequest* req, proto::Empty*) override {
+    cancel_matching(req->job_id(), req->attempt());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status TriggerCheckpoint(grpc::ServerContext*, const proto::TriggerCheckpointRequest* req,
+                                 proto::Empty*) override {
+    auto a = find(req->job_id(), req->attempt());
+    if (!a) return grpc::Status::OK;
+    runtime::Barrier b;
+    b.id = CheckpointId(req->checkpoint_id());
+    b.trigger_time_ms = req->trigger_time_ms();
+    b.flags = static_cast<uint8_t>(req->flags());
+    std::lock_guard lk(mu_);
+    for (auto& t : a->tasks)
+      if (t->is_source()) t->trigger_checkpoint(b);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status NotifyCheckpoint(grpc::ServerContext*, const proto::NotifyCheckpointRequest* req,
+                                proto::Empty*) override {
+    auto a = find(req->job_id(), req->attempt());
+    if (!a) return grpc::Status::OK;
+    std::lock_guard lk(mu_);
+    for (auto& t : a->tasks) {
+      if (req->aborted()) {
+        t->notify_checkpoint_aborted(CheckpointId(req->checkpoint_id()));
+      } else {
+        t->notify_checkpoint_complete(CheckpointId(req->checkpoint_id()), req->final_checkpoint());
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  // ------------------------------------------------------------- TaskListener
+
+  void on_task_state(const TaskId& id, TaskState state, const Status& cause) override {
+    proto::TaskStateReport r;
+    r.set_taskmanager_id(o_.id);
+    *r.mutable_task() = ref_of(id);
+    r.set_state(upper_state(state));
+    if (!cause.is_ok()) r.set_cause(cause.to_string());
+    if (state != TaskState::kRunning) {
+      spdlog::info("task {} {}{}", id.to_string(), upper_state(state), cause.is_ok() ? "" : ": " + cause.to_string());
+      std::lock_guard lk(mu_);
+      auto it = attempts_.find({id.job_id, id.attempt});
+      if (it != attempts_.end()) {
+        --it->second->running;
+        for (const auto& t : it->second->tasks) {
+          if (t->id().vertex != id.vertex || t->id().subtask != id.subtask) continue;
+          r.set_records_in(t->metrics().records_in.load(std::memory_order_relaxed));
+          r.set_records_out(t->metrics().records_out.load(std::memory_order_relaxed));
+        }
+      }
+    }
+    send([this, r] {
+      proto::Empty e;
+      call([&](grpc::ClientContext* c) { return jm_->ReportTaskState(c, r, &e); });
+    });
+    if (state != TaskState::kRunning) wake_reaper();
+  }
+
+  void on_checkpoint_ack(const TaskId& id, runtime::TaskSnapshot snapshot) override {
+    proto::CheckpointAck a;
+    *a.mutable_task() = ref_of(id);
+    a.set_checkpoint_id(snapshot.id.value());
+    a.set_snapshot(runtime::encode_task_snapshot(snapshot));
+    send([this, a] {
+      proto::Empty e;
+      call([&](grpc::ClientContext* c) { return jm_->AcknowledgeCheckpoint(c, a, &e); });
+    });
+  }
+
+  void on_checkpoint_declined(const TaskId& id, CheckpointId cp, const Status& why) override {
+    proto::CheckpointDecline d;
+    *d.mutable_task() = ref_of(id);
+    d.set_checkpoint_id(cp.value());
+    d.set_reason(why.to_string());
+    send([this, d] {
+      proto::Empty e;
+      call([&](grpc::ClientContext* c) { return jm_->DeclineCheckpoint(c, d, &e); });
+    });
+  }
+
+  void on_end_of_input(const TaskId& id) override {
+    proto::TaskRef r = ref_of(id);
+    send([this, r] {
+      proto::Empty e;
+      call([&](grpc::ClientContext* c) { return jm_->ReportEndOfInput(c, r, &e); });
+    });
+  }
+
+ private:
+  /// Runs a call to the jobmanager, retrying briefly while it is unreachable.
+  template <class F>
+  void call(F f) {
+    for (int i = 0; i < 20; ++i) {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+      grpc::Status st = f(&ctx);
+      if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE) return;
+      if (stopping()) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+
+  void send(std::function<void()> f) { reports_.submit(std::move(f)); }
+
+  bool stopping() {
+    std::lock_guard lk(stop_mu_);
+    return stopped_;
+  }
+
+  std::shared_ptr<Attempt> find(const std::string& job, int attempt) {
+    std::lock_guard lk(mu_);
+    auto it = attempts_.find({job, attempt});
+    return it == attempts_.end() ? nullptr : it->second;
+  }
+
+  /// The job library for `sha`, fetched from the jobmanager once and cached
+  /// on disk; its bytes are checked against the sha256 on every load.
+  Result<std::shared_ptr<api::JobLibrary>> library(const std::string& sha) {
+    std::lock_guard lk(lib_mu_);
+    std::string path = o_.work_dir + "/artifacts/" + sha + ".so";
+    if (!fs::exists(path)) {
+      proto::FetchArtifactRequest r;
+      r.set_sha256(sha);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      auto reader = jm_->FetchArtifact(&ctx, r);
+      std::string bytes;
+      proto::ArtifactChunk c;
+      while (reader->Read(&c)) bytes += c.data();
+      grpc::Status st = reader->Finish();
+      if (!st.ok()) return Status::unavailable("cannot fetch job library " + sha + ": " + st.error_message());
+      if (sha256_hex(bytes) != sha) {
+        return Status::failed_precondition("the job library fetched from the jobmanager does not match its sha256 " + sha);
+      }
+      std::string tmp = path + ".tmp" + std::to_string(::getpid());
+      {
+        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        if (!out) return Status::io_error("cannot write " + tmp);
+      }
+      fs::rename(tmp, path);
+    }
+    SLUICE_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
+    if (sha256_hex(bytes) != sha) {
+      fs::remove(path);
+      return Status::failed_precondition("job library " + path + " does not match the sha256 " + sha +
+                                         " that was submitted (tampered with?); refusing to load it");
+    }
+    auto it = libraries_.find(sha);
+    if (it != libraries_.end()) return it->second;
+    SLUICE_ASSIGN_OR_RETURN(auto lib, api::JobLibrary::load(path));
+    libraries_[sha] = lib;
+    return lib;
+  }
+
+  Status deploy(const proto::DeployRequest& req) {
+    SLUICE_ASSIGN_OR_RETURN(auto lib, library(req.library_sha256()));
+    api::PrepareOptions po;
+    po.job_id = req.job_id();
+    po.parallelism = req.parallelism();
+    for (const auto& [k, v] : req.job_graph().args()) po.args[k] = v;
+    for (const auto& [k, v] : req.job_graph().config()) po.config.set(k, v);
+    SLUICE_ASSIGN_OR_RETURN(api::PreparedJob job, api::prepare_job(lib, po));
+    if (job.instance->job_graph->hash() != req.job_graph().hash()) {
+      return Status::failed_precondition(
+          "graph hash mismatch: the library rebuilt here gives " + job.instance->job_graph->hash().substr(0, 12) +
+          ", the submitted graph is " + req.job_graph().hash().substr(0, 12) +
+          " (a different build of the job, or a build function that depends on more than its arguments)");
+    }
+    std::optional<state::StoredCheckpoint> restore;
+    if (!req.restore_path().empty()) {
+      SLUICE_ASSIGN_OR_RETURN(auto cp, state::CheckpointStorage::load(req.restore_path()));
+      restore = std::move(cp);
+    }
+    std::map<std::pair<int, int>, std::string> remote;
+    for (const auto& p : req.placement()) {
+      remote[{p.vertex(), p.subtask()}] = p.taskmanager_id() == o_.id ? "" : p.data_address();
+    }
+    auto a = std::make_shared<Attempt>();
+    a->job_id = req.job_id();
+    a->attempt = req.attempt();
+    a->job = std::move(job);
+    a->channels = std::make_unique<runtime::NetworkChannelProvider>(
+        req.job_id(), req.attempt(), static_cast<size_t>(o_.channel_capacity), *plane_, a->job.instance->job_graph,
+        [remote](int vertex, int subtask) {
+          auto it = remote.find({vertex, subtask});
+          return it == remote.end() ? std::string() : it->second;
+        });
+    runtime::TaskServices services{&SystemClock::instance(), this, &snapshots_};
+    runtime::TaskOptions to;
+    to.channel_capacity = static_cast<size_t>(o_.channel_capacity);
+    for (const auto& t : req.tasks()) {
+      TaskId id{req.job_id(), t.vertex(), t.subtask(), req.attempt()};
+      std::optional<runtime::TaskRestore> r;
+      if (restore) r = runtime::build_task_restore(*restore, *a->job.instance->job_graph, t.vertex(), t.subtask());
+      a->tasks.push_back(std::make_unique<Task>(id, a->job.instance, *a->channels, services, to, std::move(r)));
+    }
+    {
+      std::lock_guard lk(mu_);
+      // An older attempt of the same job still here is obsolete.
+      for (auto& [k, other] : attempts_) {
+        if (k.first == req.job_id() && k.second < req.attempt()) cancel_locked(*other);
+      }
+      a->running = static_cast<int>(a->tasks.size());
+      attempts_[{req.job_id(), req.attempt()}] = a;
+      for (auto& t : a->tasks) t->start();
+    }
+    spdlog::info("job {} attempt {}: started {} subtasks", req.job_id(), req.attempt(), a->tasks.size());
+    return Status::ok();
+  }
+
+  void cancel_locked(Attempt& a) {
+    a.ended = true;
+    for (auto& t : a.tasks) t->cancel();
+    if (a.channels) a.channels->close_all();
+  }
+
+  /// Cancels the attempts of `job` (every job if empty) with `attempt`
+  /// (every attempt if < 0).
+  void cancel_matching(const std::string& job, int attempt) {
+    {
+      std::lock_guard lk(mu_);
+      for (auto& [k, a] : attempts_) {
+        if ((job.empty() || k.first == job) && (attempt < 0 || k.second == attempt)) cancel_locked(*a);
+      }
+    }
+    wake_reaper();
+  }
+
+  void wake_reaper() {
+    std::lock_guard lk(stop_mu_);
+    reap_ = true;
+    stop_cv_.notify_all();
+  }
+
+  /// Joins and forgets attempts whose tasks have all ended.
+  void reap(bool all) {
+    std::vector<std::shared_ptr<Attempt>> done;
+    {
+      std::lock_guard lk(mu_);
+      for (auto it = attempts_.begin(); it != attempts_.end();) {
+        if ((it->second->running <= 0 && it->second->ended) || all) {
+          done.push_back(it->second);
+          it = attempts_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& a : done) {
+      for (auto& t : a->tasks) t->cancel();
+      for (auto& t : a->tasks) t->join();
+      if (a->channels) a->channels->close_all();
+      a->tasks.clear();
+      a->channels.reset();
+    }
+  }
+  void reap_all() { reap(true); }
+
+  void heartbeat_loop() {
+    bool registered = false;
+    int64_t interval_ms = 1000;
+    auto next = std::chrono::steady_clock::now();
+    for (;;) {
+      {
+        std::unique_lock lk(stop_mu_);
+        stop_cv_.wait_until(lk, next, [&] { return stopped_ || reap_; });
+        if (stopped_) return;
+        if (reap_) {
+          reap_ = false;
+          lk.unlock();
+          reap(false);
+          if (std::chrono::steady_clock::now() < next) continue;
+        }
+      }
+      next = std::chrono::steady_clock::now() + std::chrono::milliseconds(registered ? interval_ms : 500);
+      if (!registered) {
+        proto::RegisterRequest r;
+        r.set_taskmanager_id(o_.id);
+        r.set_control_address(o_.bind_host + ":" + std::to_string(control_port_));
+        r.set_data_address(o_.bind_host + ":" + std::to_string(plane_->port()));
+        r.set_slots(o_.slots);
+        proto::RegisterResponse resp;
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        grpc::Status st = jm_->RegisterTaskManager(&ctx, r, &resp);
+        if (st.ok()) {
+          // A (re)registration starts a new session: whatever this process
+          // ran for an earlier session of the jobmanager is obsolete.
+          cancel_matching("", -1);
+          registered = true;
+          interval_ms = std::max<int64_t>(100, resp.heartbeat_interval_ms());
+          spdlog::info("registered with jobmanager {}", o_.jobmanager);
+        } else {
+          spdlog::debug("jobmanager {} not reachable: {}", o_.jobmanager, st.error_message());
+        }
+        continue;
+      }
+      proto::HeartbeatRequest hb;
+      hb.set_taskmanager_id(o_.id);
+      {
+        std::lock_guard lk(mu_);
+        for (const auto& [k, a] : attempts_) {
+          for (const auto& t : a->tasks) {
+            auto* m = hb.add_tasks();
+            *m->mutable_task() = ref_of(t->id());
+            m->set_records_in(t->metrics().records_in.load(std::memory_order_relaxed));
+            m->set_records_out(t->metrics().records_out.load(std::memory_order_relaxed));
+            m->set_watermark_ms(t->metrics().watermark_ms.load(std::memory_order_relaxed));
+            m->set_state(upper_state(t->state()));
+          }
+        }
+      }
+      proto::HeartbeatResponse resp;
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      grpc::Status st = jm_->Heartbeat(&ctx, hb, &resp);
+      if (st.ok() && !resp.registered()) {
+        spdlog::warn("the jobmanager does not know this taskmanager any more; registering again");
+        registered = false;
+        next = std::chrono::steady_clock::now();
+      } else if (!st.ok()) {
+        spdlog::warn("heartbeat to {} failed: {}", o_.jobmanager, st.error_message());
+      }
+    }
+  }
+
+  TaskManagerOptions o_;
+  std::unique_ptr<runtime::DataPlane> plane_;
+  std::unique_ptr<grpc::Server> server_;
+  int control_port_ = 0;
+  std::unique_ptr<proto::JobManager::Stub> jm_;
+  runtime::AsyncExecutor snapshots_{2};
+  // Reports to the jobmanager, in order, off the task threads.
+  runtime::AsyncExecutor reports_{1};
+
+  std::mutex lib_mu_;
+  std::map<std::string, std::shared_ptr<api::JobLibrary>> libraries_;
+
+  std::mutex mu_;  // guards attempts_
+  std::map<std::pair<std::string, int>, std::shared_ptr<Attempt>> attempts_;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopped_ = false;
+  bool reap_ = false;
+  std::thread heartbeat_;
+};
+
+TaskManager::TaskManager(TaskManagerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+TaskManager::~TaskManager() = default;
+Status TaskManager::start() { return impl_->start(); }
+void TaskManager::wait() { impl_->wait(); }
+void TaskManager::shutdown() { impl_->shutdown(); }
+const std::string& TaskManager::id() const { return impl_->id(); }
+
+}  // namespace sluice::taskmanager

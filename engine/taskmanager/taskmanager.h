@@ -1,0 +1,56 @@
+// The taskmanager: a worker process that offers slots to the jobmanager,
+// runs the subtasks deployed to it (the same runtime::Task as run-local),
+// serves the data plane to other taskmanagers and reports task states,
+// checkpoint acknowledgements and metrics back.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/common/status.h"
+#include "engine/common/time.h"
+
+namespace sluice::taskmanager {
+
+struct TaskManagerOptions {
+  /// The jobmanager's gRPC address. Required.
+  std::string jobmanager;
+  /// Slots offered (one slice of a job's pipeline each). Default 2.
+  int slots = 2;
+  /// Host this process binds and advertises (control and data plane). Default 127.0.0.1.
+  std::string bind_host = "127.0.0.1";
+  /// gRPC control port; 0 = any free port. Default 0.
+  int control_port = 0;
+  /// Data-plane port; 0 = any free port. Default 0.
+  int data_port = 0;
+  /// Stable id; empty = generated from host, port and pid.
+  std::string id;
+  /// Where fetched job libraries are cached (by sha256). Default
+  /// /tmp/sluice-taskmanager-<id>.
+  std::string work_dir;
+  /// Buffers per channel (backpressure bound). Default 8.
+  int channel_capacity = 8;
+  /// CA certificate (PEM) to talk TLS to the jobmanager; empty = plaintext.
+  std::string tls_ca;
+};
+
+/// The taskmanager process's core. Non-copyable; start() once, then wait()
+/// until shutdown().
+class TaskManager {
+ public:
+  explicit TaskManager(TaskManagerOptions options);
+  ~TaskManager();
+  TaskManager(const TaskManager&) = delete;
+  TaskManager& operator=(const TaskManager&) = delete;
+
+  Status start();
+  void wait();
+  void shutdown();
+  const std::string& id() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sluice::taskmanager
