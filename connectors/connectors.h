@@ -1,6 +1,7 @@
 // Sources and sinks by URI, for jobs that take them as arguments:
 //   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>
-//   sinks:   file:///path.ndjson, stdout:, stderr:
+//   sinks:   file:///path.ndjson, stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
+//            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true]
 #pragma once
 
 #include <cstdlib>
@@ -9,6 +10,8 @@
 
 #include "connectors/file/ndjson.h"
 #include "connectors/kafka/kafka.h"
+#include "connectors/postgres/postgres_sink.h"
+#include "connectors/prometheus/prometheus_sink.h"
 #include "engine/common/status.h"
 
 namespace sluice::connectors {
@@ -54,9 +57,13 @@ Result<std::shared_ptr<const runtime::Sink<T>>> sink_from_uri(const std::string&
     return std::shared_ptr<const runtime::Sink<T>>(file::NdjsonSink<T>::to_file(path));
   }
   if (uri.rfind("kafka://", 0) == 0) return kafka::sink_from_uri<T>(uri);
+  if (uri.rfind("prometheus:", 0) == 0) return prometheus_sink::sink_from_uri<T>(uri);
+  if (uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0) {
+    return postgres::sink_from_uri<T>(uri);
+  }
   return Status::invalid_argument("unsupported sink '" + uri +
-                                  "'; use file:///path/to/out.ndjson, kafka://host:port/topic, "
-                                  "stdout: or stderr:");
+                                  "'; use file:///path/to/out.ndjson, kafka://host:port/topic, prometheus:METRIC?..., "
+                                  "postgres://user@host:port/db?table=name, stdout: or stderr:");
 }
 
 }  // namespace sluice::connectors

@@ -13,6 +13,8 @@ PACKAGES=(
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl
+  # checks deploy/docker-compose.yml (config -q); no Docker engine needed
+  docker-compose
 )
 
 missing=()

@@ -1,47 +1,82 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds Sluice, generates sample clicks and runs
-# the clickstream job (clicks per page per minute), then prints the busiest
-# pages of each window.
+# Installs what is missing, builds Sluice, starts the local cluster
+# (deploy/local/up.sh: dev-kafka, PostgreSQL, Prometheus, jobmanager, two
+# taskmanagers, a click generator), submits the clickstream job
+# (Kafka -> clicks per page per one-minute window -> Postgres exactly-once,
+# and live gauges on the taskmanagers' /metrics), shows its progress, then
+# prints the latest results and where to look. The cluster keeps running
+# until deploy/local/down.sh.
+#
+# Environment: SLUICE_LOCAL_DIR (default /tmp/sluice-local), CLICK_RATE
+# (events/s, default 200), QUICKSTART_WATCH (seconds of progress, default 75).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)"
+cmake --build build -j "$(nproc)" --target sluice clickstream
 
-WORK=${SLUICE_QUICKSTART_DIR:-/tmp/sluice-quickstart}
-mkdir -p "$WORK"
+export SLUICE_LOCAL_DIR=${SLUICE_LOCAL_DIR:-/tmp/sluice-local}
+WATCH=${QUICKSTART_WATCH:-75}
+if [ -f "$SLUICE_LOCAL_DIR/env" ]; then
+  echo "== stopping the local cluster left in $SLUICE_LOCAL_DIR"
+  deploy/local/down.sh
+fi
 echo
-echo "== generating 500,000 click events (5% out of order, 0.1% late, 0.1% malformed)"
-build/sluice gen --count 500000 --pages 200 --events-per-second 2000 \
-  --out-of-order 0.05 --late 0.001 --malformed 0.001 --output "$WORK/clicks.ndjson"
-
-echo
-echo "== running the clickstream job (parallelism 2)"
-rm -f "$WORK/counts.ndjson" "$WORK/dead-letters.ndjson" "$WORK/late.ndjson"
-build/sluice run-local build/jobs/clickstream/libclickstream.so --parallelism 2 \
-  --arg source="file://$WORK/clicks.ndjson" \
-  --arg sink="file://$WORK/counts.ndjson" \
-  --arg late="file://$WORK/late.ndjson" \
-  --arg dlq="file://$WORK/dead-letters.ndjson"
+echo "== starting the local cluster in $SLUICE_LOCAL_DIR"
+deploy/local/up.sh --rate "${CLICK_RATE:-200}" --pages 50
+# shellcheck disable=SC1091
+source "$SLUICE_LOCAL_DIR/env"
+export PGHOST PGPORT PGUSER PGDATABASE
 
 echo
-echo "== busiest pages per one-minute window"
-python3 - "$WORK/counts.ndjson" <<'PY'
-import collections, datetime, json, sys
-windows = collections.defaultdict(list)
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    windows[r["window_start"]].append((r["count"], r["page_url"]))
-print(f"{'window (UTC)':16}  {'events':>7}  top pages")
-for start in sorted(windows):
-    top = sorted(windows[start], reverse=True)[:3]
-    total = sum(c for c, _ in windows[start])
-    t = datetime.datetime.fromtimestamp(start / 1000, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
-    print(f"{t:16}  {total:>7}  " + "  ".join(f"{page} ({count})" for count, page in top))
-print("(small early windows hold late events that arrived before the first watermark)")
-PY
+echo "== submitting the clickstream job (parallelism 2, checkpoints every 5 s)"
+JOB_ID=$(build/sluice submit build/jobs/clickstream/libclickstream.so \
+  --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" --parallelism 2 --checkpoint-interval 5s \
+  --arg source="kafka://$KAFKA_BOOTSTRAP/clicks?start=earliest" \
+  --arg sink="postgres://$PGUSER@$PGHOST:$PGPORT/$PGDATABASE?table=page_counts&mode=upsert&key=window_start,page_url&create_table=true" \
+  --arg metrics="prometheus:clicks_per_page?labels=page_url&value=count&group=window_start" \
+  --arg dlq="kafka://$KAFKA_BOOTSTRAP/clicks_dlq")
+echo "job $JOB_ID"
+
 echo
-echo "results:      $WORK/counts.ndjson ($(wc -l < "$WORK/counts.ndjson") rows)"
-echo "late events:  $WORK/late.ndjson ($(wc -l < "$WORK/late.ndjson") events)"
-echo "dead letters: $WORK/dead-letters.ndjson ($(wc -l < "$WORK/dead-letters.ndjson") lines)"
+echo "== progress for ${WATCH}s (windows are one minute: the first rows appear once a minute has closed)"
+progress() {
+  curl -sf "$JOBMANAGER_HTTP/jobs/$JOB_ID" | python3 -c '
+import json, sys
+j = json.load(sys.stdin)
+srcs = {v["id"] for v in j["vertices"] if v["name"].startswith("clicks")}
+src = sum(t["records_out"] for t in j["subtasks"] if t["vertex"] in srcs)
+print("state %-9s restarts %d  clicks read %7d  checkpoints %d" % (
+    j["state"], j["restarts"], src, j["checkpoints"]["completed"]), end="")'
+  printf "  rows in page_counts %s\n" "$(psql -qAtX -c 'SELECT count(*) FROM page_counts' 2>/dev/null || echo 0)"
+}
+for _ in $(seq $((WATCH / 5))); do
+  progress
+  sleep 5
+done
+progress
+
+echo
+echo "== latest complete one-minute window in Postgres (busiest pages)"
+if [ "$(psql -qAtX -c 'SELECT count(*) FROM page_counts' 2>/dev/null || echo 0)" -gt 0 ]; then
+  psql -qX -c "SELECT to_timestamp(window_start / 1000) AS window_start, page_url, count
+               FROM page_counts WHERE window_start = (SELECT max(window_start) FROM page_counts)
+               ORDER BY count DESC, page_url LIMIT 10"
+else
+  echo "(no window has been committed yet; run the results query below in a minute)"
+fi
+
+cat <<MSG
+
+The cluster keeps running:
+  jobmanager status   $JOBMANAGER_HTTP/jobs/$JOB_ID
+  Prometheus          $PROMETHEUS_URL   (try: clicks_per_page, sluice_kafka_consumer_lag_records,
+                                          rate(sluice_task_records_out_total[1m]))
+  metrics             $JOBMANAGER_METRICS  $TASKMANAGER_METRICS
+  results             PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER psql $PGDATABASE -c 'SELECT * FROM page_counts ORDER BY window_start DESC, count DESC LIMIT 20'
+  job control         build/sluice status $JOB_ID --jobmanager $SLUICE_JOBMANAGER
+  logs                $SLUICE_LOCAL_DIR/logs
+Grafana dashboards for the same data: deploy/grafana (used by deploy/docker-compose.yml).
+Stop everything:      deploy/local/down.sh
+MSG

@@ -342,6 +342,7 @@ class WindowedStream {
       env()->graph().node(out.node_id()).side_output_types[*settings_.late_tag] =
           runtime::type_info<T>();
     }
+    env()->graph().node(out.node_id()).windowed = true;
     return out;
   }
   StreamExecutionEnvironment* env() const { return keyed_.input().env(); }

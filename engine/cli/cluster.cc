@@ -17,6 +17,14 @@ namespace sluice::cli {
 
 namespace {
 
+/// --config FILE: read by expand_config_file() before parsing; declared here
+/// so that --help lists it and the parser accepts it.
+void add_config_option(CLI::App* cmd) {
+  cmd->add_option_function<std::string>(
+      "--config", [](const std::string&) {},
+      "TOML/INI file of settings: `key = value` lines, keys = long option names; flags win");
+}
+
 /// Blocks SIGINT/SIGTERM in every thread and waits for one on a thread of
 /// its own, then calls `on_signal` (outside any signal handler).
 template <class F>
@@ -65,6 +73,8 @@ int run_jobmanager(JobManagerCli& c) {
   std::cerr << "jobmanager listening on port " << jm.port();
   if (jm.http_port()) std::cerr << ", status at http://" << c.o.http_bind.substr(0, c.o.http_bind.rfind(':'))
                                 << ":" << jm.http_port() << "/jobs";
+  if (jm.metrics_port()) std::cerr << ", metrics at http://" << c.o.metrics_bind.substr(0, c.o.metrics_bind.rfind(':'))
+                                   << ":" << jm.metrics_port() << "/metrics";
   std::cerr << std::endl;
   auto w = signal_watcher([&] { jm.shutdown(); });
   jm.wait();
@@ -104,7 +114,7 @@ int run_taskmanager(TaskManagerCli& c) {
 Runner add_jobmanager(CLI::App& app) {
   auto c = std::make_shared<JobManagerCli>();
   auto* cmd = app.add_subcommand("jobmanager", "Run the jobmanager: schedules jobs onto taskmanagers");
-  cmd->set_config("--config", "", "TOML/INI file with these settings (keys = long option names)");
+  add_config_option(cmd);
   cmd->add_option("--bind", c->o.bind, "gRPC address (host:port)")->capture_default_str()->envname("SLUICE_JOBMANAGER_BIND");
   cmd->add_option("--http-bind", c->o.http_bind, "HTTP JSON status address (host:port); empty = off")
       ->capture_default_str()
@@ -128,6 +138,11 @@ Runner add_jobmanager(CLI::App& app) {
                   "File holding the client token (default: SLUICE_TOKEN, else generated into <data-dir>/token)");
   cmd->add_option("--tls-cert", c->o.tls_cert, "PEM server certificate (enables TLS with --tls-key)");
   cmd->add_option("--tls-key", c->o.tls_key, "PEM private key of --tls-cert");
+  cmd->add_option("--metrics-bind", c->o.metrics_bind,
+                  "Prometheus /metrics address (host:port, port 0 = any; written to <data-dir>/metrics.address); "
+                  "empty = off")
+      ->capture_default_str()
+      ->envname("SLUICE_METRICS_BIND");
   return [c] {
     if (c->token_file.empty()) {
       if (const char* t = std::getenv("SLUICE_TOKEN"); t && *t) c->o.token = t;
@@ -139,7 +154,7 @@ Runner add_jobmanager(CLI::App& app) {
 Runner add_taskmanager(CLI::App& app) {
   auto c = std::make_shared<TaskManagerCli>();
   auto* cmd = app.add_subcommand("taskmanager", "Run a taskmanager: a worker that runs subtasks");
-  cmd->set_config("--config", "", "TOML/INI file with these settings (keys = long option names)");
+  add_config_option(cmd);
   cmd->add_option("--jobmanager", c->o.jobmanager, "The jobmanager's host:port")
       ->required()
       ->envname("SLUICE_JOBMANAGER");
@@ -154,6 +169,11 @@ Runner add_taskmanager(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
   cmd->add_option("--tls-ca", c->o.tls_ca, "PEM CA certificate to reach a TLS jobmanager");
+  cmd->add_option("--metrics-bind", c->o.metrics_bind,
+                  "Prometheus /metrics address (host:port, port 0 = any; written to <work-dir>/metrics.address); "
+                  "empty = off")
+      ->capture_default_str()
+      ->envname("SLUICE_METRICS_BIND");
   return [c] { return run_taskmanager(*c); };
 }
 

@@ -5,6 +5,10 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/common/status.h"
 
 namespace sluice::cli {
 
@@ -21,6 +25,12 @@ Runner add_status(CLI::App& app);
 Runner add_cancel(CLI::App& app);
 Runner add_savepoint(CLI::App& app);
 Runner add_stop(CLI::App& app);
+
+/// `sluice CMD ... --config FILE ...`: adds `--key=value` for every
+/// `key = value` line of FILE (TOML/INI: comments, quotes and a `[CMD]`
+/// section allowed) whose option is not on the command line, so flags win.
+/// An unreadable file or a malformed line is an error naming it.
+Result<std::vector<std::string>> expand_config_file(const std::vector<std::string>& args);
 
 /// Prints "error: <message>" to stderr; returns the exit code to use.
 int report_error(const std::string& message, int code = 1);

@@ -4,6 +4,8 @@
 
 #include <iostream>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "engine/cli/commands.h"
 #include "engine/common/logging.h"
@@ -34,8 +36,12 @@ int main(int argc, char** argv) {
   add(sluice::cli::add_savepoint);
   add(sluice::cli::add_stop);
 
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto expanded = sluice::cli::expand_config_file(args);
+  if (!expanded.is_ok()) return sluice::cli::report_error(expanded.status().message(), 2);
+  std::vector<std::string> reversed(expanded->rbegin(), expanded->rend());  // CLI11 takes them reversed
   try {
-    app.parse(argc, argv);
+    app.parse(reversed);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

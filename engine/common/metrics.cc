@@ -1,5 +1,15 @@
 #include "engine/common/metrics.h"
 
+#include <dirent.h>
+#include <prometheus/exposer.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <exception>
+#include <fstream>
+#include <sstream>
+
 namespace sluice::metrics {
 
 std::shared_ptr<prometheus::Registry> registry_ptr() {
@@ -9,5 +19,254 @@ std::shared_ptr<prometheus::Registry> registry_ptr() {
 }
 
 prometheus::Registry& registry() { return *registry_ptr(); }
+
+namespace {
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Seconds since boot at which this process started, and clock ticks.
+struct ProcStat {
+  double utime = 0, stime = 0;  // ticks
+  double start_ticks = 0;
+  double vsize = 0, rss_pages = 0;
+  double threads = 0;
+  bool ok = false;
+};
+
+ProcStat read_proc_stat() {
+  ProcStat s;
+  std::ifstream in("/proc/self/stat");
+  std::string line;
+  if (!std::getline(in, line)) return s;
+  // The command (field 2) is in parentheses and may hold spaces.
+  auto rp = line.rfind(')');
+  if (rp == std::string::npos) return s;
+  std::istringstream rest(line.substr(rp + 2));
+  std::vector<std::string> f;
+  for (std::string x; rest >> x;) f.push_back(x);
+  // f[0] is field 3 (state): field N is f[N-3].
+  if (f.size() < 22) return s;
+  s.utime = std::stod(f[14 - 3]);
+  s.stime = std::stod(f[15 - 3]);
+  s.threads = std::stod(f[20 - 3]);
+  s.start_ticks = std::stod(f[22 - 3]);
+  s.vsize = std::stod(f[23 - 3]);
+  s.rss_pages = std::stod(f[24 - 3]);
+  s.ok = true;
+  return s;
+}
+
+double boot_time_seconds() {
+  std::ifstream in("/proc/stat");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("btime ", 0) == 0) return std::stod(line.substr(6));
+  }
+  return 0;
+}
+
+double open_fds() {
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return 0;
+  double n = 0;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n - 1;  // the directory stream's own descriptor
+}
+
+std::vector<prometheus::ClientMetric::Label> to_labels(const FamilyBuilder::Labels& labels) {
+  std::vector<prometheus::ClientMetric::Label> out;
+  out.reserve(labels.size());
+  for (const auto& [k, v] : labels) out.push_back({k, v});
+  return out;
+}
+
+const std::vector<double>& latency_buckets() {
+  static const std::vector<double> b = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
+                                        5,     10,   20,    30,   60,  90,   120, 300, 600};
+  return b;
+}
+
+}  // namespace
+
+std::vector<prometheus::MetricFamily> process_families() {
+  FamilyBuilder b;
+  ProcStat s = read_proc_stat();
+  if (s.ok) {
+    const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+    const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
+    b.counter("process_cpu_seconds_total", "User and system CPU time spent in seconds", {},
+              (s.utime + s.stime) / tick);
+    b.gauge("process_resident_memory_bytes", "Resident memory size in bytes", {}, s.rss_pages * page);
+    b.gauge("process_virtual_memory_bytes", "Virtual memory size in bytes", {}, s.vsize);
+    static const double start = boot_time_seconds() + s.start_ticks / tick;
+    b.gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds", {}, start);
+    b.gauge("process_threads", "Number of OS threads in the process", {}, s.threads);
+  }
+  b.gauge("process_open_fds", "Number of open file descriptors", {}, open_fds());
+  return b.take();
+}
+
+// ------------------------------------------------------------- MetricsServer
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& bind) {
+  auto colon = bind.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == bind.size()) {
+    return Status::invalid_argument("metrics address '" + bind + "' is not host:port");
+  }
+  std::unique_ptr<MetricsServer> s(new MetricsServer());
+  try {
+    // civetweb: "listening_ports" takes host:port; port 0 binds any free port.
+    s->exposer_ = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", bind, "num_threads", "2"});
+  } catch (const std::exception& e) {
+    return Status::unavailable("cannot serve metrics on " + bind + ": " + e.what());
+  }
+  auto ports = s->exposer_->GetListeningPorts();
+  if (ports.empty()) return Status::unavailable("cannot serve metrics on " + bind);
+  s->port_ = ports.front();
+  s->address_ = bind.substr(0, colon) + ":" + std::to_string(s->port_);
+  s->exposer_->RegisterCollectable(registry_ptr());
+  s->add(std::make_shared<CallbackCollectable>(process_families));
+  return s;
+}
+
+MetricsServer::~MetricsServer() { exposer_.reset(); }
+
+void MetricsServer::add(std::shared_ptr<prometheus::Collectable> c) {
+  exposer_->RegisterCollectable(c);
+  held_.push_back(std::move(c));
+}
+
+// ------------------------------------------------------------- FamilyBuilder
+
+prometheus::ClientMetric& FamilyBuilder::add(const std::string& name, const std::string& help,
+                                             prometheus::MetricType type, const Labels& labels) {
+  auto it = index_.find(name);
+  if (it == index_.end()) {
+    it = index_.emplace(name, families_.size()).first;
+    prometheus::MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    families_.push_back(std::move(f));
+  }
+  auto& fam = families_[it->second];
+  fam.metric.emplace_back();
+  fam.metric.back().label = to_labels(labels);
+  return fam.metric.back();
+}
+
+void FamilyBuilder::counter(const std::string& name, const std::string& help, const Labels& labels,
+                            double value) {
+  add(name, help, prometheus::MetricType::Counter, labels).counter.value = value;
+}
+
+void FamilyBuilder::gauge(const std::string& name, const std::string& help, const Labels& labels, double value) {
+  add(name, help, prometheus::MetricType::Gauge, labels).gauge.value = value;
+}
+
+std::vector<prometheus::MetricFamily> FamilyBuilder::take() {
+  index_.clear();
+  return std::move(families_);
+}
+
+// ------------------------------------------------------------- samples
+
+std::vector<prometheus::MetricFamily> task_families(const std::vector<TaskSample>& tasks, int64_t now_ms) {
+  FamilyBuilder b;
+  for (const auto& t : tasks) {
+    FamilyBuilder::Labels l = {
+        {"job", t.job}, {"job_id", t.job_id}, {"vertex", t.vertex}, {"subtask", std::to_string(t.subtask)}};
+    b.counter("sluice_task_records_in_total", "Records a subtask took from its inputs (sources: read)", l,
+              static_cast<double>(t.records_in));
+    b.counter("sluice_task_records_out_total", "Records a subtask sent downstream", l,
+              static_cast<double>(t.records_out));
+    b.counter("sluice_task_bytes_out_total", "Serialized bytes a subtask sent downstream", l,
+              static_cast<double>(t.bytes_out));
+    b.counter("sluice_task_dead_letters_total", "Records a subtask sent to the dead-letter output", l,
+              static_cast<double>(t.dead_letters));
+    b.counter("sluice_task_busy_seconds_total", "Time a subtask spent processing", l,
+              static_cast<double>(t.busy_ns) / 1e9);
+    b.counter("sluice_task_backpressured_seconds_total",
+              "Time a subtask waited for space in its output buffers (backpressure)", l,
+              static_cast<double>(t.backpressured_ns) / 1e9);
+    if (t.watermark_ms != INT64_MIN && t.watermark_ms > 0) {
+      b.gauge("sluice_task_watermark_seconds", "A subtask's current event-time watermark (unix seconds)", l,
+              static_cast<double>(t.watermark_ms) / 1e3);
+      b.gauge("sluice_task_watermark_lag_seconds", "Wall-clock time minus a subtask's current watermark", l,
+              static_cast<double>(now_ms - t.watermark_ms) / 1e3);
+    }
+  }
+  return b.take();
+}
+
+std::vector<prometheus::MetricFamily> job_families(const std::vector<JobSample>& jobs) {
+  FamilyBuilder b;
+  for (const auto& j : jobs) {
+    FamilyBuilder::Labels l = {{"job", j.job}, {"job_id", j.job_id}};
+    b.gauge("sluice_job_running", "1 while the job's state is RUNNING, else 0", l, j.state == "RUNNING" ? 1 : 0);
+    b.counter("sluice_job_restarts_total", "Restarts of a job from its latest checkpoint", l,
+              static_cast<double>(j.restarts));
+    b.counter("sluice_checkpoints_completed_total", "Completed checkpoints of a job", l,
+              static_cast<double>(j.checkpoints_completed));
+    b.counter("sluice_checkpoints_failed_total", "Checkpoints of a job that were declined or timed out", l,
+              static_cast<double>(j.checkpoints_failed));
+    b.gauge("sluice_checkpoint_last_id", "Id of a job's latest completed checkpoint", l,
+            static_cast<double>(j.last_checkpoint_id));
+    b.gauge("sluice_checkpoint_last_duration_seconds", "Trigger-to-complete time of the latest checkpoint", l,
+            static_cast<double>(j.last_duration_ms) / 1e3);
+    b.gauge("sluice_checkpoint_last_size_bytes", "State size of the latest completed checkpoint", l,
+            static_cast<double>(j.last_size_bytes));
+    b.gauge("sluice_checkpoint_last_alignment_seconds",
+            "Longest barrier alignment of the latest completed checkpoint", l,
+            static_cast<double>(j.last_alignment_ms) / 1e3);
+    b.gauge("sluice_checkpoint_last_sync_seconds", "Longest synchronous snapshot part of the latest checkpoint", l,
+            static_cast<double>(j.last_sync_ms) / 1e3);
+  }
+  return b.take();
+}
+
+// ------------------------------------------------------------- LatencyRecorder
+
+LatencyRecorder::LatencyRecorder(const std::string& job, const std::string& sink) {
+  static auto& family = prometheus::BuildHistogram()
+                            .Name("sluice_end_to_end_latency_seconds")
+                            .Help("Wall-clock time at the sink minus the record's event time")
+                            .Register(registry());
+  histogram_ = &family.Add({{"job", job}, {"sink", sink}}, latency_buckets());
+  pending_.assign(latency_buckets().size() + 1, 0.0);
+}
+
+LatencyRecorder::~LatencyRecorder() { flush(); }
+
+void LatencyRecorder::observe(int64_t event_ms) {
+  if (event_ms <= 0) return;
+  const int64_t now = wall_ms();
+  const double v = static_cast<double>(now - event_ms) / 1e3;
+  const auto& b = latency_buckets();
+  size_t i = 0;
+  while (i < b.size() && v > b[i]) ++i;
+  pending_[i] += 1;
+  pending_sum_ += v;
+  ++pending_count_;
+  if (now - last_flush_ms_ >= 100) {
+    flush();
+    last_flush_ms_ = now;
+  }
+}
+
+void LatencyRecorder::flush() {
+  if (pending_count_ == 0 || !histogram_) return;
+  histogram_->ObserveMultiple(pending_, pending_sum_);
+  std::fill(pending_.begin(), pending_.end(), 0.0);
+  pending_sum_ = 0;
+  pending_count_ = 0;
+}
 
 }  // namespace sluice::metrics

@@ -21,6 +21,7 @@
 
 #include "engine/common/clock.h"
 #include "engine/common/json.h"
+#include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
 #include "engine/jobmanager/http_status.h"
 #include "engine/proto/control.grpc.pb.h"
@@ -271,6 +272,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
       }
     }
     SLUICE_RETURN_IF_ERROR(recover_jobs());
+    SLUICE_RETURN_IF_ERROR(start_metrics());
     scheduler_ = std::thread([this] { scheduler_loop(); });
     spdlog::info("jobmanager listening on {} (port {}), data dir {}", o_.bind, port_, o_.data_dir);
     return Status::ok();
@@ -278,6 +280,57 @@ class JobManager::Impl final : public proto::JobManager::Service {
 
   int port() const { return port_; }
   int http_port() const { return http_ ? http_->port() : 0; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+  /// /metrics: process metrics and, read at scrape time, every job's
+  /// restarts and checkpoint stats and the cluster's taskmanagers and slots.
+  Status start_metrics() {
+    if (o_.metrics_bind.empty()) return Status::ok();
+    auto m = metrics::MetricsServer::start(o_.metrics_bind);
+    if (!m.is_ok()) return m.status().with_context("--metrics-bind");
+    metrics_ = std::move(*m);
+    metrics_->add(std::make_shared<metrics::CallbackCollectable>([this] {
+      std::vector<std::shared_ptr<Job>> jobs;
+      metrics::FamilyBuilder cluster;
+      {
+        std::lock_guard lk(mu_);
+        for (auto& [id, j] : jobs_) jobs.push_back(j);
+        std::map<std::string, int> used;
+        used_slots_locked(&used);
+        int slots = 0, busy = 0;
+        for (const auto& [id, tm] : tms_) slots += tm.slots, busy += used[id];
+        cluster.gauge("sluice_jobmanager_taskmanagers", "Registered taskmanagers", {}, static_cast<double>(tms_.size()));
+        cluster.gauge("sluice_jobmanager_slots", "Slots offered by registered taskmanagers", {}, slots);
+        cluster.gauge("sluice_jobmanager_slots_used", "Slots running subtasks", {}, busy);
+      }
+      std::vector<metrics::JobSample> samples;
+      for (auto& j : jobs) {
+        metrics::JobSample s;
+        if (j->coordinator) {
+          auto st = j->coordinator->stats();  // its own lock; never under mu_
+          s.checkpoints_completed = st.completed;
+          s.checkpoints_failed = st.failed;
+          s.last_checkpoint_id = st.last_completed_id;
+          s.last_duration_ms = st.last_duration_ms;
+          s.last_size_bytes = st.last_size_bytes;
+          s.last_alignment_ms = st.last_alignment_ms;
+          s.last_sync_ms = st.last_sync_ms;
+        }
+        std::lock_guard lk(mu_);
+        s.job = j->graph->name();
+        s.job_id = j->rec.job_id();
+        s.state = j->rec.state();
+        s.restarts = j->rec.restarts();
+        samples.push_back(std::move(s));
+      }
+      auto out = metrics::job_families(samples);
+      for (auto& f : cluster.take()) out.push_back(std::move(f));
+      return out;
+    }));
+    SLUICE_RETURN_IF_ERROR(write_file_atomic(o_.data_dir + "/metrics.address", metrics_->address() + "\n"));
+    spdlog::info("jobmanager metrics at http://{}/metrics", metrics_->address());
+    return Status::ok();
+  }
 
   void wait() {
     std::unique_lock lk(stop_mu_);
@@ -363,14 +416,16 @@ class JobManager::Impl final : public proto::JobManager::Service {
       }
       if (req->stop()) j->stopping = true;
     }
-    auto fut = j->coordinator->trigger_savepoint();
+    auto fut = j->coordinator->trigger_savepoint(req->stop());
     if (fut.wait_for(std::chrono::minutes(5)) != std::future_status::ready) {
+      j->coordinator->resume_checkpoints();
       std::lock_guard lk(mu_);
       j->stopping = false;
       return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the savepoint did not complete in 5 min");
     }
     auto sp = fut.get();
     if (!sp.is_ok()) {
+      j->coordinator->resume_checkpoints();
       std::lock_guard lk(mu_);
       j->stopping = false;
       return to_grpc(sp.status().with_context("savepoint failed"));
@@ -389,7 +444,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     if (req->stop()) {
       {
         std::lock_guard lk(mu_);
-        if (!terminal(j->rec.state())) end_job_locked(*j, "FINISHED", "");
+        if (!terminal(j->rec.state())) end_job_locked(*j, "FINISHED", "", sp->meta.id);
       }
       j->coordinator->stop();
       spdlog::info("job {} stopped with savepoint {}", req->job_id(), path);
@@ -575,7 +630,9 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return n;
   }
 
-  Status persist_locked(const Job& j) {
+  /// Writes the job record; errors are logged (the job goes on in memory).
+  void persist_locked(const Job& j) { (void)write_record_locked(j); }
+  Status write_record_locked(const Job& j) {
     std::string bytes;
     j.rec.SerializeToString(&bytes);
     Status st = write_file_atomic(job_dir(j.rec.job_id()) + "/job.pb", bytes);
@@ -667,7 +724,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     SLUICE_RETURN_IF_ERROR(make_coordinator(*job));
     {
       std::lock_guard lk(mu_);
-      SLUICE_RETURN_IF_ERROR(persist_locked(*job));
+      SLUICE_RETURN_IF_ERROR(write_record_locked(*job));
       jobs_[id] = job;
     }
     spdlog::info("job {} submitted ({} subtasks in {} slots)", id, subtask_count(g), need);
@@ -715,7 +772,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
   }
 
   /// Cancels the tasks of the job's current attempt on every taskmanager.
-  void cancel_tasks_locked(Job& j) {
+  void cancel_tasks_locked(Job& j, int64_t committed_checkpoint = 0) {
     std::set<std::string> tms;
     for (const auto& [k, s] : j.subtasks) tms.insert(s.tm);
     for (const auto& tm : tms) {
@@ -725,9 +782,10 @@ class JobManager::Impl final : public proto::JobManager::Service {
       proto::CancelTasksRequest r;
       r.set_job_id(j.rec.job_id());
       r.set_attempt(j.rec.attempt());
+      r.set_committed_checkpoint(committed_checkpoint);
       outbox_.submit([stub, r] {
         grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(35));
         proto::Empty e;
         stub->CancelTasks(&ctx, r, &e);
       });
@@ -739,8 +797,9 @@ class JobManager::Impl final : public proto::JobManager::Service {
     j.gw_held.clear();
   }
 
-  void end_job_locked(Job& j, const std::string& state, const std::string& failure) {
-    cancel_tasks_locked(j);
+  void end_job_locked(Job& j, const std::string& state, const std::string& failure,
+                      int64_t committed_checkpoint = 0) {
+    cancel_tasks_locked(j, committed_checkpoint);
     j.rec.set_state(state);
     if (!failure.empty()) j.rec.set_last_failure(failure);
     for (auto& [k, s] : j.subtasks)
@@ -1121,6 +1180,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
   bool stopped_ = false;
   bool wake_ = false;
   std::thread scheduler_;
+  // Last: its scrape callback reads jobs_ and tms_, so it stops first.
+  std::unique_ptr<metrics::MetricsServer> metrics_;
 };
 
 JobManager::JobManager(JobManagerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -1128,6 +1189,7 @@ JobManager::~JobManager() = default;
 Status JobManager::start() { return impl_->start(); }
 int JobManager::port() const { return impl_->port(); }
 int JobManager::http_port() const { return impl_->http_port(); }
+int JobManager::metrics_port() const { return impl_->metrics_port(); }
 void JobManager::wait() { impl_->wait(); }
 void JobManager::shutdown() { impl_->shutdown(); }
 

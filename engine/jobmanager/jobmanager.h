@@ -38,6 +38,10 @@ struct JobManagerOptions {
   Duration restart_max_backoff{10'000};
   /// TLS for the gRPC server: PEM files (all empty = plaintext).
   std::string tls_cert, tls_key;
+  /// Prometheus /metrics address (host:port, port 0 = any free port; the
+  /// bound address goes to <data_dir>/metrics.address); empty = off.
+  /// Default 127.0.0.1:9249.
+  std::string metrics_bind = "127.0.0.1:9249";
 };
 
 /// The jobmanager process's core. Non-copyable; start() once, then
@@ -54,6 +58,8 @@ class JobManager {
   /// The bound gRPC port (after start).
   int port() const;
   int http_port() const;
+  /// The bound /metrics port (after start; 0 = off).
+  int metrics_port() const;
   void wait();
   void shutdown();
 

@@ -110,7 +110,7 @@ Result<CheckpointId> CheckpointCoordinator::trigger_checkpoint() {
   return trigger_locked(false);
 }
 
-std::future<Result<state::StoredCheckpoint>> CheckpointCoordinator::trigger_savepoint() {
+std::future<Result<state::StoredCheckpoint>> CheckpointCoordinator::trigger_savepoint(bool stop) {
   std::promise<Result<state::StoredCheckpoint>> promise;
   auto f = promise.get_future();
   {
@@ -119,6 +119,7 @@ std::future<Result<state::StoredCheckpoint>> CheckpointCoordinator::trigger_save
       promise.set_value(Status::cancelled("the job is stopping"));
       return f;
     }
+    if (stop) suspended_ = true;
     savepoint_requests_.push_back(std::move(promise));
   }
   cv_.notify_all();
@@ -262,6 +263,8 @@ void CheckpointCoordinator::loop() {
         savepoint_requests_.front().set_value(id.status());
       }
       savepoint_requests_.pop_front();
+    } else if (suspended_) {
+      // Stopping with a savepoint: nothing after it may commit.
     } else if (!pending_ && all_sources_ended_locked() && !final_done_) {
       (void)trigger_locked(false);  // the final checkpoint: nothing new will come
     } else if (!pending_ && !paused && config_.interval.count() > 0 && now >= next_trigger_ms_ &&
@@ -271,6 +274,14 @@ void CheckpointCoordinator::loop() {
     }
     cv_.wait_for(lk, std::chrono::milliseconds(20));
   }
+}
+
+void CheckpointCoordinator::resume_checkpoints() {
+  {
+    std::lock_guard lk(mu_);
+    suspended_ = false;
+  }
+  cv_.notify_all();
 }
 
 std::optional<state::StoredCheckpoint> CheckpointCoordinator::latest_completed() const {

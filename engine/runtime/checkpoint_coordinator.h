@@ -93,7 +93,12 @@ class CheckpointCoordinator {
   void reset_for_attempt(int attempt);
 
   /// Triggers a savepoint now; the future is set when it is complete (or failed).
-  std::future<Result<state::StoredCheckpoint>> trigger_savepoint();
+  /// `stop`: the job is about to stop with it, so no checkpoint may follow it
+  /// (its output would be committed beyond the savepoint): periodic and final
+  /// checkpoints stay suspended unless resume_checkpoints() is called.
+  std::future<Result<state::StoredCheckpoint>> trigger_savepoint(bool stop = false);
+  /// Undoes the suspension of a stop-with-savepoint that failed.
+  void resume_checkpoints();
   /// Triggers a checkpoint now (tests, manual).
   Result<CheckpointId> trigger_checkpoint();
 
@@ -143,6 +148,7 @@ class CheckpointCoordinator {
   std::vector<state::StoredCheckpoint> completed_;  // retained, oldest first
   std::set<std::pair<int, int>> ended_sources_;
   bool final_done_ = false;
+  bool suspended_ = false;  // a stop-with-savepoint is under way
   int64_t last_end_ms_ = 0;
   int64_t next_trigger_ms_ = 0;
   std::deque<std::promise<Result<state::StoredCheckpoint>>> savepoint_requests_;

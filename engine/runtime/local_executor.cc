@@ -157,12 +157,39 @@ Result<state::StoredCheckpoint> LocalExecutor::stop_with_savepoint(Duration time
   if (!coordinator_) {
     return Status::failed_precondition("savepoints need checkpoint storage; pass --checkpoint-dir");
   }
-  auto f = coordinator_->trigger_savepoint();
+  auto f = coordinator_->trigger_savepoint(/*stop=*/true);
   if (f.wait_for(timeout) != std::future_status::ready) {
+    coordinator_->resume_checkpoints();
     return Status::timeout("the savepoint did not complete within " + format_duration(timeout));
   }
   auto r = f.get();
-  if (r.is_ok()) cancel();
+  if (!r.is_ok()) {
+    coordinator_->resume_checkpoints();
+    return r;
+  }
+  // Two-phase sinks commit what the savepoint covers when they process its
+  // completion: cancelling before that would leave it uncommitted.
+  const int64_t id = r->meta.id;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    bool all = true;
+    {
+      std::lock_guard lk(mu_);
+      for (const auto& t : tasks_) {
+        if (t->state() == TaskState::kRunning &&
+            t->metrics().committed_checkpoint.load(std::memory_order_acquire) < id) {
+          all = false;
+        }
+      }
+    }
+    if (all) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      spdlog::warn("tasks did not confirm savepoint {} within 30 s; stopping anyway", id);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  cancel();
   return r;
 }
 

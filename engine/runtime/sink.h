@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/common/metrics.h"
 #include "engine/runtime/operator.h"
 
 namespace sluice::runtime {
@@ -53,12 +54,20 @@ class SinkOperator final : public OneInputOperator<T> {
     writer_ = sink_->create_writer();
     return writer_->initialize_state(restore);
   }
-  Status open() override { return writer_->open(this->context()); }
+  Status open() override {
+    const auto& info = this->context().info();
+    latency_ = std::make_unique<metrics::LatencyRecorder>(info.job_name, info.operator_name);
+    return writer_->open(this->context());
+  }
   void process_element(const T& value, EventTime ts) override {
+    if (latency_ && !ts.is_min()) latency_->observe(ts.ms());
     Status st = writer_->write(value, ts);
     if (!st.is_ok()) this->context().fail(st.with_context("sink " + sink_->description()));
   }
-  Status finish() override { return writer_->flush(); }
+  Status finish() override {
+    if (latency_) latency_->flush();
+    return writer_->flush();
+  }
   Result<std::string> snapshot_state(CheckpointId id) override { return writer_->snapshot_state(id); }
   Status notify_checkpoint_complete(CheckpointId id) override {
     return writer_->notify_checkpoint_complete(id);
@@ -74,6 +83,8 @@ class SinkOperator final : public OneInputOperator<T> {
  private:
   std::shared_ptr<const Sink<T>> sink_;
   std::unique_ptr<SinkWriter<T>> writer_;
+  // sluice_end_to_end_latency_seconds: wall clock at the sink minus event time.
+  std::unique_ptr<metrics::LatencyRecorder> latency_;
 };
 
 }  // namespace sluice::runtime

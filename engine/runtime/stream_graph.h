@@ -34,6 +34,9 @@ struct StreamNode {
   int max_parallelism = -1;  // -1: the job's max parallelism
   NodeKind kind = NodeKind::kOperator;
   bool keyed = false;
+  /// Window operators: their state grows with keys x windows, so it lives in
+  /// RocksDB unless the job sets state.backend.
+  bool windowed = false;
   Chaining chaining = Chaining::kAlways;
   std::string description;   // operator kind and settings (for the graph hash)
   std::function<std::unique_ptr<StreamOperator>()> factory;

@@ -121,6 +121,7 @@ class Task::Impl {
         return;
       }
     }
+    task_.metrics_.committed_checkpoint.store(id.value(), std::memory_order_release);
     if (final_checkpoint && ops_finished_) final_complete_ = true;
   }
   void on_checkpoint_aborted(CheckpointId id) {
@@ -384,7 +385,9 @@ Status Task::Impl::build() {
       spec.clock = clock_;
       spec.instance_name = id.job_id + "-a" + std::to_string(id.attempt) + "-" + op_info.uid() +
                            "-" + std::to_string(id.subtask);
-      auto backend = state::create_keyed_backend(job_->config, spec, state::BackendKind::kHeap);
+      // RocksDB is the default for windows (ARCHITECTURE.md), heap for the rest.
+      auto backend = state::create_keyed_backend(
+          job_->config, spec, node.windowed ? state::BackendKind::kRocksDB : state::BackendKind::kHeap);
       if (!backend.is_ok()) return backend.status().with_context("operator '" + node.name + "'");
       slot.ctx->backend = std::move(*backend);
     }

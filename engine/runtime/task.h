@@ -144,6 +144,9 @@ struct TaskMetrics {
   std::atomic<int64_t> backpressured_ns{0};
   std::atomic<int64_t> busy_ns{0};
   std::atomic<int64_t> watermark_ms{INT64_MIN};
+  /// Newest checkpoint whose completion every operator of the task has
+  /// processed (two-phase sinks have committed it).
+  std::atomic<int64_t> committed_checkpoint{0};
 };
 
 class Task {

@@ -15,6 +15,7 @@
 
 #include "engine/api/job_library.h"
 #include "engine/common/clock.h"
+#include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
 #include "engine/proto/control.grpc.pb.h"
 #include "engine/runtime/async_executor.h"
@@ -117,6 +118,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(512 * 1024 * 1024);
     jm_ = proto::JobManager::NewStub(grpc::CreateCustomChannel(o_.jobmanager, creds, args));
+    SLUICE_RETURN_IF_ERROR(start_metrics());
     heartbeat_ = std::thread([this] { heartbeat_loop(); });
     spdlog::info("taskmanager {} with {} slots: control {}:{}, data {}:{}, jobmanager {}", o_.id, o_.slots,
                  o_.bind_host, control_port_, o_.bind_host, plane_->port(), o_.jobmanager);
@@ -142,6 +144,45 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   }
 
   const std::string& id() const { return o_.id; }
+  int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+  /// /metrics: the registry (Kafka lag, results sinks, latency), process
+  /// metrics and, read from TaskMetrics at scrape time, every subtask here.
+  Status start_metrics() {
+    if (o_.metrics_bind.empty()) return Status::ok();
+    auto m = metrics::MetricsServer::start(o_.metrics_bind);
+    if (!m.is_ok()) return m.status().with_context("--metrics-bind");
+    metrics_ = std::move(*m);
+    metrics_->add(std::make_shared<metrics::CallbackCollectable>([this] {
+      std::vector<metrics::TaskSample> samples;
+      {
+        std::lock_guard lk(mu_);
+        for (const auto& [k, a] : attempts_) {
+          const auto& g = *a->job.instance->job_graph;
+          for (const auto& t : a->tasks) {
+            const auto& m = t->metrics();
+            metrics::TaskSample s;
+            s.job = g.name();
+            s.job_id = a->job_id;
+            s.vertex = t->id().vertex < g.vertices_size() ? g.vertices(t->id().vertex).name() : "";
+            s.subtask = t->id().subtask;
+            s.records_in = m.records_in.load(std::memory_order_relaxed);
+            s.records_out = m.records_out.load(std::memory_order_relaxed);
+            s.bytes_out = m.bytes_out.load(std::memory_order_relaxed);
+            s.dead_letters = m.dead_letters.load(std::memory_order_relaxed);
+            s.busy_ns = m.busy_ns.load(std::memory_order_relaxed);
+            s.backpressured_ns = m.backpressured_ns.load(std::memory_order_relaxed);
+            s.watermark_ms = m.watermark_ms.load(std::memory_order_relaxed);
+            samples.push_back(std::move(s));
+          }
+        }
+      }
+      return metrics::task_families(samples, SystemClock::instance().now_ms());
+    }));
+    std::ofstream(o_.work_dir + "/metrics.address", std::ios::trunc) << metrics_->address() << "\n";
+    spdlog::info("taskmanager {} metrics at http://{}/metrics", o_.id, metrics_->address());
+    return Status::ok();
+  }
 
   // ------------------------------------------------------------- RPCs
 
@@ -161,6 +202,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   }
 
   grpc::Status CancelTasks(grpc::ServerContext*, const proto::CancelTasksRequest* req, proto::Empty*) override {
+    if (req->committed_checkpoint() > 0) wait_committed(req->job_id(), req->attempt(), req->committed_checkpoint());
     cancel_matching(req->job_id(), req->attempt());
     return grpc::Status::OK;
   }
@@ -375,6 +417,30 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     return Status::ok();
   }
 
+  /// Stop with a savepoint: waits (at most 30 s) until every running task
+  /// of the attempt has processed the completion of checkpoint `id`.
+  void wait_committed(const std::string& job, int attempt, int64_t id) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < deadline) {
+      bool all = true;
+      {
+        std::lock_guard lk(mu_);
+        for (const auto& [k, a] : attempts_) {
+          if (k.first != job || (attempt >= 0 && k.second != attempt)) continue;
+          for (const auto& t : a->tasks) {
+            if (t->state() == TaskState::kRunning &&
+                t->metrics().committed_checkpoint.load(std::memory_order_acquire) < id) {
+              all = false;
+            }
+          }
+        }
+      }
+      if (all) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    spdlog::warn("job {}: tasks did not confirm savepoint {} within 30 s; cancelling anyway", job, id);
+  }
+
   void cancel_locked(Attempt& a) {
     a.ended = true;
     for (auto& t : a.tasks) t->cancel();
@@ -511,6 +577,8 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   bool stopped_ = false;
   bool reap_ = false;
   std::thread heartbeat_;
+  // Last: its scrape callback reads attempts_, so it stops first.
+  std::unique_ptr<metrics::MetricsServer> metrics_;
 };
 
 TaskManager::TaskManager(TaskManagerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -519,5 +587,6 @@ Status TaskManager::start() { return impl_->start(); }
 void TaskManager::wait() { impl_->wait(); }
 void TaskManager::shutdown() { impl_->shutdown(); }
 const std::string& TaskManager::id() const { return impl_->id(); }
+int TaskManager::metrics_port() const { return impl_->metrics_port(); }
 
 }  // namespace sluice::taskmanager

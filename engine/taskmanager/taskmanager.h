@@ -32,6 +32,10 @@ struct TaskManagerOptions {
   int channel_capacity = 8;
   /// CA certificate (PEM) to talk TLS to the jobmanager; empty = plaintext.
   std::string tls_ca;
+  /// Prometheus /metrics address (host:port; port 0 = any free port, the
+  /// bound address is logged and written to <work_dir>/metrics.address);
+  /// empty = off. Default 127.0.0.1:0.
+  std::string metrics_bind = "127.0.0.1:0";
 };
 
 /// The taskmanager process's core. Non-copyable; start() once, then wait()
@@ -47,6 +51,8 @@ class TaskManager {
   void wait();
   void shutdown();
   const std::string& id() const;
+  /// The bound /metrics port (after start; 0 = off).
+  int metrics_port() const;
 
  private:
   class Impl;

@@ -9,6 +9,9 @@
 //   out_of_orderness  watermark bound (default 2s)
 //   allowed_lateness  how long a fired window still accepts events (default 0s)
 //   sink_parallelism  writers of the sink (default 1: one output file)
+//   metrics           a second sink for the counts, e.g. live gauges on /metrics:
+//                     prometheus:clicks_per_page?labels=page_url&value=count&group=window_start
+//                     (default: none)
 #include <chrono>
 
 #include "connectors/connectors.h"
@@ -39,6 +42,7 @@ SLUICE_JOB(clickstream) {
   const Duration out_of_orderness = args.get_duration("out_of_orderness", 2s);
   const Duration allowed_lateness = args.get_duration("allowed_lateness", 0s);
   const int64_t sink_parallelism = args.get_int("sink_parallelism", 1);
+  const std::string metrics_uri = args.get("metrics", "");
   if (window.count() <= 0) throw api::JobArgError("--arg window must be positive, e.g. 60s");
   if (sink_parallelism < 1) throw api::JobArgError("--arg sink_parallelism must be at least 1");
 
@@ -74,6 +78,10 @@ SLUICE_JOB(clickstream) {
       "count per page");
   counts.uid("page-counts");
   counts.sink_to(sink, "results").uid("results-sink").set_parallelism(static_cast<int>(sink_parallelism));
+  if (!metrics_uri.empty()) {
+    auto metrics_sink = or_arg_error(connectors::sink_from_uri<PageCount>(metrics_uri), "metrics");
+    counts.sink_to(metrics_sink, "results metrics").uid("metrics-sink");
+  }
 
   if (!late_uri.empty()) {
     auto late_sink = or_arg_error(connectors::sink_from_uri<ClickEvent>(late_uri), "late");

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -276,6 +277,19 @@ TEST(Cluster, ClickstreamOverThreeTaskManagersMatchesTheReference) {
   Counts want = expected_counts(input, 10'000);
   EXPECT_EQ(diff_counts(want, got), "");
 
+  // The jobmanager's HTTP status says the same, as JSON.
+  auto http = run_command({"/usr/bin/curl", "-sf", "http://" + slurp(c.data_dir() + "/http.address") + "/jobs/" + job}, 5s);
+  ASSERT_EQ(http.exit_code, 0) << http.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(http.out).get(doc), simdjson::SUCCESS) << http.out;
+  std::string_view state;
+  ASSERT_EQ(doc["state"].get(state), simdjson::SUCCESS);
+  EXPECT_EQ(state, "FINISHED");
+  simdjson::dom::array subtasks;
+  ASSERT_EQ(doc["subtasks"].get(subtasks), simdjson::SUCCESS);
+  EXPECT_EQ(subtasks.size(), 10u) << "1 dead-letter + 4 sources + 4 windows + 1 sink";
+
   auto list = c.sluice({"list"}, false);
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_NE(list.out.find(job), std::string::npos) << list.out;
@@ -345,6 +359,145 @@ TEST(Cluster, RestartedJobManagerResumesTheJobFromItsCheckpoint) {
   Counts got = counts_of(read_page_counts(dir.file("counts.ndjson")));
   Counts want = expected_counts(input, 10'000);
   EXPECT_EQ(diff_counts(want, got), "") << c.logs();
+}
+
+TEST(Cluster, StopWithSavepointAndRestoreAtAnotherParallelismKeepsEveryCount) {
+  TempDir dir;
+  std::string input = make_input(dir, 30'000, 17);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b"}) c.start_taskmanager(id);
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
+
+  std::string job = submit_clickstream(c, dir, "file://" + input + "?rate=3000", 2);
+  ASSERT_FALSE(job.empty());
+  JobView v;
+  ASSERT_TRUE(wait_until(
+      [&] {
+        v = c.status(job);
+        return v.state == "RUNNING" && v.completed_checkpoints >= 1;
+      },
+      60s))
+      << v.raw << c.logs();
+  auto sp = c.sluice({"savepoint", job});
+  ASSERT_EQ(sp.exit_code, 0) << sp.err << c.logs();
+  EXPECT_NE(sp.out.find("savepoint-"), std::string::npos) << sp.out;
+
+  auto stop = c.sluice({"stop", job, "--savepoint", "--path", dir.file("savepoints"), "-o", "json"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err << c.logs();
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(stop.out).get(doc), simdjson::SUCCESS) << stop.out;
+  std::string_view path;
+  ASSERT_EQ(doc["path"].get(path), simdjson::SUCCESS) << stop.out;
+  ASSERT_EQ(path.rfind(dir.file("savepoints"), 0), 0u) << path;
+  EXPECT_EQ(c.status(job).state, "FINISHED");
+
+  // Not all input was read before the stop; the rest comes after the restore.
+  std::string job2 = submit_clickstream(c, dir, "file://" + input, 3, {"--restore", std::string(path)});
+  ASSERT_FALSE(job2.empty());
+  v = c.wait_for_end(job2);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  Counts got = counts_of(read_page_counts(dir.file("counts.ndjson")));
+  Counts want = expected_counts(input, 10'000);
+  EXPECT_EQ(diff_counts(want, got), "") << c.logs();
+}
+
+TEST(Cluster, SlowSinkBackpressuresTheSourcesWithoutLosingRecords) {
+  TempDir dir;
+  std::string input = make_input(dir, 60'000, 19);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b"}) c.start_taskmanager(id, 1);  // so the sink's inputs cross the network
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
+  std::vector<std::string> args = {"submit", build_dir() + "/tests/cluster/jobs/libit_slow_sink_job.so",
+                                   "--parallelism", "2", "--arg", "source=file://" + input,
+                                   "--arg", "sink=" + dir.uri("out.ndjson"), "--arg", "dlq=" + dir.uri("dlq.ndjson"),
+                                   "--arg", "delay_us=200"};
+  auto r = c.sluice(args);
+  ASSERT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+  std::string job = r.out.substr(0, r.out.find('\n'));
+
+  // A fast source alone reads 60k lines in well under a second; held back by
+  // the sink (< 5k records/s) it is still far from done after two seconds,
+  // and what it has emitted beyond what the sink took is bounded by the
+  // channels' buffers (a few dozen 32 KiB buffers).
+  std::this_thread::sleep_for(2500ms);
+  auto st = run_command({"/usr/bin/curl", "-sf", "http://" + slurp(c.data_dir() + "/http.address") + "/jobs/" + job}, 5s);
+  ASSERT_EQ(st.exit_code, 0);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(st.out).get(doc), simdjson::SUCCESS) << st.out;
+  int64_t emitted = 0, sunk = 0;
+  int64_t source_vertex = -1, sink_vertex = -1;
+  simdjson::dom::array vertices;
+  ASSERT_EQ(doc["vertices"].get(vertices), simdjson::SUCCESS);
+  for (auto vx : vertices) {
+    int64_t id = 0;
+    std::string_view name;
+    if (vx["id"].get(id) != simdjson::SUCCESS) continue;
+    if (vx["name"].get(name) != simdjson::SUCCESS) continue;
+    if (name == "clicks") source_vertex = id;
+    if (name == "slow sink") sink_vertex = id;
+  }
+  ASSERT_GE(source_vertex, 0) << st.out;
+  ASSERT_GE(sink_vertex, 0) << st.out;
+  simdjson::dom::array subtasks;
+  ASSERT_EQ(doc["subtasks"].get(subtasks), simdjson::SUCCESS);
+  for (auto t : subtasks) {
+    int64_t vertex = 0, in = 0, out = 0;
+    if (t["vertex"].get(vertex) != simdjson::SUCCESS) continue;
+    if (t["records_in"].get(in) != simdjson::SUCCESS) continue;
+    if (t["records_out"].get(out) != simdjson::SUCCESS) continue;
+    if (vertex == source_vertex) emitted += out;
+    if (vertex == sink_vertex) sunk += in;
+  }
+  EXPECT_LT(emitted, 45'000) << "the sources were not held back: " << st.out;
+  EXPECT_GT(sunk, 0) << st.out;
+  EXPECT_LT(emitted - sunk, 25'000) << "more in flight than the channels hold: " << st.out;
+
+  JobView v = c.wait_for_end(job, 120s);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  std::vector<Click> want;
+  for (const auto& l : read_input(input))
+    if (l.click) want.push_back(*l.click);
+  std::vector<Click> got = read_clicks(dir.file("out.ndjson"));
+  std::vector<Click> missing;
+  auto extra = multiset_minus(got, want, &missing);
+  EXPECT_EQ(got.size(), want.size());
+  EXPECT_TRUE(missing.empty()) << missing.size() << " records lost";
+  EXPECT_TRUE(extra.empty()) << extra.size() << " records duplicated";
+}
+
+TEST(Cluster, SettingsComeFromAConfigFileAndTheEnvironmentWithFlagsWinning) {
+  TempDir dir;
+  Cluster c(dir);
+  c.start_jobmanager();
+  // The taskmanager's slots from a file, its id from the environment; the
+  // flag --slots given too wins over the file.
+  write_file(dir.file("tm.toml"), "slots = 3\nwork-dir = \"" + dir.file("tm-work") + "\"\n");
+  setenv("SLUICE_JOBMANAGER", c.address().c_str(), 1);
+  Child tm({sluice_binary(), "taskmanager", "--config", dir.file("tm.toml"), "--id", "tm-cfg"}, dir.file("cfg.log"));
+  Child tm2({sluice_binary(), "taskmanager", "--config", dir.file("tm.toml"), "--slots", "1", "--id", "tm-flag"},
+            dir.file("flag.log"));
+  unsetenv("SLUICE_JOBMANAGER");
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << tm.log() << tm2.log();
+  auto http = run_command({"/usr/bin/curl", "-sf", "http://" + slurp(c.data_dir() + "/http.address") + "/taskmanagers"}, 5s);
+  EXPECT_NE(http.out.find("\"id\":\"tm-cfg\",\"control_address\""), std::string::npos) << http.out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(http.out).get(doc), simdjson::SUCCESS) << http.out;
+  std::map<std::string, int64_t> slots;
+  for (auto t : doc.get_array()) {
+    std::string_view id;
+    int64_t n = 0;
+    if (t["id"].get(id) != simdjson::SUCCESS) continue;
+    if (t["slots"].get(n) != simdjson::SUCCESS) continue;
+    slots[std::string(id)] = n;
+  }
+  EXPECT_EQ(slots["tm-cfg"], 3);
+  EXPECT_EQ(slots["tm-flag"], 1);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("tm-work"))) << "work-dir came from the file";
 }
 
 TEST(Cluster, SubmitWithoutTheTokenIsRefused) {

@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""Writes the Grafana dashboards of deploy/grafana/dashboards/*.json.
+
+The JSON files are what Grafana loads (provisioning) and what
+tests/deploy checks: every PromQL query must return data from a real
+Prometheus scraping a local cluster, every SQL query must run on Postgres.
+Edit the panels here and rerun: python3 deploy/grafana/make_dashboards.py
+"""
+import json
+import os
+
+PROM = {"type": "prometheus", "uid": "sluice-prometheus"}
+PG = {"type": "postgres", "uid": "sluice-postgres"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def panel(pid, title, targets, unit="short", kind="timeseries", x=0, y=0, w=12, h=8, ds=PROM, desc=""):
+    p = {
+        "id": pid, "type": kind, "title": title, "description": desc, "datasource": ds,
+        "gridPos": {"x": x, "y": y, "w": w, "h": h},
+        "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+        "options": {"legend": {"displayMode": "list", "placement": "bottom"}},
+        "targets": targets,
+    }
+    return p
+
+
+def prom(expr, legend, ref="A"):
+    return {"refId": ref, "datasource": PROM, "expr": expr, "legendFormat": legend, "range": True}
+
+
+def sql(query, ref="A", fmt="time_series"):
+    return {"refId": ref, "datasource": PG, "rawQuery": True, "editorMode": "code", "format": fmt, "rawSql": query}
+
+
+def dashboard(uid, title, panels, refresh="10s", time_from="now-30m"):
+    return {
+        "uid": uid, "title": title, "tags": ["sluice"], "timezone": "browser", "schemaVersion": 38,
+        "version": 1, "editable": True, "refresh": refresh,
+        "time": {"from": time_from, "to": "now"}, "panels": panels,
+        "templating": {"list": []}, "annotations": {"list": []},
+    }
+
+
+health = dashboard("sluice-pipeline-health", "Sluice — pipeline health", [
+    panel(1, "Throughput: records out per second", [
+        prom('sum by (job, vertex) (rate(sluice_task_records_out_total[1m]))', "{{job}} {{vertex}}")],
+        unit="ops", x=0, y=0),
+    panel(2, "Kafka consumer lag (records)", [
+        prom('sum by (job, topic, partition) (sluice_kafka_consumer_lag_records)', "{{topic}}/{{partition}}")],
+        x=12, y=0),
+    panel(3, "Backpressure: share of time blocked on output", [
+        prom('sum by (job, vertex) (rate(sluice_task_backpressured_seconds_total[1m]))', "{{job}} {{vertex}}")],
+        unit="percentunit", x=0, y=8),
+    panel(4, "Watermark lag", [
+        prom('max by (job, vertex) (sluice_task_watermark_lag_seconds)', "{{job}} {{vertex}}")],
+        unit="s", x=12, y=8),
+    panel(5, "Checkpoint duration and alignment (latest)", [
+        prom('max by (job) (sluice_checkpoint_last_duration_seconds)', "{{job}} duration", "A"),
+        prom('max by (job) (sluice_checkpoint_last_alignment_seconds)', "{{job}} alignment", "B")],
+        unit="s", x=0, y=16),
+    panel(6, "Checkpoints completed and failed (per 5 min)", [
+        prom('sum by (job) (increase(sluice_checkpoints_completed_total[5m]))', "{{job}} completed", "A"),
+        prom('sum by (job) (increase(sluice_checkpoints_failed_total[5m]))', "{{job}} failed", "B")],
+        x=12, y=16),
+    panel(7, "End-to-end latency (event time to sink)", [
+        prom('histogram_quantile(0.5, sum by (job, sink, le) (rate(sluice_end_to_end_latency_seconds_bucket[1m])))',
+             "p50 {{job}} {{sink}}", "A"),
+        prom('histogram_quantile(0.95, sum by (job, sink, le) (rate(sluice_end_to_end_latency_seconds_bucket[1m])))',
+             "p95 {{job}} {{sink}}", "B"),
+        prom('histogram_quantile(0.99, sum by (job, sink, le) (rate(sluice_end_to_end_latency_seconds_bucket[1m])))',
+             "p99 {{job}} {{sink}}", "C")],
+        unit="s", x=0, y=24),
+    panel(8, "Job restarts", [
+        prom('sum by (job) (sluice_job_restarts_total)', "{{job}}")], x=12, y=24),
+    panel(9, "Checkpoint size (latest)", [
+        prom('max by (job) (sluice_checkpoint_last_size_bytes)', "{{job}}")], unit="bytes", x=0, y=32),
+    panel(10, "Dead letters per second", [
+        prom('sum by (job, vertex) (rate(sluice_task_dead_letters_total[1m]))', "{{job}} {{vertex}}")],
+        unit="ops", x=12, y=32),
+    panel(11, "Process resident memory", [
+        prom('process_resident_memory_bytes{role=~"jobmanager|taskmanager"}', "{{role}} {{instance}}")],
+        unit="bytes", x=0, y=40),
+    panel(12, "Process CPU (cores)", [
+        prom('rate(process_cpu_seconds_total{role=~"jobmanager|taskmanager"}[1m])', "{{role}} {{instance}}")],
+        x=12, y=40),
+    panel(13, "Cluster slots", [
+        prom('sum(sluice_jobmanager_slots_used)', "used", "A"),
+        prom('sum(sluice_jobmanager_slots)', "offered", "B"),
+        prom('sum(sluice_jobmanager_taskmanagers)', "taskmanagers", "C")], x=0, y=48),
+    panel(14, "Results metric series dropped by the cardinality limit", [
+        prom('sum by (metric) (sluice_prometheus_sink_series_dropped_total)', "{{metric}}")], x=12, y=48),
+])
+
+WINDOW = "window_start >= $__unixEpochFrom()::bigint * 1000 AND window_start < $__unixEpochTo()::bigint * 1000"
+results = dashboard("sluice-clickstream-results", "Sluice — clickstream results", [
+    panel(1, "Clicks per page per minute (top 10 pages)", [sql(
+        "SELECT to_timestamp(window_start / 1000.0) AS time, page_url AS metric, count AS value\n"
+        "FROM page_counts\nWHERE " + WINDOW + "\n"
+        "  AND page_url IN (SELECT page_url FROM page_counts WHERE " + WINDOW + "\n"
+        "                   GROUP BY page_url ORDER BY sum(count) DESC LIMIT 10)\nORDER BY 1, 2")],
+        ds=PG, x=0, y=0, w=24, h=10),
+    panel(2, "Clicks per minute (all pages)", [sql(
+        "SELECT to_timestamp(window_start / 1000.0) AS time, sum(count) AS clicks\n"
+        "FROM page_counts\nWHERE " + WINDOW + "\nGROUP BY window_start\nORDER BY 1")],
+        ds=PG, x=0, y=10, w=12, h=8),
+    panel(3, "Latest complete window: busiest pages", [sql(
+        "SELECT to_timestamp(window_start / 1000.0) AS window, page_url, count\n"
+        "FROM page_counts\nWHERE window_start = (SELECT max(window_start) FROM page_counts)\n"
+        "ORDER BY count DESC, page_url\nLIMIT 20", fmt="table")],
+        kind="table", ds=PG, x=12, y=10, w=12, h=8),
+    panel(4, "Live: clicks per page in the latest window (Prometheus results sink)", [
+        prom('topk(10, sum by (page_url) (clicks_per_page))', "{{page_url}}")], x=0, y=18, w=24, h=8),
+], refresh="30s", time_from="now-1h")
+
+os.makedirs(os.path.join(HERE, "dashboards"), exist_ok=True)
+for name, d in (("pipeline-health.json", health), ("clickstream-results.json", results)):
+    with open(os.path.join(HERE, "dashboards", name), "w") as f:
+        json.dump(d, f, indent=2)
+        f.write("\n")

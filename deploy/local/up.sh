@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Starts the Sluice demo topology as local processes — the same one
+# deploy/docker-compose.yml runs in containers:
+#   sluice dev-kafka (topic clicks, 4 partitions), PostgreSQL (fresh initdb),
+#   Prometheus (scraping every Sluice process), the jobmanager, two
+#   taskmanagers and the click generator.
+# Every port is a free loopback port; the chosen addresses are written to
+# $SLUICE_LOCAL_DIR/env (shell syntax, sourced by quickstart.sh and tests).
+# Stop it with deploy/local/down.sh (same SLUICE_LOCAL_DIR).
+#
+# Options:  --dir DIR      state directory (default $SLUICE_LOCAL_DIR or /tmp/sluice-local)
+#           --rate N       generator events per second (default 200); 0 = no generator
+#           --pages N      distinct pages of the generator (default 50)
+#           --build DIR    where the sluice binary is (default <repo>/build)
+#           --slots N      slots per taskmanager (default 4)
+#           --no-prometheus  do not start Prometheus
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+DIR=${SLUICE_LOCAL_DIR:-/tmp/sluice-local}
+BUILD="$REPO/build"
+RATE=200
+PAGES=50
+SLOTS=4
+PROMETHEUS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) DIR=$2; shift 2 ;;
+    --rate) RATE=$2; shift 2 ;;
+    --pages) PAGES=$2; shift 2 ;;
+    --build) BUILD=$2; shift 2 ;;
+    --slots) SLOTS=$2; shift 2 ;;
+    --no-prometheus) PROMETHEUS=0; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "up.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+SLUICE="$BUILD/sluice"
+[ -x "$SLUICE" ] || { echo "up.sh: $SLUICE not built (cmake --build build)" >&2; exit 1; }
+
+if [ -f "$DIR/env" ] && [ -d "$DIR/pids" ] && ls "$DIR"/pids/*.pid >/dev/null 2>&1; then
+  echo "up.sh: a local cluster seems to run in $DIR already; stop it with deploy/local/down.sh --dir $DIR" >&2
+  exit 1
+fi
+rm -rf "$DIR"
+mkdir -p "$DIR/pids" "$DIR/logs"
+chmod 755 "$DIR"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -n "$PG_BIN" ] || { echo "up.sh: PostgreSQL server not installed (deploy/install-deps.sh)" >&2; exit 1; }
+
+# start NAME CMD...: runs CMD in its own session (so down.sh can stop the
+# whole process group), output in logs/NAME.log, pid in pids/NAME.pid.
+start() {
+  local name=$1; shift
+  setsid "$@" >"$DIR/logs/$name.log" 2>&1 < /dev/null &
+  echo $! > "$DIR/pids/$name.pid"
+}
+# wait_for WHAT SECONDS CMD...: retries CMD every 0.1 s.
+wait_for() {
+  local what=$1 secs=$2; shift 2
+  local n=$((secs * 10))
+  while ! "$@" >/dev/null 2>&1; do
+    n=$((n - 1))
+    if [ $n -le 0 ]; then echo "up.sh: $what did not come up; see $DIR/logs" >&2; exit 1; fi
+    sleep 0.1
+  done
+}
+on_error() { echo "up.sh: failed; stopping what started" >&2; "$REPO/deploy/local/down.sh" --dir "$DIR" --keep >/dev/null 2>&1 || true; }
+trap on_error ERR
+
+# --- Kafka (librdkafka mock cluster behind `sluice dev-kafka`)
+start kafka "$SLUICE" dev-kafka --topic clicks:4 --topic clicks_dlq:1 --bootstrap-file "$DIR/kafka.bootstrap"
+wait_for "dev-kafka" 20 test -s "$DIR/kafka.bootstrap"
+KAFKA=$(cat "$DIR/kafka.bootstrap")
+
+# --- PostgreSQL: a fresh cluster owned by the postgres user, trust auth on loopback
+PGPORT=$(free_port)
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+mkdir -p "$DIR/pg" "$DIR/pg-socket"
+if [ "$(id -u)" -eq 0 ]; then
+  chown postgres:postgres "$DIR/pg" "$DIR/pg-socket"
+  runuser -u postgres -- test -w "$DIR/pg" || {
+    echo "up.sh: the postgres user cannot reach $DIR (a parent directory is not world-searchable)" >&2; exit 1; }
+fi
+as_pg "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres -A trust -E UTF8 --no-locale >"$DIR/logs/initdb.log" 2>&1
+as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/postgres.log" -w -t 30 \
+  -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $DIR/pg-socket -c max_prepared_transactions=64 -c fsync=off" \
+  start >"$DIR/logs/pg_ctl.log" 2>&1
+echo "$PG_BIN" > "$DIR/pg/bin"
+psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qAt -c "CREATE DATABASE sluice" >/dev/null
+
+# --- jobmanager and two taskmanagers
+JM_PORT=$(free_port); JM_HTTP=$(free_port); JM_METRICS=$(free_port)
+start jobmanager "$SLUICE" jobmanager --bind "127.0.0.1:$JM_PORT" --http-bind "127.0.0.1:$JM_HTTP" \
+  --metrics-bind "127.0.0.1:$JM_METRICS" --data-dir "$DIR/jobmanager" --checkpoint-interval 5s \
+  --heartbeat-timeout 5s
+wait_for "jobmanager" 30 test -s "$DIR/jobmanager/token"
+TM_METRICS=()
+for i in 1 2; do
+  port=$(free_port)
+  TM_METRICS+=("$port")
+  start "taskmanager-$i" "$SLUICE" taskmanager --jobmanager "127.0.0.1:$JM_PORT" --slots "$SLOTS" --id "tm-$i" \
+    --work-dir "$DIR/taskmanager-$i" --metrics-bind "127.0.0.1:$port"
+done
+for p in "${TM_METRICS[@]}"; do wait_for "taskmanager metrics :$p" 30 curl -sf "http://127.0.0.1:$p/metrics"; done
+wait_for "two registered taskmanagers" 30 \
+  bash -c "curl -sf http://127.0.0.1:$JM_HTTP/taskmanagers | python3 -c 'import json,sys; sys.exit(len(json.load(sys.stdin)) < 2)'"
+
+# --- Prometheus scraping all of them (same jobs and labels as deploy/prometheus.yml)
+PROM_PORT=""
+if [ "$PROMETHEUS" = 1 ]; then
+  PROM_PORT=$(free_port)
+  cat > "$DIR/prometheus.yml" <<YML
+# Generated by deploy/local/up.sh; deploy/prometheus.yml is the compose twin.
+global:
+  scrape_interval: 2s
+  evaluation_interval: 2s
+scrape_configs:
+  - job_name: sluice-jobmanager
+    honor_labels: true   # keep Sluice's own job="<job name>" label
+    static_configs:
+      - targets: ["127.0.0.1:$JM_METRICS"]
+        labels: {role: jobmanager}
+  - job_name: sluice-taskmanager
+    honor_labels: true
+    static_configs:
+      - targets: ["127.0.0.1:${TM_METRICS[0]}", "127.0.0.1:${TM_METRICS[1]}"]
+        labels: {role: taskmanager}
+YML
+  start prometheus prometheus --config.file "$DIR/prometheus.yml" --storage.tsdb.path "$DIR/prometheus-data" \
+    --web.listen-address "127.0.0.1:$PROM_PORT" --storage.tsdb.retention.time 1d
+  wait_for "prometheus" 30 curl -sf "http://127.0.0.1:$PROM_PORT/-/ready"
+fi
+
+# --- the click generator (event time = now)
+if [ "$RATE" != 0 ]; then
+  start generator "$SLUICE" gen --kafka "$KAFKA" --topic clicks --rate "$RATE" --unbounded --pages "$PAGES" \
+    --out-of-order 0.05 --max-delay 2s --late 0.001 --malformed 0.001
+fi
+
+cat > "$DIR/env" <<ENV
+# Written by deploy/local/up.sh: the local cluster's addresses.
+SLUICE_LOCAL_DIR=$DIR
+SLUICE_BIN=$SLUICE
+KAFKA_BOOTSTRAP=$KAFKA
+PGHOST=127.0.0.1
+PGPORT=$PGPORT
+PGUSER=postgres
+PGDATABASE=sluice
+SLUICE_JOBMANAGER=127.0.0.1:$JM_PORT
+SLUICE_TOKEN_FILE=$DIR/jobmanager/token
+JOBMANAGER_HTTP=http://127.0.0.1:$JM_HTTP
+JOBMANAGER_METRICS=http://127.0.0.1:$JM_METRICS/metrics
+TASKMANAGER_METRICS="http://127.0.0.1:${TM_METRICS[0]}/metrics http://127.0.0.1:${TM_METRICS[1]}/metrics"
+PROMETHEUS_URL=${PROM_PORT:+http://127.0.0.1:$PROM_PORT}
+ENV
+trap - ERR
+echo "local cluster up in $DIR (addresses in $DIR/env, logs in $DIR/logs)"
