@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -17,6 +18,16 @@
 
 namespace sluice::postgres::testing {
 
+namespace {
+PgServer* g_server = nullptr;
+// At exit the server is stopped and its directory removed: a server left
+// running would outlive the test run (and hold whatever it inherited).
+void stop_server() {
+  delete g_server;
+  g_server = nullptr;
+}
+}  // namespace
+
 PgServer& server() {
   static PgServer* s = [] {
     std::string error;
@@ -25,7 +36,9 @@ PgServer& server() {
       std::cerr << "cannot start PostgreSQL: " << error << std::endl;
       std::abort();
     }
-    return p.release();
+    g_server = p.release();
+    std::atexit(stop_server);
+    return g_server;
   }();
   return *s;
 }

@@ -392,6 +392,9 @@ class TestJob {
     auto instance = std::make_shared<runtime::JobInstance>();
     instance->job_id = job_id_;
     instance->config = graph_->config;
+    if (auto dir = instance->config.get("checkpoint.dir"); dir && !dir->empty()) {
+      instance->checkpoints = std::make_shared<const state::CheckpointStorage>(*dir, job_id_);
+    }
     instance->graph = std::shared_ptr<const runtime::StreamGraph>(std::move(graph_));
     instance->job_graph = std::make_shared<const proto::JobGraph>(std::move(jg));
     instance_ = std::move(instance);
