@@ -34,16 +34,7 @@ using runtime::TaskState;
 
 namespace {
 
-std::string upper_state(TaskState s) {
-  switch (s) {
-    case TaskState::kCreated: return "CREATED";
-    case TaskState::kRunning: return "RUNNING";
-    case TaskState::kFinished: return "FINISHED";
-    case TaskState::kCanceled: return "CANCELED";
-    case TaskState::kFailed: return "FAILED";
-  }
-  return "UNKNOWN";
-}
+std::string upper_state(TaskState s) { return std::string(runtime::task_state_name(s)); }
 
 proto::TaskRef ref_of(const TaskId& id) {
   proto::TaskRef r;

@@ -194,6 +194,18 @@ class Cluster {
     return v;
   }
 
+  /// Waits until the job runs and has completed `n` checkpoints.
+  JobView wait_for_checkpoints(const std::string& job, int64_t n, std::chrono::milliseconds timeout = 60s) {
+    JobView v;
+    wait_until(
+        [&] {
+          v = status(job);
+          return v.state == "RUNNING" && v.completed_checkpoints >= n;
+        },
+        timeout);
+    return v;
+  }
+
   /// Waits until the job is in a terminal state; returns the last view.
   JobView wait_for_end(const std::string& job, std::chrono::milliseconds timeout = 120s) {
     JobView v;
@@ -307,14 +319,8 @@ TEST(Cluster, KilledTaskManagerRestartsTheJobFromItsCheckpointExactlyOnce) {
   // Paced so that the kill lands mid-run, after checkpoints completed.
   std::string job = submit_clickstream(c, dir, "file://" + input + "?rate=2500", 4);
   ASSERT_FALSE(job.empty());
-  JobView v;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        v = c.status(job);
-        return v.state == "RUNNING" && v.completed_checkpoints >= 2;
-      },
-      60s))
-      << v.raw << c.logs();
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
   // Kill a taskmanager that runs part of the job.
   std::string victim = *v.taskmanagers.begin();
   c.taskmanager(victim).kill(SIGKILL);
@@ -341,14 +347,8 @@ TEST(Cluster, RestartedJobManagerResumesTheJobFromItsCheckpoint) {
 
   std::string job = submit_clickstream(c, dir, "file://" + input + "?rate=2500", 2);
   ASSERT_FALSE(job.empty());
-  JobView v;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        v = c.status(job);
-        return v.state == "RUNNING" && v.completed_checkpoints >= 2;
-      },
-      60s))
-      << v.raw << c.logs();
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
   std::string address = c.address();
   c.jobmanager().kill(SIGKILL);
   std::this_thread::sleep_for(500ms);
@@ -371,14 +371,8 @@ TEST(Cluster, StopWithSavepointAndRestoreAtAnotherParallelismKeepsEveryCount) {
 
   std::string job = submit_clickstream(c, dir, "file://" + input + "?rate=3000", 2);
   ASSERT_FALSE(job.empty());
-  JobView v;
-  ASSERT_TRUE(wait_until(
-      [&] {
-        v = c.status(job);
-        return v.state == "RUNNING" && v.completed_checkpoints >= 1;
-      },
-      60s))
-      << v.raw << c.logs();
+  JobView v = c.wait_for_checkpoints(job, 1);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 1) << v.raw << c.logs();
   auto sp = c.sluice({"savepoint", job});
   ASSERT_EQ(sp.exit_code, 0) << sp.err << c.logs();
   EXPECT_NE(sp.out.find("savepoint-"), std::string::npos) << sp.out;
