@@ -259,6 +259,15 @@ class Task::Impl {
   bool final_complete_ = false; // the final checkpoint completed
   size_t data_ended_channels_ = 0;
   int64_t alignment_start_ns_ = 0;
+  // Busy time = time since the loop started - time asleep - time blocked on
+  // full outputs (the backpressured part).
+  int64_t loop_start_ns_ = 0;
+  int64_t idle_ns_ = 0;
+  void idle_until(std::chrono::steady_clock::time_point deadline) {
+    int64_t t0 = monotonic_ns();
+    signal_.wait_until(deadline);
+    idle_ns_ += monotonic_ns() - t0;
+  }
   CancelFlag cancelled_{false};
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
@@ -569,6 +578,9 @@ void Task::Impl::publish_metrics() {
   m.records_out.store(out, std::memory_order_relaxed);
   m.bytes_out.store(bytes, std::memory_order_relaxed);
   m.backpressured_ns.store(blocked, std::memory_order_relaxed);
+  int64_t now = monotonic_ns();
+  if (loop_start_ns_ == 0) loop_start_ns_ = now;
+  m.busy_ns.store(std::max<int64_t>(0, now - loop_start_ns_ - idle_ns_ - blocked), std::memory_order_relaxed);
 }
 
 // --- main loop ---------------------------------------------------------------
@@ -581,6 +593,7 @@ void Task::Impl::run() {
     st = wiring_;
     if (st.is_ok()) st = build();
     if (st.is_ok()) st = restore_and_open();
+    loop_start_ns_ = monotonic_ns();
     if (st.is_ok()) st = is_source_ ? run_source_loop() : run_input_loop();
     if (st.is_ok() && !should_stop()) {
       for (auto& [id, w] : writers_) w->broadcast_end_of_partition();
@@ -646,7 +659,7 @@ Status Task::Impl::run_source_loop() {
         auto until = std::chrono::milliseconds(std::max<int64_t>(0, *next - clock_->now_ms()));
         deadline = std::min(deadline, std::chrono::steady_clock::now() + until);
       }
-      signal_.wait_until(deadline);
+      idle_until(deadline);
     } else {
       maybe_flush(false);
     }
@@ -679,7 +692,7 @@ Status Task::Impl::run_input_loop() {
         auto until = std::chrono::milliseconds(std::max<int64_t>(0, *next - clock_->now_ms()));
         deadline = std::min(deadline, std::chrono::steady_clock::now() + until);
       }
-      signal_.wait_until(deadline);
+      idle_until(deadline);
     } else {
       maybe_flush(false);
     }
@@ -1112,7 +1125,7 @@ Status Task::Impl::wait_for_final_checkpoint() {
       if (*p == Progress::kProcessed) continue;
     }
     maybe_flush(true);
-    signal_.wait_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+    idle_until(std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
   }
   return Status::ok();
 }
