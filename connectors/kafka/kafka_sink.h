@@ -196,6 +196,15 @@ class KafkaSink final : public runtime::Sink<T> {
     return std::make_unique<KafkaSinkWriter<T>>(config_, hooks_, serializer_, key_fn_);
   }
   const KafkaSinkConfig& config() const { return config_; }
+  /// Exactly-once: the transaction timeout must outlast a checkpoint
+  /// interval (checked again when the sink opens).
+  Status validate(const Configuration& job_config) const override {
+    if (config_.delivery != DeliveryGuarantee::kExactlyOnce) return Status::ok();
+    SLUICE_ASSIGN_OR_RETURN(Duration interval, job_config.get_duration("checkpoint.interval", Duration(0)));
+    std::optional<Duration> iv;
+    if (interval.count() > 0) iv = interval;
+    return check_transaction_timeout(config_.transaction_timeout, iv);
+  }
 
  private:
   KafkaSinkConfig config_;

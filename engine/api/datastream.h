@@ -145,6 +145,7 @@ class DataStream {
     node.description = "sink " + sink->description();
     node.in_types = {runtime::type_info<T>()};
     node.factory = [sink]() { return std::make_unique<runtime::SinkOperator<T>>(sink); };
+    node.validate = [sink](const Configuration& c) { return sink->validate(c); };
     int id = env_->add_node(std::move(node), inputs_, partitioning_);
     return DataStream<T>(env_, {Input{id, ""}});
   }

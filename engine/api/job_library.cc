@@ -67,6 +67,10 @@ Result<std::unique_ptr<runtime::StreamGraph>> JobLibrary::build(
 Result<PreparedJob> prepare_job(std::shared_ptr<JobLibrary> library, const PrepareOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<runtime::StreamGraph> graph, library->build(options.args));
   graph->config.merge_from(options.config);
+  for (const auto& node : graph->nodes()) {
+    if (!node.validate) continue;
+    SLUICE_RETURN_IF_ERROR(node.validate(graph->config).with_context("sink '" + node.name + "'"));
+  }
   graph::JobGraphOptions go;
   go.default_parallelism = options.parallelism;
   go.args = options.args;

@@ -42,6 +42,9 @@ class Sink {
   virtual ~Sink() = default;
   virtual std::string description() const = 0;
   virtual std::unique_ptr<SinkWriter<T>> create_writer() const = 0;
+  /// Checks the sink against the job's configuration when the job is built
+  /// (run-local start, `sluice submit`), before anything runs. Default: OK.
+  virtual Status validate(const Configuration& job_config) const { return Status::ok(); }
 };
 
 /// Drives a SinkWriter; a failed write fails the task.

@@ -40,6 +40,8 @@ struct StreamNode {
   Chaining chaining = Chaining::kAlways;
   std::string description;   // operator kind and settings (for the graph hash)
   std::function<std::unique_ptr<StreamOperator>()> factory;
+  /// Sinks: checks against the job configuration (Sink::validate); may be empty.
+  std::function<Status(const Configuration&)> validate;
   // shared: the same immutable TypeInfo serves many nodes and edges.
   std::shared_ptr<const TypeInfoBase> out_type;  // null for sinks
   std::map<std::string, std::shared_ptr<const TypeInfoBase>> side_output_types;

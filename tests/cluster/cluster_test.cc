@@ -564,6 +564,16 @@ TEST(Cluster, CommandsSayWhatToDoWhenTheyCannotBeCarriedOut) {
   r = c.sluice({"submit", dir.file("missing.so"), "--arg", "source=file://" + input});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("missing.so"), std::string::npos) << r.err;
+
+  // An exactly-once Kafka sink whose transactions would time out before a
+  // checkpoint completes is refused at submission, before anything runs.
+  r = c.sluice({"submit", clickstream_library(), "--checkpoint-interval", "2m", "--arg", "source=file://" + input,
+                "--arg", "sink=kafka://127.0.0.1:1/out?delivery=exactly-once&transaction.timeout=30s"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("transaction.timeout"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("checkpoint.interval"), std::string::npos) << r.err;
+  auto list = c.sluice({"list", "-o", "json"}, false);
+  EXPECT_EQ(list.out, "[]\n") << "nothing was submitted";
 }
 
 }  // namespace
