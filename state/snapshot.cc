@@ -38,13 +38,13 @@ Status fsync_dir(const std::string& dir) {
 }
 }  // namespace
 
-Status write_file_atomic(const std::string& path, std::string_view data) {
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode) {
   auto slash = path.find_last_of('/');
   std::string dir = slash == std::string::npos ? "" : path.substr(0, slash);
   SLUICE_RETURN_IF_ERROR(make_dirs(dir));
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::string tmp = path + ".tmp-" + std::to_string(rng());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return Status::from_errno("cannot create '" + tmp + "'", errno);
   const char* p = data.data();
   size_t left = data.size();

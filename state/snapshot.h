@@ -15,6 +15,8 @@
 // Handles name files relative to the job dir, so a job dir can be moved.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -66,7 +68,7 @@ using AsyncSnapshot = std::function<Result<KeyedStateHandle>()>;
 
 /// Writes `data` to `path` durably: a temporary file, fsync, rename, fsync
 /// of the directory. Creates missing parent directories.
-Status write_file_atomic(const std::string& path, std::string_view data);
+Status write_file_atomic(const std::string& path, std::string_view data, mode_t mode = 0644);
 Result<std::string> read_file(const std::string& path);
 Status make_dirs(const std::string& path);
 

@@ -19,6 +19,15 @@
 
 namespace sluice::cli {
 
+Result<std::string> read_token_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::not_found("cannot read token file '" + path + "'");
+  std::string t;
+  std::getline(in, t);
+  while (!t.empty() && (t.back() == '\r' || t.back() == ' ')) t.pop_back();
+  return t;
+}
+
 namespace {
 
 /// Options every client command shares.
@@ -43,14 +52,7 @@ void add_client_options(CLI::App* cmd, ClientOptions& o, bool needs_token) {
 }
 
 Result<std::string> token_of(const ClientOptions& o) {
-  if (!o.token_file.empty()) {
-    std::ifstream in(o.token_file);
-    if (!in) return Status::not_found("cannot read --token-file '" + o.token_file + "'");
-    std::string t;
-    std::getline(in, t);
-    while (!t.empty() && (t.back() == '\r' || t.back() == ' ')) t.pop_back();
-    return t;
-  }
+  if (!o.token_file.empty()) return read_token_file(o.token_file);
   if (const char* t = std::getenv("SLUICE_TOKEN"); t && *t) return std::string(t);
   return std::string();
 }

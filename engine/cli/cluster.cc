@@ -4,7 +4,6 @@
 #include <pthread.h>
 
 #include <csignal>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -41,16 +40,6 @@ std::thread signal_watcher(F on_signal) {
   });
 }
 
-Result<std::string> read_token_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::not_found("cannot read token file '" + path + "'");
-  std::string t;
-  std::getline(in, t);
-  while (!t.empty() && (t.back() == '\r' || t.back() == ' ')) t.pop_back();
-  if (t.empty()) return Status::invalid_argument("token file '" + path + "' is empty");
-  return t;
-}
-
 struct JobManagerCli {
   jobmanager::JobManagerOptions o;
   std::string heartbeat_timeout = "5s";
@@ -65,6 +54,7 @@ int run_jobmanager(JobManagerCli& c) {
   if (!c.token_file.empty()) {
     auto t = read_token_file(c.token_file);
     if (!t.is_ok()) return report_error(t.status().message(), 2);
+    if (t->empty()) return report_error("token file '" + c.token_file + "' is empty", 2);
     c.o.token = *t;
   }
   jobmanager::JobManager jm(c.o);

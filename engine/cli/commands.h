@@ -32,6 +32,10 @@ Runner add_stop(CLI::App& app);
 /// An unreadable file or a malformed line is an error naming it.
 Result<std::vector<std::string>> expand_config_file(const std::vector<std::string>& args);
 
+/// The first line of a token file, trailing blanks removed; an unreadable
+/// file is an error naming it.
+Result<std::string> read_token_file(const std::string& path);
+
 /// Prints "error: <message>" to stderr; returns the exit code to use.
 int report_error(const std::string& message, int code = 1);
 

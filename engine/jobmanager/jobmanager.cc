@@ -10,13 +10,11 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <random>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "engine/common/clock.h"
@@ -57,33 +55,8 @@ std::string random_hex(size_t bytes) {
   return out;
 }
 
-Status write_file_atomic(const std::string& path, const std::string& bytes, mode_t mode = 0644) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
-  if (fd < 0) return Status::from_errno("cannot write " + tmp, errno);
-  size_t off = 0;
-  while (off < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (n < 0) {
-      int e = errno;
-      ::close(fd);
-      return Status::from_errno("cannot write " + tmp, e);
-    }
-    off += static_cast<size_t>(n);
-  }
-  ::fsync(fd);
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::from_errno("cannot rename " + tmp, errno);
-  return Status::ok();
-}
-
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using state::read_file;
+using state::write_file_atomic;
 
 grpc::Status to_grpc(const Status& st) {
   using C = grpc::StatusCode;

@@ -6,11 +6,9 @@
 
 #include <condition_variable>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "engine/api/job_library.h"
@@ -45,13 +43,7 @@ proto::TaskRef ref_of(const TaskId& id) {
   return r;
 }
 
-Result<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::not_found("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using state::read_file;
 
 grpc::Status to_grpc(const Status& st, grpc::StatusCode code = grpc::StatusCode::INTERNAL) {
   return st.is_ok() ? grpc::Status::OK : grpc::Status(code, st.to_string());
@@ -170,7 +162,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       }
       return metrics::task_families(samples, SystemClock::instance().now_ms());
     }));
-    std::ofstream(o_.work_dir + "/metrics.address", std::ios::trunc) << metrics_->address() << "\n";
+    SLUICE_RETURN_IF_ERROR(state::write_file_atomic(o_.work_dir + "/metrics.address", metrics_->address() + "\n"));
     spdlog::info("taskmanager {} metrics at http://{}/metrics", o_.id, metrics_->address());
     return Status::ok();
   }
@@ -331,13 +323,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       if (sha256_hex(bytes) != sha) {
         return Status::failed_precondition("the job library fetched from the jobmanager does not match its sha256 " + sha);
       }
-      std::string tmp = path + ".tmp" + std::to_string(::getpid());
-      {
-        std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!out) return Status::io_error("cannot write " + tmp);
-      }
-      fs::rename(tmp, path);
+      SLUICE_RETURN_IF_ERROR(state::write_file_atomic(path, bytes));
     }
     SLUICE_ASSIGN_OR_RETURN(std::string bytes, read_file(path));
     if (sha256_hex(bytes) != sha) {
