@@ -20,6 +20,7 @@
 #include "engine/common/status.h"
 #include "engine/common/time.h"
 #include "engine/runtime/dead_letter.h"
+#include "engine/runtime/mailbox_executor.h"
 #include "engine/runtime/processing_time.h"
 
 namespace sluice::state {
@@ -69,6 +70,9 @@ class OperatorContext {
   virtual const OperatorInfo& info() const = 0;
   virtual const Configuration& job_config() const = 0;
   virtual ProcessingTimeService& processing_time() = 0;
+  /// Posting work to the task thread from other threads, yielding to the
+  /// mailbox, suspending input at capacity (see mailbox_executor.h).
+  virtual MailboxExecutor& mailbox() = 0;
   /// The operator's keyed state; null unless the operator is keyed.
   virtual state::KeyedStateBackend* keyed_backend() = 0;
   /// Sends a bad record to the job's dead-letter output; job, operator and

@@ -130,12 +130,36 @@ class Task::Impl {
 
  private:
   // --- per operator -------------------------------------------------------
+  // One per operator: its own input-suspension flag, the task's mailbox.
+  class Executor final : public MailboxExecutor {
+   public:
+    explicit Executor(Impl* task) : task_(task) {}
+    bool execute(Action action, std::string_view description) override {
+      if (task_->should_stop() || task_->closing_.load(std::memory_order_acquire)) return false;
+      task_->mailbox_.put(std::move(action));
+      return true;
+    }
+    bool yield() override { return task_->yield_mailbox(true); }
+    bool try_yield() override { return task_->yield_mailbox(false); }
+    void set_input_suspended(bool suspended) override {
+      if (suspended == suspended_) return;
+      suspended_ = suspended;
+      task_->suspended_inputs_ += suspended ? 1 : -1;
+    }
+    bool input_suspended() const override { return suspended_; }
+
+   private:
+    Impl* task_;
+    bool suspended_ = false;
+  };
+
   class Context final : public OperatorContext {
    public:
-    Context(Impl* task, OperatorInfo info) : task_(task), info_(std::move(info)) {}
+    Context(Impl* task, OperatorInfo info) : executor(task), task_(task), info_(std::move(info)) {}
     const OperatorInfo& info() const override { return info_; }
     const Configuration& job_config() const override { return task_->job_->config; }
     ProcessingTimeService& processing_time() override { return task_->pts_; }
+    MailboxExecutor& mailbox() override { return executor; }
     state::KeyedStateBackend* keyed_backend() override { return backend.get(); }
     void dead_letter(DeadLetter dl) override {
       if (dl.job.empty()) dl.job = info_.job_name;
@@ -151,6 +175,7 @@ class Task::Impl {
     }
     OperatorMetrics& metrics() override { return metrics_; }
 
+    Executor executor;
     std::unique_ptr<state::KeyedStateBackend> backend;
     std::map<std::string, OutputBase*> sides;
 
@@ -268,6 +293,24 @@ class Task::Impl {
     signal_.wait_until(deadline);
     idle_ns_ += monotonic_ns() - t0;
   }
+  // Runs queued actions and due timers; with `wait`, sleeps until one ran.
+  bool yield_mailbox(bool wait) {
+    while (true) {
+      if (should_stop()) return false;
+      int ran = mailbox_.run_all() + pts_.fire_due();
+      if (ran > 0 || !wait) return ran > 0 && !should_stop();
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
+      if (auto next = pts_.next_deadline()) {
+        auto until = std::chrono::milliseconds(std::max<int64_t>(0, *next - clock_->now_ms()));
+        deadline = std::min(deadline, std::chrono::steady_clock::now() + until);
+      }
+      maybe_flush(true);
+      idle_until(deadline);
+    }
+  }
+  bool input_suspended() const { return suspended_inputs_ > 0; }
+  int suspended_inputs_ = 0;
+  std::atomic<bool> closing_{false};
   CancelFlag cancelled_{false};
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;
@@ -603,6 +646,7 @@ void Task::Impl::run() {
   } catch (...) {
     st = Status::internal("unexpected non-standard exception");
   }
+  closing_.store(true, std::memory_order_release);
   try {
     close_operators();
   } catch (...) {
@@ -643,6 +687,12 @@ Status Task::Impl::run_source_loop() {
     mailbox_.run_all();
     pts_.fire_due();
     if (should_stop()) break;
+    if (input_suspended()) {
+      maybe_flush(true);
+      yield_mailbox(true);
+      maybe_publish_metrics();
+      continue;
+    }
     auto r = driver->emit_next();
     if (!r.is_ok()) return r.status();
     if (*r == PollStatus::kEndOfInput) {
@@ -675,6 +725,12 @@ Status Task::Impl::run_input_loop() {
     mailbox_.run_all();
     pts_.fire_due();
     if (should_stop()) break;
+    if (input_suspended()) {
+      maybe_flush(true);
+      yield_mailbox(true);
+      maybe_publish_metrics();
+      continue;
+    }
     SLUICE_ASSIGN_OR_RETURN(Progress p, process_input());
     if (!ops_finished_ && data_ended_channels_ == inputs_.size()) {
       SLUICE_RETURN_IF_ERROR(end_of_data());

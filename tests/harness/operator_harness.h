@@ -249,6 +249,9 @@ class OperatorHarnessBase : public runtime::OperatorContext {
 
   // --- what the operator sees ----------------------------------------------
   ManualClock& clock() { return clock_; }
+  /// The operator's mailbox: actions other threads posted wait here until
+  /// the test runs them (run_pending) or the operator yields.
+  runtime::QueueMailboxExecutor& mailbox_queue() { return mailbox_; }
   /// The heap keyed backend, or null if the operator is not keyed.
   state::HeapKeyedStateBackend* heap_backend() { return backend_.get(); }
   runtime::StreamOperator& op() { return *op_; }
@@ -258,6 +261,7 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   const runtime::OperatorInfo& info() const override { return info_; }
   const Configuration& job_config() const override { return options_.job_config; }
   runtime::ProcessingTimeService& processing_time() override { return pts_; }
+  runtime::MailboxExecutor& mailbox() override { return mailbox_; }
   state::KeyedStateBackend* keyed_backend() override { return backend_.get(); }
   void dead_letter(DeadLetter dl) override;
   void fail(Status st) override { failures_.push_back(std::move(st)); }
@@ -277,6 +281,7 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   runtime::OperatorInfo info_;
   ManualClock clock_;
   runtime::ProcessingTimeService pts_;
+  runtime::QueueMailboxExecutor mailbox_;
   std::unique_ptr<state::HeapKeyedStateBackend> backend_;
   std::vector<DeadLetter> dead_letters_;
   std::vector<Status> failures_;

@@ -123,6 +123,7 @@ class FakeContext final : public runtime::OperatorContext {
   const runtime::OperatorInfo& info() const override { return info_; }
   const Configuration& job_config() const override { return config_; }
   runtime::ProcessingTimeService& processing_time() override { return pts_; }
+  runtime::MailboxExecutor& mailbox() override { return mailbox_; }
   state::KeyedStateBackend* keyed_backend() override { return nullptr; }
   void dead_letter(DeadLetter dl) override { dead_letters.push_back(std::move(dl)); }
   void fail(Status st) override {
@@ -138,6 +139,7 @@ class FakeContext final : public runtime::OperatorContext {
 
  private:
   runtime::ProcessingTimeService pts_{&SystemClock::instance()};
+  runtime::QueueMailboxExecutor mailbox_;
   runtime::OperatorMetrics metrics_;
 };
 
