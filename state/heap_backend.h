@@ -5,6 +5,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +27,9 @@ class HeapTableBase {
   /// Adds the entries encoded by write_group to group `g`.
   virtual Status read_group(size_t g, std::string_view bytes) = 0;
   virtual size_t entry_count() const = 0;
+  /// Calls fn(composite key) for every live entry of group `g`.
+  virtual void for_each_key(size_t g, int64_t now,
+                            const std::function<void(std::string_view)>& fn) const = 0;
 };
 
 /// Entries of one state: composite key (serialized key + namespace) -> V.
@@ -112,6 +116,13 @@ class HeapTable final : public HeapTableBase {
     return n;
   }
   const StateTtl& ttl() const { return ttl_; }
+  void for_each_key(size_t g, int64_t now,
+                    const std::function<void(std::string_view)>& fn) const override {
+    for (const auto& [k, e] : groups_[g]) {
+      if (ttl_.enabled() && e.expiry <= now) continue;
+      fn(k);
+    }
+  }
 
  private:
   std::vector<Map> groups_;
@@ -146,6 +157,8 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
 
   Result<AsyncSnapshot> snapshot(CheckpointId id, const SnapshotTarget& target) override;
   Status restore(const std::vector<KeyedStateHandle>& handles, const std::string& job_dir) override;
+  std::vector<std::pair<std::string, KeyGroup>> keys_of_state(const std::string& name,
+                                                              const KeyLength& key_length) override;
 
   /// Snapshot of one key group (index in the range): every table and timer queue.
   std::string write_key_group(size_t g) const;

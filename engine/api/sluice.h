@@ -1,5 +1,6 @@
 // The one header a job includes: the DataStream API, functions, windows,
-// state descriptors, and the names jobs use most, in namespace sluice.
+// connected and broadcast streams, state descriptors, and the names jobs
+// use most, in namespace sluice.
 #pragma once
 
 #include "engine/api/datastream.h"
@@ -13,12 +14,21 @@ using api::JobArgs;
 using api::KeyedStream;
 using api::StreamExecutionEnvironment;
 using api::WindowedStream;
+using api::BroadcastStream;
+using api::ConnectedStreams;
+using api::KeyedConnectedStreams;
 using basic::Collector;
 using basic::KeyedProcessFunction;
 using basic::OutputTag;
 using basic::RuntimeContext;
 using basic::TimeDomain;
 using basic::TimerService;
+using join::BroadcastProcessFunction;
+using join::BroadcastState;
+using join::CoProcessFunction;
+using join::KeyedBroadcastProcessFunction;
+using join::KeyedCoProcessFunction;
+using join::ReadOnlyBroadcastState;
 using runtime::Sink;
 using runtime::SinkWriter;
 using runtime::Source;

@@ -71,6 +71,56 @@ void call_user(runtime::OperatorContext& ctx, const T& record, F&& f) {
   }
 }
 
+/// Calls a user function's open(): an exception refuses to start the
+/// operator with a message naming it.
+template <class F>
+Status call_user_open(runtime::OperatorContext& ctx, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return Status::invalid_argument("open() of '" + ctx.info().operator_name + "' failed: " + e.what());
+  }
+  return Status::ok();
+}
+
+/// Calls user code for a firing timer: InvalidRecord -> dead letter naming
+/// the key (`key()` is called only then) and the timer, anything else fails
+/// the task.
+template <class KeyFn, class F>
+void call_user_timer(runtime::OperatorContext& ctx, KeyFn&& key, int64_t ts, F&& f) {
+  try {
+    f();
+  } catch (const InvalidRecord& e) {
+    DeadLetter dl;
+    dl.reason = std::string("timer rejected: ") + e.what();
+    dl.origin = "operator " + ctx.info().operator_name;
+    dl.payload = "key " + payload_of(key()) + " timer " + std::to_string(ts);
+    ctx.dead_letter(std::move(dl));
+  } catch (const std::exception& e) {
+    ctx.fail(Status::internal("on_timer of '" + ctx.info().operator_name + "' threw: " + e.what()));
+  } catch (...) {
+    ctx.fail(Status::internal("on_timer of '" + ctx.info().operator_name +
+                              "' threw a non-standard exception"));
+  }
+}
+
+/// What every function context offers: the timestamp of the record (or
+/// timer) being processed and side outputs. Implemented by operators.
+class FunctionContext {
+ public:
+  virtual ~FunctionContext() = default;
+  /// Event time of the record (or the timer's time in on_timer).
+  virtual int64_t timestamp() const = 0;
+  /// Emits to a side output (nothing if no one consumes it).
+  template <class X>
+  void output(const OutputTag<X>& tag, const X& value) {
+    if (auto* o = side(tag.id)) static_cast<runtime::Output<X>*>(o)->collect(value, EventTime(timestamp()));
+  }
+
+ protected:
+  virtual runtime::OutputBase* side(const std::string& id) = 0;
+};
+
 /// Operator identity and keyed state for user functions (in open()).
 class RuntimeContext {
  public:

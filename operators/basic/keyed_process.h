@@ -12,21 +12,10 @@ namespace sluice::basic {
 template <class K, class IN, class OUT>
 class KeyedProcessFunction {
  public:
-  class Context {
+  class Context : public FunctionContext {
    public:
-    virtual ~Context() = default;
-    /// Event time of the record (or the timer's time in on_timer).
-    virtual int64_t timestamp() const = 0;
     virtual const K& current_key() = 0;
     virtual TimerService& timer_service() = 0;
-    /// Emits to a side output.
-    template <class X>
-    void output(const OutputTag<X>& tag, const X& value) {
-      if (auto* o = side(tag.id)) static_cast<runtime::Output<X>*>(o)->collect(value, EventTime(timestamp()));
-    }
-
-   protected:
-    virtual runtime::OutputBase* side(const std::string& id) = 0;
   };
   class OnTimerContext : public Context {
    public:
@@ -54,13 +43,7 @@ class KeyedProcessOperator final : public runtime::KeyedOneInputOperator<K, IN> 
     timer_service_ = std::make_unique<TimerService>(this->timers_.get());
     collector_.set_output(static_cast<runtime::Output<OUT>*>(this->outputs().at(0)));
     RuntimeContext rc(this->context());
-    try {
-      fn_.open(rc);
-    } catch (const std::exception& e) {
-      return Status::invalid_argument(std::string("open() of '") +
-                                      this->context().info().operator_name + "' failed: " + e.what());
-    }
-    return Status::ok();
+    return call_user_open(this->context(), [&] { fn_.open(rc); });
   }
   void process_element(const IN& v, EventTime ts) override {
     if (!this->set_current_key_from(v)) return;
@@ -99,18 +82,8 @@ class KeyedProcessOperator final : public runtime::KeyedOneInputOperator<K, IN> 
     ctx_.ts_ = t.ts;
     ctx_.domain_ = domain;
     collector_.set_timestamp(EventTime(t.ts));
-    try {
-      fn_.on_timer(t.ts, ctx_, collector_);
-    } catch (const InvalidRecord& e) {
-      DeadLetter dl;
-      dl.reason = std::string("timer rejected: ") + e.what();
-      dl.origin = "operator " + this->context().info().operator_name;
-      dl.payload = "key " + payload_of(this->current_key()) + " timer " + std::to_string(t.ts);
-      this->context().dead_letter(std::move(dl));
-    } catch (const std::exception& e) {
-      this->context().fail(Status::internal("on_timer of '" + this->context().info().operator_name +
-                                            "' threw: " + e.what()));
-    }
+    call_user_timer(this->context(), [this]() -> const K& { return this->current_key(); }, t.ts,
+                    [&] { fn_.on_timer(t.ts, ctx_, collector_); });
   }
 
   F fn_;
