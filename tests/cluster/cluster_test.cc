@@ -397,6 +397,54 @@ TEST(Cluster, StopWithSavepointAndRestoreAtAnotherParallelismKeepsEveryCount) {
   EXPECT_EQ(diff_counts(want, got), "") << c.logs();
 }
 
+// Broadcast state on the cluster: rules broadcast to a keyed stream
+// (it_rules_job, see tests/integration/rescale_test.cc for run-local),
+// stopped with a savepoint at parallelism 2 and restored at 3 on two
+// taskmanagers: every due alert exactly once.
+TEST(Cluster, BroadcastRulesSurviveStopWithSavepointAndRestoreFromTwoToThree) {
+  TempDir dir;
+  const auto expected = write_rules_input(dir.file("spends.ndjson"), dir.file("rules.ndjson"),
+                                          /*spends=*/12'000, /*users=*/300, /*rules=*/30, /*seed=*/11);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b"}) c.start_taskmanager(id);
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
+  auto submit = [&](int parallelism, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"submit", rules_library(), "--parallelism", std::to_string(parallelism),
+                                     "--arg", "spends=" + dir.uri("spends.ndjson") + "?rate=3000",
+                                     "--arg", "rules=" + dir.uri("rules.ndjson") + "?rate=8",
+                                     "--arg", "sink=" + dir.uri("alerts.ndjson"),
+                                     "--arg", "dlq=" + dir.uri("dlq.ndjson")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = c.sluice(args);
+    EXPECT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  std::string job = submit(2, {});
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
+  auto stop = c.sluice({"stop", job, "--savepoint", "--path", dir.file("savepoints"), "-o", "json"});
+  ASSERT_EQ(stop.exit_code, 0) << stop.err << c.logs();
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(stop.out).get(doc), simdjson::SUCCESS) << stop.out;
+  std::string_view path;
+  ASSERT_EQ(doc["path"].get(path), simdjson::SUCCESS) << stop.out;
+  const size_t alerts_before = read_alerts(dir.file("alerts.ndjson")).size();
+
+  std::string job2 = submit(3, {"--restore", std::string(path)});
+  v = c.wait_for_end(job2);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  std::multiset<std::pair<std::string, std::string>> got;
+  for (const auto& a : read_alerts(dir.file("alerts.ndjson"))) got.insert({a.user, a.rule});
+  size_t wrong = 0;
+  for (const auto& e : expected) wrong += got.count(e) == 1 ? 0 : 1;
+  for (const auto& g : got) wrong += expected.count(g) ? 0 : 1;
+  EXPECT_EQ(wrong, 0u) << "of " << expected.size() << " alerts";
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_LT(alerts_before, expected.size()) << "the first job was not stopped mid-stream";
+}
+
 TEST(Cluster, SlowSinkBackpressuresTheSourcesWithoutLosingRecords) {
   TempDir dir;
   std::string input = make_input(dir, 60'000, 19);
