@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "engine/common/clock.h"
+#include "engine/common/job_state.h"
 #include "engine/common/json.h"
 #include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
@@ -77,9 +78,10 @@ grpc::Status to_grpc(const Status& st) {
   return grpc::Status(c, st.message());
 }
 
-bool terminal(const std::string& state) {
-  return state == "FINISHED" || state == "CANCELED" || state == "FAILED";
-}
+// Job records keep the state's name (job_state.h); unknown names are from a
+// newer jobmanager and are treated as failed.
+JobState state_of(const proto::JobRecord& r) { return parse_job_state(r.state()).value_or(JobState::kFailed); }
+void set_state(proto::JobRecord& r, JobState s) { r.set_state(std::string(job_state_name(s))); }
 
 using TmStub = proto::TaskManager::Stub;
 
@@ -111,7 +113,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     std::unique_ptr<CheckpointCoordinator> coordinator;
     struct Subtask {
       std::string tm;
-      std::string state = "DEPLOYING";
+      SubtaskState state = SubtaskState::kDeploying;
       uint64_t records_in = 0, records_out = 0;  // last heartbeat
       int64_t watermark_ms = INT64_MIN;
     };
@@ -292,7 +294,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
         std::lock_guard lk(mu_);
         s.job = j->graph->name();
         s.job_id = j->rec.job_id();
-        s.state = j->rec.state();
+        s.state = j->rec.state();  // the name
         s.restarts = j->rec.restarts();
         samples.push_back(std::move(s));
       }
@@ -364,11 +366,11 @@ class JobManager::Impl final : public proto::JobManager::Service {
     if (!j) return unknown_job(req->job_id());
     {
       std::lock_guard lk(mu_);
-      if (terminal(j->rec.state())) {
+      if (is_terminal(state_of(j->rec))) {
         return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                             "job " + req->job_id() + " has already ended (" + j->rec.state() + ")");
       }
-      end_job_locked(*j, "CANCELED", "");
+      end_job_locked(*j, JobState::kCanceled, "");
     }
     if (j->coordinator) j->coordinator->stop();
     spdlog::info("job {} cancelled", req->job_id());
@@ -382,7 +384,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     if (!j) return unknown_job(req->job_id());
     {
       std::lock_guard lk(mu_);
-      if (j->rec.state() != "RUNNING") {
+      if (state_of(j->rec) != JobState::kRunning) {
         return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                             "job " + req->job_id() + " is " + j->rec.state() +
                                 "; savepoints are taken of running jobs");
@@ -417,7 +419,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     if (req->stop()) {
       {
         std::lock_guard lk(mu_);
-        if (!terminal(j->rec.state())) end_job_locked(*j, "FINISHED", "", sp->meta.id);
+        if (!is_terminal(state_of(j->rec))) end_job_locked(*j, JobState::kFinished, "", sp->meta.id);
       }
       j->coordinator->stop();
       spdlog::info("job {} stopped with savepoint {}", req->job_id(), path);
@@ -477,23 +479,25 @@ class JobManager::Impl final : public proto::JobManager::Service {
     bool finished = false;
     {
       std::lock_guard lk(mu_);
-      if (req->task().attempt() != j->rec.attempt() || j->rec.state() != "RUNNING") return grpc::Status::OK;
+      if (req->task().attempt() != j->rec.attempt() || state_of(j->rec) != JobState::kRunning) return grpc::Status::OK;
       auto it = j->subtasks.find({req->task().vertex(), req->task().subtask()});
       if (it == j->subtasks.end()) return grpc::Status::OK;
-      it->second.state = req->state();
-      if (req->state() != "RUNNING") {
+      auto reported = parse_subtask_state(req->state());
+      if (!reported) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown task state '" + req->state() + "'");
+      it->second.state = *reported;
+      if (*reported != SubtaskState::kRunning) {
         it->second.records_in = std::max(it->second.records_in, req->records_in());
         it->second.records_out = std::max(it->second.records_out, req->records_out());
       }
-      if (req->state() == "FAILED") {
+      if (*reported == SubtaskState::kFailed) {
         fail_attempt_locked(*j, "task " + j->graph->vertices(req->task().vertex()).name() + " (" +
                                     std::to_string(req->task().subtask() + 1) + "/" +
                                     std::to_string(j->graph->vertices(req->task().vertex()).parallelism()) +
                                     ") on " + req->taskmanager_id() + " failed: " + req->cause());
-      } else if (req->state() == "FINISHED") {
+      } else if (*reported == SubtaskState::kFinished) {
         finished = std::all_of(j->subtasks.begin(), j->subtasks.end(),
-                               [](const auto& kv) { return kv.second.state == "FINISHED"; });
-        if (finished) end_job_locked(*j, "FINISHED", "");
+                               [](const auto& kv) { return kv.second.state == SubtaskState::kFinished; });
+        if (finished) end_job_locked(*j, JobState::kFinished, "");
       }
     }
     if (finished) {
@@ -587,7 +591,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
   int used_slots_locked(std::map<std::string, int>* per_tm) const {
     int used = 0;
     for (const auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       std::map<std::string, std::set<int>> slots;  // tm -> slot indices (subtask index = slot)
       for (const auto& [k, s] : j->subtasks) slots[s.tm].insert(k.second);
       for (const auto& [tm, set] : slots) {
@@ -683,7 +687,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     r.set_library_name(req.library_name());
     r.set_parallelism(req.parallelism());
     r.set_restore_path(req.restore_path());
-    r.set_state("CREATED");
+    set_state(r, JobState::kCreated);
     r.set_attempt(-1);
     r.set_submitted_ms(now_ms());
     job->graph = std::make_shared<const proto::JobGraph>(r.job_graph());
@@ -725,13 +729,13 @@ class JobManager::Impl final : public proto::JobManager::Service {
       }
       job->rec_id = job->rec.job_id();
       job->graph = std::make_shared<const proto::JobGraph>(job->rec.job_graph());
-      if (!terminal(job->rec.state())) {
+      if (!is_terminal(state_of(job->rec))) {
         Status st = make_coordinator(*job);
         if (!st.is_ok()) {
-          job->rec.set_state("FAILED");
+          set_state(job->rec, JobState::kFailed);
           job->rec.set_last_failure("cannot recover: " + st.to_string());
         } else {
-          job->rec.set_state("RESTARTING");
+          set_state(job->rec, JobState::kRestarting);
           job->rec.add_restart_causes("jobmanager restarted");
           job->next_deploy_ms = 0;
           spdlog::info("recovering job {} (last attempt {})", job->rec.job_id(), job->rec.attempt());
@@ -770,29 +774,30 @@ class JobManager::Impl final : public proto::JobManager::Service {
     j.gw_held.clear();
   }
 
-  void end_job_locked(Job& j, const std::string& state, const std::string& failure,
+  void end_job_locked(Job& j, JobState state, const std::string& failure,
                       int64_t committed_checkpoint = 0) {
     cancel_tasks_locked(j, committed_checkpoint);
-    j.rec.set_state(state);
+    set_state(j.rec, state);
     if (!failure.empty()) j.rec.set_last_failure(failure);
     for (auto& [k, s] : j.subtasks)
-      if (s.state != "FINISHED") s.state = state == "FINISHED" ? "FINISHED" : "CANCELED";
+      if (s.state != SubtaskState::kFinished)
+        s.state = state == JobState::kFinished ? SubtaskState::kFinished : SubtaskState::kCanceled;
     persist_locked(j);
   }
 
   /// A task failed or its taskmanager was lost: cancel the attempt and
   /// schedule a restart from the latest completed checkpoint.
   void fail_attempt_locked(Job& j, const std::string& cause) {
-    if (j.rec.state() != "RUNNING") return;
+    if (state_of(j.rec) != JobState::kRunning) return;
     spdlog::warn("job {} attempt {} failed: {}", j.rec.job_id(), j.rec.attempt(), cause);
     cancel_tasks_locked(j);
     j.rec.set_last_failure(cause);
     if (j.stopping) {
-      end_job_locked(j, "FINISHED", "");
+      end_job_locked(j, JobState::kFinished, "");
       return;
     }
     if (j.rec.restarts() >= o_.restart_attempts) {
-      end_job_locked(j, "FAILED", cause + " (gave up after " + std::to_string(j.rec.restarts()) + " restarts)");
+      end_job_locked(j, JobState::kFailed, cause + " (gave up after " + std::to_string(j.rec.restarts()) + " restarts)");
       return;
     }
     j.rec.set_restarts(j.rec.restarts() + 1);
@@ -800,7 +805,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     j.backoff_ms = j.backoff_ms == 0 ? o_.restart_backoff.count()
                                      : std::min<int64_t>(o_.restart_max_backoff.count(), j.backoff_ms * 2);
     j.next_deploy_ms = steady_ms() + j.backoff_ms;
-    j.rec.set_state("RESTARTING");
+    set_state(j.rec, JobState::kRestarting);
     persist_locked(j);
     wake_scheduler();
   }
@@ -809,7 +814,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     spdlog::warn("taskmanager {} lost: {}", tm_id, why);
     tms_.erase(tm_id);
     for (auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       bool uses = std::any_of(j->subtasks.begin(), j->subtasks.end(),
                               [&](const auto& kv) { return kv.second.tm == tm_id; });
       if (uses) fail_attempt_locked(*j, "taskmanager " + tm_id + " lost (" + why + ")");
@@ -839,8 +844,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
           if (now - tm.last_heartbeat > o_.heartbeat_timeout.count()) lost.push_back(id);
         for (const auto& id : lost) lose_tm_locked(id, "no heartbeat for " + format_duration(o_.heartbeat_timeout));
         for (auto& [id, j] : jobs_) {
-          const auto& s = j->rec.state();
-          if ((s == "CREATED" || s == "RESTARTING") && now >= j->next_deploy_ms) due.push_back(j);
+          JobState s = state_of(j->rec);
+          if ((s == JobState::kCreated || s == JobState::kRestarting) && now >= j->next_deploy_ms) due.push_back(j);
         }
       }
       for (auto& j : due) deploy(j);
@@ -858,8 +863,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
     int attempt;
     {
       std::lock_guard lk(mu_);
-      const auto& s = j.rec.state();
-      if (s != "CREATED" && s != "RESTARTING") return;
+      JobState s = state_of(j.rec);
+      if (s != JobState::kCreated && s != JobState::kRestarting) return;
       int need = slots_needed(*j.graph);
       std::map<std::string, int> used;
       used_slots_locked(&used);
@@ -913,12 +918,12 @@ class JobManager::Impl final : public proto::JobManager::Service {
           t.set_subtask(s);
           t.set_attempt(attempt);
           per_tm[tm].push_back(t);
-          j.subtasks[{v.id(), s}] = Job::Subtask{tm, "DEPLOYING"};
+          j.subtasks[{v.id(), s}] = Job::Subtask{tm, SubtaskState::kDeploying};
           if (v.is_source()) source_tms.insert(tm);
         }
       }
       for (const auto& [tm, ts] : per_tm) stubs[tm] = tms_[tm].stub;
-      j.rec.set_state("RUNNING");
+      set_state(j.rec, JobState::kRunning);
       persist_locked(j);
       std::lock_guard gl(j.gw_mu);
       j.gw_attempt = attempt;
@@ -944,7 +949,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
         if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
           // The library or graph cannot run: restarting will not help.
           cancel_tasks_locked(j);
-          end_job_locked(j, "FAILED", cause);
+          end_job_locked(j, JobState::kFailed, cause);
           spdlog::error("job {}: {}", j.rec_id, cause);
         } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
                    st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
@@ -957,10 +962,10 @@ class JobManager::Impl final : public proto::JobManager::Service {
     }
     {
       std::lock_guard lk(mu_);
-      if (j.rec.attempt() == attempt && j.rec.state() == "RUNNING") {
+      if (j.rec.attempt() == attempt && state_of(j.rec) == JobState::kRunning) {
         j.rec.set_last_failure(j.rec.restarts() > 0 ? j.rec.last_failure() : "");
         for (auto& [k, s] : j.subtasks)
-          if (s.state == "DEPLOYING") s.state = "RUNNING";
+          if (s.state == SubtaskState::kDeploying) s.state = SubtaskState::kRunning;
       }
     }
     j.open_gateway(attempt);
@@ -1003,7 +1008,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
       st->set_vertex_name(j.graph->vertices(k.first).name());
       st->set_subtask(k.second);
       st->set_taskmanager_id(s.tm);
-      st->set_state(s.state);
+      st->set_state(std::string(subtask_state_name(s.state)));
       st->set_records_in(s.records_in);
       st->set_records_out(s.records_out);
       st->set_watermark_ms(s.watermark_ms);

@@ -184,4 +184,50 @@ void BarrierHandler::finish_unaligned() {
   task_.complete_snapshot(std::move(f.snapshot), std::move(recorded));
 }
 
+// --- the asynchronous part ------------------------------------------------------
+
+void upload_snapshot(PendingSnapshot pending, std::vector<RecordedChannel> recorded,
+                     const state::CheckpointStorage* storage, const std::string& channel_stem,
+                     TaskListener* listener, const TaskId& id, AsyncExecutor* executor) {
+  const bool savepoint = pending.barrier.is_savepoint();
+  std::string channel_file;
+  std::string channel_bytes;
+  if (!recorded.empty() && storage) {
+    channel_bytes = encode_channel_state(recorded);
+    auto target = storage->target(pending.snap->id.value(), savepoint, channel_stem);
+    channel_file = target.job_dir + "/" + target.own_dir + "/" + target.file_stem + ".channels";
+  }
+  std::string base = storage ? storage->job_dir() : "";
+  auto work = [snap = std::move(pending.snap), parts = std::move(pending.async_parts), listener, id,
+               channel_file, channel_bytes = std::move(channel_bytes), base, savepoint]() mutable {
+    for (auto& [index, part] : parts) {
+      auto handle = part();
+      if (!handle.is_ok()) {
+        if (listener) listener->on_checkpoint_declined(id, snap->id, handle.status());
+        return;
+      }
+      snap->operators[index].keyed = std::move(*handle);
+    }
+    if (!channel_file.empty()) {
+      Status st = state::write_file_atomic(channel_file, channel_bytes);
+      if (!st.is_ok()) {
+        if (listener) listener->on_checkpoint_declined(id, snap->id, st);
+        return;
+      }
+      // Relative to what the checkpoint's handles resolve against.
+      std::string rel = channel_file;
+      std::string prefix = savepoint ? "" : base + "/";
+      if (savepoint) {
+        rel = channel_file.substr(channel_file.find_last_of('/') + 1);
+      } else if (rel.rfind(prefix, 0) == 0) {
+        rel = rel.substr(prefix.size());
+      }
+      snap->channel_state = state::StateFile{rel, static_cast<int64_t>(channel_bytes.size()), false};
+    }
+    if (listener) listener->on_checkpoint_ack(id, std::move(*snap));
+  };
+  if (executor) executor->submit(std::move(work));
+  else work();
+}
+
 }  // namespace sluice::runtime

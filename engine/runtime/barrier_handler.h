@@ -106,4 +106,11 @@ class BarrierHandler {
   std::optional<InFlight> inflight_;
 };
 
+/// The asynchronous part of a task's checkpoint: on `executor` (inline if
+/// null) writes the keyed-state files and the recorded input (channel_state.h)
+/// under `storage`, then acknowledges to `listener` (or declines on error).
+void upload_snapshot(PendingSnapshot pending, std::vector<RecordedChannel> recorded,
+                     const state::CheckpointStorage* storage, const std::string& channel_stem,
+                     TaskListener* listener, const TaskId& id, AsyncExecutor* executor);
+
 }  // namespace sluice::runtime

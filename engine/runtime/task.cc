@@ -552,53 +552,9 @@ bool Task::Impl::snapshot_operators(const Barrier& b, int64_t alignment_ns, Pend
   return true;
 }
 
-// The asynchronous part: keyed-state files and recorded channel data are
-// written on a snapshot thread, which then acknowledges.
-void Task::Impl::complete_snapshot(PendingSnapshot pending,
-                                   std::vector<RecordedChannel> recorded) {
-  const bool savepoint = pending.barrier.is_savepoint();
-  std::string channel_file;
-  std::string channel_bytes;
-  if (!recorded.empty()) {
-    channel_bytes = encode_channel_state(recorded);
-    auto target = job_->checkpoints->target(pending.snap->id.value(), savepoint,
-                                            chain_->file_stem("channels"));
-    channel_file = target.job_dir + "/" + target.own_dir + "/" + target.file_stem + ".channels";
-  }
-  TaskListener* listener = listener_;
-  TaskId id = task_.id_;
-  std::string base = job_->checkpoints ? job_->checkpoints->job_dir() : "";
-  auto work = [snap = std::move(pending.snap), parts = std::move(pending.async_parts), listener,
-               id, channel_file, channel_bytes = std::move(channel_bytes), base,
-               savepoint]() mutable {
-    for (auto& [index, part] : parts) {
-      auto handle = part();
-      if (!handle.is_ok()) {
-        if (listener) listener->on_checkpoint_declined(id, snap->id, handle.status());
-        return;
-      }
-      snap->operators[index].keyed = std::move(*handle);
-    }
-    if (!channel_file.empty()) {
-      Status st = state::write_file_atomic(channel_file, channel_bytes);
-      if (!st.is_ok()) {
-        if (listener) listener->on_checkpoint_declined(id, snap->id, st);
-        return;
-      }
-      // Relative to what the checkpoint's handles resolve against.
-      std::string rel = channel_file;
-      std::string prefix = savepoint ? "" : base + "/";
-      if (savepoint) {
-        rel = channel_file.substr(channel_file.find_last_of('/') + 1);
-      } else if (rel.rfind(prefix, 0) == 0) {
-        rel = rel.substr(prefix.size());
-      }
-      snap->channel_state = state::StateFile{rel, static_cast<int64_t>(channel_bytes.size()), false};
-    }
-    if (listener) listener->on_checkpoint_ack(id, std::move(*snap));
-  };
-  if (snapshots_) snapshots_->submit(std::move(work));
-  else work();
+void Task::Impl::complete_snapshot(PendingSnapshot pending, std::vector<RecordedChannel> recorded) {
+  upload_snapshot(std::move(pending), std::move(recorded), job_->checkpoints.get(),
+                  chain_->file_stem("channels"), listener_, task_.id_, snapshots_);
 }
 
 // ---------------------------------------------------------------------------
