@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/common/status.h"
 #include "engine/common/time.h"
 
 namespace sluice::api {
@@ -47,6 +48,14 @@ class JobArgs {
   std::map<std::string, std::string> values_;
   mutable std::set<std::string> read_;
 };
+
+/// The value of `r`; otherwise throws JobArgError naming `--arg key` (for
+/// build functions turning e.g. a bad source URI into an argument error).
+template <class T>
+T or_arg_error(Result<T> r, const std::string& key) {
+  if (!r.is_ok()) throw JobArgError("--arg " + key + ": " + r.status().message());
+  return std::move(r).value();
+}
 
 /// Parses "key=value" (the form of --arg); false if there is no '=' or the
 /// key is empty.

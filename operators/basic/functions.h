@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -121,6 +122,25 @@ class FunctionContext {
   virtual runtime::OutputBase* side(const std::string& id) = 0;
 };
 
+enum class TimeDomain { kEventTime, kProcessingTime };
+
+class TimerService;
+
+/// The context of keyed functions: the current key and its timers.
+template <class K>
+class KeyedFunctionContext : public FunctionContext {
+ public:
+  virtual const K& current_key() = 0;
+  virtual TimerService& timer_service() = 0;
+};
+
+/// The context of a keyed function's on_timer: which timer fired.
+template <class K>
+class KeyedTimerContext : public KeyedFunctionContext<K> {
+ public:
+  virtual TimeDomain time_domain() const = 0;
+};
+
 /// Operator identity and keyed state for user functions (in open()).
 class RuntimeContext {
  public:
@@ -166,8 +186,6 @@ class RuntimeContext {
   runtime::OperatorContext& ctx_;
 };
 
-enum class TimeDomain { kEventTime, kProcessingTime };
-
 /// Timers of the current key (in keyed functions).
 class TimerService {
  public:
@@ -183,6 +201,35 @@ class TimerService {
 
  private:
   runtime::InternalTimerService* timers_;
+};
+
+/// What a keyed operator hands its function: KeyedTimerContext<K> on the
+/// operator's context, timer service and current key (`key()`, decoded only
+/// when asked). The operator binds it in open() and sets `ts` and `domain`
+/// before each call. Owned by the operator; task thread only.
+template <class K>
+class KeyedContextImpl final : public KeyedTimerContext<K> {
+ public:
+  explicit KeyedContextImpl(std::function<const K&()> key) : key_(std::move(key)) {}
+  void bind(runtime::OperatorContext* ctx, TimerService* timers) {
+    ctx_ = ctx;
+    timers_ = timers;
+  }
+  int64_t timestamp() const override { return ts; }
+  const K& current_key() override { return key_(); }
+  TimerService& timer_service() override { return *timers_; }
+  TimeDomain time_domain() const override { return domain; }
+
+  int64_t ts = 0;
+  TimeDomain domain = TimeDomain::kEventTime;
+
+ protected:
+  runtime::OutputBase* side(const std::string& id) override { return ctx_->side_output(id); }
+
+ private:
+  std::function<const K&()> key_;
+  runtime::OperatorContext* ctx_ = nullptr;
+  TimerService* timers_ = nullptr;
 };
 
 }  // namespace sluice::basic

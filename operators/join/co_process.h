@@ -47,15 +47,8 @@ class CoProcessFunction {
 template <class K, class IN1, class IN2, class OUT>
 class KeyedCoProcessFunction {
  public:
-  class Context : public FunctionContext {
-   public:
-    virtual const K& current_key() = 0;
-    virtual TimerService& timer_service() = 0;
-  };
-  class OnTimerContext : public Context {
-   public:
-    virtual TimeDomain time_domain() const = 0;
-  };
+  using Context = basic::KeyedFunctionContext<K>;
+  using OnTimerContext = basic::KeyedTimerContext<K>;
 
   virtual ~KeyedCoProcessFunction() = default;
   /// Register keyed state here (RuntimeContext::get_state etc.).
@@ -128,11 +121,14 @@ class KeyedCoProcessOperator final : public runtime::KeyedTwoInputOperator<K, IN
  public:
   KeyedCoProcessOperator(std::shared_ptr<const runtime::KeySelector<IN1, K>> ks1,
                          std::shared_ptr<const runtime::KeySelector<IN2, K>> ks2, const F& fn)
-      : Base(std::move(ks1), std::move(ks2)), fn_(fn), ctx_(this) {}
+      : Base(std::move(ks1), std::move(ks2)),
+        fn_(fn),
+        ctx_([this]() -> const K& { return this->current_key(); }) {}
 
   Status open() override {
     SLUICE_RETURN_IF_ERROR(Base::open());
     timer_service_ = std::make_unique<TimerService>(this->timers_.get());
+    ctx_.bind(&this->context(), timer_service_.get());
     collector_.set_output(static_cast<runtime::Output<OUT>*>(this->outputs().at(0)));
     RuntimeContext rc(this->context());
     return basic::call_user_open(this->context(), [&] { fn_.open(rc); });
@@ -154,26 +150,9 @@ class KeyedCoProcessOperator final : public runtime::KeyedTwoInputOperator<K, IN
   void close() override { fn_.close(); }
 
  private:
-  class Ctx final : public KeyedCoProcessFunction<K, IN1, IN2, OUT>::OnTimerContext {
-   public:
-    explicit Ctx(KeyedCoProcessOperator* op) : op_(op) {}
-    int64_t timestamp() const override { return ts_; }
-    const K& current_key() override { return op_->current_key(); }
-    TimerService& timer_service() override { return *op_->timer_service_; }
-    TimeDomain time_domain() const override { return domain_; }
-    int64_t ts_ = 0;
-    TimeDomain domain_ = TimeDomain::kEventTime;
-
-   protected:
-    runtime::OutputBase* side(const std::string& id) override { return op_->context().side_output(id); }
-
-   private:
-    KeyedCoProcessOperator* op_;
-  };
-
   void begin(int64_t ts, TimeDomain domain) {
-    ctx_.ts_ = ts;
-    ctx_.domain_ = domain;
+    ctx_.ts = ts;
+    ctx_.domain = domain;
     collector_.set_timestamp(EventTime(ts));
   }
   void fire(const state::TimerEntry& t, TimeDomain domain) {
@@ -184,7 +163,7 @@ class KeyedCoProcessOperator final : public runtime::KeyedTwoInputOperator<K, IN
   }
 
   F fn_;
-  Ctx ctx_;
+  basic::KeyedContextImpl<K> ctx_;
   Collector<OUT> collector_;
   std::unique_ptr<TimerService> timer_service_;
 };

@@ -232,6 +232,21 @@ class Cluster {
   std::string token_file_;
 };
 
+/// `sluice stop JOB --savepoint --path DIR`: the savepoint's path, or ""
+/// (after a test failure) if the stop failed.
+std::string stop_with_savepoint(Cluster& c, const std::string& job, const std::string& dir) {
+  auto stop = c.sluice({"stop", job, "--savepoint", "--path", dir, "-o", "json"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view path;
+  if (parser.parse(stop.out).get(doc) != simdjson::SUCCESS || doc["path"].get(path) != simdjson::SUCCESS) {
+    ADD_FAILURE() << "no savepoint path in: " << stop.out;
+    return "";
+  }
+  return std::string(path);
+}
+
 /// Generated clicks with out-of-order events and malformed lines.
 std::string make_input(const TempDir& dir, int64_t count, uint64_t seed = 7) {
   std::string path = dir.file("clicks.ndjson");
@@ -377,18 +392,12 @@ TEST(Cluster, StopWithSavepointAndRestoreAtAnotherParallelismKeepsEveryCount) {
   ASSERT_EQ(sp.exit_code, 0) << sp.err << c.logs();
   EXPECT_NE(sp.out.find("savepoint-"), std::string::npos) << sp.out;
 
-  auto stop = c.sluice({"stop", job, "--savepoint", "--path", dir.file("savepoints"), "-o", "json"});
-  ASSERT_EQ(stop.exit_code, 0) << stop.err << c.logs();
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  ASSERT_EQ(parser.parse(stop.out).get(doc), simdjson::SUCCESS) << stop.out;
-  std::string_view path;
-  ASSERT_EQ(doc["path"].get(path), simdjson::SUCCESS) << stop.out;
-  ASSERT_EQ(path.rfind(dir.file("savepoints"), 0), 0u) << path;
+  std::string path = stop_with_savepoint(c, job, dir.file("savepoints"));
+  ASSERT_EQ(path.rfind(dir.file("savepoints"), 0), 0u) << path << c.logs();
   EXPECT_EQ(c.status(job).state, "FINISHED");
 
   // Not all input was read before the stop; the rest comes after the restore.
-  std::string job2 = submit_clickstream(c, dir, "file://" + input, 3, {"--restore", std::string(path)});
+  std::string job2 = submit_clickstream(c, dir, "file://" + input, 3, {"--restore", path});
   ASSERT_FALSE(job2.empty());
   v = c.wait_for_end(job2);
   ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
@@ -423,16 +432,11 @@ TEST(Cluster, BroadcastRulesSurviveStopWithSavepointAndRestoreFromTwoToThree) {
   std::string job = submit(2, {});
   JobView v = c.wait_for_checkpoints(job, 2);
   ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
-  auto stop = c.sluice({"stop", job, "--savepoint", "--path", dir.file("savepoints"), "-o", "json"});
-  ASSERT_EQ(stop.exit_code, 0) << stop.err << c.logs();
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  ASSERT_EQ(parser.parse(stop.out).get(doc), simdjson::SUCCESS) << stop.out;
-  std::string_view path;
-  ASSERT_EQ(doc["path"].get(path), simdjson::SUCCESS) << stop.out;
+  std::string path = stop_with_savepoint(c, job, dir.file("savepoints"));
+  ASSERT_FALSE(path.empty()) << c.logs();
   const size_t alerts_before = read_alerts(dir.file("alerts.ndjson")).size();
 
-  std::string job2 = submit(3, {"--restore", std::string(path)});
+  std::string job2 = submit(3, {"--restore", path});
   v = c.wait_for_end(job2);
   ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
   std::multiset<std::pair<std::string, std::string>> got;

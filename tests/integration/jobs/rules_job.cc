@@ -19,16 +19,7 @@
 using sluice::it_jobs::Alert;
 using sluice::it_jobs::Rule;
 using sluice::it_jobs::Spend;
-
-namespace {
-
-template <class T>
-T or_arg_error(sluice::Result<T> r, const std::string& key) {
-  if (!r.is_ok()) throw sluice::api::JobArgError("--arg " + key + ": " + r.status().message());
-  return std::move(r).value();
-}
-
-}  // namespace
+using sluice::api::or_arg_error;
 
 SLUICE_JOB(it_rules_job) {
   using namespace sluice;
