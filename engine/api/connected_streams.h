@@ -73,7 +73,11 @@ Side side_of(const KeyedStream<T, K>& s) {
 }  // namespace detail
 
 /// A stream that every subtask of the consuming operator receives whole,
-/// with the broadcast states it may write (by descriptor name).
+/// with the broadcast states it may write (by descriptor name). Its
+/// watermark counts in the operator's event time like any input's: a rule
+/// stream that is quiet for long should go idle (WatermarkStrategy::
+/// with_idleness) or have no watermarks (it then holds event time at its
+/// start until it ends).
 template <class T>
 class BroadcastStream {
  public:

@@ -40,14 +40,19 @@ class MailboxExecutor {
 
   /// Any thread: runs `action` on the task thread between records, in the
   /// order posted. The mailbox is bounded: a thread other than the task
-  /// thread blocks while it is full. Returns false without queueing once the
+  /// thread blocks while it is full (so never call it holding a lock the
+  /// task thread may wait for). Returns false without queueing once the
   /// task is shutting down (cancelled, failed or closed); the caller then
-  /// cleans up itself. `description` names the action in errors and logs.
+  /// cleans up itself. Actions still queued when the task ends are dropped
+  /// (destroyed, not run). `description` names the action in errors and logs.
   virtual bool execute(Action action, std::string_view description = {}) = 0;
 
   /// Task thread: runs queued actions and due processing-time callbacks,
   /// waiting (without busy-looping) until at least one ran. Returns false at
-  /// once if the task is stopping: the caller must stop waiting.
+  /// once if the task is stopping: the caller must stop waiting. In a task,
+  /// only the actions and timers of this operator and of the operators
+  /// chained after it run (never an upstream operator's, nor a checkpoint),
+  /// so it is safe in the middle of process_element and in finish().
   virtual bool yield() = 0;
   /// Task thread: like yield() but never waits; true if something ran.
   virtual bool try_yield() = 0;

@@ -63,7 +63,8 @@ TEST(PostgresOutage, CheckpointsAndTimersKeepFlowingWhileTheServerIsDownAndNothi
     if (c.phase++ % 2 == 0) return Step<Row>::nothing();
     return Step<Row>::record(Row{c.seq, "r"});
   };
-  env.from_source<Row>(std::make_shared<rt_test::ScriptedSource<Row>>(rows),
+  auto stats = std::make_shared<rt_test::SourceStats>();
+  env.from_source<Row>(std::make_shared<rt_test::ScriptedSource<Row>>(rows, 1, stats),
                        runtime::WatermarkStrategy<Row>::no_watermarks(), "rows")
       .add_one_input<Row>("ticker", "ticker", [ticks] { return std::make_unique<Ticker>(ticks); })
       .sink_to(*sink, "postgres");
@@ -83,16 +84,19 @@ TEST(PostgresOutage, CheckpointsAndTimersKeepFlowingWhileTheServerIsDownAndNothi
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   const int64_t completed_during = completed(job) - completed_at_stop;
   const int ticks_during = ticks->load() - ticks_at_stop;
+  const int64_t emitted_before_restart = stats->emitted.load();
   ASSERT_TRUE(server().start_again());
   EXPECT_GE(completed_during, 4) << "checkpoints stalled while the server was down";
   EXPECT_GE(ticks_during, 20) << "timers stalled while the server was down";
   EXPECT_FALSE(job.wait(std::chrono::milliseconds(1))) << "the job ended: " << job.result().to_string();
 
   // Back up: the held batches are committed, then new ones as usual.
-  const int64_t target = completed(job) + 3;
-  ASSERT_TRUE(wait_for([&] { return completed(job) >= target; }));
+  // Checkpoints are triggered one at a time with ids 1, 2, ...: this id is
+  // triggered after the restart, so its batch comes after every row
+  // emitted before it.
   auto* coordinator = job.executor().coordinator();
   ASSERT_NE(coordinator, nullptr);
+  const int64_t target = coordinator->stats().completed + coordinator->stats().failed + 2;
   ASSERT_TRUE(wait_for([&] {
     return server().scalar("SELECT count(*) FROM outage_rows") > 0 &&
            server().scalar("SELECT coalesce(max(checkpoint), 0) FROM sluice_sink_progress WHERE sink_id LIKE "
@@ -104,7 +108,7 @@ TEST(PostgresOutage, CheckpointsAndTimersKeepFlowingWhileTheServerIsDownAndNothi
   const int64_t n = server().scalar("SELECT count(*) FROM outage_rows");
   EXPECT_EQ(server().scalar("SELECT count(DISTINCT id) FROM outage_rows"), n);
   EXPECT_EQ(server().scalar("SELECT max(id) + 1 FROM outage_rows"), n);
-  EXPECT_GT(n, 2000);
+  EXPECT_GE(n, emitted_before_restart) << "rows written during the outage were not committed";
   std::filesystem::remove_all(dir);
 }
 
