@@ -39,18 +39,24 @@ class HeapTableBase {
   std::string signature_;
 };
 
+/// A value of a heap table with its expiry.
+template <class V>
+struct HeapEntry {
+  V value{};
+  int64_t expiry = 0;  // epoch ms; 0 = never expires
+};
+
+/// Debian's Abseil has its own string_view type; lookups go through it so
+/// they hash and compare the bytes in place instead of building a std::string.
+inline absl::string_view absl_view(std::string_view s) { return {s.data(), s.size()}; }
+
 /// Entries of one state: composite key (serialized key + namespace) -> V.
 template <class V>
 class HeapTable final : public HeapTableBase {
  public:
-  struct Entry {
-    V value{};
-    int64_t expiry = 0;  // epoch ms; 0 = never expires
-  };
+  using Entry = HeapEntry<V>;
   using Map = absl::flat_hash_map<std::string, Entry>;
-  // Debian's Abseil has its own string_view type; lookups go through it so
-  // they hash the bytes in place instead of building a std::string.
-  static absl::string_view view(std::string_view s) { return {s.data(), s.size()}; }
+  static absl::string_view view(std::string_view s) { return absl_view(s); }
 
   HeapTable(size_t groups, std::string signature, StateTtl ttl)
       : HeapTableBase(std::move(signature)), groups_(groups), ttl_(ttl) {}

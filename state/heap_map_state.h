@@ -18,7 +18,7 @@
 
 #include "engine/common/serde.h"
 #include "state/heap_backend.h"
-#include "state/map_key_codecs.h"
+#include "state/map_state_common.h"
 #include "state/ordered_map_state.h"
 
 namespace sluice::state {
@@ -35,13 +35,10 @@ namespace sluice::state {
 template <class V>
 class HeapMapTable final : public HeapTableBase {
  public:
-  struct Entry {
-    V value{};
-    int64_t expiry = 0;  // epoch ms; 0 = never expires
-  };
+  using Entry = HeapEntry<V>;
   using Inner = absl::btree_map<std::string, Entry>;
   using Outer = absl::flat_hash_map<std::string, Inner>;
-  static absl::string_view view(std::string_view s) { return {s.data(), s.size()}; }
+  static absl::string_view view(std::string_view s) { return absl_view(s); }
 
   HeapMapTable(size_t groups, std::string signature, StateTtl ttl)
       : HeapTableBase(std::move(signature)), groups_(groups), ttl_(ttl) {}
@@ -306,15 +303,7 @@ class HeapMapStateImpl final : public Iface {
     if (e) refresh(*e);
     return e != nullptr;
   }
-  std::vector<std::pair<K, V>> entries() override {
-    std::vector<std::pair<K, V>> out;
-    for (auto c = open_cursor(EncodedRange{}, false); c->valid(); c->next()) {
-      out.emplace_back(c->key(), c->value());
-    }
-    return out;
-  }
-  MapRange<K, V> iterate() override { return MapRange<K, V>(open_cursor(EncodedRange{}, false)); }
-  bool is_empty() override { return !open_cursor(EncodedRange{}, false)->valid(); }
+  std::unique_ptr<MapCursor<K, V>> open_all() override { return open_cursor(EncodedRange{}, false); }
   void clear() override {
     check_writable("clear");
     t_->erase(group(), key());
@@ -348,13 +337,8 @@ class HeapMapStateImpl final : public Iface {
   void refresh(typename Table::Entry& e) {
     if (t_->ttl().enabled() && t_->ttl().refresh_on_read) e.expiry = now() + t_->ttl().ttl.count();
   }
-  void check_writable(const char* op) const {
-    if (t_->open_cursors > 0) {
-      throw StateUsageError("map state '" + name_ + "': " + op +
-                            " while an iteration over the state is open; collect the changes "
-                            "and apply them after the loop");
-    }
-  }
+  void check_writable(const char* op) const { throw_if_iterating(t_->open_cursors, name_, op); }
+
   // The live entry for `k`, or nullptr; an expired one is erased on the way
   // (unless a cursor is open).
   typename Table::Entry* find_entry(const K& k) {

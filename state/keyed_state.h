@@ -199,10 +199,19 @@ class MapState : public State {
   virtual void remove(const K& key) = 0;
   virtual bool contains(const K& key) = 0;
   /// A copy of every entry, in iteration order.
-  virtual std::vector<std::pair<K, V>> entries() = 0;
+  std::vector<std::pair<K, V>> entries() {
+    std::vector<std::pair<K, V>> out;
+    for (auto c = open_all(); c->valid(); c->next()) out.emplace_back(c->key(), c->value());
+    return out;
+  }
   /// Every entry in iteration order, without copying (see MapRange).
-  virtual MapRange<K, V> iterate() = 0;
-  virtual bool is_empty() = 0;
+  MapRange<K, V> iterate() { return MapRange<K, V>(open_all()); }
+  bool is_empty() { return !open_all()->valid(); }
+
+ protected:
+  /// Backend: a cursor over every live entry of the current key and
+  /// namespace, registered as open until destroyed.
+  virtual std::unique_ptr<MapCursor<K, V>> open_all() = 0;
 };
 
 template <class T>

@@ -153,11 +153,17 @@ class OrderedMapState : public MapState<K, V> {
   /// No live entry in `r`.
   bool is_empty(const KeyRange<K>& r) { return !open_cursor(encode_range(r), false)->valid(); }
 
-  /// Removes every entry in `r`, expired or not. The cheap way to drop old
-  /// entries (a watermark passing): on RocksDB a small range becomes a
-  /// batch of deletes and a large one a single range deletion, never one
-  /// seek per entry. Prefer it to removing entries one by one from the
-  /// front, which on RocksDB leaves tombstones every later scan must skip.
+  /// Removes every entry in `r`, expired or not. The way to drop old
+  /// entries when a watermark passes: on RocksDB one scan of the range and
+  /// a batch of deletes (one DeleteRange above
+  /// RocksDBOptions::range_delete_threshold entries), never a seek per
+  /// entry.
+  ///
+  /// On RocksDB removed entries leave tombstones until compaction, and a
+  /// read that starts at the front of the map (first(), first_key(),
+  /// below(x), an unbounded remove_range) walks over them. When you know a
+  /// lower bound (the previous watermark), give it: remove [previous, wm)
+  /// and read at_least(previous) instead of below(wm) and first().
   void remove_range(const KeyRange<K>& r) {
     EncodedRange e = encode_range(r);
     remove_encoded_range(e);

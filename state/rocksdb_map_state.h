@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "state/map_key_codecs.h"
+#include "state/map_state_common.h"
 #include "state/ordered_map_state.h"
 #include "state/rocksdb_backend.h"
 
@@ -142,15 +142,7 @@ class RocksMapStateImpl final : public Iface, RocksStateBase {
     b_.remove(col_, entry_key(k));
   }
   bool contains(const K& k) override { return load(entry_key(k)).has_value(); }
-  std::vector<std::pair<K, V>> entries() override {
-    std::vector<std::pair<K, V>> out;
-    for (auto c = open_cursor(EncodedRange{}, false); c->valid(); c->next()) {
-      out.emplace_back(c->key(), c->value());
-    }
-    return out;
-  }
-  MapRange<K, V> iterate() override { return MapRange<K, V>(open_cursor(EncodedRange{}, false)); }
-  bool is_empty() override { return !open_cursor(EncodedRange{}, false)->valid(); }
+  std::unique_ptr<MapCursor<K, V>> open_all() override { return open_cursor(EncodedRange{}, false); }
   void clear() override {
     check_writable("clear");
     const std::string& prefix = key();
@@ -177,13 +169,8 @@ class RocksMapStateImpl final : public Iface, RocksStateBase {
     Codec::encode(out, k);
     return out;
   }
-  void check_writable(const char* op) const {
-    if (open_cursors_ > 0) {
-      throw StateUsageError("map state '" + name_ + "': " + op +
-                            " while an iteration over the state is open; collect the changes "
-                            "and apply them after the loop");
-    }
-  }
+  void check_writable(const char* op) const { throw_if_iterating(open_cursors_, name_, op); }
+
 
   std::string name_;
   int open_cursors_ = 0;
