@@ -21,7 +21,8 @@ namespace sluice::state {
 /// Owned by the backend; task thread only.
 class HeapTableBase {
  public:
-  explicit HeapTableBase(std::string signature) : signature_(std::move(signature)) {}
+  HeapTableBase(std::string signature, StateTtl ttl, const Clock* clock)
+      : signature_(std::move(signature)), ttl_(ttl), clock_(clock) {}
   virtual ~HeapTableBase() = default;
   /// Appends the live entries of group `g` (index in the range) to `out`.
   virtual void write_group(size_t g, std::string& out, int64_t now) const = 0;
@@ -34,9 +35,19 @@ class HeapTableBase {
   virtual size_t entry_count() const = 0;
   /// The state's kind and type ("value<long>"), checked on restore.
   const std::string& signature() const { return signature_; }
+  const StateTtl& ttl() const { return ttl_; }
+  int64_t now() const { return clock_->now_ms(); }
+  /// Whether an entry with this expiry is gone. An entry keeps the expiry
+  /// it was written with whatever the descriptor says now (as on RocksDB):
+  /// 0 never expires. The clock is read only for entries that can expire.
+  bool expired(int64_t expiry) const { return expiry != 0 && expiry <= clock_->now_ms(); }
+  /// Expiry of an entry written now: 0 without TTL.
+  int64_t new_expiry() const { return ttl_.enabled() ? clock_->now_ms() + ttl_.ttl.count() : 0; }
 
  private:
   std::string signature_;
+  StateTtl ttl_;
+  const Clock* clock_;
 };
 
 /// A value of a heap table with its expiry.
@@ -58,35 +69,35 @@ class HeapTable final : public HeapTableBase {
   using Map = absl::flat_hash_map<std::string, Entry>;
   static absl::string_view view(std::string_view s) { return absl_view(s); }
 
-  HeapTable(size_t groups, std::string signature, StateTtl ttl)
-      : HeapTableBase(std::move(signature)), groups_(groups), ttl_(ttl) {}
+  HeapTable(size_t groups, std::string signature, StateTtl ttl, const Clock* clock)
+      : HeapTableBase(std::move(signature), ttl, clock), groups_(groups) {}
 
   /// The live entry or nullptr; an expired entry is removed on the way.
-  Entry* find(size_t g, std::string_view key, int64_t now) {
+  Entry* find(size_t g, std::string_view key) {
     auto& m = groups_[g];
     auto it = m.find(view(key));
     if (it == m.end()) return nullptr;
-    if (ttl_.enabled() && it->second.expiry <= now) {
+    if (expired(it->second.expiry)) {
       m.erase(it);
       return nullptr;
     }
-    if (ttl_.enabled() && ttl_.refresh_on_read) it->second.expiry = now + ttl_.ttl.count();
+    if (ttl().enabled() && ttl().refresh_on_read) it->second.expiry = new_expiry();
     return &it->second;
   }
-  /// The entry for key, default-constructed if absent or expired; the
-  /// second value tells whether it was freshly created.
-  std::pair<Entry*, bool> upsert(size_t g, std::string_view key, int64_t now) {
+  /// The entry for key, default-constructed if absent or expired, with the
+  /// expiry of a write now; the second value tells whether it was created.
+  std::pair<Entry*, bool> upsert(size_t g, std::string_view key) {
     auto& m = groups_[g];
     auto it = m.find(view(key));
     bool created = false;
     if (it == m.end()) {
       it = m.emplace(std::string(key), Entry{}).first;
       created = true;
-    } else if (ttl_.enabled() && it->second.expiry <= now) {
+    } else if (expired(it->second.expiry)) {
       it->second = Entry{};
       created = true;
     }
-    if (ttl_.enabled()) it->second.expiry = now + ttl_.ttl.count();
+    it->second.expiry = new_expiry();
     return {&it->second, created};
   }
   void erase(size_t g, std::string_view key) {
@@ -99,10 +110,11 @@ class HeapTable final : public HeapTableBase {
     const auto& m = groups_[g];
     ByteWriter w(out);
     uint64_t live = 0;
-    for (const auto& [k, e] : m) live += (!ttl_.enabled() || e.expiry > now) ? 1 : 0;
+    auto gone = [now](const Entry& e) { return e.expiry != 0 && e.expiry <= now; };
+    for (const auto& [k, e] : m) live += gone(e) ? 0 : 1;
     w.put_varint(live);
     for (const auto& [k, e] : m) {
-      if (ttl_.enabled() && e.expiry <= now) continue;  // expired entries are not carried on
+      if (gone(e)) continue;  // expired entries are not carried on
       w.put_bytes(k);
       w.put_zigzag(e.expiry);
       Serde<V>::write(w, e.value);
@@ -126,19 +138,19 @@ class HeapTable final : public HeapTableBase {
     return Status::ok();
   }
   void purge_expired(size_t g, int64_t now) override {
-    if (!ttl_.enabled()) return;
-    absl::erase_if(groups_[g], [now](const auto& kv) { return kv.second.expiry <= now; });
+    if (!ttl().enabled()) return;
+    absl::erase_if(groups_[g], [now](const auto& kv) {
+      return kv.second.expiry != 0 && kv.second.expiry <= now;
+    });
   }
   size_t entry_count() const override {
     size_t n = 0;
     for (const auto& m : groups_) n += m.size();
     return n;
   }
-  const StateTtl& ttl() const { return ttl_; }
 
  private:
   std::vector<Map> groups_;
-  StateTtl ttl_;
 };
 
 /// Keyed state of one operator subtask as C++ objects, one table per
@@ -169,7 +181,7 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
   T* table(const std::string& name, std::string_view signature, StateTtl ttl) {
     auto it = tables_.find(name);
     if (it != tables_.end()) return static_cast<T*>(it->second.get());
-    auto t = std::make_unique<T>(range_.size(), std::string(signature), ttl);
+    auto t = std::make_unique<T>(range_.size(), std::string(signature), ttl, clock_);
     auto* raw = t.get();
     load_pending(name, *raw);  // first: if it throws, the name stays free (and pending)
     tables_.emplace(name, std::move(t));
@@ -214,12 +226,11 @@ class HeapStateBase {
  protected:
   HeapStateBase(HeapKeyedStateBackend& b, HeapTable<V>* t) : b_(b), t_(t) {}
   std::string_view key() { return b_.compose(ns_); }
-  typename HeapTable<V>::Entry* find() { return t_->find(b_.current_group_index(), key(), now()); }
+  typename HeapTable<V>::Entry* find() { return t_->find(b_.current_group_index(), key()); }
   std::pair<typename HeapTable<V>::Entry*, bool> upsert() {
-    return t_->upsert(b_.current_group_index(), key(), now());
+    return t_->upsert(b_.current_group_index(), key());
   }
   void erase() { t_->erase(b_.current_group_index(), key()); }
-  int64_t now() const { return t_->ttl().enabled() ? b_.now_ms() : 0; }
 
   HeapKeyedStateBackend& b_;
   HeapTable<V>* t_;

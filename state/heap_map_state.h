@@ -40,13 +40,11 @@ class HeapMapTable final : public HeapTableBase {
   using Outer = absl::flat_hash_map<std::string, Inner>;
   static absl::string_view view(std::string_view s) { return absl_view(s); }
 
-  HeapMapTable(size_t groups, std::string signature, StateTtl ttl)
-      : HeapTableBase(std::move(signature)), groups_(groups), ttl_(ttl) {}
+  HeapMapTable(size_t groups, std::string signature, StateTtl ttl, const Clock* clock)
+      : HeapTableBase(std::move(signature), ttl, clock), groups_(groups) {}
 
-  const StateTtl& ttl() const { return ttl_; }
-  bool live(const Entry& e, int64_t now) const {
-    return !ttl_.enabled() || e.expiry == 0 || e.expiry > now;
-  }
+  /// Live at `now`: never expires (0) or expires later.
+  static bool live(const Entry& e, int64_t now) { return e.expiry == 0 || e.expiry > now; }
   /// The map of (key, namespace) `key`, or nullptr.
   Inner* find(size_t g, std::string_view key) {
     auto it = groups_[g].find(view(key));
@@ -120,7 +118,7 @@ class HeapMapTable final : public HeapTableBase {
     return Status::ok();
   }
   void purge_expired(size_t g, int64_t now) override {
-    if (!ttl_.enabled() || open_cursors > 0) return;
+    if (!ttl().enabled() || open_cursors > 0) return;
     absl::erase_if(groups_[g], [&](auto& kv) {
       absl::erase_if(kv.second, [&](const auto& e) { return !live(e.second, now); });
       return kv.second.empty();
@@ -134,15 +132,13 @@ class HeapMapTable final : public HeapTableBase {
   }
 
  private:
-  uint64_t live_count(const Inner& m, int64_t now) const {
-    if (!ttl_.enabled()) return m.size();
+  static uint64_t live_count(const Inner& m, int64_t now) {
     uint64_t n = 0;
     for (const auto& [mk, e] : m) n += live(e, now) ? 1 : 0;
     return n;
   }
 
   std::vector<Outer> groups_;
-  StateTtl ttl_;
 };
 
 /// A heap map iteration: a B-tree position in the map of one (key,
@@ -288,7 +284,7 @@ class HeapMapStateImpl final : public Iface {
     check_writable("put");
     auto& e = t_->upsert(group(), key())[encode(k)];
     e.value = v;
-    e.expiry = t_->ttl().enabled() ? now() + t_->ttl().ttl.count() : 0;
+    e.expiry = t_->new_expiry();
   }
   void remove(const K& k) override {
     check_writable("remove");
@@ -311,7 +307,7 @@ class HeapMapStateImpl final : public Iface {
 
   // OrderedMapState (plain members when Iface is MapState).
   std::unique_ptr<MapCursor<K, V>> open_cursor(const EncodedRange& r, bool reverse) {
-    return std::make_unique<HeapMapCursor<K, V, Codec>>(t_, group(), key(), r, reverse, now());
+    return std::make_unique<HeapMapCursor<K, V, Codec>>(t_, group(), key(), r, reverse, t_->now());
   }
   void remove_encoded_range(const EncodedRange& r) {
     check_writable("remove_range");
@@ -328,14 +324,13 @@ class HeapMapStateImpl final : public Iface {
  private:
   size_t group() const { return b_.current_group_index(); }
   std::string_view key() { return b_.compose(ns_); }
-  int64_t now() const { return t_->ttl().enabled() ? b_.now_ms() : 0; }
   const std::string& encode(const K& k) {
     mk_.clear();
     Codec::encode(mk_, k);
     return mk_;
   }
   void refresh(typename Table::Entry& e) {
-    if (t_->ttl().enabled() && t_->ttl().refresh_on_read) e.expiry = now() + t_->ttl().ttl.count();
+    if (t_->ttl().enabled() && t_->ttl().refresh_on_read) e.expiry = t_->new_expiry();
   }
   void check_writable(const char* op) const { throw_if_iterating(t_->open_cursors, name_, op); }
 
@@ -347,7 +342,7 @@ class HeapMapStateImpl final : public Iface {
     if (!m) return nullptr;
     auto it = m->find(encode(k));
     if (it == m->end()) return nullptr;
-    if (!t_->live(it->second, now())) {
+    if (t_->expired(it->second.expiry)) {
       if (t_->open_cursors == 0) {
         m->erase(it);
         if (m->empty()) t_->erase(group(), key);

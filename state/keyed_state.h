@@ -35,6 +35,9 @@ namespace sluice::state {
 /// snapshot at every snapshot; RocksDB's compaction filter drops them when
 /// their SST is compacted; neither carries them into a rescaled restore.
 ///
+/// An entry keeps the expiry it was written with if the descriptor's TTL
+/// changes across a restore (0: never expires).
+///
 /// Granularity: one expiry per value, reducing or aggregating state, per
 /// map entry, and per list as a whole (a list's elements share one expiry
 /// that every write of the list refreshes; Flink tracks list elements one

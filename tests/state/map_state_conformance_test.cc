@@ -555,6 +555,33 @@ TEST_P(KeyedStateConformance, RestoredMapEntriesKeepTheirExpiry) {
   EXPECT_TRUE(rp->is_empty());
 }
 
+TEST_P(KeyedStateConformance, EntriesKeepTheExpiryTheyWereWrittenWithWhenTheTtlChanges) {
+  // Written: "a" without TTL, "b" with; restored with the TTLs swapped.
+  auto& a = make_backend();
+  use_key(a, "alice");
+  get_value_state(a, ValueStateDescriptor<int64_t>{"a"})->update(1);
+  get_ordered_map_state(a, OrderedMapStateDescriptor<int64_t, int64_t>{"ma"})->put(1, 1);
+  get_value_state(a, ValueStateDescriptor<int64_t>{"b", ttl_ms(1000)})->update(2);
+  get_ordered_map_state(a, OrderedMapStateDescriptor<int64_t, int64_t>{"mb", ttl_ms(1000)})->put(2, 2);
+  KeyedStateHandle h = snapshot(a, 1);
+  auto& r = restore({h});
+  use_key(r, "alice");
+  auto* va = get_value_state(r, ValueStateDescriptor<int64_t>{"a", ttl_ms(1000)});
+  auto* ma = get_ordered_map_state(r, OrderedMapStateDescriptor<int64_t, int64_t>{"ma", ttl_ms(1000)});
+  auto* vb = get_value_state(r, ValueStateDescriptor<int64_t>{"b"});
+  auto* mb = get_ordered_map_state(r, OrderedMapStateDescriptor<int64_t, int64_t>{"mb"});
+  ma->put(10, 10);  // written under the new TTL: expires at +1000
+  mb->put(20, 20);  // written without TTL: never expires
+  clock_.advance(1001);
+  EXPECT_EQ(va->value(), 1) << "written without an expiry, it never expires";
+  EXPECT_EQ(vb->value(), std::nullopt) << "written with an expiry, it keeps it";
+  EXPECT_EQ(ma->entries(), (std::vector<std::pair<int64_t, int64_t>>{{1, 1}}));
+  EXPECT_EQ(mb->entries(), (std::vector<std::pair<int64_t, int64_t>>{{20, 20}}));
+  vb->update(3);
+  clock_.advance(int64_t{1} << 40);
+  EXPECT_EQ(vb->value(), 3);
+}
+
 TEST_P(KeyedStateConformance, MapAndOrderedMapStateCannotBeRestoredAsEachOther) {
   auto& a = make_backend();
   use_key(a, "alice");
