@@ -19,11 +19,23 @@
 //   // Watermark passed: drop everything older than wm - upper.
 //   buffer->remove_range(KeyRange<int64_t>::below(wm - upper));
 //
+//   // CEP: events by (timestamp, sequence); every event at timestamp t,
+//   // then prune what lies before the watermark.
+//   using Id = std::pair<int64_t, uint32_t>;
+//   for (const auto& [id, e] : events->range(KeyRange<Id>::half_open({t, 0}, {t + 1, 0}))) ...
+//   events->remove_range(KeyRange<Id>::below({wm, 0}));
+//
 // Keys: any type with an OrderedCodec (ordered_codec.h): integers of every
 // width (negative numbers order before positive ones), EventTime, strings
 // and bytes, pairs and tuples of those (lexicographic), and structs that opt
 // in. Other key types do not compile here (plain MapState takes any
-// Serde-able key but has no order).
+// Serde-able key but has no order). With EventTime keys, bounds computed as
+// `t + Duration` saturate instead of overflowing at the ends of time.
+//
+// Rules: a MapRange (what range() returns) must not outlive the callback
+// that made it, and while one is alive its state must not be modified —
+// put/remove/remove_range/clear throw StateUsageError on both backends.
+// Collect keys in the loop, change them after it.
 //
 // Both backends return exactly the same entries in the same order: RocksDB
 // stores the ordered bytes in its keys (range reads are iterator scans with

@@ -296,6 +296,20 @@ TEST_P(KeyedStateConformance, OrderedMapWithStringAndStructKeys) {
   EXPECT_EQ(n->last_key(), (NodeId{"end", 1}));
 }
 
+TEST_P(KeyedStateConformance, OrderedMapWithEventTimeKeysAtTheEndsOfTime) {
+  auto& b = make_backend();
+  use_key(b, "alice");
+  auto* m = get_ordered_map_state(b, OrderedMapStateDescriptor<EventTime, int64_t>{"t"});
+  for (EventTime t : {EventTime::max(), EventTime(0), EventTime::min(), EventTime(-5)}) m->put(t, t.ms());
+  const EventTime probe = EventTime::max() - Duration(1);
+  // probe + 10 ms saturates at max: the range reaches the last key.
+  std::vector<int64_t> got;
+  for (const auto& [t, v] : m->range(KeyRange<EventTime>::closed(probe, probe + Duration(10)))) got.push_back(v);
+  EXPECT_EQ(got, (std::vector<int64_t>{EventTime::max().ms()}));
+  m->remove_range(KeyRange<EventTime>::below(EventTime(0)));
+  EXPECT_EQ(m->first_key(), EventTime(0));
+}
+
 // ============================================================================
 // Iteration rules
 
