@@ -98,6 +98,7 @@ TEST(HttpClient, ManyRequestsInFlightCompleteOnOneThreadWithABoundedPool) {
   auto s = server(so);
   HttpClientOptions co;
   co.max_host_connections = 32;
+  co.max_active = 32;
   auto c = client(co);
   constexpr int kN = 2000;
   std::mutex mu;

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -238,10 +239,11 @@ class HttpClient::Impl {
         }
         for (auto& t : batch) {
           if (stop) deliver(std::move(t), Status::cancelled("HTTP client '" + opts_.name + "' stopped"));
-          else start(std::move(t));
+          else waiting_.push_back(std::move(t));
         }
       }
       collect_done();
+      start_waiting();
     }
     // Stopping: every transfer still running is called back, then dropped.
     for (Transfer* t : active_) {
@@ -251,10 +253,28 @@ class HttpClient::Impl {
       deliver(std::unique_ptr<Transfer>(t), Status::cancelled("HTTP client '" + opts_.name + "' stopped"));
     }
     active_.clear();
+    for (auto& t : waiting_) deliver(std::move(t), Status::cancelled("HTTP client '" + opts_.name + "' stopped"));
+    waiting_.clear();
     std::lock_guard lk(cpu_mu_);
     timespec ts{};
     if (cpu_clock_valid_ && ::clock_gettime(cpu_clock_, &ts) == 0) last_cpu_ns_ = ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
     cpu_clock_valid_ = false;
+  }
+
+  void start_waiting() {
+    bool started = false;
+    while (!waiting_.empty() && (opts_.max_active == 0 || active_.size() < opts_.max_active)) {
+      start(std::move(waiting_.front()));
+      waiting_.pop_front();
+      started = true;
+    }
+    // New transfers do their first steps at once (curl asks for a 0 ms timer).
+    if (started) {
+      int running = 0;
+      curl_multi_socket_action(multi_, CURL_SOCKET_TIMEOUT, 0, &running);
+      collect_done();
+      if (!waiting_.empty() && (opts_.max_active == 0 || active_.size() < opts_.max_active)) start_waiting();
+    }
   }
 
   void start(std::unique_ptr<Transfer> t) {
@@ -281,6 +301,10 @@ class HttpClient::Impl {
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    // Small transfer buffers: curl allocates them per transfer, and freeing
+    // 64 KiB blocks makes malloc consolidate its heap every time.
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 16384L);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
     curl_easy_setopt(e, CURLOPT_USERAGENT, opts_.user_agent.c_str());
     long timeout = (r.timeout.count() > 0 ? r.timeout : opts_.default_timeout).count();
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
@@ -385,6 +409,7 @@ class HttpClient::Impl {
   // Loop thread only.
   std::vector<CURL*> idle_;
   std::unordered_set<Transfer*> active_;
+  std::deque<std::unique_ptr<Transfer>> waiting_;
   int64_t timer_deadline_ns_ = -1;
 
   mutable std::mutex cpu_mu_;  // guards the loop thread's CPU clock while it lives

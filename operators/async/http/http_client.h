@@ -69,6 +69,10 @@ struct HttpClientOptions {
   long max_host_connections = 0;
   /// [0 = no limit] open connections overall.
   long max_total_connections = 0;
+  /// [0 = no limit] transfers handed to libcurl at once; the others wait
+  /// in the client's FIFO. libcurl's cost per transfer grows with the
+  /// transfers it juggles, so with connection limits set this to the limit.
+  size_t max_active = 0;
   /// [30 s] per request unless Request::timeout says otherwise.
   Duration default_timeout{30'000};
   /// [5 s] TCP (and TLS) connect.

@@ -2,11 +2,13 @@
 
 #include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -109,6 +111,11 @@ class HttpTestServer::Loop {
     if (conn && live_.insert(conn).second) {
       owner_->connections_.fetch_add(1);
       evhttp_connection_set_closecb(conn, &Loop::on_close, this);
+      // evhttp writes status line, headers and body separately: without
+      // TCP_NODELAY, Nagle holds the tail back until the client's delayed ACK.
+      int one = 1;
+      evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
     auto* p = new Pending{this, req, 200, {}};
     const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
