@@ -182,7 +182,9 @@ TEST_P(AsyncKillRestore, KilledWithRequestsInFlightAndRestoredEmitsEveryRecordEx
   auto server = HttpTestServer::start(so);
   ASSERT_TRUE(server.is_ok()) << server.status().to_string();
   it::TempDir dir;
-  constexpr int kN = 6000;
+  // 4 s of input at 3,000/s: more than three killed runs of at most 1 s get
+  // through, so the job is still running at every kill.
+  constexpr int kN = 12000;
   write_input(dir.file("in.ndjson"), kN);
   const std::string log = dir.file("runs.log");
   // 3,000 records/s against 20-60 ms answers: ~100 requests in flight all
@@ -197,7 +199,7 @@ TEST_P(AsyncKillRestore, KilledWithRequestsInFlightAndRestoredEmitsEveryRecordEx
   const uint32_t seed = seed_env ? static_cast<uint32_t>(std::strtoul(seed_env, nullptr, 10)) : std::random_device{}();
   SCOPED_TRACE("kill schedule seed " + std::to_string(seed) + " (replay with SLUICE_KILL_SEED); see " + log);
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> delay_ms(500, 1000);
+  std::uniform_int_distribution<int> delay_ms(400, 900);
   struct stat st {};
   for (int kill_no = 0; kill_no < 3; ++kill_no) {
     auto args = argv;
