@@ -40,9 +40,9 @@ with tempfile.TemporaryDirectory() as t:
 PY
 
 step "deploy/local/up.sh"
-"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 >/dev/null
+"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 --influxdb >/dev/null
 source "$DIR/cluster/env"
-export PGHOST PGPORT PGUSER PGDATABASE
+export PGHOST PGPORT PGUSER PGDATABASE INFLUXDB_URL INFLUXDB_DATABASE INFLUXDB_PASSWORD_FILE
 
 # Job A: a bounded, reproducible batch in its own topic -> Postgres (upsert,
 # exactly-once), compared with counts computed here from the same events.
@@ -55,8 +55,9 @@ step "sluice gen -> Kafka topic clicks_ref"
   || fail "gen --kafka did not produce 6000 messages"
 SINK="postgres://postgres@$PGHOST:$PGPORT/$PGDATABASE?table=page_counts&mode=upsert&key=window_start,page_url&create_table=true"
 submit() { "$SLUICE" submit "$JOB" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" "$@"; }
+# The same counts also go to up.sh --influxdb's InfluxDB (the job's second sink).
 JOB_A=$(submit -p 2 --checkpoint-interval 1s --arg "source=kafka://$KAFKA_BOOTSTRAP/clicks_ref?start=earliest&stop=latest" \
-  --arg "sink=$SINK" --arg window=10s --arg "dlq=file://$DIR/dlq-a.ndjson")
+  --arg "sink=$SINK" --arg window=10s --arg "dlq=file://$DIR/dlq-a.ndjson" --arg "metrics=$INFLUXDB_SINK")
 # Job B: the unbounded live stream of up.sh's generator -> Prometheus gauges
 # (and a file), what the dashboards' PromQL reads.
 JOB_B=$(submit -p 2 --checkpoint-interval 2s --arg "source=kafka://$KAFKA_BOOTSTRAP/clicks?start=earliest" \
@@ -102,6 +103,56 @@ if got != dict(want):
           list(missing.items())[:5], list(extra.items())[:5]), file=sys.stderr)
     sys.exit(1)
 print("page_counts: %d rows, %d clicks, equal to the reference" % (len(got), sum(got.values())))
+PY
+
+step "InfluxDB page_counts and every InfluxQL query of the dashboards"
+python3 - "$DIR/reference.ndjson" "$SRC/deploy/grafana/dashboards" <<'PY' || fail "InfluxDB differs from the reference or a dashboard query failed"
+import base64, collections, glob, json, os, sys, urllib.parse, urllib.request
+url, db = os.environ["INFLUXDB_URL"], os.environ["INFLUXDB_DATABASE"]
+auth = "Basic " + base64.b64encode(("admin:" + open(os.environ["INFLUXDB_PASSWORD_FILE"]).read().strip()).encode()).decode()
+def query(q):
+    req = urllib.request.Request(url + "/query?" + urllib.parse.urlencode({"db": db, "epoch": "ms", "q": q}),
+                                 headers={"Authorization": auth})
+    res = json.load(urllib.request.urlopen(req, timeout=10))["results"][0]
+    if "error" in res:
+        raise RuntimeError(res["error"])
+    return res.get("series", [])
+want = collections.Counter()
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if not isinstance(e, dict) or not isinstance(e.get("page_url"), str) or not e["page_url"] \
+            or not isinstance(e.get("ts"), int) or e["ts"] <= 0 or not isinstance(e.get("user_id", ""), str) \
+            or not isinstance(e.get("event_type", ""), str):
+        continue
+    want[(e["ts"] - e["ts"] % 10000, e["page_url"])] += 1
+got = {}
+for s in query('SELECT "count" FROM page_counts GROUP BY page_url'):
+    for t, n in s["values"]:
+        got[(t, s["tags"]["page_url"])] = n
+if got != dict(want):
+    print("influxdb: got %d points, want %d" % (len(got), len(want)), file=sys.stderr)
+    sys.exit(1)
+lo, hi = min(t for t, _ in got), max(t for t, _ in got)
+n = 0
+for f in sorted(glob.glob(os.path.join(sys.argv[2], "*.json"))):
+    for p in json.load(open(f))["panels"]:
+        for t in p.get("targets", []):
+            if t.get("datasource", {}).get("type") != "influxdb":
+                continue
+            q = t["query"].replace("$timeFilter", "time >= %dms AND time <= %dms" % (lo, hi))
+            try:
+                rows = sum(len(s["values"]) for s in query(q))
+            except Exception as e:
+                print("%s / %s: %s" % (os.path.basename(f), p["title"], e), file=sys.stderr)
+                sys.exit(1)
+            if not rows:
+                print("%s / %s: no rows" % (os.path.basename(f), p["title"]), file=sys.stderr)
+                sys.exit(1)
+            n += 1
+print("influxdb page_counts: %d points equal to the reference; %d InfluxQL queries returned rows" % (len(got), n))
 PY
 
 step "every SQL query of the dashboards on Postgres"
