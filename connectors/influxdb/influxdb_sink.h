@@ -98,6 +98,24 @@ std::string append_field_value(std::string& out, const V& v) {
   return "";
 }
 
+/// A field type as messages name it: "int64", "optional<string>", ...
+template <class F>
+std::string describe_type() {
+  if constexpr (!std::is_same_v<F, unoptional_t<F>>) {
+    return "optional<" + describe_type<unoptional_t<F>>() + ">";
+  } else if constexpr (std::is_same_v<F, std::string>) {
+    return "string";
+  } else if constexpr (std::is_same_v<F, bool>) {
+    return "bool";
+  } else if constexpr (std::is_integral_v<F>) {
+    return std::string(std::is_signed_v<F> ? "int" : "uint") + std::to_string(8 * sizeof(F));
+  } else if constexpr (std::is_floating_point_v<F>) {
+    return sizeof(F) == sizeof(float) ? "float" : "double";
+  } else {
+    return std::string(type_name<F>());
+  }
+}
+
 /// T's fields as make_layout sees them, or why T has none.
 template <class T>
 Result<std::vector<FieldInfo>> fields_of() {
@@ -108,7 +126,7 @@ Result<std::vector<FieldInfo>> fields_of() {
       using V = unoptional_t<std::decay_t<decltype(f)>>;
       FieldInfo i;
       i.name = name;
-      i.type = std::string(type_name<std::decay_t<decltype(f)>>());
+      i.type = describe_type<std::decay_t<decltype(f)>>();
       i.can_tag = i.can_field = kScalar<V>;
       i.can_time = kInteger<V>;
       out.push_back(std::move(i));
