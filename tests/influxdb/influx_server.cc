@@ -1,11 +1,8 @@
 #include "tests/influxdb/influx_server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <simdjson.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -23,21 +20,6 @@ namespace sluice::influxdb::testing {
 namespace {
 
 constexpr const char* kInfluxd = "/usr/bin/influxd";
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 std::string text_of(simdjson::dom::element v) {
   std::string_view s;
@@ -60,8 +42,8 @@ std::unique_ptr<InfluxServer> InfluxServer::start(std::string* error) {
     return nullptr;
   }
   s->dir_ = tmpl;
-  s->http_port_ = free_port();
-  s->rpc_port_ = free_port();
+  s->http_port_ = it::free_loopback_port();
+  s->rpc_port_ = it::free_loopback_port();
   std::mt19937_64 rng(std::random_device{}());
   s->password_ = "pw-" + std::to_string(rng());
   s->password_file_ = s->dir_ + "/admin.password";
