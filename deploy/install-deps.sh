@@ -2,20 +2,30 @@
 # Installs, with apt, whatever Sluice needs to build, test and run locally
 # that is not installed yet. Idempotent: with everything present it only
 # checks. Debian 12 (bookworm) packages only.
+#   deploy/install-deps.sh           everything: build, test and run locally
+#   deploy/install-deps.sh --build   only what building Sluice needs (the
+#                                    build stage of deploy/Dockerfile)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config git
   # libraries
   librdkafka-dev librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
+)
+TOOL_PACKAGES=(
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl
   # checks deploy/docker-compose.yml (config -q); no Docker engine needed
   docker-compose
 )
+case "${1:-}" in
+  "") PACKAGES=("${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}") ;;
+  --build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+  *) echo "install-deps: unknown option $1 (none, or --build)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
