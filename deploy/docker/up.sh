@@ -6,8 +6,10 @@
 #   sluice image                --prebuilt BUILD: runtime stage of deploy/Dockerfile
 #                               + the binaries of a cmake build tree
 #                               (deploy/docker/prebuilt.Dockerfile), tagged
-#                               sluice:<project>; else the whole multi-stage
-#                               deploy/Dockerfile (compiles Sluice, minutes), sluice:latest
+#                               sluice:<project>; --image NAME: that image (e.g.
+#                               the one `docker compose build` made); else the
+#                               whole multi-stage deploy/Dockerfile (compiles
+#                               Sluice, minutes), sluice:latest
 #   sluice-postgres:bookworm, sluice-prometheus:bookworm   Debian's packages
 # then starts dev-kafka, PostgreSQL, Prometheus, the jobmanager, two
 # taskmanagers, the generator and the one-shot submitter of the clickstream
@@ -17,6 +19,7 @@
 #
 # Options:  --dir DIR        state directory (default $SLUICE_DOCKER_DIR or /tmp/sluice-docker)
 #           --prebuilt BUILD use the binaries of this cmake build tree
+#           --image NAME     use this Sluice image as it is
 #           --rate N         generator events per second (default 200); 0 = no generator
 #           --no-submit      do not submit the clickstream job
 set -euo pipefail
@@ -24,15 +27,17 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 DIR=${SLUICE_DOCKER_DIR:-/tmp/sluice-docker}
 PREBUILT=""
+IMAGE=""
 RATE=200
 SUBMIT=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) DIR=$2; shift 2 ;;
     --prebuilt) PREBUILT=$(cd "$2" && pwd); shift 2 ;;
+    --image) IMAGE=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --no-submit) SUBMIT=0; shift ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -78,7 +83,9 @@ build sluice-postgres:bookworm "$REPO/deploy/docker/postgres.Dockerfile" "$REPO/
 PIDS=($!)
 build sluice-prometheus:bookworm "$REPO/deploy/docker/prometheus.Dockerfile" "$REPO/deploy/docker" "${BASE[@]}" &
 PIDS+=($!)
-if [ -n "$PREBUILT" ]; then
+if [ -n "$IMAGE" ]; then
+  $DOCKER image inspect "$IMAGE" >/dev/null 2>&1 || die "no image $IMAGE"
+elif [ -n "$PREBUILT" ]; then
   [ -x "$PREBUILT/sluice" ] || die "$PREBUILT/sluice not built"
   IMAGE=sluice:$PROJECT
   build sluice-runtime-base:bookworm "$REPO/deploy/Dockerfile" "$REPO" --target runtime-base "${BASE[@]}"

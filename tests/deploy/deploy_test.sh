@@ -56,12 +56,8 @@ export PGHOST PGPORT PGUSER PGDATABASE
 # Job A: a bounded, reproducible batch in its own topic -> Postgres (upsert,
 # exactly-once), compared with counts computed here from the same events.
 NOW=$(date +%s%3N)
-GEN=(--count 6000 --seed 7 --pages 20 --start-ts $((NOW - 90000)) --events-per-second 100
-     --out-of-order 0.1 --max-delay 1s --late 0 --malformed 0.01)
 step "sluice gen -> Kafka topic clicks_ref"
-"$SLUICE" gen "${GEN[@]}" --output "$DIR/reference.ndjson" 2>/dev/null
-"$SLUICE" gen "${GEN[@]}" --kafka "$KAFKA_BOOTSTRAP" --topic clicks_ref 2>&1 | grep -q "produced 6000" \
-  || fail "gen --kafka did not produce 6000 messages"
+gen_batch "$SLUICE" 7 $((NOW - 90000)) "$DIR/reference.ndjson" "$KAFKA_BOOTSTRAP" clicks_ref
 SINK="postgres://postgres@$PGHOST:$PGPORT/$PGDATABASE?table=page_counts&mode=upsert&key=window_start,page_url&create_table=true"
 submit() { "$SLUICE" submit "$JOB" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" "$@"; }
 JOB_A=$(submit -p 2 --checkpoint-interval 1s --arg "source=kafka://$KAFKA_BOOTSTRAP/clicks_ref?start=earliest&stop=latest" \
@@ -145,9 +141,7 @@ curl -sf "$JOBMANAGER_HTTP/jobs/$JOB_B" | grep -q '"state":"RUNNING"' || fail "j
 step "job C: taskmanager killed and Postgres restarted mid-run"
 "$SLUICE" cancel "$JOB_B" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" >/dev/null
 START_C=$(( (NOW / 10000) * 10000 - 200000 ))
-GEN_C=(--count 6000 --seed 11 --pages 20 --start-ts $START_C --events-per-second 100
-       --out-of-order 0.1 --max-delay 1s --late 0 --malformed 0.01)
-"$SLUICE" gen "${GEN_C[@]}" --output "$DIR/reference-c.ndjson" 2>/dev/null
+gen_batch "$SLUICE" 11 $START_C "$DIR/reference-c.ndjson"
 # The same lines go to Kafka paced, so the job is still reading when the
 # failures come.
 feed_paced "$KAFKA_BOOTSTRAP" clicks_chaos "$DIR/reference-c.ndjson" "$DIR/gen-c.log"

@@ -73,8 +73,11 @@ if ! $DOCKER info >/dev/null 2>&1; then
 fi
 $DOCKER info -f 'engine: Docker {{.ServerVersion}}, {{.Driver}}, cgroup {{.CgroupVersion}}'
 
-step "deploy/docker/up.sh --prebuilt (images, compose up)"
-"$SRC/deploy/docker/up.sh" --dir "$DIR/cluster" --prebuilt "$BUILD" --rate 200
+# SLUICE_DOCKER_IMAGE=NAME tests that image (e.g. sluice:latest from the
+# multi-stage deploy/Dockerfile) instead of this build tree's binaries.
+if [ -n "${SLUICE_DOCKER_IMAGE:-}" ]; then IMAGE_ARGS=(--image "$SLUICE_DOCKER_IMAGE"); else IMAGE_ARGS=(--prebuilt "$BUILD"); fi
+step "deploy/docker/up.sh ${IMAGE_ARGS[*]} (images, compose up)"
+"$SRC/deploy/docker/up.sh" --dir "$DIR/cluster" "${IMAGE_ARGS[@]}" --rate 200
 source "$DIR/cluster/env"
 DC=(docker-compose -p "$COMPOSE_PROJECT" -f "$COMPOSE_FILE")
 cid() { "${DC[@]}" ps -q "$1"; }
@@ -132,12 +135,8 @@ PSQL_ROWS=("${DC[@]}" exec -T postgres psql -U sluice -d sluice -qAtX -F $'\t' -
 # Job A: a bounded, reproducible batch -> Postgres (upsert, exactly-once),
 # equal to the counts computed here from the same events.
 NOW=$(date +%s%3N)
-GEN=(--count 6000 --seed 7 --pages 20 --start-ts $((NOW - 90000)) --events-per-second 100
-     --out-of-order 0.1 --max-delay 1s --late 0 --malformed 0.01)
 step "job A: 6000 clicks in topic clicks_ref -> page_counts_ref"
-"$SLUICE" gen "${GEN[@]}" --output "$DIR/reference-a.ndjson" 2>/dev/null
-"$SLUICE" gen "${GEN[@]}" --kafka "$KAFKA_BOOTSTRAP" --topic clicks_ref 2>&1 | grep -q "produced 6000" \
-  || fail "gen --kafka did not produce 6000 messages"
+gen_batch "$SLUICE" 7 $((NOW - 90000)) "$DIR/reference-a.ndjson" "$KAFKA_BOOTSTRAP" clicks_ref
 JOB_A=$(submit -p 2 --checkpoint-interval 1s --arg "source=kafka://$KAFKA_BOOTSTRAP/clicks_ref?start=earliest&stop=latest" \
   --arg "sink=$(pg_sink page_counts_ref)" --arg window=10s --arg dlq=file:///var/lib/sluice/dlq-a.ndjson)
 state=$(wait_job_end "$JOBMANAGER_HTTP" "$JOB_A" 60)
@@ -149,9 +148,7 @@ state=$(wait_job_end "$JOBMANAGER_HTTP" "$JOB_A" 60)
 # Job C: exactly-once into Postgres while a taskmanager container is killed.
 step "job C: a taskmanager container killed mid-run"
 START_C=$(( (NOW / 10000) * 10000 - 200000 ))
-GEN_C=(--count 6000 --seed 11 --pages 20 --start-ts $START_C --events-per-second 100
-       --out-of-order 0.1 --max-delay 1s --late 0 --malformed 0.01)
-"$SLUICE" gen "${GEN_C[@]}" --output "$DIR/reference-c.ndjson" 2>/dev/null
+gen_batch "$SLUICE" 11 $START_C "$DIR/reference-c.ndjson"
 feed_paced "$KAFKA_BOOTSTRAP" clicks_chaos "$DIR/reference-c.ndjson" "$DIR/feed-c.log"
 JOB_C=$(submit -p 2 --checkpoint-interval 500ms --arg "source=kafka://$KAFKA_BOOTSTRAP/clicks_chaos?start=earliest" \
   --arg "sink=$(pg_sink page_counts_chaos)" --arg window=10s --arg dlq=file:///var/lib/sluice/dlq-c.ndjson)
@@ -181,5 +178,6 @@ step "deploy/docker/down.sh"
 LABEL="label=com.docker.compose.project=$COMPOSE_PROJECT"
 left="$($DOCKER ps -aq --filter "$LABEL")$($DOCKER volume ls -q --filter "$LABEL")$($DOCKER network ls -q --filter "$LABEL")"
 [ -z "$left" ] || fail "containers, volumes or networks of $COMPOSE_PROJECT are left: $left"
-! $DOCKER image inspect "$SLUICE_IMAGE" >/dev/null 2>&1 || fail "image $SLUICE_IMAGE is left"
+[ -n "${SLUICE_DOCKER_IMAGE:-}" ] || ! $DOCKER image inspect "$SLUICE_IMAGE" >/dev/null 2>&1 \
+  || fail "image $SLUICE_IMAGE is left"
 step "ok"

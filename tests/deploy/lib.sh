@@ -48,3 +48,17 @@ flush_event_time() {
     kcat -P -b "$2" -t "$3" -p "$p" < "$5" || fail "flush to partition $p of $3 failed"
   done
 }
+
+# gen_batch SLUICE SEED START_TS FILE [BOOTSTRAP TOPIC]: the tests' reference
+# batch — 6000 seeded clicks on 20 pages from START_TS, 100 per second of
+# event time, 10 % out of order by up to 1 s, 1 % malformed — into FILE (the
+# reference) and, given BOOTSTRAP, the same events into TOPIC.
+gen_batch() {
+  local args=(--count 6000 --seed "$2" --pages 20 --start-ts "$3" --events-per-second 100
+              --out-of-order 0.1 --max-delay 1s --late 0 --malformed 0.01)
+  "$1" gen "${args[@]}" --output "$4" 2>/dev/null || fail "gen --output $4 failed"
+  if [ $# -ge 6 ]; then
+    "$1" gen "${args[@]}" --kafka "$5" --topic "$6" 2>&1 | grep -q "produced 6000" \
+      || fail "gen --kafka did not produce 6000 messages to $6"
+  fi
+}
