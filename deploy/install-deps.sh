@@ -18,7 +18,8 @@ BUILD_PACKAGES=(
 TOOL_PACKAGES=(
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl
-  # checks deploy/docker-compose.yml (config -q); no Docker engine needed
+  # checks and runs the compose files (tests/deploy/docker_test.sh installs
+  # the Docker engine, docker.io, and debootstrap itself)
   docker-compose
 )
 case "${1:-}" in
