@@ -91,7 +91,6 @@ elif [ -n "$PREBUILT" ]; then
   build sluice-runtime-base:bookworm "$REPO/deploy/Dockerfile" "$REPO" --target runtime-base "${BASE[@]}"
   mkdir -p "$DIR/context"
   cmake --install "$PREBUILT" --prefix "$DIR/context/opt/sluice" >/dev/null
-  rm -f "$DIR"/context/opt/sluice/lib/libsluice_test_harness.so
   build "$IMAGE" "$REPO/deploy/docker/prebuilt.Dockerfile" "$DIR/context" --build-arg RUNTIME=sluice-runtime-base:bookworm
   rm -rf "$DIR/context"
 else
