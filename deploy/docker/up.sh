@@ -67,9 +67,11 @@ build() {
   if [ -n "$old" ] && [ "$old" != "$new" ]; then $DOCKER image rm "$old" >/dev/null 2>&1 || true; fi
   if [ "$old" = "$new" ]; then echo "up.sh: $tag up to date"; else echo "up.sh: built $tag in $(( $(date +%s) - t0 ))s"; fi
 }
+PIDS=()
 on_exit() {
-  local rc=$?
+  local rc=$? p
   if [ $rc -ne 0 ]; then
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
     echo "up.sh: failed; stopping what started (logs kept in $DIR)" >&2
     "$REPO/deploy/docker/down.sh" --dir "$DIR" --keep >/dev/null 2>&1 || true
   fi
@@ -80,7 +82,7 @@ trap on_exit EXIT
 BASE=(--build-arg BASE=sluice-base:bookworm)
 # The three images build side by side (mostly downloads and dpkg).
 build sluice-postgres:bookworm "$REPO/deploy/docker/postgres.Dockerfile" "$REPO/deploy/docker" "${BASE[@]}" &
-PIDS=($!)
+PIDS+=($!)
 build sluice-prometheus:bookworm "$REPO/deploy/docker/prometheus.Dockerfile" "$REPO/deploy/docker" "${BASE[@]}" &
 PIDS+=($!)
 if [ -n "$IMAGE" ]; then
