@@ -102,7 +102,7 @@ for i in 1 2; do
   port=$(free_port)
   TM_METRICS+=("$port")
   start "taskmanager-$i" "$SLUICE" taskmanager --jobmanager "127.0.0.1:$JM_PORT" --slots "$SLOTS" --id "tm-$i" \
-    --work-dir "$DIR/taskmanager-$i" --metrics-bind "127.0.0.1:$port"
+    --work-dir "$DIR/taskmanager-$i" --metrics-bind "127.0.0.1:$port" --token-file "$DIR/jobmanager/token"
 done
 for p in "${TM_METRICS[@]}"; do wait_for "taskmanager metrics :$p" 30 curl -sf "http://127.0.0.1:$p/metrics"; done
 wait_for "two registered taskmanagers" 30 \
