@@ -87,7 +87,10 @@ class KafkaSourceReader final : public runtime::SourceReader<T> {
     Splits s(out);
     SLUICE_ASSIGN_OR_RETURN(runtime::PollStatus st, core_.next_batch(items_, s));
     for (const auto& it : items_) {
-      std::string err = deserialize_(it.view, value_);
+      std::string err = it.view.value.size() > kDefaultMaxRecordBytes
+                            ? "record of " + std::to_string(it.view.value.size()) + " bytes exceeds the limit of " +
+                                  std::to_string(kDefaultMaxRecordBytes) + " bytes"
+                            : deserialize_(it.view, value_);
       if (err.empty()) {
         out.collect(value_, it.split,
                     it.view.timestamp_ms >= 0 ? EventTime(it.view.timestamp_ms) : EventTime::min());
@@ -97,7 +100,7 @@ class KafkaSourceReader final : public runtime::SourceReader<T> {
         dl.origin = std::string(it.view.topic);
         dl.partition = it.view.partition;
         dl.offset = it.view.offset;
-        dl.payload.assign(it.view.value.data(), std::min(it.view.value.size(), kMaxDeadLetterPayload));
+        dl.set_payload(std::string_view(it.view.value.data(), it.view.value.size()), kMaxDeadLetterPayload);
         out.dead_letter(std::move(dl));
       }
     }

@@ -41,10 +41,7 @@ using namespace std::chrono_literals;
 
 enum class MsgType : uint8_t { kHello = 1, kAccept = 2, kRefuse = 3, kCredit = 4, kData = 5, kChallenge = 6 };
 
-constexpr uint32_t kMagic = 0x50444c53;  // "SLDP"
-constexpr uint16_t kVersion = 2;
-constexpr size_t kNonceBytes = 16;
-constexpr size_t kMacBytes = 32;
+constexpr size_t kNonceBytes = frames::kHelloNonceBytes;
 constexpr size_t kHeaderBytes = 5;
 constexpr uint32_t kMaxControlBytes = 64 * 1024;
 constexpr auto kHandshakeTimeout = 5s;
@@ -54,15 +51,8 @@ constexpr auto kConnectTimeout = 5s;
 constexpr auto kInitialBackoff = 20ms;
 constexpr auto kMaxBackoff = 1s;
 
-void put_u16(std::string& out, uint16_t v) {
-  out.push_back(static_cast<char>(v & 0xff));
-  out.push_back(static_cast<char>(v >> 8));
-}
 void put_u32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint16_t get_u16(const char* p) {
-  return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
 }
 uint32_t get_u32(const char* p) {
   uint32_t v = 0;
@@ -203,19 +193,10 @@ std::string numeric_host(const sockaddr* sa, socklen_t len) {
   return host;
 }
 
-std::string hello_fields(const DataPlane::Hello& h) {
-  std::string out;
-  put_u32(out, kMagic);
-  put_u16(out, kVersion);
-  put_u32(out, static_cast<uint32_t>(h.attempt));
-  put_u32(out, static_cast<uint32_t>(h.key.edge));
-  put_u32(out, static_cast<uint32_t>(h.key.producer));
-  put_u32(out, static_cast<uint32_t>(h.key.consumer));
-  put_u32(out, static_cast<uint32_t>(h.sender_port));
-  put_u16(out, static_cast<uint16_t>(h.job_id.size()));
-  out += h.job_id;
-  return out;
+frames::WireHello to_wire(const DataPlane::Hello& h) {
+  return {h.job_id, h.attempt, h.key.edge, h.key.producer, h.key.consumer, h.sender_port, h.nonce, h.mac};
 }
+std::string hello_fields(const DataPlane::Hello& h) { return frames::hello_fields(to_wire(h)); }
 
 /// What the producer's mac covers: both nonces and every field of its hello.
 std::string hello_mac(const std::string& key, const std::string& server_nonce, const DataPlane::Hello& h) {
@@ -244,36 +225,19 @@ Status scan_frames(std::string_view data, std::vector<Barrier>* barriers, bool* 
 
 }  // namespace
 
-std::string DataPlane::encode_hello(const Hello& h) {
-  std::string out = hello_fields(h);
-  out += h.nonce;
-  out += h.mac;
-  return out;
-}
+std::string DataPlane::encode_hello(const Hello& h) { return frames::encode_hello(to_wire(h)); }
 
 Result<DataPlane::Hello> DataPlane::decode_hello(std::string_view p) {
-  constexpr size_t kFixed = 4 + 2 + 5 * 4 + 2;
-  if (p.size() < kFixed) return Status::corruption("short hello");
-  if (get_u32(p.data()) != kMagic) return Status::corruption("not a sluice data-plane peer");
-  uint16_t version = get_u16(p.data() + 4);
-  if (version != kVersion) {
-    return Status::corruption("data-plane protocol version " + std::to_string(version) +
-                              ", expected " + std::to_string(kVersion));
-  }
+  frames::WireHello w;
+  std::string error;
+  if (!frames::decode_hello(p, w, error)) return Status::corruption(error);
   Hello h;
-  const char* q = p.data() + 6;
-  h.attempt = static_cast<int32_t>(get_u32(q));
-  h.key.edge = static_cast<int32_t>(get_u32(q + 4));
-  h.key.producer = static_cast<int32_t>(get_u32(q + 8));
-  h.key.consumer = static_cast<int32_t>(get_u32(q + 12));
-  h.sender_port = static_cast<int32_t>(get_u32(q + 16));
-  uint16_t len = get_u16(q + 20);
-  if (p.size() != kFixed + len + kNonceBytes + kMacBytes) return Status::corruption("malformed hello");
-  h.job_id.assign(p.data() + kFixed, len);
-  if (h.job_id.empty()) return Status::corruption("hello without a job id");
-  if (h.attempt < 0) return Status::corruption("hello with a negative attempt");
-  h.nonce.assign(p.data() + kFixed + len, kNonceBytes);
-  h.mac.assign(p.data() + kFixed + len + kNonceBytes, kMacBytes);
+  h.job_id = std::move(w.job_id);
+  h.attempt = w.attempt;
+  h.key = ChannelKey{w.edge, w.producer, w.consumer};
+  h.sender_port = w.sender_port;
+  h.nonce = std::move(w.nonce);
+  h.mac = std::move(w.mac);
   return h;
 }
 
