@@ -12,8 +12,10 @@ PACKAGES=(
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
   libcpp-httplib-dev
+  # fuzzing (tests/fuzz): clang with libFuzzer and the sanitizers
+  clang libclang-rt-14-dev
   # servers and clients used by tests and the local cluster
-  postgresql prometheus kcat python3 python3-confluent-kafka curl
+  postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
   # checks deploy/docker-compose.yml (config -q); no Docker engine needed
   docker-compose
 )

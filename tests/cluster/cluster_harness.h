@@ -166,7 +166,7 @@ class Cluster {
     return wait_until([&] { return registered() >= n; }, 20s);
   }
   size_t registered() {
-    std::vector<std::string> args{"list", "--jobmanager", address_};  // reachability first
+    std::vector<std::string> args{"list", "--jobmanager", address_, "--token-file", token_file_};  // reachability first
     args.insert(args.end(), cli_extra_args.begin(), cli_extra_args.end());
     auto r = run_sluice(args);
     if (r.exit_code != 0) return 0;

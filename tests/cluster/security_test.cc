@@ -447,5 +447,119 @@ TEST_F(Security, ASlowHttpClientDoesNotBlockOtherRequests) {
   expect_undisturbed();
 }
 
+/// A CA and one certificate for every process (IP 127.0.0.1 and localhost),
+/// made with the openssl CLI for this test only.
+struct TestPki {
+  std::string ca, cert, key;
+  bool ok = false;
+  explicit TestPki(const TempDir& dir) {
+    ca = dir.file("ca.pem");
+    cert = dir.file("node.pem");
+    key = dir.file("node.key");
+    std::string ca_key = dir.file("ca.key"), csr = dir.file("node.csr"), ext = dir.file("ext.cnf");
+    write_file(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+    const std::string ossl = "/usr/bin/openssl";
+    std::vector<std::vector<std::string>> steps = {
+        {ossl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+         ca_key, "-out", ca, "-days", "1", "-subj", "/CN=sluice-test-ca"},
+        {ossl, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+         csr, "-subj", "/CN=localhost"},
+        {ossl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "1",
+         "-extfile", ext}};
+    for (const auto& argv : steps) {
+      auto r = run_command(argv, 30s);
+      if (r.exit_code != 0) {
+        ADD_FAILURE() << r.describe(argv);
+        return;
+      }
+    }
+    ::chmod(key.c_str(), 0600);
+    ok = true;
+  }
+};
+
+TEST(SecurityTls, MutualTlsClusterRunsAJobAndRefusesEveryoneWithoutACertificate) {
+  TempDir dir;
+  TestPki pki(dir);
+  ASSERT_TRUE(pki.ok);
+  auto input = run_sluice({"gen", "--count", "3000", "--seed", "5", "--output", dir.file("clicks.ndjson")});
+  ASSERT_EQ(input.exit_code, 0) << input.err;
+  Cluster c(dir);
+  std::vector<std::string> tls = {"--tls-cert", pki.cert, "--tls-key", pki.key, "--tls-ca", pki.ca};
+  c.tm_extra_args = tls;
+  c.cli_extra_args = tls;
+  c.curl_extra_args = {"--cacert", pki.ca, "--cert", pki.cert, "--key", pki.key};
+  c.http_scheme = "https";
+  c.start_jobmanager("127.0.0.1:0", tls);
+  c.start_taskmanager("tm-a", 1);
+  c.start_taskmanager("tm-b", 1);
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
+  std::string job = submit_clickstream(c, dir, "file://" + dir.file("clicks.ndjson"), 2);
+  JobView v = c.wait_for_end(job, 120s);
+  EXPECT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  EXPECT_EQ(v.taskmanagers.size(), 2u) << v.raw;
+  EXPECT_FALSE(read_lines(dir.file("counts.ndjson")).empty()) << "the job wrote its results";
+
+  // Without a client certificate (or in plaintext) nothing answers.
+  auto tms = taskmanagers_of(c);
+  ASSERT_EQ(tms.size(), 2u);
+  grpc::SslCredentialsOptions server_only;
+  server_only.pem_root_certs = slurp(pki.ca) + "\n";
+  for (auto creds : {grpc::InsecureChannelCredentials(), grpc::SslCredentials(server_only)}) {
+    auto jm = proto::JobManager::NewStub(grpc::CreateChannel(c.address(), creds));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    proto::ListJobsRequest req;
+    proto::ListJobsResponse resp;
+    EXPECT_FALSE(jm->ListJobs(&ctx, req, &resp).ok()) << "jobmanager answered a client without a certificate";
+    auto tm = proto::TaskManager::NewStub(grpc::CreateChannel(tms[0].control, creds));
+    grpc::ClientContext tctx;
+    tctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    proto::CancelTasksRequest cancel;
+    cancel.set_job_id(job);
+    cancel.set_attempt(-1);
+    proto::Empty e;
+    EXPECT_FALSE(tm->CancelTasks(&tctx, cancel, &e).ok()) << "taskmanager answered a client without a certificate";
+  }
+  std::string https = "https://" + c.http_address() + "/jobs";
+  EXPECT_NE(run_command({"/usr/bin/curl", "-sf", "-m", "5", "--cacert", pki.ca, https}, 10s).exit_code, 0)
+      << "status without a client certificate";
+  EXPECT_NE(run_command({"/usr/bin/curl", "-sf", "-m", "5", "http://" + c.http_address() + "/jobs"}, 10s).exit_code, 0)
+      << "status in plaintext";
+  EXPECT_EQ(c.http_get("/jobs").exit_code, 0) << "status with a client certificate";
+  std::string metrics = slurp(c.data_dir() + "/metrics.address");
+  auto m = run_command({"/usr/bin/curl", "-sf", "-m", "5", "--cacert", pki.ca, "--cert", pki.cert, "--key", pki.key,
+                        "https://" + metrics + "/metrics"},
+                       10s);
+  EXPECT_EQ(m.exit_code, 0) << "metrics over mutual TLS: " << m.err;
+  EXPECT_NE(run_command({"/usr/bin/curl", "-sf", "-m", "5", "--cacert", pki.ca, "https://" + metrics + "/metrics"}, 10s)
+                .exit_code,
+            0)
+      << "metrics without a client certificate";
+}
+
+TEST(SecurityReadAccess, ListStatusAndHttpNeedTheTokenWhenReadAccessIsToken) {
+  TempDir dir;
+  Cluster c(dir);
+  c.curl_extra_args = {"-H", "Authorization: Bearer PLACEHOLDER"};
+  c.start_jobmanager("127.0.0.1:0", {"--read-access", "token"});
+  c.curl_extra_args = {"-H", "Authorization: Bearer " + slurp(c.token_file())};
+  c.start_taskmanager("tm-a", 1);
+  ASSERT_TRUE(c.wait_for_taskmanagers(1)) << c.logs();
+  auto open = c.sluice({"list"}, /*with_token=*/false);
+  EXPECT_EQ(open.exit_code, 3) << "list without the token: " << open.out << open.err;
+  EXPECT_EQ(c.sluice({"list"}, true).exit_code, 0);
+  auto anon = run_command({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                           "http://" + c.http_address() + "/jobs"},
+                          10s);
+  EXPECT_EQ(anon.out, "401");
+  EXPECT_EQ(c.http_get("/jobs").exit_code, 0) << "with the bearer token";
+  std::string metrics = slurp(c.data_dir() + "/metrics.address");
+  auto m = run_command({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                        "http://" + metrics + "/metrics"},
+                       10s);
+  EXPECT_EQ(m.out, "401") << "metrics too";
+}
+
 }  // namespace
 }  // namespace sluice::it
