@@ -1,5 +1,5 @@
 // Sources and sinks by URI, for jobs that take them as arguments:
-//   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>
+//   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>&max-record-bytes=<bytes>
 //   sinks:   file:///path.ndjson, stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
 //            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true]
 #pragma once

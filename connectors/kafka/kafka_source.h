@@ -74,7 +74,7 @@ template <class T>
 class KafkaSourceReader final : public runtime::SourceReader<T> {
  public:
   KafkaSourceReader(KafkaSourceConfig config, KafkaDeserializer<T> deserializer)
-      : core_(std::move(config)), deserialize_(std::move(deserializer)) {}
+      : max_record_bytes_(config.max_record_bytes), core_(std::move(config)), deserialize_(std::move(deserializer)) {}
 
   Status restore_state(const runtime::OperatorRestore& restore) override {
     return core_.restore(restore);
@@ -87,9 +87,9 @@ class KafkaSourceReader final : public runtime::SourceReader<T> {
     Splits s(out);
     SLUICE_ASSIGN_OR_RETURN(runtime::PollStatus st, core_.next_batch(items_, s));
     for (const auto& it : items_) {
-      std::string err = it.view.value.size() > kDefaultMaxRecordBytes
+      std::string err = it.view.value.size() > max_record_bytes_
                             ? "record of " + std::to_string(it.view.value.size()) + " bytes exceeds the limit of " +
-                                  std::to_string(kDefaultMaxRecordBytes) + " bytes"
+                                  std::to_string(max_record_bytes_) + " bytes (source parameter max.record.bytes)"
                             : deserialize_(it.view, value_);
       if (err.empty()) {
         out.collect(value_, it.split,
@@ -123,6 +123,7 @@ class KafkaSourceReader final : public runtime::SourceReader<T> {
     runtime::SourceOutput<T>& out_;
   };
 
+  const size_t max_record_bytes_;
   KafkaReaderCore core_;
   KafkaDeserializer<T> deserialize_;
   std::vector<KafkaReaderCore::Item> items_;

@@ -211,7 +211,9 @@ class JobManager::Impl final : public proto::JobManager::Service {
     }
     auth_ = std::make_unique<auth::CallAuthenticator>(o_.token);
     rpc::TlsFiles tls{o_.tls_cert, o_.tls_key, o_.tls_ca};
-    SLUICE_ASSIGN_OR_RETURN(tm_creds_, rpc::channel_credentials(tls));
+    // Calls to taskmanagers go over TLS (presenting this certificate) when a
+    // CA to check theirs is given; without one, TLS is on the server only.
+    SLUICE_ASSIGN_OR_RETURN(tm_creds_, rpc::channel_credentials(o_.tls_ca.empty() ? rpc::TlsFiles{} : tls));
     auto ivl = parse_duration(o_.checkpoint_interval);
     if (!ivl.is_ok()) return Status::invalid_argument("--checkpoint-interval: " + ivl.status().message());
 
