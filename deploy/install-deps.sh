@@ -11,7 +11,9 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
-  libcpp-httplib-dev
+  libcpp-httplib-dev libcurl4-openssl-dev
+  # test servers of the async I/O tests and benchmark
+  libevent-dev
   # fuzzing (tests/fuzz): clang with libFuzzer and the sanitizers
   clang libclang-rt-14-dev
   # servers and clients used by tests and the local cluster
