@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <iostream>
 
 #include "engine/common/auth.h"
 #include "engine/proto/control.grpc.pb.h"
@@ -411,6 +412,7 @@ TEST_F(Security, OversizedFrameHeadersCostNoMemory) {
   }
   std::this_thread::sleep_for(500ms);
   int64_t after = rss_kb(pid);
+  std::cout << "taskmanager RSS before 8 oversized headers: " << before << " kB, after: " << after << " kB\n";
   EXPECT_LT(after - before, 64 * 1024) << "RSS went from " << before << " to " << after << " kB";
   for (auto& c : conns) EXPECT_TRUE(c->closed_by_peer()) << "an oversized handshake message ends the connection";
   expect_undisturbed();
