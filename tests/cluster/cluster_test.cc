@@ -24,213 +24,14 @@
 #include <thread>
 #include <vector>
 
-#include "tests/integration/support.h"
-
-extern char** environ;
+#include "tests/async/support/http_test_server.h"
+#include "tests/async/support/scoring.h"
+#include "tests/cluster/cluster_harness.h"
 
 namespace sluice::it {
 namespace {
 
 using namespace std::chrono_literals;
-
-/// A background child process with stdout+stderr in a log file. Killed
-/// (SIGKILL) when the object goes, if still running.
-class Child {
- public:
-  Child(std::vector<std::string> argv, std::string log) : argv_(std::move(argv)), log_(std::move(log)) { start(); }
-  ~Child() { kill(SIGKILL); }
-  void start() {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> args;
-    for (auto& a : argv_) args.push_back(a.data());
-    args.push_back(nullptr);
-    int rc = ::posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) pid_ = -1;
-  }
-  /// Sends `sig` and reaps the child.
-  void kill(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    int st = 0;
-    ::waitpid(pid_, &st, 0);
-    pid_ = -1;
-  }
-  bool running() {
-    if (pid_ <= 0) return false;
-    int st = 0;
-    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-      pid_ = -1;
-      return false;
-    }
-    return true;
-  }
-  std::string log() const {
-    std::ifstream in(log_);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  }
-
- private:
-  std::vector<std::string> argv_;
-  std::string log_;
-  pid_t pid_ = -1;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  std::string t = s.str();
-  while (!t.empty() && (t.back() == '\n' || t.back() == ' ')) t.pop_back();
-  return t;
-}
-
-bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return cond();
-}
-
-/// What `sluice status JOB -o json` says, read with simdjson.
-struct JobView {
-  bool ok = false;
-  std::string state;
-  int64_t restarts = 0;
-  int64_t completed_checkpoints = 0;
-  std::set<std::string> taskmanagers;  // where subtasks run
-  std::vector<std::string> restart_causes;
-  std::string raw;
-};
-
-/// A jobmanager and taskmanagers in one scratch directory.
-class Cluster {
- public:
-  explicit Cluster(const TempDir& dir) : dir_(dir) {}
-
-  std::string data_dir() const { return dir_.file("jm"); }
-  const std::string& address() const { return address_; }
-
-  void start_jobmanager(const std::string& bind = "127.0.0.1:0") {
-    std::filesystem::create_directories(data_dir());
-    std::filesystem::remove(data_dir() + "/jobmanager.address");
-    jm_ = std::make_unique<Child>(
-        std::vector<std::string>{sluice_binary(), "jobmanager", "--bind", bind, "--http-bind", "127.0.0.1:0",
-                                 "--data-dir", data_dir(), "--heartbeat-timeout", "2s", "--checkpoint-interval",
-                                 "300ms"},
-        dir_.file("jobmanager.log"));
-    ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(data_dir() + "/jobmanager.address"); }, 20s))
-        << slurp(dir_.file("jobmanager.log"));
-    address_ = slurp(data_dir() + "/jobmanager.address");
-    token_file_ = data_dir() + "/token";
-  }
-  Child& jobmanager() { return *jm_; }
-
-  void start_taskmanager(const std::string& id, int slots = 2) {
-    tms_[id] = std::make_unique<Child>(
-        std::vector<std::string>{sluice_binary(), "taskmanager", "--jobmanager", address_, "--slots",
-                                 std::to_string(slots), "--id", id, "--work-dir", dir_.file("tm-" + id)},
-        dir_.file(id + ".log"));
-  }
-  Child& taskmanager(const std::string& id) { return *tms_.at(id); }
-
-  /// Waits until `n` taskmanagers are registered (HTTP status).
-  bool wait_for_taskmanagers(size_t n) {
-    return wait_until([&] { return registered() >= n; }, 20s);
-  }
-  size_t registered() {
-    auto r = run_sluice({"list", "--jobmanager", address_});  // reachability first
-    if (r.exit_code != 0) return 0;
-    std::string http = slurp(data_dir() + "/http.address");
-    auto c = run_command({"/usr/bin/curl", "-sf", "http://" + http + "/taskmanagers"}, 5s);
-    if (c.exit_code != 0) return 0;
-    size_t n = 0;
-    for (size_t p = 0; (p = c.out.find("\"id\":", p)) != std::string::npos; ++p) ++n;
-    return n;
-  }
-
-  CommandResult sluice(std::vector<std::string> args, bool with_token = true) {
-    args.insert(args.end(), {"--jobmanager", address_});
-    if (with_token) args.insert(args.end(), {"--token-file", token_file_});
-    return run_sluice(args);
-  }
-
-  JobView status(const std::string& job) {
-    JobView v;
-    auto r = sluice({"status", job, "-o", "json"}, false);
-    if (r.exit_code != 0) return v;
-    v.raw = r.out;
-    simdjson::dom::parser p;
-    simdjson::dom::element doc;
-    if (p.parse(r.out).get(doc) != simdjson::SUCCESS) return v;
-    std::string_view s;
-    if (doc["job"]["state"].get(s) == simdjson::SUCCESS) v.state = std::string(s);
-    int64_t n = 0;
-    if (doc["job"]["restarts"].get(n) == simdjson::SUCCESS) v.restarts = n;
-    if (doc["checkpoints"]["completed"].get(n) == simdjson::SUCCESS) v.completed_checkpoints = n;
-    simdjson::dom::array subtasks;
-    if (doc["subtasks"].get(subtasks) == simdjson::SUCCESS) {
-      for (auto t : subtasks) {
-        std::string_view tm;
-        if (t["taskmanager"].get(tm) == simdjson::SUCCESS) v.taskmanagers.insert(std::string(tm));
-      }
-    }
-    simdjson::dom::array causes;
-    if (doc["restart_causes"].get(causes) == simdjson::SUCCESS) {
-      for (auto c : causes) {
-        std::string_view cs;
-        if (c.get(cs) == simdjson::SUCCESS) v.restart_causes.emplace_back(cs);
-      }
-    }
-    v.ok = true;
-    return v;
-  }
-
-  /// Waits until the job runs and has completed `n` checkpoints.
-  JobView wait_for_checkpoints(const std::string& job, int64_t n, std::chrono::milliseconds timeout = 60s) {
-    JobView v;
-    wait_until(
-        [&] {
-          v = status(job);
-          return v.state == "RUNNING" && v.completed_checkpoints >= n;
-        },
-        timeout);
-    return v;
-  }
-
-  /// Waits until the job is in a terminal state; returns the last view.
-  JobView wait_for_end(const std::string& job, std::chrono::milliseconds timeout = 120s) {
-    JobView v;
-    wait_until(
-        [&] {
-          v = status(job);
-          return v.state == "FINISHED" || v.state == "FAILED" || v.state == "CANCELED";
-        },
-        timeout);
-    return v;
-  }
-
-  std::string logs() {
-    std::string out = "--- jobmanager\n" + slurp(dir_.file("jobmanager.log"));
-    for (auto& [id, tm] : tms_) out += "\n--- " + id + "\n" + tm->log();
-    return out.size() > 20000 ? out.substr(out.size() - 20000) : out;
-  }
-
- private:
-  const TempDir& dir_;
-  std::unique_ptr<Child> jm_;
-  std::map<std::string, std::unique_ptr<Child>> tms_;
-  std::string address_;
-  std::string token_file_;
-};
 
 /// `sluice stop JOB --savepoint --path DIR`: the savepoint's path, or ""
 /// (after a test failure) if the stop failed.
@@ -245,44 +46,6 @@ std::string stop_with_savepoint(Cluster& c, const std::string& job, const std::s
     return "";
   }
   return std::string(path);
-}
-
-/// Generated clicks with out-of-order events and malformed lines.
-std::string make_input(const TempDir& dir, int64_t count, uint64_t seed = 7) {
-  std::string path = dir.file("clicks.ndjson");
-  auto r = run_sluice({"gen", "--count", std::to_string(count), "--seed", std::to_string(seed), "--output", path});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  return path;
-}
-
-Counts expected_counts(const std::string& input, int64_t window_ms) {
-  std::vector<Click> clicks;
-  for (const auto& l : read_input(input))
-    if (l.click) clicks.push_back(*l.click);
-  return reference_counts(clicks, window_ms);
-}
-
-/// Submits clickstream with a file sink (exactly-once with checkpoints).
-std::string submit_clickstream(Cluster& c, const TempDir& dir, const std::string& source, int parallelism,
-                               std::vector<std::string> extra = {}) {
-  std::vector<std::string> args = {"submit",
-                                   clickstream_library(),
-                                   "--parallelism",
-                                   std::to_string(parallelism),
-                                   "--arg",
-                                   "source=" + source,
-                                   "--arg",
-                                   "sink=" + dir.uri("counts.ndjson"),
-                                   "--arg",
-                                   "dlq=" + dir.uri("dlq.ndjson"),
-                                   "--arg",
-                                   "window=10s"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  auto r = c.sluice(args);
-  EXPECT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
-  std::string id = r.out;
-  while (!id.empty() && id.back() == '\n') id.pop_back();
-  return id;
 }
 
 TEST(Cluster, ClickstreamOverThreeTaskManagersMatchesTheReference) {
@@ -523,8 +286,11 @@ TEST(Cluster, SettingsComeFromAConfigFileAndTheEnvironmentWithFlagsWinning) {
   // flag --slots given too wins over the file.
   write_file(dir.file("tm.toml"), "slots = 3\nwork-dir = \"" + dir.file("tm-work") + "\"\n");
   setenv("SLUICE_JOBMANAGER", c.address().c_str(), 1);
-  Child tm({sluice_binary(), "taskmanager", "--config", dir.file("tm.toml"), "--id", "tm-cfg"}, dir.file("cfg.log"));
-  Child tm2({sluice_binary(), "taskmanager", "--config", dir.file("tm.toml"), "--slots", "1", "--id", "tm-flag"},
+  std::string token = c.data_dir() + "/token";
+  Child tm({sluice_binary(), "taskmanager", "--config", dir.file("tm.toml"), "--id", "tm-cfg", "--token-file", token},
+           dir.file("cfg.log"));
+  Child tm2({sluice_binary(), "taskmanager", "--config", dir.file("tm.toml"), "--slots", "1", "--id", "tm-flag",
+             "--token-file", token},
             dir.file("flag.log"));
   unsetenv("SLUICE_JOBMANAGER");
   ASSERT_TRUE(c.wait_for_taskmanagers(2)) << tm.log() << tm2.log();
@@ -626,6 +392,67 @@ TEST(Cluster, CommandsSayWhatToDoWhenTheyCannotBeCarriedOut) {
   EXPECT_NE(r.err.find("checkpoint.interval"), std::string::npos) << r.err;
   auto list = c.sluice({"list", "-o", "json"}, false);
   EXPECT_EQ(list.out, "[]\n") << "nothing was submitted";
+}
+
+// Async I/O on the cluster: the it_async_score job (tests/async) calls a
+// real HTTP server in this process with ~100 requests in flight; a
+// taskmanager running part of it is killed; after the restart from the
+// checkpoint (which holds the records in flight) every transaction is in
+// the exactly-once output once, with its score.
+TEST(Cluster, AsyncIoJobSurvivesAKilledTaskManagerWithRequestsInFlightExactlyOnce) {
+  async_test::HttpServerOptions so;
+  so.seed = 21;
+  so.min_latency_us = 20'000;
+  so.max_latency_us = 60'000;
+  auto server = async_test::HttpTestServer::start(so);
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  TempDir dir;
+  constexpr int kN = 10'000;
+  std::vector<std::string> lines;
+  for (int i = 0; i < kN; ++i) {
+    lines.push_back("{\"id\":" + std::to_string(i) + ",\"user\":\"u\",\"amount\":1.5,\"ts\":" +
+                    std::to_string(1'700'000'000'000LL + i) + "}");
+  }
+  write_lines(dir.file("txns.ndjson"), lines);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b", "tm-c"}) c.start_taskmanager(id, 1);
+  ASSERT_TRUE(c.wait_for_taskmanagers(3)) << c.logs();
+  std::vector<std::string> args = {"submit", build_dir() + "/tests/async/libit_async_score_job.so",
+                                   "--parallelism", "2", "--arg", "source=" + dir.uri("txns.ndjson") + "?rate=2500",
+                                   "--arg", "sink=" + dir.uri("out.ndjson"), "--arg", "dlq=" + dir.uri("dlq.ndjson"),
+                                   "--arg", "protocol=http", "--arg", "endpoint=" + (*server)->url("/score"),
+                                   "--arg", "capacity=300", "--arg", "timeout=30s"};
+  auto r = c.sluice(args);
+  ASSERT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+  std::string job = r.out.substr(0, r.out.find('\n'));
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
+  std::string victim = *v.taskmanagers.begin();
+  c.taskmanager(victim).kill(SIGKILL);
+  v = c.wait_for_end(job, 180s);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  EXPECT_GE(v.restarts, 1);
+
+  std::map<int64_t, int> seen;
+  simdjson::dom::parser parser;
+  for (const auto& line : read_lines(dir.file("out.ndjson"))) {
+    simdjson::dom::element doc;
+    int64_t id;
+    double score;
+    ASSERT_FALSE(parser.parse(line).get(doc) || doc["id"].get(id) || doc["score"].get(score)) << line;
+    ++seen[id];
+    EXPECT_DOUBLE_EQ(score, async_test::expected_score(id));
+  }
+  int lost = 0, doubled = 0;
+  for (int i = 0; i < kN; ++i) {
+    lost += seen.count(i) ? 0 : 1;
+    doubled += seen.count(i) && seen[i] > 1 ? 1 : 0;
+  }
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(doubled, 0);
+  EXPECT_TRUE(read_lines(dir.file("dlq.ndjson")).empty());
+  EXPECT_GT((*server)->requests(), static_cast<uint64_t>(kN));  // in-flight records called again after the restart
 }
 
 }  // namespace
