@@ -25,6 +25,7 @@ Runner add_status(CLI::App& app);
 Runner add_cancel(CLI::App& app);
 Runner add_savepoint(CLI::App& app);
 Runner add_stop(CLI::App& app);
+Runner add_logs(CLI::App& app);
 
 /// `sluice CMD ... --config FILE ...`: adds `--key=value` for every
 /// `key = value` line of FILE (TOML/INI: comments, quotes and a `[CMD]`

@@ -738,9 +738,15 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     // Constant-time compare: the token is a secret.
     if (auth_->token_matches(token)) return grpc::Status::OK;
     spdlog::warn("refused {} from {}: {}", what, ctx->peer(), token.empty() ? "no token" : "wrong token");
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
-                        "(the jobmanager writes it to <data-dir>/token)");
+    if (token.empty()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
+                          "(the jobmanager writes it to <data-dir>/token)");
+    }
+    // PERMISSION_DENIED: a token was sent, and it is not this cluster's.
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        std::string(what) + " refused: the token sent is not this cluster's token (use the "
+                        "jobmanager's <data-dir>/token, or the secret it was started with)");
   }
 
   grpc::Status unknown_job(const std::string& id) {
