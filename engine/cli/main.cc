@@ -58,9 +58,19 @@ int main(int argc, char** argv) {
   add(sluice::cli::add_logs);
 
   std::vector<std::string> args(argv + 1, argv + argc);
-  auto expanded = sluice::cli::expand_config_file(args);
+  auto known = [&app](const std::string& command, const std::string& key) {
+    CLI::App* sub = nullptr;
+    try {
+      sub = app.get_subcommand(command);
+    } catch (const CLI::OptionNotFound&) {
+      return false;
+    }
+    if (key.empty()) return true;
+    return sub->get_option_no_throw("--" + key) != nullptr || app.get_option_no_throw("--" + key) != nullptr;
+  };
+  auto expanded = sluice::cli::expand_config_file(args, known);
   if (!expanded.is_ok()) return sluice::cli::report_error(expanded.status().message(), 2);
-  std::vector<std::string> reversed(expanded->rbegin(), expanded->rend());  // CLI11 takes them reversed
+  std::vector<std::string> reversed(expanded->args.rbegin(), expanded->args.rend());  // CLI11 takes them reversed
   try {
     app.parse(reversed);
   } catch (const CLI::CallForHelp& e) {
@@ -68,6 +78,12 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // A value from the settings file: say where it came from.
+    for (const auto& [option, origin] : expanded->origins) {
+      if (std::string(e.what()).find(option) != std::string::npos) {
+        return sluice::cli::report_error(std::string(e.what()) + " (from " + origin + ")", 2);
+      }
+    }
     if (app.get_subcommands().empty()) {
       // No command, or not one of ours: say which ones there are.
       std::string first;
