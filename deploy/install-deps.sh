@@ -24,8 +24,9 @@ TOOL_PACKAGES=(
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
   # the web dashboard's browser test (tests/dashboard: headless Chromium driven
-  # by playwright-core from npm; Node.js and npm below)
-  chromium
+  # by playwright-core from npm; Node.js and npm below); Jinja2 renders the
+  # Airflow DAG's commands as Airflow would (tests/deploy/backfill_test.sh)
+  chromium python3-jinja2
   # checks and runs the compose files (tests/deploy/docker_test.sh installs
   # the Docker engine, docker.io, and debootstrap itself)
   docker-compose

@@ -57,7 +57,9 @@ function fmtMs(ms) {
   if (s < 120) return s.toFixed(s < 10 ? 2 : 1) + ' s';
   const m = Math.floor(s / 60);
   if (m < 120) return m + ' min ' + Math.round(s % 60) + ' s';
-  return Math.floor(m / 60) + ' h ' + (m % 60) + ' min';
+  const hours = Math.floor(m / 60);
+  if (hours < 48) return hours + ' h ' + (m % 60) + ' min';
+  return Math.floor(hours / 24) + ' d ' + (hours % 24) + ' h';
 }
 function fmtTime(ms) {
   if (!ms) return '–';
@@ -263,7 +265,7 @@ function renderJob(main, j) {
  * dead-letter sinks in a row below, fed by dashed lines.
  */
 function graph(j) {
-  const W = 250, GAPX = 90, GAPY = 26, PAD = 20;
+  const W = 270, GAPX = 80, GAPY = 26, PAD = 20;
   const main = j.vertices.filter((v) => !v.is_dead_letter_sink);
   const dlq = j.vertices.filter((v) => v.is_dead_letter_sink);
   const flow = j.edges.filter((e) => !e.dead_letter);
