@@ -16,9 +16,11 @@ Usage: airflow_dag_check.py DAG_FILE [--run YYYY-MM-DD]
 import datetime
 import importlib.abc
 import importlib.machinery
+import os
 import py_compile
 import subprocess
 import sys
+import tempfile
 import types
 
 import jinja2
@@ -67,7 +69,8 @@ class OnlyStubs(importlib.abc.MetaPathFinder):
 
 
 def load_dag(path):
-    py_compile.compile(path, doraise=True)
+    with tempfile.TemporaryDirectory() as tmp:  # no __pycache__ in the source tree
+        py_compile.compile(path, cfile=os.path.join(tmp, "dag.pyc"), doraise=True)
     airflow = types.ModuleType("airflow")
     airflow.DAG = StubDAG
     operators = types.ModuleType("airflow.operators")
