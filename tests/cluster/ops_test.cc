@@ -125,7 +125,10 @@ TEST(Operations, ListStatusHttpAndLogsTellWhatTheJobDoesAndWhereItRestoredFrom) 
   ASSERT_TRUE(std::filesystem::exists(sp)) << sp;
 
   // Disposal: a checkpoint is refused, the savepoint goes.
-  auto cp_dir = std::string(parse(p, c.status(job).raw)["checkpoints"]["last_path"]);
+  std::string cp_dir;
+  for (auto e : simdjson::dom::array(parse(p, c.status(job).raw)["checkpoints"]["history"]))
+    if (!bool(e["savepoint"]) && std::string_view(e["status"]) == "COMPLETED") cp_dir = std::string(e["path"]);
+  ASSERT_FALSE(cp_dir.empty());
   auto refused = c.sluice({"savepoint", "--dispose", cp_dir});
   EXPECT_NE(refused.exit_code, 0);
   EXPECT_NE(refused.err.find("not a savepoint"), std::string::npos) << refused.err;
