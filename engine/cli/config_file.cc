@@ -2,6 +2,10 @@
 // TOML, read with toml++ (Debian's libtomlplusplus-dev).
 #include <toml++/toml.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <sstream>
 
@@ -44,6 +48,41 @@ Result<std::vector<std::string>> values_of(const std::string& path, const std::s
   return out;
 }
 
+/// A settings file's text: bounded in size, and refused when it holds a
+/// control character TOML never allows (NUL, other C0 controls but tab and
+/// line ends, DEL) — toml++ 3.3 asserts on some of them instead of
+/// reporting an error.
+Result<std::string> read_settings_text(const std::string& path) {
+  constexpr std::uintmax_t kMaxBytes = 1 << 20;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Status::not_found("--config: cannot read '" + path + "': " + ec.message());
+  if (size > kMaxBytes) {
+    return Status::invalid_argument("--config " + path + ": " + std::to_string(size) +
+                                    " bytes; a settings file is at most 1 MiB");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::not_found("--config: cannot read '" + path + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t line = 1;
+  size_t column = 1;
+  for (unsigned char c : text) {
+    if (c == '\n') {
+      ++line;
+      column = 1;
+      continue;
+    }
+    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return Status::invalid_argument("--config " + path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                                      ": control character " + hex + " is not allowed in a TOML file");
+    }
+    ++column;
+  }
+  return text;
+}
+
 }  // namespace
 
 Result<ConfigExpansion> expand_config_file(const std::vector<std::string>& args, const OptionCheck& known) {
@@ -67,11 +106,11 @@ Result<ConfigExpansion> expand_config_file(const std::vector<std::string>& args,
     }
   }
   if (path.empty()) return ex;
+  SLUICE_ASSIGN_OR_RETURN(std::string text, read_settings_text(path));
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
-    if (e.source().begin.line == 0) return Status::not_found("--config: cannot read '" + path + "': " + std::string(e.description()));
     return Status::invalid_argument("--config " + path + ":" + std::to_string(e.source().begin.line) + ":" +
                                     std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
   }

@@ -76,6 +76,23 @@ TEST(ConfigFile, ErrorsNameTheFileTheLineAndTheKey) {
   EXPECT_NE(missing.status().message().find("nope.toml"), std::string::npos);
 }
 
+TEST(ConfigFile, ControlCharactersAndHugeFilesAreRefusedWithTheirPlace) {
+  Dir dir;
+  // A NUL inside a table header once made the TOML parser assert (found by fuzz_config).
+  auto r = expand(dir, std::string("slots = 1\n[\0\0s]\n", 16));
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("s.toml:2:2: control character 0x00"), std::string::npos) << r.status().message();
+  auto del = expand(dir, "slots = 1 # \x7f\n");
+  ASSERT_FALSE(del.is_ok());
+  EXPECT_NE(del.status().message().find("0x7f"), std::string::npos) << del.status().message();
+  auto huge = expand(dir, "# " + std::string(2 << 20, 'x') + "\nslots = 1\n");
+  ASSERT_FALSE(huge.is_ok());
+  EXPECT_NE(huge.status().message().find("at most 1 MiB"), std::string::npos) << huge.status().message();
+  auto tabs = expand(dir, "slots\t=\t3\r\n");
+  ASSERT_TRUE(tabs.is_ok()) << tabs.status().message();
+  EXPECT_NE(std::find(tabs->args.begin(), tabs->args.end(), "--slots=3"), tabs->args.end());
+}
+
 TEST(ConfigFile, ArraysGiveTheOptionOncePerElement) {
   Dir dir;
   auto r = expand(dir, "jobmanager = [\"a:1\", \"b:2\"]\n");
