@@ -49,6 +49,8 @@ template <class T1, class T2>
 class BroadcastConnectedStream;
 template <class T1, class K, class T2>
 class KeyedBroadcastConnectedStream;
+template <class T1, class T2, class K>
+class IntervalJoin;
 
 /// The build function's handle on the job being described. Owned by the
 /// runtime for the duration of the build; single-threaded.
@@ -285,6 +287,10 @@ class KeyedStream {
   /// Processes this stream with a broadcast stream and its broadcast state.
   template <class T2>
   KeyedBroadcastConnectedStream<T, K, T2> connect(const BroadcastStream<T2>& other) const;
+  /// Joins this stream with another one keyed by the same key type on
+  /// event time intervals: interval_join(other).between(lower, upper).process(..).
+  template <class T2>
+  IntervalJoin<T, T2, K> interval_join(const KeyedStream<T2, K>& other) const;
 
   const DataStream<T>& input() const { return input_; }
   const std::shared_ptr<const runtime::KeySelector<T, K>>& key_selector() const { return ks_; }
@@ -416,3 +422,4 @@ DataStream<T> StreamExecutionEnvironment::from_source(
 }  // namespace sluice::api
 
 #include "engine/api/connected_streams.h"
+#include "engine/api/joins.h"
