@@ -51,6 +51,8 @@ template <class T1, class K, class T2>
 class KeyedBroadcastConnectedStream;
 template <class T1, class T2, class K>
 class IntervalJoin;
+template <class T1, class T2>
+class JoinedStreams;
 
 /// The build function's handle on the job being described. Owned by the
 /// runtime for the duration of the build; single-threaded.
@@ -156,6 +158,15 @@ class DataStream {
   /// Processes this stream with a broadcast stream and its broadcast state.
   template <class T2>
   BroadcastConnectedStream<T, T2> connect(const BroadcastStream<T2>& other) const;
+
+  /// Window join with `other`: join(other).where(ka).equal_to(kb)
+  /// .window(assigner).apply(f) — pairs of one key in one window.
+  template <class T2>
+  JoinedStreams<T, T2> join(const DataStream<T2>& other) const;
+  /// The same, left outer: a left record without a partner in its window
+  /// is emitted once with an empty right.
+  template <class T2>
+  JoinedStreams<T, T2> left_outer_join(const DataStream<T2>& other) const;
 
   /// The records the producing operator emitted to side output `tag`.
   template <class X>

@@ -56,6 +56,7 @@ using state::ReducingStateDescriptor;
 using state::StateTtl;
 using state::ValueStateDescriptor;
 using window::AggregateFunction;
+using window::JoinInput;
 using window::AvgAggregate;
 using window::CountAggregate;
 using window::EventTimeSessionWindows;
