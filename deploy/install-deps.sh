@@ -14,13 +14,15 @@ BUILD_PACKAGES=(
   librdkafka-dev librocksdb-dev libzstd-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
-  libcurl4-openssl-dev
+  libcpp-httplib-dev libcurl4-openssl-dev
 )
 TOOL_PACKAGES=(
   # test servers of the async I/O tests and benchmark (built with the test suite only)
   libevent-dev
+  # fuzzing (tests/fuzz): clang with libFuzzer and the sanitizers
+  clang libclang-rt-14-dev
   # servers and clients used by tests and the local cluster
-  postgresql prometheus kcat python3 python3-confluent-kafka curl
+  postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
   # checks and runs the compose files (tests/deploy/docker_test.sh installs
   # the Docker engine, docker.io, and debootstrap itself)
   docker-compose

@@ -30,7 +30,7 @@ SECRETS=(SLUICE_TOKEN=t POSTGRES_PASSWORD=p GRAFANA_ADMIN_PASSWORD=g)
 env "${SECRETS[@]}" docker-compose --env-file "$DIR/empty.env" -f "$SRC/deploy/docker-compose.yml" config -q \
   || fail "deploy/docker-compose.yml does not validate"
 if out=$(env -u SLUICE_TOKEN -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD docker-compose --env-file "$DIR/empty.env" \
-    -f "$SRC/deploy/docker-compose.yml" config -q 2>&1) || ! grep -q "set .* in deploy/.env" <<<"$out"; then
+    -f "$SRC/deploy/docker-compose.yml" config -q 2>&1) || ! grep -q "deploy/secrets.sh" <<<"$out"; then
   fail "deploy/docker-compose.yml does not refuse to run without its secrets: $out"
 fi
 env "${SECRETS[@]}" docker-compose --env-file "$DIR/empty.env" -f "$SRC/deploy/docker-compose.yml" \
@@ -51,7 +51,7 @@ PY
 step "deploy/local/up.sh"
 "$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 >/dev/null
 source "$DIR/cluster/env"
-export PGHOST PGPORT PGUSER PGDATABASE
+export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE
 
 # Job A: a bounded, reproducible batch in its own topic -> Postgres (upsert,
 # exactly-once), compared with counts computed here from the same events.
