@@ -1,6 +1,7 @@
 // Sources and sinks by URI, for jobs that take them as arguments:
 //   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>&max-record-bytes=<bytes>
-//   sinks:   file:///path.ndjson, stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
+//   sinks:   file:///path.ndjson, file:///dir/?partition=dt:ts:date,...&format=ndjson|csv&compression=zstd
+//            (partitioned, data-lake layout), stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
 //            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true]
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "connectors/file/ndjson.h"
+#include "connectors/file/partitioned.h"
 #include "connectors/kafka/kafka.h"
 #include "connectors/postgres/postgres_sink.h"
 #include "connectors/prometheus/prometheus_sink.h"
@@ -64,6 +66,10 @@ Result<std::shared_ptr<const runtime::Sink<T>>> sink_from_uri(const std::string&
   }
   if (uri == "stderr:" || uri == "stderr") {
     return std::shared_ptr<const runtime::Sink<T>>(file::NdjsonSink<T>::to_stderr());
+  }
+  if (file::PartitionedSinkConfig::matches(uri)) {
+    SLUICE_ASSIGN_OR_RETURN(auto s, file::PartitionedFileSink<T>::from_uri(uri));
+    return std::shared_ptr<const runtime::Sink<T>>(std::move(s));
   }
   if (uri.rfind("file://", 0) == 0) {
     std::string path = file::path_from_uri(uri);

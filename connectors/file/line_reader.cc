@@ -182,21 +182,20 @@ Result<bool> LineReader::skip_long_line(Line& line) {
   begin_ = end_ = 0;
   bool found = false;
   while (!found && !eof_) {
-    ssize_t got = ::pread(fd_, buf_.data(), buf_.size() - padding_, buf_offset_);
-    if (got < 0) return Status::from_errno("reading '" + path + "'", errno);
+    SLUICE_ASSIGN_OR_RETURN(size_t got, read_more(buf_.data(), buf_.size() - padding_));  // at buf_offset_ (end_ is 0)
     if (got == 0) {
       eof_ = true;
       break;
     }
-    if (auto* nl = static_cast<char*>(std::memchr(buf_.data(), '\n', static_cast<size_t>(got)))) {
+    if (auto* nl = static_cast<char*>(std::memchr(buf_.data(), '\n', got))) {
       size_t k = static_cast<size_t>(nl - buf_.data());
       total += k;
       begin_ = k + 1;
-      end_ = static_cast<size_t>(got);
+      end_ = got;
       found = true;
     } else {
-      total += static_cast<size_t>(got);
-      buf_offset_ += got;
+      total += got;
+      buf_offset_ += static_cast<int64_t>(got);
     }
   }
   line.data = oversize_.data();
