@@ -3,8 +3,10 @@
 #include <dirent.h>
 #include <gtest/gtest.h>
 #include <simdjson.h>
+#include <zstd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -13,11 +15,43 @@ namespace sluice::sf_test {
 
 namespace {
 
+// A .zst file decompressed with libzstd's streaming API (all its frames).
+std::string unzstd(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  const std::string in((std::istreambuf_iterator<char>(f)), {});
+  ZSTD_DStream* d = ZSTD_createDStream();
+  ZSTD_initDStream(d);
+  std::string out;
+  ZSTD_inBuffer ib{in.data(), in.size(), 0};
+  std::vector<char> buf(1 << 16);
+  size_t ret = 0;
+  while (ib.pos < ib.size) {
+    ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
+    ret = ZSTD_decompressStream(d, &ob, &ib);
+    if (ZSTD_isError(ret)) {
+      ADD_FAILURE() << path << ": " << ZSTD_getErrorName(ret);
+      break;
+    }
+    out.append(buf.data(), ob.pos);
+  }
+  if (ret != 0) ADD_FAILURE() << path << " ends inside a zstd frame";
+  ZSTD_freeDStream(d);
+  return out;
+}
+
 std::vector<std::string> lines_of(const std::string& path) {
   std::vector<std::string> out;
-  std::ifstream in(path);
+  std::istringstream zin;
+  std::ifstream in;
+  std::istream* is = &in;
+  if (path.size() > 4 && path.substr(path.size() - 4) == ".zst") {
+    zin.str(unzstd(path));
+    is = &zin;
+  } else {
+    in.open(path);
+  }
   std::string line;
-  while (std::getline(in, line)) out.push_back(line);
+  while (std::getline(*is, line)) out.push_back(line);
   return out;
 }
 
@@ -241,6 +275,39 @@ SessionTable apply_session_rows(const std::vector<std::string>& files, std::vect
     }
   }
   return all;
+}
+
+SessionTable latest_session_versions(const std::vector<std::string>& files, std::vector<std::string>* problems) {
+  SessionTable latest;
+  std::set<std::tuple<std::string, int64_t, bool>> seen;
+  for (const auto& f : files) {
+    for (const auto& l : lines_of(f)) {
+      if (blank(l)) continue;
+      SessionRow r = parse_session_row(l);
+      // Exactly once: no version of a session twice.
+      if (!seen.insert({r.session_id, r.events, r.retracted}).second && problems) {
+        problems->push_back("duplicate row: " + l);
+      }
+      auto it = latest.find(r.session_id);
+      // More events: newer; as many: the retraction of that version.
+      if (it == latest.end() || r.events > it->second.events ||
+          (r.events == it->second.events && r.retracted && !it->second.retracted)) {
+        latest[r.session_id] = r;
+      }
+    }
+  }
+  std::erase_if(latest, [](const auto& kv) { return kv.second.retracted; });
+  return latest;
+}
+
+std::vector<std::string> published_files(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    if (e.is_regular_file() && e.path().filename().string()[0] != '.') out.push_back(e.path().string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 FunnelTable latest_funnel_lines(const std::vector<std::string>& lines) {

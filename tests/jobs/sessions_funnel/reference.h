@@ -78,6 +78,15 @@ SessionTable apply_session_lines(const std::vector<std::string>& lines, std::vec
                                  size_t* retractions = nullptr);
 SessionRow parse_session_row(const std::string& json);
 
+/// Session rows of a changelog kept as files (the data lake): per
+/// session_id the row with the most events is the latest version (a
+/// session's updates only add events; its retraction carries the events it
+/// had, and a merged session that keeps its id has more); a retracted latest
+/// version means the session is gone. `.zst` files are decompressed.
+SessionTable latest_session_versions(const std::vector<std::string>& files, std::vector<std::string>* problems);
+/// Every published (not hidden) file under `dir`, recursively, sorted.
+std::vector<std::string> published_files(const std::string& dir);
+
 /// The latest funnel update per (minute, step) in the files; rows of all
 /// zeros are dropped (a minute whose counts were all withdrawn).
 FunnelTable latest_funnel(const std::vector<std::string>& files);
