@@ -2,7 +2,8 @@
 //   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>&max-record-bytes=<bytes>
 //   sinks:   file:///path.ndjson, file:///dir/?partition=dt:ts:date,...&format=ndjson|csv&compression=zstd
 //            (partitioned, data-lake layout), stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
-//            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true]
+//            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true],
+//            http(s)://host:port/path?batch_size=..&auth_token=env:NAME (push batches of JSON records)
 #pragma once
 
 #include <cstdlib>
@@ -11,6 +12,7 @@
 
 #include "connectors/file/ndjson.h"
 #include "connectors/file/partitioned.h"
+#include "connectors/http/http_sink.h"
 #include "connectors/kafka/kafka.h"
 #include "connectors/postgres/postgres_sink.h"
 #include "connectors/prometheus/prometheus_sink.h"
@@ -78,12 +80,13 @@ Result<std::shared_ptr<const runtime::Sink<T>>> sink_from_uri(const std::string&
   }
   if (uri.rfind("kafka://", 0) == 0) return kafka::sink_from_uri<T>(uri);
   if (uri.rfind("prometheus:", 0) == 0) return prometheus_sink::sink_from_uri<T>(uri);
+  if (http_sink::PushSinkConfig::matches(uri)) return http_sink::sink_from_uri<T>(uri);
   if (uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0) {
     return postgres::sink_from_uri<T>(uri);
   }
   return Status::invalid_argument("unsupported sink '" + uri +
                                   "'; use file:///path/to/out.ndjson, kafka://host:port/topic, prometheus:METRIC?..., "
-                                  "postgres://user@host:port/db?table=name, stdout: or stderr:");
+                                  "postgres://user@host:port/db?table=name, http://host:port/path, stdout: or stderr:");
 }
 
 }  // namespace sluice::connectors
