@@ -30,8 +30,13 @@ struct GenCli {
   std::string topic;
 };
 
-/// Runs the chosen generator with `emit`; returns the summary line.
-using Generate = std::function<Result<std::string>(const std::function<Status(const std::string&)>& emit)>;
+/// What a generator run produced: the number of lines and a summary.
+struct Produced {
+  int64_t lines = 0;
+  std::string summary;
+};
+/// Runs the chosen generator with `emit`.
+using Generate = std::function<Result<Produced>(const std::function<Status(const std::string&)>& emit)>;
 
 // --kafka: every line becomes one message (malformed lines too, as
 // malformed messages), produced idempotently with acks=all.
@@ -44,7 +49,8 @@ int run_kafka(GenCli& c, const Generate& generate) {
   auto r = generate([&](const std::string& line) { return p.produce(c.topic, line); });
   Status st = r.is_ok() ? p.flush() : r.status();
   if (!st.is_ok()) return report_error(st.message(), 1);
-  std::cerr << "produced to " << c.kafka << "/" << c.topic << ": " << *r << std::endl;
+  std::cerr << "produced " << r->lines << " messages to " << c.kafka << "/" << c.topic << ": " << r->summary
+            << std::endl;
   return 0;
 }
 
@@ -97,21 +103,22 @@ int run(GenCli& c) {
     if (c.unbounded) c.o.count = -1;
     // Check before opening anything: a bad option must not empty an existing file.
     if (auto st = c.o.validate(); !st.is_ok()) return report_error(st.message(), 2);
-    generate = [&c](const std::function<Status(const std::string&)>& emit) -> Result<std::string> {
+    generate = [&c](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
       SLUICE_ASSIGN_OR_RETURN(gen::GenSummary r, gen::run_generator(c.o, emit));
-      return std::to_string(r.total()) + " lines: " + std::to_string(r.on_time) + " on time, " +
-             std::to_string(r.out_of_order) + " out of order, " + std::to_string(r.late) + " late, " +
-             std::to_string(r.malformed) + " malformed";
+      return Produced{r.total(), std::to_string(r.on_time) + " on time, " + std::to_string(r.out_of_order) +
+                                     " out of order, " + std::to_string(r.late) + " late, " +
+                                     std::to_string(r.malformed) + " malformed"};
     };
   } else if (c.kind == "pageviews") {
     auto o = pageview_options(c);
     if (!o.is_ok()) return report_error(o.status().message(), 2);
-    generate = [o = *o](const std::function<Status(const std::string&)>& emit) -> Result<std::string> {
+    generate = [o = *o](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
       SLUICE_ASSIGN_OR_RETURN(gen::PageViewSummary r, gen::run_pageviews(o, emit));
-      return std::to_string(r.total()) + " page views: " + std::to_string(r.on_time) + " on time, " +
-             std::to_string(r.out_of_order) + " out of order, " + std::to_string(r.late) + " late, " +
-             std::to_string(r.bridging) + " bridging, " + std::to_string(r.very_late) + " very late, " +
-             std::to_string(r.malformed) + " malformed; " + std::to_string(r.sessions_started) + " sessions started";
+      return Produced{r.total(), "page views: " + std::to_string(r.on_time) + " on time, " +
+                                     std::to_string(r.out_of_order) + " out of order, " + std::to_string(r.late) +
+                                     " late, " + std::to_string(r.bridging) + " bridging, " +
+                                     std::to_string(r.very_late) + " very late, " + std::to_string(r.malformed) +
+                                     " malformed; " + std::to_string(r.sessions_started) + " visits started"};
     };
   } else {
     return report_error("--kind must be clicks or pageviews, not '" + c.kind + "'", 2);
@@ -142,7 +149,7 @@ int run(GenCli& c) {
   if (out != stdout) std::fclose(out);
   else std::fflush(stdout);
   if (!st.is_ok()) return report_error(st.message(), 2);
-  std::cerr << "generated " << *r << std::endl;
+  std::cerr << "generated " << r->lines << " lines: " << r->summary << std::endl;
   return 0;
 }
 

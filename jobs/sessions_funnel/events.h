@@ -66,20 +66,24 @@ struct FunnelDelta {
   int32_t step = 0;
   int64_t entered = 0;
   int64_t dropped = 0;
-  SLUICE_FIELDS(minute, step, entered, dropped)
+  int64_t event_ts = 0;  // the page view that caused it (a session's last one for a drop-off)
+  SLUICE_FIELDS(minute, step, entered, dropped, event_ts)
 };
 
 /// The funnel counts of one step in one minute so far: sessions that
 /// entered the step (reached it in order) in that minute, and sessions
 /// whose last event was in that minute and that ended at this step without
 /// reaching the next one. The latest update per (minute, step) wins.
+/// last_event_ts: event time of the newest page view that changed these
+/// counts (how fresh they are).
 struct FunnelUpdate {
   int64_t minute = 0;
   int32_t step = 0;
   std::string step_name;
   int64_t entered = 0;
   int64_t dropped = 0;
-  SLUICE_FIELDS(minute, step, step_name, entered, dropped)
+  int64_t last_event_ts = 0;
+  SLUICE_FIELDS(minute, step, step_name, entered, dropped, last_event_ts)
 };
 
 /// A funnel delta as two non-negative amounts, for Prometheus counters

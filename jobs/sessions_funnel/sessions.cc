@@ -84,6 +84,10 @@ void FunnelFunction::process_element(const PageView& v, Context& ctx, Collector<
   // The session window's rule: late once its end - 1 + lateness is behind
   // the watermark (then its state is gone there too).
   if (m.merged.max_timestamp() + lateness_ <= wm) {
+    if (late_tag_.id.empty()) {
+      throw InvalidRecord("late for the funnel: behind the watermark by more than the allowed lateness (" +
+                          format_duration(Duration(lateness_)) + ")");
+    }
     ctx.output(late_tag_, late_view(v));
     return;
   }
@@ -108,7 +112,7 @@ void FunnelFunction::process_element(const PageView& v, Context& ctx, Collector<
   merged.path.add(v.ts, spec_->match(page_path(v.page_url)), steps);
   merged.ended = window_of(merged).max_timestamp() <= wm;
   add_contribution(diff, merged.path, merged.last, merged.ended, steps, +1);
-  emit(diff, out);
+  emit(diff, v.ts, out);
 
   kept.push_back(merged);
   TimerService& timers = ctx.timer_service();
@@ -127,11 +131,13 @@ void FunnelFunction::on_timer(int64_t ts, OnTimerContext& ctx, Collector<FunnelD
   FunnelCounts diff;
   bool changed = false;
   std::vector<TrackedSession> kept;
+  int64_t last_event = 0;
   for (auto& s : user->sessions) {
     if (!s.ended && window_of(s).max_timestamp() <= ts) {
       add_contribution(diff, s.path, s.last, false, steps, -1);
       s.ended = true;
       add_contribution(diff, s.path, s.last, true, steps, +1);
+      last_event = std::max(last_event, s.last);
       changed = true;
     }
     if (cleanup_of(s) <= ts) {
@@ -141,7 +147,7 @@ void FunnelFunction::on_timer(int64_t ts, OnTimerContext& ctx, Collector<FunnelD
     kept.push_back(std::move(s));
   }
   if (!changed) return;
-  emit(diff, out);
+  emit(diff, last_event, out);
   if (kept.empty()) {
     state_->clear();
   } else {
@@ -150,10 +156,10 @@ void FunnelFunction::on_timer(int64_t ts, OnTimerContext& ctx, Collector<FunnelD
   }
 }
 
-void FunnelFunction::emit(const FunnelCounts& diff, Collector<FunnelDelta>& out) {
+void FunnelFunction::emit(const FunnelCounts& diff, int64_t event_ts, Collector<FunnelDelta>& out) {
   for (const auto& [key, counts] : diff) {
     if (counts.first == 0 && counts.second == 0) continue;
-    out.collect_with_timestamp(FunnelDelta{key.second, key.first, counts.first, counts.second}, key.second);
+    out.collect_with_timestamp(FunnelDelta{key.second, key.first, counts.first, counts.second, event_ts}, key.second);
   }
 }
 

@@ -73,7 +73,7 @@ struct UserFunnel {
 /// Follows each user's sessions through the funnel as events arrive. A
 /// session is the same as the session window's (gap, allowed lateness,
 /// merging); an event behind the watermark by more than the lateness goes
-/// to the `late_tag` side output. On every event the user's affected
+/// to the `late_tag` side output (with an empty tag: the dead-letter output). On every event the user's affected
 /// session is recomputed and the difference of its contribution to the
 /// per-minute counts is emitted (so out-of-order events correct earlier
 /// deltas); when the watermark passes a session's end its drop-off is
@@ -90,7 +90,7 @@ class FunnelFunction final : public KeyedProcessFunction<std::string, PageView, 
  private:
   TimeWindow window_of(const TrackedSession& s) const { return {s.start, s.last + gap_}; }
   int64_t cleanup_of(const TrackedSession& s) const { return s.last + gap_ - 1 + lateness_; }
-  void emit(const FunnelCounts& diff, Collector<FunnelDelta>& out);
+  void emit(const FunnelCounts& diff, int64_t event_ts, Collector<FunnelDelta>& out);
   // Deletes the timers of `gone` that no session in `sessions` uses.
   void drop_timers(const TrackedSession& gone, const std::vector<TrackedSession>& sessions, TimerService& ts);
 

@@ -46,7 +46,8 @@ T or_arg_error(Result<T> r, const std::string& key) {
 struct FunnelTotals {
   int64_t entered = 0;
   int64_t dropped = 0;
-  SLUICE_FIELDS(entered, dropped)
+  int64_t last_event_ts = 0;
+  SLUICE_FIELDS(entered, dropped, last_event_ts)
 };
 
 class SumDeltas final : public AggregateFunction<FunnelDelta, FunnelTotals, FunnelTotals> {
@@ -55,11 +56,13 @@ class SumDeltas final : public AggregateFunction<FunnelDelta, FunnelTotals, Funn
   void add(FunnelTotals& acc, const FunnelDelta& d) const override {
     acc.entered += d.entered;
     acc.dropped += d.dropped;
+    acc.last_event_ts = std::max(acc.last_event_ts, d.event_ts);
   }
   FunnelTotals get_result(const FunnelTotals& acc) const override { return acc; }
   void merge(FunnelTotals& into, const FunnelTotals& o) const override {
     into.entered += o.entered;
     into.dropped += o.dropped;
+    into.last_event_ts = std::max(into.last_event_ts, o.last_event_ts);
   }
 };
 
@@ -132,24 +135,24 @@ SLUICE_JOB(sessions_funnel) {
 
   // Sessions: merging event-time session windows; late events that merge
   // sessions withdraw the rows of the sessions they absorb.
+  // Without a late sink, too-late events are dead letters (the window
+  // operator's and the funnel function's own).
   OutputTag<PageView> late_sessions("late-for-sessions");
-  auto sessions =
-      by_user.window(EventTimeSessionWindows::with_gap(gap))
-          .allowed_lateness(lateness)
-          .side_output_late_data(late_sessions)
-          .aggregate_with_retractions(
-              SessionAggregate(spec, static_cast<size_t>(max_pages)),
-              [spec](const std::string& user, const TimeWindow&, const SessionAccumulator& acc) {
-                return session_record(*spec, user, acc);
-              },
-              [spec](const std::string& user, const TimeWindow&, const SessionAccumulator& acc,
-                     const TimeWindow&) -> std::optional<SessionRecord> { return retraction(*spec, user, acc); },
-              "sessions");
+  auto windowed = by_user.window(EventTimeSessionWindows::with_gap(gap)).allowed_lateness(lateness);
+  if (!late_uri.empty()) windowed.side_output_late_data(late_sessions);
+  auto sessions = windowed.aggregate_with_retractions(
+      SessionAggregate(spec, static_cast<size_t>(max_pages)),
+      [spec](const std::string& user, const TimeWindow&, const SessionAccumulator& acc) {
+        return session_record(*spec, user, acc);
+      },
+      [spec](const std::string& user, const TimeWindow&, const SessionAccumulator& acc,
+             const TimeWindow&) -> std::optional<SessionRecord> { return retraction(*spec, user, acc); },
+      "sessions");
   sessions.uid("sessions");
   sink_with_parallelism(sessions, sessions_uri, "sessions", "sessions sink", "sessions-sink", sink_parallelism);
 
   // The funnel: per user as events arrive, then per step and minute.
-  const std::string late_funnel = "late-for-funnel";
+  const std::string late_funnel = late_uri.empty() ? "" : "late-for-funnel";
   auto deltas = by_user.process(FunnelFunction(spec, gap, lateness, late_funnel), "funnel");
   deltas.uid("funnel");
   auto updates = deltas.key_by([](const FunnelDelta& d) { return d.step; })
@@ -160,7 +163,7 @@ SLUICE_JOB(sessions_funnel) {
                          SumDeltas(),
                          [spec](const int32_t& step, const TimeWindow& w, const FunnelTotals& t) {
                            return FunnelUpdate{w.start, step, spec->name(static_cast<size_t>(step)), t.entered,
-                                               t.dropped};
+                                               t.dropped, t.last_event_ts};
                          },
                          "funnel per minute");
   updates.uid("funnel-minutes");
@@ -197,24 +200,15 @@ SLUICE_JOB(sessions_funnel) {
         .uid("funnel-gauges");
   }
 
-  // Too-late events: a side output of each, to the late sink or the dlq.
-  auto late = sessions.get_side_output(late_sessions)
-                  .map([](const PageView& v) { return LatePageView{"sessions", v.user_id, v.page_url, v.event_type, v.device, v.ts}; },
-                       "late for sessions");
-  late.uid("late-sessions");
-  auto all_late = late.union_with(deltas.get_side_output(OutputTag<LatePageView>(late_funnel)));
+  // Too-late events: a side output of each, to the late sink.
   if (!late_uri.empty()) {
-    all_late.sink_to(or_arg_error(connectors::sink_from_uri<LatePageView>(late_uri), "late"), "late events")
+    auto late = sessions.get_side_output(late_sessions)
+                    .map([](const PageView& v) { return LatePageView{"sessions", v.user_id, v.page_url, v.event_type, v.device, v.ts}; },
+                         "late for sessions");
+    late.uid("late-sessions");
+    late.union_with(deltas.get_side_output(OutputTag<LatePageView>(late_funnel)))
+        .sink_to(or_arg_error(connectors::sink_from_uri<LatePageView>(late_uri), "late"), "late events")
         .uid("late-sink")
         .set_parallelism(1);
-  } else {
-    all_late
-        .filter(
-            [lateness](const LatePageView& v) -> bool {
-              throw InvalidRecord("late for the " + v.late_for + ": behind the watermark by more than the allowed lateness (" +
-                                  format_duration(lateness) + ")");
-            },
-            "late to dead letters")
-        .uid("late-dlq");
   }
 }

@@ -50,6 +50,16 @@ struct WindowSettings {
   Duration early_firing{0};
 };
 
+/// A window of a merging assigner and the window whose namespace holds its
+/// contents (its "state window", Flink's MergingWindowSet): a merge keeps
+/// the contents where one of the merged windows had them, so a session that
+/// grows by one record costs one contents update, not a copy.
+struct MergedWindow {
+  TimeWindow window;
+  TimeWindow state;
+  SLUICE_FIELDS(window, state)
+};
+
 /// Window contents as an accumulator per window (incremental aggregation).
 template <class IN, class ACC, class OUT>
 class AggregatingContents {
@@ -134,7 +144,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
     contents_.open(*this->backend_);
     if (settings_.assigner.is_merging()) {
       window_set_ = state::get_value_state(
-          *this->backend_, state::ValueStateDescriptor<std::vector<TimeWindow>>{"window-set", {}});
+          *this->backend_, state::ValueStateDescriptor<std::vector<MergedWindow>>{"merging-windows", {}});
       // Whether a window fired is known from the watermark, unless it may
       // have fired early: then it is kept per window.
       if (retract_ && early()) {
@@ -170,6 +180,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
       if (is_late(w, wm)) continue;
       skipped = false;
       w.encode(ns_);
+      state_ns_ = ns_;
       contents_.set_namespace(ns_);
       contents_.add(v);
       arm(w, wm);
@@ -189,7 +200,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
     if (!on_time && !cleanup) return;
     // With early firing only what was not reported yet fires (at the end,
     // or before the state goes).
-    if (early() ? this->take_early_timer(t.ns, true) : on_time) fire(w);
+    if (early() ? this->take_early_timer(t.ns, true) : on_time) fire(w, state_ns_of(w));
     if (cleanup || (on_time && settings_.allowed_lateness.count() == 0)) clear_window(w);
   }
   /// An early firing: the window fires its current result if it still
@@ -201,7 +212,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
       return;
     }
     this->set_current_key_from_timer(t);
-    if (this->take_early_timer(t.ns, false)) fire(w);
+    if (this->take_early_timer(t.ns, false)) fire(w, state_ns_of(w));
   }
 
  private:
@@ -212,12 +223,30 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
 
   bool early() const { return settings_.early_firing.count() > 0; }
 
-  // Registers the timers of window w (ns_ holds its namespace), or fires it
-  // now if the watermark already passed its end (a late record within the
-  // allowed lateness: an updated result; with early firing, at the next one).
+  // The namespace of window w's contents: its own, or for merging windows
+  // the state window the set maps it to (empty if w is not in the set).
+  std::string state_ns_of(const TimeWindow& w) {
+    std::string ns;
+    if (!window_set_) {
+      w.encode(ns);
+      return ns;
+    }
+    for (const MergedWindow& m : window_set_->value_or({})) {
+      if (m.window == w) {
+        m.state.encode(ns);
+        break;
+      }
+    }
+    return ns;
+  }
+
+  // Registers the timers of window w (ns_ holds its namespace, state_ns_
+  // its contents'), or fires it now if the watermark already passed its end
+  // (a late record within the allowed lateness: an updated result; with
+  // early firing, at the next one).
   void arm(const TimeWindow& w, int64_t wm) {
     if (w.max_timestamp() <= wm) {
-      if (!early()) fire(w);
+      if (!early()) fire(w, state_ns_);
     } else {
       this->timers_->register_event_time_timer(ns_, w.max_timestamp());
     }
@@ -258,17 +287,23 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   }
 
   void process_merging(const IN& v, EventTime ts, int64_t wm) {
-    std::vector<TimeWindow> set = window_set_->value_or({});
+    std::vector<MergedWindow> set = window_set_->value_or({});
+    std::vector<TimeWindow> windows;
+    windows.reserve(set.size());
+    for (const MergedWindow& m : set) windows.push_back(m.window);
     settings_.assigner.assign(ts.ms(), windows_);
-    const WindowMerge m = merge_window(set, windows_.front());
+    const WindowMerge m = merge_window(windows, windows_.front());
     const TimeWindow& merged = m.merged;
     if (is_late(merged, wm)) {
       late(v, ts, wm);
       return;
     }
+    // The merged window keeps the contents of the first window it absorbs;
+    // the others' contents are merged into them.
+    const TimeWindow state = m.absorbed.empty() ? merged : set[m.absorbed.front()].state;
     std::vector<std::string> sources;
-    std::vector<TimeWindow> kept;
-    std::string ns;
+    std::vector<MergedWindow> kept;
+    std::string ns, sns;
     size_t next = 0;
     for (size_t i = 0; i < set.size(); ++i) {
       if (next >= m.absorbed.size() || m.absorbed[next] != i) {
@@ -276,25 +311,27 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
         continue;
       }
       ++next;
-      if (set[i] == merged) continue;
-      set[i].encode(ns);
-      if (retract_ && has_fired(set[i], ns, wm)) retract(set[i], ns, merged);
+      set[i].state.encode(sns);
+      if (!(set[i].state == state)) sources.push_back(sns);
+      if (set[i].window == merged) continue;
+      set[i].window.encode(ns);
+      if (retract_ && has_fired(set[i].window, ns, wm)) retract(set[i].window, sns, merged);
       if (emitted_) {
         emitted_->set_namespace(ns);
         emitted_->clear();
       }
       if (early()) this->take_early_timer(ns, true);
-      this->timers_->delete_event_time_timer(ns, set[i].max_timestamp());
+      this->timers_->delete_event_time_timer(ns, set[i].window.max_timestamp());
       if (settings_.allowed_lateness.count() > 0) {
-        this->timers_->delete_event_time_timer(ns, cleanup_time(set[i]));
+        this->timers_->delete_event_time_timer(ns, cleanup_time(set[i].window));
       }
-      sources.push_back(ns);
     }
     merged.encode(ns_);
-    if (!sources.empty()) contents_.merge(ns_, sources);
-    contents_.set_namespace(ns_);
+    state.encode(state_ns_);
+    if (!sources.empty()) contents_.merge(state_ns_, sources);
+    contents_.set_namespace(state_ns_);
     contents_.add(v);
-    kept.push_back(merged);
+    kept.push_back({merged, state});
     window_set_->update(kept);
     arm(merged, wm);
   }
@@ -307,14 +344,16 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
     guarded(old, [&] { retract_(this->current_key(), old, *value, merged, collector_); });
   }
 
-  void fire(const TimeWindow& w) {
-    std::string ns;
-    w.encode(ns);
-    contents_.set_namespace(ns);
+  // Fires window w, whose contents are in namespace `state_ns`.
+  void fire(const TimeWindow& w, std::string_view state_ns) {
+    if (state_ns.empty()) return;  // merged away or cleared meanwhile
+    contents_.set_namespace(state_ns);
     std::optional<V> value = contents_.get();
     if (!value) return;
     collector_.set_timestamp(EventTime(w.max_timestamp()));
     if (emitted_) {
+      std::string ns;
+      w.encode(ns);
       emitted_->set_namespace(ns);
       emitted_->update(true);
     }
@@ -346,16 +385,19 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   void clear_window(const TimeWindow& w) {
     std::string ns;
     w.encode(ns);
-    contents_.set_namespace(ns);
-    contents_.clear();
+    const std::string sns = state_ns_of(w);
+    if (!sns.empty()) {
+      contents_.set_namespace(sns);
+      contents_.clear();
+    }
     if (emitted_) {
       emitted_->set_namespace(ns);
       emitted_->clear();
     }
     if (early()) this->take_early_timer(ns, true);
     if (window_set_) {
-      std::vector<TimeWindow> set = window_set_->value_or({});
-      std::erase(set, w);
+      std::vector<MergedWindow> set = window_set_->value_or({});
+      std::erase_if(set, [&](const MergedWindow& m) { return m.window == w; });
       if (set.empty()) window_set_->clear();
       else window_set_->update(set);
     }
@@ -387,11 +429,12 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   RetractFn retract_;
   basic::Collector<R> collector_;
   runtime::Output<IN>* late_ = nullptr;
-  state::ValueState<std::vector<TimeWindow>>* window_set_ = nullptr;
+  state::ValueState<std::vector<MergedWindow>>* window_set_ = nullptr;  // merging: window -> state window
   state::ValueState<bool>* emitted_ = nullptr;  // merging + early firing + retractions only
   state::ValueState<int64_t>* early_timer_ = nullptr;  // early firing: the pending timer of a window
   std::vector<TimeWindow> windows_;
-  std::string ns_;
+  std::string ns_;        // the current window's namespace (timers)
+  std::string state_ns_;  // where its contents are
 };
 
 }  // namespace sluice::window
