@@ -9,24 +9,16 @@
 #include <cerrno>
 #include <ctime>
 #include <filesystem>
-#include <random>
 #include <set>
 
 #include "connectors/file/file_splits.h"
+#include "engine/common/auth.h"
 #include "engine/common/clock.h"
 #include "engine/common/uri.h"
 
 namespace sluice::file {
 
 namespace {
-
-std::string random_run_id() {
-  std::random_device rd;
-  std::mt19937_64 g((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(monotonic_ns()));
-  char buf[9];
-  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(g()));
-  return buf;
-}
 
 Status write_all(int fd, std::string_view data, const std::string& path) {
   while (!data.empty()) {
@@ -238,7 +230,7 @@ struct PartitionedWriterCore::OpenFile {
 };
 
 PartitionedWriterCore::PartitionedWriterCore(PartitionedSinkConfig config, std::string csv_header)
-    : config_(std::move(config)), csv_header_(std::move(csv_header)), run_(random_run_id()) {}
+    : config_(std::move(config)), csv_header_(std::move(csv_header)), run_(auth::random_hex(4)) {}
 
 PartitionedWriterCore::~PartitionedWriterCore() = default;
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <random>
 
+#include "engine/common/auth.h"
 #include "engine/common/clock.h"
 #include "engine/common/json.h"
 #include "engine/common/metrics.h"
@@ -82,14 +83,6 @@ PushMetricFamilies& push_metrics() {
   return *f;
 }
 
-std::string random_run_id() {
-  std::random_device rd;
-  std::mt19937_64 g((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(monotonic_ns()));
-  char buf[9];
-  std::snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(g()));
-  return buf;
-}
-
 // Job names in keys: letters, digits, '.', '_' and '-' only.
 std::string key_safe(const std::string& s) {
   std::string out;
@@ -125,7 +118,7 @@ bool MailboxGate::is_open() const {
 // --- core ------------------------------------------------------------------------
 
 PushSinkCore::PushSinkCore(PushSinkConfig config, std::shared_ptr<const PushFormat> format)
-    : config_(std::move(config)), format_(std::move(format)), run_(random_run_id()) {}
+    : config_(std::move(config)), format_(std::move(format)), run_(auth::random_hex(4)) {}
 
 PushSinkCore::~PushSinkCore() {
   if (gate_) gate_->close();

@@ -24,12 +24,6 @@ using sluice::jobs::PageCount;
 
 namespace {
 
-template <class T>
-T or_arg_error(sluice::Result<T> r, const std::string& key) {
-  if (!r.is_ok()) throw sluice::api::JobArgError("--arg " + key + ": " + r.status().message());
-  return std::move(r).value();
-}
-
 }  // namespace
 
 SLUICE_JOB(clickstream) {
@@ -46,9 +40,9 @@ SLUICE_JOB(clickstream) {
   if (window.count() <= 0) throw api::JobArgError("--arg window must be positive, e.g. 60s");
   if (sink_parallelism < 1) throw api::JobArgError("--arg sink_parallelism must be at least 1");
 
-  auto source = or_arg_error(connectors::source_from_uri<ClickEvent>(source_uri), "source");
-  auto sink = or_arg_error(connectors::sink_from_uri<PageCount>(sink_uri), "sink");
-  auto dlq = or_arg_error(connectors::sink_from_uri<DeadLetter>(dlq_uri), "dlq");
+  auto source = api::arg_value(connectors::source_from_uri<ClickEvent>(source_uri), "source");
+  auto sink = api::arg_value(connectors::sink_from_uri<PageCount>(sink_uri), "sink");
+  auto dlq = api::arg_value(connectors::sink_from_uri<DeadLetter>(dlq_uri), "dlq");
   env.set_dead_letter_sink(dlq);
 
   auto strategy = WatermarkStrategy<ClickEvent>::for_bounded_out_of_orderness(out_of_orderness)
@@ -79,12 +73,12 @@ SLUICE_JOB(clickstream) {
   counts.uid("page-counts");
   counts.sink_to(sink, "results").uid("results-sink").set_parallelism(static_cast<int>(sink_parallelism));
   if (!metrics_uri.empty()) {
-    auto metrics_sink = or_arg_error(connectors::sink_from_uri<PageCount>(metrics_uri), "metrics");
+    auto metrics_sink = api::arg_value(connectors::sink_from_uri<PageCount>(metrics_uri), "metrics");
     counts.sink_to(metrics_sink, "results metrics").uid("metrics-sink");
   }
 
   if (!late_uri.empty()) {
-    auto late_sink = or_arg_error(connectors::sink_from_uri<ClickEvent>(late_uri), "late");
+    auto late_sink = api::arg_value(connectors::sink_from_uri<ClickEvent>(late_uri), "late");
     counts.get_side_output(late_tag)
         .sink_to(late_sink, "late events")
         .uid("late-sink")

@@ -36,12 +36,6 @@ using namespace std::chrono_literals;
 namespace sluice::jobs {
 namespace {
 
-template <class T>
-T or_arg_error(Result<T> r, const std::string& key) {
-  if (!r.is_ok()) throw api::JobArgError("--arg " + key + ": " + r.status().message());
-  return std::move(r).value();
-}
-
 /// Entered and dropped counts of one step in one minute.
 struct FunnelTotals {
   int64_t entered = 0;
@@ -73,7 +67,7 @@ bool valid_event_type(const std::string& t) {
 template <class T>
 void sink_with_parallelism(DataStream<T> stream, const std::string& uri, const std::string& arg,
                            const std::string& name, const std::string& uid, int64_t parallelism) {
-  auto sink = or_arg_error(connectors::sink_from_uri<T>(uri), arg);
+  auto sink = api::arg_value(connectors::sink_from_uri<T>(uri), arg);
   auto node = stream.sink_to(sink, name);
   node.uid(uid);
   if (parallelism > 0) node.set_parallelism(static_cast<int>(parallelism));
@@ -99,7 +93,7 @@ SLUICE_JOB(sessions_funnel) {
   const bool metrics = args.get_bool("metrics", false);
   const int64_t sink_parallelism = args.get_int("sink_parallelism", 0);
   auto spec = std::make_shared<const FunnelSpec>(
-      or_arg_error(FunnelSpec::parse(args.get("funnel", "/,/product/*,/cart,/checkout")), "funnel"));
+      api::arg_value(FunnelSpec::parse(args.get("funnel", "/,/product/*,/cart,/checkout")), "funnel"));
   if (gap.count() <= 0) throw api::JobArgError("--arg gap must be positive, e.g. 30m");
   if (lateness.count() < 0 || out_of_orderness.count() < 0 || funnel_lateness.count() < 0) {
     throw api::JobArgError("--arg allowed_lateness, out_of_orderness and funnel_lateness must not be negative");
@@ -108,8 +102,8 @@ SLUICE_JOB(sessions_funnel) {
   if (max_pages < 0) throw api::JobArgError("--arg max_pages must not be negative");
   if (sink_parallelism < 0) throw api::JobArgError("--arg sink_parallelism must be at least 1");
 
-  auto source = or_arg_error(connectors::source_from_uri<PageView>(source_uri), "source");
-  env.set_dead_letter_sink(or_arg_error(connectors::sink_from_uri<DeadLetter>(dlq_uri), "dlq"));
+  auto source = api::arg_value(connectors::source_from_uri<PageView>(source_uri), "source");
+  env.set_dead_letter_sink(api::arg_value(connectors::sink_from_uri<DeadLetter>(dlq_uri), "dlq"));
 
   auto strategy = WatermarkStrategy<PageView>::for_bounded_out_of_orderness(out_of_orderness)
                       .with_timestamp_assigner([](const PageView& v) { return v.ts; });
@@ -180,19 +174,19 @@ SLUICE_JOB(sessions_funnel) {
         },
         "funnel counts");
     counts.uid("funnel-counts");
-    counts.sink_to(or_arg_error(connectors::sink_from_uri<FunnelCount>(
+    counts.sink_to(api::arg_value(connectors::sink_from_uri<FunnelCount>(
                                     "prometheus:sluice_funnel_users_total?type=counter&labels=step,step_name,kind"
                                     "&value=added&help=Sessions+that+entered+or+dropped+off+at+each+funnel+step"),
                                 "metrics"),
                    "funnel counters")
         .uid("funnel-counters");
-    counts.sink_to(or_arg_error(connectors::sink_from_uri<FunnelCount>(
+    counts.sink_to(api::arg_value(connectors::sink_from_uri<FunnelCount>(
                                     "prometheus:sluice_funnel_users_withdrawn_total?type=counter&labels=step,step_name,"
                                     "kind&value=withdrawn&help=Funnel+counts+withdrawn+by+late+or+out-of-order+events"),
                                 "metrics"),
                    "funnel corrections")
         .uid("funnel-withdrawn");
-    updates.sink_to(or_arg_error(connectors::sink_from_uri<FunnelUpdate>(
+    updates.sink_to(api::arg_value(connectors::sink_from_uri<FunnelUpdate>(
                                      "prometheus:sluice_funnel_minute_entered?labels=step,step_name&value=entered"
                                      "&group=minute&help=Sessions+entering+each+step+in+the+latest+minute"),
                                  "metrics"),
@@ -207,7 +201,7 @@ SLUICE_JOB(sessions_funnel) {
                          "late for sessions");
     late.uid("late-sessions");
     late.union_with(deltas.get_side_output(OutputTag<LatePageView>(late_funnel)))
-        .sink_to(or_arg_error(connectors::sink_from_uri<LatePageView>(late_uri), "late"), "late events")
+        .sink_to(api::arg_value(connectors::sink_from_uri<LatePageView>(late_uri), "late"), "late events")
         .uid("late-sink")
         .set_parallelism(1);
   }
