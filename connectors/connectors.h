@@ -3,6 +3,7 @@
 //   sinks:   file:///path.ndjson, file:///dir/?partition=dt:ts:date,...&format=ndjson|csv&compression=zstd
 //            (partitioned, data-lake layout), stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
 //            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true],
+//            influxdb://[USER@]HOST:PORT/DB?measurement=M[&tags=a,b&fields=x,y&time=FIELD&precision=ms],
 //            http(s)://host:port/path?batch_size=..&auth_token=env:NAME (push batches of JSON records)
 #pragma once
 
@@ -13,6 +14,7 @@
 #include "connectors/file/ndjson.h"
 #include "connectors/file/partitioned.h"
 #include "connectors/http/http_sink.h"
+#include "connectors/influxdb/influxdb_sink.h"
 #include "connectors/kafka/kafka.h"
 #include "connectors/postgres/postgres_sink.h"
 #include "connectors/prometheus/prometheus_sink.h"
@@ -84,9 +86,11 @@ Result<std::shared_ptr<const runtime::Sink<T>>> sink_from_uri(const std::string&
   if (uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0) {
     return postgres::sink_from_uri<T>(uri);
   }
+  if (uri.rfind("influxdb://", 0) == 0) return influxdb::sink_from_uri<T>(uri);
   return Status::invalid_argument("unsupported sink '" + uri +
                                   "'; use file:///path/to/out.ndjson, kafka://host:port/topic, prometheus:METRIC?..., "
-                                  "postgres://user@host:port/db?table=name, http://host:port/path, stdout: or stderr:");
+                                  "postgres://user@host:port/db?table=name, influxdb://host:port/db?measurement=name, "
+                                  "http://host:port/path, stdout: or stderr:");
 }
 
 }  // namespace sluice::connectors

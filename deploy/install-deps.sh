@@ -14,7 +14,7 @@ BUILD_PACKAGES=(
   librdkafka-dev librocksdb-dev libzstd-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
-  libcpp-httplib-dev libcurl4-openssl-dev
+  libcpp-httplib-dev libcurl4-openssl-dev zlib1g-dev libtomlplusplus-dev
 )
 TOOL_PACKAGES=(
   # test servers of the async I/O tests and benchmark (built with the test suite only)
@@ -23,6 +23,12 @@ TOOL_PACKAGES=(
   clang libclang-rt-14-dev
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
+  # InfluxDB 1.x server and its `influx` shell (InfluxDB sink tests, deploy/local --influxdb)
+  influxdb influxdb-client
+  # the web dashboard's browser test (tests/dashboard: headless Chromium driven
+  # by playwright-core from npm; Node.js and npm below); Jinja2 renders the
+  # Airflow DAG's commands as Airflow would (tests/deploy/backfill_test.sh)
+  chromium python3-jinja2
   # checks and runs the compose files (tests/deploy/docker_test.sh installs
   # the Docker engine, docker.io, and debootstrap itself)
   docker-compose
@@ -39,6 +45,13 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js with npm for the browser test: the machine's own if it has one
+# (e.g. a newer Node.js from elsewhere, whose npm Debian's would clash with),
+# else Debian's.
+if [ -z "${1:-}" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"
@@ -57,9 +70,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # --no-install-recommends keeps the install small (and out of docs/X11).
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian postgresql and prometheus packages start system services; tests
-# run their own instances on loopback ports instead.
-for svc in postgresql prometheus; do
+# The Debian postgresql, prometheus and influxdb packages start system
+# services; tests run their own instances on loopback ports instead.
+for svc in postgresql prometheus influxdb; do
   $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 echo "install-deps: done"

@@ -127,6 +127,7 @@ declare -A PORT
   echo "POSTGRES_PASSWORD=$(secret)"
   echo "GRAFANA_ADMIN_PASSWORD=$(secret)"
   echo "FUNNEL_TOKEN=$(secret)"
+  echo "INFLUXDB_PASSWORD=$(secret)"
   echo "SLUICE_IMAGE=$IMAGE"
   echo "SLUICE_POSTGRES_IMAGE=sluice-postgres:bookworm"
   echo "SLUICE_PROMETHEUS_IMAGE=sluice-prometheus:bookworm"
@@ -187,18 +188,18 @@ cat > "$DIR/env" <<ENV
 COMPOSE_PROJECT=$PROJECT
 COMPOSE_FILE=$DIR/compose.yml
 SLUICE_IMAGE=$IMAGE
-SLUICE_TOKEN=$SLUICE_TOKEN
-KAFKA_BOOTSTRAP=$KAFKA
-PGHOST=127.0.0.1
-PGPORT=${PORT[PG]}
-PGUSER=sluice
-PGDATABASE=sluice
-SLUICE_JOBMANAGER=127.0.0.1:${PORT[JM]}
-JOBMANAGER_HTTP=$JM_HTTP
-JOBMANAGER_METRICS=http://127.0.0.1:${PORT[JM_METRICS]}/metrics
-TASKMANAGER_METRICS="http://127.0.0.1:${PORT[TM1_METRICS]}/metrics http://127.0.0.1:${PORT[TM2_METRICS]}/metrics"
-PROMETHEUS_URL=http://127.0.0.1:${PORT[PROMETHEUS]}
-FUNNEL_RECEIVER=http://127.0.0.1:${PORT[FUNNEL]}
-FUNNEL_TOKEN=$FUNNEL_TOKEN
+export SLUICE_TOKEN=$SLUICE_TOKEN
+export KAFKA_BOOTSTRAP=$KAFKA
+export PGHOST=127.0.0.1
+export PGPORT=${PORT[PG]}
+export PGUSER=sluice
+export PGDATABASE=sluice
+export SLUICE_JOBMANAGER=127.0.0.1:${PORT[JM]}
+export JOBMANAGER_HTTP=$JM_HTTP
+export JOBMANAGER_METRICS=http://127.0.0.1:${PORT[JM_METRICS]}/metrics
+export TASKMANAGER_METRICS="http://127.0.0.1:${PORT[TM1_METRICS]}/metrics http://127.0.0.1:${PORT[TM2_METRICS]}/metrics"
+export PROMETHEUS_URL=http://127.0.0.1:${PORT[PROMETHEUS]}
+export FUNNEL_RECEIVER=http://127.0.0.1:${PORT[FUNNEL]}
+export FUNNEL_TOKEN=$FUNNEL_TOKEN
 ENV
 echo "up.sh: compose project $PROJECT up (addresses in $DIR/env; docker-compose -p $PROJECT -f $DIR/compose.yml ps|logs)"
