@@ -5,14 +5,17 @@
 #include <string>
 #include <vector>
 
+#include "engine/common/serde.h"
 #include "engine/common/status.h"
 
 namespace sluice::file {
 
+/// One input file as listed (and kept in a file source's checkpoint).
 struct FileInfo {
   std::string path;
   int64_t size = 0;
   bool compressed = false;  // ".zst": read whole, front to back
+  SLUICE_FIELDS(path, size, compressed)
 };
 
 /// The regular files of `path`: the file itself, or the non-hidden regular
@@ -27,6 +30,7 @@ struct FileRange {
   int file = 0;  // index into the file list
   int64_t start = 0;
   int64_t end = 0;
+  SLUICE_FIELDS(file, start, end)
 };
 
 /// Range `index` of `count` equal shares of the files' concatenated bytes,

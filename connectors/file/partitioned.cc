@@ -85,6 +85,42 @@ std::string PartitionedSinkConfig::extension() const {
   return std::string(format == Format::kCsv ? ".csv" : ".ndjson") + (zstd ? ".zst" : "");
 }
 
+Result<std::vector<PartitionSpec>> parse_partition_specs(const std::string& v, const std::string& what) {
+  std::vector<PartitionSpec> out;
+  for (const auto& item : split_list(v)) {
+    std::vector<std::string> parts;
+    size_t start = 0;
+    while (true) {
+      size_t colon = item.find(':', start);
+      parts.push_back(item.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+    if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
+      return Status::invalid_argument(what + ": partition '" + item +
+                                      "' is not NAME:FIELD or NAME:FIELD:FORMAT (e.g. dt:session_start:date)");
+    }
+    for (char ch : parts[0]) {
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') {
+        return Status::invalid_argument(what + ": partition name '" + parts[0] + "' may hold letters, digits and _ only");
+      }
+    }
+    PartitionSpec p{parts[0], parts[1], PartitionSpec::Format::kValue};
+    if (parts.size() == 3) {
+      const std::string& f = parts[2];
+      if (f == "date") p.format = PartitionSpec::Format::kDate;
+      else if (f == "month") p.format = PartitionSpec::Format::kMonth;
+      else if (f == "hour") p.format = PartitionSpec::Format::kHour;
+      else if (f == "minute") p.format = PartitionSpec::Format::kMinute;
+      else if (f != "value") {
+        return Status::invalid_argument(what + ": partition format '" + f + "' is not value, date, month, hour or minute");
+      }
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
 Result<PartitionedSinkConfig> PartitionedSinkConfig::parse(const std::string& uri) {
   PartitionedSinkConfig c;
   c.uri = uri;
@@ -100,37 +136,7 @@ Result<PartitionedSinkConfig> PartitionedSinkConfig::parse(const std::string& ur
   SLUICE_ASSIGN_OR_RETURN(auto params, parse_query(query, what));
   for (const auto& [k, v] : params) {
     if (k == "partition") {
-      for (const auto& item : split_list(v)) {
-        std::vector<std::string> parts;
-        size_t start = 0;
-        while (true) {
-          size_t colon = item.find(':', start);
-          parts.push_back(item.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
-          if (colon == std::string::npos) break;
-          start = colon + 1;
-        }
-        if (parts.size() < 2 || parts.size() > 3 || parts[0].empty() || parts[1].empty()) {
-          return Status::invalid_argument(what + ": partition '" + item +
-                                          "' is not NAME:FIELD or NAME:FIELD:FORMAT (e.g. dt:session_start:date)");
-        }
-        for (char ch : parts[0]) {
-          if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') {
-            return Status::invalid_argument(what + ": partition name '" + parts[0] + "' may hold letters, digits and _ only");
-          }
-        }
-        PartitionSpec p{parts[0], parts[1], PartitionSpec::Format::kValue};
-        if (parts.size() == 3) {
-          const std::string& f = parts[2];
-          if (f == "date") p.format = PartitionSpec::Format::kDate;
-          else if (f == "month") p.format = PartitionSpec::Format::kMonth;
-          else if (f == "hour") p.format = PartitionSpec::Format::kHour;
-          else if (f == "minute") p.format = PartitionSpec::Format::kMinute;
-          else if (f != "value") {
-            return Status::invalid_argument(what + ": partition format '" + f + "' is not value, date, month, hour or minute");
-          }
-        }
-        c.partitions.push_back(std::move(p));
-      }
+      SLUICE_ASSIGN_OR_RETURN(c.partitions, parse_partition_specs(v, what));
     } else if (k == "format") {
       if (v == "ndjson") c.format = Format::kNdjson;
       else if (v == "csv") c.format = Format::kCsv;

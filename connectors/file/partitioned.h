@@ -45,6 +45,10 @@ struct PartitionSpec {
   Format format = Format::kValue;
 };
 
+/// `NAME:FIELD[:value|date|month|hour|minute],...` (outermost first), as the
+/// sink's and the lake source's `partition=` take it; `what` prefixes errors.
+Result<std::vector<PartitionSpec>> parse_partition_specs(const std::string& list, const std::string& what);
+
 /// A parsed partitioned-sink URI. Value type; defaults as written.
 struct PartitionedSinkConfig {
   enum class Format { kNdjson, kCsv };

@@ -18,6 +18,7 @@
 
 #include "connectors/file/ndjson.h"
 #include "connectors/file/zstd_stream.h"
+#include "tests/connectors/file/lake_support.h"
 #include "tests/connectors/file/temp_dir.h"
 #include "tests/harness/operator_harness.h"
 #include "tests/runtime/test_job.h"
@@ -26,30 +27,11 @@ namespace sluice::file {
 namespace {
 
 namespace fs = std::filesystem;
+using file_test::kDay0;
 using file_test::TempDir;
-
-struct Visit {
-  int64_t id = 0;
-  std::string user;
-  std::string note;
-  int64_t ts = 0;
-  std::vector<std::string> pages;
-  SLUICE_FIELDS(id, user, note, ts, pages)
-  auto operator<=>(const Visit&) const = default;
-};
-
-constexpr int64_t kDay0 = 1'796'515'200'000;  // 2026-12-06T00:00:00Z
-
-std::vector<Visit> visits(int n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  const std::vector<std::string> notes{"plain", "comma, inside", "quote \"q\"", "line\nbreak", "", "caf\xc3\xa9"};
-  std::vector<Visit> out;
-  for (int i = 0; i < n; ++i) {
-    out.push_back({i, "u" + std::to_string(rng() % 7), notes[rng() % notes.size()],
-                   kDay0 + static_cast<int64_t>(rng() % (3 * 86'400)) * 1000, {"/", "/p/" + std::to_string(i)}});
-  }
-  return out;
-}
+using file_test::Visit;
+using file_test::visits;
+using file_test::write_with_job;
 
 /// Published files under `dir` (recursively), hidden ones in `hidden`.
 std::vector<std::string> published(const std::string& dir, std::vector<std::string>* hidden = nullptr) {
@@ -103,19 +85,6 @@ std::vector<Visit> read_back(const std::string& dir, int parallelism) {
   auto v = out->values();
   std::sort(v.begin(), v.end());
   return v;
-}
-
-void write_with_job(const std::string& uri, const std::vector<Visit>& in, int parallelism) {
-  rt_test::TestJob job("write");
-  auto sink = PartitionedFileSink<Visit>::from_uri(uri);
-  ASSERT_TRUE(sink.is_ok()) << sink.status().to_string();
-  job.env()
-      .from_source<Visit>(std::make_shared<rt_test::VectorSource<Visit>>(in), runtime::WatermarkStrategy<Visit>::no_watermarks(),
-                          "visits")
-      .sink_to(*sink);
-  ASSERT_TRUE(job.prepare(parallelism).is_ok());
-  Status st = job.run();
-  ASSERT_TRUE(st.is_ok()) << st.to_string();
 }
 
 TEST(PartitionedFileSink, WritesHiveFoldersFromFieldsAndTheFileSourceReadsThemBack) {
