@@ -121,6 +121,14 @@ def run_rss(argv, timeout=900, usage=None):
     return o, e, secs, ru.ru_maxrss
 
 
+def parse_ms(text):
+    """'250ms', '1s', '2m' -> milliseconds."""
+    for suffix, scale in (("ms", 1), ("s", 1000), ("m", 60_000)):
+        if text.endswith(suffix) and text[:-len(suffix)].isdigit():
+            return int(text[:-len(suffix)]) * scale
+    raise ValueError(f"not a duration: {text}")
+
+
 def free_port():
     import socket
     with socket.socket() as s:
@@ -853,6 +861,20 @@ class Bench:
              "--output", inp])
         tables = {}
         rates = {}
+        # Baseline in the same run: the stateless job (file source -> rebalance
+        # -> file sink) over the same page views: reading, parsing and writing
+        # each event, without sessions, funnel or state.
+        passthrough = os.path.join(self.bin, "bench/libbench_passthrough_job.so")
+        if os.path.exists(passthrough):
+            rates["passthrough"] = []
+            for i in range(self.reps_slow):
+                out = self.path(f"sf-passthrough-{i}.ndjson")
+                _, _, secs, _ = run_rss([self.sluice, "run-local", passthrough, "-p", "2", "--arg", "source=file://" + inp,
+                                         "--arg", "sink=file://" + out, "--arg", "dlq=file://" + out + ".dlq"])
+                rates["passthrough"].append(n / secs)
+                os.remove(out)
+            self.fig.add("sessions_funnel baseline: passthrough run-local file p2", rates["passthrough"], "events/s",
+                         events=n)
         for backend in ("heap", "rocksdb"):
             rates[backend] = []
             for i in range(self.reps_slow):
@@ -873,6 +895,10 @@ class Bench:
             self.fig.fail("sessions_funnel: heap and RocksDB runs give other sessions or funnel counts")
         elif not tables["heap"][0] or not tables["heap"][1]:
             self.fig.fail("sessions_funnel: no session or no funnel count")
+        if rates.get("passthrough"):
+            for backend in ("heap", "rocksdb"):
+                self.fig.add(f"ratio sessions_funnel {backend} / passthrough", [r / statistics.median(rates["passthrough"])
+                                                                                 for r in rates[backend]], "ratio")
         self.fig.add("ratio sessions_funnel rocksdb / heap", [statistics.median(rates["rocksdb"]) /
                                                               statistics.median(rates["heap"])], "ratio",
                      sessions=len(tables["heap"][0]), funnel_rows=len(tables["heap"][1]))
@@ -947,6 +973,8 @@ class Bench:
         q = lambda f: delays[min(len(delays) - 1, int(f * len(delays)))]
         what = f"funnel update interval {interval}, push linger {linger}, rocksdb, {rate} ev/s"
         self.fig.add(f"sessions_funnel update delay p50 ({what})", [q(0.5)], "ms", updates=len(delays))
+        floor = (parse_ms(interval) + parse_ms(linger))
+        self.fig.add(f"ratio sessions_funnel update delay p99 / (interval + linger) ({what})", [q(0.99) / floor], "ratio")
         self.fig.add(f"sessions_funnel update delay p99 ({what})", [q(0.99)], "ms", updates=len(delays),
                      note="receiver wall clock minus event time of the newest page view in the update "
                           "(gen stamps events when it makes them); only updates a new page view changed, "
@@ -958,7 +986,7 @@ class Bench:
                  ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
                  ("11 sessions", self.w11_sessions)]
         for name, f in steps:
-            # A number names its workload only ("1" is not "10 sessions").
+            # A number names its workload only ("1" is not "11 sessions").
             if self.a.only and not any(name.split()[0] == o if o.isdigit() else name.startswith(o)
                                        for o in self.a.only):
                 continue
