@@ -448,13 +448,14 @@ void InfluxWriterCore::update_backpressure() {
   }
 }
 
+bool InfluxWriterCore::commit_in_progress() const {
+  for (const auto& c : chunks_)
+    if (publishable(c) && !c.ends.empty()) return true;
+  return false;
+}
+
 Status InfluxWriterCore::drain(const char* what) {
-  auto waiting = [&] {
-    for (const auto& c : chunks_)
-      if (publishable(c) && !c.ends.empty()) return true;
-    return false;
-  };
-  while (failed_.is_ok() && waiting()) {
+  while (failed_.is_ok() && commit_in_progress()) {
     pump();
     if (!ctx_->mailbox().yield()) {
       return Status::cancelled("influxdb sink " + config_.uri + ": the task stopped while " + what + " waited for " +

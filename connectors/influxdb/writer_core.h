@@ -85,6 +85,10 @@ class InfluxWriterCore {
   /// Points held (not yet accepted by the server).
   uint64_t pending_points() const;
   bool input_suspended() const { return suspended_; }
+  /// Points of a completed checkpoint are still being written: the task
+  /// does not report the checkpoint committed, and stop-with-savepoint
+  /// waits (SinkWriter::commit_in_progress).
+  bool commit_in_progress() const;
 
  private:
   enum class Step { kCreateDatabase, kProbe, kWrites };

@@ -153,5 +153,46 @@ TEST(InfluxJob, AServerCrashMidRunLosesNothing) {
   EXPECT_TRUE(diff.empty()) << diff;
 }
 
+TEST(InfluxJob, StopWithSavepointWaitsUntilTheCompletedCheckpointsPointsAreWritten) {
+  InfluxServer& s = shared_server();
+  it::TempDir dir;
+  const std::string input = generate(dir, 30000, 31);
+  const it::Counts expected = it::reference_counts(it::read_clicks(input), kWindowMs);
+  const std::string log = dir.file("run.log");
+  const std::string sink = s.uri("clicks_stopped", kSinkParams);
+  auto argv = run_args(dir, input, 8000, sink);
+  argv.push_back("--savepoint-on-exit");
+  int pid = it::start_process(argv, log, true);
+  ASSERT_GT(pid, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Checkpoints keep completing while influxd hangs: their points wait.
+  s.pause();
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  ASSERT_EQ(it::wait_process(pid, std::chrono::milliseconds(0)), -1) << read_all(log);
+  ::kill(pid, SIGTERM);
+  const int early = it::wait_process(pid, std::chrono::milliseconds(2000));
+  s.resume();
+  EXPECT_EQ(early, -1) << "the job stopped before the savepoint's points were written:\n" << read_all(log);
+  ASSERT_EQ(it::wait_process(pid, std::chrono::seconds(60)), 0) << read_all(log);
+  const std::string out = read_all(log);
+  const auto at = out.find("stopped with savepoint ");
+  ASSERT_NE(at, std::string::npos) << out;
+  const auto colon = out.find(": ", at);
+  const std::string savepoint = out.substr(colon + 2, out.find('\n', colon) - colon - 2);
+  ASSERT_TRUE(std::filesystem::exists(savepoint)) << savepoint;
+
+  // Restored from the savepoint and run to the end: every point once.
+  argv = run_args(dir, input, 8000, sink);
+  argv.insert(argv.end(), {"--restore", savepoint});
+  pid = it::start_process(argv, log, true);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(it::wait_process(pid, std::chrono::seconds(60)), 0) << read_all(log);
+  size_t points = 0;
+  it::Counts actual = influx_counts("clicks_stopped", &points);
+  EXPECT_EQ(points, expected.size());
+  std::string diff = it::diff_counts(expected, actual);
+  EXPECT_TRUE(diff.empty()) << diff;
+}
+
 }  // namespace
 }  // namespace sluice::influxdb::testing
