@@ -826,12 +826,51 @@ class Bench:
             self.note_rss("influxd", server.vmhwm_kb())
             server.stop()
 
+    # Flink 1.13's per-core figures from the Nexmark repository's table (8 single-slot
+    # taskmanagers on three 8-core nodes, RocksDB, exactly-once): events/s per core.
+    FLINK_NEXMARK = {"q0": 155e3, "q1": 158e3, "q2": 175e3, "q3": 152e3, "q4": 34e3, "q5": 22e3, "q7": 12e3,
+                     "q8": 146e3, "q11": 40e3, "q12": 76e3}
+
+    def w10_nexmark(self):
+        """Nexmark queries (bench/nexmark) over `sluice gen --kind nexmark`, run-local -p 1 into a
+        discarding sink, heap and RocksDB: events per CPU-second of the process (per core)."""
+        lib = os.path.join(self.bin, "bench/libnexmark.so")
+        if not os.path.exists(lib):
+            self.fig.not_measured("nexmark", "build/bench/libnexmark.so not built")
+            return
+        n = 50_000 if self.q else 2_000_000
+        inp = self.path("nexmark.ndjson")
+        run([self.sluice, "gen", "--kind", "nexmark", "--count", str(n), "--output", inp])
+        for q in ("q0", "q1", "q2", "q3", "q5", "q7"):
+            per_core = {"heap": [], "rocksdb": []}
+            wall = {"heap": [], "rocksdb": []}
+            for _ in range(self.reps_slow):
+                for be in ("heap", "rocksdb"):
+                    use = {}
+                    _, _, secs, rss = run_rss([self.sluice, "run-local", lib, "-p", "1", "--set", f"state.backend={be}",
+                                               "--arg", "query=" + q, "--arg", "source=file://" + inp,
+                                               "--arg", "sink=discard:",
+                                               "--arg", "dlq=file://" + self.path("nexmark-dlq.ndjson")], usage=use)
+                    per_core[be].append(n / use["cpu_s"])
+                    wall[be].append(n / secs)
+                    self.note_rss(f"run-local p1 nexmark {q} {be}", rss)
+            for be in ("heap", "rocksdb"):
+                self.fig.add(f"nexmark {q} {be}: events per CPU-second", per_core[be], "events/s",
+                             flink_per_core=self.FLINK_NEXMARK[q], events=n)
+                self.fig.add(f"nexmark {q} {be}: events/s (wall, p1)", wall[be], "events/s", events=n)
+            ratio = [a / self.FLINK_NEXMARK[q] for a in per_core["rocksdb"]]
+            self.fig.add(f"nexmark {q} rocksdb per core / Flink 1.13 per core ({self.FLINK_NEXMARK[q] / 1e3:.0f} k)",
+                         ratio, "ratio", note="different hardware: a rough comparison")
+
     def all(self):
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
-                 ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb)]
+                 ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
+                 ("10 nexmark", self.w10_nexmark)]
         for name, f in steps:
-            if self.a.only and not any(name.startswith(o) for o in self.a.only):
+            # "1" selects workload 1, not 10; a word selects by prefix ("cluster").
+            if self.a.only and not any(name.split()[0] == o or (not o.isdigit() and name.startswith(o))
+                                       for o in self.a.only):
                 continue
             t0 = time.monotonic()
             print(f"== workload {name}", file=sys.stderr, flush=True)

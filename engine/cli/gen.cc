@@ -2,12 +2,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 
 #include "connectors/kafka/client.h"
 #include "engine/cli/commands.h"
 #include "engine/common/time.h"
 #include "jobs/gen/generator.h"
+#include "jobs/gen/nexmark.h"
 
 namespace sluice::cli {
 
@@ -22,7 +24,31 @@ struct GenCli {
   std::string kafka;  // host:port: produce to Kafka instead of writing a file
   std::string topic;
   std::string kafka_timestamp = "now";  // or "event": the message timestamp is the event's ts
+  std::string kind = "clicks";          // or "nexmark"
+  CLI::Option* events_per_second = nullptr;
+  std::vector<CLI::Option*> clicks_only;  // options --kind nexmark refuses
 };
+
+/// Runs the generator of --kind to completion, handing each line to `emit`.
+Result<gen::GenSummary> generate(const GenCli& c,
+                                 const std::function<Status(const std::string&)>& emit) {
+  if (c.kind == "clicks") return gen::run_generator(c.o, emit);
+  nexmark::NexmarkOptions o;
+  o.count = c.o.count;
+  o.seed = c.o.seed;
+  o.start_ts = c.o.start_ts;
+  if (c.events_per_second->count() > 0) o.events_per_second = c.o.events_per_second;
+  SLUICE_RETURN_IF_ERROR(o.validate());
+  nexmark::NexmarkGenerator g(o);
+  gen::GenSummary s;
+  std::string line;
+  while (!g.done()) {
+    g.next_line(line);
+    SLUICE_RETURN_IF_ERROR(emit(line));
+    ++s.on_time;
+  }
+  return s;
+}
 
 /// The "ts" of a generated line, or 0 (the producer's clock) when it has none.
 int64_t event_ts(const std::string& line) {
@@ -42,7 +68,7 @@ int run_kafka(GenCli& c) {
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
   const bool event_time = c.kafka_timestamp == "event";
-  auto r = gen::run_generator(c.o, [&](const std::string& line) {
+  auto r = generate(c, [&](const std::string& line) {
     return p.produce(c.topic, line, std::nullopt, -1, {}, event_time ? event_ts(line) : 0);
   });
   Status st = r.is_ok() ? p.flush() : r.status();
@@ -61,6 +87,17 @@ int run(GenCli& c) {
   c.o.max_delay = *md;
   c.o.late_delay = *ld;
   if (c.unbounded) c.o.count = -1;
+  if (c.kind == "nexmark") {
+    for (CLI::Option* opt : c.clicks_only) {
+      if (opt->count() > 0) {
+        return report_error(
+            opt->get_name() +
+                " is an option of --kind clicks; --kind nexmark takes --count, "
+                "--seed, --start-ts, --events-per-second, --output or --kafka/--topic",
+            2);
+      }
+    }
+  }
   // Check before opening anything: a bad option must not empty an existing file.
   if (auto st = c.o.validate(); !st.is_ok()) return report_error(st.message(), 2);
   if (!c.kafka.empty()) return run_kafka(c);
@@ -68,7 +105,9 @@ int run(GenCli& c) {
   std::FILE* out = stdout;
   if (c.output != "-") {
     out = std::fopen(c.output.c_str(), "wb");
-    if (!out) return report_error(Status::from_errno("cannot write '" + c.output + "'", errno).message(), 2);
+    if (!out)
+      return report_error(Status::from_errno("cannot write '" + c.output + "'", errno).message(),
+                          2);
   }
   std::string buf;
   auto flush = [&]() -> Status {
@@ -78,15 +117,17 @@ int run(GenCli& c) {
     buf.clear();
     return Status::ok();
   };
-  auto r = gen::run_generator(c.o, [&](const std::string& line) -> Status {
+  auto r = generate(c, [&](const std::string& line) -> Status {
     buf += line;
     buf.push_back('\n');
     if (buf.size() >= (1 << 20) || c.o.rate > 0) return flush();
     return Status::ok();
   });
   Status st = r.is_ok() ? flush() : r.status();
-  if (out != stdout) std::fclose(out);
-  else std::fflush(stdout);
+  if (out != stdout)
+    std::fclose(out);
+  else
+    std::fflush(stdout);
   if (!st.is_ok()) return report_error(st.message(), 2);
   std::cerr << "generated " << r->total() << " lines: " << r->on_time << " on time, "
             << r->out_of_order << " out of order, " << r->late << " late, " << r->malformed
@@ -98,36 +139,56 @@ int run(GenCli& c) {
 
 Runner add_gen(CLI::App& app) {
   auto c = std::make_shared<GenCli>();
-  auto* cmd = app.add_subcommand("gen", "Generate click events (NDJSON), seeded and reproducible");
+  auto* cmd = app.add_subcommand(
+      "gen", "Generate events (NDJSON): clicks or Nexmark, seeded and reproducible");
   cmd->add_option("-n,--count", c->o.count, "Number of events")->capture_default_str();
-  cmd->add_flag("--unbounded", c->unbounded, "Run until killed (needs --rate)");
-  cmd->add_option("--rate", c->o.rate, "Events per wall-clock second (event time = now); 0 = as fast as possible")
-      ->capture_default_str();
+  cmd->add_option(
+         "--kind", c->kind,
+         "clicks (the clickstream events) or nexmark (persons, auctions and bids of the Nexmark "
+         "benchmark, 1:3:46, hot auctions, bidders and sellers)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"clicks", "nexmark"}));
+  c->clicks_only.push_back(
+      cmd->add_flag("--unbounded", c->unbounded, "Run until killed (needs --rate)"));
+  c->clicks_only.push_back(
+      cmd->add_option("--rate", c->o.rate,
+                      "Events per wall-clock second (event time = now); 0 = as fast as possible")
+          ->capture_default_str());
   cmd->add_option("--seed", c->o.seed, "Random seed")->capture_default_str();
-  cmd->add_option("--users", c->o.users, "Distinct users")->capture_default_str();
-  cmd->add_option("--pages", c->o.pages, "Distinct pages")->capture_default_str();
-  cmd->add_option("--skew", c->o.skew, "Zipf exponent of page popularity (0 = uniform)")
-      ->capture_default_str();
+  c->clicks_only.push_back(
+      cmd->add_option("--users", c->o.users, "Distinct users")->capture_default_str());
+  c->clicks_only.push_back(
+      cmd->add_option("--pages", c->o.pages, "Distinct pages")->capture_default_str());
+  c->clicks_only.push_back(
+      cmd->add_option("--skew", c->o.skew, "Zipf exponent of page popularity (0 = uniform)")
+          ->capture_default_str());
   cmd->add_option("--start-ts", c->o.start_ts, "Event time of the first event (epoch ms)")
       ->capture_default_str();
-  cmd->add_option("--events-per-second", c->o.events_per_second,
-                  "Event-time density: events per second of event time")
-      ->capture_default_str();
-  cmd->add_option("--out-of-order", c->o.out_of_order_fraction,
-                  "Fraction of events delayed by up to --max-delay")
-      ->capture_default_str();
-  cmd->add_option("--max-delay", c->max_delay, "Largest out-of-order delay")->capture_default_str();
-  cmd->add_option("--late", c->o.late_fraction,
-                  "Fraction of events older by --late-delay .. 2x --late-delay")
-      ->capture_default_str();
-  cmd->add_option("--late-delay", c->late_delay, "Delay of late events")->capture_default_str();
-  cmd->add_option("--malformed", c->o.malformed_fraction, "Fraction of malformed lines")
-      ->capture_default_str();
+  c->events_per_second = cmd->add_option("--events-per-second", c->o.events_per_second,
+                                         "Event-time density: events per second of event time")
+                             ->capture_default_str();
+  c->clicks_only.push_back(cmd->add_option("--out-of-order", c->o.out_of_order_fraction,
+                                           "Fraction of events delayed by up to --max-delay")
+                               ->capture_default_str());
+  c->clicks_only.push_back(
+      cmd->add_option("--max-delay", c->max_delay, "Largest out-of-order delay")
+          ->capture_default_str());
+  c->clicks_only.push_back(
+      cmd->add_option("--late", c->o.late_fraction,
+                      "Fraction of events older by --late-delay .. 2x --late-delay")
+          ->capture_default_str());
+  c->clicks_only.push_back(cmd->add_option("--late-delay", c->late_delay, "Delay of late events")
+                               ->capture_default_str());
+  c->clicks_only.push_back(
+      cmd->add_option("--malformed", c->o.malformed_fraction, "Fraction of malformed lines")
+          ->capture_default_str());
   cmd->add_option("-o,--output", c->output, "Output file, or - for stdout")->capture_default_str();
-  cmd->add_option("--kafka", c->kafka, "Produce to Kafka at host:port instead (one message per event)");
+  cmd->add_option("--kafka", c->kafka,
+                  "Produce to Kafka at host:port instead (one message per event)");
   cmd->add_option("--topic", c->topic, "Kafka topic for --kafka");
   cmd->add_option("--kafka-timestamp", c->kafka_timestamp,
-                  "Kafka message timestamps: now (the producer's clock) or event (the event's ts: history that "
+                  "Kafka message timestamps: now (the producer's clock) or event (the event's ts: "
+                  "history that "
                   "start=ts:/stop=ts: can select)")
       ->capture_default_str()
       ->check(CLI::IsMember({"now", "event"}));

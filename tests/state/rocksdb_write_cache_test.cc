@@ -70,10 +70,12 @@ struct Handles {
 
   static Handles on(KeyedStateBackend& b) {
     return {get_value_state(b, ValueStateDescriptor<int64_t>{"value"}),
-            get_aggregating_state(b, AggregatingStateDescriptor<int64_t, int64_t, int64_t>{
-                                         "sum", std::make_shared<Sum>()}),
-            get_reducing_state(b, ReducingStateDescriptor<int64_t>{
-                                      "max", [](const int64_t& a, const int64_t& c) { return std::max(a, c); }})};
+            get_aggregating_state(
+                b, AggregatingStateDescriptor<int64_t, int64_t, int64_t>{"sum",
+                                                                         std::make_shared<Sum>()}),
+            get_reducing_state(
+                b, ReducingStateDescriptor<int64_t>{
+                       "max", [](const int64_t& a, const int64_t& c) { return std::max(a, c); }})};
   }
 };
 
@@ -108,11 +110,13 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
         auto at = std::make_pair(k, ns);
         int64_t x = static_cast<int64_t>(rng() % 1000);
         switch (rng() % 8) {
-          case 0: case 1:
+          case 0:
+          case 1:
             h.value->update(x);
             value[at] = x;
             break;
-          case 2: case 3:
+          case 2:
+          case 3:
             h.sum->add(x);
             sum[at] += x;
             h.max->add(x);
@@ -139,7 +143,8 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
             // Checkpoint, then continue on a restored backend: what was
             // only in the cache must be in the checkpoint.
             ++checkpoint;
-            auto part = b->snapshot(CheckpointId(checkpoint), storage.target(checkpoint, false, "op"));
+            auto part =
+                b->snapshot(CheckpointId(checkpoint), storage.target(checkpoint, false, "op"));
             ASSERT_TRUE(part.is_ok()) << part.status().to_string();
             auto handle = (*part)();
             ASSERT_TRUE(handle.is_ok()) << handle.status().to_string();
