@@ -21,6 +21,14 @@ class JobArgError : public std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+/// The value of `r` (e.g. a sink made from the URI of `--arg key`), or a
+/// JobArgError naming the argument and what is wrong with it.
+template <class T>
+T arg_value(Result<T> r, const std::string& key) {
+  if (!r.is_ok()) throw JobArgError("--arg " + key + ": " + r.status().message());
+  return std::move(r).value();
+}
+
 /// Typed access to the job's arguments. Every key read is remembered, so
 /// arguments the job never reads (typos) can be refused after the build.
 class JobArgs {

@@ -1,8 +1,9 @@
-// sluice gen: seeded click events as NDJSON.
+// sluice gen: seeded click events (--kind clicks), page views (--kind
+// pageviews) or Nexmark's persons, auctions and bids (--kind nexmark) as
+// NDJSON.
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
-#include <functional>
 #include <iostream>
 
 #include "connectors/kafka/client.h"
@@ -10,46 +11,36 @@
 #include "engine/common/time.h"
 #include "jobs/gen/generator.h"
 #include "jobs/gen/nexmark.h"
+#include "jobs/gen/pageviews.h"
 
 namespace sluice::cli {
 
 namespace {
 
 struct GenCli {
+  std::string kind = "clicks";
   gen::GenOptions o;
+  gen::PageViewOptions pv;
   std::string output = "-";
   std::string max_delay = "2s";
   std::string late_delay = "5m";
+  // pageviews
+  std::string think_time = "20s", pause = "20m", gap = "30m", allowed_lateness = "5m";
+  std::string conversion = "0.65,0.4,0.5";
   bool unbounded = false;
+  CLI::App* cmd = nullptr;  // to tell options given from defaults
   std::string kafka;  // host:port: produce to Kafka instead of writing a file
   std::string topic;
   std::string kafka_timestamp = "now";  // or "event": the message timestamp is the event's ts
-  std::string kind = "clicks";          // or "nexmark"
-  CLI::Option* events_per_second = nullptr;
-  std::vector<CLI::Option*> clicks_only;  // options --kind nexmark refuses
 };
 
-/// Runs the generator of --kind to completion, handing each line to `emit`.
-Result<gen::GenSummary> generate(const GenCli& c,
-                                 const std::function<Status(const std::string&)>& emit) {
-  if (c.kind == "clicks") return gen::run_generator(c.o, emit);
-  nexmark::NexmarkOptions o;
-  o.count = c.o.count;
-  o.seed = c.o.seed;
-  o.start_ts = c.o.start_ts;
-  if (c.events_per_second->count() > 0) o.events_per_second = c.o.events_per_second;
-  SLUICE_RETURN_IF_ERROR(o.validate());
-  nexmark::NexmarkGenerator g(o);
-  gen::GenSummary s;
-  std::string line;
-  while (!g.done()) {
-    g.next_line(line);
-    SLUICE_RETURN_IF_ERROR(emit(line));
-    ++s.on_time;
-  }
-  return s;
-}
-
+/// What a generator run produced: the number of lines and a summary.
+struct Produced {
+  int64_t lines = 0;
+  std::string summary;
+};
+/// Runs the chosen generator with `emit`.
+using Generate = std::function<Result<Produced>(const std::function<Status(const std::string&)>& emit)>;
 /// The "ts" of a generated line, or 0 (the producer's clock) when it has none.
 int64_t event_ts(const std::string& line) {
   auto at = line.find("\"ts\":");
@@ -61,53 +52,135 @@ int64_t event_ts(const std::string& line) {
 
 // --kafka: every line becomes one message (malformed lines too, as
 // malformed messages), produced idempotently with acks=all.
-int run_kafka(GenCli& c) {
+int run_kafka(GenCli& c, const Generate& generate) {
   if (c.topic.empty()) return report_error("--kafka needs --topic", 2);
   if (c.output != "-") return report_error("--kafka and --output exclude each other", 2);
   auto producer = kafka::SimpleProducer::create(c.kafka);
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
   const bool event_time = c.kafka_timestamp == "event";
-  auto r = generate(c, [&](const std::string& line) {
+  auto r = generate([&](const std::string& line) {
     return p.produce(c.topic, line, std::nullopt, -1, {}, event_time ? event_ts(line) : 0);
   });
   Status st = r.is_ok() ? p.flush() : r.status();
   if (!st.is_ok()) return report_error(st.message(), 1);
-  std::cerr << "produced " << r->total() << " messages to " << c.kafka << "/" << c.topic << ": "
-            << r->on_time << " on time, " << r->out_of_order << " out of order, " << r->late
-            << " late, " << r->malformed << " malformed" << std::endl;
+  std::cerr << "produced " << r->lines << " messages to " << c.kafka << "/" << c.topic << ": " << r->summary
+            << std::endl;
   return 0;
 }
 
-int run(GenCli& c) {
-  auto md = parse_duration(c.max_delay);
-  if (!md.is_ok()) return report_error("--max-delay: " + md.status().message(), 2);
-  auto ld = parse_duration(c.late_delay);
-  if (!ld.is_ok()) return report_error("--late-delay: " + ld.status().message(), 2);
-  c.o.max_delay = *md;
-  c.o.late_delay = *ld;
-  if (c.unbounded) c.o.count = -1;
-  if (c.kind == "nexmark") {
-    for (CLI::Option* opt : c.clicks_only) {
-      if (opt->count() > 0) {
-        return report_error(
-            opt->get_name() +
-                " is an option of --kind clicks; --kind nexmark takes --count, "
-                "--seed, --start-ts, --events-per-second, --output or --kafka/--topic",
-            2);
-      }
+/// --kind nexmark: --count, --seed, --start-ts and --events-per-second
+/// (default 100,000 per second of event time); other event options are
+/// refused rather than ignored.
+Result<nexmark::NexmarkOptions> nexmark_options(GenCli& c) {
+  for (const char* flag : {"--unbounded", "--rate", "--users", "--pages", "--skew", "--out-of-order", "--max-delay",
+                           "--late", "--late-delay", "--malformed", "--products", "--think-time", "--pause", "--gap",
+                           "--allowed-lateness", "--conversion"}) {
+    if (c.cmd && c.cmd->count(flag) > 0) {
+      return Status::invalid_argument(std::string(flag) +
+                                      " is not an option of --kind nexmark (it takes --count, --seed, --start-ts, "
+                                      "--events-per-second and the outputs)");
     }
   }
-  // Check before opening anything: a bad option must not empty an existing file.
-  if (auto st = c.o.validate(); !st.is_ok()) return report_error(st.message(), 2);
-  if (!c.kafka.empty()) return run_kafka(c);
+  nexmark::NexmarkOptions o;
+  o.count = c.o.count;
+  o.seed = c.o.seed;
+  o.start_ts = c.o.start_ts;
+  if (c.cmd && c.cmd->count("--events-per-second") > 0) o.events_per_second = c.o.events_per_second;
+  SLUICE_RETURN_IF_ERROR(o.validate());
+  return o;
+}
+
+Result<gen::PageViewOptions> pageview_options(GenCli& c) {
+  gen::PageViewOptions o = c.pv;
+  o.count = c.unbounded ? -1 : c.o.count;
+  o.seed = c.o.seed;
+  o.users = c.o.users;
+  o.start_ts = c.o.start_ts;
+  o.rate = c.o.rate;
+  // Options shared with clicks keep the page-view defaults unless given.
+  auto given = [&](const char* flag) { return c.cmd && c.cmd->count(flag) > 0; };
+  o.out_of_order_fraction = c.o.out_of_order_fraction;
+  if (given("--late")) o.late_fraction = c.o.late_fraction;
+  if (given("--malformed")) o.malformed_fraction = c.o.malformed_fraction;
+  if (!given("--max-delay")) c.max_delay = "5s";
+  struct D { const char* flag; std::string* text; Duration* out; };
+  for (D d : {D{"--max-delay", &c.max_delay, &o.out_of_orderness}, D{"--think-time", &c.think_time, &o.think_time},
+              D{"--pause", &c.pause, &o.pause}, D{"--gap", &c.gap, &o.gap},
+              D{"--allowed-lateness", &c.allowed_lateness, &o.allowed_lateness}}) {
+    auto v = parse_duration(*d.text);
+    if (!v.is_ok()) return Status::invalid_argument(std::string(d.flag) + ": " + v.status().message());
+    *d.out = *v;
+  }
+  o.conversion.clear();
+  size_t start = 0;
+  while (start <= c.conversion.size()) {
+    size_t comma = c.conversion.find(',', start);
+    std::string part = c.conversion.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    double v = std::strtod(part.c_str(), &end);
+    if (part.empty() || *end != '\0') return Status::invalid_argument("--conversion: '" + part + "' is not a number");
+    o.conversion.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  SLUICE_RETURN_IF_ERROR(o.validate());
+  return o;
+}
+
+int run(GenCli& c) {
+  Generate generate;
+  if (c.kind == "clicks") {
+    auto md = parse_duration(c.max_delay);
+    if (!md.is_ok()) return report_error("--max-delay: " + md.status().message(), 2);
+    auto ld = parse_duration(c.late_delay);
+    if (!ld.is_ok()) return report_error("--late-delay: " + ld.status().message(), 2);
+    c.o.max_delay = *md;
+    c.o.late_delay = *ld;
+    if (c.unbounded) c.o.count = -1;
+    // Check before opening anything: a bad option must not empty an existing file.
+    if (auto st = c.o.validate(); !st.is_ok()) return report_error(st.message(), 2);
+    generate = [&c](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
+      SLUICE_ASSIGN_OR_RETURN(gen::GenSummary r, gen::run_generator(c.o, emit));
+      return Produced{r.total(), std::to_string(r.on_time) + " on time, " + std::to_string(r.out_of_order) +
+                                     " out of order, " + std::to_string(r.late) + " late, " +
+                                     std::to_string(r.malformed) + " malformed"};
+    };
+  } else if (c.kind == "pageviews") {
+    auto o = pageview_options(c);
+    if (!o.is_ok()) return report_error(o.status().message(), 2);
+    generate = [o = *o](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
+      SLUICE_ASSIGN_OR_RETURN(gen::PageViewSummary r, gen::run_pageviews(o, emit));
+      return Produced{r.total(), "page views: " + std::to_string(r.on_time) + " on time, " +
+                                     std::to_string(r.out_of_order) + " out of order, " + std::to_string(r.late) +
+                                     " late, " + std::to_string(r.bridging) + " bridging, " +
+                                     std::to_string(r.very_late) + " very late, " + std::to_string(r.malformed) +
+                                     " malformed; " + std::to_string(r.sessions_started) + " visits started"};
+    };
+  } else if (c.kind == "nexmark") {
+    auto o = nexmark_options(c);
+    if (!o.is_ok()) return report_error(o.status().message(), 2);
+    generate = [o = *o](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
+      nexmark::NexmarkGenerator g(o);
+      std::string line;
+      int64_t n = 0;
+      while (!g.done()) {
+        g.next_line(line);
+        SLUICE_RETURN_IF_ERROR(emit(line));
+        ++n;
+      }
+      return Produced{n, "Nexmark persons, auctions and bids (1:3:46)"};
+    };
+  } else {
+    return report_error("--kind must be clicks, pageviews or nexmark, not '" + c.kind + "'", 2);
+  }
+  const bool paced = c.o.rate > 0;
+  if (!c.kafka.empty()) return run_kafka(c, generate);
   if (!c.topic.empty()) return report_error("--topic needs --kafka", 2);
   std::FILE* out = stdout;
   if (c.output != "-") {
     out = std::fopen(c.output.c_str(), "wb");
-    if (!out)
-      return report_error(Status::from_errno("cannot write '" + c.output + "'", errno).message(),
-                          2);
+    if (!out) return report_error(Status::from_errno("cannot write '" + c.output + "'", errno).message(), 2);
   }
   std::string buf;
   auto flush = [&]() -> Status {
@@ -117,21 +190,17 @@ int run(GenCli& c) {
     buf.clear();
     return Status::ok();
   };
-  auto r = generate(c, [&](const std::string& line) -> Status {
+  auto r = generate([&](const std::string& line) -> Status {
     buf += line;
     buf.push_back('\n');
-    if (buf.size() >= (1 << 20) || c.o.rate > 0) return flush();
+    if (buf.size() >= (1 << 20) || paced) return flush();
     return Status::ok();
   });
   Status st = r.is_ok() ? flush() : r.status();
-  if (out != stdout)
-    std::fclose(out);
-  else
-    std::fflush(stdout);
+  if (out != stdout) std::fclose(out);
+  else std::fflush(stdout);
   if (!st.is_ok()) return report_error(st.message(), 2);
-  std::cerr << "generated " << r->total() << " lines: " << r->on_time << " on time, "
-            << r->out_of_order << " out of order, " << r->late << " late, " << r->malformed
-            << " malformed" << std::endl;
+  std::cerr << "generated " << r->lines << " lines: " << r->summary << std::endl;
   return 0;
 }
 
@@ -139,56 +208,58 @@ int run(GenCli& c) {
 
 Runner add_gen(CLI::App& app) {
   auto c = std::make_shared<GenCli>();
-  auto* cmd = app.add_subcommand(
-      "gen", "Generate events (NDJSON): clicks or Nexmark, seeded and reproducible");
+  auto* cmd = app.add_subcommand("gen", "Generate click events, page views or Nexmark events (NDJSON), seeded and reproducible");
+  c->cmd = cmd;
+  cmd->add_option("--kind", c->kind, "clicks (the clickstream job's input), pageviews (sessions_funnel's) or nexmark "
+                  "(persons, auctions and bids of the Nexmark benchmark, bench/nexmark)")
+      ->capture_default_str();
   cmd->add_option("-n,--count", c->o.count, "Number of events")->capture_default_str();
-  cmd->add_option(
-         "--kind", c->kind,
-         "clicks (the clickstream events) or nexmark (persons, auctions and bids of the Nexmark "
-         "benchmark, 1:3:46, hot auctions, bidders and sellers)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"clicks", "nexmark"}));
-  c->clicks_only.push_back(
-      cmd->add_flag("--unbounded", c->unbounded, "Run until killed (needs --rate)"));
-  c->clicks_only.push_back(
-      cmd->add_option("--rate", c->o.rate,
-                      "Events per wall-clock second (event time = now); 0 = as fast as possible")
-          ->capture_default_str());
+  cmd->add_flag("--unbounded", c->unbounded, "Run until killed (needs --rate)");
+  cmd->add_option("--rate", c->o.rate, "Events per wall-clock second (event time = now); 0 = as fast as possible")
+      ->capture_default_str();
   cmd->add_option("--seed", c->o.seed, "Random seed")->capture_default_str();
-  c->clicks_only.push_back(
-      cmd->add_option("--users", c->o.users, "Distinct users")->capture_default_str());
-  c->clicks_only.push_back(
-      cmd->add_option("--pages", c->o.pages, "Distinct pages")->capture_default_str());
-  c->clicks_only.push_back(
-      cmd->add_option("--skew", c->o.skew, "Zipf exponent of page popularity (0 = uniform)")
-          ->capture_default_str());
+  cmd->add_option("--users", c->o.users, "Distinct users")->capture_default_str();
+  cmd->add_option("--pages", c->o.pages, "Distinct pages")->capture_default_str();
+  cmd->add_option("--skew", c->o.skew, "Zipf exponent of page popularity (0 = uniform)")
+      ->capture_default_str();
   cmd->add_option("--start-ts", c->o.start_ts, "Event time of the first event (epoch ms)")
       ->capture_default_str();
-  c->events_per_second = cmd->add_option("--events-per-second", c->o.events_per_second,
-                                         "Event-time density: events per second of event time")
-                             ->capture_default_str();
-  c->clicks_only.push_back(cmd->add_option("--out-of-order", c->o.out_of_order_fraction,
-                                           "Fraction of events delayed by up to --max-delay")
-                               ->capture_default_str());
-  c->clicks_only.push_back(
-      cmd->add_option("--max-delay", c->max_delay, "Largest out-of-order delay")
-          ->capture_default_str());
-  c->clicks_only.push_back(
-      cmd->add_option("--late", c->o.late_fraction,
-                      "Fraction of events older by --late-delay .. 2x --late-delay")
-          ->capture_default_str());
-  c->clicks_only.push_back(cmd->add_option("--late-delay", c->late_delay, "Delay of late events")
-                               ->capture_default_str());
-  c->clicks_only.push_back(
-      cmd->add_option("--malformed", c->o.malformed_fraction, "Fraction of malformed lines")
-          ->capture_default_str());
+  cmd->add_option("--events-per-second", c->o.events_per_second,
+                  "Event-time density: events per second of event time")
+      ->capture_default_str();
+  cmd->add_option("--out-of-order", c->o.out_of_order_fraction,
+                  "Fraction of events delayed by up to --max-delay")
+      ->capture_default_str();
+  cmd->add_option("--max-delay", c->max_delay,
+                  "Largest out-of-order delay (pageviews: also the job's watermark bound; default 5s there)")
+      ->capture_default_str();
+  cmd->add_option("--late", c->o.late_fraction,
+                  "Fraction of events older by --late-delay .. 2x --late-delay")
+      ->capture_default_str();
+  cmd->add_option("--late-delay", c->late_delay, "Delay of late events")->capture_default_str();
+  cmd->add_option("--malformed", c->o.malformed_fraction, "Fraction of malformed lines")
+      ->capture_default_str();
+  cmd->add_option("--products", c->pv.products, "pageviews: distinct products")->capture_default_str();
+  cmd->add_option("--think-time", c->think_time, "pageviews: mean time between a session's events")->capture_default_str();
+  cmd->add_option("--pause", c->pause, "pageviews: mean pause between a user's sessions, beyond the gap")->capture_default_str();
+  cmd->add_option("--gap", c->gap, "pageviews: the job's session gap")->capture_default_str();
+  cmd->add_option("--allowed-lateness", c->allowed_lateness,
+                  "pageviews: the job's allowed lateness (late and bridging events stay within it)")
+      ->capture_default_str();
+  cmd->add_option("--conversion", c->conversion, "pageviews: home->product, product->cart, cart->checkout rates")
+      ->capture_default_str();
+  cmd->add_option("--purchase-rate", c->pv.purchase_rate, "pageviews: checkout -> purchase rate")->capture_default_str();
+  cmd->add_option("--split", c->pv.split_fraction, "pageviews: share of pauses just longer than the gap")->capture_default_str();
+  cmd->add_option("--bridge", c->pv.bridge_fraction, "pageviews: share of those bridged by a late event")->capture_default_str();
+  cmd->add_option("--very-late", c->pv.very_late_fraction, "pageviews: share of events days behind every watermark")
+      ->capture_default_str();
+  cmd->add_option("--full-urls", c->pv.full_url_fraction, "pageviews: share of page_url given as a full URL")
+      ->capture_default_str();
   cmd->add_option("-o,--output", c->output, "Output file, or - for stdout")->capture_default_str();
-  cmd->add_option("--kafka", c->kafka,
-                  "Produce to Kafka at host:port instead (one message per event)");
+  cmd->add_option("--kafka", c->kafka, "Produce to Kafka at host:port instead (one message per event)");
   cmd->add_option("--topic", c->topic, "Kafka topic for --kafka");
   cmd->add_option("--kafka-timestamp", c->kafka_timestamp,
-                  "Kafka message timestamps: now (the producer's clock) or event (the event's ts: "
-                  "history that "
+                  "Kafka message timestamps: now (the producer's clock) or event (the event's ts: history that "
                   "start=ts:/stop=ts: can select)")
       ->capture_default_str()
       ->check(CLI::IsMember({"now", "event"}));
