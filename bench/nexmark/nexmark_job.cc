@@ -50,50 +50,33 @@ struct AuctionCount {
   SLUICE_FIELDS(auction, num, window_start, window_end)
 };
 
-/// The largest count of a window and the auctions that have it.
-struct TopAuctions {
-  int64_t num = -1;
-  std::vector<AuctionCount> rows;
-  SLUICE_FIELDS(num, rows)
+/// The largest score of a window and every item that has it (ties kept,
+/// as the SQL of q5 and q7 keeps them). Score: int64_t f(const T&), >= 0.
+template <class T>
+struct Top {
+  int64_t score = -1;
+  std::vector<T> items;
+  SLUICE_FIELDS(score, items)
 };
-class TopAuctionsAggregate final
-    : public sluice::state::AggregateFunction<AuctionCount, TopAuctions, TopAuctions> {
+template <class T, int64_t (*kScore)(const T&)>
+class TopAggregate final : public sluice::state::AggregateFunction<T, Top<T>, Top<T>> {
  public:
-  TopAuctions create_accumulator() const override { return {}; }
-  void add(TopAuctions& acc, const AuctionCount& c) const override {
-    if (c.num > acc.num) {
-      acc.num = c.num;
-      acc.rows.clear();
+  Top<T> create_accumulator() const override { return {}; }
+  void add(Top<T>& acc, const T& v) const override {
+    const int64_t s = kScore(v);
+    if (s > acc.score) {
+      acc.score = s;
+      acc.items.clear();
     }
-    if (c.num == acc.num) acc.rows.push_back(c);
+    if (s == acc.score) acc.items.push_back(v);
   }
-  TopAuctions get_result(const TopAuctions& acc) const override { return acc; }
-  void merge(TopAuctions& into, const TopAuctions& other) const override {
-    for (const auto& r : other.rows) add(into, r);
-  }
-};
-
-/// The highest price of a window and the bids that have it.
-struct TopBids {
-  int64_t price = -1;
-  std::vector<Bid> bids;
-  SLUICE_FIELDS(price, bids)
-};
-class TopBidsAggregate final : public sluice::state::AggregateFunction<Bid, TopBids, TopBids> {
- public:
-  TopBids create_accumulator() const override { return {}; }
-  void add(TopBids& acc, const Bid& b) const override {
-    if (b.price > acc.price) {
-      acc.price = b.price;
-      acc.bids.clear();
-    }
-    if (b.price == acc.price) acc.bids.push_back(b);
-  }
-  TopBids get_result(const TopBids& acc) const override { return acc; }
-  void merge(TopBids& into, const TopBids& other) const override {
-    for (const auto& b : other.bids) add(into, b);
+  Top<T> get_result(const Top<T>& acc) const override { return acc; }
+  void merge(Top<T>& into, const Top<T>& other) const override {
+    for (const auto& v : other.items) add(into, v);
   }
 };
+int64_t count_of(const AuctionCount& c) { return c.num; }
+int64_t price_of(const Bid& b) { return b.price; }
 
 /// q3's join, keyed by person id = seller: the person once seen, auctions
 /// waiting for their seller until then (Flink's regular join keeps both).
@@ -191,12 +174,12 @@ SLUICE_JOB(nexmark) {
     counts.key_by([](const AuctionCount& c) { return c.window_end; })
         .window(TumblingEventTimeWindows::of(Duration(kQ5Slide)))
         .aggregate(
-            TopAuctionsAggregate{},
-            [](const int64_t&, const TimeWindow&, const TopAuctions& t) { return t; },
+            TopAggregate<AuctionCount, count_of>{},
+            [](const int64_t&, const TimeWindow&, const Top<AuctionCount>& t) { return t; },
             "max per window")
         .flat_map<Q5Row>(
-            [](const TopAuctions& t, basic::Collector<Q5Row>& out) {
-              for (const auto& r : t.rows)
+            [](const Top<AuctionCount>& t, basic::Collector<Q5Row>& out) {
+              for (const auto& r : t.items)
                 out.collect(Q5Row{r.auction, r.num, r.window_start, r.window_end});
             },
             "rows")
@@ -206,10 +189,10 @@ SLUICE_JOB(nexmark) {
         .key_by([](const Bid&) { return int64_t{0}; })
         .window(TumblingEventTimeWindows::of(Duration(kQ7Size)))
         .aggregate(
-            TopBidsAggregate{},
-            [](const int64_t&, const TimeWindow& w, const TopBids& t) {
+            TopAggregate<Bid, price_of>{},
+            [](const int64_t&, const TimeWindow& w, const Top<Bid>& t) {
               std::vector<Q7Row> rows;
-              for (const auto& b : t.bids)
+              for (const auto& b : t.items)
                 rows.push_back(Q7Row{b.auction, b.bidder, b.price, b.ts, w.end});
               return rows;
             },
