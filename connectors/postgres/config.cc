@@ -172,9 +172,8 @@ Result<PostgresSinkConfig> parse_sink_uri(const std::string& uri) {
     } else {
       return Status::invalid_argument(
           "postgres sink: unknown parameter '" + name +
-          "' (known: table, mode, key, delete_when, create_table, password_file, sink_id, progress_table, "
-          "batch_rows, retry_timeout, max_pending_rows, sslmode, connect_timeout, application_name, sslrootcert, "
-          "options, "
+          "' (known: table, mode, key, delete_when, create_table, password_file, sink_id, progress_table, batch_rows, "
+          "retry_timeout, max_pending_rows, sslmode, connect_timeout, application_name, sslrootcert, options, "
           "target_session_attrs)");
     }
     params_text += (params_text.empty() ? "?" : "&") + name + "=" + raw;

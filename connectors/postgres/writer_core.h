@@ -103,6 +103,9 @@ class PgWriterCore {
   uint64_t pending_rows() const;
   /// A failed commit or batch waits for its retry timer.
   bool retrying() const { return retry_scheduled_; }
+  /// A completed checkpoint's batch is not committed yet (it waits for its
+  /// retry): stop-with-savepoint waits for it (SinkWriter::commit_in_progress).
+  bool commit_in_progress() const { return !pending_.empty() && pending_.front().checkpoint <= completed_; }
   const std::string& run_id() const { return run_; }
   const std::string& sink_id() const { return sink_id_; }
 

@@ -50,6 +50,10 @@ template <class T1, class T2>
 class BroadcastConnectedStream;
 template <class T1, class K, class T2>
 class KeyedBroadcastConnectedStream;
+template <class T1, class T2, class K>
+class IntervalJoin;
+template <class T1, class T2>
+class JoinedStreams;
 
 /// The build function's handle on the job being described. Owned by the
 /// runtime for the duration of the build; single-threaded.
@@ -155,6 +159,15 @@ class DataStream {
   /// Processes this stream with a broadcast stream and its broadcast state.
   template <class T2>
   BroadcastConnectedStream<T, T2> connect(const BroadcastStream<T2>& other) const;
+
+  /// Window join with `other`: join(other).where(ka).equal_to(kb)
+  /// .window(assigner).apply(f) — pairs of one key in one window.
+  template <class T2>
+  JoinedStreams<T, T2> join(const DataStream<T2>& other) const;
+  /// The same, left outer: a left record without a partner in its window
+  /// is emitted once with an empty right.
+  template <class T2>
+  JoinedStreams<T, T2> left_outer_join(const DataStream<T2>& other) const;
 
   /// The records the producing operator emitted to side output `tag`.
   template <class X>
@@ -286,6 +299,10 @@ class KeyedStream {
   /// Processes this stream with a broadcast stream and its broadcast state.
   template <class T2>
   KeyedBroadcastConnectedStream<T, K, T2> connect(const BroadcastStream<T2>& other) const;
+  /// Joins this stream with another one keyed by the same key type on
+  /// event time intervals: interval_join(other).between(lower, upper).process(..).
+  template <class T2>
+  IntervalJoin<T, T2, K> interval_join(const KeyedStream<T2, K>& other) const;
 
   const DataStream<T>& input() const { return input_; }
   const std::shared_ptr<const runtime::KeySelector<T, K>>& key_selector() const { return ks_; }
@@ -457,3 +474,4 @@ DataStream<T> StreamExecutionEnvironment::from_source(
 }  // namespace sluice::api
 
 #include "engine/api/connected_streams.h"
+#include "engine/api/joins.h"

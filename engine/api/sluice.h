@@ -1,5 +1,6 @@
 // The one header a job includes: the DataStream API, functions, windows,
-// connected and broadcast streams, state descriptors, and the names jobs
+// connected and broadcast streams, interval and window joins, state
+// descriptors (ordered map state included), and the names jobs
 // use most, in namespace sluice.
 #pragma once
 
@@ -38,6 +39,7 @@ using join::BroadcastState;
 using join::CoProcessFunction;
 using join::KeyedBroadcastProcessFunction;
 using join::KeyedCoProcessFunction;
+using join::ProcessJoinFunction;
 using join::ReadOnlyBroadcastState;
 using runtime::Sink;
 using runtime::SinkWriter;
@@ -46,11 +48,15 @@ using runtime::SourceOutput;
 using runtime::SourceReader;
 using runtime::WatermarkStrategy;
 using state::ListStateDescriptor;
+using state::KeyRange;
 using state::MapStateDescriptor;
+using state::OrderedMapState;
+using state::OrderedMapStateDescriptor;
 using state::ReducingStateDescriptor;
 using state::StateTtl;
 using state::ValueStateDescriptor;
 using window::AggregateFunction;
+using window::JoinInput;
 using window::AvgAggregate;
 using window::CountAggregate;
 using window::EventTimeSessionWindows;

@@ -76,8 +76,12 @@ void WatermarkValve::update_metric() {
 // --- input gate ------------------------------------------------------------------
 
 InputGate::InputGate(std::vector<InputChannel> channels, StreamOperator* head, int num_inputs,
-                     std::atomic<int64_t>* watermark_metric, const std::atomic<bool>* failed)
-    : channels_(std::move(channels)), valve_(head, num_inputs, watermark_metric), failed_(failed) {
+                     std::atomic<int64_t>* watermark_metric, const std::atomic<bool>* failed,
+                     const int* suspended)
+    : channels_(std::move(channels)),
+      valve_(head, num_inputs, watermark_metric),
+      failed_(failed),
+      suspended_(suspended) {
   for (const auto& ic : channels_) valve_.add_channel(ic.input);
 }
 
@@ -123,7 +127,11 @@ Status InputGate::process_buffer(size_t ci, BarrierHandler& barriers) {
           return Status::corruption("undecodable record on input channel " + ic.channel->name());
         }
         ++records_in_;
-        if (failed_->load(std::memory_order_relaxed)) return Status::ok();
+        // Stop mid-buffer (keeping the position) when the task failed or an
+        // operator suspended its input.
+        if (failed_->load(std::memory_order_relaxed) || *suspended_ > 0) [[unlikely]] {
+          return Status::ok();
+        }
         break;
       case FrameKind::kWatermark:
         valve_.on_watermark(ci, f.ts);

@@ -82,9 +82,13 @@ class InputGate {
  public:
   enum class Progress { kProcessed, kNothing, kEnd };
 
-  /// `failed` is the task's failure flag (checked after every record).
+  /// `failed` is the task's failure flag and `suspended` the number of
+  /// operators that suspended their input (OperatorChain); both are checked
+  /// after every record, so an operator at capacity gets no further record
+  /// of a buffer (the rest of it waits, in order, with what follows it).
   InputGate(std::vector<InputChannel> channels, StreamOperator* head, int num_inputs,
-            std::atomic<int64_t>* watermark_metric, const std::atomic<bool>* failed);
+            std::atomic<int64_t>* watermark_metric, const std::atomic<bool>* failed,
+            const int* suspended);
 
   /// Processes the rest of the current buffer of one channel, or the next
   /// buffer of the next channel that has one.
@@ -112,6 +116,7 @@ class InputGate {
   std::vector<InputChannel> channels_;
   WatermarkValve valve_;
   const std::atomic<bool>* failed_;
+  const int* suspended_;
   size_t next_ = 0;
   size_t finished_ = 0;
   size_t data_ended_ = 0;

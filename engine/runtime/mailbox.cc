@@ -7,8 +7,9 @@ namespace sluice::runtime {
 bool TaskMailbox::put(Action action, int priority) {
   {
     std::unique_lock lk(mu_);
-    if (priority != kControlPriority && !on_task_thread()) {
-      not_full_.wait(lk, [&] { return closed_ || queue_.size() < capacity_; });
+    if (priority != kControlPriority) {
+      if (!on_task_thread()) not_full_.wait(lk, [&] { return closed_ || refusing_ || queue_.size() < capacity_; });
+      if (refusing_) return false;
     }
     if (closed_) return false;
     queue_.push_back(Entry{priority, std::move(action)});
@@ -43,6 +44,14 @@ size_t TaskMailbox::run(int min_priority) {
   not_full_.notify_all();
   for (auto& a : batch) a();
   return batch.size();
+}
+
+void TaskMailbox::refuse() {
+  {
+    std::lock_guard lk(mu_);
+    refusing_ = true;
+  }
+  not_full_.notify_all();
 }
 
 void TaskMailbox::close() {

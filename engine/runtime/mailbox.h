@@ -59,6 +59,10 @@ class TaskMailbox {
   size_t size() const { return size_.load(std::memory_order_acquire); }
   size_t capacity() const { return capacity_; }
 
+  /// The task is stopping (cancelled or failed), any thread: operators'
+  /// actions are refused from now on and posters blocked on a full mailbox
+  /// return false at once; queued actions stay (dropped by close()).
+  void refuse();
   /// Refuses further actions, drops the queued ones and wakes blocked posters.
   void close();
   bool closed() const;
@@ -77,6 +81,7 @@ class TaskMailbox {
   std::deque<Entry> queue_;
   std::atomic<size_t> size_{0};
   bool closed_ = false;
+  bool refusing_ = false;  // operators' actions refused (control ones still queue)
 };
 
 }  // namespace sluice::runtime

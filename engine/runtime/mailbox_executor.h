@@ -25,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/runtime/processing_time.h"
 
@@ -46,6 +47,18 @@ class MailboxExecutor {
   /// cleans up itself. Actions still queued when the task ends are dropped
   /// (destroyed, not run). `description` names the action in errors and logs.
   virtual bool execute(Action action, std::string_view description = {}) = 0;
+  /// Any thread: posts `actions` as one mailbox entry (one lock, one
+  /// wake-up, one slot of the bound) that runs them in order; for a client
+  /// thread that completes many calls at once. Same result as execute().
+  bool execute_batch(std::vector<Action> actions, std::string_view description = {}) {
+    if (actions.empty()) return true;
+    if (actions.size() == 1) return execute(std::move(actions.front()), description);
+    return execute(
+        [batch = std::move(actions)]() mutable {
+          for (auto& a : batch) a();
+        },
+        description);
+  }
 
   /// Task thread: runs queued actions and due processing-time callbacks,
   /// waiting (without busy-looping) until at least one ran. Returns false at

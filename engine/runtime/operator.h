@@ -134,6 +134,11 @@ class StreamOperator {
   /// Checkpoint `id` is complete everywhere: commit what it covered.
   virtual Status notify_checkpoint_complete(CheckpointId id) { return Status::ok(); }
   virtual void notify_checkpoint_aborted(CheckpointId id) {}
+  /// True while commit work started by notify_checkpoint_complete still
+  /// runs (asynchronously, or retried on timers). The task reports the
+  /// checkpoint committed (what stop-with-savepoint waits for) and ends
+  /// after its final checkpoint only once this is false. Default: false.
+  virtual bool commit_in_progress() const { return false; }
   virtual void close() {}
 
   /// Where records of input `index` go: an ElementSink<T>* as void*.

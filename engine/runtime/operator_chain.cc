@@ -273,6 +273,12 @@ Status OperatorChain::notify_checkpoint_complete(CheckpointId id) {
   return Status::ok();
 }
 
+bool OperatorChain::commit_in_progress() const {
+  for (const auto& slot : ops_)
+    if (slot.op->commit_in_progress()) return true;
+  return false;
+}
+
 void OperatorChain::notify_checkpoint_aborted(CheckpointId id) {
   for (auto& slot : ops_) slot.op->notify_checkpoint_aborted(id);
 }

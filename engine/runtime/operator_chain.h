@@ -90,8 +90,12 @@ class OperatorChain {
   /// Drops every pending callback (task shutdown).
   void clear_timers();
 
+  /// Some operator still runs commit work (StreamOperator::commit_in_progress).
+  bool commit_in_progress() const;
   /// Some operator has suspended its input (MailboxExecutor).
   bool input_suspended() const { return suspended_ > 0; }
+  /// The counter behind input_suspended(), read by the input gate per record.
+  const int* suspended_counter() const { return &suspended_; }
   /// "v<vertex>-<subtask>-<what>", file-name safe: names snapshot files.
   std::string file_stem(const std::string& what) const;
 

@@ -81,6 +81,7 @@ class Task::Impl final : public ChainHost, public CheckpointPerformer {
 
   void cancel() {
     cancelled_.store(true);
+    mailbox_.refuse();
     signal_.notify();
   }
   Status failure() const {
@@ -105,8 +106,15 @@ class Task::Impl final : public ChainHost, public CheckpointPerformer {
       fail(st);
       return;
     }
-    task_.metrics_.committed_checkpoint.store(id.value(), std::memory_order_release);
+    // Reported committed (stop-with-savepoint waits for it) once operators'
+    // commit work is done: run_mailbox() publishes it when still running.
+    commit_pending_ = id.value();
+    publish_committed();
     if (final_checkpoint && ops_finished_) final_complete_ = true;
+  }
+  void publish_committed() {
+    if (commit_pending_ == 0 || (chain_ && chain_->commit_in_progress())) return;
+    task_.metrics_.committed_checkpoint.store(std::exchange(commit_pending_, 0), std::memory_order_release);
   }
   void on_checkpoint_aborted(CheckpointId id) {
     if (chain_) chain_->notify_checkpoint_aborted(id);
@@ -145,6 +153,7 @@ class Task::Impl final : public ChainHost, public CheckpointPerformer {
     mailbox_.run();
     chain_->fire_timers();
     if (barriers_ && barriers_->needs_polling()) barriers_->check_triggers();
+    if (commit_pending_ != 0) publish_committed();
   }
   /// Nothing to do: flush outputs, then sleep until woken (input, a mailbox
   /// action, cancel), the next timer of operators >= `first_op` is due, or
@@ -192,6 +201,7 @@ class Task::Impl final : public ChainHost, public CheckpointPerformer {
   const bool checkpointing_;
   bool ops_finished_ = false;    // operators finished (end of all input)
   bool final_complete_ = false;  // the final checkpoint completed
+  int64_t commit_pending_ = 0;   // completed checkpoint not yet reported committed
   std::atomic<bool> closing_{false};
   CancelFlag cancelled_{false};
   std::atomic<bool> failed_{false};
@@ -289,7 +299,8 @@ Status Task::Impl::build() {
   }
   for (auto& ic : channel_list_) ic.handler = handlers_[ic.input].get();
   gate_ = std::make_unique<InputGate>(std::move(channel_list_), &head, num_inputs,
-                                      &task_.metrics_.watermark_ms, &failed_);
+                                      &task_.metrics_.watermark_ms, &failed_,
+                                      chain_->suspended_counter());
   channel_list_.clear();
   barriers_ = std::make_unique<BarrierHandler>(
       *gate_, *this, clock_, BarrierHandler::Options{*unaligned, alignment_timeout_ns_});
@@ -319,6 +330,7 @@ void Task::Impl::fail(Status st) {
     failure_ = std::move(st);
   }
   failed_.store(true);
+  mailbox_.refuse();
   signal_.notify();
 }
 
@@ -520,9 +532,11 @@ Status Task::Impl::end_of_data() {
 Status Task::Impl::wait_for_final_checkpoint() {
   if (!ops_finished_) SLUICE_RETURN_IF_ERROR(end_of_data());
   if (!checkpointing_) return Status::ok();
-  while (!should_stop() && !final_complete_) {
+  // ... and until operators' commit work for it is done.
+  auto done = [&] { return final_complete_ && commit_pending_ == 0; };
+  while (!should_stop() && !done()) {
     run_mailbox();
-    if (should_stop() || final_complete_) break;
+    if (should_stop() || done()) break;
     // Barriers still arrive on open inputs.
     if (!gate_->empty()) {
       SLUICE_ASSIGN_OR_RETURN(InputGate::Progress p, gate_->poll(*barriers_));

@@ -164,6 +164,13 @@ class RuntimeContext {
   state::MapState<K, V>* get_map_state(const state::MapStateDescriptor<K, V>& d) {
     return state::get_map_state(backend(), d);
   }
+  /// Map state in key order with range reads and range removal (keys
+  /// with an OrderedCodec: integers, EventTime, strings, pairs/tuples of
+  /// those); see state/ordered_map_state.h.
+  template <class K, class V>
+  state::OrderedMapState<K, V>* get_ordered_map_state(const state::OrderedMapStateDescriptor<K, V>& d) {
+    return state::get_ordered_map_state(backend(), d);
+  }
   template <class T>
   state::ReducingState<T>* get_reducing_state(const state::ReducingStateDescriptor<T>& d) {
     return state::get_reducing_state(backend(), d);

@@ -27,6 +27,7 @@
 #include "tests/async/support/http_test_server.h"
 #include "tests/async/support/scoring.h"
 #include "tests/cluster/cluster_harness.h"
+#include "tests/integration/join_reference.h"
 
 namespace sluice::it {
 namespace {
@@ -210,6 +211,40 @@ TEST(Cluster, BroadcastRulesSurviveStopWithSavepointAndRestoreFromTwoToThree) {
   EXPECT_EQ(wrong, 0u) << "of " << expected.size() << " alerts";
   EXPECT_EQ(got.size(), expected.size());
   EXPECT_LT(alerts_before, expected.size()) << "the first job was not stopped mid-stream";
+}
+
+TEST(Cluster, IntervalAndLeftOuterSessionJoinsAtParallelismFourMatchNestedLoopJoins) {
+  TempDir dir;
+  std::mt19937 rng(20);
+  const auto left = random_events(rng, 3000, 50, 0);
+  const auto right = random_events(rng, 3000, 50, 1'000'000);
+  write_events(dir.file("left.ndjson"), left);
+  write_events(dir.file("right.ndjson"), right);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b"}) c.start_taskmanager(id);
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
+  Spec interval;
+  Spec sessions;
+  sessions.mode = "left-outer";
+  sessions.window = "session";
+  for (const Spec& spec : {interval, sessions}) {
+    SCOPED_TRACE(spec.name());
+    const std::string out = dir.file("rows-" + spec.mode + ".ndjson");
+    std::vector<std::string> args = {"submit", join_library(), "--parallelism", "4",
+                                     "--arg", "left=" + dir.uri("left.ndjson"), "--arg", "right=" + dir.uri("right.ndjson"),
+                                     "--arg", "sink=file://" + out};
+    for (const auto& a : spec.args()) args.push_back(a);
+    auto r = c.sluice(args);
+    ASSERT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+    std::string job = r.out.substr(0, r.out.find('\n'));
+    JobView v = c.wait_for_end(job);
+    ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+    const auto want = reference(spec, left, right);
+    const auto got = read_rows(out);
+    ASSERT_GT(want.size(), 100u);
+    EXPECT_TRUE(got == want) << diff(want, got);
+  }
 }
 
 TEST(Cluster, SlowSinkBackpressuresTheSourcesWithoutLosingRecords) {
