@@ -23,12 +23,32 @@
 
 namespace sluice::state {
 
+namespace {
+// Approximate memory of a cache entry beside its key and value bytes (hash
+// node, two string headers, flags).
+constexpr size_t kCacheEntryOverhead = 96;
+
+/// The cache entry of `key` in column `c`, created (absent, clean) if new;
+/// `bytes` counts a new entry.
+auto cache_entry(RocksDBKeyedStateBackend::Column* c, std::string_view key, size_t& bytes) {
+  auto it = c->cache.find(key);
+  if (it != c->cache.end()) return it;
+  bytes += key.size() + kCacheEntryOverhead;
+  return c->cache.try_emplace(std::string(key)).first;
+}
+}  // namespace
+
 // --- options -------------------------------------------------------------------
 
 Result<RocksDBOptions> RocksDBOptions::from_config(const Configuration& c) {
   RocksDBOptions o;
   o.local_dir = c.get_string("state.rocksdb.local-dir", o.local_dir);
   SLUICE_ASSIGN_OR_RETURN(o.memory_bytes, c.get_bytes("state.rocksdb.memory", o.memory_bytes));
+  SLUICE_ASSIGN_OR_RETURN(o.write_cache_bytes,
+                          c.get_bytes("state.rocksdb.write-cache", o.write_cache_bytes));
+  if (o.write_cache_bytes < 0) {
+    return Status::invalid_argument("state.rocksdb.write-cache must not be negative");
+  }
   if (o.local_dir.empty()) {
     return Status::invalid_argument("state.rocksdb.local-dir must not be empty");
   }
@@ -328,21 +348,60 @@ RocksDBKeyedStateBackend::Column* RocksDBKeyedStateBackend::column(const std::st
 }
 
 std::optional<std::string_view> RocksDBKeyedStateBackend::get(Column* c, std::string_view key) {
+  Column::Entry* e = nullptr;
+  if (c->cached) {
+    auto it = c->cache.find(key);
+    if (it != c->cache.end()) {
+      if (!it->second.present) return std::nullopt;
+      return std::string_view(it->second.value);
+    }
+    // Reads fill the cache too: keep it within its budget.
+    if (cache_bytes_ > static_cast<size_t>(options_.write_cache_bytes)) flush_write_cache();
+    e = &c->cache.try_emplace(std::string(key)).first->second;
+    cache_bytes_ += key.size() + kCacheEntryOverhead;
+  }
   db_->pin.Reset();
   rocksdb::Status s =
       db_->db->Get(db_->read, c->handle, rocksdb::Slice(key.data(), key.size()), &db_->pin);
-  if (s.IsNotFound()) return std::nullopt;
-  if (!s.ok()) throw StateAccessError("state '" + c->name + "': read failed: " + s.ToString());
+  if (s.IsNotFound()) {
+    if (e) e->in_db = false;
+    return std::nullopt;
+  }
+  if (!s.ok()) {
+    if (e) {
+      c->cache.erase(c->cache.find(key));
+      cache_bytes_ -= key.size() + kCacheEntryOverhead;
+    }
+    throw StateAccessError("state '" + c->name + "': read failed: " + s.ToString());
+  }
+  if (e) {
+    e->value.assign(db_->pin.data(), db_->pin.size());
+    e->present = true;
+    cache_bytes_ += e->value.size();
+    return std::string_view(e->value);
+  }
   return std::string_view(db_->pin.data(), db_->pin.size());
 }
 
 void RocksDBKeyedStateBackend::put(Column* c, std::string_view key, std::string_view value) {
+  if (c->cached) {
+    auto it = cache_entry(c, key, cache_bytes_);
+    Column::Entry& e = it->second;
+    cache_bytes_ += value.size();
+    cache_bytes_ -= e.value.size();
+    e.value.assign(value.data(), value.size());
+    e.present = true;
+    e.dirty = true;
+    if (cache_bytes_ > static_cast<size_t>(options_.write_cache_bytes)) flush_write_cache();
+    return;
+  }
   rocksdb::Status s = db_->db->Put(db_->write, c->handle, rocksdb::Slice(key.data(), key.size()),
                                    rocksdb::Slice(value.data(), value.size()));
   if (!s.ok()) throw StateAccessError("state '" + c->name + "': write failed: " + s.ToString());
 }
 
 void RocksDBKeyedStateBackend::merge(Column* c, std::string_view key, std::string_view elements) {
+  if (c->cached) flush_write_cache();  // not used by cached states; kept correct anyway
   rocksdb::Status s =
       db_->db->Merge(db_->write, c->handle, rocksdb::Slice(key.data(), key.size()),
                      rocksdb::Slice(elements.data(), elements.size()));
@@ -350,9 +409,48 @@ void RocksDBKeyedStateBackend::merge(Column* c, std::string_view key, std::strin
 }
 
 void RocksDBKeyedStateBackend::remove(Column* c, std::string_view key) {
+  if (c->cached) {
+    auto it = cache_entry(c, key, cache_bytes_);
+    Column::Entry& e = it->second;
+    if (!e.in_db) {
+      // Written and removed between two flushes: RocksDB never sees it.
+      cache_bytes_ -= key.size() + kCacheEntryOverhead + e.value.size();
+      c->cache.erase(it);
+      return;
+    }
+    cache_bytes_ -= e.value.size();
+    e.value.clear();
+    e.present = false;
+    e.dirty = true;
+    return;
+  }
   rocksdb::Status s =
       db_->db->Delete(db_->write, c->handle, rocksdb::Slice(key.data(), key.size()));
   if (!s.ok()) throw StateAccessError("state '" + c->name + "': delete failed: " + s.ToString());
+}
+
+void RocksDBKeyedStateBackend::enable_write_cache(Column* c) {
+  if (c->cached || options_.write_cache_bytes == 0) return;
+  c->cached = true;
+  cached_columns_.push_back(c);
+}
+
+void RocksDBKeyedStateBackend::flush_write_cache() {
+  if (cache_bytes_ == 0) return;
+  rocksdb::WriteBatch batch;
+  for (Column* c : cached_columns_) {
+    for (const auto& [k, e] : c->cache) {
+      if (!e.dirty) continue;
+      rocksdb::Status s = e.present ? batch.Put(c->handle, k, e.value) : batch.Delete(c->handle, k);
+      if (!s.ok()) throw StateAccessError("state '" + c->name + "': write failed: " + s.ToString());
+    }
+  }
+  if (batch.Count() > 0) {
+    rocksdb::Status s = db_->db->Write(db_->write, &batch);
+    if (!s.ok()) throw StateAccessError("writing cached state: " + s.ToString());
+  }
+  for (Column* c : cached_columns_) c->cache.clear();
+  cache_bytes_ = 0;
 }
 
 // --- cursors and range removal ------------------------------------------------------
@@ -404,6 +502,7 @@ void RocksDBKeyedStateBackend::Cursor::prev() {
 RocksDBKeyedStateBackend::Cursor RocksDBKeyedStateBackend::open_cursor(Column* c,
                                                                        std::string_view lower,
                                                                        std::string_view upper) {
+  if (c->cached) flush_write_cache();
   auto impl = std::make_unique<Cursor::Impl>();
   impl->lower.assign(lower);
   impl->upper.assign(upper);
@@ -463,6 +562,7 @@ const std::string& RocksDBKeyedStateBackend::state_name(const Column* c) const {
 // --- inspection ------------------------------------------------------------------
 
 Status RocksDBKeyedStateBackend::compact() {
+  flush_write_cache();
   rocksdb::CompactRangeOptions co;
   co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
   for (auto& [name, h] : db_->handles) {
@@ -477,6 +577,7 @@ Status RocksDBKeyedStateBackend::compact() {
 Result<uint64_t> RocksDBKeyedStateBackend::raw_entry_count(const std::string& name) {
   auto h = db_->handles.find(std::string(rocks::kStatePrefix) + name);
   if (h == db_->handles.end()) return Status::not_found("no state '" + name + "'");
+  flush_write_cache();
   std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(rocksdb::ReadOptions(), h->second));
   uint64_t n = 0;
   for (it->SeekToFirst(); it->Valid(); it->Next()) ++n;

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/common/clock.h"
@@ -82,6 +83,21 @@ struct RocksDBKeyedStateBackend::Db {
 struct RocksDBKeyedStateBackend::Column {
   rocksdb::ColumnFamilyHandle* handle = nullptr;
   std::string name;  // the state's name
+  /// Write-back cache of this column (enable_write_cache): entries read or
+  /// written since the last flush, by full RocksDB key. Node-based, so a
+  /// view into an entry survives inserts of other entries.
+  bool cached = false;
+  struct Entry {
+    std::string value;     // raw value (header + payload) when present
+    bool present = false;  // false: no live entry (deleted, or never written)
+    bool dirty = false;    // differs from the DB: written at the next flush
+    bool in_db = true;     // the DB may hold an entry for the key
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
+  };
+  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> cache;
 };
 
 /// Which shared files hold this backend's SSTs. Written by the snapshot

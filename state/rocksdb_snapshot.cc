@@ -248,6 +248,13 @@ Status RocksDBKeyedStateBackend::restore_timers(const std::string& bytes, const 
 
 Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
                                                          const SnapshotTarget& target) {
+  // The write-back cache holds the newest values: they belong in this
+  // checkpoint.
+  try {
+    flush_write_cache();
+  } catch (const StateAccessError& e) {
+    return Status::io_error(e.what());
+  }
   auto timers = std::make_shared<std::string>(write_timers());
   const std::string local = dir_ + "/chk-" + std::to_string(id.value());
   SLUICE_RETURN_IF_ERROR(remove_tree(local));

@@ -1,5 +1,6 @@
-// sluice gen: seeded click events (--kind clicks) or page views (--kind
-// pageviews) as NDJSON.
+// sluice gen: seeded click events (--kind clicks), page views (--kind
+// pageviews) or Nexmark's persons, auctions and bids (--kind nexmark) as
+// NDJSON.
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -9,6 +10,7 @@
 #include "engine/cli/commands.h"
 #include "engine/common/time.h"
 #include "jobs/gen/generator.h"
+#include "jobs/gen/nexmark.h"
 #include "jobs/gen/pageviews.h"
 
 namespace sluice::cli {
@@ -65,6 +67,28 @@ int run_kafka(GenCli& c, const Generate& generate) {
   std::cerr << "produced " << r->lines << " messages to " << c.kafka << "/" << c.topic << ": " << r->summary
             << std::endl;
   return 0;
+}
+
+/// --kind nexmark: --count, --seed, --start-ts and --events-per-second
+/// (default 100,000 per second of event time); other event options are
+/// refused rather than ignored.
+Result<nexmark::NexmarkOptions> nexmark_options(GenCli& c) {
+  for (const char* flag : {"--unbounded", "--rate", "--users", "--pages", "--skew", "--out-of-order", "--max-delay",
+                           "--late", "--late-delay", "--malformed", "--products", "--think-time", "--pause", "--gap",
+                           "--allowed-lateness", "--conversion"}) {
+    if (c.cmd && c.cmd->count(flag) > 0) {
+      return Status::invalid_argument(std::string(flag) +
+                                      " is not an option of --kind nexmark (it takes --count, --seed, --start-ts, "
+                                      "--events-per-second and the outputs)");
+    }
+  }
+  nexmark::NexmarkOptions o;
+  o.count = c.o.count;
+  o.seed = c.o.seed;
+  o.start_ts = c.o.start_ts;
+  if (c.cmd && c.cmd->count("--events-per-second") > 0) o.events_per_second = c.o.events_per_second;
+  SLUICE_RETURN_IF_ERROR(o.validate());
+  return o;
 }
 
 Result<gen::PageViewOptions> pageview_options(GenCli& c) {
@@ -133,8 +157,22 @@ int run(GenCli& c) {
                                      std::to_string(r.very_late) + " very late, " + std::to_string(r.malformed) +
                                      " malformed; " + std::to_string(r.sessions_started) + " visits started"};
     };
+  } else if (c.kind == "nexmark") {
+    auto o = nexmark_options(c);
+    if (!o.is_ok()) return report_error(o.status().message(), 2);
+    generate = [o = *o](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
+      nexmark::NexmarkGenerator g(o);
+      std::string line;
+      int64_t n = 0;
+      while (!g.done()) {
+        g.next_line(line);
+        SLUICE_RETURN_IF_ERROR(emit(line));
+        ++n;
+      }
+      return Produced{n, "Nexmark persons, auctions and bids (1:3:46)"};
+    };
   } else {
-    return report_error("--kind must be clicks or pageviews, not '" + c.kind + "'", 2);
+    return report_error("--kind must be clicks, pageviews or nexmark, not '" + c.kind + "'", 2);
   }
   const bool paced = c.o.rate > 0;
   if (!c.kafka.empty()) return run_kafka(c, generate);
@@ -170,9 +208,10 @@ int run(GenCli& c) {
 
 Runner add_gen(CLI::App& app) {
   auto c = std::make_shared<GenCli>();
-  auto* cmd = app.add_subcommand("gen", "Generate click events or page views (NDJSON), seeded and reproducible");
+  auto* cmd = app.add_subcommand("gen", "Generate click events, page views or Nexmark events (NDJSON), seeded and reproducible");
   c->cmd = cmd;
-  cmd->add_option("--kind", c->kind, "clicks (the clickstream job's input) or pageviews (sessions_funnel's)")
+  cmd->add_option("--kind", c->kind, "clicks (the clickstream job's input), pageviews (sessions_funnel's) or nexmark "
+                  "(persons, auctions and bids of the Nexmark benchmark, bench/nexmark)")
       ->capture_default_str();
   cmd->add_option("-n,--count", c->o.count, "Number of events")->capture_default_str();
   cmd->add_flag("--unbounded", c->unbounded, "Run until killed (needs --rate)");
