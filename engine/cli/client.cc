@@ -15,6 +15,7 @@
 #include "engine/cli/commands.h"
 #include "engine/common/json.h"
 #include "engine/common/sha256.h"
+#include "engine/ha/leader_election.h"
 #include "engine/proto/control.grpc.pb.h"
 #include "engine/proto/rpc_auth.h"
 
@@ -40,7 +41,8 @@ struct ClientOptions {
 };
 
 void add_client_options(CLI::App* cmd, ClientOptions& o, bool needs_token) {
-  cmd->add_option("--jobmanager", o.jobmanager, "The jobmanager's host:port")
+  cmd->add_option("--jobmanager", o.jobmanager,
+                  "The jobmanager's host:port, or etcd://HOST:PORT[,...]/CLUSTER for the leader of standby jobmanagers")
       ->capture_default_str()
       ->envname("SLUICE_JOBMANAGER");
   cmd->add_option("--token-file", o.token_file,
@@ -65,7 +67,14 @@ Result<std::unique_ptr<proto::JobManager::Stub>> connect(const ClientOptions& o)
   SLUICE_ASSIGN_OR_RETURN(auto creds, rpc::channel_credentials({o.tls_cert, o.tls_key, o.tls_ca}));
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(512 * 1024 * 1024);
-  return proto::JobManager::NewStub(grpc::CreateCustomChannel(o.jobmanager, creds, args));
+  std::string address = o.jobmanager;
+  if (ha::HaConfig::is_ha_uri(address)) {
+    // Standby jobmanagers: ask etcd which one leads.
+    SLUICE_ASSIGN_OR_RETURN(auto cfg, ha::HaConfig::parse(address));
+    SLUICE_ASSIGN_OR_RETURN(auto leader, ha::lookup_leader(cfg));
+    address = leader.address;
+  }
+  return proto::JobManager::NewStub(grpc::CreateCustomChannel(address, creds, args));
 }
 
 /// An RPC error in words that say what to do.
@@ -123,6 +132,11 @@ std::string summary_json(const proto::JobSummary& s) {
   json_kv(o, "last_checkpoint_id", s.last_checkpoint_id());
   o += ',';
   json_kv(o, "last_failure", s.last_failure());
+  o += ',';
+  json_kv(o, "last_recovery_ms", s.last_recovery_ms());
+  o += ',';
+  json_kv(o, "recent_failures", s.recent_failures());
+  o += s.gave_up() ? ",\"gave_up\":true" : ",\"gave_up\":false";
   return o + "}";
 }
 

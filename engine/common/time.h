@@ -62,4 +62,10 @@ Result<int64_t> parse_bytes(std::string_view text);
 /// Milliseconds since the epoch on the wall clock.
 int64_t wall_clock_ms();
 
+/// A point in time as epoch ms: "1700000000000" (epoch ms, may be
+/// negative), "2024-05-01", "2024-05-01T12:30:00Z" or with ".123" ms (UTC).
+Result<int64_t> parse_timestamp_ms(std::string_view text);
+/// "2024-05-01T12:30:00.000Z" (UTC) of epoch ms.
+std::string format_timestamp_ms(int64_t ms);
+
 }  // namespace sluice
