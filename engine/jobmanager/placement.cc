@@ -6,22 +6,23 @@
 namespace sluice::jobmanager {
 
 Result<std::vector<std::string>> place_slots(std::vector<PlacementCandidate> candidates, int need) {
-  int healthy = 0, total = 0;
-  for (const auto& c : candidates) {
-    total += std::max(0, c.free_slots);
-    if (!c.suspect) healthy += std::max(0, c.free_slots);
-  }
+  int total = 0;
+  for (const auto& c : candidates) total += std::max(0, c.free_slots);
   if (total < need) {
     return Status::resource_exhausted("waiting for slots: need " + std::to_string(need) + ", " +
                                       std::to_string(total) + " free");
   }
-  const bool avoid_suspects = healthy >= need;
   std::vector<std::string> slots(need);
   for (int i = 0; i < need; ++i) {
+    // The healthy candidate with the most free slots; a suspect only when
+    // no healthy one has room left.
     PlacementCandidate* best = nullptr;
     for (auto& c : candidates) {
-      if (c.free_slots <= 0 || (avoid_suspects && c.suspect)) continue;
-      if (!best || c.free_slots > best->free_slots) best = &c;
+      if (c.free_slots <= 0) continue;
+      if (!best || (best->suspect && !c.suspect) ||
+          (best->suspect == c.suspect && c.free_slots > best->free_slots)) {
+        best = &c;
+      }
     }
     slots[i] = best->id;
     --best->free_slots;
