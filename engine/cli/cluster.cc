@@ -39,7 +39,7 @@ void add_config_option(CLI::App* cmd) {
 /// once (exit code 1). finish() (or the destructor) stops watching.
 class SignalShutdown {
  public:
-  SignalShutdown(std::function<void()> shutdown, Duration bound) : shutdown_(std::move(shutdown)), bound_(bound) {
+  explicit SignalShutdown(Duration bound) : bound_(bound) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
@@ -49,7 +49,11 @@ class SignalShutdown {
   SignalShutdown(const SignalShutdown&) = delete;
   SignalShutdown& operator=(const SignalShutdown&) = delete;
 
-  void watch() { thread_ = std::thread([this] { run(); }); }
+  /// Starts watching; `shutdown` runs at the first signal.
+  void watch(std::function<void()> shutdown) {
+    shutdown_ = std::move(shutdown);
+    thread_ = std::thread([this] { run(); });
+  }
   /// Waits for a shutdown under way, then stops watching.
   void finish() {
     finished_ = true;
@@ -132,8 +136,8 @@ int run_jobmanager(JobManagerCli& c) {
     return report_error("--read-access must be 'open' or 'token'", 2);
   }
   c.o.open_read_access = c.read_access == "open";
+  SignalShutdown signals(*bound);  // before any thread exists
   jobmanager::JobManager jm(c.o);
-  SignalShutdown signals([&] { jm.shutdown(); }, *bound);
   Status st = jm.start();
   if (!st.is_ok()) return report_error(st.message(), 1);
   std::cerr << "jobmanager listening on port " << jm.port();
@@ -142,7 +146,7 @@ int run_jobmanager(JobManagerCli& c) {
   if (jm.metrics_port()) std::cerr << ", metrics at http://" << c.o.metrics_bind.substr(0, c.o.metrics_bind.rfind(':'))
                                    << ":" << jm.metrics_port() << "/metrics";
   std::cerr << std::endl;
-  signals.watch();
+  signals.watch([&] { jm.shutdown(); });
   jm.wait();
   jm.shutdown();
   signals.finish();
@@ -183,11 +187,11 @@ int run_taskmanager(TaskManagerCli& c) {
   }
   auto bound = parse_duration(c.shutdown_timeout);
   if (!bound.is_ok() || bound->count() <= 0) return report_error("--shutdown-timeout must be a positive duration", 2);
+  SignalShutdown signals(*bound);  // before any thread exists
   taskmanager::TaskManager tm(c.o);
-  SignalShutdown signals([&] { tm.shutdown(); }, *bound);
   Status st = tm.start();
   if (!st.is_ok()) return report_error(st.message(), 1);
-  signals.watch();
+  signals.watch([&] { tm.shutdown(); });
   tm.wait();
   tm.shutdown();
   signals.finish();
