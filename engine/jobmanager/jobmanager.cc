@@ -961,7 +961,9 @@ class JobManager::Impl final : public proto::JobManager::Service {
           job->rec.set_last_failure("cannot recover: " + st.to_string());
         } else {
           job->rec.set_state("RESTARTING");
-          job->rec.add_restart_causes("jobmanager restarted");
+          job->rec.add_restart_causes(election_ ? "jobmanager failover (leader epoch " + std::to_string(epoch_.load()) + ")"
+                                                : std::string("jobmanager restarted"));
+          job->rec.set_restarts(job->rec.restarts() + 1);
           job->next_deploy_ms = 0;
           spdlog::info("recovering job {} (last attempt {})", job->rec.job_id(), job->rec.attempt());
         }

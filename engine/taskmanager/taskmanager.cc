@@ -713,7 +713,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
         registered = false;
         next = std::chrono::steady_clock::now();
       } else if (!st.ok()) {
-        spdlog::warn("heartbeat to {} failed: {}", o_.jobmanager, st.error_message());
+        spdlog::warn("heartbeat to {} failed: {}", jobmanager_address(), st.error_message());
       }
     }
   }

@@ -236,7 +236,7 @@ TEST(Failover, AJobFailingFasterThanTheFailureRateIsGivenUpWithAnError) {
 
 TEST(Failover, SigtermedTaskManagerLeavesCleanlyAndTheJobMovesOnAtOnce) {
   TempDir dir;
-  std::string input = paced_input(dir, 60'000, 31);
+  std::string input = paced_input(dir, 36'000, 31);
   Cluster c(dir);
   // A long heartbeat timeout: the job must not wait for it.
   c.start_jobmanager("127.0.0.1:0", {"--heartbeat-timeout", "20s"});
@@ -270,7 +270,7 @@ TEST(Failover, SigtermedTaskManagerLeavesCleanlyAndTheJobMovesOnAtOnce) {
 
 TEST(Failover, SigtermedJobManagerStopsCleanlyAndItsSuccessorResumesTheJob) {
   TempDir dir;
-  std::string input = paced_input(dir, 60'000, 37);
+  std::string input = paced_input(dir, 36'000, 37);
   Cluster c(dir);
   c.start_jobmanager();
   for (const char* id : {"tm-a", "tm-b"}) c.start_taskmanager(id);
