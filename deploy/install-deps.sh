@@ -23,6 +23,10 @@ TOOL_PACKAGES=(
   clang libclang-rt-14-dev
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
+  # standby jobmanagers' coordination service (engine/ha; tests start their own)
+  etcd-server etcd-client
+  # the chaos suite (tests/chaos): network namespaces, veth, iptables, tc
+  iproute2 iptables util-linux
   # checks and runs the compose files (tests/deploy/docker_test.sh installs
   # the Docker engine, docker.io, and debootstrap itself)
   docker-compose
@@ -57,9 +61,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # --no-install-recommends keeps the install small (and out of docs/X11).
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian postgresql and prometheus packages start system services; tests
+# The Debian postgresql, prometheus and etcd-server packages start system services; tests
 # run their own instances on loopback ports instead.
-for svc in postgresql prometheus; do
+for svc in postgresql prometheus etcd; do
   $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 echo "install-deps: done"
