@@ -193,21 +193,16 @@ Result<std::pair<bool, EtcdKeyValue>> EtcdClient::create(const std::string& key,
 
 Result<bool> EtcdClient::put_if(const std::string& guard_key, int64_t guard_revision, const std::string& key,
                                 const std::string& value) {
-  std::string body = "{\"compare\":[" + compare_created(guard_key, guard_revision) +
-                     "],\"success\":[{\"request_put\":{\"key\":\"" + b64(key) + "\",\"value\":\"" + b64(value) +
-                     "\"}}]}";
-  SLUICE_ASSIGN_OR_RETURN(std::string r, post("/v3/kv/txn", body));
-  simdjson::dom::parser p;
-  simdjson::dom::element doc;
-  if (p.parse(r).get(doc) != simdjson::SUCCESS) return Status::corruption("etcd: txn answer is not JSON");
-  bool succeeded = false;
-  if (doc["succeeded"].get(succeeded) != simdjson::SUCCESS) succeeded = false;
-  return succeeded;
+  return guarded("{\"request_put\":{\"key\":\"" + b64(key) + "\",\"value\":\"" + b64(value) + "\"}}", guard_key,
+                 guard_revision);
 }
 
 Result<bool> EtcdClient::delete_if(const std::string& guard_key, int64_t guard_revision, const std::string& key) {
-  std::string body = "{\"compare\":[" + compare_created(guard_key, guard_revision) +
-                     "],\"success\":[{\"request_delete_range\":{\"key\":\"" + b64(key) + "\"}}]}";
+  return guarded("{\"request_delete_range\":{\"key\":\"" + b64(key) + "\"}}", guard_key, guard_revision);
+}
+
+Result<bool> EtcdClient::guarded(const std::string& operation, const std::string& guard_key, int64_t guard_revision) {
+  std::string body = "{\"compare\":[" + compare_created(guard_key, guard_revision) + "],\"success\":[" + operation + "]}";
   SLUICE_ASSIGN_OR_RETURN(std::string r, post("/v3/kv/txn", body));
   simdjson::dom::parser p;
   simdjson::dom::element doc;

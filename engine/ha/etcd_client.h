@@ -52,6 +52,9 @@ class EtcdClient {
   const std::vector<std::string>& endpoints() const { return endpoints_; }
 
  private:
+  /// A transaction running `operation` (one request of etcd's txn) only if
+  /// `guard_key` has creation revision `guard_revision`; whether it ran.
+  Result<bool> guarded(const std::string& operation, const std::string& guard_key, int64_t guard_revision);
   /// POSTs `body` to `path` on the first endpoint that answers; the response body.
   Result<std::string> post(const std::string& path, const std::string& body);
 

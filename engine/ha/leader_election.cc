@@ -131,6 +131,12 @@ void LeaderElection::resign() {
   }
 }
 
+std::optional<LeaderInfo> LeaderElection::current_leader() const {
+  std::lock_guard lk(mu_);
+  if (leading_) return self_;
+  return other_;
+}
+
 bool LeaderElection::is_leader() const {
   std::lock_guard lk(mu_);
   return leading_ && steady_ms() < valid_until_ms_;
@@ -180,7 +186,12 @@ bool LeaderElection::campaign() {
     spdlog::debug("etcd: {}", r.status().to_string());
     return false;
   }
-  if (!r->first) return false;  // someone else leads
+  if (!r->first) {  // someone else leads
+    auto l = LeaderInfo::from_key(r->second);
+    std::lock_guard lk(mu_);
+    if (l.is_ok()) other_ = *l;
+    return false;
+  }
   epoch_.store(r->second.create_revision);
   {
     std::lock_guard lk(mu_);
@@ -194,7 +205,8 @@ bool LeaderElection::campaign() {
 
 void LeaderElection::run() {
   const int64_t ttl_s = std::max<int64_t>(1, (config_.lease_ttl.count() + 999) / 1000);
-  const Duration renew(std::max<int64_t>(100, config_.lease_ttl.count() / 3));
+  // Four renewals per TTL: leadership survives three lost in a row.
+  const Duration renew(std::max<int64_t>(100, config_.lease_ttl.count() / 4));
   bool announced_standby = false;
   for (;;) {
     bool leading;

@@ -88,6 +88,9 @@ class LeaderElection {
   /// True while this process leads and its lease is provably alive.
   bool is_leader() const;
   int64_t epoch() const { return epoch_.load(); }
+  /// Who leads, as this candidate last saw it (no etcd call): itself while
+  /// leading, else the leader its last campaign found.
+  std::optional<LeaderInfo> current_leader() const;
   /// Writes `key` = `value` only while this process still leads.
   Status put_as_leader(const std::string& key, const std::string& value);
   Result<std::optional<std::string>> get(const std::string& key);
@@ -111,6 +114,7 @@ class LeaderElection {
   bool leading_ = false;
   int64_t lease_ = 0;
   int64_t valid_until_ms_ = 0;  // steady: leadership is proven until then
+  std::optional<LeaderInfo> other_;  // the leader the last lost campaign found
   std::atomic<int64_t> epoch_{0};
   std::thread thread_;
 };

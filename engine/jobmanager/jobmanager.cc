@@ -234,6 +234,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
       ha_ = cfg;
     }
     store_ = ha_ ? o_.ha_dir : o_.data_dir;
+    leader_ = !ha_;  // the only jobmanager serves from the start (as before standbys existed)
     std::error_code ec;
     for (const auto& dir : {o_.data_dir, store_}) {
       const bool fresh = !fs::exists(dir);
@@ -299,11 +300,12 @@ class JobManager::Impl final : public proto::JobManager::Service {
       election_ = std::make_unique<ha::LeaderElection>(*ha_, self);
       spdlog::info("jobmanager listening on {} (port {}), standby for cluster '{}' until elected (etcd {})", o_.bind,
                    port_, ha_->cluster, ha_->endpoints.front());
-      election_->start([this](int64_t epoch) { become_leader(epoch); },
+      // Taking the jobs over runs on a thread of its own: the election's
+      // thread must keep renewing the lease meanwhile.
+      election_->start([this](int64_t epoch) { takeover_ = std::thread([this, epoch] { become_leader(epoch); }); },
                        [this](const std::string& why) { leadership_lost(why); });
     } else {
       SLUICE_RETURN_IF_ERROR(recover_jobs());
-      leader_ = true;
       spdlog::info("jobmanager listening on {} (port {}), data dir {}", o_.bind, port_, o_.data_dir);
     }
     scheduler_ = std::thread([this] { scheduler_loop(); });
@@ -334,6 +336,10 @@ class JobManager::Impl final : public proto::JobManager::Service {
   /// directory, each from the checkpoint etcd names.
   void become_leader(int64_t epoch) {
     epoch_.store(epoch);
+    {
+      std::lock_guard lk(stop_mu_);
+      if (stopped_) return;
+    }
     Status st = recover_jobs();
     if (!st.is_ok()) {
       leadership_lost("cannot recover the jobs: " + st.to_string());
@@ -364,9 +370,9 @@ class JobManager::Impl final : public proto::JobManager::Service {
   grpc::Status require_leader() {
     if (leader_) return grpc::Status::OK;
     std::string who;
-    if (ha_) {
-      auto l = ha::lookup_leader(*ha_);
-      who = l.is_ok() ? "; the leader is " + l->address : "";
+    if (election_) {
+      auto l = election_->current_leader();
+      who = l ? "; the leader is " + l->address : "";
     }
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "this jobmanager is a standby" + who + " (clients and taskmanagers can follow the leader "
@@ -486,6 +492,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
     queues.clear();
     leader_ = false;
     if (election_) election_->resign();  // a standby takes over now, not after the lease TTL
+    if (takeover_.joinable()) takeover_.join();
     spdlog::info("jobmanager stopped");
   }
 
@@ -1418,8 +1425,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
   HttpResponse http_get(const std::string& path) {
     if (!leader_) {
       std::string o = "{\"error\":\"standby\",\"leader\":";
-      auto l = ha_ ? ha::lookup_leader(*ha_) : Result<ha::LeaderInfo>(Status::unavailable("no election"));
-      json_append_string(o, l.is_ok() ? l->http : std::string());
+      auto l = election_ ? election_->current_leader() : std::nullopt;
+      json_append_string(o, l ? l->http : std::string());
       return {503, o + "}"};
     }
     if (path == "/" || path == "/overview") {
@@ -1477,6 +1484,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
   // Standby jobmanagers (engine/ha): unset/null with one jobmanager.
   std::optional<ha::HaConfig> ha_;
   std::unique_ptr<ha::LeaderElection> election_;
+  std::thread takeover_;  // become_leader(), once elected
   std::atomic<bool> leader_{false};  // serving: the only jobmanager, or elected
   std::string store_;                // jobs/ and artifacts/: the data dir, or the shared --ha-dir
 
