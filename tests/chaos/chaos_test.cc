@@ -42,10 +42,6 @@ constexpr int kTaskManagers = 4;
 // recovery starts from the initial backoff as a fault in production would.
 constexpr std::chrono::milliseconds kStable{3000};
 
-int64_t ms_since(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
 int port_of(const std::string& host_port) { return std::stoi(host_port.substr(host_port.rfind(':') + 1)); }
 
 /// A small tmpfs at `path`, unmounted when the object goes.

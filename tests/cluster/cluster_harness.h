@@ -119,6 +119,22 @@ inline bool wait_until(const std::function<bool()>& cond, std::chrono::milliseco
   return cond();
 }
 
+inline int64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
+/// The exactly-once file sink's commit marker next to `path` (hidden
+/// sibling ".<name>.sluice-commit"): (last committed checkpoint, committed
+/// length); (0, 0) before the first commit.
+inline std::pair<int64_t, int64_t> commit_marker(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  std::string marker = path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".sluice-commit";
+  std::ifstream in(marker);
+  long long cp = 0, len = 0;
+  if (!(in >> cp >> len)) return {0, 0};
+  return {cp, len};
+}
+
 /// What `sluice status JOB -o json` says, read with simdjson.
 struct JobView {
   bool ok = false;

@@ -20,10 +20,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-int64_t ms_since(Clock::time_point t) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
-}
-
 /// Jobmanagers with --ha over one etcd and a shared --ha-dir, taskmanagers
 /// and the CLI given etcd://… instead of an address.
 class HaCluster {
@@ -119,15 +115,6 @@ class HaCluster {
   std::map<std::string, std::unique_ptr<Child>> jms_, tms_;
 };
 
-std::pair<int64_t, int64_t> commit_marker(const TempDir& dir) {
-  std::FILE* f = std::fopen(dir.file(".counts.ndjson.sluice-commit").c_str(), "r");
-  if (!f) return {0, 0};
-  long long cp = 0, len = 0;
-  int n = std::fscanf(f, "%lld %lld", &cp, &len);
-  std::fclose(f);
-  return n == 2 ? std::make_pair(int64_t{cp}, int64_t{len}) : std::make_pair(int64_t{0}, int64_t{0});
-}
-
 TEST(Standby, KillingTheLeaderRepeatedlyLeavesTheJobRunningWithExactlyOnceOutput) {
   std::string error;
   auto etcd = ha::testing::EtcdServer::start(&error);
@@ -171,9 +158,9 @@ TEST(Standby, KillingTheLeaderRepeatedlyLeavesTheJobRunningWithExactlyOnceOutput
         auto v = c.status(job);
         if (v.state == "RUNNING" && c.leader() == standby) {
           running = ms_since(t0);
-          committed_at_running = commit_marker(dir).first;
+          committed_at_running = commit_marker(dir.file("counts.ndjson")).first;
         }
-      } else if (auto [cp, len] = commit_marker(dir); cp > committed_at_running && len > 0) {
+      } else if (auto [cp, len] = commit_marker(dir.file("counts.ndjson")); cp > committed_at_running && len > 0) {
         rows = ms_since(t0);
       }
       std::this_thread::sleep_for(50ms);

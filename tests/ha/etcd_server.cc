@@ -1,11 +1,8 @@
 #include "tests/ha/etcd_server.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,25 +13,11 @@
 #include <vector>
 
 #include "engine/ha/etcd_client.h"
+#include "tests/integration/process.h"
 
 extern char** environ;
 
 namespace sluice::ha::testing {
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 std::unique_ptr<EtcdServer> EtcdServer::start(std::string* error) {
   const char* bin = "/usr/bin/etcd";
@@ -52,8 +35,8 @@ std::unique_ptr<EtcdServer> EtcdServer::start(std::string* error) {
   s->dir_ = tmpl;
   s->log_ = s->dir_ + "/etcd.log";
   for (int attempt = 0; attempt < 5; ++attempt) {
-    s->client_port_ = free_port();
-    s->peer_port_ = free_port();
+    s->client_port_ = it::free_loopback_port();
+    s->peer_port_ = it::free_loopback_port();
     const std::string client = "http://127.0.0.1:" + std::to_string(s->client_port_);
     const std::string peer = "http://127.0.0.1:" + std::to_string(s->peer_port_);
     std::vector<std::string> argv = {bin,

@@ -31,7 +31,4 @@ class EtcdServer {
   pid_t pid_ = -1;
 };
 
-/// A free TCP port on 127.0.0.1 (bound and released; tests race for it only with themselves).
-int free_port();
-
 }  // namespace sluice::ha::testing
