@@ -1195,10 +1195,22 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// then the attempt fails — and the job with it when the failure is
   /// permanent (the cause will not go away by restarting), else it restarts
   /// under the restart policy (fail_attempt_locked).
-  void job_failed_locked(Job& j, proto::FailureRecord f, const std::string& cause) {
+  void job_failed_locked(Job& j, proto::FailureRecord f, std::string cause) {
     if (j.rec.state() != "RUNNING") return;
     f.set_time_ms(now_ms());
     f.set_attempt(j.rec.attempt());
+    // The far end of a lost data-plane connection may be alive yet
+    // unreachable from its peers: the next attempt avoids it if it can.
+    // The failure names its address; say which taskmanager that is.
+    std::map<std::string, std::string> data;
+    for (const auto& [id, tm] : tms_) data[id] = tm.data_address;
+    for (const auto& tm : suspects_.implicate(cause, data, steady_ms())) {
+      spdlog::info("job {}: taskmanager {} is suspect for {} (named by the failure)", j.rec.job_id(), tm,
+                   format_duration(o_.suspect_period));
+      const std::string named = " (" + data[tm] + " is taskmanager " + tm + ")";
+      cause += named;
+      f.set_message(f.message() + named);
+    }
     if (f.permanent() && !j.stopping) {
       spdlog::error("job {} attempt {} failed permanently: {}", j.rec.job_id(), j.rec.attempt(), cause);
       end_job_locked(j, "FAILED", cause + " (a permanent error: not restarted)");
@@ -1218,14 +1230,6 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (j.rec.state() != "RUNNING") return;
     const int64_t now = steady_ms();
     spdlog::warn("job {} attempt {} failed: {}", j.rec.job_id(), j.rec.attempt(), cause);
-    // The far end of a lost data-plane connection may be alive yet
-    // unreachable from its peers: the next attempt avoids it if it can.
-    std::map<std::string, std::string> data;
-    for (const auto& [id, tm] : tms_) data[id] = tm.data_address;
-    for (const auto& tm : suspects_.implicate(cause, data, now)) {
-      spdlog::info("job {}: taskmanager {} is suspect for {} (named by the failure)", j.rec.job_id(), tm,
-                   format_duration(o_.suspect_period));
-    }
     cancel_tasks_locked(j);
     j.rec.set_last_failure(cause);
     if (j.stopping) {
@@ -1272,7 +1276,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         f.set_vertex(-1);
         f.set_taskmanager_id(tm_id);
         f.set_message("taskmanager " + tm_id + " lost (" + why + ")");
-        job_failed_locked(*j, f, f.message());
+        job_failed_locked(*j, f, "taskmanager " + tm_id + " lost (" + why + ")");
       }
     }
   }
