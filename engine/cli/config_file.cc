@@ -48,10 +48,90 @@ Result<std::vector<std::string>> values_of(const std::string& path, const std::s
   return out;
 }
 
-/// A settings file's text: bounded in size, and refused when it holds a
-/// control character TOML never allows (NUL, other C0 controls but tab and
-/// line ends, DEL) — toml++ 3.3 asserts on some of them instead of
-/// reporting an error.
+/// Refuses, with its line and column, what TOML 1.0 never allows and
+/// toml++ 3.3 does not always report cleanly: control characters (NUL,
+/// C0 but tab and line ends, DEL) anywhere, and non-ASCII characters
+/// outside strings and comments (bare keys and whitespace are ASCII; some
+/// non-ASCII characters there reach an unreachable branch of toml++'s
+/// whitespace table). A small lexer: tracks comments and the four string
+/// kinds, nothing else; the grammar is left to toml++.
+Status check_settings_text(const std::string& path, const std::string& text) {
+  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  In in = In::kCode;
+  size_t line = 1;
+  size_t column = 0;
+  auto at = [&](const std::string& what) {
+    return Status::invalid_argument("--config " + path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                                    ": " + what);
+  };
+  auto starts = [&](size_t i, const char* s3) { return text.compare(i, 3, s3) == 0; };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    ++column;
+    if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return at(std::string("control character ") + hex + " is not allowed in a TOML file");
+    }
+    if (c == '\n') {
+      if (in == In::kBasic || in == In::kLiteral) return at("a string does not end on its line");
+      if (in == In::kComment) in = In::kCode;
+      ++line;
+      column = 0;
+      continue;
+    }
+    switch (in) {
+      case In::kCode:
+        if (c >= 0x80) return at("non-ASCII character outside a string or comment (quote the key or value)");
+        if (c == '#') {
+          in = In::kComment;
+        } else if (starts(i, "\"\"\"")) {
+          in = In::kMultiBasic;
+          i += 2;
+          column += 2;
+        } else if (starts(i, "'''")) {
+          in = In::kMultiLiteral;
+          i += 2;
+          column += 2;
+        } else if (c == '"') {
+          in = In::kBasic;
+        } else if (c == '\'') {
+          in = In::kLiteral;
+        }
+        break;
+      case In::kComment:
+        break;
+      case In::kBasic:
+      case In::kMultiBasic:
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+          ++i;  // an escaped character, e.g. \" (a line-ending backslash is left to the newline branch)
+          ++column;
+        } else if (in == In::kBasic && c == '"') {
+          in = In::kCode;
+        } else if (in == In::kMultiBasic && starts(i, "\"\"\"")) {
+          while (i + 3 < text.size() && text[i + 3] == '"') ++i;  // up to two quotes may end the content
+          i += 2;
+          column += 2;
+          in = In::kCode;
+        }
+        break;
+      case In::kLiteral:
+      case In::kMultiLiteral:
+        if (in == In::kLiteral && c == '\'') {
+          in = In::kCode;
+        } else if (in == In::kMultiLiteral && starts(i, "'''")) {
+          while (i + 3 < text.size() && text[i + 3] == '\'') ++i;
+          i += 2;
+          column += 2;
+          in = In::kCode;
+        }
+        break;
+    }
+  }
+  return Status::ok();
+}
+
+/// A settings file's text, bounded in size and lexically checked.
 Result<std::string> read_settings_text(const std::string& path) {
   constexpr std::uintmax_t kMaxBytes = 1 << 20;
   std::error_code ec;
@@ -64,22 +144,7 @@ Result<std::string> read_settings_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::not_found("--config: cannot read '" + path + "'");
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  size_t line = 1;
-  size_t column = 1;
-  for (unsigned char c : text) {
-    if (c == '\n') {
-      ++line;
-      column = 1;
-      continue;
-    }
-    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
-      char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02x", c);
-      return Status::invalid_argument("--config " + path + ":" + std::to_string(line) + ":" + std::to_string(column) +
-                                      ": control character " + hex + " is not allowed in a TOML file");
-    }
-    ++column;
-  }
+  SLUICE_RETURN_IF_ERROR(check_settings_text(path, text));
   return text;
 }
 

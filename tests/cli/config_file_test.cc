@@ -88,6 +88,18 @@ TEST(ConfigFile, ControlCharactersAndHugeFilesAreRefusedWithTheirPlace) {
   auto huge = expand(dir, "# " + std::string(2 << 20, 'x') + "\nslots = 1\n");
   ASSERT_FALSE(huge.is_ok());
   EXPECT_NE(huge.status().message().find("at most 1 MiB"), std::string::npos) << huge.status().message();
+  // Non-ASCII outside strings and comments: another toml++ 3.3 failure (fuzz_config).
+  auto bare = expand(dir, "slur\xd2\x87\xdf\xbeg4\n");
+  ASSERT_FALSE(bare.is_ok());
+  EXPECT_NE(bare.status().message().find("s.toml:1:5: non-ASCII character"), std::string::npos)
+      << bare.status().message();
+  auto quoted = expand(dir, "# caf\xc3\xa9 \"\n[taskmanager]\nlog-level = \"d\xc3\xa9bug \\\" # \"\n"
+                            "work-dir = '''/tmp/\xc3\xa9'''\n");
+  ASSERT_TRUE(quoted.is_ok()) << quoted.status().message();
+  EXPECT_NE(std::find(quoted->args.begin(), quoted->args.end(), "--work-dir=/tmp/\xc3\xa9"), quoted->args.end());
+  auto dots = expand(dir, "[......0");
+  ASSERT_FALSE(dots.is_ok());
+  EXPECT_NE(dots.status().message().find("s.toml:1:"), std::string::npos) << dots.status().message();
   auto tabs = expand(dir, "slots\t=\t3\r\n");
   ASSERT_TRUE(tabs.is_ok()) << tabs.status().message();
   EXPECT_NE(std::find(tabs->args.begin(), tabs->args.end(), "--slots=3"), tabs->args.end());
