@@ -23,6 +23,7 @@
 #include "engine/common/auth.h"
 #include "engine/common/clock.h"
 #include "engine/common/http_server.h"
+#include "engine/common/job_state.h"
 #include "engine/common/json.h"
 #include "engine/common/logging.h"
 #include "engine/common/metrics.h"
@@ -78,9 +79,10 @@ grpc::Status to_grpc(const Status& st) {
   return grpc::Status(c, st.message());
 }
 
-bool terminal(const std::string& state) {
-  return state == "FINISHED" || state == "CANCELED" || state == "FAILED";
-}
+// Job records keep the state's name (job_state.h); unknown names are from a
+// newer jobmanager and are treated as failed.
+JobState state_of(const proto::JobRecord& r) { return parse_job_state(r.state()).value_or(JobState::kFailed); }
+void set_state(proto::JobRecord& r, JobState s) { r.set_state(std::string(job_state_name(s))); }
 
 using TmStub = proto::TaskManager::Stub;
 
@@ -131,7 +133,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     std::unique_ptr<CheckpointCoordinator> coordinator;
     struct Subtask {
       std::string tm;
-      std::string state = "DEPLOYING";
+      SubtaskState state = SubtaskState::kDeploying;
       uint64_t records_in = 0, records_out = 0;  // last heartbeat
       int64_t watermark_ms = INT64_MIN;
       uint64_t dead_letters = 0;
@@ -446,7 +448,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         std::lock_guard lk(mu_);
         s.job = j->graph->name();
         s.job_id = j->rec.job_id();
-        s.state = j->rec.state();
+        s.state = j->rec.state();  // the name
         s.restarts = j->rec.restarts();
         s.gave_up = j->rec.gave_up();
         s.recent_failures = j->policy.failures_in_interval(steady_ms());
@@ -586,10 +588,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (!j) return Status::not_found("unknown job id '" + job_id + "'; `sluice list` shows the jobs");
     {
       std::lock_guard lk(mu_);
-      if (terminal(j->rec.state())) {
+      if (is_terminal(state_of(j->rec))) {
         return Status::failed_precondition("job " + job_id + " has already ended (" + j->rec.state() + ")");
       }
-      end_job_locked(*j, "CANCELED", "");
+      end_job_locked(*j, JobState::kCanceled, "");
     }
     if (j->coordinator) j->coordinator->stop();
     spdlog::info("job {} cancelled", job_id);
@@ -601,7 +603,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (!j) return Status::not_found("unknown job id '" + job_id + "'; `sluice list` shows the jobs");
     {
       std::lock_guard lk(mu_);
-      if (j->rec.state() != "RUNNING") {
+      if (state_of(j->rec) != JobState::kRunning) {
         return Status::failed_precondition("job " + job_id + " is " + j->rec.state() +
                                            "; savepoints are taken of running jobs");
       }
@@ -636,7 +638,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (stop) {
       {
         std::lock_guard lk(mu_);
-        if (!terminal(j->rec.state())) end_job_locked(*j, "FINISHED", "", sp->meta.id);
+        if (!is_terminal(state_of(j->rec))) end_job_locked(*j, JobState::kFinished, "", sp->meta.id);
       }
       j->coordinator->stop();
       spdlog::info("job {} stopped with savepoint {}", job_id, path);
@@ -661,7 +663,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     {
       std::lock_guard lk(mu_);
       for (auto& [id, j] : jobs_) {
-        if (terminal(j->rec.state())) continue;
+        if (is_terminal(state_of(j->rec))) continue;
         const auto& from = j->rec.has_restored_from() ? j->rec.restored_from().path() : j->rec.restore_path();
         if (!from.empty() && fs::weakly_canonical(from, ec).string() == canonical) jobs.push_back(j);
       }
@@ -818,7 +820,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     bool finished = false;
     {
       std::lock_guard lk(mu_);
-      if (req->task().attempt() != j->rec.attempt() || j->rec.state() != "RUNNING") return grpc::Status::OK;
+      if (req->task().attempt() != j->rec.attempt() || state_of(j->rec) != JobState::kRunning) return grpc::Status::OK;
       auto it = j->subtasks.find({req->task().vertex(), req->task().subtask()});
       if (it == j->subtasks.end()) return grpc::Status::OK;
       if (it->second.tm != req->taskmanager_id()) {
@@ -827,12 +829,14 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
                      it->second.tm);
         return grpc::Status::OK;
       }
-      it->second.state = req->state();
-      if (req->state() != "RUNNING") {
+      auto reported = parse_subtask_state(req->state());
+      if (!reported) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown task state '" + req->state() + "'");
+      it->second.state = *reported;
+      if (*reported != SubtaskState::kRunning) {
         it->second.records_in = std::max(it->second.records_in, req->records_in());
         it->second.records_out = std::max(it->second.records_out, req->records_out());
       }
-      if (req->state() == "FAILED") {
+      if (*reported == SubtaskState::kFailed) {
         const auto& v = j->graph->vertices(req->task().vertex());
         proto::FailureRecord f;
         f.set_task(v.name() + " (" + std::to_string(req->task().subtask() + 1) + "/" +
@@ -844,10 +848,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         f.set_permanent(req->permanent());
         std::string cause = "task " + f.task() + " on " + req->taskmanager_id() + " failed: " + req->cause();
         job_failed_locked(*j, std::move(f), cause);
-      } else if (req->state() == "FINISHED") {
+      } else if (*reported == SubtaskState::kFinished) {
         finished = std::all_of(j->subtasks.begin(), j->subtasks.end(),
-                               [](const auto& kv) { return kv.second.state == "FINISHED"; });
-        if (finished) end_job_locked(*j, "FINISHED", "");
+                               [](const auto& kv) { return kv.second.state == SubtaskState::kFinished; });
+        if (finished) end_job_locked(*j, JobState::kFinished, "");
       }
     }
     if (finished) {
@@ -955,7 +959,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   int used_slots_locked(std::map<std::string, int>* per_tm) const {
     int used = 0;
     for (const auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       std::map<std::string, std::set<int>> slots;  // tm -> slot indices (subtask index = slot)
       for (const auto& [k, s] : j->subtasks) slots[s.tm].insert(k.second);
       for (const auto& [tm, set] : slots) {
@@ -1054,7 +1058,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     r.set_library_name(req.library_name());
     r.set_parallelism(req.parallelism());
     r.set_restore_path(req.restore_path());
-    r.set_state("CREATED");
+    set_state(r, JobState::kCreated);
     r.set_attempt(-1);
     r.set_submitted_ms(now_ms());
     job->graph = std::make_shared<const proto::JobGraph>(r.job_graph());
@@ -1097,7 +1101,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       }
       job->rec_id = job->rec.job_id();
       job->graph = std::make_shared<const proto::JobGraph>(job->rec.job_graph());
-      if (!terminal(job->rec.state())) {
+      if (!is_terminal(state_of(job->rec))) {
         int64_t up_to = INT64_MAX;
         if (election_) {
           // Only checkpoints the leaders recorded in etcd may have committed.
@@ -1105,10 +1109,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         }
         Status st = make_coordinator(*job, up_to);
         if (!st.is_ok()) {
-          job->rec.set_state("FAILED");
+          set_state(job->rec, JobState::kFailed);
           job->rec.set_last_failure("cannot recover: " + st.to_string());
         } else {
-          job->rec.set_state("RESTARTING");
+          set_state(job->rec, JobState::kRestarting);
           job->rec.add_restart_causes(election_ ? "jobmanager failover (leader epoch " + std::to_string(epoch_.load()) + ")"
                                                 : std::string("jobmanager restarted"));
           job->rec.set_restarts(job->rec.restarts() + 1);
@@ -1179,14 +1183,15 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     j.gw_held.clear();
   }
 
-  void end_job_locked(Job& j, const std::string& state, const std::string& failure,
+  void end_job_locked(Job& j, JobState state, const std::string& failure,
                       int64_t committed_checkpoint = 0) {
     cancel_tasks_locked(j, committed_checkpoint);
-    j.rec.set_state(state);
-    if (terminal(state) && j.rec.ended_ms() == 0) j.rec.set_ended_ms(now_ms());
+    set_state(j.rec, state);
+    if (is_terminal(state) && j.rec.ended_ms() == 0) j.rec.set_ended_ms(now_ms());
     if (!failure.empty()) j.rec.set_last_failure(failure);
     for (auto& [k, s] : j.subtasks)
-      if (s.state != "FINISHED") s.state = state == "FINISHED" ? "FINISHED" : "CANCELED";
+      if (s.state != SubtaskState::kFinished)
+        s.state = state == JobState::kFinished ? SubtaskState::kFinished : SubtaskState::kCanceled;
     j.failed_at_ms = -1;
     persist_locked(j);
   }
@@ -1196,7 +1201,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// permanent (the cause will not go away by restarting), else it restarts
   /// under the restart policy (fail_attempt_locked).
   void job_failed_locked(Job& j, proto::FailureRecord f, std::string cause) {
-    if (j.rec.state() != "RUNNING") return;
+    if (state_of(j.rec) != JobState::kRunning) return;
     f.set_time_ms(now_ms());
     f.set_attempt(j.rec.attempt());
     // The far end of a lost data-plane connection may be alive yet
@@ -1213,11 +1218,11 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     }
     if (f.permanent() && !j.stopping) {
       spdlog::error("job {} attempt {} failed permanently: {}", j.rec.job_id(), j.rec.attempt(), cause);
-      end_job_locked(j, "FAILED", cause + " (a permanent error: not restarted)");
+      end_job_locked(j, JobState::kFailed, cause + " (a permanent error: not restarted)");
     } else {
       fail_attempt_locked(j, cause);
     }
-    f.set_restarted(j.rec.state() == "RESTARTING");
+    f.set_restarted(state_of(j.rec) == JobState::kRestarting);
     *j.rec.add_failures() = std::move(f);
     while (j.rec.failures_size() > kFailureHistory) j.rec.mutable_failures()->DeleteSubrange(0, 1);
     persist_locked(j);
@@ -1227,13 +1232,13 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// schedule a restart from the latest completed checkpoint — or give the
   /// job up when the restart policy's failure rate is exceeded.
   void fail_attempt_locked(Job& j, const std::string& cause) {
-    if (j.rec.state() != "RUNNING") return;
+    if (state_of(j.rec) != JobState::kRunning) return;
     const int64_t now = steady_ms();
     spdlog::warn("job {} attempt {} failed: {}", j.rec.job_id(), j.rec.attempt(), cause);
     cancel_tasks_locked(j);
     j.rec.set_last_failure(cause);
     if (j.stopping) {
-      end_job_locked(j, "FINISHED", "");
+      end_job_locked(j, JobState::kFinished, "");
       return;
     }
     RestartPolicy::Decision d = j.policy.on_failure(now);
@@ -1241,7 +1246,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       std::string why = d.give_up_reason + "; last failure: " + cause;
       spdlog::error("job {} FAILED: {}", j.rec.job_id(), why);
       j.rec.set_gave_up(true);
-      end_job_locked(j, "FAILED", why);
+      end_job_locked(j, JobState::kFailed, why);
       return;
     }
     j.rec.set_restarts(j.rec.restarts() + 1);
@@ -1250,7 +1255,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (j.rec.restart_causes_size() > 100) j.rec.mutable_restart_causes()->DeleteSubrange(0, 1);
     if (j.failed_at_ms < 0) j.failed_at_ms = now;
     j.next_deploy_ms = now + d.delay.count();
-    j.rec.set_state("RESTARTING");
+    set_state(j.rec, JobState::kRestarting);
     spdlog::info("job {} restarts in {} ({} failures within {})", j.rec.job_id(), format_duration(d.delay),
                  d.failures_in_interval, format_duration(o_.restart.failure_interval));
     persist_locked(j);
@@ -1268,7 +1273,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     tms_.erase(it);
     suspects_.forget(tm_id);
     for (auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       bool uses = std::any_of(j->subtasks.begin(), j->subtasks.end(),
                               [&](const auto& kv) { return kv.second.tm == tm_id; });
       if (uses) {
@@ -1326,9 +1331,9 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
           if (now - tm.last_heartbeat > o_.heartbeat_timeout.count()) lost.push_back(id);
         for (const auto& id : lost) lose_tm_locked(id, "no heartbeat for " + format_duration(o_.heartbeat_timeout));
         for (auto& [id, j] : jobs_) {
-          const auto& s = j->rec.state();
+          JobState s = state_of(j->rec);
           if (!cancels_settled_locked(*j)) continue;
-          if ((s == "CREATED" || s == "RESTARTING") && now >= j->next_deploy_ms && !j->deploying) {
+          if ((s == JobState::kCreated || s == JobState::kRestarting) && now >= j->next_deploy_ms && !j->deploying) {
             j->deploying = true;
             due.push_back(j);
           }
@@ -1364,8 +1369,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     {
       std::lock_guard lk(mu_);
       j.deploying = false;
-      const auto& s = j.rec.state();
-      if (s != "CREATED" && s != "RESTARTING") return;
+      JobState s = state_of(j.rec);
+      if (s != JobState::kCreated && s != JobState::kRestarting) return;
       int need = slots_needed(*j.graph);
       std::map<std::string, int> used;
       used_slots_locked(&used);
@@ -1409,12 +1414,12 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
           t.set_subtask(s);
           t.set_attempt(attempt);
           per_tm[tm].push_back(t);
-          j.subtasks[{v.id(), s}] = Job::Subtask{tm, "DEPLOYING"};
+          j.subtasks[{v.id(), s}] = Job::Subtask{tm, SubtaskState::kDeploying};
           if (v.is_source()) source_tms.insert(tm);
         }
       }
       for (const auto& [tm, ts] : per_tm) links[tm] = TmLink{tms_[tm].stub, tms_[tm].calls};
-      j.rec.set_state("RUNNING");
+      set_state(j.rec, JobState::kRunning);
       persist_locked(j);
       std::lock_guard gl(j.gw_mu);
       j.gw_attempt = attempt;
@@ -1443,7 +1448,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       grpc::Status st = call.get();
       if (st.ok()) continue;
       std::lock_guard lk(mu_);
-      if (j.rec.attempt() != attempt || j.rec.state() != "RUNNING") return;
+      if (j.rec.attempt() != attempt || state_of(j.rec) != JobState::kRunning) return;
       std::string cause = "deploying to taskmanager " + tm + " failed: " + st.error_message();
       proto::FailureRecord f;
       f.set_vertex(-1);
@@ -1462,16 +1467,18 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     }
     {
       std::lock_guard lk(mu_);
-      if (j.rec.attempt() != attempt || j.rec.state() != "RUNNING") return;
+      if (j.rec.attempt() != attempt || state_of(j.rec) != JobState::kRunning) return;
       const int64_t now = steady_ms();
       if (j.failed_at_ms >= 0) {
         j.last_recovery_ms = now - j.failed_at_ms;
         spdlog::info("job {} running again {} ms after the failure", j.rec_id, j.last_recovery_ms);
         j.failed_at_ms = -1;
       }
+      // A placement message ("not enough slots") is no failure once running.
+      j.rec.set_last_failure(j.rec.restarts() > 0 ? j.rec.last_failure() : "");
       j.policy.on_running(now);
       for (auto& [k, s] : j.subtasks)
-        if (s.state == "DEPLOYING") s.state = "RUNNING";
+        if (s.state == SubtaskState::kDeploying) s.state = SubtaskState::kRunning;
     }
     j.open_gateway(attempt);
   }
@@ -1565,13 +1572,13 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       st->set_vertex_name(j.graph->vertices(k.first).name());
       st->set_subtask(k.second);
       st->set_taskmanager_id(s.tm);
-      st->set_state(s.state);
+      st->set_state(std::string(subtask_state_name(s.state)));
       st->set_records_in(s.records_in);
       st->set_records_out(s.records_out);
       st->set_watermark_ms(s.watermark_ms);
       st->set_has_watermark(s.watermark_ms != INT64_MIN && s.watermark_ms != INT64_MAX);
       st->set_dead_letters(s.dead_letters);
-      if (s.state == "RUNNING") {
+      if (s.state == SubtaskState::kRunning) {
         auto rates = s.rates.rates();
         st->set_records_in_per_s(rates.records_in_per_s);
         st->set_records_out_per_s(rates.records_out_per_s);
@@ -1606,7 +1613,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     std::map<std::string, int> used, tasks;
     used_slots_locked(&used);
     for (const auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       for (const auto& [k, s] : j->subtasks) ++tasks[s.tm];
     }
     std::vector<proto::TaskManagerStatus> out;
