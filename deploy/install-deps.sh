@@ -25,6 +25,10 @@ TOOL_PACKAGES=(
   postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
   # InfluxDB 1.x server and its `influx` shell (InfluxDB sink tests, deploy/local --influxdb)
   influxdb influxdb-client
+  # standby jobmanagers' coordination service (engine/ha; tests start their own)
+  etcd-server etcd-client
+  # the chaos suite (tests/chaos): network namespaces, veth, iptables, tc
+  iproute2 iptables util-linux
   # the web dashboard's browser test (tests/dashboard: headless Chromium driven
   # by playwright-core from npm; Node.js and npm below); Jinja2 renders the
   # Airflow DAG's commands as Airflow would (tests/deploy/backfill_test.sh)
@@ -70,9 +74,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # --no-install-recommends keeps the install small (and out of docs/X11).
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian postgresql, prometheus and influxdb packages start system
-# services; tests run their own instances on loopback ports instead.
-for svc in postgresql prometheus influxdb; do
+# The Debian postgresql, prometheus, influxdb and etcd-server packages start
+# system services; tests run their own instances on loopback ports instead.
+for svc in postgresql prometheus influxdb etcd; do
   $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 echo "install-deps: done"

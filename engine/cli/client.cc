@@ -23,6 +23,7 @@
 #include "engine/common/clock.h"
 #include "engine/common/http_server.h"
 #include "engine/common/json.h"
+#include "engine/ha/leader_election.h"
 #include "engine/jobmanager/http_api.h"
 #include "engine/proto/rpc_auth.h"
 
@@ -38,7 +39,8 @@ Result<std::string> read_token_file(const std::string& path) {
 }
 
 void add_client_options(CLI::App* cmd, ClientOptions& o, bool needs_token) {
-  cmd->add_option("--jobmanager", o.jobmanager, "The jobmanager's host:port")
+  cmd->add_option("--jobmanager", o.jobmanager,
+                  "The jobmanager's host:port, or etcd://HOST:PORT[,...]/CLUSTER for the leader of standby jobmanagers")
       ->capture_default_str()
       ->envname("SLUICE_JOBMANAGER");
   cmd->add_option("--token-file", o.token_file,
@@ -67,7 +69,14 @@ Result<std::unique_ptr<proto::JobManager::Stub>> connect(const ClientOptions& o)
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(512 * 1024 * 1024);
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
-  return proto::JobManager::NewStub(grpc::CreateCustomChannel(o.jobmanager, creds, args));
+  std::string address = o.jobmanager;
+  if (ha::HaConfig::is_ha_uri(address)) {
+    // Standby jobmanagers: ask etcd which one leads.
+    SLUICE_ASSIGN_OR_RETURN(auto cfg, ha::HaConfig::parse(address));
+    SLUICE_ASSIGN_OR_RETURN(auto leader, ha::lookup_leader(cfg));
+    address = leader.address;
+  }
+  return proto::JobManager::NewStub(grpc::CreateCustomChannel(address, creds, args));
 }
 
 namespace {
@@ -183,6 +192,11 @@ std::string summary_json(const proto::JobSummary& s) {
   json_kv(o, "checkpoints_completed", s.checkpoints_completed());
   o += ',';
   json_kv(o, "last_failure", s.last_failure());
+  o += ',';
+  json_kv(o, "last_recovery_ms", s.last_recovery_ms());
+  o += ',';
+  json_kv(o, "recent_failures", s.recent_failures());
+  o += s.gave_up() ? ",\"gave_up\":true" : ",\"gave_up\":false";
   return o + "}";
 }
 

@@ -3,9 +3,14 @@
 // environment variables; flags win.
 #include <pthread.h>
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <csignal>
+#include <functional>
 #include <iostream>
 #include <thread>
+#include <tuple>
 
 #include "engine/cli/commands.h"
 #include "engine/common/auth.h"
@@ -25,25 +30,80 @@ void add_config_option(CLI::App* cmd) {
       "TOML/INI file of settings: `key = value` lines, keys = long option names; flags win");
 }
 
-/// Blocks SIGINT/SIGTERM in every thread and waits for one on a thread of
-/// its own, then calls `on_signal` (outside any signal handler).
-template <class F>
-std::thread signal_watcher(F on_signal) {
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  return std::thread([set, on_signal] {
-    int sig = 0;
-    sigwait(&set, &sig);
-    on_signal();
-  });
-}
+/// SIGINT/SIGTERM of a cluster process: a clean shutdown within a bound.
+/// Construct it first, before any other thread exists: it blocks both
+/// signals in the calling thread, so every thread started later inherits
+/// the mask and none is killed by the default action. The first signal
+/// runs `shutdown` on a thread of its own; if that has not returned within
+/// `bound`, or a second signal comes, the process logs why and exits at
+/// once (exit code 1). finish() (or the destructor) stops watching.
+class SignalShutdown {
+ public:
+  explicit SignalShutdown(Duration bound) : bound_(bound) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  }
+  ~SignalShutdown() { finish(); }
+  SignalShutdown(const SignalShutdown&) = delete;
+  SignalShutdown& operator=(const SignalShutdown&) = delete;
+
+  /// Starts watching; `shutdown` runs at the first signal.
+  void watch(std::function<void()> shutdown) {
+    shutdown_ = std::move(shutdown);
+    thread_ = std::thread([this] { run(); });
+  }
+  /// Waits for a shutdown under way, then stops watching.
+  void finish() {
+    finished_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    const timespec tick{0, 200'000'000};
+    int sig = -1;
+    while (!finished_ && sig <= 0) sig = sigtimedwait(&set_, nullptr, &tick);
+    if (sig <= 0) return;
+    spdlog::info("{}: shutting down (at most {})", sig == SIGTERM ? "SIGTERM" : "SIGINT", format_duration(bound_));
+    std::atomic<bool> done{false};
+    std::thread worker([&] {
+      shutdown_();
+      done = true;
+    });
+    const auto deadline = std::chrono::steady_clock::now() + bound_;
+    while (!done) {
+      if (sigtimedwait(&set_, nullptr, &tick) > 0) {
+        spdlog::error("second signal during the shutdown: exiting now");
+        exit_now();
+      }
+      if (std::chrono::steady_clock::now() >= deadline && !done) {
+        spdlog::error("the shutdown did not finish within {}: exiting now", format_duration(bound_));
+        exit_now();
+      }
+    }
+    worker.join();
+  }
+  [[noreturn]] static void exit_now() {
+    spdlog::default_logger()->flush();
+    std::_Exit(1);
+  }
+
+  std::function<void()> shutdown_;
+  const Duration bound_;
+  sigset_t set_;
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
 
 struct JobManagerCli {
   jobmanager::JobManagerOptions o;
   std::string heartbeat_timeout = "5s";
+  std::string ha_lease_ttl = "3s";
+  std::string shutdown_timeout = "20s";
+  std::string restart_backoff = "200ms", restart_max_backoff = "10s", restart_backoff_reset = "30s";
+  std::string restart_failure_rate = "30/5m";
   std::string token_file;
   std::string read_access = "open";
 };
@@ -53,6 +113,20 @@ int run_jobmanager(JobManagerCli& c) {
   if (!hb.is_ok()) return report_error("--heartbeat-timeout: " + hb.status().message(), 2);
   c.o.heartbeat_timeout = *hb;
   c.o.heartbeat_interval = Duration(std::max<int64_t>(100, hb->count() / 5));
+  for (auto [flag, text, out] : {std::tuple{"--restart-backoff", &c.restart_backoff, &c.o.restart.initial_backoff},
+                                 {"--restart-max-backoff", &c.restart_max_backoff, &c.o.restart.max_backoff},
+                                 {"--restart-backoff-reset", &c.restart_backoff_reset, &c.o.restart.reset_after}}) {
+    auto d = parse_duration(*text);
+    if (!d.is_ok()) return report_error(std::string(flag) + ": " + d.status().message(), 2);
+    *out = *d;
+  }
+  if (auto st = c.o.restart.parse_failure_rate(c.restart_failure_rate); !st.is_ok()) return report_error(st.message(), 2);
+  if (auto st = c.o.restart.validate(); !st.is_ok()) return report_error(st.message(), 2);
+  auto ttl = parse_duration(c.ha_lease_ttl);
+  if (!ttl.is_ok() || ttl->count() < 1000) return report_error("--ha-lease-ttl must be a duration of at least 1s", 2);
+  c.o.ha_lease_ttl = *ttl;
+  auto bound = parse_duration(c.shutdown_timeout);
+  if (!bound.is_ok() || bound->count() <= 0) return report_error("--shutdown-timeout must be a positive duration", 2);
   if (!c.token_file.empty()) {
     auto t = auth::read_secret_file(c.token_file);
     if (!t.is_ok()) return report_error(t.status().message(), 2);
@@ -62,6 +136,7 @@ int run_jobmanager(JobManagerCli& c) {
     return report_error("--read-access must be 'open' or 'token'", 2);
   }
   c.o.open_read_access = c.read_access == "open";
+  SignalShutdown signals(*bound);  // before any thread exists
   jobmanager::JobManager jm(c.o);
   Status st = jm.start();
   if (!st.is_ok()) return report_error(st.message(), 1);
@@ -71,16 +146,19 @@ int run_jobmanager(JobManagerCli& c) {
   if (jm.metrics_port()) std::cerr << ", metrics at http://" << c.o.metrics_bind.substr(0, c.o.metrics_bind.rfind(':'))
                                    << ":" << jm.metrics_port() << "/metrics";
   std::cerr << std::endl;
-  auto w = signal_watcher([&] { jm.shutdown(); });
+  signals.watch([&] { jm.shutdown(); });
   jm.wait();
   jm.shutdown();
-  w.join();
-  return 0;
+  signals.finish();
+  spdlog::default_logger()->flush();
+  // Deposed (standby mode): EX_TEMPFAIL, so that a supervisor starts it again as a standby.
+  return jm.lost_leadership() ? 75 : 0;
 }
 
 struct TaskManagerCli {
   taskmanager::TaskManagerOptions o;
   std::string bind;
+  std::string shutdown_timeout = "20s";
   std::string token_file;
   std::string read_access = "open";
 };
@@ -107,13 +185,17 @@ int run_taskmanager(TaskManagerCli& c) {
       return report_error("--bind must be host:port (port 0 = any)", 2);
     }
   }
+  auto bound = parse_duration(c.shutdown_timeout);
+  if (!bound.is_ok() || bound->count() <= 0) return report_error("--shutdown-timeout must be a positive duration", 2);
+  SignalShutdown signals(*bound);  // before any thread exists
   taskmanager::TaskManager tm(c.o);
   Status st = tm.start();
   if (!st.is_ok()) return report_error(st.message(), 1);
-  auto w = signal_watcher([&] { tm.shutdown(); });
+  signals.watch([&] { tm.shutdown(); });
   tm.wait();
   tm.shutdown();
-  w.join();
+  signals.finish();
+  spdlog::default_logger()->flush();
   return 0;
 }
 
@@ -140,8 +222,22 @@ Runner add_jobmanager(CLI::App& app) {
   cmd->add_option("--heartbeat-timeout", c->heartbeat_timeout, "A taskmanager silent this long is lost")
       ->capture_default_str()
       ->envname("SLUICE_HEARTBEAT_TIMEOUT");
-  cmd->add_option("--restart-attempts", c->o.restart_attempts, "Restarts of a failing job before it fails")
-      ->capture_default_str();
+  cmd->add_option("--restart-backoff", c->restart_backoff,
+                  "Delay before restarting a failed job; doubles per failure up to --restart-max-backoff")
+      ->capture_default_str()
+      ->envname("SLUICE_RESTART_BACKOFF");
+  cmd->add_option("--restart-max-backoff", c->restart_max_backoff, "Longest delay before a restart")
+      ->capture_default_str()
+      ->envname("SLUICE_RESTART_MAX_BACKOFF");
+  cmd->add_option("--restart-backoff-reset", c->restart_backoff_reset,
+                  "A job that ran this long since its last restart is stable: its next failure restarts after "
+                  "--restart-backoff again")
+      ->capture_default_str()
+      ->envname("SLUICE_RESTART_BACKOFF_RESET");
+  cmd->add_option("--restart-failure-rate", c->restart_failure_rate,
+                  "N/DURATION: give a job up (FAILED) after more than N failures within DURATION")
+      ->capture_default_str()
+      ->envname("SLUICE_RESTART_FAILURE_RATE");
   cmd->add_option("--token-file", c->token_file,
                   "File (mode 0600) holding the cluster secret (default: SLUICE_TOKEN, else <data-dir>/token, "
                   "generated if missing)")
@@ -165,6 +261,20 @@ Runner add_jobmanager(CLI::App& app) {
                   "empty = off")
       ->capture_default_str()
       ->envname("SLUICE_METRICS_BIND");
+  cmd->add_option("--ha", c->o.ha,
+                  "Standby jobmanagers: etcd://HOST:PORT[,HOST:PORT...]/CLUSTER; every jobmanager given it "
+                  "campaigns, one leads (needs --ha-dir); empty = the only jobmanager")
+      ->envname("SLUICE_HA");
+  cmd->add_option("--ha-dir", c->o.ha_dir,
+                  "With --ha: directory shared by every jobmanager of the cluster (job records, libraries, default "
+                  "token and checkpoints)")
+      ->envname("SLUICE_HA_DIR");
+  cmd->add_option("--ha-lease-ttl", c->ha_lease_ttl, "With --ha: the leader's lease; a dead leader is replaced after it")
+      ->capture_default_str()
+      ->envname("SLUICE_HA_LEASE_TTL");
+  cmd->add_option("--shutdown-timeout", c->shutdown_timeout,
+                  "On SIGTERM/SIGINT: longest clean shutdown before the process exits anyway")
+      ->capture_default_str();
   return [c] {
     if (c->token_file.empty()) {
       if (const char* t = std::getenv("SLUICE_TOKEN"); t && *t) c->o.token = t;
@@ -177,7 +287,7 @@ Runner add_taskmanager(CLI::App& app) {
   auto c = std::make_shared<TaskManagerCli>();
   auto* cmd = app.add_subcommand("taskmanager", "Run a taskmanager: a worker that runs subtasks");
   add_config_option(cmd);
-  cmd->add_option("--jobmanager", c->o.jobmanager, "The jobmanager's host:port")
+  cmd->add_option("--jobmanager", c->o.jobmanager, "The jobmanager's host:port, or etcd://HOST:PORT[,...]/CLUSTER to follow the leader of standby jobmanagers")
       ->required()
       ->envname("SLUICE_JOBMANAGER");
   cmd->add_option("--slots", c->o.slots, "Slots offered")->capture_default_str()->check(CLI::Range(1, 1024))
@@ -215,6 +325,10 @@ Runner add_taskmanager(CLI::App& app) {
                   "empty = off")
       ->capture_default_str()
       ->envname("SLUICE_METRICS_BIND");
+  cmd->add_option("--shutdown-timeout", c->shutdown_timeout,
+                  "On SIGTERM/SIGINT: longest clean shutdown (leave the jobmanager, cancel tasks) before the "
+                  "process exits anyway")
+      ->capture_default_str();
   return [c] { return run_taskmanager(*c); };
 }
 

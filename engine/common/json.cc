@@ -15,6 +15,20 @@ std::string base64_encode(std::string_view s) {
   return out;
 }
 
+std::optional<std::string> base64_decode(std::string_view s) {
+  std::string in(s);
+  while (in.size() % 4 != 0) in += '=';
+  size_t pad = 0;
+  if (!in.empty() && in.back() == '=') ++pad;
+  if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
+  std::string out(in.size() / 4 * 3 + 1, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  if (n < 0 || static_cast<size_t>(n) < pad) return std::nullopt;
+  out.resize(static_cast<size_t>(n) - pad);
+  return out;
+}
+
 namespace {
 
 /// Length of the well-formed UTF-8 sequence at s[i] (1..4), or 0.

@@ -30,6 +30,9 @@ void json_append_string(std::string& out, std::string_view s);
 bool is_valid_utf8(std::string_view s);
 /// Standard base64 (with padding) of `s`.
 std::string base64_encode(std::string_view s);
+/// The bytes that standard base64 text encodes (missing padding is
+/// accepted); nullopt if it is not base64.
+std::optional<std::string> base64_decode(std::string_view s);
 
 template <class T, class Enable = void>
 struct JsonSerde;

@@ -242,6 +242,12 @@ std::vector<prometheus::MetricFamily> job_families(const std::vector<JobSample>&
             j.state == job_state_name(JobState::kRunning) ? 1 : 0);
     b.counter("sluice_job_restarts_total", "Restarts of a job from its latest checkpoint", l,
               static_cast<double>(j.restarts));
+    b.gauge("sluice_job_gave_up", "1 once the restart policy gave the job up (too many failures), else 0", l,
+            j.gave_up ? 1 : 0);
+    b.gauge("sluice_job_recent_failures", "Failures of a job within the restart policy's failure-rate interval", l,
+            static_cast<double>(j.recent_failures));
+    b.gauge("sluice_job_last_recovery_seconds", "Time from a job's last failure to its next attempt running", l,
+            static_cast<double>(j.last_recovery_ms) / 1e3);
     b.counter("sluice_checkpoints_completed_total", "Completed checkpoints of a job", l,
               static_cast<double>(j.checkpoints_completed));
     b.counter("sluice_checkpoints_failed_total", "Checkpoints of a job that were declined or timed out", l,

@@ -142,6 +142,9 @@ struct JobSample {
   int64_t restarts = 0;
   int64_t checkpoints_completed = 0, checkpoints_failed = 0, last_checkpoint_id = 0;
   int64_t last_duration_ms = 0, last_size_bytes = 0, last_alignment_ms = 0, last_sync_ms = 0;
+  bool gave_up = false;          // the restart policy gave the job up
+  int64_t recent_failures = 0;   // failures within the failure-rate interval
+  int64_t last_recovery_ms = 0;  // last failure to running again
 };
 /// sluice_checkpoint*, sluice_job_* families of `jobs`.
 std::vector<prometheus::MetricFamily> job_families(const std::vector<JobSample>& jobs);

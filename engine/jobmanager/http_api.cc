@@ -90,6 +90,18 @@ HttpResponse static_file(const dashboard::Asset& a) {
   return r;
 }
 
+/// `handler`, or 503 naming the leader while this jobmanager is a standby.
+HttpServer::Handler leading(JobManagerView& view, HttpServer::Handler handler) {
+  return [&view, handler = std::move(handler)](const HttpRequest& r) {
+    if (auto leader = view.standby_of()) {
+      std::string o = "{\"error\":\"standby\",\"leader\":";
+      json_append_string(o, *leader);
+      return json(503, o + "}");
+    }
+    return handler(r);
+  };
+}
+
 }  // namespace
 
 void add_http_api(HttpServer& server, JobManagerView& view) {
@@ -110,25 +122,27 @@ void add_http_api(HttpServer& server, JobManagerView& view) {
       true);
 
   // --- JSON status
-  server.get("/overview", [&view](const HttpRequest&) {
+  server.get("/overview", leading(view, [&view](const HttpRequest&) {
     return json(200, overview_json(view.job_statuses(), view.taskmanager_statuses()));
-  });
-  server.get("/jobs", [&view](const HttpRequest&) {
+  }));
+  server.get("/jobs", leading(view, [&view](const HttpRequest&) {
     auto jobs = view.job_statuses();
     std::string o = "[";
     const int64_t now = now_ms();
     for (size_t i = 0; i < jobs.size(); ++i) o += (i ? "," : "") + job_status_json(jobs[i], now);
     return json(200, o + "]");
-  });
-  server.get("/taskmanagers", [&view](const HttpRequest&) { return json(200, taskmanagers_json(view.taskmanager_statuses())); });
-  server.get(R"(/jobs/([A-Za-z0-9_-]{1,200}))", [&view](const HttpRequest& r) {
+  }));
+  server.get("/taskmanagers", leading(view, [&view](const HttpRequest&) {
+    return json(200, taskmanagers_json(view.taskmanager_statuses()));
+  }));
+  server.get(R"(/jobs/([A-Za-z0-9_-]{1,200}))", leading(view, [&view](const HttpRequest& r) {
     auto st = view.job_status(r.matches.at(1));
     if (!st) return error(404, "unknown job '" + r.matches.at(1) + "'");
     return json(200, job_status_json(*st, now_ms()));
-  });
+  }));
   // Logs of the job's processes (the jobmanager's and its taskmanagers'
   // latest lines that name the job): ?taskmanager=ID&lines=N.
-  server.get(R"(/jobs/([A-Za-z0-9_-]{1,200})/logs)", [&view](const HttpRequest& r) {
+  server.get(R"(/jobs/([A-Za-z0-9_-]{1,200})/logs)", leading(view, [&view](const HttpRequest& r) {
     proto::LogRequest q;
     q.set_job_id(r.matches.at(1));
     q.set_taskmanager_id(r.param("taskmanager"));
@@ -136,8 +150,8 @@ void add_http_api(HttpServer& server, JobManagerView& view) {
     auto logs = view.logs(q);
     if (!logs.is_ok()) return error(http_code(logs.status()), logs.status().message());
     return json(200, logs_json(*logs));
-  });
-  server.get(R"(/taskmanagers/([A-Za-z0-9_.:-]{1,256})/log)", [&view](const HttpRequest& r) {
+  }));
+  server.get(R"(/taskmanagers/([A-Za-z0-9_.:-]{1,256})/log)", leading(view, [&view](const HttpRequest& r) {
     proto::LogRequest q;
     q.set_taskmanager_id(r.matches.at(1));
     q.set_job_id(r.param("job"));
@@ -145,19 +159,19 @@ void add_http_api(HttpServer& server, JobManagerView& view) {
     auto logs = view.logs(q);
     if (!logs.is_ok()) return error(http_code(logs.status()), logs.status().message());
     return json(200, logs_json(*logs));
-  });
+  }));
 
   // --- actions: always the token, whatever the read access
-  server.post(R"(/jobs/([A-Za-z0-9_-]{1,200})/cancel)", [&view](const HttpRequest& r) {
+  server.post(R"(/jobs/([A-Za-z0-9_-]{1,200})/cancel)", leading(view, [&view](const HttpRequest& r) {
     if (auto refused = check_token(r, view, "cancel")) return *refused;
     Status st = view.cancel_job(r.matches.at(1));
     if (!st.is_ok()) return error(http_code(st), st.message());
     spdlog::info("http: job {} cancelled by {}", r.matches.at(1), r.remote);
     return json(200, "{\"state\":\"CANCELED\"}");
-  });
+  }));
   for (bool stop : {false, true}) {
     server.post(std::string(R"(/jobs/([A-Za-z0-9_-]{1,200})/)") + (stop ? "stop" : "savepoint"),
-                [&view, stop](const HttpRequest& r) {
+                leading(view, [&view, stop](const HttpRequest& r) {
                   if (auto refused = check_token(r, view, stop ? "stop" : "savepoint")) return *refused;
                   auto sp = view.savepoint(r.matches.at(1), "", stop);
                   if (!sp.is_ok()) return error(http_code(sp.status()), sp.status().message());
@@ -166,7 +180,7 @@ void add_http_api(HttpServer& server, JobManagerView& view) {
                   std::string o = "{\"savepoint_id\":" + std::to_string(sp->checkpoint_id()) + ",\"path\":";
                   json_append_string(o, sp->path());
                   return json(200, o + "}");
-                });
+                }));
   }
 }
 

@@ -33,6 +33,10 @@ class JobManagerView {
   virtual Result<proto::LogResponse> logs(const proto::LogRequest& request) = 0;
   /// Constant-time comparison with the cluster token.
   virtual bool token_matches(std::string_view token) const = 0;
+  /// Standby jobmanagers: unset while this jobmanager serves (the only one,
+  /// or the elected leader); else the leader's HTTP address as last seen
+  /// ("" if unknown). A standby answers every status and action with 503.
+  virtual std::optional<std::string> standby_of() const { return std::nullopt; }
 };
 
 /// Registers every route on `server` (before it starts). `open_read_access`:

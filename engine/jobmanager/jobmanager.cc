@@ -2,17 +2,20 @@
 
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <simdjson.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <thread>
@@ -25,7 +28,10 @@
 #include "engine/common/logging.h"
 #include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
+#include "engine/ha/leader_election.h"
+#include "engine/jobmanager/call_queue.h"
 #include "engine/jobmanager/http_api.h"
+#include "engine/jobmanager/placement.h"
 #include "engine/jobmanager/rate_window.h"
 #include "engine/proto/control.grpc.pb.h"
 #include "engine/proto/rpc_auth.h"
@@ -87,10 +93,23 @@ struct TaskManagerInfo {
   std::string instance;  // the registering process's random id
   int slots = 0;
   int64_t last_heartbeat = 0;  // steady ms
-  std::shared_ptr<TmStub> stub;  // shared: calls run on the outbox while the map changes
-  int64_t rss_bytes = 0;         // last heartbeat
+  std::shared_ptr<TmStub> stub;  // shared: calls run on the call queue while the map changes
+  // Calls to this taskmanager, in order. Shared with the jobs' gateways;
+  // never captured by a call running on it (its destructor joins its thread).
+  std::shared_ptr<CallQueue> calls;
+  int64_t rss_bytes = 0;  // last heartbeat
   int64_t inbound = 0, outbound = 0;
 };
+
+/// What a job's gateway needs to reach one taskmanager.
+struct TmLink {
+  std::shared_ptr<TmStub> stub;
+  std::shared_ptr<CallQueue> calls;
+};
+
+bool unreachable(const grpc::Status& st) {
+  return st.error_code() == grpc::StatusCode::UNAVAILABLE || st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
 
 /// Failures kept in a job's record (status, dashboard).
 constexpr int kFailureHistory = 50;
@@ -122,15 +141,26 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     };
     std::map<std::pair<int, int>, Subtask> subtasks;  // current attempt; guarded by jm->mu_
     int64_t next_deploy_ms = 0;                        // steady; RESTARTING/CREATED
-    int64_t backoff_ms = 0;
     bool stopping = false;  // stop-with-savepoint: ends FINISHED, not restarted
+    // Failover (guarded by jm->mu_): the restart policy, the cancels of the
+    // failed attempt (the next one deploys once every taskmanager answered
+    // or was found unreachable), a deploy under way, recovery timing.
+    RestartPolicy policy;
+    struct PendingCancel {
+      std::string tm, instance;
+      std::shared_future<grpc::Status> done;
+    };
+    std::vector<PendingCancel> cancels;
+    bool deploying = false;
+    int64_t failed_at_ms = -1;  // steady; -1: not recovering
+    int64_t last_recovery_ms = 0;
     int64_t recovered_last_checkpoint = 0;  // ended jobs read back at start (no coordinator)
 
     // Gateway view of the current attempt (own lock: the coordinator calls
     // in holding its own lock, and must never wait for jm->mu_).
     std::mutex gw_mu;
     int gw_attempt = -1;
-    std::map<std::string, std::shared_ptr<TmStub>> gw_tms;  // every tm of the attempt
+    std::map<std::string, TmLink> gw_tms;  // every tm of the attempt
     std::set<std::string> gw_source_tms;
     // Until every taskmanager has the attempt's tasks, a trigger would be
     // dropped by the ones still loading: it waits here instead.
@@ -155,72 +185,88 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     }
     void send_trigger_locked(const runtime::Barrier& b) {
       for (const auto& tm : gw_source_tms) {
-        auto stub = gw_tms[tm];
+        const TmLink& link = gw_tms[tm];
+        if (!link.calls) continue;
         proto::TriggerCheckpointRequest r;
         r.set_job_id(rec_id);
         r.set_attempt(gw_attempt);
         r.set_checkpoint_id(b.id.value());
         r.set_trigger_time_ms(b.trigger_time_ms);
         r.set_flags(b.flags);
-        jm->outbox_.submit([stub, r, a = jm->auth_.get()] {
-          grpc::ClientContext ctx;
-          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-          rpc::sign(ctx, *a, "TaskManager/TriggerCheckpoint");
-          proto::Empty e;
-          stub->TriggerCheckpoint(&ctx, r, &e);
-        });
+        link.calls->post(
+            [stub = link.stub, r, jm = jm](grpc::ClientContext& ctx) {
+              jm->sign_tm_call(ctx, "TaskManager/TriggerCheckpoint");
+              proto::Empty e;
+              return stub->TriggerCheckpoint(&ctx, r, &e);
+            },
+            Duration(3000));
       }
     }
     void notify(CheckpointId id, bool final_cp, bool aborted) {
       std::lock_guard lk(gw_mu);
-      for (const auto& [tm, stub] : gw_tms) {
+      for (const auto& [tm, link] : gw_tms) {
         proto::NotifyCheckpointRequest r;
         r.set_job_id(rec_id);
         r.set_attempt(gw_attempt);
         r.set_checkpoint_id(id.value());
         r.set_final_checkpoint(final_cp);
         r.set_aborted(aborted);
-        auto s = stub;
-        jm->outbox_.submit([s, r, a = jm->auth_.get()] {
-          grpc::ClientContext ctx;
-          ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-          rpc::sign(ctx, *a, "TaskManager/NotifyCheckpoint");
-          proto::Empty e;
-          s->NotifyCheckpoint(&ctx, r, &e);
-        });
+        link.calls->post(
+            [stub = link.stub, r, jm = jm](grpc::ClientContext& ctx) {
+              jm->sign_tm_call(ctx, "TaskManager/NotifyCheckpoint");
+              proto::Empty e;
+              return stub->NotifyCheckpoint(&ctx, r, &e);
+            },
+            Duration(3000));
       }
     }
     void notify_complete(CheckpointId id, bool final_cp) override { notify(id, final_cp, false); }
     void notify_aborted(CheckpointId id) override { notify(id, false, true); }
+    /// With standby jobmanagers, a checkpoint is complete once the leader
+    /// has recorded it in etcd (fenced by its epoch): a new leader restores
+    /// from exactly the checkpoints whose sinks may have committed.
+    Status commit_point(const state::StoredCheckpoint& cp) override {
+      if (!jm->election_) return Status::ok();
+      std::string v = "{\"id\":" + std::to_string(cp.meta.id) + ",\"dir\":";
+      json_append_string(v, cp.dir);
+      return jm->election_->put_as_leader(jm->ha_->checkpoint_key(rec_id), v + "}");
+    }
 
     std::string rec_id;  // immutable copy of rec.job_id for the gateway
   };
 
   Status start() {
     if (o_.data_dir.empty()) return Status::invalid_argument("--data-dir is required");
-    std::error_code ec;
-    const bool fresh = !fs::exists(o_.data_dir);
-    fs::create_directories(o_.data_dir + "/jobs", ec);
-    fs::create_directories(o_.data_dir + "/artifacts", ec);
-    // Job records hold graphs with their source and sink URIs, artifacts
-    // the job code: private to the jobmanager's user (the data dir itself
-    // too when it is created here; an existing one keeps its mode).
-    if (!ec) {
-      if (fresh) ::chmod(o_.data_dir.c_str(), 0700);
-      for (const char* d : {"/jobs", "/artifacts"}) ::chmod((o_.data_dir + d).c_str(), 0700);
-    }
-    if (ec) return Status::io_error("cannot create " + o_.data_dir + ": " + ec.message());
-    if (o_.checkpoint_dir.empty()) o_.checkpoint_dir = o_.data_dir + "/checkpoints";
-    if (o_.token.empty()) {
-      auto existing = read_file(o_.data_dir + "/token");
-      if (existing.is_ok() && !existing->empty()) {
-        o_.token = *existing;
-        while (!o_.token.empty() && (o_.token.back() == '\n' || o_.token.back() == '\r')) o_.token.pop_back();
-      } else {
-        o_.token = random_hex(16);
-        SLUICE_RETURN_IF_ERROR(write_file_atomic(o_.data_dir + "/token", o_.token + "\n", 0600));
+    if (!o_.ha.empty()) {
+      if (o_.ha_dir.empty()) {
+        return Status::invalid_argument(
+            "--ha needs --ha-dir: the directory every jobmanager of the cluster shares (job records and libraries)");
       }
-      spdlog::info("client token in {}/token (pass it with --token-file or SLUICE_TOKEN)", o_.data_dir);
+      SLUICE_ASSIGN_OR_RETURN(auto cfg, ha::HaConfig::parse(o_.ha));
+      cfg.lease_ttl = o_.ha_lease_ttl;
+      ha_ = cfg;
+    }
+    store_ = ha_ ? o_.ha_dir : o_.data_dir;
+    leader_ = !ha_;  // the only jobmanager serves from the start (as before standbys existed)
+    std::error_code ec;
+    for (const auto& dir : {o_.data_dir, store_}) {
+      const bool fresh = !fs::exists(dir);
+      fs::create_directories(dir, ec);
+      // Job records hold graphs with their source and sink URIs, artifacts
+      // the job code: private to the jobmanager's user (the data dir itself
+      // too when it is created here; an existing one keeps its mode).
+      if (ec) return Status::io_error("cannot create " + dir + ": " + ec.message());
+      if (fresh) ::chmod(dir.c_str(), 0700);
+    }
+    for (const char* d : {"/jobs", "/artifacts"}) {
+      fs::create_directories(store_ + d, ec);
+      if (ec) return Status::io_error("cannot create " + store_ + d + ": " + ec.message());
+      ::chmod((store_ + d).c_str(), 0700);
+    }
+    if (o_.checkpoint_dir.empty()) o_.checkpoint_dir = store_ + "/checkpoints";
+    if (o_.token.empty()) {
+      SLUICE_ASSIGN_OR_RETURN(o_.token, load_or_create_token(store_ + "/token"));
+      spdlog::info("client token in {}/token (pass it with --token-file or SLUICE_TOKEN)", store_);
     }
     auth_ = std::make_unique<auth::CallAuthenticator>(o_.token);
     rpc::TlsFiles tls{o_.tls_cert, o_.tls_key, o_.tls_ca};
@@ -258,11 +304,92 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
                                                  hh + ":" + std::to_string(http_->port()) + "\n"));
       }
     }
-    SLUICE_RETURN_IF_ERROR(recover_jobs());
     SLUICE_RETURN_IF_ERROR(start_metrics());
+    if (ha_) {
+      std::string host = o_.bind.substr(0, o_.bind.rfind(':'));
+      ha::LeaderInfo self{host + ":" + std::to_string(port_),
+                          http_ ? o_.http_bind.substr(0, o_.http_bind.rfind(':')) + ":" + std::to_string(http_->port())
+                                : std::string()};
+      election_ = std::make_unique<ha::LeaderElection>(*ha_, self);
+      spdlog::info("jobmanager listening on {} (port {}), standby for cluster '{}' until elected (etcd {})", o_.bind,
+                   port_, ha_->cluster, ha_->endpoints.front());
+      // Taking the jobs over runs on a thread of its own: the election's
+      // thread must keep renewing the lease meanwhile.
+      election_->start([this](int64_t epoch) { takeover_ = std::thread([this, epoch] { become_leader(epoch); }); },
+                       [this](const std::string& why) { leadership_lost(why); });
+    } else {
+      SLUICE_RETURN_IF_ERROR(recover_jobs());
+      spdlog::info("jobmanager listening on {} (port {}), data dir {}", o_.bind, port_, o_.data_dir);
+    }
     scheduler_ = std::thread([this] { scheduler_loop(); });
-    spdlog::info("jobmanager listening on {} (port {}), data dir {}", o_.bind, port_, o_.data_dir);
     return Status::ok();
+  }
+
+  /// The cluster secret in `path`, or a new random one written there (mode
+  /// 0600). Standby jobmanagers share the file: the first to start creates
+  /// it (link(2) fails for the others, who read the winner's).
+  static Result<std::string> load_or_create_token(const std::string& path) {
+    for (int i = 0; i < 2; ++i) {
+      auto existing = read_file(path);
+      if (existing.is_ok() && !existing->empty()) {
+        std::string t = *existing;
+        while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.pop_back();
+        return t;
+      }
+      std::string tmp = path + ".new-" + random_hex(4);
+      SLUICE_RETURN_IF_ERROR(write_file_atomic(tmp, random_hex(16) + "\n", 0600));
+      const int rc = ::link(tmp.c_str(), path.c_str());
+      ::unlink(tmp.c_str());
+      if (rc != 0 && errno != EEXIST) return Status::from_errno("cannot create " + path, errno);
+    }
+    return Status::io_error("cannot read the token in " + path);
+  }
+
+  /// Elected (on the election's thread): take the jobs over from the shared
+  /// directory, each from the checkpoint etcd names.
+  void become_leader(int64_t epoch) {
+    epoch_.store(epoch);
+    {
+      std::lock_guard lk(stop_mu_);
+      if (stopped_) return;
+    }
+    Status st = recover_jobs();
+    if (!st.is_ok()) {
+      leadership_lost("cannot recover the jobs: " + st.to_string());
+      return;
+    }
+    leader_ = true;
+    spdlog::info("jobmanager leads cluster '{}' (epoch {}): {} jobs, waiting for taskmanagers", ha_->cluster, epoch,
+                 jobs_count());
+    wake_scheduler();
+  }
+
+  size_t jobs_count() {
+    std::lock_guard lk(mu_);
+    return jobs_.size();
+  }
+
+  /// The election can no longer prove this process leads: stop acting at
+  /// once; the process ends (a supervisor starts it again as a standby).
+  void leadership_lost(const std::string& why) {
+    leader_ = false;
+    spdlog::error("jobmanager stops: no longer the leader ({})", why);
+    std::lock_guard lk(stop_mu_);
+    lost_leadership_ = true;
+    stop_cv_.notify_all();
+  }
+
+  /// Refuses calls while this jobmanager is a standby.
+  grpc::Status require_leader() {
+    if (leader_) return grpc::Status::OK;
+    std::string who;
+    if (election_) {
+      auto l = election_->current_leader();
+      who = l ? "; the leader is " + l->address : "";
+    }
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "this jobmanager is a standby" + who + " (clients and taskmanagers can follow the leader "
+                        "with --jobmanager " + o_.ha + ")");
   }
 
   /// The HTTP settings of this process: TLS (mutual with a CA) as on the
@@ -300,6 +427,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         int slots = 0, busy = 0;
         for (const auto& [id, tm] : tms_) slots += tm.slots, busy += used[id];
         cluster.gauge("sluice_jobmanager_taskmanagers", "Registered taskmanagers", {}, static_cast<double>(tms_.size()));
+        cluster.gauge("sluice_jobmanager_leader", "1 while this jobmanager serves (the only one, or the elected leader)",
+                      {}, leader_ ? 1 : 0);
         cluster.gauge("sluice_jobmanager_slots", "Slots offered by registered taskmanagers", {}, slots);
         cluster.gauge("sluice_jobmanager_slots_used", "Slots running subtasks", {}, busy);
       }
@@ -321,6 +450,9 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         s.job_id = j->rec.job_id();
         s.state = j->rec.state();  // the name
         s.restarts = j->rec.restarts();
+        s.gave_up = j->rec.gave_up();
+        s.recent_failures = j->policy.failures_in_interval(steady_ms());
+        s.last_recovery_ms = j->last_recovery_ms;
         samples.push_back(std::move(s));
       }
       auto out = metrics::job_families(samples);
@@ -334,7 +466,11 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   void wait() {
     std::unique_lock lk(stop_mu_);
-    stop_cv_.wait(lk, [&] { return stopped_; });
+    stop_cv_.wait(lk, [&] { return stopped_ || lost_leadership_; });
+  }
+  bool lost_leadership() {
+    std::lock_guard lk(stop_mu_);
+    return lost_leadership_;
   }
 
   void shutdown() {
@@ -344,6 +480,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       stopped_ = true;
     }
     stop_cv_.notify_all();
+    spdlog::info("jobmanager shutting down: no new calls, jobs stay as they are for the next jobmanager");
     if (scheduler_.joinable()) scheduler_.join();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     http_.reset();
@@ -354,12 +491,29 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     }
     for (auto& j : jobs)
       if (j->coordinator) j->coordinator->stop();
+    std::vector<std::shared_ptr<CallQueue>> queues;
+    {
+      std::lock_guard lk(mu_);
+      for (auto& [id, tm] : tms_) {
+        tm.calls->close();
+        queues.push_back(tm.calls);
+      }
+      for (auto& q : retired_) queues.push_back(std::move(q));
+      retired_.clear();
+    }
+    deployer_.reset();  // deploys under way end at once: their calls were cancelled
+    queues.clear();
+    leader_ = false;
+    if (election_) election_->resign();  // a standby takes over now, not after the lease TTL
+    if (takeover_.joinable()) takeover_.join();
+    spdlog::info("jobmanager stopped");
   }
 
   // ------------------------------------------------------------- CLI RPCs
 
   grpc::Status SubmitJob(grpc::ServerContext* ctx, const proto::SubmitJobRequest* req,
                          proto::SubmitJobResponse* resp) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = authorize(ctx, req->token(), "submit"); !st.ok()) return st;
     Status st = submit(*req, resp);
     if (!st.is_ok()) spdlog::warn("submit refused: {}", st.to_string());
@@ -368,6 +522,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   grpc::Status ListJobs(grpc::ServerContext* ctx, const proto::ListJobsRequest* req,
                         proto::ListJobsResponse* resp) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (!o_.open_read_access) {
       if (auto st = authorize(ctx, req->token(), "list"); !st.ok()) return st;
     }
@@ -382,6 +537,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   grpc::Status GetJobStatus(grpc::ServerContext* ctx, const proto::JobRequest* req,
                             proto::JobStatusResponse* resp) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (!o_.open_read_access) {
       if (auto st = authorize(ctx, req->token(), "status"); !st.ok()) return st;
     }
@@ -392,12 +548,14 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   }
 
   grpc::Status CancelJob(grpc::ServerContext* ctx, const proto::JobRequest* req, proto::Empty*) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = authorize(ctx, req->token(), "cancel"); !st.ok()) return st;
     return to_grpc(cancel_job(req->job_id()));
   }
 
   grpc::Status TriggerSavepoint(grpc::ServerContext* ctx, const proto::SavepointRequest* req,
                                 proto::SavepointResponse* resp) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = authorize(ctx, req->token(), req->stop() ? "stop" : "savepoint"); !st.ok()) return st;
     auto r = savepoint(req->job_id(), req->path(), req->stop());
     if (!r.is_ok()) return to_grpc(r.status());
@@ -573,6 +731,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   grpc::Status RegisterTaskManager(grpc::ServerContext* ctx, const proto::RegisterRequest* req,
                                    proto::RegisterResponse* resp) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/RegisterTaskManager"); !st.ok()) return st;
     if (req->taskmanager_id().empty() || req->taskmanager_id().size() > 256 || req->slots() < 1 ||
         req->slots() > 4096 || req->data_address().empty() || req->control_address().empty() ||
@@ -602,8 +761,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     tm.slots = req->slots();
     tm.last_heartbeat = steady_ms();
     tm.stub = std::shared_ptr<TmStub>(proto::TaskManager::NewStub(channel).release());
+    tm.calls = std::make_shared<CallQueue>(tm.id, [this] { wake_scheduler(); });
     tms_[tm.id] = std::move(tm);
     resp->set_heartbeat_interval_ms(o_.heartbeat_interval.count());
+    resp->set_leader_epoch(epoch_.load());
     spdlog::info("taskmanager {} registered: {} slots, control {}, data {}", req->taskmanager_id(),
                  req->slots(), req->control_address(), req->data_address());
     return grpc::Status::OK;
@@ -611,6 +772,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const proto::HeartbeatRequest* req,
                          proto::HeartbeatResponse* resp) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/Heartbeat"); !st.ok()) return st;
     std::lock_guard lk(mu_);
     auto it = tms_.find(req->taskmanager_id());
@@ -638,7 +800,20 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     return grpc::Status::OK;
   }
 
+  grpc::Status DisconnectTaskManager(grpc::ServerContext* ctx, const proto::DisconnectRequest* req,
+                                     proto::Empty*) override {
+    if (auto st = require_leader(); !st.ok()) return st;
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/DisconnectTaskManager"); !st.ok()) return st;
+    std::lock_guard lk(mu_);
+    auto it = tms_.find(req->taskmanager_id());
+    if (it == tms_.end() || !auth::constant_time_equal(it->second.instance, req->instance())) return grpc::Status::OK;
+    lose_tm_locked(req->taskmanager_id(), "it shut down (" + req->reason().substr(0, 200) + ")");
+    wake_scheduler();
+    return grpc::Status::OK;
+  }
+
   grpc::Status ReportTaskState(grpc::ServerContext* ctx, const proto::TaskStateReport* req, proto::Empty*) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/ReportTaskState"); !st.ok()) return st;
     auto j = find(req->task().job_id());
     if (!j) return grpc::Status::OK;
@@ -687,6 +862,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   }
 
   grpc::Status AcknowledgeCheckpoint(grpc::ServerContext* ctx, const proto::CheckpointAck* req, proto::Empty*) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/AcknowledgeCheckpoint"); !st.ok()) return st;
     auto j = find(req->task().job_id());
     if (!j || !j->coordinator) return grpc::Status::OK;
@@ -701,6 +877,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   }
 
   grpc::Status DeclineCheckpoint(grpc::ServerContext* ctx, const proto::CheckpointDecline* req, proto::Empty*) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/DeclineCheckpoint"); !st.ok()) return st;
     auto j = find(req->task().job_id());
     if (!j || !j->coordinator) return grpc::Status::OK;
@@ -710,6 +887,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   }
 
   grpc::Status ReportEndOfInput(grpc::ServerContext* ctx, const proto::TaskRef* req, proto::Empty*) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/ReportEndOfInput"); !st.ok()) return st;
     auto j = find(req->job_id());
     if (!j || !j->coordinator) return grpc::Status::OK;
@@ -719,6 +897,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   grpc::Status FetchArtifact(grpc::ServerContext* ctx, const proto::FetchArtifactRequest* req,
                              grpc::ServerWriter<proto::ArtifactChunk>* writer) override {
+    if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/FetchArtifact"); !st.ok()) return st;
     const std::string& sha = req->sha256();
     if (sha.size() != 64 || sha.find_first_not_of("0123456789abcdef") != std::string::npos) {
@@ -737,6 +916,11 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
  private:
   friend class JobManager;
+
+  /// Signs a call to a taskmanager with the cluster secret and this jobmanager's epoch.
+  void sign_tm_call(grpc::ClientContext& ctx, const char* method) const {
+    rpc::sign_fenced(ctx, *auth_, method, epoch_.load());
+  }
 
   grpc::Status authorize(grpc::ServerContext* ctx, const std::string& token, const char* what) {
     // Constant-time compare: the token is a secret.
@@ -764,8 +948,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     return it == jobs_.end() ? nullptr : it->second;
   }
 
-  std::string artifact_path(const std::string& sha) const { return o_.data_dir + "/artifacts/" + sha + ".so"; }
-  std::string job_dir(const std::string& id) const { return o_.data_dir + "/jobs/" + id; }
+  std::string artifact_path(const std::string& sha) const { return store_ + "/artifacts/" + sha + ".so"; }
+  std::string job_dir(const std::string& id) const { return store_ + "/jobs/" + id; }
 
   int free_slots_locked() const {
     int total = 0;
@@ -794,6 +978,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// Writes the job record; errors are logged (the job goes on in memory).
   void persist_locked(const Job& j) { (void)write_record_locked(j); }
   Status write_record_locked(const Job& j) {
+    // A deposed leader leaves the shared records to the new one.
+    if (election_ && !election_->is_leader()) return Status::failed_precondition("no longer the leader");
     std::string bytes;
     j.rec.SerializeToString(&bytes);
     Status st = write_file_atomic(job_dir(j.rec.job_id()) + "/job.pb", bytes);
@@ -801,7 +987,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     return st;
   }
 
-  Status make_coordinator(Job& j) {
+  Status make_coordinator(Job& j, int64_t committed_up_to = INT64_MAX) {
     Configuration cfg;
     for (const auto& [k, v] : j.graph->config()) cfg.set(k, v);
     SLUICE_ASSIGN_OR_RETURN(runtime::CheckpointConfig cc, runtime::CheckpointConfig::from(cfg));
@@ -812,7 +998,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       if (sp.is_ok()) first = std::max(first, sp->meta.id + 1);
     }
     j.coordinator = std::make_unique<CheckpointCoordinator>(cc, j.storage, j.graph, &j, &SystemClock::instance(), first);
-    Status st = j.coordinator->adopt_existing();
+    Status st = j.coordinator->adopt_existing(committed_up_to);
     if (!st.is_ok()) spdlog::warn("job {}: cannot read earlier checkpoints: {}", j.rec.job_id(), st.to_string());
     j.coordinator->start();
     return Status::ok();
@@ -854,6 +1040,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     }
     auto job = std::make_shared<Job>();
     job->jm = this;
+    job->policy = RestartPolicy(o_.restart);
     auto& r = job->rec;
     std::string id = g.name() + "-" + random_hex(4);
     for (char& c : id)
@@ -902,11 +1089,12 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   Status recover_jobs() {
     std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(o_.data_dir + "/jobs", ec)) {
+    for (const auto& entry : fs::directory_iterator(store_ + "/jobs", ec)) {
       auto bytes = read_file(entry.path().string() + "/job.pb");
       if (!bytes.is_ok()) continue;
       auto job = std::make_shared<Job>();
       job->jm = this;
+      job->policy = RestartPolicy(o_.restart);
       if (!job->rec.ParseFromString(*bytes)) {
         spdlog::error("ignoring unreadable job record {}", entry.path().string());
         continue;
@@ -914,13 +1102,20 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       job->rec_id = job->rec.job_id();
       job->graph = std::make_shared<const proto::JobGraph>(job->rec.job_graph());
       if (!is_terminal(state_of(job->rec))) {
-        Status st = make_coordinator(*job);
+        int64_t up_to = INT64_MAX;
+        if (election_) {
+          // Only checkpoints the leaders recorded in etcd may have committed.
+          SLUICE_ASSIGN_OR_RETURN(up_to, committed_checkpoint(job->rec_id));
+        }
+        Status st = make_coordinator(*job, up_to);
         if (!st.is_ok()) {
           set_state(job->rec, JobState::kFailed);
           job->rec.set_last_failure("cannot recover: " + st.to_string());
         } else {
           set_state(job->rec, JobState::kRestarting);
-          job->rec.add_restart_causes("jobmanager restarted");
+          job->rec.add_restart_causes(election_ ? "jobmanager failover (leader epoch " + std::to_string(epoch_.load()) + ")"
+                                                : std::string("jobmanager restarted"));
+          job->rec.set_restarts(job->rec.restarts() + 1);
           job->next_deploy_ms = 0;
           spdlog::info("recovering job {} (last attempt {})", job->rec.job_id(), job->rec.attempt());
         }
@@ -935,25 +1130,51 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     return Status::ok();
   }
 
+  /// The id of the last checkpoint of `job` a leader recorded in etcd (0: none).
+  Result<int64_t> committed_checkpoint(const std::string& job) {
+    Status last;
+    for (int i = 0; i < 5; ++i) {
+      auto v = election_->get(ha_->checkpoint_key(job));
+      if (v.is_ok()) {
+        if (!*v) return int64_t{0};
+        simdjson::dom::parser p;
+        simdjson::dom::element doc;
+        int64_t id = 0;
+        if (p.parse(**v).get(doc) != simdjson::SUCCESS || doc["id"].get(id) != simdjson::SUCCESS) {
+          return Status::corruption("the checkpoint pointer of job " + job + " in etcd is not {\"id\":…}");
+        }
+        return id;
+      }
+      last = v.status();
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    return last;
+  }
+
   /// Cancels the tasks of the job's current attempt on every taskmanager.
+  /// The next attempt deploys once every taskmanager has answered (or was
+  /// found unreachable and dropped): old tasks never overlap new ones.
   void cancel_tasks_locked(Job& j, int64_t committed_checkpoint = 0) {
     std::set<std::string> tms;
     for (const auto& [k, s] : j.subtasks) tms.insert(s.tm);
     for (const auto& tm : tms) {
       auto it = tms_.find(tm);
       if (it == tms_.end()) continue;
-      auto stub = it->second.stub;
       proto::CancelTasksRequest r;
       r.set_job_id(j.rec.job_id());
       r.set_attempt(j.rec.attempt());
       r.set_committed_checkpoint(committed_checkpoint);
-      outbox_.submit([stub, r, a = auth_.get()] {
-        grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(35));
-        rpc::sign(ctx, *a, "TaskManager/CancelTasks");
-        proto::Empty e;
-        stub->CancelTasks(&ctx, r, &e);
-      });
+      // Stop-with-savepoint waits (bounded) for the sinks to commit; a
+      // cancel after a failure returns at once unless the taskmanager hangs.
+      Duration deadline(committed_checkpoint > 0 ? 35'000 : 2'000);
+      auto done = it->second.calls->submit(
+          [stub = it->second.stub, r, this](grpc::ClientContext& ctx) {
+            sign_tm_call(ctx, "TaskManager/CancelTasks");
+            proto::Empty e;
+            return stub->CancelTasks(&ctx, r, &e);
+          },
+          deadline);
+      j.cancels.push_back({tm, it->second.instance, done.share()});
     }
     std::lock_guard gl(j.gw_mu);
     j.gw_tms.clear();
@@ -971,6 +1192,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     for (auto& [k, s] : j.subtasks)
       if (s.state != SubtaskState::kFinished)
         s.state = state == JobState::kFinished ? SubtaskState::kFinished : SubtaskState::kCanceled;
+    j.failed_at_ms = -1;
     persist_locked(j);
   }
 
@@ -978,10 +1200,22 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// then the attempt fails — and the job with it when the failure is
   /// permanent (the cause will not go away by restarting), else it restarts
   /// under the restart policy (fail_attempt_locked).
-  void job_failed_locked(Job& j, proto::FailureRecord f, const std::string& cause) {
+  void job_failed_locked(Job& j, proto::FailureRecord f, std::string cause) {
     if (state_of(j.rec) != JobState::kRunning) return;
     f.set_time_ms(now_ms());
     f.set_attempt(j.rec.attempt());
+    // The far end of a lost data-plane connection may be alive yet
+    // unreachable from its peers: the next attempt avoids it if it can.
+    // The failure names its address; say which taskmanager that is.
+    std::map<std::string, std::string> data;
+    for (const auto& [id, tm] : tms_) data[id] = tm.data_address;
+    for (const auto& tm : suspects_.implicate(cause, data, steady_ms())) {
+      spdlog::info("job {}: taskmanager {} is suspect for {} (named by the failure)", j.rec.job_id(), tm,
+                   format_duration(o_.suspect_period));
+      const std::string named = " (" + data[tm] + " is taskmanager " + tm + ")";
+      cause += named;
+      f.set_message(f.message() + named);
+    }
     if (f.permanent() && !j.stopping) {
       spdlog::error("job {} attempt {} failed permanently: {}", j.rec.job_id(), j.rec.attempt(), cause);
       end_job_locked(j, JobState::kFailed, cause + " (a permanent error: not restarted)");
@@ -995,9 +1229,11 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   }
 
   /// A task failed or its taskmanager was lost: cancel the attempt and
-  /// schedule a restart from the latest completed checkpoint.
+  /// schedule a restart from the latest completed checkpoint — or give the
+  /// job up when the restart policy's failure rate is exceeded.
   void fail_attempt_locked(Job& j, const std::string& cause) {
     if (state_of(j.rec) != JobState::kRunning) return;
+    const int64_t now = steady_ms();
     spdlog::warn("job {} attempt {} failed: {}", j.rec.job_id(), j.rec.attempt(), cause);
     cancel_tasks_locked(j);
     j.rec.set_last_failure(cause);
@@ -1005,23 +1241,37 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       end_job_locked(j, JobState::kFinished, "");
       return;
     }
-    if (j.rec.restarts() >= o_.restart_attempts) {
-      end_job_locked(j, JobState::kFailed, cause + " (gave up after " + std::to_string(j.rec.restarts()) + " restarts)");
+    RestartPolicy::Decision d = j.policy.on_failure(now);
+    if (!d.restart) {
+      std::string why = d.give_up_reason + "; last failure: " + cause;
+      spdlog::error("job {} FAILED: {}", j.rec.job_id(), why);
+      j.rec.set_gave_up(true);
+      end_job_locked(j, JobState::kFailed, why);
       return;
     }
     j.rec.set_restarts(j.rec.restarts() + 1);
     j.rec.add_restart_causes(cause);
-    j.backoff_ms = j.backoff_ms == 0 ? o_.restart_backoff.count()
-                                     : std::min<int64_t>(o_.restart_max_backoff.count(), j.backoff_ms * 2);
-    j.next_deploy_ms = steady_ms() + j.backoff_ms;
+    // The causes are for people reading the status: keep the latest 100.
+    if (j.rec.restart_causes_size() > 100) j.rec.mutable_restart_causes()->DeleteSubrange(0, 1);
+    if (j.failed_at_ms < 0) j.failed_at_ms = now;
+    j.next_deploy_ms = now + d.delay.count();
     set_state(j.rec, JobState::kRestarting);
+    spdlog::info("job {} restarts in {} ({} failures within {})", j.rec.job_id(), format_duration(d.delay),
+                 d.failures_in_interval, format_duration(o_.restart.failure_interval));
     persist_locked(j);
     wake_scheduler();
   }
 
   void lose_tm_locked(const std::string& tm_id, const std::string& why) {
+    auto it = tms_.find(tm_id);
+    if (it == tms_.end()) return;
     spdlog::warn("taskmanager {} lost: {}", tm_id, why);
-    tms_.erase(tm_id);
+    // Its queued calls are dropped and the one in flight cancelled; the
+    // queue's thread is joined by the scheduler, outside the lock.
+    it->second.calls->close();
+    retired_.push_back(std::move(it->second.calls));
+    tms_.erase(it);
+    suspects_.forget(tm_id);
     for (auto& [id, j] : jobs_) {
       if (state_of(j->rec) != JobState::kRunning) continue;
       bool uses = std::any_of(j->subtasks.begin(), j->subtasks.end(),
@@ -1031,7 +1281,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         f.set_vertex(-1);
         f.set_taskmanager_id(tm_id);
         f.set_message("taskmanager " + tm_id + " lost (" + why + ")");
-        job_failed_locked(*j, f, f.message());
+        job_failed_locked(*j, f, "taskmanager " + tm_id + " lost (" + why + ")");
       }
     }
   }
@@ -1040,6 +1290,27 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     std::lock_guard lk(stop_mu_);
     wake_ = true;
     stop_cv_.notify_all();
+  }
+
+  /// Whether the cancels of `j`'s last attempt are all answered. A
+  /// taskmanager that could not be reached is dropped at once: it is not
+  /// placed again until it registers again.
+  bool cancels_settled_locked(Job& j) {
+    bool settled = true;
+    for (auto it = j.cancels.begin(); it != j.cancels.end();) {
+      if (it->done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+        settled = false;
+        ++it;
+        continue;
+      }
+      grpc::Status st = it->done.get();
+      auto tm = tms_.find(it->tm);
+      if (unreachable(st) && tm != tms_.end() && tm->second.instance == it->instance) {
+        lose_tm_locked(it->tm, "cancel failed: " + st.error_message());
+      }
+      it = j.cancels.erase(it);
+    }
+    return settled;
   }
 
   void scheduler_loop() {
@@ -1051,6 +1322,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         wake_ = false;
       }
       std::vector<std::shared_ptr<Job>> due;
+      std::vector<std::shared_ptr<CallQueue>> retired;
       {
         std::lock_guard lk(mu_);
         int64_t now = steady_ms();
@@ -1060,14 +1332,21 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         for (const auto& id : lost) lose_tm_locked(id, "no heartbeat for " + format_duration(o_.heartbeat_timeout));
         for (auto& [id, j] : jobs_) {
           JobState s = state_of(j->rec);
-          if ((s == JobState::kCreated || s == JobState::kRestarting) && now >= j->next_deploy_ms) due.push_back(j);
+          if (!cancels_settled_locked(*j)) continue;
+          if ((s == JobState::kCreated || s == JobState::kRestarting) && now >= j->next_deploy_ms && !j->deploying) {
+            j->deploying = true;
+            due.push_back(j);
+          }
         }
+        retired.swap(retired_);
       }
-      for (auto& j : due) deploy(j);
+      retired.clear();  // joins the threads of lost taskmanagers' queues
+      for (auto& j : due) deployer_->submit([this, j] { deploy(j); });
     }
   }
 
   /// Places and deploys the next attempt of `j` if enough slots are free.
+  /// Runs on the deployer; `j.deploying` is set while it does.
   void deploy(const std::shared_ptr<Job>& jp) {
     Job& j = *jp;
     std::string restore = j.rec.restore_path();
@@ -1084,42 +1363,26 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     }
     from.set_path(restore);
     std::map<std::string, std::vector<proto::TaskRef>> per_tm;
-    std::map<std::string, std::shared_ptr<TmStub>> stubs;
+    std::map<std::string, TmLink> links;
     proto::DeployRequest base;
     int attempt;
     {
       std::lock_guard lk(mu_);
+      j.deploying = false;
       JobState s = state_of(j.rec);
       if (s != JobState::kCreated && s != JobState::kRestarting) return;
       int need = slots_needed(*j.graph);
       std::map<std::string, int> used;
       used_slots_locked(&used);
-      // Slot i of the job runs subtask i of every vertex (Flink's slot
-      // sharing). Spread the job's slots over taskmanagers: each next slot
-      // goes to the taskmanager with the most free slots left.
-      std::map<std::string, int> free;
-      int total = 0;
-      for (const auto& [id, tm] : tms_) {
-        free[id] = tm.slots - used[id];
-        total += std::max(0, free[id]);
-      }
-      if (total < need) {
-        if (steady_ms() - j.next_deploy_ms > 10'000 && !j.rec.last_failure().empty()) {
-          // Still waiting; say so in the status.
-        }
-        j.rec.set_last_failure(j.rec.last_failure().empty()
-                                   ? "waiting for slots: need " + std::to_string(need) + ", " +
-                                         std::to_string(total) + " free"
-                                   : j.rec.last_failure());
+      std::vector<PlacementCandidate> candidates;
+      const int64_t now = steady_ms();
+      for (const auto& [id, tm] : tms_) candidates.push_back({id, tm.slots - used[id], suspects_.suspect(id, now)});
+      auto placed = place_slots(std::move(candidates), need);
+      if (!placed.is_ok()) {
+        if (j.rec.last_failure().empty()) j.rec.set_last_failure(placed.status().message());
         return;
       }
-      std::vector<std::string> slot_tm(need);
-      for (int i = 0; i < need; ++i) {
-        auto best = std::max_element(free.begin(), free.end(),
-                                     [](const auto& a, const auto& b) { return a.second < b.second; });
-        slot_tm[i] = best->first;
-        --best->second;
-      }
+      const std::vector<std::string>& slot_tm = *placed;
       attempt = j.rec.attempt() + 1;
       j.rec.set_attempt(attempt);
       j.subtasks.clear();
@@ -1155,12 +1418,12 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
           if (v.is_source()) source_tms.insert(tm);
         }
       }
-      for (const auto& [tm, ts] : per_tm) stubs[tm] = tms_[tm].stub;
+      for (const auto& [tm, ts] : per_tm) links[tm] = TmLink{tms_[tm].stub, tms_[tm].calls};
       set_state(j.rec, JobState::kRunning);
       persist_locked(j);
       std::lock_guard gl(j.gw_mu);
       j.gw_attempt = attempt;
-      j.gw_tms = stubs;
+      j.gw_tms = links;
       j.gw_source_tms = source_tms;
       j.gw_ready = false;
       j.gw_held.clear();
@@ -1168,42 +1431,54 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     j.coordinator->reset_for_attempt(attempt);
     spdlog::info("deploying job {} attempt {} on {} taskmanagers{}", j.rec_id, attempt, per_tm.size(),
                  restore.empty() ? "" : " from " + restore);
+    // Every taskmanager's deploy in parallel (each on its own queue).
+    std::vector<std::pair<std::string, std::future<grpc::Status>>> calls;
     for (const auto& [tm, tasks] : per_tm) {
       proto::DeployRequest r = base;
       for (const auto& t : tasks) *r.add_tasks() = t;
-      grpc::ClientContext ctx;
-      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-      rpc::sign(ctx, *auth_, "TaskManager/DeployTasks");
-      proto::Empty e;
-      grpc::Status st = stubs[tm]->DeployTasks(&ctx, r, &e);
-      if (!st.ok()) {
-        std::lock_guard lk(mu_);
-        if (j.rec.attempt() != attempt) return;
-        std::string cause = "deploying to taskmanager " + tm + " failed: " + st.error_message();
-        proto::FailureRecord f;
-        f.set_vertex(-1);
-        f.set_taskmanager_id(tm);
-        f.set_message(cause);
-        if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
-          // The library or graph cannot run: restarting will not help.
-          f.set_permanent(true);
-          job_failed_locked(j, std::move(f), cause);
-        } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
-                   st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-          lose_tm_locked(tm, cause);
-        } else {
-          job_failed_locked(j, std::move(f), cause);
-        }
-        return;
+      calls.emplace_back(tm, links[tm].calls->submit(
+                                 [stub = links[tm].stub, r = std::move(r), this](grpc::ClientContext& ctx) {
+                                   sign_tm_call(ctx, "TaskManager/DeployTasks");
+                                   proto::Empty e;
+                                   return stub->DeployTasks(&ctx, r, &e);
+                                 },
+                                 Duration(60'000)));
+    }
+    for (auto& [tm, call] : calls) {
+      grpc::Status st = call.get();
+      if (st.ok()) continue;
+      std::lock_guard lk(mu_);
+      if (j.rec.attempt() != attempt || state_of(j.rec) != JobState::kRunning) return;
+      std::string cause = "deploying to taskmanager " + tm + " failed: " + st.error_message();
+      proto::FailureRecord f;
+      f.set_vertex(-1);
+      f.set_taskmanager_id(tm);
+      f.set_message(cause);
+      if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
+        // The library or graph cannot run: restarting will not help.
+        f.set_permanent(true);
+        job_failed_locked(j, std::move(f), cause);
+      } else if (unreachable(st) || st.error_code() == grpc::StatusCode::CANCELLED) {
+        lose_tm_locked(tm, cause);
+      } else {
+        job_failed_locked(j, std::move(f), cause);
       }
+      return;
     }
     {
       std::lock_guard lk(mu_);
-      if (j.rec.attempt() == attempt && state_of(j.rec) == JobState::kRunning) {
-        j.rec.set_last_failure(j.rec.restarts() > 0 ? j.rec.last_failure() : "");
-        for (auto& [k, s] : j.subtasks)
-          if (s.state == SubtaskState::kDeploying) s.state = SubtaskState::kRunning;
+      if (j.rec.attempt() != attempt || state_of(j.rec) != JobState::kRunning) return;
+      const int64_t now = steady_ms();
+      if (j.failed_at_ms >= 0) {
+        j.last_recovery_ms = now - j.failed_at_ms;
+        spdlog::info("job {} running again {} ms after the failure", j.rec_id, j.last_recovery_ms);
+        j.failed_at_ms = -1;
       }
+      // A placement message ("not enough slots") is no failure once running.
+      j.rec.set_last_failure(j.rec.restarts() > 0 ? j.rec.last_failure() : "");
+      j.policy.on_running(now);
+      for (auto& [k, s] : j.subtasks)
+        if (s.state == SubtaskState::kDeploying) s.state = SubtaskState::kRunning;
     }
     j.open_gateway(attempt);
   }
@@ -1241,6 +1516,9 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     s.set_graph_hash(j.graph->hash());
     s.set_last_checkpoint_id(cv.stats.last_completed_id);
     s.set_checkpoints_completed(cv.stats.completed);
+    s.set_last_recovery_ms(j.last_recovery_ms);
+    s.set_gave_up(j.rec.gave_up());
+    s.set_recent_failures(j.policy.failures_in_interval(steady_ms()));
     return s;
   }
 
@@ -1359,24 +1637,43 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   bool token_matches(std::string_view token) const override { return auth_->token_matches(token); }
 
+  std::optional<std::string> standby_of() const override {
+    if (leader_) return std::nullopt;
+    auto l = election_ ? election_->current_leader() : std::nullopt;
+    return l ? l->http : std::string();
+  }
+
   JobManagerOptions o_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<auth::CallAuthenticator> auth_;  // set in start(), before any server
   std::shared_ptr<grpc::ChannelCredentials> tm_creds_;  // for calls to taskmanagers
-  // Serialized sender of jobmanager -> taskmanager calls: the coordinator and
-  // the handlers post here instead of calling out while they hold locks; one
-  // thread keeps the calls in order (trigger N before notify N).
-  runtime::AsyncExecutor outbox_{1};
+  // Calls to taskmanagers go through each one's CallQueue (TaskManagerInfo):
+  // the coordinator and the handlers post there instead of calling out
+  // while they hold locks. Deploys run here, off the scheduler thread, so
+  // that a hanging taskmanager never stops heartbeat checks.
+  std::unique_ptr<runtime::AsyncExecutor> deployer_ = std::make_unique<runtime::AsyncExecutor>(2);
+  // The fencing epoch signed into every call to taskmanagers (0: no election).
+  std::atomic<int64_t> epoch_{0};
 
-  std::mutex mu_;  // guards tms_, jobs_ and every Job's rec/subtasks
+  std::mutex mu_;  // guards tms_, jobs_, suspects_, retired_ and every Job's rec/subtasks/failover fields
   std::map<std::string, TaskManagerInfo> tms_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;
+  Suspects suspects_;
+  std::vector<std::shared_ptr<CallQueue>> retired_;  // closed queues of lost taskmanagers, joined by the scheduler
+
+  // Standby jobmanagers (engine/ha): unset/null with one jobmanager.
+  std::optional<ha::HaConfig> ha_;
+  std::unique_ptr<ha::LeaderElection> election_;
+  std::thread takeover_;  // become_leader(), once elected
+  std::atomic<bool> leader_{false};  // serving: the only jobmanager, or elected
+  std::string store_;                // jobs/ and artifacts/: the data dir, or the shared --ha-dir
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   bool stopped_ = false;
+  bool lost_leadership_ = false;
   bool wake_ = false;
   std::thread scheduler_;
   // Last: its scrape callback reads jobs_ and tms_, so it stops first.
@@ -1391,5 +1688,6 @@ int JobManager::http_port() const { return impl_->http_port(); }
 int JobManager::metrics_port() const { return impl_->metrics_port(); }
 void JobManager::wait() { impl_->wait(); }
 void JobManager::shutdown() { impl_->shutdown(); }
+bool JobManager::lost_leadership() const { return impl_->lost_leadership(); }
 
 }  // namespace sluice::jobmanager

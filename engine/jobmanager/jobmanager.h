@@ -11,6 +11,7 @@
 
 #include "engine/common/status.h"
 #include "engine/common/time.h"
+#include "engine/jobmanager/restart_policy.h"
 
 namespace sluice::jobmanager {
 
@@ -38,16 +39,27 @@ struct JobManagerOptions {
   Duration heartbeat_timeout{5000};
   /// How often taskmanagers heartbeat. Default 1 s.
   Duration heartbeat_interval{1000};
-  /// Restarts of a job before it is failed. Default 20.
-  int restart_attempts = 20;
-  Duration restart_backoff{500};
-  Duration restart_max_backoff{10'000};
+  /// When failed jobs restart and when they are given up (restart_policy.h).
+  RestartPolicyOptions restart;
+  /// A taskmanager named by a failure (the far end of a lost data-plane
+  /// connection) is avoided by placement this long while others have room.
+  /// Default 30 s.
+  Duration suspect_period{30'000};
   /// TLS: PEM files (all empty = plaintext). cert+key: TLS on the gRPC
   /// server, the HTTP status and /metrics; with ca too, mutual TLS: clients
   /// and taskmanagers must present a certificate signed by ca, and the
   /// jobmanager presents its own to taskmanagers, whose certificates it
   /// checks against ca.
   std::string tls_cert, tls_key, tls_ca;
+  /// Standby jobmanagers: `etcd://host:port[,host:port...]/<cluster>`;
+  /// every jobmanager given the same one campaigns, one leads (engine/ha).
+  /// Empty (default): this is the only jobmanager.
+  std::string ha;
+  /// With `ha`: the directory every jobmanager of the cluster shares (job
+  /// records, job libraries and, by default, the token and checkpoints).
+  std::string ha_dir;
+  /// With `ha`: the leader's lease in etcd. Default 3 s.
+  Duration ha_lease_ttl{3000};
   /// Prometheus /metrics address (host:port, port 0 = any free port; the
   /// bound address goes to <data_dir>/metrics.address); empty = off.
   /// Default 127.0.0.1:9249.
@@ -70,8 +82,12 @@ class JobManager {
   int http_port() const;
   /// The bound /metrics port (after start; 0 = off).
   int metrics_port() const;
+  /// Returns when shutdown() is called or, with standby jobmanagers, when
+  /// this one lost its leadership (then call shutdown() and exit).
   void wait();
   void shutdown();
+  /// True once this jobmanager was deposed (standby mode only).
+  bool lost_leadership() const;
 
  private:
   class Impl;

@@ -118,7 +118,10 @@ void summary(Json& j, const proto::JobSummary& s) {
       .num("last_checkpoint_id", s.last_checkpoint_id())
       .num("checkpoints_completed", s.checkpoints_completed())
       .str("last_failure", s.last_failure())
-      .str("graph_hash", s.graph_hash());
+      .str("graph_hash", s.graph_hash())
+      .num("last_recovery_ms", s.last_recovery_ms())
+      .num("recent_failures", s.recent_failures())
+      .boolean("gave_up", s.gave_up());
 }
 
 void settings(Json& j, std::string_view key, const google::protobuf::Map<std::string, std::string>& m) {

@@ -62,4 +62,20 @@ grpc::Status check(grpc::ServerContext* ctx, auth::CallAuthenticator& a, const c
                           " (cluster members need the cluster secret: --token-file or SLUICE_TOKEN)");
 }
 
+grpc::Status check_fenced(grpc::ServerContext* ctx, auth::CallAuthenticator& a, const char* method,
+                          int64_t* epoch) {
+  const auto& md = ctx->client_metadata();
+  auto it = md.find(kEpochKey);
+  std::string e = it == md.end() ? std::string() : std::string(it->second.data(), it->second.size());
+  int64_t v = 0;
+  bool ok = !e.empty() && e.size() <= 19;
+  for (char c : e) ok = ok && c >= '0' && c <= '9';
+  if (ok) v = std::stoll(e);
+  std::string signed_method = std::string(method) + "@" + (ok ? e : std::string("?"));
+  grpc::Status st = check(ctx, a, signed_method.c_str());
+  if (!st.ok()) return st;
+  *epoch = v;
+  return grpc::Status::OK;
+}
+
 }  // namespace sluice::rpc

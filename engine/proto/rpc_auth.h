@@ -39,4 +39,21 @@ inline void sign(grpc::ClientContext& ctx, const auth::CallAuthenticator& a, con
 /// UNAUTHENTICATED if it is missing, wrong, stale or replayed.
 grpc::Status check(grpc::ServerContext* ctx, auth::CallAuthenticator& a, const char* method);
 
+/// The metadata entry that carries the calling jobmanager's fencing epoch.
+inline constexpr const char* kEpochKey = "sluice-epoch";
+
+/// Jobmanager -> taskmanager calls carry the caller's leader epoch (0 when
+/// there is one jobmanager and no election), covered by the signature, so
+/// that a taskmanager can refuse a deposed leader (see engine/ha).
+inline void sign_fenced(grpc::ClientContext& ctx, const auth::CallAuthenticator& a, const char* method,
+                        int64_t epoch) {
+  std::string e = std::to_string(epoch);
+  ctx.AddMetadata(kEpochKey, e);
+  ctx.AddMetadata(auth::kMetadataKey, a.sign(std::string(method) + "@" + e));
+}
+
+/// check() of a sign_fenced() call; `*epoch` is the caller's epoch.
+grpc::Status check_fenced(grpc::ServerContext* ctx, auth::CallAuthenticator& a, const char* method,
+                          int64_t* epoch);
+
 }  // namespace sluice::rpc

@@ -64,9 +64,24 @@ void CheckpointCoordinator::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-Status CheckpointCoordinator::adopt_existing() {
+Status CheckpointCoordinator::adopt_existing(int64_t up_to) {
   SLUICE_RETURN_IF_ERROR(storage_->remove_incomplete());
   SLUICE_ASSIGN_OR_RETURN(auto list, storage_->list_completed());
+  std::vector<state::StoredCheckpoint> uncommitted;
+  while (!list.empty() && list.back().meta.id > up_to) {
+    uncommitted.push_back(std::move(list.back()));
+    list.pop_back();
+  }
+  std::set<std::string> keep;
+  for (const auto& c : list) {
+    auto files = c.meta.shared_files();
+    keep.insert(files.begin(), files.end());
+  }
+  for (const auto& c : uncommitted) {
+    spdlog::warn("checkpoint {} never reached its commit point: discarded", c.meta.id);
+    Status ds = storage_->discard(c, keep);
+    if (!ds.is_ok()) spdlog::warn("discarding checkpoint {}: {}", c.meta.id, ds.to_string());
+  }
   std::lock_guard lk(mu_);
   completed_ = std::move(list);
   return Status::ok();
@@ -251,6 +266,21 @@ void CheckpointCoordinator::complete_locked(Pending& p) {
   stored.meta = m;
   stored.dir = storage_->job_dir() + "/" + state::CheckpointStorage::dir_name(m.id, m.savepoint);
   stored.base_dir = m.savepoint ? stored.dir : storage_->job_dir();
+  if (!m.savepoint) {
+    if (Status cp = gateway_->commit_point(stored); !cp.is_ok()) {
+      ++stats_.failed;
+      spdlog::error("checkpoint {} failed at its commit point: {}", m.id, cp.to_string());
+      std::set<std::string> keep;
+      for (const auto& c : completed_) {
+        auto files = c.meta.shared_files();
+        keep.insert(files.begin(), files.end());
+      }
+      (void)storage_->discard(stored, keep);
+      if (p.promise) p.promise->set_value(cp);
+      gateway_->notify_aborted(p.id);
+      return;
+    }
+  }
 
   ++stats_.completed;
   stats_.last_completed_id = m.id;

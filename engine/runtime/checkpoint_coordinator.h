@@ -90,6 +90,12 @@ class CheckpointGateway {
   virtual void trigger_sources(const Barrier& b) = 0;
   virtual void notify_complete(CheckpointId id, bool final_checkpoint) = 0;
   virtual void notify_aborted(CheckpointId id) = 0;
+  /// The commit point of a checkpoint (not of savepoints): called once its
+  /// metadata is written and before any task is told to commit. An error
+  /// fails the checkpoint (its metadata is removed, tasks are told it was
+  /// aborted). Standby jobmanagers record the pointer to it here, fenced
+  /// by the leader's epoch. Default: nothing to do.
+  virtual Status commit_point(const state::StoredCheckpoint& checkpoint) { return Status::ok(); }
 };
 
 /// Thread-safe. Owned by the executor (or jobmanager) of the job; lives
@@ -133,7 +139,10 @@ class CheckpointCoordinator {
   /// Adopts checkpoints already in storage (a restored job keeps counting
   /// references to their shared files and discards them in turn) and
   /// removes what crashed runs left half-written. Call before any task runs.
-  Status adopt_existing();
+  /// Checkpoints above `up_to` never reached their commit point (a leader
+  /// died between writing their metadata and recording them): they are
+  /// discarded, not adopted.
+  Status adopt_existing(int64_t up_to = INT64_MAX);
 
  private:
   struct Pending {

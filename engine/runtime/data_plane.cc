@@ -164,9 +164,22 @@ void set_recv_timeout(int fd, std::chrono::milliseconds t) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
-void set_nodelay(int fd) {
+/// Every data-plane connection: no Nagle delay, and a dead or unreachable
+/// peer is noticed within ~3 s — through keepalive probes when nothing
+/// flows, through TCP_USER_TIMEOUT when sent data stays unacknowledged — so
+/// that a network partition between taskmanagers fails the attempt (which
+/// restarts elsewhere) instead of hanging it. A slow but live peer is not
+/// affected: the kernel answers its zero-window probes.
+void configure_socket(int fd) {
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int idle = 1, interval = 1, count = 2;
+  unsigned int user_timeout_ms = 3000;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
 }
 
 bool set_nonblocking(int fd, bool on) {
@@ -605,7 +618,7 @@ class DataPlane::Sender {
         }
       }
       if (err == 0 && set_nonblocking(fd, false)) {
-        set_nodelay(fd);
+        configure_socket(fd);
         ::freeaddrinfo(res);
         return fd;
       }
@@ -818,7 +831,7 @@ void DataPlane::accept_loop() {
       continue;
     }
     pending_handshakes_.fetch_add(1);
-    set_nodelay(fd);
+    configure_socket(fd);
     auto r = std::make_shared<Receiver>(*this, fd, numeric_host(reinterpret_cast<sockaddr*>(&ss), len));
     {
       // Started under the lock: release() and the destructor may only see

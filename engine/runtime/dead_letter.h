@@ -51,6 +51,17 @@ struct DeadLetter {
   }
 };
 
+/// A record's dead-letter payload: its JSON if it has one, else its type
+/// and size.
+template <class T>
+std::string dead_letter_payload(const T& v) {
+  if constexpr (JsonWritable<T>) {
+    return to_json(v);
+  } else {
+    return std::string(type_name<T>()) + " (" + std::to_string(serialize(v).size()) + " bytes, no JSON form)";
+  }
+}
+
 /// Thrown by user functions to reject the current record as invalid: the
 /// runtime turns it into a dead letter (with this message as the reason)
 /// and carries on. Any other exception fails the task, which then restarts

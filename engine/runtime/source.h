@@ -93,13 +93,18 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
 
   Status open() override {
     out_ = static_cast<Output<T>*>(outputs().at(0));
+    SLUICE_ASSIGN_OR_RETURN(guard_,
+                            EventTimeGuard::resolve(strategy_.max_ahead, strategy_.floor_ms, context().job_config()));
     now_ms_hint_ = context().processing_time().now_ms();
+    wall_ms_ = now_ms_hint_;
     SLUICE_RETURN_IF_ERROR(reader_->open(context(), *this));
     if (strategy_.idleness.count() > 0) schedule_idle_check();
     return Status::ok();
   }
 
   Result<PollStatus> emit_next() override {
+    // The guard's wall clock, read once per batch (an hour's bound needs no more).
+    wall_ms_ = context().processing_time().now_ms();
     auto r = reader_->poll_next(*this);
     if (r.is_ok() && strategy_.emit_watermarks) maybe_emit_watermark();
     return r;
@@ -123,6 +128,15 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   void collect(const T& value, int split, EventTime source_ts) override {
     int64_t ts = strategy_.timestamp_assigner ? strategy_.timestamp_assigner(value, source_ts.ms())
                                               : source_ts.ms();
+    if (std::string why = guard_.check(ts, wall_ms_); !why.empty()) {
+      // Neither event time nor idleness moves for it.
+      DeadLetter dl;
+      dl.reason = std::move(why);
+      dl.origin = "source " + context().info().operator_name + (split >= 0 ? " split " + std::to_string(split) : "");
+      dl.payload = dead_letter_payload(value);
+      context().dead_letter(std::move(dl));
+      return;
+    }
     if (split >= 0 && split < static_cast<int>(splits_.size())) {
       SplitState& s = splits_[split];
       if (ts > s.max_ts) s.max_ts = ts;
@@ -201,6 +215,8 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   std::vector<SplitState> splits_;
   EventTime current_wm_ = EventTime::min();
   bool idle_ = false;
+  EventTimeGuard guard_;
+  int64_t wall_ms_ = 0;  // the guard's wall clock, per poll batch
   // Processing time of the last idleness tick: reading the clock per record
   // would cost more than the precision is worth.
   int64_t now_ms_hint_ = 0;

@@ -20,6 +20,7 @@
 #include "engine/common/logging.h"
 #include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
+#include "engine/ha/leader_election.h"
 #include "engine/proto/control.grpc.pb.h"
 #include "engine/proto/rpc_auth.h"
 #include "engine/runtime/async_executor.h"
@@ -131,10 +132,16 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     fs::remove_all(o_.work_dir + "/jobs", ec);
     fs::create_directories(o_.work_dir + "/jobs", ec);
     ::chmod((o_.work_dir + "/jobs").c_str(), 0700);
-    SLUICE_ASSIGN_OR_RETURN(auto creds, rpc::channel_credentials({o_.tls_cert, o_.tls_key, o_.tls_ca}));
-    grpc::ChannelArguments args;
-    args.SetMaxReceiveMessageSize(512 * 1024 * 1024);
-    jm_ = proto::JobManager::NewStub(grpc::CreateCustomChannel(o_.jobmanager, creds, args));
+    SLUICE_ASSIGN_OR_RETURN(jm_creds_, rpc::channel_credentials({o_.tls_cert, o_.tls_key, o_.tls_ca}));
+    if (ha::HaConfig::is_ha_uri(o_.jobmanager)) {
+      // Standby jobmanagers: follow whichever leads (engine/ha).
+      SLUICE_ASSIGN_OR_RETURN(auto ha, ha::HaConfig::parse(o_.jobmanager));
+      leader_ = std::make_unique<ha::LeaderRetriever>(ha);
+      leader_->start();
+    } else {
+      connect_jobmanager(o_.jobmanager);
+    }
+    started_ = true;
     SLUICE_RETURN_IF_ERROR(start_metrics());
     heartbeat_ = std::thread([this] { heartbeat_loop(); });
     spdlog::info("taskmanager {} with {} slots: control {}:{}, data {}:{}, jobmanager {}", o_.id, o_.slots,
@@ -147,6 +154,9 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     stop_cv_.wait(lk, [&] { return stopped_; });
   }
 
+  /// Stops heartbeating, tells the jobmanager (so that the jobs using this
+  /// process restart elsewhere at once), cancels and joins every task,
+  /// closes the data plane and the gRPC server.
   void shutdown() {
     {
       std::lock_guard lk(stop_mu_);
@@ -155,9 +165,54 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     }
     stop_cv_.notify_all();
     if (heartbeat_.joinable()) heartbeat_.join();
+    if (started_) {
+      spdlog::info("taskmanager {} shutting down: leaving the jobmanager, cancelling {} attempts", o_.id,
+                   attempt_count());
+      disconnect("shutdown");
+    }
     cancel_matching("", -1);
     reap_all();
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    plane_.reset();
+    if (leader_) leader_->stop();
+    if (started_) spdlog::info("taskmanager {} stopped", o_.id);
+  }
+
+  size_t attempt_count() {
+    std::lock_guard lk(mu_);
+    return attempts_.size();
+  }
+
+  /// Tells the jobmanager this process is leaving (best effort, 2 s).
+  void disconnect(const std::string& reason) {
+    proto::DisconnectRequest r;
+    r.set_taskmanager_id(o_.id);
+    r.set_instance(instance_);
+    r.set_reason(reason);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    rpc::sign(ctx, *auth_, "JobManager/DisconnectTaskManager");
+    proto::Empty e;
+    grpc::Status st = with_jobmanager([&](auto& jm) { return jm.DisconnectTaskManager(&ctx, r, &e); });
+    if (!st.ok()) spdlog::warn("could not tell the jobmanager that this taskmanager leaves: {}", st.error_message());
+  }
+
+  /// Checks a call from a jobmanager: the cluster secret, and an epoch no
+  /// lower than the newest leader's this process has seen (a deposed
+  /// leader is refused; a higher epoch is a newer leader).
+  grpc::Status check_leader(grpc::ServerContext* ctx, const char* method) {
+    int64_t epoch = 0;
+    if (auto st = rpc::check_fenced(ctx, *auth_, method, &epoch); !st.ok()) return st;
+    raise_leader_epoch(epoch);
+    int64_t known = leader_epoch_.load();
+    if (epoch < known) {
+      spdlog::warn("refused {} from {}: it comes from a deposed jobmanager (epoch {}, the leader's is {})", method,
+                   ctx->peer(), epoch, known);
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          "refused: epoch " + std::to_string(epoch) + " is older than the leader's (" +
+                              std::to_string(known) + "); this jobmanager is no longer the leader");
+    }
+    return grpc::Status::OK;
   }
 
   const std::string& id() const { return o_.id; }
@@ -210,7 +265,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   // ------------------------------------------------------------- RPCs
 
   grpc::Status DeployTasks(grpc::ServerContext* ctx, const proto::DeployRequest* req, proto::Empty*) override {
-    if (auto st = rpc::check(ctx, *auth_, "TaskManager/DeployTasks"); !st.ok()) return st;
+    if (auto st = check_leader(ctx, "TaskManager/DeployTasks"); !st.ok()) return st;
     if (!is_sha256_hex(req->library_sha256()) || !is_job_id(req->job_id()) || req->attempt() < 0) {
       spdlog::warn("refused deploy from {}: malformed job id, attempt or library sha256", ctx->peer());
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -235,7 +290,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   }
 
   grpc::Status CancelTasks(grpc::ServerContext* ctx, const proto::CancelTasksRequest* req, proto::Empty*) override {
-    if (auto st = rpc::check(ctx, *auth_, "TaskManager/CancelTasks"); !st.ok()) return st;
+    if (auto st = check_leader(ctx, "TaskManager/CancelTasks"); !st.ok()) return st;
     if (req->committed_checkpoint() > 0) wait_committed(req->job_id(), req->attempt(), req->committed_checkpoint());
     cancel_matching(req->job_id(), req->attempt());
     return grpc::Status::OK;
@@ -243,7 +298,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
 
   grpc::Status TriggerCheckpoint(grpc::ServerContext* ctx, const proto::TriggerCheckpointRequest* req,
                                  proto::Empty*) override {
-    if (auto st = rpc::check(ctx, *auth_, "TaskManager/TriggerCheckpoint"); !st.ok()) return st;
+    if (auto st = check_leader(ctx, "TaskManager/TriggerCheckpoint"); !st.ok()) return st;
     auto a = find(req->job_id(), req->attempt());
     if (!a) return grpc::Status::OK;
     runtime::Barrier b;
@@ -258,7 +313,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
 
   grpc::Status NotifyCheckpoint(grpc::ServerContext* ctx, const proto::NotifyCheckpointRequest* req,
                                 proto::Empty*) override {
-    if (auto st = rpc::check(ctx, *auth_, "TaskManager/NotifyCheckpoint"); !st.ok()) return st;
+    if (auto st = check_leader(ctx, "TaskManager/NotifyCheckpoint"); !st.ok()) return st;
     auto a = find(req->job_id(), req->attempt());
     if (!a) return grpc::Status::OK;
     std::lock_guard lk(mu_);
@@ -304,7 +359,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     }
     send([this, r] {
       proto::Empty e;
-      call("JobManager/ReportTaskState", [&](grpc::ClientContext* c) { return jm_->ReportTaskState(c, r, &e); });
+      call("JobManager/ReportTaskState", [&](grpc::ClientContext* c) { return with_jobmanager([&](auto& jm) { return jm.ReportTaskState(c, r, &e); }); });
     });
     if (state != TaskState::kRunning) wake_reaper();
   }
@@ -317,7 +372,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     send([this, a] {
       proto::Empty e;
       call("JobManager/AcknowledgeCheckpoint",
-           [&](grpc::ClientContext* c) { return jm_->AcknowledgeCheckpoint(c, a, &e); });
+           [&](grpc::ClientContext* c) { return with_jobmanager([&](auto& jm) { return jm.AcknowledgeCheckpoint(c, a, &e); }); });
     });
   }
 
@@ -328,7 +383,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     d.set_reason(why.to_string());
     send([this, d] {
       proto::Empty e;
-      call("JobManager/DeclineCheckpoint", [&](grpc::ClientContext* c) { return jm_->DeclineCheckpoint(c, d, &e); });
+      call("JobManager/DeclineCheckpoint", [&](grpc::ClientContext* c) { return with_jobmanager([&](auto& jm) { return jm.DeclineCheckpoint(c, d, &e); }); });
     });
   }
 
@@ -336,7 +391,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     proto::TaskRef r = ref_of(id);
     send([this, r] {
       proto::Empty e;
-      call("JobManager/ReportEndOfInput", [&](grpc::ClientContext* c) { return jm_->ReportEndOfInput(c, r, &e); });
+      call("JobManager/ReportEndOfInput", [&](grpc::ClientContext* c) { return with_jobmanager([&](auto& jm) { return jm.ReportEndOfInput(c, r, &e); }); });
     });
   }
 
@@ -356,6 +411,47 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   }
 
   void send(std::function<void()> f) { reports_.submit(std::move(f)); }
+
+  void connect_jobmanager(const std::string& address) {
+    grpc::ChannelArguments args;
+    args.SetMaxReceiveMessageSize(512 * 1024 * 1024);
+    auto stub = proto::JobManager::NewStub(grpc::CreateCustomChannel(address, jm_creds_, args));
+    std::lock_guard lk(jm_mu_);
+    jm_ = std::move(stub);
+    jm_address_ = address;
+  }
+  std::shared_ptr<proto::JobManager::Stub> jobmanager() {
+    std::lock_guard lk(jm_mu_);
+    return jm_;
+  }
+  std::string jobmanager_address() {
+    std::lock_guard lk(jm_mu_);
+    return jm_address_;
+  }
+  /// Runs `f(stub)`; UNAVAILABLE while no jobmanager is known.
+  template <class F>
+  grpc::Status with_jobmanager(F f) {
+    auto jm = jobmanager();
+    if (!jm) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "no jobmanager leads yet");
+    return f(*jm);
+  }
+  void raise_leader_epoch(int64_t epoch) {
+    int64_t known = leader_epoch_.load();
+    while (epoch > known && !leader_epoch_.compare_exchange_weak(known, epoch)) {
+    }
+  }
+  /// With standby jobmanagers: switches to a new leader once etcd names
+  /// one (true: register with it; the old one's tasks are cancelled then).
+  bool follow_leader() {
+    if (!leader_) return false;
+    auto l = leader_->leader();
+    if (!l || (l->epoch == followed_epoch_ && l->address == jobmanager_address())) return false;
+    spdlog::info("following jobmanager {} (leader epoch {})", l->address, l->epoch);
+    raise_leader_epoch(l->epoch);
+    followed_epoch_ = l->epoch;
+    connect_jobmanager(l->address);
+    return true;
+  }
 
   bool stopping() {
     std::lock_guard lk(stop_mu_);
@@ -382,7 +478,9 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
       rpc::sign(ctx, *auth_, "JobManager/FetchArtifact");
-      auto reader = jm_->FetchArtifact(&ctx, r);
+      auto jm = jobmanager();
+      if (!jm) return Status::unavailable("no jobmanager leads: cannot fetch job library " + sha);
+      auto reader = jm->FetchArtifact(&ctx, r);
       std::string bytes;
       proto::ArtifactChunk c;
       while (reader->Read(&c)) {
@@ -568,6 +666,10 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
         }
       }
       next = std::chrono::steady_clock::now() + std::chrono::milliseconds(registered ? interval_ms : 500);
+      if (follow_leader()) {
+        registered = false;
+        next = std::chrono::steady_clock::now();
+      }
       if (!registered) {
         proto::RegisterRequest r;
         r.set_taskmanager_id(o_.id);
@@ -579,14 +681,15 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
         rpc::sign(ctx, *auth_, "JobManager/RegisterTaskManager");
-        grpc::Status st = jm_->RegisterTaskManager(&ctx, r, &resp);
+        grpc::Status st = with_jobmanager([&](auto& jm) { return jm.RegisterTaskManager(&ctx, r, &resp); });
         if (st.ok()) {
+          raise_leader_epoch(resp.leader_epoch());
           // A (re)registration starts a new session: whatever this process
           // ran for an earlier session of the jobmanager is obsolete.
           cancel_matching("", -1);
           registered = true;
           interval_ms = std::max<int64_t>(100, resp.heartbeat_interval_ms());
-          spdlog::info("registered with jobmanager {}", o_.jobmanager);
+          spdlog::info("registered with jobmanager {}", jobmanager_address());
         } else if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
                    st.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
           spdlog::warn("jobmanager {} refused the registration: {}", o_.jobmanager, st.error_message());
@@ -621,13 +724,13 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
       rpc::sign(ctx, *auth_, "JobManager/Heartbeat");
-      grpc::Status st = jm_->Heartbeat(&ctx, hb, &resp);
+      grpc::Status st = with_jobmanager([&](auto& jm) { return jm.Heartbeat(&ctx, hb, &resp); });
       if (st.ok() && !resp.registered()) {
         spdlog::warn("the jobmanager does not know this taskmanager any more; registering again");
         registered = false;
         next = std::chrono::steady_clock::now();
       } else if (!st.ok()) {
-        spdlog::warn("heartbeat to {} failed: {}", o_.jobmanager, st.error_message());
+        spdlog::warn("heartbeat to {} failed: {}", jobmanager_address(), st.error_message());
       }
     }
   }
@@ -636,7 +739,15 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   std::unique_ptr<runtime::DataPlane> plane_;
   std::unique_ptr<grpc::Server> server_;
   int control_port_ = 0;
-  std::unique_ptr<proto::JobManager::Stub> jm_;
+  // The jobmanager (the leader, with standbys); replaced when another leads.
+  std::mutex jm_mu_;
+  std::shared_ptr<proto::JobManager::Stub> jm_;  // guarded by jm_mu_; shared: calls run on copies
+  std::string jm_address_;                       // guarded by jm_mu_
+  std::shared_ptr<grpc::ChannelCredentials> jm_creds_;
+  std::unique_ptr<ha::LeaderRetriever> leader_;  // set with etcd://
+  int64_t followed_epoch_ = 0;                   // heartbeat thread only
+  std::atomic<int64_t> leader_epoch_{0};         // the newest leader epoch seen: calls of older ones are refused
+  bool started_ = false;
   std::unique_ptr<auth::CallAuthenticator> auth_;  // set in start(), before any server
   std::string instance_;                           // random per process (registration)
   runtime::AsyncExecutor snapshots_{2};

@@ -43,12 +43,7 @@ class Collector {
 /// The record as text for a dead letter: JSON when the type has it.
 template <class T>
 std::string payload_of(const T& v) {
-  if constexpr (JsonWritable<T>) {
-    return to_json(v);
-  } else {
-    return std::string(type_name<T>()) + " (" + std::to_string(serialize(v).size()) +
-           " bytes, no JSON form)";
-  }
+  return dead_letter_payload(v);
 }
 
 /// Calls user code for one record. InvalidRecord -> dead letter; any other

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +60,24 @@ class Child {
     ::waitpid(pid_, &st, 0);
     pid_ = -1;
   }
+  /// Sends `sig` (SIGTERM) and waits at most `bound` for the child to
+  /// exit: its exit code, 128+signal if a signal ended it, -1 if it is
+  /// still running after `bound` (then it is killed).
+  int terminate(int sig, std::chrono::milliseconds bound) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    auto deadline = std::chrono::steady_clock::now() + bound;
+    int st = 0;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    kill(SIGKILL);
+    return -1;
+  }
   pid_t pid() const { return pid_; }
   bool running() {
     if (pid_ <= 0) return false;
@@ -100,6 +119,22 @@ inline bool wait_until(const std::function<bool()>& cond, std::chrono::milliseco
   return cond();
 }
 
+inline int64_t ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count();
+}
+
+/// The exactly-once file sink's commit marker next to `path` (hidden
+/// sibling ".<name>.sluice-commit"): (last committed checkpoint, committed
+/// length); (0, 0) before the first commit.
+inline std::pair<int64_t, int64_t> commit_marker(const std::string& path) {
+  auto slash = path.find_last_of('/');
+  std::string marker = path.substr(0, slash + 1) + "." + path.substr(slash + 1) + ".sluice-commit";
+  std::ifstream in(marker);
+  long long cp = 0, len = 0;
+  if (!(in >> cp >> len)) return {0, 0};
+  return {cp, len};
+}
+
 /// What `sluice status JOB -o json` says, read with simdjson.
 struct JobView {
   bool ok = false;
@@ -127,6 +162,11 @@ class Cluster {
     std::vector<std::string> argv{sluice_binary(), "jobmanager", "--bind", bind, "--http-bind", "127.0.0.1:0",
                                   "--data-dir", data_dir(), "--heartbeat-timeout", "2s", "--checkpoint-interval",
                                   "300ms", "--metrics-bind", "127.0.0.1:0"};
+    // A flag in `extra` replaces the default above.
+    for (const auto& flag : extra) {
+      auto it = std::find(argv.begin() + 2, argv.end(), flag);
+      if (flag.rfind("--", 0) == 0 && it != argv.end()) argv.erase(it, it + 2);
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     jm_ = std::make_unique<Child>(argv, dir_.file("jobmanager.log"));
     ASSERT_TRUE(wait_until([&] { return std::filesystem::exists(data_dir() + "/jobmanager.address"); }, 20s))

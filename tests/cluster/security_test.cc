@@ -327,7 +327,7 @@ TEST_F(Security, ArtifactIdsArePlainDigestsAndArtifactsNeedTheSecret) {
   for (int i = 0; i < 4; ++i) {
     grpc::ClientContext ctx;
     if (i < 3) apply(ctx, kAllBad[i], "TaskManager/DeployTasks");
-    else rpc::sign(ctx, member, "TaskManager/DeployTasks");  // a member's mistake is refused too
+    else rpc::sign_fenced(ctx, member, "TaskManager/DeployTasks", 0);  // a member's mistake is refused too
     proto::DeployRequest r;
     r.set_job_id("evil-job");
     r.set_attempt(0);
