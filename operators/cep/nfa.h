@@ -284,6 +284,7 @@ class Nfa {
     }
     cur_event_ = nullptr;
     complete(completions_, ts);
+    release_held(ts);  // partial matches that ended may have held matches back
   }
 
   // A new version of a match: `parent` plus the current event as `occ`.
