@@ -2,15 +2,18 @@
 // state descriptors, and the names jobs use most, in namespace sluice.
 #pragma once
 
+#include "engine/api/cep.h"
 #include "engine/api/datastream.h"
 #include "engine/api/job.h"
 #include "engine/common/json.h"
 #include "engine/common/serde.h"
 
 namespace sluice {
+using api::CEP;
 using api::DataStream;
 using api::JobArgs;
 using api::KeyedStream;
+using api::PatternStream;
 using api::StreamExecutionEnvironment;
 using api::WindowedStream;
 using basic::Collector;
@@ -19,6 +22,13 @@ using basic::OutputTag;
 using basic::RuntimeContext;
 using basic::TimeDomain;
 using basic::TimerService;
+using cep::AfterMatchSkipStrategy;
+using cep::Match;
+using cep::MatchContext;
+using cep::Pattern;
+using cep::PatternProcessFunction;
+using cep::TimedOutMatch;
+using cep::WithinType;
 using runtime::Sink;
 using runtime::SinkWriter;
 using runtime::Source;

@@ -166,7 +166,7 @@ class TimedHost final : public NfaHost<Ev> {
 
 std::string show(const std::vector<std::pair<Ev, int64_t>>& events) {
   std::string s;
-  for (const auto& [e, ts] : events) s += std::to_string(e.id) + ":" + e.kind + "(v" + std::to_string(e.v) + ")@" + std::to_string(ts) + " ";
+  for (const auto& [e, ts] : events) s += std::to_string(e.id) + ":" + e.kind + "(v" + std::to_string(e.val) + ")@" + std::to_string(ts) + " ";
   return s;
 }
 

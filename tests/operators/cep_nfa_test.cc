@@ -196,7 +196,7 @@ TEST(CepNfa, SkipStrategyHoldsLaterMatchesUntilEarlierStartsResolve) {
   // b's value names the a it completes: a2's match completes first.
   auto pattern = [](Skip s) {
     return P::begin("a", s).where(is("a")).followed_by("b").where(
-        [](const Ev& e, const MatchContext<Ev>& ctx) { return e.kind == "b" && e.v == ctx.events("a").front().id; });
+        [](const Ev& e, const MatchContext<Ev>& ctx) { return e.kind == "b" && e.val == ctx.events("a").front().id; });
   };
   const std::vector<std::pair<Ev, int64_t>> first = {{ev(1, "a"), 10}, {ev(2, "a"), 20}, {ev(3, "b", 2), 30}};
   NfaDriver no_skip(pattern(Skip::no_skip()));
@@ -222,8 +222,8 @@ TEST(CepNfa, IterativeConditionSeesEarlierEventsByName) {
   auto p = P::begin("small").where(is("p")).one_or_more().consecutive()
                .next("big").where([](const Ev& e, const MatchContext<Ev>& ctx) {
                  int64_t sum = 0;
-                 for (const Ev& s : ctx.events("small")) sum += s.v;
-                 return e.kind == "q" && e.v > sum;
+                 for (const Ev& s : ctx.events("small")) sum += s.val;
+                 return e.kind == "q" && e.val > sum;
                });
   NfaDriver d(p);
   d.run({{ev(1, "p", 5), 10}, {ev(2, "p", 7), 20}, {ev(3, "q", 10), 30}});

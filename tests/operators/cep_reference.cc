@@ -10,7 +10,7 @@ bool eval_cond(const RCond& c, const Ev& e, const EvalCtx& ctx) {
   if (c.iter == 0) return true;
   std::vector<const Ev*> prev = ctx(c.ref);
   if (prev.empty()) return true;
-  return c.iter == 1 ? e.v > prev.back()->v : e.v <= prev.front()->v;
+  return c.iter == 1 ? e.val > prev.back()->val : e.val <= prev.front()->val;
 }
 
 namespace {

@@ -16,16 +16,16 @@
 namespace sluice::cep::testing {
 
 /// A test event: `kind` is what conditions look at, `id` identifies it in
-/// the output, `v` feeds iterative conditions.
+/// the output, `val` feeds iterative conditions.
 struct Ev {
   int64_t id = 0;
   std::string kind;
-  int64_t v = 0;
+  int64_t val = 0;
   std::string key = "k";
-  SLUICE_FIELDS(id, kind, v, key)
+  SLUICE_FIELDS(id, kind, val, key)
 };
 
-inline Ev ev(int64_t id, std::string kind, int64_t v = 0) { return Ev{id, std::move(kind), v, "k"}; }
+inline Ev ev(int64_t id, std::string kind, int64_t val = 0) { return Ev{id, std::move(kind), val, "k"}; }
 
 /// "a:1,2 b:5" — steps in pattern order, event ids in order.
 inline std::string render(const Match<Ev>& m) {
