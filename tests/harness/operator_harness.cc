@@ -1,5 +1,9 @@
 #include "tests/harness/operator_harness.h"
 
+#include <atomic>
+
+#include "state/backend_factory.h"
+
 namespace sluice::harness {
 
 OperatorSnapshot OperatorSnapshot::merge(const std::vector<OperatorSnapshot>& parts) {
@@ -23,6 +27,8 @@ OperatorSnapshot OperatorSnapshot::merge(const std::vector<OperatorSnapshot>& pa
                            " appears twice");
       }
     }
+    out.handles.insert(out.handles.end(), p.handles.begin(), p.handles.end());
+    if (!p.job_dir.empty()) out.job_dir = p.job_dir;
   }
   return out;
 }
@@ -49,10 +55,20 @@ OperatorHarnessBase::OperatorHarnessBase(std::unique_ptr<runtime::StreamOperator
   info_.parallelism = options_.parallelism;
   info_.max_parallelism = options_.max_parallelism;
   if (options_.keyed) {
-    backend_ = std::make_unique<state::HeapKeyedStateBackend>(
-        state::key_group_range_for_subtask(options_.max_parallelism, options_.parallelism,
-                                           options_.subtask),
-        options_.max_parallelism, &clock_);
+    state::KeyGroupRange range = state::key_group_range_for_subtask(
+        options_.max_parallelism, options_.parallelism, options_.subtask);
+    if (options_.backend == state::BackendKind::kHeap) {
+      backend_ = std::make_unique<state::HeapKeyedStateBackend>(range, options_.max_parallelism, &clock_);
+    } else {
+      Configuration c = options_.job_config;
+      c.set("state.backend", "rocksdb");
+      c.set("state.rocksdb.local-dir", options_.rocksdb_dir);
+      state::BackendSpec spec{range, options_.max_parallelism, &clock_,
+                              options_.operator_name + "-" + std::to_string(options_.subtask)};
+      auto b = state::create_keyed_backend(c, spec, state::BackendKind::kRocksDB);
+      if (!b.is_ok()) throw HarnessError("RocksDB backend: " + b.status().to_string());
+      backend_ = std::move(*b);
+    }
   }
 }
 
@@ -67,7 +83,12 @@ Status OperatorHarnessBase::restore(const OperatorSnapshot& snapshot) {
                                     std::to_string(snapshot.max_parallelism) + ", harness " +
                                     std::to_string(options_.max_parallelism));
   }
-  if (backend_) SLUICE_RETURN_IF_ERROR(restore_keyed_state(*backend_, snapshot.key_groups));
+  if (auto* heap = heap_backend()) {
+    SLUICE_RETURN_IF_ERROR(restore_keyed_state(*heap, snapshot.key_groups));
+  } else if (backend_) {
+    if (!snapshot.key_groups.empty()) return Status::invalid_argument("a heap snapshot cannot restore RocksDB");
+    SLUICE_RETURN_IF_ERROR(backend_->restore(snapshot.handles, snapshot.job_dir));
+  }
   runtime::OperatorRestore r;
   r.restored = true;
   r.old_parallelism = snapshot.parallelism;
@@ -113,7 +134,23 @@ OperatorSnapshot OperatorHarnessBase::snapshot(CheckpointId id) {
   snap.max_parallelism = options_.max_parallelism;
   snap.parallelism = options_.parallelism;
   snap.operator_states.emplace(options_.subtask, std::move(*op_state));
-  if (backend_) snap.key_groups = snapshot_keyed_state(*backend_);
+  if (auto* heap = heap_backend()) {
+    snap.key_groups = snapshot_keyed_state(*heap);
+  } else if (backend_) {
+    // A real checkpoint of the RocksDB backend: sync part, then async part.
+    static std::atomic<int> counter{0};
+    state::SnapshotTarget target;
+    target.job_dir = options_.checkpoint_dir;
+    target.own_dir = "chk-" + std::to_string(counter.fetch_add(1));
+    target.file_stem = options_.operator_name + "-" + std::to_string(options_.subtask);
+    target.self_contained = true;
+    auto async = backend_->snapshot(id, target);
+    if (!async.is_ok()) throw HarnessError("snapshot failed: " + async.status().to_string());
+    auto handle = (*async)();
+    if (!handle.is_ok()) throw HarnessError("snapshot failed: " + handle.status().to_string());
+    snap.handles.push_back(std::move(*handle));
+    snap.job_dir = options_.checkpoint_dir;
+  }
   return snap;
 }
 

@@ -38,6 +38,7 @@
 #include "engine/runtime/operator.h"
 #include "engine/runtime/processing_time.h"
 #include "state/heap_backend.h"
+#include "state/snapshot.h"
 #include "state/key_groups.h"
 #include "tests/harness/keyed_snapshot.h"
 
@@ -76,6 +77,13 @@ struct HarnessOptions {
   int64_t start_processing_time = 0;
   /// Default empty.
   Configuration job_config;
+  /// Default heap. kRocksDB: a RocksDB backend in a fresh directory under
+  /// `rocksdb_dir`; snapshots are real RocksDB checkpoints written under
+  /// `checkpoint_dir` (both default to directories under /tmp, removed by
+  /// nobody: tests pass their own temporary directories).
+  state::BackendKind backend = state::BackendKind::kHeap;
+  std::string rocksdb_dir = "/tmp/sluice-harness-rocksdb";
+  std::string checkpoint_dir = "/tmp/sluice-harness-checkpoints";
 
   /// Options of subtask `subtask` of a keyed operator with `parallelism`.
   static HarnessOptions keyed_subtask(int32_t parallelism = 1, int32_t subtask = 0,
@@ -100,6 +108,10 @@ struct OperatorSnapshot {
   /// snapshot_state() of each subtask, by subtask index.
   std::map<int32_t, std::string> operator_states;
   KeyGroupBlobs key_groups;
+  /// RocksDB harnesses: the snapshot's state handles (paths relative to
+  /// `job_dir`), one per subtask.
+  std::vector<state::KeyedStateHandle> handles;
+  std::string job_dir;
 
   /// The snapshot of a whole run from the snapshots of its subtasks.
   /// Throws HarnessError if they disagree or overlap.
@@ -252,8 +264,10 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   /// The operator's mailbox: actions other threads posted wait here until
   /// the test runs them (run_pending) or the operator yields.
   runtime::QueueMailboxExecutor& mailbox_queue() { return mailbox_; }
-  /// The heap keyed backend, or null if the operator is not keyed.
-  state::HeapKeyedStateBackend* heap_backend() { return backend_.get(); }
+  /// The heap keyed backend, or null if the operator is not keyed or uses RocksDB.
+  state::HeapKeyedStateBackend* heap_backend() {
+    return dynamic_cast<state::HeapKeyedStateBackend*>(backend_.get());
+  }
   runtime::StreamOperator& op() { return *op_; }
   const HarnessOptions& options() const { return options_; }
 
@@ -282,7 +296,7 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   ManualClock clock_;
   runtime::ProcessingTimeService pts_;
   runtime::QueueMailboxExecutor mailbox_;
-  std::unique_ptr<state::HeapKeyedStateBackend> backend_;
+  std::unique_ptr<state::KeyedStateBackend> backend_;
   std::vector<DeadLetter> dead_letters_;
   std::vector<Status> failures_;
   runtime::OperatorMetrics metrics_;

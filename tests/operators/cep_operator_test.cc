@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "operators/cep/cep_operator.h"
+#include "tests/connectors/file/temp_dir.h"
 #include "tests/harness/operator_harness.h"
 #include "tests/operators/cep_test_support.h"
 
@@ -18,6 +19,8 @@ using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using P = Pattern<Ev>;
 using Harness = OneInputOperatorHarness<Ev, std::string>;
+class Render;
+using Op = cep::CepOperator<std::string, Ev, std::string, Render>;
 
 /// Renders matches ("key| a:1 b:2") and timed-out matches to side output "timeouts-text".
 class Render final : public PatternProcessFunction<Ev, std::string> {
@@ -35,11 +38,26 @@ Ev kev(std::string key, int64_t id, std::string kind, int64_t val = 0) { return 
 std::unique_ptr<runtime::StreamOperator> make_op(const P& p, CepOptions o = {}) {
   auto ks = std::make_shared<const runtime::KeySelector<Ev, std::string>>(
       std::function<std::string(const Ev&)>([](const Ev& e) { return e.key; }));
-  return std::make_unique<CepOperator<std::string, Ev, std::string, Render>>(ks, CompiledPattern<Ev>::compile(p), o,
+  return std::make_unique<Op>(ks, CompiledPattern<Ev>::compile(p), o,
                                                                              Render());
 }
 
-std::unique_ptr<Harness> open_harness(const P& p, CepOptions o = {}, HarnessOptions h = HarnessOptions::keyed_subtask()) {
+/// Every test runs on the heap and on RocksDB.
+class CepOperatorTest : public ::testing::TestWithParam<state::BackendKind> {
+ protected:
+  HarnessOptions opts(int32_t parallelism = 1, int32_t subtask = 0) {
+    HarnessOptions h = HarnessOptions::keyed_subtask(parallelism, subtask);
+    h.backend = GetParam();
+    h.rocksdb_dir = dir_.file("rocksdb");
+    h.checkpoint_dir = dir_.file("checkpoints");
+    return h;
+  }
+  std::unique_ptr<Harness> open_harness(const P& p, CepOptions o = {}) { return open_with(p, o, opts()); }
+  std::unique_ptr<Harness> open_with(const P& p, CepOptions o, HarnessOptions h);
+  file_test::TempDir dir_;
+};
+
+std::unique_ptr<Harness> CepOperatorTest::open_with(const P& p, CepOptions o, HarnessOptions h) {
   auto harness = std::make_unique<Harness>(make_op(p, o), h);
   harness->register_side_output<std::string>("timeouts-text");
   harness->register_side_output<Ev>("late");
@@ -50,7 +68,7 @@ std::unique_ptr<Harness> open_harness(const P& p, CepOptions o = {}, HarnessOpti
 
 P a_then_b() { return P::begin("a").where(is("a")).followed_by("b").where(is("b")); }
 
-TEST(CepOperator, EventTimeProcessesRecordsInTimestampOrderAsTheWatermarkPasses) {
+TEST_P(CepOperatorTest, EventTimeProcessesRecordsInTimestampOrderAsTheWatermarkPasses) {
   auto h = open_harness(a_then_b());
   h->process_element(kev("k", 2, "b"), 20);  // arrives first, happened after a
   h->process_element(kev("k", 1, "a"), 10);
@@ -62,7 +80,7 @@ TEST(CepOperator, EventTimeProcessesRecordsInTimestampOrderAsTheWatermarkPasses)
   EXPECT_EQ(h->output().records().back().ts, EventTime(20));
 }
 
-TEST(CepOperator, KeysMatchIndependently) {
+TEST_P(CepOperatorTest, KeysMatchIndependently) {
   auto h = open_harness(a_then_b());
   h->process_element(kev("x", 1, "a"), 10);
   h->process_element(kev("y", 2, "b"), 11);
@@ -72,7 +90,7 @@ TEST(CepOperator, KeysMatchIndependently) {
   EXPECT_THAT(h->output().values(), ElementsAre("x| a:1 b:4"));
 }
 
-TEST(CepOperator, LateRecordsGoToTheSideOutputOrDeadLetters) {
+TEST_P(CepOperatorTest, LateRecordsGoToTheSideOutputOrDeadLetters) {
   CepOptions o;
   o.late_tag = "late";
   auto h = open_harness(a_then_b(), o);
@@ -86,7 +104,7 @@ TEST(CepOperator, LateRecordsGoToTheSideOutputOrDeadLetters) {
   EXPECT_THAT(d->dead_letters()[0].reason, ::testing::HasSubstr("late record"));
 }
 
-TEST(CepOperator, TimeoutsFireWhenTheWatermarkPassesTheDeadline) {
+TEST_P(CepOperatorTest, TimeoutsFireWhenTheWatermarkPassesTheDeadline) {
   CepOptions o;
   o.timed_out_tag = "timed-out";
   auto h = open_harness(a_then_b().within(Duration(30)), o);
@@ -101,7 +119,7 @@ TEST(CepOperator, TimeoutsFireWhenTheWatermarkPassesTheDeadline) {
   EXPECT_EQ(timed_out[0].match["a"].front().id, 1);
 }
 
-TEST(CepOperator, TrailingNotFollowedByCompletesOnTheWatermark) {
+TEST_P(CepOperatorTest, TrailingNotFollowedByCompletesOnTheWatermark) {
   auto p = P::begin("a").where(is("a")).not_followed_by("x").where(is("x")).within(Duration(100));
   auto h = open_harness(p);
   h->process_element(kev("k", 1, "a"), 10);
@@ -112,12 +130,12 @@ TEST(CepOperator, TrailingNotFollowedByCompletesOnTheWatermark) {
   EXPECT_EQ(h->output().records()[0].ts, EventTime(109));
 }
 
-TEST(CepOperator, ProcessingTimeMatchesOnArrivalAndTimesOutOnTheClock) {
+TEST_P(CepOperatorTest, ProcessingTimeMatchesOnArrivalAndTimesOutOnTheClock) {
   CepOptions o;
   o.time = TimeMode::kProcessingTime;
-  HarnessOptions ho = HarnessOptions::keyed_subtask();
+  HarnessOptions ho = opts();
   ho.start_processing_time = 1000;
-  auto h = open_harness(a_then_b().within(Duration(50)), o, ho);
+  auto h = open_with(a_then_b().within(Duration(50)), o, ho);
   h->process_element(kev("k", 1, "a"), EventTime::min());
   h->advance_processing_time(10);
   h->process_element(kev("k", 2, "b"), EventTime::min());
@@ -129,7 +147,7 @@ TEST(CepOperator, ProcessingTimeMatchesOnArrivalAndTimesOutOnTheClock) {
   EXPECT_THAT(h->captured_side_output<std::string>("timeouts-text").values(), ElementsAre("a:3 @1059"));
 }
 
-TEST(CepOperator, SnapshotMidMatchAndRestoreContinuesTheMatch) {
+TEST_P(CepOperatorTest, SnapshotMidMatchAndRestoreContinuesTheMatch) {
   auto p = a_then_b().within(Duration(1000));
   auto h = open_harness(p);
   h->process_element(kev("k", 1, "a"), 10);
@@ -137,17 +155,17 @@ TEST(CepOperator, SnapshotMidMatchAndRestoreContinuesTheMatch) {
   h->process_watermark(15);  // a1 processed: a partial match now
   h->process_element(kev("k", 3, "b"), 30);  // still buffered at the snapshot
   auto snap = h->snapshot();
-  auto r = Harness::restored(make_op(p), HarnessOptions::keyed_subtask(), snap);
+  auto r = Harness::restored(make_op(p), opts(), snap);
   r->register_side_output<std::string>("timeouts-text");
   ASSERT_TRUE(r->open().is_ok());
   r->process_element(kev("j", 4, "b"), 40);
   r->process_watermark(50);
   EXPECT_THAT(r->output().values(), ElementsAre("k| a:1 b:3", "j| a:2 b:4"));
-  auto& op = dynamic_cast<CepOperator<std::string, Ev, std::string, Render>&>(r->op());
+  auto& op = dynamic_cast<Op&>(r->op());
   EXPECT_EQ(op.stats().partial_matches, 0);
 }
 
-TEST(CepOperator, RestoreAtAnotherParallelismKeepsEveryKeysPartialMatches) {
+TEST_P(CepOperatorTest, RestoreAtAnotherParallelismKeepsEveryKeysPartialMatches) {
   auto p = a_then_b().within(Duration(1000));
   auto h = open_harness(p);
   std::vector<std::string> keys;
@@ -158,10 +176,10 @@ TEST(CepOperator, RestoreAtAnotherParallelismKeepsEveryKeysPartialMatches) {
   std::vector<std::string> got;
   int64_t live = 0;
   for (int sub = 0; sub < 3; ++sub) {
-    auto r = Harness::restored(make_op(p), HarnessOptions::keyed_subtask(3, sub), snap);
+    auto r = Harness::restored(make_op(p), opts(3, sub), snap);
     r->register_side_output<std::string>("timeouts-text");
     ASSERT_TRUE(r->open().is_ok());
-    live += dynamic_cast<CepOperator<std::string, Ev, std::string, Render>&>(r->op()).stats().partial_matches;
+    live += dynamic_cast<Op&>(r->op()).stats().partial_matches;
     for (int i = 0; i < 20; ++i) {
       if (harness::subtask_for_key(keys[i], 3) == sub) r->process_element(kev(keys[i], 100 + i, "b"), 200);
     }
@@ -172,7 +190,7 @@ TEST(CepOperator, RestoreAtAnotherParallelismKeepsEveryKeysPartialMatches) {
   EXPECT_EQ(got.size(), 20u);
 }
 
-TEST(CepOperator, CapSendsTheOldestPartialMatchToDeadLetters) {
+TEST_P(CepOperatorTest, CapSendsTheOldestPartialMatchToDeadLetters) {
   CepOptions o;
   o.max_partial_matches = 2;
   auto h = open_harness(a_then_b(), o);
@@ -181,12 +199,12 @@ TEST(CepOperator, CapSendsTheOldestPartialMatchToDeadLetters) {
   ASSERT_EQ(h->dead_letters().size(), 2u);
   EXPECT_THAT(h->dead_letters()[0].reason, ::testing::HasSubstr("partial matches"));
   EXPECT_THAT(h->dead_letters()[0].payload, ::testing::HasSubstr("\"id\":1"));
-  auto& op = dynamic_cast<CepOperator<std::string, Ev, std::string, Render>&>(h->op());
+  auto& op = dynamic_cast<Op&>(h->op());
   EXPECT_EQ(op.stats().partial_matches, 2);
   EXPECT_EQ(op.stats().dropped, 2u);
 }
 
-TEST(CepOperator, CapWithFailPolicyFailsTheTask) {
+TEST_P(CepOperatorTest, CapWithFailPolicyFailsTheTask) {
   CepOptions o;
   o.max_partial_matches = 1;
   o.policy = NfaLimits::Policy::kFail;
@@ -198,15 +216,15 @@ TEST(CepOperator, CapWithFailPolicyFailsTheTask) {
   EXPECT_THAT(h->failures()[0].to_string(), ::testing::HasSubstr("partial matches"));
 }
 
-TEST(CepOperator, RecordsNoConditionAcceptsAreNotBuffered) {
+TEST_P(CepOperatorTest, RecordsNoConditionAcceptsAreNotBuffered) {
   auto h = open_harness(a_then_b());
   for (int i = 0; i < 10; ++i) h->process_element(kev("k", i, "zzz"), 10 + i);
-  auto& op = dynamic_cast<CepOperator<std::string, Ev, std::string, Render>&>(h->op());
+  auto& op = dynamic_cast<Op&>(h->op());
   EXPECT_EQ(op.stats().skipped, 10u);
   EXPECT_EQ(op.stats().buffered, 0);
 }
 
-TEST(CepOperator, ConditionThatRejectsARecordSendsItToDeadLettersAndKeepsState) {
+TEST_P(CepOperatorTest, ConditionThatRejectsARecordSendsItToDeadLettersAndKeepsState) {
   auto p = P::begin("a").where(is("a")).followed_by("b").where([](const Ev& e, const MatchContext<Ev>&) {
     if (e.kind == "bad") throw InvalidRecord("bad record");
     return e.kind == "b";
@@ -220,6 +238,10 @@ TEST(CepOperator, ConditionThatRejectsARecordSendsItToDeadLettersAndKeepsState) 
   EXPECT_THAT(h->output().values(), ElementsAre("k| a:1 b:3"));
   EXPECT_TRUE(h->failures().empty());
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, CepOperatorTest,
+                         ::testing::Values(state::BackendKind::kHeap, state::BackendKind::kRocksDB),
+                         [](const auto& info) { return std::string(state::backend_kind_name(info.param)); });
 
 }  // namespace
 }  // namespace sluice::cep::testing
