@@ -162,8 +162,10 @@ def fmt(v, unit):
         return f"{v:.2f}"
     if unit == "MiB":
         return f"{v:.0f}"
-    if unit in ("s", "ms"):
+    if unit in ("s", "ms", "us"):
         return f"{v:.2f}"
+    if unit == "requests/s":
+        return f"{v / 1e3:.1f} k"
     return f"{v:g}"
 
 
@@ -234,11 +236,15 @@ def snapshot(build, dest):
         if os.path.exists(dest):
             shutil.rmtree(dest)
         for dirpath, dirs, files in os.walk(build):
-            dirs[:] = [d for d in dirs if d not in ("CMakeFiles", "tests", "Testing", "_deps")]
+            # tests/ only for tests/async (the servers async_bench runs in-process)
+            top = os.path.relpath(dirpath, build) == "tests"
+            dirs[:] = [d for d in dirs if d not in ("CMakeFiles", "Testing", "_deps") and
+                       (d != "tests" or dirpath == build) and (not top or d == "async")]
             for fn in files:
                 src = os.path.join(dirpath, fn)
                 rel = os.path.relpath(src, build)
-                if fn.endswith(".so") or rel in ("sluice", "bench/bench_baseline", "bench/state_bench"):
+                if fn.endswith(".so") or rel in ("sluice", "bench/bench_baseline", "bench/state_bench",
+                                                 "bench/async_bench"):
                     if not os.path.isfile(src):
                         continue
                     os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
@@ -672,10 +678,38 @@ class Bench:
         finally:
             broker.stop()
 
+    def w8_async(self):
+        """Async I/O: 1,000 requests in flight against a service answering after 5 ms (async_bench)."""
+        exe = os.path.join(self.bin, "bench/async_bench")
+        if not os.path.exists(exe):
+            self.fig.not_measured("async I/O", "build/bench/async_bench not built (needs the test suite)")
+            return
+        n = 20_000 if self.q else 400_000
+        runs = []
+        for _ in range(self.reps_slow):
+            out, _, _ = run([exe, "--requests", str(n), "--in-flight", "1000", "--latency-ms", "5"])
+            runs.append(json.loads(out))
+        med = lambda xs: statistics.median(xs)
+        inproc_rate = [r["inproc"]["requests_per_s"] for r in runs]
+        engine_us = [r["inproc"]["engine_cpu_ns_per_request"] / 1e3 for r in runs]
+        self.fig.add("async in-process service 5 ms, 1000 in flight", inproc_rate, "requests/s",
+                     target=">= 100 k/s", met=med(inproc_rate) >= 1e5)
+        self.fig.add("async engine CPU per request (in-process service)", engine_us, "us",
+                     target="< 5 us", met=med(engine_us) < 5)
+        self.fig.add("async operator CPU per request over a sync map", [r["inproc"]["async_cpu_ns_per_request"] / 1e3
+                                                                         for r in runs], "us")
+        self.fig.add("sync map baseline CPU per record", [r["baseline"]["cpu_ns_per_record"] / 1e3 for r in runs], "us")
+        http_rate = [r["http"]["requests_per_s"] for r in runs]
+        self.fig.add("async HTTP (libcurl -> evhttp) 5 ms, 1000 in flight", http_rate, "requests/s",
+                     target=">= 100 k/s", met=med(http_rate) >= 1e5)
+        for part in ("engine", "client", "server"):
+            self.fig.add(f"async HTTP CPU per request: {part}",
+                         [r["http"][f"{part}_cpu_ns_per_request"] / 1e3 for r in runs], "us")
+
     def all(self):
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
-                 ("5 checkpoints", self.w5_checkpoints)]
+                 ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async)]
         for name, f in steps:
             if self.a.only and not any(name.startswith(o) for o in self.a.only):
                 continue

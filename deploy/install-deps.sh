@@ -11,6 +11,9 @@ PACKAGES=(
   librdkafka-dev librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
+  libcurl4-openssl-dev
+  # test servers of the async I/O tests and benchmark
+  libevent-dev
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl
   # checks deploy/docker-compose.yml (config -q); no Docker engine needed

@@ -2,13 +2,16 @@
 // state descriptors, and the names jobs use most, in namespace sluice.
 #pragma once
 
+#include "engine/api/async_datastream.h"
 #include "engine/api/cep.h"
 #include "engine/api/datastream.h"
 #include "engine/api/job.h"
 #include "engine/common/json.h"
 #include "engine/common/serde.h"
+#include "operators/async/http_json_function.h"
 
 namespace sluice {
+using api::AsyncDataStream;
 using api::CEP;
 using api::DataStream;
 using api::JobArgs;
@@ -16,6 +19,13 @@ using api::KeyedStream;
 using api::PatternStream;
 using api::StreamExecutionEnvironment;
 using api::WindowedStream;
+using async_io::AsyncFunction;
+using async_io::AsyncOptions;
+using async_io::AsyncRetryStrategy;
+using async_io::HttpJsonFunction;
+using async_io::HttpJsonOptions;
+using async_io::OutputMode;
+using async_io::ResultFuture;
 using basic::Collector;
 using basic::KeyedProcessFunction;
 using basic::OutputTag;

@@ -24,6 +24,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/async/support/http_test_server.h"
+#include "tests/async/support/scoring.h"
 #include "tests/integration/support.h"
 
 extern char** environ;
@@ -574,6 +576,67 @@ TEST(Cluster, CommandsSayWhatToDoWhenTheyCannotBeCarriedOut) {
   EXPECT_NE(r.err.find("checkpoint.interval"), std::string::npos) << r.err;
   auto list = c.sluice({"list", "-o", "json"}, false);
   EXPECT_EQ(list.out, "[]\n") << "nothing was submitted";
+}
+
+// Async I/O on the cluster: the it_async_score job (tests/async) calls a
+// real HTTP server in this process with ~100 requests in flight; a
+// taskmanager running part of it is killed; after the restart from the
+// checkpoint (which holds the records in flight) every transaction is in
+// the exactly-once output once, with its score.
+TEST(Cluster, AsyncIoJobSurvivesAKilledTaskManagerWithRequestsInFlightExactlyOnce) {
+  async_test::HttpServerOptions so;
+  so.seed = 21;
+  so.min_latency_us = 20'000;
+  so.max_latency_us = 60'000;
+  auto server = async_test::HttpTestServer::start(so);
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  TempDir dir;
+  constexpr int kN = 10'000;
+  std::vector<std::string> lines;
+  for (int i = 0; i < kN; ++i) {
+    lines.push_back("{\"id\":" + std::to_string(i) + ",\"user\":\"u\",\"amount\":1.5,\"ts\":" +
+                    std::to_string(1'700'000'000'000LL + i) + "}");
+  }
+  write_lines(dir.file("txns.ndjson"), lines);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b", "tm-c"}) c.start_taskmanager(id, 1);
+  ASSERT_TRUE(c.wait_for_taskmanagers(3)) << c.logs();
+  std::vector<std::string> args = {"submit", build_dir() + "/tests/async/libit_async_score_job.so",
+                                   "--parallelism", "2", "--arg", "source=" + dir.uri("txns.ndjson") + "?rate=2500",
+                                   "--arg", "sink=" + dir.uri("out.ndjson"), "--arg", "dlq=" + dir.uri("dlq.ndjson"),
+                                   "--arg", "protocol=http", "--arg", "endpoint=" + (*server)->url("/score"),
+                                   "--arg", "capacity=300", "--arg", "timeout=30s"};
+  auto r = c.sluice(args);
+  ASSERT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+  std::string job = r.out.substr(0, r.out.find('\n'));
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
+  std::string victim = *v.taskmanagers.begin();
+  c.taskmanager(victim).kill(SIGKILL);
+  v = c.wait_for_end(job, 180s);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  EXPECT_GE(v.restarts, 1);
+
+  std::map<int64_t, int> seen;
+  simdjson::dom::parser parser;
+  for (const auto& line : read_lines(dir.file("out.ndjson"))) {
+    simdjson::dom::element doc;
+    int64_t id;
+    double score;
+    ASSERT_FALSE(parser.parse(line).get(doc) || doc["id"].get(id) || doc["score"].get(score)) << line;
+    ++seen[id];
+    EXPECT_DOUBLE_EQ(score, async_test::expected_score(id));
+  }
+  int lost = 0, doubled = 0;
+  for (int i = 0; i < kN; ++i) {
+    lost += seen.count(i) ? 0 : 1;
+    doubled += seen.count(i) && seen[i] > 1 ? 1 : 0;
+  }
+  EXPECT_EQ(lost, 0);
+  EXPECT_EQ(doubled, 0);
+  EXPECT_TRUE(read_lines(dir.file("dlq.ndjson")).empty());
+  EXPECT_GT((*server)->requests(), static_cast<uint64_t>(kN));  // in-flight records called again after the restart
 }
 
 }  // namespace

@@ -25,4 +25,13 @@ struct CommandResult {
 CommandResult run_command(const std::vector<std::string>& argv,
                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+/// Starts argv[0] with argv in the background, stdin from /dev/null,
+/// stdout and stderr appended to `log`. Returns its pid, -1 on failure.
+/// The caller must reap it (wait_process) and kill it if it stays.
+int start_process(const std::vector<std::string>& argv, const std::string& log);
+
+/// Waits up to `timeout` for child `pid`: its exit code (128 + signal if a
+/// signal ended it), or -1 if it is still running.
+int wait_process(int pid, std::chrono::milliseconds timeout);
+
 }  // namespace sluice::it

@@ -1,0 +1,82 @@
+// HttpTestServer: a real HTTP/1.1 server on a loopback port (libevent's
+// evhttp, one thread) for the async I/O tests and benchmark. Answers after
+// a seeded random latency, fails a seeded share of requests with 503, and
+// can go down (port closed) or stall (no answers) on request.
+//
+//   POST /score  {"id": N, ...}  -> {"id": N, "score": expected_score(N)}
+//   POST /echo   body            -> the body
+//   GET  /big?bytes=N            -> N bytes
+//   GET  /status?code=N          -> an empty answer with status N
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "engine/common/status.h"
+
+namespace sluice::async_test {
+
+/// Value type; defaults in brackets.
+struct HttpServerOptions {
+  /// [0] any free port; set to come back on a known one.
+  int port = 0;
+  /// [1] seeds the latency and failure draws.
+  uint32_t seed = 1;
+  /// [0, 0] each answer waits a uniform draw from [min, max] microseconds.
+  int64_t min_latency_us = 0;
+  int64_t max_latency_us = 0;
+  /// [0] share of /score requests answered 503.
+  double failure_rate = 0;
+};
+
+/// Runs on its own thread from start() until destruction. The setters and
+/// counters are thread-safe. Not copyable.
+class HttpTestServer {
+ public:
+  static Result<std::unique_ptr<HttpTestServer>> start(HttpServerOptions options = {});
+  ~HttpTestServer();
+  HttpTestServer(const HttpTestServer&) = delete;
+  HttpTestServer& operator=(const HttpTestServer&) = delete;
+
+  int port() const { return port_; }
+  /// http://127.0.0.1:<port><path>
+  std::string url(const std::string& path) const;
+
+  /// Outage: closes the port and every connection (requests waiting for
+  /// their latency are dropped unanswered). up() listens on the same port again.
+  void down();
+  Status up();
+  /// While stalled, requests are accepted and never answered (they are
+  /// answered when the stall ends, long after any client gave up).
+  void set_stalled(bool stalled);
+  void set_failure_rate(double r);
+  void set_latency_us(int64_t min_us, int64_t max_us);
+
+  uint64_t requests() const { return requests_.load(); }
+  uint64_t answered() const { return answered_.load(); }
+  uint64_t failed() const { return failed_.load(); }
+  /// Distinct TCP connections accepted so far.
+  uint64_t connections() const { return connections_.load(); }
+  /// CPU time of the server's thread so far (all runs since start).
+  int64_t cpu_ns() const;
+
+ private:
+  class Loop;
+  explicit HttpTestServer(HttpServerOptions options);
+  Status run_loop();
+  void stop_loop();
+
+  HttpServerOptions opts_;
+  int port_ = 0;
+  std::unique_ptr<Loop> loop_;
+  int64_t cpu_before_ns_ = 0;  // CPU of loops already stopped
+  std::atomic<uint64_t> requests_{0}, answered_{0}, failed_{0}, connections_{0};
+  std::atomic<bool> stalled_{false};
+  std::atomic<double> failure_rate_{0};
+  std::atomic<int64_t> min_latency_us_{0}, max_latency_us_{0};
+  friend class Loop;
+};
+
+}  // namespace sluice::async_test
