@@ -15,42 +15,11 @@
 #include <algorithm>
 #include <chrono>
 #include <random>
-#include <thread>
 
 #include "tests/integration/support.h"
 
 namespace sluice::it {
 namespace {
-
-constexpr int64_t kStart = 1'700'000'000'000;
-
-std::string cep_library() { return build_dir() + "/tests/integration/jobs/libit_cep_job.so"; }
-
-/// 60,000 events of 300 users over ~10 min of event time, up to 2 s out of
-/// order (the job's bound: none is late).
-void write_input(const std::string& path) {
-  std::mt19937 rng(42);
-  struct E {
-    std::string line;
-    int64_t ts, at;
-  };
-  std::vector<E> events;
-  int64_t ts = kStart;
-  for (int i = 0; i < 60'000; ++i) {
-    ts += std::uniform_int_distribution<int>(0, 20)(rng);
-    const int roll = std::uniform_int_distribution<int>(0, 99)(rng);
-    const char* kind = roll < 55 ? "ok" : roll < 88 ? "fail" : "buy";
-    const int amount = roll >= 88 ? std::uniform_int_distribution<int>(0, 1000)(rng) : 0;
-    const std::string user = "u" + std::to_string(std::uniform_int_distribution<int>(0, 299)(rng));
-    events.push_back({"{\"user\":\"" + user + "\",\"kind\":\"" + kind + "\",\"amount\":" + std::to_string(amount) +
-                          ",\"ts\":" + std::to_string(ts) + "}",
-                      ts, ts + std::uniform_int_distribution<int>(0, 1999)(rng)});
-  }
-  std::stable_sort(events.begin(), events.end(), [](const E& a, const E& b) { return a.at < b.at; });
-  std::vector<std::string> lines;
-  for (auto& e : events) lines.push_back(std::move(e.line));
-  write_lines(path, lines);
-}
 
 std::vector<std::string> sorted_lines(const std::string& path) {
   auto l = read_lines(path);
@@ -88,7 +57,7 @@ Outputs undisturbed(const TempDir& dir) {
 
 TEST(CepEndToEnd, KilledAndRestoredRunsEmitExactlyTheUndisturbedMatches) {
   TempDir dir;
-  write_input(dir.file("in.ndjson"));
+  write_cep_activity(dir.file("in.ndjson"), 60'000, 42);
   const Outputs want = undisturbed(dir);
 
   const std::string log = dir.file("kills.log");
@@ -122,7 +91,7 @@ TEST(CepEndToEnd, KilledAndRestoredRunsEmitExactlyTheUndisturbedMatches) {
 
 TEST(CepEndToEnd, RescaleTwoToThreeFromASavepointEmitsExactlyTheUndisturbedMatches) {
   TempDir dir;
-  write_input(dir.file("in.ndjson"));
+  write_cep_activity(dir.file("in.ndjson"), 60'000, 42);
   const Outputs want = undisturbed(dir);
 
   const std::string log = dir.file("rescale.log");
