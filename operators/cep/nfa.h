@@ -96,8 +96,11 @@ class Nfa {
   /// condition that throws leaves the key's partial matches as they were
   /// before the event (the exception propagates).
   Status process(const E& e, int64_t ts) {
-    SLUICE_RETURN_IF_ERROR(advance_time(ts));
     begin();
+    if (meta_.timer <= ts) {  // deadlines first, as their own transaction
+      SLUICE_RETURN_IF_ERROR(finish(run_deadlines(ts)));
+      begin();
+    }
     cond_.set_event(e, ts);
     decide(e, ts);  // may throw: nothing is written before apply
     apply(e, ts);
@@ -195,7 +198,7 @@ class Nfa {
 
   void decide(const E& e, int64_t ts) {
     decisions_.clear();
-    std::vector<std::pair<IndexKey, int64_t>> members;
+    std::vector<std::pair<IndexKey, int64_t>>& members = members_;
     for (auto [group, count] : meta_.groups) {
       if (!affected(group)) continue;
       members.clear();
@@ -657,7 +660,7 @@ class Nfa {
   std::unordered_map<int64_t, Cached<StoredEvent<E>>> events_;
   std::vector<Decision> decisions_;
   std::vector<Completion> completions_;
-  std::vector<std::pair<IndexKey, int64_t>> scratch_;
+  std::vector<std::pair<IndexKey, int64_t>> scratch_, members_;
   uint32_t start_takes_ = 0;
   int64_t cur_tick_time_ = 0;  // timestamp of what the current step emits
   bool deadlines_touched_ = false;
