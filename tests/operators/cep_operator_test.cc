@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "engine/common/metrics.h"
 #include "operators/cep/cep_operator.h"
 #include "tests/connectors/file/temp_dir.h"
 #include "tests/harness/operator_harness.h"
@@ -237,6 +238,91 @@ TEST_P(CepOperatorTest, ConditionThatRejectsARecordSendsItToDeadLettersAndKeepsS
   ASSERT_EQ(h->dead_letters().size(), 1u);
   EXPECT_THAT(h->output().values(), ElementsAre("k| a:1 b:3"));
   EXPECT_TRUE(h->failures().empty());
+}
+
+TEST_P(CepOperatorTest, RecordsBeyondTheBufferBoundGoToDeadLettersWhileTheWatermarkStalls) {
+  CepOptions o;
+  o.max_buffered = 3;
+  auto h = open_harness(a_then_b(), o);
+  for (int i = 1; i <= 5; ++i) h->process_element(kev("k", i, "a"), 10 * i);
+  h->process_element(kev("other", 6, "a"), 60);  // another key has its own bound
+  ASSERT_EQ(h->dead_letters().size(), 2u);
+  EXPECT_THAT(h->dead_letters()[0].reason, ::testing::HasSubstr("waiting for the watermark"));
+  h->process_element(kev("k", 7, "b"), 70);
+  EXPECT_EQ(h->dead_letters().size(), 3u);
+  h->process_watermark(100);
+  EXPECT_THAT(h->output().values(), ElementsAre());  // b was dropped: nothing completes
+  h->process_element(kev("k", 8, "b"), 110);  // room again once the watermark passed
+  h->process_watermark(200);
+  EXPECT_THAT(h->output().values(), ElementsAre("k| a:1 b:8", "k| a:2 b:8", "k| a:3 b:8"));
+}
+
+TEST_P(CepOperatorTest, RecordWithoutTimestampInEventTimeIsADeadLetter) {
+  auto h = open_harness(a_then_b());
+  h->process_element(kev("k", 1, "a"), EventTime::min());
+  ASSERT_EQ(h->dead_letters().size(), 1u);
+  EXPECT_THAT(h->dead_letters()[0].reason, ::testing::HasSubstr("no event timestamp"));
+}
+
+class Rejecting final : public PatternProcessFunction<Ev, std::string> {
+ public:
+  void process_match(const Match<Ev>& m, Context&, basic::Collector<std::string>& out) override {
+    if (m["a"].front().id == 1) throw InvalidRecord("not this one");
+    out.collect(render(m));
+  }
+};
+
+TEST_P(CepOperatorTest, MatchTheFunctionRejectsIsADeadLetter) {
+  auto ks = std::make_shared<const runtime::KeySelector<Ev, std::string>>(
+      std::function<std::string(const Ev&)>([](const Ev& e) { return e.key; }));
+  Harness h(std::make_unique<cep::CepOperator<std::string, Ev, std::string, Rejecting>>(
+                ks, CompiledPattern<Ev>::compile(a_then_b()), CepOptions{}, Rejecting()),
+            opts());
+  ASSERT_TRUE(h.open().is_ok());
+  h.process_element(kev("k", 1, "a"), 10);
+  h.process_element(kev("k", 2, "a"), 20);
+  h.process_element(kev("k", 3, "b"), 30);
+  h.process_watermark(100);
+  EXPECT_THAT(h.output().values(), ElementsAre("a:2 b:3"));
+  ASSERT_EQ(h.dead_letters().size(), 1u);
+  EXPECT_THAT(h.dead_letters()[0].reason, ::testing::HasSubstr("match rejected: not this one"));
+  EXPECT_TRUE(h.failures().empty());
+}
+
+double gauge(const std::string& family, const std::string& op) {
+  for (const auto& f : metrics::registry().Collect()) {
+    if (f.name != family) continue;
+    for (const auto& m : f.metric) {
+      for (const auto& l : m.label)
+        if (l.name == "operator" && l.value == op) return f.type == prometheus::MetricType::Gauge ? m.gauge.value : m.counter.value;
+    }
+  }
+  return -1;
+}
+
+TEST_P(CepOperatorTest, MetricsCountMatchesTimeoutsAndWhatIsHeld) {
+  HarnessOptions ho = opts();
+  ho.operator_name = "cep-metrics-" + std::string(state::backend_kind_name(GetParam()));
+  auto h = open_with(a_then_b().within(Duration(100)), {}, ho);
+  h->process_element(kev("k", 1, "a"), 10);
+  h->process_element(kev("k", 2, "b"), 20);
+  h->process_element(kev("j", 3, "a"), 30);
+  h->process_element(kev("j", 4, "a"), 40);
+  h->process_element(kev("x", 5, "a"), 500);
+  h->process_watermark(200);  // k matched; j's two partial matches timed out; x still buffered
+  h->snapshot();             // publishes
+  const std::string op = ho.operator_name;
+  EXPECT_EQ(gauge("sluice_cep_matches_total", op), 1);
+  EXPECT_EQ(gauge("sluice_cep_timeouts_total", op), 2);
+  EXPECT_EQ(gauge("sluice_cep_partial_matches", op), 0);
+  EXPECT_EQ(gauge("sluice_cep_buffered_events", op), 1);
+  h->process_watermark(500);
+  h->snapshot();
+  EXPECT_EQ(gauge("sluice_cep_partial_matches", op), 1);
+  EXPECT_EQ(gauge("sluice_cep_shared_buffer_events", op), 1);
+  EXPECT_EQ(gauge("sluice_cep_buffered_events", op), 0);
+  h.reset();
+  EXPECT_EQ(gauge("sluice_cep_partial_matches", op), -1) << "the series goes with the operator";
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CepOperatorTest,
