@@ -1,7 +1,7 @@
 // CEP engine cost per event as the live partial matches of one key grow,
 // on the heap and RocksDB keyed-state backends (bench/run.sh workload 9).
 //
-//   build/bench/cep_bench [--backend heap|rocksdb|both] [--sizes 1,10,100,1000,10000]
+//   build/bench/cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,100,1000,10000]
 //                         [--events N] [--dir DIR]
 //
 // The fraud pattern (five failed logins, then a purchase >= 1,000 from a
@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -82,20 +83,31 @@ struct Result1 {
   int64_t live = 0;
 };
 
-Result1 measure(state::BackendKind kind, int64_t size, int64_t events, const std::string& dir) {
+// kind empty: the in-memory store (the engine alone, no keyed state).
+Result1 measure(std::optional<state::BackendKind> kind, int64_t size, int64_t events, const std::string& dir) {
   ManualClock clock(0);
-  Configuration c;
-  c.set("state.backend", std::string(state::backend_kind_name(kind)));
-  c.set("state.rocksdb.local-dir", dir);
-  state::BackendSpec spec{{0, 127}, 128, &clock, "cep-bench"};
-  auto backend = state::create_keyed_backend(c, spec, kind);
-  if (!backend.is_ok()) {
-    std::fprintf(stderr, "backend: %s\n", backend.status().to_string().c_str());
-    std::exit(1);
+  std::unique_ptr<state::KeyedStateBackend> backend;
+  std::unique_ptr<NfaStore<Login>> store_ptr;
+  if (kind) {
+    Configuration c;
+    c.set("state.backend", std::string(state::backend_kind_name(*kind)));
+    c.set("state.rocksdb.local-dir", dir);
+    state::BackendSpec spec{{0, 127}, 128, &clock, "cep-bench"};
+    auto b = state::create_keyed_backend(c, spec, *kind);
+    if (!b.is_ok()) {
+      std::fprintf(stderr, "backend: %s\n", b.status().to_string().c_str());
+      std::exit(1);
+    }
+    backend = std::move(*b);
+    const std::string key = serialize(std::string("user-1"));
+    backend->set_current_key(key, state::key_group_for_key(key, 128));
+    store_ptr = std::make_unique<KeyedNfaStore<Login>>(*backend);
+  } else {
+    auto m = std::make_unique<MemoryNfaStore<Login>>();
+    m->select("user-1");
+    store_ptr = std::move(m);
   }
-  const std::string key = serialize(std::string("user-1"));
-  (*backend)->set_current_key(key, state::key_group_for_key(key, 128));
-  KeyedNfaStore<Login> store(**backend);
+  NfaStore<Login>& store = *store_ptr;
   CountingHost host;
   NfaLimits limits;
   limits.max_partial_matches = size + 100;
@@ -150,20 +162,21 @@ int main(int argc, char** argv) {
     else if (k == "--events") events = std::atoll(v.c_str());
     else if (k == "--dir") dir = v;
     else {
-      std::fprintf(stderr, "usage: cep_bench [--backend heap|rocksdb|both] [--sizes 1,10,...] [--events N] [--dir DIR]\n");
+      std::fprintf(stderr, "usage: cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,...] [--events N] [--dir DIR]\n");
       return 2;
     }
   }
   std::vector<int64_t> ns;
   std::stringstream ss(sizes);
   for (std::string x; std::getline(ss, x, ',');) ns.push_back(std::atoll(x.c_str()));
-  std::vector<state::BackendKind> kinds;
-  if (backends != "rocksdb") kinds.push_back(state::BackendKind::kHeap);
-  if (backends != "heap") kinds.push_back(state::BackendKind::kRocksDB);
+  std::vector<std::optional<state::BackendKind>> kinds;
+  if (backends == "memory") kinds.push_back(std::nullopt);
+  if (backends == "both" || backends == "heap") kinds.push_back(state::BackendKind::kHeap);
+  if (backends == "both" || backends == "rocksdb") kinds.push_back(state::BackendKind::kRocksDB);
   std::printf("{");
   bool first_kind = true;
   for (auto kind : kinds) {
-    std::printf("%s\"%s\":[", first_kind ? "" : ",", std::string(state::backend_kind_name(kind)).c_str());
+    std::printf("%s\"%s\":[", first_kind ? "" : ",", kind ? std::string(state::backend_kind_name(*kind)).c_str() : "memory");
     first_kind = false;
     for (size_t i = 0; i < ns.size(); ++i) {
       std::filesystem::remove_all(dir);

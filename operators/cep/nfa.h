@@ -75,7 +75,7 @@ class Nfa {
   Nfa(std::shared_ptr<const CompiledPattern<E>> pattern, NfaStore<E>& store, NfaHost<E>& host,
       NfaLimits limits)
       : pat_(std::move(pattern)), prog_(*pat_->program), store_(store), host_(host), limits_(limits),
-        cond_(*pat_) {}
+        cond_(*pat_), by_start_(prog_.within_ms > 0 && !prog_.has_step_limits) {}
 
   /// True if `e` cannot change any partial match and cannot start one
   /// (only for patterns without next()/not_next()).
@@ -274,7 +274,7 @@ class Nfa {
       }
       if (d.alive == 0) {
         remove_pm(d.id, d.pm);
-      } else {
+      } else if (d.alive != d.pm.alive || d.pm.fresh) {  // unchanged partial matches are not written
         PartialMatchState next = d.pm;
         next.alive = d.alive;
         next.fresh = false;
@@ -318,7 +318,8 @@ class Nfa {
       PartialMatchState pm;
       pm.node = node_id;
       pm.alive = node.all;
-      pm.fresh = true;
+      // Freshness matters only to next() and not_next(): a constant group key otherwise.
+      pm.fresh = (node.strict | node.with_not_next) != 0;
       pm.complete = node.accepting;
       pm.start_tick = start_tick;
       pm.start_ts = start_ts;
@@ -350,11 +351,35 @@ class Nfa {
     }
     return std::min(pending, death == INT64_MIN ? kNoTime : death);
   }
+  // Only within() (no per-step limit, no pending end): every deadline is
+  // start + within and starts come in time order, so the start index
+  // (whose values are the deadlines) is the deadline index too.
   int64_t first_deadline() {
     scratch_.clear();
-    store_.index_scan(NfaIndex::kDeadline, {INT64_MIN, INT64_MIN, INT64_MIN},
+    store_.index_scan(by_start_ ? NfaIndex::kStart : NfaIndex::kDeadline, {INT64_MIN, INT64_MIN, INT64_MIN},
                       {INT64_MAX, INT64_MAX, INT64_MAX}, 1, scratch_);
-    return scratch_.empty() ? kNoTime : scratch_[0].first.a;
+    if (scratch_.empty()) return kNoTime;
+    return by_start_ ? scratch_[0].second : scratch_[0].first.a;
+  }
+  // The partial matches whose deadline is `at` (the first deadline).
+  void due_at(int64_t at, std::vector<std::pair<IndexKey, int64_t>>& due) {
+    due.clear();
+    if (!by_start_) {
+      store_.index_scan(NfaIndex::kDeadline, {at, INT64_MIN, INT64_MIN}, {at, INT64_MAX, INT64_MAX}, SIZE_MAX, due);
+      return;
+    }
+    IndexKey from{INT64_MIN, INT64_MIN, INT64_MIN};
+    for (;;) {
+      scratch_.clear();
+      store_.index_scan(NfaIndex::kStart, from, {INT64_MAX, INT64_MAX, INT64_MAX}, 256, scratch_);
+      for (const auto& [key, deadline] : scratch_) {
+        if (deadline != at) return;
+        due.emplace_back(IndexKey{deadline, key.b, 0}, 0);
+      }
+      if (scratch_.size() < 256) return;
+      from = scratch_.back().first;
+      from.c++;
+    }
   }
 
   Status run_deadlines(int64_t t) {
@@ -363,9 +388,7 @@ class Nfa {
     for (;;) {
       const int64_t at = first_deadline();
       if (at == kNoTime || at > t) return Status::ok();
-      due.clear();
-      store_.index_scan(NfaIndex::kDeadline, {at, INT64_MIN, INT64_MIN}, {at, INT64_MAX, INT64_MAX},
-                        SIZE_MAX, due);
+      due_at(at, due);
       ++meta_.tick;
       cur_tick_time_ = at - 1;
       completions_.clear();
@@ -373,7 +396,7 @@ class Nfa {
       for (const auto& [key, v] : due) {
         std::optional<PartialMatchState> pm = store_.partial_match(key.b);
         if (!pm) {
-          store_.index_remove(NfaIndex::kDeadline, key);
+          if (!by_start_) store_.index_remove(NfaIndex::kDeadline, key);
           deadlines_touched_ = true;
           continue;
         }
@@ -537,8 +560,10 @@ class Nfa {
     pm.deadline = deadline_of(pm);
     store_.put_partial_match(id, pm);
     store_.index_put(NfaIndex::kGroup, {pm.group(), id, 0}, 0);
-    store_.index_put(NfaIndex::kStart, {pm.start_tick, id, 0}, 0);
-    if (pm.deadline != kNoTime) {
+    store_.index_put(NfaIndex::kStart, {pm.start_tick, id, 0}, by_start_ ? pm.deadline : 0);
+    if (by_start_) {
+      deadlines_touched_ = deadlines_touched_ || meta_.partial_matches == 0;
+    } else if (pm.deadline != kNoTime) {
       store_.index_put(NfaIndex::kDeadline, {pm.deadline, id, 0}, 0);
       deadlines_touched_ = true;
     }
@@ -553,7 +578,7 @@ class Nfa {
       group_add(old.group(), -1);
       group_add(pm.group(), 1);
     }
-    if (pm.deadline != old.deadline) {
+    if (pm.deadline != old.deadline && !by_start_) {
       deadlines_touched_ = true;
       if (old.deadline != kNoTime) store_.index_remove(NfaIndex::kDeadline, {old.deadline, id, 0});
       if (pm.deadline != kNoTime) store_.index_put(NfaIndex::kDeadline, {pm.deadline, id, 0}, 0);
@@ -564,7 +589,9 @@ class Nfa {
     store_.remove_partial_match(id);
     store_.index_remove(NfaIndex::kGroup, {pm.group(), id, 0});
     store_.index_remove(NfaIndex::kStart, {pm.start_tick, id, 0});
-    if (pm.deadline != kNoTime) {
+    if (by_start_) {
+      deadlines_touched_ = true;
+    } else if (pm.deadline != kNoTime) {
       store_.index_remove(NfaIndex::kDeadline, {pm.deadline, id, 0});
       deadlines_touched_ = true;
     }
@@ -661,6 +688,7 @@ class Nfa {
   std::vector<Decision> decisions_;
   std::vector<Completion> completions_;
   std::vector<std::pair<IndexKey, int64_t>> scratch_, members_;
+  const bool by_start_;
   uint32_t start_takes_ = 0;
   int64_t cur_tick_time_ = 0;  // timestamp of what the current step emits
   bool deadlines_touched_ = false;
