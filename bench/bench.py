@@ -366,7 +366,7 @@ class Bench:
         tmp = {}
         for t in tms:
             tmp[t] = Background([self.sluice, "taskmanager", "--jobmanager", addr, "--slots", "2", "--id", t,
-                                 "--work-dir", d + "/" + t], d + f"/{t}.log")
+                                 "--work-dir", d + "/" + t, "--token-file", d + "/jm/token"], d + f"/{t}.log")
         http = d + "/jm/http.address"
 
         def registered():

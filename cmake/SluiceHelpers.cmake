@@ -10,7 +10,10 @@ function(sluice_library NAME)
       $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
       $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}>)
     target_link_libraries(sluice_${NAME} PUBLIC ${ARG_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
-    install(TARGETS sluice_${NAME} LIBRARY DESTINATION lib)
+    # Libraries of the test suite (tests/...) are not part of an install.
+    if(NOT CMAKE_CURRENT_SOURCE_DIR MATCHES "^${PROJECT_SOURCE_DIR}/tests(/|$)")
+      install(TARGETS sluice_${NAME} LIBRARY DESTINATION lib)
+    endif()
   else()
     add_library(sluice_${NAME} INTERFACE)
     target_include_directories(sluice_${NAME} INTERFACE

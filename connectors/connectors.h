@@ -1,5 +1,5 @@
 // Sources and sinks by URI, for jobs that take them as arguments:
-//   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>
+//   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>&max-record-bytes=<bytes>
 //   sinks:   file:///path.ndjson, stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
 //            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true]
 #pragma once
@@ -21,22 +21,36 @@ Result<std::shared_ptr<const runtime::Source<T>>> source_from_uri(const std::str
   if (uri.rfind("file://", 0) == 0) {
     std::string path = file::path_from_uri(uri);
     double rate = 0;
+    size_t max_record = kDefaultMaxRecordBytes;
     if (auto q = path.find('?'); q != std::string::npos) {
       std::string query = path.substr(q + 1);
       path = path.substr(0, q);
-      if (query.rfind("rate=", 0) != 0) {
-        return Status::invalid_argument("source '" + uri +
-                                        "': the only file source parameter is ?rate=<lines per second>");
-      }
-      char* end = nullptr;
-      rate = std::strtod(query.c_str() + 5, &end);
-      if (*end != '\0' || rate <= 0) {
-        return Status::invalid_argument("source '" + uri + "': rate must be a positive number");
+      for (size_t at = 0; at <= query.size();) {
+        size_t amp = query.find('&', at);
+        std::string kv = query.substr(at, amp == std::string::npos ? std::string::npos : amp - at);
+        at = amp == std::string::npos ? query.size() + 1 : amp + 1;
+        char* end = nullptr;
+        if (kv.rfind("rate=", 0) == 0) {
+          rate = std::strtod(kv.c_str() + 5, &end);
+          if (*end != '\0' || rate <= 0) {
+            return Status::invalid_argument("source '" + uri + "': rate must be a positive number");
+          }
+        } else if (kv.rfind("max-record-bytes=", 0) == 0) {
+          unsigned long long n = std::strtoull(kv.c_str() + 17, &end, 10);
+          if (*end != '\0' || n < 1 || n > (size_t{1} << 30)) {
+            return Status::invalid_argument("source '" + uri + "': max-record-bytes must be 1..1073741824");
+          }
+          max_record = static_cast<size_t>(n);
+        } else {
+          return Status::invalid_argument("source '" + uri +
+                                          "': file source parameters are rate=<lines per second> and "
+                                          "max-record-bytes=<bytes>");
+        }
       }
     }
     if (path.empty()) return Status::invalid_argument("source '" + uri + "' has no path");
     return std::shared_ptr<const runtime::Source<T>>(
-        std::make_shared<file::NdjsonFileSource<T>>(path, rate));
+        std::make_shared<file::NdjsonFileSource<T>>(path, rate, max_record));
   }
   if (uri.rfind("kafka://", 0) == 0) return kafka::source_from_uri<T>(uri);
   return Status::invalid_argument("unsupported source '" + uri +

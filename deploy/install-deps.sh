@@ -2,23 +2,36 @@
 # Installs, with apt, whatever Sluice needs to build, test and run locally
 # that is not installed yet. Idempotent: with everything present it only
 # checks. Debian 12 (bookworm) packages only.
+#   deploy/install-deps.sh           everything: build, test and run locally
+#   deploy/install-deps.sh --build   only what building Sluice needs (the
+#                                    build stage of deploy/Dockerfile)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config git
   # libraries
   librdkafka-dev librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
-  libcurl4-openssl-dev
-  # test servers of the async I/O tests and benchmark
+  libcpp-httplib-dev libcurl4-openssl-dev
+)
+TOOL_PACKAGES=(
+  # test servers of the async I/O tests and benchmark (built with the test suite only)
   libevent-dev
+  # fuzzing (tests/fuzz): clang with libFuzzer and the sanitizers
+  clang libclang-rt-14-dev
   # servers and clients used by tests and the local cluster
-  postgresql prometheus kcat python3 python3-confluent-kafka curl
-  # checks deploy/docker-compose.yml (config -q); no Docker engine needed
+  postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
+  # checks and runs the compose files (tests/deploy/docker_test.sh installs
+  # the Docker engine, docker.io, and debootstrap itself)
   docker-compose
 )
+case "${1:-}" in
+  "") PACKAGES=("${BUILD_PACKAGES[@]}" "${TOOL_PACKAGES[@]}") ;;
+  --build) PACKAGES=("${BUILD_PACKAGES[@]}") ;;
+  *) echo "install-deps: unknown option $1 (none, or --build)" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do

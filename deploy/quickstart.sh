@@ -27,7 +27,7 @@ echo "== starting the local cluster in $SLUICE_LOCAL_DIR"
 deploy/local/up.sh --rate "${CLICK_RATE:-200}" --pages 50
 # shellcheck disable=SC1091
 source "$SLUICE_LOCAL_DIR/env"
-export PGHOST PGPORT PGUSER PGDATABASE
+export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE
 
 echo
 echo "== submitting the clickstream job (parallelism 2, checkpoints every 5 s)"
@@ -74,7 +74,7 @@ The cluster keeps running:
   Prometheus          $PROMETHEUS_URL   (try: clicks_per_page, sluice_kafka_consumer_lag_records,
                                           rate(sluice_task_records_out_total[1m]))
   metrics             $JOBMANAGER_METRICS  $TASKMANAGER_METRICS
-  results             PGHOST=$PGHOST PGPORT=$PGPORT PGUSER=$PGUSER psql $PGDATABASE -c 'SELECT * FROM page_counts ORDER BY window_start DESC, count DESC LIMIT 20'
+  results             (. $SLUICE_LOCAL_DIR/env; PGPASSWORD=\$PGPASSWORD psql -h \$PGHOST -p \$PGPORT -U \$PGUSER \$PGDATABASE -c 'SELECT * FROM page_counts ORDER BY window_start DESC, count DESC LIMIT 20')
   job control         build/sluice status $JOB_ID --jobmanager $SLUICE_JOBMANAGER
   logs                $SLUICE_LOCAL_DIR/logs
 Grafana dashboards for the same data: deploy/grafana (used by deploy/docker-compose.yml).

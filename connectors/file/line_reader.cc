@@ -28,8 +28,9 @@ Result<int64_t> count_newlines(int fd, int64_t upto, const std::string& path) {
 }  // namespace
 
 LineReader::LineReader(std::vector<FileInfo> files, std::vector<FileRange> ranges, size_t padding,
-                       size_t chunk_bytes)
-    : files_(std::move(files)), ranges_(std::move(ranges)), padding_(padding), chunk_(chunk_bytes) {}
+                       size_t chunk_bytes, size_t max_line_bytes)
+    : files_(std::move(files)), ranges_(std::move(ranges)), padding_(padding), chunk_(chunk_bytes),
+      max_line_(std::max<size_t>(1, max_line_bytes)) {}
 
 LineReader::~LineReader() { close_file(); }
 
@@ -119,10 +120,13 @@ Result<bool> LineReader::next(Line& line) {
     char* start = buf_.data() + begin_;
     char* nl = static_cast<char*>(std::memchr(start, '\n', end_ - begin_));
     if (!nl && !eof_) {
+      if (end_ - begin_ > max_line_) return skip_long_line(line);
       SLUICE_RETURN_IF_ERROR(fill());
       continue;
     }
     size_t len = nl ? static_cast<size_t>(nl - start) : end_ - begin_;
+    line.oversize = len > max_line_;
+    line.full_size = len;
     if (!nl && len == 0) {  // end of file
       ++pos_.range;
       pos_.offset = -1;
@@ -131,6 +135,7 @@ Result<bool> LineReader::next(Line& line) {
     }
     line.data = start;
     line.size = (len > 0 && start[len - 1] == '\r') ? len - 1 : len;
+    if (line.oversize) line.size = std::min(line.size, kOversizeKeep);
     line.readable = static_cast<size_t>(buf_.data() + buf_.size() - start);
     line.line_no = pos_.line_no;
     line.offset = pos_.offset;
@@ -143,6 +148,47 @@ Result<bool> LineReader::next(Line& line) {
   }
   close_file();
   return false;
+}
+
+Result<bool> LineReader::skip_long_line(Line& line) {
+  const FileRange& r = ranges_[pos_.range];
+  const std::string& path = files_[r.file].path;
+  oversize_.assign(buf_.data() + begin_, std::min(end_ - begin_, kOversizeKeep));
+  const size_t kept = oversize_.size();
+  oversize_.append(padding_, '\0');
+  size_t total = end_ - begin_;
+  buf_offset_ += static_cast<int64_t>(end_);
+  begin_ = end_ = 0;
+  bool found = false;
+  while (!found && !eof_) {
+    ssize_t got = ::pread(fd_, buf_.data(), buf_.size() - padding_, buf_offset_);
+    if (got < 0) return Status::from_errno("reading '" + path + "'", errno);
+    if (got == 0) {
+      eof_ = true;
+      break;
+    }
+    if (auto* nl = static_cast<char*>(std::memchr(buf_.data(), '\n', static_cast<size_t>(got)))) {
+      size_t k = static_cast<size_t>(nl - buf_.data());
+      total += k;
+      begin_ = k + 1;
+      end_ = static_cast<size_t>(got);
+      found = true;
+    } else {
+      total += static_cast<size_t>(got);
+      buf_offset_ += got;
+    }
+  }
+  line.data = oversize_.data();
+  line.size = kept;
+  line.readable = oversize_.size();
+  line.line_no = pos_.line_no;
+  line.offset = pos_.offset;
+  line.path = &path;
+  line.oversize = true;
+  line.full_size = total;
+  pos_.offset += static_cast<int64_t>(total + (found ? 1 : 0));
+  ++pos_.line_no;
+  return true;
 }
 
 }  // namespace sluice::file

@@ -20,7 +20,16 @@ struct Line {
   int64_t line_no = 0;  // 1-based, within its file
   int64_t offset = 0;   // byte offset of the line in its file
   const std::string* path = nullptr;
+  /// The line is longer than the reader's limit: data/size hold only its
+  /// first bytes (at least min(limit, kOversizeKeep), at most
+  /// kOversizeKeep), full_size its length. The rest was skipped without
+  /// being buffered.
+  bool oversize = false;
+  size_t full_size = 0;
 };
+
+/// Bytes of an over-long line kept for its dead letter.
+inline constexpr size_t kOversizeKeep = 64 * 1024;
 
 /// Where reading resumes: range index, byte offset of the next line and
 /// its line number. Part of the source's checkpoint state.
@@ -34,9 +43,11 @@ struct LinePosition {
 /// Used by one source reader on its task thread.
 class LineReader {
  public:
-  /// `padding`: bytes that must be readable after every line.
+  /// `padding`: bytes that must be readable after every line. Lines longer
+  /// than `max_line_bytes` come back as `oversize` (memory stays bounded by
+  /// about twice the limit, whatever the file holds).
   LineReader(std::vector<FileInfo> files, std::vector<FileRange> ranges, size_t padding,
-             size_t chunk_bytes = 4 << 20);
+             size_t chunk_bytes = 4 << 20, size_t max_line_bytes = 4 << 20);
   ~LineReader();
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
@@ -52,12 +63,17 @@ class LineReader {
  private:
   Status open_range();
   Status fill();  // reads more bytes into the buffer (keeps the unread tail)
+  /// The unread tail is a line over the limit: keeps its start, skips the
+  /// rest up to its line break without buffering it.
+  Result<bool> skip_long_line(Line& line);
   void close_file();
 
   std::vector<FileInfo> files_;
   std::vector<FileRange> ranges_;
   size_t padding_;
   size_t chunk_;
+  size_t max_line_;
+  std::string oversize_;  // the kept start of the last over-long line (plus padding)
   LinePosition pos_;
   bool opened_ = false;
   int fd_ = -1;

@@ -39,7 +39,10 @@ template <class T>
 class NdjsonReader final : public runtime::SourceReader<T> {
  public:
   /// `rate`: lines per second for the whole source (split over subtasks); 0 = unlimited.
-  NdjsonReader(std::string path, double rate) : path_(std::move(path)), rate_(rate) {}
+  /// Lines longer than `max_record_bytes` become dead letters (their first
+  /// bytes kept), without being read into memory whole.
+  NdjsonReader(std::string path, double rate, size_t max_record_bytes = kDefaultMaxRecordBytes)
+      : path_(std::move(path)), rate_(rate), max_record_bytes_(max_record_bytes) {}
 
   Status restore_state(const runtime::OperatorRestore& restore) override {
     for (const auto& blob : restore.states) {
@@ -104,6 +107,18 @@ class NdjsonReader final : public runtime::SourceReader<T> {
         SLUICE_RETURN_IF_ERROR(start_share());
         return runtime::PollStatus::kMoreAvailable;
       }
+      if (line.oversize) {
+        DeadLetter dl;
+        dl.reason = "record of " + std::to_string(line.full_size) + " bytes exceeds the limit of " +
+                    std::to_string(max_record_bytes_) + " bytes (source parameter max-record-bytes)";
+        dl.origin = *line.path;
+        dl.line = line.line_no;
+        dl.offset = line.offset;
+        dl.set_payload(std::string_view(line.data, line.size), kMaxDeadLetterPayload);
+        dl.payload_bytes = static_cast<int64_t>(line.full_size);
+        out.dead_letter(std::move(dl));
+        continue;
+      }
       if (is_blank(line)) continue;
       std::string err = parser_.parse_padded(line.data, line.size, line.readable, value_);
       if (err.empty()) {
@@ -114,7 +129,7 @@ class NdjsonReader final : public runtime::SourceReader<T> {
         dl.origin = *line.path;
         dl.line = line.line_no;
         dl.offset = line.offset;
-        dl.payload.assign(line.data, std::min(line.size, kMaxDeadLetterPayload));
+        dl.set_payload(std::string_view(line.data, line.size), kMaxDeadLetterPayload);
         out.dead_letter(std::move(dl));
       }
     }
@@ -137,7 +152,7 @@ class NdjsonReader final : public runtime::SourceReader<T> {
     if (current_ >= shares_.size()) return Status::ok();
     const NdjsonReaderState& s = shares_[current_];
     reader_ = std::make_unique<LineReader>(files_, split_share(files_, s.share, s.shares),
-                                           simdjson::SIMDJSON_PADDING);
+                                           simdjson::SIMDJSON_PADDING, size_t{4} << 20, max_record_bytes_);
     reader_->seek(s.position);
     return Status::ok();
   }
@@ -149,6 +164,7 @@ class NdjsonReader final : public runtime::SourceReader<T> {
 
   std::string path_;
   double rate_ = 0;
+  size_t max_record_bytes_;
   double rate_per_subtask_ = 0;
   int64_t start_ns_ = 0;
   int64_t lines_ = 0;
@@ -167,18 +183,26 @@ template <class T>
 class NdjsonFileSource final : public runtime::Source<T> {
  public:
   /// `rate`: lines per second over all subtasks (replay at a pace); 0 = as fast as possible.
-  explicit NdjsonFileSource(std::string path, double rate = 0) : path_(std::move(path)), rate_(rate) {}
+  /// `max_record_bytes`: longer lines are dead letters. Default kDefaultMaxRecordBytes.
+  explicit NdjsonFileSource(std::string path, double rate = 0, size_t max_record_bytes = kDefaultMaxRecordBytes)
+      : path_(std::move(path)), rate_(rate), max_record_bytes_(max_record_bytes) {}
   std::string description() const override {
-    return "file://" + path_ + (rate_ > 0 ? "?rate=" + std::to_string(static_cast<int64_t>(rate_)) : "");
+    std::string q;
+    if (rate_ > 0) q += "rate=" + std::to_string(static_cast<int64_t>(rate_));
+    if (max_record_bytes_ != kDefaultMaxRecordBytes) {
+      q += (q.empty() ? "" : "&") + std::string("max-record-bytes=") + std::to_string(max_record_bytes_);
+    }
+    return "file://" + path_ + (q.empty() ? "" : "?" + q);
   }
   bool bounded() const override { return true; }
   std::unique_ptr<runtime::SourceReader<T>> create_reader() const override {
-    return std::make_unique<NdjsonReader<T>>(path_, rate_);
+    return std::make_unique<NdjsonReader<T>>(path_, rate_, max_record_bytes_);
   }
 
  private:
   std::string path_;
   double rate_;
+  size_t max_record_bytes_;
 };
 
 // ---------------------------------------------------------------------------

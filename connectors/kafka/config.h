@@ -55,6 +55,8 @@ struct KafkaSourceConfig {
   /// How often an unbounded source looks for new partitions; 0 = never.
   Duration discovery_interval{30'000};
   int batch_size = 500;        // records per poll
+  /// max.record.bytes: larger messages become dead letters. Default 4 MiB.
+  size_t max_record_bytes = size_t{4} << 20;
   bool read_committed = true;  // isolation=read_committed
   ClientProperties client;     // kafka.*
 

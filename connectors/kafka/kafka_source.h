@@ -74,7 +74,7 @@ template <class T>
 class KafkaSourceReader final : public runtime::SourceReader<T> {
  public:
   KafkaSourceReader(KafkaSourceConfig config, KafkaDeserializer<T> deserializer)
-      : core_(std::move(config)), deserialize_(std::move(deserializer)) {}
+      : max_record_bytes_(config.max_record_bytes), core_(std::move(config)), deserialize_(std::move(deserializer)) {}
 
   Status restore_state(const runtime::OperatorRestore& restore) override {
     return core_.restore(restore);
@@ -87,7 +87,10 @@ class KafkaSourceReader final : public runtime::SourceReader<T> {
     Splits s(out);
     SLUICE_ASSIGN_OR_RETURN(runtime::PollStatus st, core_.next_batch(items_, s));
     for (const auto& it : items_) {
-      std::string err = deserialize_(it.view, value_);
+      std::string err = it.view.value.size() > max_record_bytes_
+                            ? "record of " + std::to_string(it.view.value.size()) + " bytes exceeds the limit of " +
+                                  std::to_string(max_record_bytes_) + " bytes (source parameter max.record.bytes)"
+                            : deserialize_(it.view, value_);
       if (err.empty()) {
         out.collect(value_, it.split,
                     it.view.timestamp_ms >= 0 ? EventTime(it.view.timestamp_ms) : EventTime::min());
@@ -97,7 +100,7 @@ class KafkaSourceReader final : public runtime::SourceReader<T> {
         dl.origin = std::string(it.view.topic);
         dl.partition = it.view.partition;
         dl.offset = it.view.offset;
-        dl.payload.assign(it.view.value.data(), std::min(it.view.value.size(), kMaxDeadLetterPayload));
+        dl.set_payload(std::string_view(it.view.value.data(), it.view.value.size()), kMaxDeadLetterPayload);
         out.dead_letter(std::move(dl));
       }
     }
@@ -120,6 +123,7 @@ class KafkaSourceReader final : public runtime::SourceReader<T> {
     runtime::SourceOutput<T>& out_;
   };
 
+  const size_t max_record_bytes_;
   KafkaReaderCore core_;
   KafkaDeserializer<T> deserialize_;
   std::vector<KafkaReaderCore::Item> items_;

@@ -75,8 +75,11 @@ start kafka "$SLUICE" dev-kafka --topic clicks:4 --topic clicks_dlq:1 --bootstra
 wait_for "dev-kafka" 20 test -s "$DIR/kafka.bootstrap"
 KAFKA=$(cat "$DIR/kafka.bootstrap")
 
-# --- PostgreSQL: a fresh cluster owned by the postgres user, trust auth on loopback
+# --- PostgreSQL: a fresh cluster owned by the postgres user, password auth
+# (a random password, in the private env file) on loopback
 PGPORT=$(free_port)
+PGPASSWORD=$(openssl rand -hex 16)
+export PGPASSWORD
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 mkdir -p "$DIR/pg" "$DIR/pg-socket"
 if [ "$(id -u)" -eq 0 ]; then
@@ -84,7 +87,11 @@ if [ "$(id -u)" -eq 0 ]; then
   runuser -u postgres -- test -w "$DIR/pg" || {
     echo "up.sh: the postgres user cannot reach $DIR (a parent directory is not world-searchable)" >&2; exit 1; }
 fi
-as_pg "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres -A trust -E UTF8 --no-locale >"$DIR/logs/initdb.log" 2>&1
+(umask 077; printf '%s\n' "$PGPASSWORD" > "$DIR/pg/pwfile")
+[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$DIR/pg/pwfile"
+as_pg "$PG_BIN/initdb" -D "$DIR/pg/data" -U postgres -A scram-sha-256 --pwfile "$DIR/pg/pwfile" -E UTF8 --no-locale \
+  >"$DIR/logs/initdb.log" 2>&1
+rm -f "$DIR/pg/pwfile"
 as_pg "$PG_BIN/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/postgres.log" -w -t 30 \
   -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $DIR/pg-socket -c max_prepared_transactions=64 -c fsync=off" \
   start >"$DIR/logs/pg_ctl.log" 2>&1
@@ -102,7 +109,7 @@ for i in 1 2; do
   port=$(free_port)
   TM_METRICS+=("$port")
   start "taskmanager-$i" "$SLUICE" taskmanager --jobmanager "127.0.0.1:$JM_PORT" --slots "$SLOTS" --id "tm-$i" \
-    --work-dir "$DIR/taskmanager-$i" --metrics-bind "127.0.0.1:$port"
+    --work-dir "$DIR/taskmanager-$i" --metrics-bind "127.0.0.1:$port" --token-file "$DIR/jobmanager/token"
 done
 for p in "${TM_METRICS[@]}"; do wait_for "taskmanager metrics :$p" 30 curl -sf "http://127.0.0.1:$p/metrics"; done
 wait_for "two registered taskmanagers" 30 \
@@ -140,14 +147,17 @@ if [ "$RATE" != 0 ]; then
     --out-of-order 0.05 --max-delay 2s --late 0.001 --malformed 0.001
 fi
 
+# The env file holds the Postgres password: private to this user.
+(umask 077; : > "$DIR/env")
 cat > "$DIR/env" <<ENV
-# Written by deploy/local/up.sh: the local cluster's addresses.
+# Written by deploy/local/up.sh: the local cluster's addresses and secrets (0600).
 SLUICE_LOCAL_DIR=$DIR
 SLUICE_BIN=$SLUICE
 KAFKA_BOOTSTRAP=$KAFKA
 PGHOST=127.0.0.1
 PGPORT=$PGPORT
 PGUSER=postgres
+PGPASSWORD=$PGPASSWORD
 PGDATABASE=sluice
 SLUICE_JOBMANAGER=127.0.0.1:$JM_PORT
 SLUICE_TOKEN_FILE=$DIR/jobmanager/token

@@ -16,6 +16,7 @@
 #include "engine/common/json.h"
 #include "engine/common/sha256.h"
 #include "engine/proto/control.grpc.pb.h"
+#include "engine/proto/rpc_auth.h"
 
 namespace sluice::cli {
 
@@ -35,20 +36,23 @@ struct ClientOptions {
   std::string jobmanager = "127.0.0.1:6123";
   std::string token_file;
   std::string output = "table";
-  std::string tls_ca;
+  std::string tls_ca, tls_cert, tls_key;
 };
 
 void add_client_options(CLI::App* cmd, ClientOptions& o, bool needs_token) {
   cmd->add_option("--jobmanager", o.jobmanager, "The jobmanager's host:port")
       ->capture_default_str()
       ->envname("SLUICE_JOBMANAGER");
-  if (needs_token) {
-    cmd->add_option("--token-file", o.token_file,
-                    "File with the cluster token (default: $SLUICE_TOKEN; the jobmanager writes "
-                    "<data-dir>/token)");
-  }
+  cmd->add_option("--token-file", o.token_file,
+                  std::string("File with the cluster token (default: $SLUICE_TOKEN; the jobmanager writes "
+                              "<data-dir>/token)") +
+                      (needs_token ? "" : "; needed when the jobmanager runs with --read-access token"))
+      ->envname("SLUICE_TOKEN_FILE");
   cmd->add_option("-o,--output", o.output, "table or json")->capture_default_str()->check(CLI::IsMember({"table", "json"}));
-  cmd->add_option("--tls-ca", o.tls_ca, "PEM CA certificate of a TLS jobmanager");
+  cmd->add_option("--tls-ca", o.tls_ca, "PEM CA certificate of a TLS jobmanager")->envname("SLUICE_TLS_CA");
+  cmd->add_option("--tls-cert", o.tls_cert, "PEM client certificate (a jobmanager with mutual TLS asks for one)")
+      ->envname("SLUICE_TLS_CERT");
+  cmd->add_option("--tls-key", o.tls_key, "PEM private key of --tls-cert")->envname("SLUICE_TLS_KEY");
 }
 
 Result<std::string> token_of(const ClientOptions& o) {
@@ -58,16 +62,7 @@ Result<std::string> token_of(const ClientOptions& o) {
 }
 
 Result<std::unique_ptr<proto::JobManager::Stub>> connect(const ClientOptions& o) {
-  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-  if (!o.tls_ca.empty()) {
-    std::ifstream in(o.tls_ca);
-    if (!in) return Status::not_found("cannot read --tls-ca '" + o.tls_ca + "'");
-    std::stringstream s;
-    s << in.rdbuf();
-    grpc::SslCredentialsOptions so;
-    so.pem_root_certs = s.str();
-    creds = grpc::SslCredentials(so);
-  }
+  SLUICE_ASSIGN_OR_RETURN(auto creds, rpc::channel_credentials({o.tls_cert, o.tls_key, o.tls_ca}));
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(512 * 1024 * 1024);
   return proto::JobManager::NewStub(grpc::CreateCustomChannel(o.jobmanager, creds, args));
@@ -201,6 +196,7 @@ int run_list(ClientOptions& c) {
   auto stub = connect(c);
   if (!stub.is_ok()) return report_error(stub.status().message(), 2);
   proto::ListJobsRequest req;
+  if (auto t = token_of(c); t.is_ok()) req.set_token(*t);
   proto::ListJobsResponse resp;
   grpc::ClientContext ctx;
   deadline(ctx, 10);
@@ -235,6 +231,7 @@ int run_status(JobCli& j) {
   if (!stub.is_ok()) return report_error(stub.status().message(), 2);
   proto::JobRequest req;
   req.set_job_id(j.job_id);
+  if (auto t = token_of(j.c); t.is_ok()) req.set_token(*t);
   proto::JobStatusResponse r;
   grpc::ClientContext ctx;
   deadline(ctx, 10);

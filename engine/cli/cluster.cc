@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "engine/cli/commands.h"
+#include "engine/common/auth.h"
 #include "engine/common/time.h"
 #include "engine/jobmanager/jobmanager.h"
 #include "engine/taskmanager/taskmanager.h"
@@ -44,6 +45,7 @@ struct JobManagerCli {
   jobmanager::JobManagerOptions o;
   std::string heartbeat_timeout = "5s";
   std::string token_file;
+  std::string read_access = "open";
 };
 
 int run_jobmanager(JobManagerCli& c) {
@@ -52,11 +54,14 @@ int run_jobmanager(JobManagerCli& c) {
   c.o.heartbeat_timeout = *hb;
   c.o.heartbeat_interval = Duration(std::max<int64_t>(100, hb->count() / 5));
   if (!c.token_file.empty()) {
-    auto t = read_token_file(c.token_file);
+    auto t = auth::read_secret_file(c.token_file);
     if (!t.is_ok()) return report_error(t.status().message(), 2);
-    if (t->empty()) return report_error("token file '" + c.token_file + "' is empty", 2);
     c.o.token = *t;
   }
+  if (c.read_access != "open" && c.read_access != "token") {
+    return report_error("--read-access must be 'open' or 'token'", 2);
+  }
+  c.o.open_read_access = c.read_access == "open";
   jobmanager::JobManager jm(c.o);
   Status st = jm.start();
   if (!st.is_ok()) return report_error(st.message(), 1);
@@ -76,9 +81,22 @@ int run_jobmanager(JobManagerCli& c) {
 struct TaskManagerCli {
   taskmanager::TaskManagerOptions o;
   std::string bind;
+  std::string token_file;
+  std::string read_access = "open";
 };
 
 int run_taskmanager(TaskManagerCli& c) {
+  if (!c.token_file.empty()) {
+    auto t = auth::read_secret_file(c.token_file);
+    if (!t.is_ok()) return report_error(t.status().message(), 2);
+    c.o.secret = *t;
+  } else if (const char* t = std::getenv("SLUICE_TOKEN"); t && *t) {
+    c.o.secret = t;
+  }
+  if (c.read_access != "open" && c.read_access != "token") {
+    return report_error("--read-access must be 'open' or 'token'", 2);
+  }
+  c.o.open_read_access = c.read_access == "open";
   if (!c.bind.empty()) {
     auto colon = c.bind.rfind(':');
     if (colon == std::string::npos) return report_error("--bind must be host:port (port 0 = any)", 2);
@@ -125,9 +143,23 @@ Runner add_jobmanager(CLI::App& app) {
   cmd->add_option("--restart-attempts", c->o.restart_attempts, "Restarts of a failing job before it fails")
       ->capture_default_str();
   cmd->add_option("--token-file", c->token_file,
-                  "File holding the client token (default: SLUICE_TOKEN, else generated into <data-dir>/token)");
-  cmd->add_option("--tls-cert", c->o.tls_cert, "PEM server certificate (enables TLS with --tls-key)");
-  cmd->add_option("--tls-key", c->o.tls_key, "PEM private key of --tls-cert");
+                  "File (mode 0600) holding the cluster secret (default: SLUICE_TOKEN, else <data-dir>/token, "
+                  "generated if missing)")
+      ->envname("SLUICE_TOKEN_FILE");
+  cmd->add_option("--tls-cert", c->o.tls_cert,
+                  "PEM certificate (enables TLS on gRPC, HTTP status and /metrics with --tls-key)")
+      ->envname("SLUICE_TLS_CERT");
+  cmd->add_option("--tls-key", c->o.tls_key, "PEM private key of --tls-cert")->envname("SLUICE_TLS_KEY");
+  cmd->add_option("--tls-ca", c->o.tls_ca,
+                  "PEM CA: mutual TLS (clients and taskmanagers must present a certificate it signed; "
+                  "taskmanagers' servers are checked against it)")
+      ->envname("SLUICE_TLS_CA");
+  cmd->add_option("--read-access", c->read_access,
+                  "open: list/status, HTTP status and /metrics readable without the token; token: they need it "
+                  "(HTTP: Authorization: Bearer)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"open", "token"}))
+      ->envname("SLUICE_READ_ACCESS");
   cmd->add_option("--metrics-bind", c->o.metrics_bind,
                   "Prometheus /metrics address (host:port, port 0 = any; written to <data-dir>/metrics.address); "
                   "empty = off")
@@ -154,11 +186,30 @@ Runner add_taskmanager(CLI::App& app) {
       ->envname("SLUICE_TASKMANAGER_BIND");
   cmd->add_option("--data-port", c->o.data_port, "Data-plane port (0 = any)")->capture_default_str();
   cmd->add_option("--id", c->o.id, "Stable taskmanager id (default: generated)");
-  cmd->add_option("--work-dir", c->o.work_dir, "Cache of job libraries (default /tmp/sluice-taskmanager-<id>)");
+  cmd->add_option("--work-dir", c->o.work_dir,
+                  "Private dir (0700): job libraries and the running attempts' files, removed when they end "
+                  "(default $XDG_RUNTIME_DIR or /tmp, /sluice-taskmanager-<id>)")
+      ->envname("SLUICE_WORK_DIR");
+  cmd->add_option("--token-file", c->token_file,
+                  "File (mode 0600) holding the cluster secret, the jobmanager's <data-dir>/token "
+                  "(default: SLUICE_TOKEN); required")
+      ->envname("SLUICE_TOKEN_FILE");
   cmd->add_option("--channel-capacity", c->o.channel_capacity, "Buffers per channel (backpressure bound)")
       ->capture_default_str()
       ->check(CLI::Range(1, 4096));
-  cmd->add_option("--tls-ca", c->o.tls_ca, "PEM CA certificate to reach a TLS jobmanager");
+  cmd->add_option("--tls-ca", c->o.tls_ca,
+                  "PEM CA that signed the jobmanager's certificate (TLS to it); with --tls-cert, also the CA "
+                  "the jobmanager's client certificate must be signed by (mutual TLS)")
+      ->envname("SLUICE_TLS_CA");
+  cmd->add_option("--tls-cert", c->o.tls_cert,
+                  "PEM certificate of this taskmanager: presented to the jobmanager and served on its gRPC "
+                  "server and /metrics")
+      ->envname("SLUICE_TLS_CERT");
+  cmd->add_option("--tls-key", c->o.tls_key, "PEM private key of --tls-cert")->envname("SLUICE_TLS_KEY");
+  cmd->add_option("--read-access", c->read_access, "open: /metrics without the token; token: it needs it")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"open", "token"}))
+      ->envname("SLUICE_READ_ACCESS");
   cmd->add_option("--metrics-bind", c->o.metrics_bind,
                   "Prometheus /metrics address (host:port, port 0 = any; written to <work-dir>/metrics.address); "
                   "empty = off")

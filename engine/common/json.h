@@ -23,7 +23,13 @@ namespace sluice {
 
 /// Appends s as a JSON string literal (with quotes), escaping as RFC 8259
 /// requires; invalid UTF-8 is passed through byte for byte.
+/// Appends `s` as a JSON string. Bytes that are not UTF-8 become U+FFFD
+/// (JSON text must be Unicode): what is written always parses.
 void json_append_string(std::string& out, std::string_view s);
+/// True if `s` is well-formed UTF-8.
+bool is_valid_utf8(std::string_view s);
+/// Standard base64 (with padding) of `s`.
+std::string base64_encode(std::string_view s);
 
 template <class T, class Enable = void>
 struct JsonSerde;

@@ -1,7 +1,7 @@
 #include "engine/common/metrics.h"
 
 #include <dirent.h>
-#include <prometheus/exposer.h>
+#include <prometheus/text_serializer.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -115,31 +115,52 @@ std::vector<prometheus::MetricFamily> process_families() {
 // ------------------------------------------------------------- MetricsServer
 
 Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const std::string& bind) {
-  auto colon = bind.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == bind.size()) {
-    return Status::invalid_argument("metrics address '" + bind + "' is not host:port");
+  HttpServerOptions o;
+  o.bind = bind;
+  return start(o);
+}
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::start(const HttpServerOptions& options) {
+  HttpServerOptions o = options;
+  o.name = "metrics";
+  o.threads = std::min(o.threads, 4);
+  std::string host;
+  int port = 0;
+  if (!split_host_port(o.bind, host, port)) {
+    return Status::invalid_argument("metrics address '" + o.bind + "' is not host:port");
   }
   std::unique_ptr<MetricsServer> s(new MetricsServer());
-  try {
-    // civetweb: "listening_ports" takes host:port; port 0 binds any free port.
-    s->exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", bind, "num_threads", "2"});
-  } catch (const std::exception& e) {
-    return Status::unavailable("cannot serve metrics on " + bind + ": " + e.what());
-  }
-  auto ports = s->exposer_->GetListeningPorts();
-  if (ports.empty()) return Status::unavailable("cannot serve metrics on " + bind);
-  s->port_ = ports.front();
-  s->address_ = bind.substr(0, colon) + ":" + std::to_string(s->port_);
-  s->exposer_->RegisterCollectable(registry_ptr());
+  SLUICE_ASSIGN_OR_RETURN(s->http_, HttpServer::create(o));
+  s->port_ = s->http_->port();
+  s->address_ = s->http_->address();
+  s->add(registry_ptr());
   s->add(std::make_shared<CallbackCollectable>(process_families));
+  MetricsServer* self = s.get();
+  s->http_->get("/metrics", [self](const HttpRequest&) {
+    return HttpResponse{200, self->scrape(), "text/plain; version=0.0.4; charset=utf-8"};
+  });
+  s->http_->start();
   return s;
 }
 
-MetricsServer::~MetricsServer() { exposer_.reset(); }
+std::string MetricsServer::scrape() {
+  std::vector<std::shared_ptr<prometheus::Collectable>> all;
+  {
+    std::lock_guard lk(mu_);
+    all = held_;
+  }
+  std::vector<prometheus::MetricFamily> families;
+  for (const auto& c : all) {
+    auto f = c->Collect();
+    families.insert(families.end(), std::make_move_iterator(f.begin()), std::make_move_iterator(f.end()));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+MetricsServer::~MetricsServer() { http_.reset(); }
 
 void MetricsServer::add(std::shared_ptr<prometheus::Collectable> c) {
-  exposer_->RegisterCollectable(c);
+  std::lock_guard lk(mu_);
   held_.push_back(std::move(c));
 }
 

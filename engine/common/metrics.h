@@ -46,14 +46,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "engine/common/http_server.h"
 #include "engine/common/status.h"
 
-namespace prometheus {
-class Exposer;
-}
 
 namespace sluice::metrics {
 
@@ -81,13 +80,17 @@ std::vector<prometheus::MetricFamily> process_families();
 /// stops serving when destroyed. Its threads belong to civetweb.
 class MetricsServer {
  public:
-  /// `bind` is host:port; port 0 picks any free port.
+  /// `bind` is host:port; port 0 picks any free port. Plain HTTP, open.
   static Result<std::unique_ptr<MetricsServer>> start(const std::string& bind);
+  /// With the process's HTTP settings (TLS, mutual TLS, bearer token,
+  /// limits): the same server class as the status endpoints.
+  static Result<std::unique_ptr<MetricsServer>> start(const HttpServerOptions& options);
   ~MetricsServer();
   MetricsServer(const MetricsServer&) = delete;
   MetricsServer& operator=(const MetricsServer&) = delete;
 
-  /// Also serves `c` (held here until the server is destroyed).
+  /// Also serves `c` (held here until the server is destroyed). Call before
+  /// the first scrape or from any thread: the list is locked.
   void add(std::shared_ptr<prometheus::Collectable> c);
   int port() const { return port_; }
   /// host:port as bound (the port resolved when 0 was asked for).
@@ -95,11 +98,12 @@ class MetricsServer {
 
  private:
   MetricsServer() = default;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  // shared: the exposer keeps weak_ptrs to what it serves.
+  std::string scrape();
+  std::mutex mu_;  // guards held_
   std::vector<std::shared_ptr<prometheus::Collectable>> held_;
   int port_ = 0;
   std::string address_;
+  std::unique_ptr<HttpServer> http_;  // last: stopped (threads joined) before held_ goes
 };
 
 /// Builds families sample by sample: `add(name, help, type, labels, value)`

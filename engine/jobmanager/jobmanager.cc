@@ -17,12 +17,14 @@
 #include <set>
 #include <thread>
 
+#include "engine/common/auth.h"
 #include "engine/common/clock.h"
+#include "engine/common/http_server.h"
 #include "engine/common/json.h"
 #include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
-#include "engine/jobmanager/http_status.h"
 #include "engine/proto/control.grpc.pb.h"
+#include "engine/proto/rpc_auth.h"
 #include "engine/runtime/async_executor.h"
 #include "engine/runtime/checkpoint_coordinator.h"
 #include "engine/runtime/restore.h"
@@ -43,17 +45,7 @@ int64_t steady_ms() {
       .count();
 }
 
-std::string random_hex(size_t bytes) {
-  std::random_device rd;
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < bytes; ++i) {
-    unsigned v = rd() & 0xff;
-    out.push_back(kHex[v >> 4]);
-    out.push_back(kHex[v & 15]);
-  }
-  return out;
-}
+using auth::random_hex;
 
 using state::read_file;
 using state::write_file_atomic;
@@ -87,6 +79,7 @@ struct TaskManagerInfo {
   std::string id;
   std::string control_address;
   std::string data_address;
+  std::string instance;  // the registering process's random id
   int slots = 0;
   int64_t last_heartbeat = 0;  // steady ms
   std::shared_ptr<TmStub> stub;  // shared: calls run on the outbox while the map changes
@@ -156,9 +149,10 @@ class JobManager::Impl final : public proto::JobManager::Service {
         r.set_checkpoint_id(b.id.value());
         r.set_trigger_time_ms(b.trigger_time_ms);
         r.set_flags(b.flags);
-        jm->outbox_.submit([stub, r] {
+        jm->outbox_.submit([stub, r, a = jm->auth_.get()] {
           grpc::ClientContext ctx;
           ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+          rpc::sign(ctx, *a, "TaskManager/TriggerCheckpoint");
           proto::Empty e;
           stub->TriggerCheckpoint(&ctx, r, &e);
         });
@@ -174,9 +168,10 @@ class JobManager::Impl final : public proto::JobManager::Service {
         r.set_final_checkpoint(final_cp);
         r.set_aborted(aborted);
         auto s = stub;
-        jm->outbox_.submit([s, r] {
+        jm->outbox_.submit([s, r, a = jm->auth_.get()] {
           grpc::ClientContext ctx;
           ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+          rpc::sign(ctx, *a, "TaskManager/NotifyCheckpoint");
           proto::Empty e;
           s->NotifyCheckpoint(&ctx, r, &e);
         });
@@ -191,8 +186,16 @@ class JobManager::Impl final : public proto::JobManager::Service {
   Status start() {
     if (o_.data_dir.empty()) return Status::invalid_argument("--data-dir is required");
     std::error_code ec;
+    const bool fresh = !fs::exists(o_.data_dir);
     fs::create_directories(o_.data_dir + "/jobs", ec);
     fs::create_directories(o_.data_dir + "/artifacts", ec);
+    // Job records hold graphs with their source and sink URIs, artifacts
+    // the job code: private to the jobmanager's user (the data dir itself
+    // too when it is created here; an existing one keeps its mode).
+    if (!ec) {
+      if (fresh) ::chmod(o_.data_dir.c_str(), 0700);
+      for (const char* d : {"/jobs", "/artifacts"}) ::chmod((o_.data_dir + d).c_str(), 0700);
+    }
     if (ec) return Status::io_error("cannot create " + o_.data_dir + ": " + ec.message());
     if (o_.checkpoint_dir.empty()) o_.checkpoint_dir = o_.data_dir + "/checkpoints";
     if (o_.token.empty()) {
@@ -206,18 +209,16 @@ class JobManager::Impl final : public proto::JobManager::Service {
       }
       spdlog::info("client token in {}/token (pass it with --token-file or SLUICE_TOKEN)", o_.data_dir);
     }
+    auth_ = std::make_unique<auth::CallAuthenticator>(o_.token);
+    rpc::TlsFiles tls{o_.tls_cert, o_.tls_key, o_.tls_ca};
+    // Calls to taskmanagers go over TLS (presenting this certificate) when a
+    // CA to check theirs is given; without one, TLS is on the server only.
+    SLUICE_ASSIGN_OR_RETURN(tm_creds_, rpc::channel_credentials(o_.tls_ca.empty() ? rpc::TlsFiles{} : tls));
     auto ivl = parse_duration(o_.checkpoint_interval);
     if (!ivl.is_ok()) return Status::invalid_argument("--checkpoint-interval: " + ivl.status().message());
 
     grpc::ServerBuilder b;
-    std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
-    if (!o_.tls_cert.empty() || !o_.tls_key.empty()) {
-      SLUICE_ASSIGN_OR_RETURN(std::string cert, read_file(o_.tls_cert));
-      SLUICE_ASSIGN_OR_RETURN(std::string key, read_file(o_.tls_key));
-      grpc::SslServerCredentialsOptions so;
-      so.pem_key_cert_pairs.push_back({key, cert});
-      creds = grpc::SslServerCredentials(so);
-    }
+    SLUICE_ASSIGN_OR_RETURN(auto creds, rpc::server_credentials(tls));
     b.AddListeningPort(o_.bind, creds, &port_);
     b.RegisterService(this);
     b.SetMaxReceiveMessageSize(512 * 1024 * 1024);
@@ -227,11 +228,11 @@ class JobManager::Impl final : public proto::JobManager::Service {
       return Status::unavailable("cannot listen on " + o_.bind + " (in use, or not a host:port?)");
     }
     if (!o_.http_bind.empty()) {
-      auto http = HttpStatusServer::start(o_.http_bind, [this](const std::string& path) {
-        return http_get(path);
-      });
+      auto http = HttpServer::create(http_options(o_.http_bind, "status"));
       if (!http.is_ok()) return http.status().with_context("--http-bind");
       http_ = std::move(*http);
+      http_->get("/.*", [this](const HttpRequest& r) { return http_get(r.path); });
+      http_->start();
     }
     {
       // Tools and scripts find a jobmanager bound to port 0 here.
@@ -251,6 +252,19 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return Status::ok();
   }
 
+  /// The HTTP settings of this process: TLS (mutual with a CA) as on the
+  /// gRPC server, and the bearer token unless read access is open.
+  HttpServerOptions http_options(const std::string& bind, const char* name) const {
+    HttpServerOptions h;
+    h.bind = bind;
+    h.name = name;
+    h.tls_cert = o_.tls_cert;
+    h.tls_key = o_.tls_key;
+    h.tls_ca = o_.tls_ca;
+    if (!o_.open_read_access) h.bearer_token = o_.token;
+    return h;
+  }
+
   int port() const { return port_; }
   int http_port() const { return http_ ? http_->port() : 0; }
   int metrics_port() const { return metrics_ ? metrics_->port() : 0; }
@@ -259,7 +273,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
   /// restarts and checkpoint stats and the cluster's taskmanagers and slots.
   Status start_metrics() {
     if (o_.metrics_bind.empty()) return Status::ok();
-    auto m = metrics::MetricsServer::start(o_.metrics_bind);
+    auto m = metrics::MetricsServer::start(http_options(o_.metrics_bind, "metrics"));
     if (!m.is_ok()) return m.status().with_context("--metrics-bind");
     metrics_ = std::move(*m);
     metrics_->add(std::make_shared<metrics::CallbackCollectable>([this] {
@@ -339,8 +353,11 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return to_grpc(st);
   }
 
-  grpc::Status ListJobs(grpc::ServerContext*, const proto::ListJobsRequest*,
+  grpc::Status ListJobs(grpc::ServerContext* ctx, const proto::ListJobsRequest* req,
                         proto::ListJobsResponse* resp) override {
+    if (!o_.open_read_access) {
+      if (auto st = authorize(ctx, req->token(), "list"); !st.ok()) return st;
+    }
     std::vector<std::shared_ptr<Job>> jobs;
     {
       std::lock_guard lk(mu_);
@@ -350,8 +367,11 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetJobStatus(grpc::ServerContext*, const proto::JobRequest* req,
+  grpc::Status GetJobStatus(grpc::ServerContext* ctx, const proto::JobRequest* req,
                             proto::JobStatusResponse* resp) override {
+    if (!o_.open_read_access) {
+      if (auto st = authorize(ctx, req->token(), "status"); !st.ok()) return st;
+    }
     auto j = find(req->job_id());
     if (!j) return unknown_job(req->job_id());
     *resp = status(*j);
@@ -427,15 +447,31 @@ class JobManager::Impl final : public proto::JobManager::Service {
 
   // ------------------------------------------------------------- taskmanager RPCs
 
-  grpc::Status RegisterTaskManager(grpc::ServerContext*, const proto::RegisterRequest* req,
+  grpc::Status RegisterTaskManager(grpc::ServerContext* ctx, const proto::RegisterRequest* req,
                                    proto::RegisterResponse* resp) override {
-    if (req->taskmanager_id().empty() || req->slots() < 1 || req->data_address().empty()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "registration needs an id, slots >= 1 and addresses");
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/RegisterTaskManager"); !st.ok()) return st;
+    if (req->taskmanager_id().empty() || req->taskmanager_id().size() > 256 || req->slots() < 1 ||
+        req->slots() > 4096 || req->data_address().empty() || req->control_address().empty() ||
+        req->instance().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "registration needs an id, 1..4096 slots, addresses and an instance id");
     }
-    auto channel = grpc::CreateChannel(req->control_address(), grpc::InsecureChannelCredentials());
+    auto channel = grpc::CreateChannel(req->control_address(), tm_creds_);
     std::lock_guard lk(mu_);
-    if (tms_.count(req->taskmanager_id())) lose_tm_locked(req->taskmanager_id(), "taskmanager registered again");
+    if (auto it = tms_.find(req->taskmanager_id()); it != tms_.end()) {
+      if (!auth::constant_time_equal(it->second.instance, req->instance())) {
+        // Another process claims a live id: only its holder may register it again.
+        spdlog::warn("refused registration of taskmanager {} from {}: the id is held by a live taskmanager",
+                     req->taskmanager_id(), ctx->peer());
+        return grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                            "taskmanager id " + req->taskmanager_id() +
+                                " is registered by another live process; it is free again once that one has "
+                                "been silent for the heartbeat timeout");
+      }
+      lose_tm_locked(req->taskmanager_id(), "taskmanager registered again");
+    }
     TaskManagerInfo tm;
+    tm.instance = req->instance();
     tm.id = req->taskmanager_id();
     tm.control_address = req->control_address();
     tm.data_address = req->data_address();
@@ -449,11 +485,12 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status Heartbeat(grpc::ServerContext*, const proto::HeartbeatRequest* req,
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const proto::HeartbeatRequest* req,
                          proto::HeartbeatResponse* resp) override {
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/Heartbeat"); !st.ok()) return st;
     std::lock_guard lk(mu_);
     auto it = tms_.find(req->taskmanager_id());
-    if (it == tms_.end()) {
+    if (it == tms_.end() || it->second.instance != req->instance()) {
       resp->set_registered(false);
       return grpc::Status::OK;
     }
@@ -471,7 +508,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ReportTaskState(grpc::ServerContext*, const proto::TaskStateReport* req, proto::Empty*) override {
+  grpc::Status ReportTaskState(grpc::ServerContext* ctx, const proto::TaskStateReport* req, proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/ReportTaskState"); !st.ok()) return st;
     auto j = find(req->task().job_id());
     if (!j) return grpc::Status::OK;
     bool finished = false;
@@ -480,6 +518,12 @@ class JobManager::Impl final : public proto::JobManager::Service {
       if (req->task().attempt() != j->rec.attempt() || j->rec.state() != "RUNNING") return grpc::Status::OK;
       auto it = j->subtasks.find({req->task().vertex(), req->task().subtask()});
       if (it == j->subtasks.end()) return grpc::Status::OK;
+      if (it->second.tm != req->taskmanager_id()) {
+        spdlog::warn("ignored state {} of job {} subtask {}/{} from {}: it runs on {}", req->state(),
+                     req->task().job_id(), req->task().vertex(), req->task().subtask(), req->taskmanager_id(),
+                     it->second.tm);
+        return grpc::Status::OK;
+      }
       it->second.state = req->state();
       if (req->state() != "RUNNING") {
         it->second.records_in = std::max(it->second.records_in, req->records_in());
@@ -503,7 +547,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext*, const proto::CheckpointAck* req, proto::Empty*) override {
+  grpc::Status AcknowledgeCheckpoint(grpc::ServerContext* ctx, const proto::CheckpointAck* req, proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/AcknowledgeCheckpoint"); !st.ok()) return st;
     auto j = find(req->task().job_id());
     if (!j || !j->coordinator) return grpc::Status::OK;
     auto snap = runtime::decode_task_snapshot(req->snapshot());
@@ -516,7 +561,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status DeclineCheckpoint(grpc::ServerContext*, const proto::CheckpointDecline* req, proto::Empty*) override {
+  grpc::Status DeclineCheckpoint(grpc::ServerContext* ctx, const proto::CheckpointDecline* req, proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/DeclineCheckpoint"); !st.ok()) return st;
     auto j = find(req->task().job_id());
     if (!j || !j->coordinator) return grpc::Status::OK;
     runtime::TaskId id{req->task().job_id(), req->task().vertex(), req->task().subtask(), req->task().attempt()};
@@ -524,15 +570,17 @@ class JobManager::Impl final : public proto::JobManager::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status ReportEndOfInput(grpc::ServerContext*, const proto::TaskRef* req, proto::Empty*) override {
+  grpc::Status ReportEndOfInput(grpc::ServerContext* ctx, const proto::TaskRef* req, proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/ReportEndOfInput"); !st.ok()) return st;
     auto j = find(req->job_id());
     if (!j || !j->coordinator) return grpc::Status::OK;
     j->coordinator->source_ended({req->job_id(), req->vertex(), req->subtask(), req->attempt()});
     return grpc::Status::OK;
   }
 
-  grpc::Status FetchArtifact(grpc::ServerContext*, const proto::FetchArtifactRequest* req,
+  grpc::Status FetchArtifact(grpc::ServerContext* ctx, const proto::FetchArtifactRequest* req,
                              grpc::ServerWriter<proto::ArtifactChunk>* writer) override {
+    if (auto st = rpc::check(ctx, *auth_, "JobManager/FetchArtifact"); !st.ok()) return st;
     const std::string& sha = req->sha256();
     if (sha.size() != 64 || sha.find_first_not_of("0123456789abcdef") != std::string::npos) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "not a sha256");
@@ -553,12 +601,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
 
   grpc::Status authorize(grpc::ServerContext* ctx, const std::string& token, const char* what) {
     // Constant-time compare: the token is a secret.
-    const std::string& want = o_.token;
-    bool ok = token.size() == want.size();
-    unsigned diff = 0;
-    for (size_t i = 0; i < want.size(); ++i) diff |= static_cast<unsigned>(want[i] ^ (i < token.size() ? token[i] : 0));
-    ok = ok && diff == 0;
-    if (ok) return grpc::Status::OK;
+    if (auth_->token_matches(token)) return grpc::Status::OK;
     spdlog::warn("refused {} from {}: {}", what, ctx->peer(), token.empty() ? "no token" : "wrong token");
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
@@ -756,9 +799,10 @@ class JobManager::Impl final : public proto::JobManager::Service {
       r.set_job_id(j.rec.job_id());
       r.set_attempt(j.rec.attempt());
       r.set_committed_checkpoint(committed_checkpoint);
-      outbox_.submit([stub, r] {
+      outbox_.submit([stub, r, a = auth_.get()] {
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(35));
+        rpc::sign(ctx, *a, "TaskManager/CancelTasks");
         proto::Empty e;
         stub->CancelTasks(&ctx, r, &e);
       });
@@ -935,6 +979,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
       for (const auto& t : tasks) *r.add_tasks() = t;
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      rpc::sign(ctx, *auth_, "TaskManager/DeployTasks");
       proto::Empty e;
       grpc::Status st = stubs[tm]->DeployTasks(&ctx, r, &e);
       if (!st.ok()) {
@@ -1138,7 +1183,9 @@ class JobManager::Impl final : public proto::JobManager::Service {
   JobManagerOptions o_;
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<HttpStatusServer> http_;
+  std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<auth::CallAuthenticator> auth_;  // set in start(), before any server
+  std::shared_ptr<grpc::ChannelCredentials> tm_creds_;  // for calls to taskmanagers
   // Serialized sender of jobmanager -> taskmanager calls: the coordinator and
   // the handlers post here instead of calling out while they hold locks; one
   // thread keeps the calls in order (trigger N before notify N).

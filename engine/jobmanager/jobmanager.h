@@ -25,9 +25,15 @@ struct JobManagerOptions {
   std::string checkpoint_dir;
   /// Checkpoint interval for jobs that set none ("0" = off). Default 5s.
   std::string checkpoint_interval = "5s";
-  /// Shared secret for submit/cancel/savepoint/stop. Empty: a random one is
-  /// generated and written to <data_dir>/token (mode 0600).
+  /// The cluster secret: taskmanagers sign every call with it (and the
+  /// jobmanager its calls to them); clients pass it for submit, cancel,
+  /// savepoint and stop. Empty: the one in <data_dir>/token, else a random
+  /// one generated there (mode 0600).
   std::string token;
+  /// list/status over gRPC, the HTTP status and /metrics without the
+  /// secret. Default true; false: they need it too (HTTP: Authorization:
+  /// Bearer <token>).
+  bool open_read_access = true;
   /// A taskmanager silent for longer is lost. Default 5 s.
   Duration heartbeat_timeout{5000};
   /// How often taskmanagers heartbeat. Default 1 s.
@@ -36,8 +42,12 @@ struct JobManagerOptions {
   int restart_attempts = 20;
   Duration restart_backoff{500};
   Duration restart_max_backoff{10'000};
-  /// TLS for the gRPC server: PEM files (all empty = plaintext).
-  std::string tls_cert, tls_key;
+  /// TLS: PEM files (all empty = plaintext). cert+key: TLS on the gRPC
+  /// server, the HTTP status and /metrics; with ca too, mutual TLS: clients
+  /// and taskmanagers must present a certificate signed by ca, and the
+  /// jobmanager presents its own to taskmanagers, whose certificates it
+  /// checks against ca.
+  std::string tls_cert, tls_key, tls_ca;
   /// Prometheus /metrics address (host:port, port 0 = any free port; the
   /// bound address goes to <data_dir>/metrics.address); empty = off.
   /// Default 127.0.0.1:9249.

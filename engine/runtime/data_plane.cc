@@ -17,6 +17,7 @@
 #include <condition_variable>
 #include <cstring>
 
+#include "engine/common/auth.h"
 #include "engine/proto/jobgraph.pb.h"
 
 namespace sluice::runtime {
@@ -38,26 +39,20 @@ namespace {
 
 using namespace std::chrono_literals;
 
-enum class MsgType : uint8_t { kHello = 1, kAccept = 2, kRefuse = 3, kCredit = 4, kData = 5 };
+enum class MsgType : uint8_t { kHello = 1, kAccept = 2, kRefuse = 3, kCredit = 4, kData = 5, kChallenge = 6 };
 
-constexpr uint32_t kMagic = 0x50444c53;  // "SLDP"
-constexpr uint16_t kVersion = 1;
+constexpr size_t kNonceBytes = frames::kHelloNonceBytes;
 constexpr size_t kHeaderBytes = 5;
 constexpr uint32_t kMaxControlBytes = 64 * 1024;
-constexpr auto kHandshakeTimeout = 10s;
+constexpr auto kHandshakeTimeout = 5s;
+// Data messages are read in steps that at most double what has arrived.
+constexpr size_t kReadStep = 64 * 1024;
 constexpr auto kConnectTimeout = 5s;
 constexpr auto kInitialBackoff = 20ms;
 constexpr auto kMaxBackoff = 1s;
 
-void put_u16(std::string& out, uint16_t v) {
-  out.push_back(static_cast<char>(v & 0xff));
-  out.push_back(static_cast<char>(v >> 8));
-}
 void put_u32(std::string& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint16_t get_u16(const char* p) {
-  return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
 }
 uint32_t get_u32(const char* p) {
   uint32_t v = 0;
@@ -148,11 +143,17 @@ Status read_message(int fd, uint32_t max_bytes, MsgType& type, std::string& payl
     return Status::corruption("message of " + std::to_string(len) + " bytes (type " +
                               std::to_string(static_cast<int>(head[0])) + ") exceeds the limit");
   }
-  payload.resize(len);
-  if (len == 0) return Status::ok();
-  bool mid_eof = false;
-  SLUICE_RETURN_IF_ERROR(read_exact(fd, payload.data(), len, &mid_eof));
-  if (mid_eof) return Status::io_error("connection closed in the middle of a message");
+  // Allocated as the bytes arrive: a header announcing a huge message costs
+  // nothing until the peer really sends (and is owed credit for) it.
+  payload.clear();
+  while (payload.size() < len) {
+    size_t have = payload.size();
+    size_t step = std::min<size_t>(len - have, std::max(kReadStep, have));
+    payload.resize(have + step);
+    bool mid_eof = false;
+    SLUICE_RETURN_IF_ERROR(read_exact(fd, payload.data() + have, step, &mid_eof));
+    if (mid_eof) return Status::io_error("connection closed in the middle of a message");
+  }
   return Status::ok();
 }
 
@@ -192,41 +193,17 @@ std::string numeric_host(const sockaddr* sa, socklen_t len) {
   return host;
 }
 
-std::string encode_hello(const DataPlane::Hello& h) {
-  std::string out;
-  put_u32(out, kMagic);
-  put_u16(out, kVersion);
-  put_u32(out, static_cast<uint32_t>(h.attempt));
-  put_u32(out, static_cast<uint32_t>(h.key.edge));
-  put_u32(out, static_cast<uint32_t>(h.key.producer));
-  put_u32(out, static_cast<uint32_t>(h.key.consumer));
-  put_u32(out, static_cast<uint32_t>(h.sender_port));
-  put_u16(out, static_cast<uint16_t>(h.job_id.size()));
-  out += h.job_id;
-  return out;
+frames::WireHello to_wire(const DataPlane::Hello& h) {
+  return {h.job_id, h.attempt, h.key.edge, h.key.producer, h.key.consumer, h.sender_port, h.nonce, h.mac};
 }
+std::string hello_fields(const DataPlane::Hello& h) { return frames::hello_fields(to_wire(h)); }
 
-Result<DataPlane::Hello> decode_hello(std::string_view p) {
-  constexpr size_t kFixed = 4 + 2 + 5 * 4 + 2;
-  if (p.size() < kFixed) return Status::corruption("short hello");
-  if (get_u32(p.data()) != kMagic) return Status::corruption("not a sluice data-plane peer");
-  uint16_t version = get_u16(p.data() + 4);
-  if (version != kVersion) {
-    return Status::corruption("data-plane protocol version " + std::to_string(version) +
-                              ", expected " + std::to_string(kVersion));
-  }
-  DataPlane::Hello h;
-  const char* q = p.data() + 6;
-  h.attempt = static_cast<int32_t>(get_u32(q));
-  h.key.edge = static_cast<int32_t>(get_u32(q + 4));
-  h.key.producer = static_cast<int32_t>(get_u32(q + 8));
-  h.key.consumer = static_cast<int32_t>(get_u32(q + 12));
-  h.sender_port = static_cast<int32_t>(get_u32(q + 16));
-  uint16_t len = get_u16(q + 20);
-  if (p.size() != kFixed + len) return Status::corruption("malformed hello");
-  h.job_id.assign(p.data() + kFixed, len);
-  if (h.job_id.empty()) return Status::corruption("hello without a job id");
-  return h;
+/// What the producer's mac covers: both nonces and every field of its hello.
+std::string hello_mac(const std::string& key, const std::string& server_nonce, const DataPlane::Hello& h) {
+  return auth::hmac_sha256(key, "hello|" + server_nonce + h.nonce + hello_fields(h));
+}
+std::string accept_mac(const std::string& key, const std::string& server_nonce, const std::string& client_nonce) {
+  return auth::hmac_sha256(key, "accept|" + server_nonce + client_nonce);
 }
 
 /// Decodes every frame of a buffer: collects its barriers and whether it
@@ -247,6 +224,22 @@ Status scan_frames(std::string_view data, std::vector<Barrier>* barriers, bool* 
 }
 
 }  // namespace
+
+std::string DataPlane::encode_hello(const Hello& h) { return frames::encode_hello(to_wire(h)); }
+
+Result<DataPlane::Hello> DataPlane::decode_hello(std::string_view p) {
+  frames::WireHello w;
+  std::string error;
+  if (!frames::decode_hello(p, w, error)) return Status::corruption(error);
+  Hello h;
+  h.job_id = std::move(w.job_id);
+  h.attempt = w.attempt;
+  h.key = ChannelKey{w.edge, w.producer, w.consumer};
+  h.sender_port = w.sender_port;
+  h.nonce = std::move(w.nonce);
+  h.mac = std::move(w.mac);
+  return h;
+}
 
 // --- Slot: the inbound channel of one key --------------------------------------
 
@@ -348,6 +341,7 @@ class DataPlane::Receiver {
  private:
   void run() {
     Status st = handshake();
+    plane_.pending_handshakes_.fetch_sub(1);
     if (st.is_ok()) {
       credits_ = std::thread([this] { grant_credits(); });
       st = read_loop();
@@ -380,6 +374,8 @@ class DataPlane::Receiver {
 
   Status handshake() {
     set_recv_timeout(fd_, kHandshakeTimeout);
+    const std::string server_nonce = auth::random_bytes(kNonceBytes);
+    SLUICE_RETURN_IF_ERROR(send_message(fd_, MsgType::kChallenge, server_nonce));
     MsgType type;
     std::string payload;
     bool eof = false;
@@ -387,6 +383,13 @@ class DataPlane::Receiver {
     if (eof) return Status::unavailable("closed before the handshake");
     if (type != MsgType::kHello) return Status::corruption("expected a hello");
     SLUICE_ASSIGN_OR_RETURN(Hello hello, decode_hello(payload));
+    const std::string key = auth::derive_attempt_key(plane_.secret_, hello.job_id, hello.attempt);
+    if (!auth::constant_time_equal(hello_mac(key, server_nonce, hello), hello.mac)) {
+      (void)send_message(fd_, MsgType::kRefuse, "not authenticated (wrong cluster secret?)");
+      return Status::permission_denied("refused a hello for job " + hello.job_id.substr(0, 64) + " attempt " +
+                                       std::to_string(hello.attempt) +
+                                       " that does not prove the cluster secret");
+    }
     peer_ = remote_ip_ + ":" + std::to_string(hello.sender_port);
     auto slot = plane_.admit(hello, this);
     if (!slot.is_ok()) {
@@ -395,7 +398,7 @@ class DataPlane::Receiver {
                                         hello.job_id);
     }
     slot_ = *slot;
-    SLUICE_RETURN_IF_ERROR(send_message(fd_, MsgType::kAccept, {}));
+    SLUICE_RETURN_IF_ERROR(send_message(fd_, MsgType::kAccept, accept_mac(key, server_nonce, hello.nonce)));
     set_recv_timeout(fd_, 0ms);
     spdlog::debug("data plane: accepted {} of job {} attempt {} from {}", slot_->name, job_id,
                   attempt, peer_);
@@ -481,8 +484,8 @@ class DataPlane::Receiver {
 /// closes and waits for the consumer's FIN. Owned (shared) by the plane.
 class DataPlane::Sender {
  public:
-  Sender(Hello hello, std::string peer, std::shared_ptr<Channel> channel)
-      : hello_(std::move(hello)), peer_(std::move(peer)), channel_(std::move(channel)),
+  Sender(Hello hello, std::string key, std::string peer, std::shared_ptr<Channel> channel)
+      : hello_(std::move(hello)), key_(std::move(key)), peer_(std::move(peer)), channel_(std::move(channel)),
         wake_(std::make_shared<detail::Wake>()) {
     channel_->set_observer(wake_);
   }
@@ -614,11 +617,20 @@ class DataPlane::Sender {
   }
 
   Status handshake(int fd) {
-    SLUICE_RETURN_IF_ERROR(send_message(fd, MsgType::kHello, encode_hello(hello_)));
     set_recv_timeout(fd, kHandshakeTimeout);
     MsgType type;
     std::string payload;
     bool eof = false;
+    SLUICE_RETURN_IF_ERROR(read_message(fd, kMaxControlBytes, type, payload, &eof));
+    if (eof) return Status::unavailable("consumer at " + peer_ + " closed before the handshake");
+    if (type != MsgType::kChallenge || payload.size() != kNonceBytes) {
+      return Status::corruption("consumer at " + peer_ + " sent no challenge (an older or foreign peer?)");
+    }
+    const std::string server_nonce = payload;
+    Hello hello = hello_;
+    hello.nonce = auth::random_bytes(kNonceBytes);
+    hello.mac = hello_mac(key_, server_nonce, hello);
+    SLUICE_RETURN_IF_ERROR(send_message(fd, MsgType::kHello, DataPlane::encode_hello(hello)));
     SLUICE_RETURN_IF_ERROR(read_message(fd, kMaxControlBytes, type, payload, &eof));
     if (eof) return Status::unavailable("consumer at " + peer_ + " closed during the handshake");
     if (type == MsgType::kRefuse) {
@@ -626,6 +638,10 @@ class DataPlane::Sender {
                                        channel_->name() + ": " + payload);
     }
     if (type != MsgType::kAccept) return Status::corruption("unexpected handshake reply");
+    if (!auth::constant_time_equal(payload, accept_mac(key_, server_nonce, hello.nonce))) {
+      return Status::permission_denied("consumer at " + peer_ +
+                                       " did not prove the cluster secret; not sending it data");
+    }
     set_recv_timeout(fd, 0ms);
     return Status::ok();
   }
@@ -675,6 +691,7 @@ class DataPlane::Sender {
   }
 
   const Hello hello_;
+  const std::string key_;  // the attempt's data-plane key
   const std::string peer_;
   const std::shared_ptr<Channel> channel_;
   const std::shared_ptr<detail::Wake> wake_;
@@ -691,7 +708,9 @@ class DataPlane::Sender {
 
 // --- DataPlane ----------------------------------------------------------------------
 
-Result<std::unique_ptr<DataPlane>> DataPlane::start(const std::string& bind_host, int port) {
+Result<std::unique_ptr<DataPlane>> DataPlane::start(const std::string& bind_host, int port,
+                                                    DataPlaneOptions options) {
+  if (options.secret.empty()) options.secret = auth::random_bytes(32);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -733,14 +752,15 @@ Result<std::unique_ptr<DataPlane>> DataPlane::start(const std::string& bind_host
     return st;
   }
   for (int p : pipe_fds) ::fcntl(p, F_SETFD, FD_CLOEXEC);
-  std::unique_ptr<DataPlane> plane(new DataPlane(fd, bound, pipe_fds[0], pipe_fds[1]));
+  std::unique_ptr<DataPlane> plane(new DataPlane(fd, bound, pipe_fds[0], pipe_fds[1], std::move(options.secret)));
   plane->accept_thread_ = std::thread([p = plane.get()] { p->accept_loop(); });
   spdlog::info("data plane listening on {}:{}", bind_host, bound);
   return plane;
 }
 
-DataPlane::DataPlane(int listen_fd, int port, int wake_read, int wake_write)
-    : listen_fd_(listen_fd), port_(port), wake_read_(wake_read), wake_write_(wake_write) {}
+DataPlane::DataPlane(int listen_fd, int port, int wake_read, int wake_write, std::string secret)
+    : listen_fd_(listen_fd), port_(port), wake_read_(wake_read), wake_write_(wake_write),
+      secret_(std::move(secret)) {}
 
 DataPlane::~DataPlane() {
   stopping_.store(true);
@@ -790,6 +810,14 @@ void DataPlane::accept_loop() {
       }
       continue;
     }
+    if (pending_handshakes_.load() >= kMaxPendingHandshakes) {
+      // A flood of connections that do not complete their handshake.
+      spdlog::warn("data plane: {} handshakes pending; dropping a connection from {}", kMaxPendingHandshakes,
+                   numeric_host(reinterpret_cast<sockaddr*>(&ss), len));
+      ::close(fd);
+      continue;
+    }
+    pending_handshakes_.fetch_add(1);
     set_nodelay(fd);
     auto r = std::make_shared<Receiver>(*this, fd, numeric_host(reinterpret_cast<sockaddr*>(&ss), len));
     {
@@ -880,7 +908,8 @@ std::shared_ptr<Channel> DataPlane::outbound(const std::string& peer_address, co
   note_attempt(job_id, attempt);
   auto& s = senders_[SlotKey{job_id, attempt, key}];
   if (!s) {
-    s = std::make_shared<Sender>(Hello{job_id, attempt, key, port_}, peer_address,
+    s = std::make_shared<Sender>(Hello{job_id, attempt, key, port_, {}, {}},
+                                 auth::derive_attempt_key(secret_, job_id, attempt), peer_address,
                                  std::make_shared<Channel>(key_name(key), capacity));
     s->start();
   }

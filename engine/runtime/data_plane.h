@@ -7,12 +7,25 @@
 // frames inside already encode records, watermarks, barriers, end markers).
 //
 //   producer (client)                     consumer (server)
-//   kHello{job, attempt, edge, p, c} ──▶
-//                                     ◀── kAccept | kRefuse{reason}
+//                                     ◀── kChallenge{server nonce}
+//   kHello{job, attempt, edge, p, c, client nonce, mac} ──▶
+//                                     ◀── kAccept{mac'} | kRefuse{reason}
 //                                     ◀── kCredit{n}   (free space in the consumer's Channel)
 //   kData{buffer bytes}  ──▶               (only with credit; one credit per buffer)
 //                                     ◀── kCredit{n}   (as the consuming task pops)
 //   ... kData{... end of partition}, then FIN ──▶  FIN
+//
+// Authentication: the key of (job, attempt) is derived from the cluster
+// secret (auth::derive_attempt_key), which only cluster members hold. The
+// hello's mac = HMAC(key, "hello" | server nonce | client nonce | fields)
+// proves the producer belongs to that attempt of that job; the consumer
+// answers mac' = HMAC(key, "accept" | both nonces), so the producer knows it
+// talks to a member too. A hello that does not verify is refused and logged
+// and changes nothing (no channel, no attempt number noted). Before the
+// handshake completes a peer can make the server hold at most
+// kMaxPendingHandshakes connections for at most the handshake timeout, and
+// no message larger than 64 KiB; data messages are read as their bytes
+// arrive (no allocation of an announced size up front).
 //
 // Credit-based flow control: the receiver never grants more credit than
 // its bounded Channel has room for, so a slow consumer stops its sender,
@@ -63,13 +76,23 @@ namespace sluice::runtime {
 /// not matter. Connections are refused for attempts that were released and
 /// for attempts older than the newest one this plane has seen of the job
 /// (a stale attempt still retrying).
+struct DataPlaneOptions {
+  /// The cluster secret. Empty: a random one (the plane then only talks
+  /// to itself). Default empty.
+  std::string secret;
+};
+
 class DataPlane {
  public:
   /// Largest kData message accepted (a Buffer is normally ~32 KiB; one huge
   /// record may make it larger). Bigger messages are treated as corruption.
   static constexpr uint32_t kMaxMessageBytes = 256u << 20;
 
-  static Result<std::unique_ptr<DataPlane>> start(const std::string& bind_host, int port);
+  /// Connections that have not finished their handshake, at most; more are closed at once.
+  static constexpr int kMaxPendingHandshakes = 64;
+
+  static Result<std::unique_ptr<DataPlane>> start(const std::string& bind_host, int port,
+                                                  DataPlaneOptions options = {});
   ~DataPlane();  // stops server and all connections
   DataPlane(const DataPlane&) = delete;
   DataPlane& operator=(const DataPlane&) = delete;
@@ -109,10 +132,15 @@ class DataPlane {
     int attempt = 0;
     ChannelKey key;
     int sender_port = 0;  // the producer plane's data port, to name it in errors
+    std::string nonce;    // the producer's (16 bytes)
+    std::string mac;      // see the file comment (32 bytes)
   };
+  /// The hello codec (public for the fuzzer and tests).
+  static std::string encode_hello(const Hello& hello);
+  static Result<Hello> decode_hello(std::string_view payload);
 
  private:
-  DataPlane(int listen_fd, int port, int wake_read, int wake_write);
+  DataPlane(int listen_fd, int port, int wake_read, int wake_write, std::string secret);
   struct SlotKey {
     std::string job_id;
     int attempt = 0;
@@ -138,6 +166,8 @@ class DataPlane {
   const int listen_fd_;
   const int port_;
   const int wake_read_, wake_write_;  // self-pipe that stops the accept thread
+  const std::string secret_;
+  std::atomic<int> pending_handshakes_{0};
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;
 

@@ -90,4 +90,59 @@ bool find_barrier(std::string_view buf, size_t from, CheckpointId id, size_t& at
   return false;
 }
 
+namespace {
+void put_u16(std::string& out, uint16_t v) {
+  out.push_back(static_cast<char>(v & 0xff));
+  out.push_back(static_cast<char>(v >> 8));
+}
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint16_t get_u16(const char* p) {
+  return static_cast<uint16_t>(static_cast<uint8_t>(p[0]) | static_cast<uint8_t>(p[1]) << 8);
+}
+uint32_t get_u32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+  return v;
+}
+}  // namespace
+
+std::string hello_fields(const WireHello& h) {
+  std::string out;
+  put_u32(out, kHelloMagic);
+  put_u16(out, kHelloVersion);
+  for (int32_t v : {h.attempt, h.edge, h.producer, h.consumer, h.sender_port}) put_u32(out, static_cast<uint32_t>(v));
+  put_u16(out, static_cast<uint16_t>(h.job_id.size()));
+  out += h.job_id;
+  return out;
+}
+
+std::string encode_hello(const WireHello& h) { return hello_fields(h) + h.nonce + h.mac; }
+
+bool decode_hello(std::string_view p, WireHello& h, std::string& error) {
+  constexpr size_t kFixed = 4 + 2 + 5 * 4 + 2;
+  if (p.size() < kFixed) return error = "short hello", false;
+  if (get_u32(p.data()) != kHelloMagic) return error = "not a sluice data-plane peer", false;
+  uint16_t version = get_u16(p.data() + 4);
+  if (version != kHelloVersion) {
+    error = "data-plane protocol version " + std::to_string(version) + ", expected " + std::to_string(kHelloVersion);
+    return false;
+  }
+  const char* q = p.data() + 6;
+  h.attempt = static_cast<int32_t>(get_u32(q));
+  h.edge = static_cast<int32_t>(get_u32(q + 4));
+  h.producer = static_cast<int32_t>(get_u32(q + 8));
+  h.consumer = static_cast<int32_t>(get_u32(q + 12));
+  h.sender_port = static_cast<int32_t>(get_u32(q + 16));
+  size_t len = get_u16(q + 20);
+  if (p.size() != kFixed + len + kHelloNonceBytes + kHelloMacBytes) return error = "malformed hello", false;
+  h.job_id.assign(p.data() + kFixed, len);
+  if (h.job_id.empty()) return error = "hello without a job id", false;
+  if (h.attempt < 0) return error = "hello with a negative attempt", false;
+  h.nonce.assign(p.data() + kFixed + len, kHelloNonceBytes);
+  h.mac.assign(p.data() + kFixed + len + kHelloNonceBytes, kHelloMacBytes);
+  return true;
+}
+
 }  // namespace sluice::runtime::frames

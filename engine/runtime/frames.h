@@ -92,5 +92,24 @@ bool next(std::string_view buf, size_t& pos, Frame& out);
 /// `from` on; true with the offset of its frame if found.
 bool find_barrier(std::string_view buf, size_t from, CheckpointId id, size_t& at);
 
+/// The data plane's hello (runtime/data_plane.h) as it travels: magic,
+/// version, attempt, edge, producer, consumer, sender port, job id, the
+/// producer's nonce and its mac.
+struct WireHello {
+  std::string job_id;
+  int32_t attempt = 0, edge = 0, producer = 0, consumer = 0, sender_port = 0;
+  std::string nonce;  // kHelloNonceBytes
+  std::string mac;    // kHelloMacBytes
+};
+inline constexpr uint32_t kHelloMagic = 0x50444c53;  // "SLDP"
+inline constexpr uint16_t kHelloVersion = 2;
+inline constexpr size_t kHelloNonceBytes = 16;
+inline constexpr size_t kHelloMacBytes = 32;
+/// Everything but nonce and mac (what the mac covers with both nonces).
+std::string hello_fields(const WireHello& h);
+std::string encode_hello(const WireHello& h);
+/// False with the reason in `error` on anything but a well-formed hello.
+bool decode_hello(std::string_view payload, WireHello& out, std::string& error);
+
 }  // namespace frames
 }  // namespace sluice::runtime

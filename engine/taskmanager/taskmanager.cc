@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -12,10 +13,13 @@
 #include <thread>
 
 #include "engine/api/job_library.h"
+#include "engine/common/auth.h"
 #include "engine/common/clock.h"
+#include "engine/common/http_server.h"
 #include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
 #include "engine/proto/control.grpc.pb.h"
+#include "engine/proto/rpc_auth.h"
 #include "engine/runtime/async_executor.h"
 #include "engine/runtime/data_plane.h"
 #include "engine/runtime/restore.h"
@@ -49,6 +53,18 @@ grpc::Status to_grpc(const Status& st, grpc::StatusCode code = grpc::StatusCode:
   return st.is_ok() ? grpc::Status::OK : grpc::Status(code, st.to_string());
 }
 
+bool is_sha256_hex(const std::string& s) {
+  return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+/// Job ids name directories here: the jobmanager makes them of [A-Za-z0-9_-].
+bool is_job_id(const std::string& s) {
+  if (s.empty() || s.size() > 200) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') return false;
+  return true;
+}
+
 }  // namespace
 
 class TaskManager::Impl final : public proto::TaskManager::Service, public runtime::TaskListener {
@@ -69,15 +85,26 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     /// Until then an attempt whose tasks all finished stays: its senders
     /// may still be delivering the last buffers to other taskmanagers.
     bool ended = false;
+    std::string work_dir;  // <work_dir>/jobs/<job>-<attempt>: removed when the attempt is reaped
   };
 
   Status start() {
     if (o_.jobmanager.empty()) return Status::invalid_argument("--jobmanager host:port is required");
     if (o_.slots < 1) return Status::invalid_argument("--slots must be at least 1");
-    SLUICE_ASSIGN_OR_RETURN(plane_, runtime::DataPlane::start(o_.bind_host, o_.data_port));
+    if (o_.secret.empty()) {
+      return Status::invalid_argument(
+          "the taskmanager needs the cluster secret: --token-file PATH (the jobmanager's <data-dir>/token) or "
+          "SLUICE_TOKEN");
+    }
+    auth_ = std::make_unique<auth::CallAuthenticator>(o_.secret);
+    instance_ = auth::random_hex(16);
+    // This process's gRPC server: TLS when it has a certificate, mutual
+    // (the jobmanager must present one signed by the CA) when a CA is set.
+    rpc::TlsFiles server_tls{o_.tls_cert, o_.tls_key, o_.tls_cert.empty() ? "" : o_.tls_ca};
+    SLUICE_ASSIGN_OR_RETURN(auto server_creds, rpc::server_credentials(server_tls));
+    SLUICE_ASSIGN_OR_RETURN(plane_, runtime::DataPlane::start(o_.bind_host, o_.data_port, {o_.secret}));
     grpc::ServerBuilder b;
-    b.AddListeningPort(o_.bind_host + ":" + std::to_string(o_.control_port), grpc::InsecureServerCredentials(),
-                       &control_port_);
+    b.AddListeningPort(o_.bind_host + ":" + std::to_string(o_.control_port), server_creds, &control_port_);
     b.RegisterService(this);
     b.SetMaxReceiveMessageSize(64 * 1024 * 1024);
     server_ = b.BuildAndStart();
@@ -87,17 +114,22 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     if (o_.id.empty()) {
       o_.id = "tm-" + o_.bind_host + "-" + std::to_string(control_port_) + "-" + std::to_string(::getpid());
     }
-    if (o_.work_dir.empty()) o_.work_dir = "/tmp/sluice-taskmanager-" + o_.id;
+    if (o_.work_dir.empty()) {
+      const char* run = std::getenv("XDG_RUNTIME_DIR");
+      o_.work_dir = std::string(run && *run ? run : "/tmp") + "/sluice-taskmanager-" + o_.id;
+    }
     std::error_code ec;
+    const bool fresh = !fs::exists(o_.work_dir);
     fs::create_directories(o_.work_dir + "/artifacts", ec);
     if (ec) return Status::io_error("cannot create " + o_.work_dir + ": " + ec.message());
-    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
-    if (!o_.tls_ca.empty()) {
-      SLUICE_ASSIGN_OR_RETURN(std::string ca, read_file(o_.tls_ca));
-      grpc::SslCredentialsOptions so;
-      so.pem_root_certs = ca;
-      creds = grpc::SslCredentials(so);
-    }
+    // Job libraries and state: private to this process's user.
+    if (fresh) ::chmod(o_.work_dir.c_str(), 0700);
+    ::chmod((o_.work_dir + "/artifacts").c_str(), 0700);
+    // Attempts of an earlier run of this process (killed before it could clean up).
+    fs::remove_all(o_.work_dir + "/jobs", ec);
+    fs::create_directories(o_.work_dir + "/jobs", ec);
+    ::chmod((o_.work_dir + "/jobs").c_str(), 0700);
+    SLUICE_ASSIGN_OR_RETURN(auto creds, rpc::channel_credentials({o_.tls_cert, o_.tls_key, o_.tls_ca}));
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(512 * 1024 * 1024);
     jm_ = proto::JobManager::NewStub(grpc::CreateCustomChannel(o_.jobmanager, creds, args));
@@ -133,7 +165,13 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   /// metrics and, read from TaskMetrics at scrape time, every subtask here.
   Status start_metrics() {
     if (o_.metrics_bind.empty()) return Status::ok();
-    auto m = metrics::MetricsServer::start(o_.metrics_bind);
+    HttpServerOptions h;
+    h.bind = o_.metrics_bind;
+    h.tls_cert = o_.tls_cert;
+    h.tls_key = o_.tls_key;
+    h.tls_ca = o_.tls_cert.empty() ? "" : o_.tls_ca;
+    if (!o_.open_read_access) h.bearer_token = o_.secret;
+    auto m = metrics::MetricsServer::start(h);
     if (!m.is_ok()) return m.status().with_context("--metrics-bind");
     metrics_ = std::move(*m);
     metrics_->add(std::make_shared<metrics::CallbackCollectable>([this] {
@@ -169,11 +207,21 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
 
   // ------------------------------------------------------------- RPCs
 
-  grpc::Status DeployTasks(grpc::ServerContext*, const proto::DeployRequest* req, proto::Empty*) override {
+  grpc::Status DeployTasks(grpc::ServerContext* ctx, const proto::DeployRequest* req, proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "TaskManager/DeployTasks"); !st.ok()) return st;
+    if (!is_sha256_hex(req->library_sha256()) || !is_job_id(req->job_id()) || req->attempt() < 0) {
+      spdlog::warn("refused deploy from {}: malformed job id, attempt or library sha256", ctx->peer());
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "deploy needs a job id of [A-Za-z0-9_-], an attempt >= 0 and a library sha256 of 64 "
+                          "lower-case hex digits");
+    }
     Status st = deploy(*req);
     if (!st.is_ok()) {
+      std::error_code ec;
+      if (!find(req->job_id(), req->attempt())) {
+        fs::remove_all(o_.work_dir + "/jobs/" + req->job_id() + "-" + std::to_string(req->attempt()), ec);
+      }
       spdlog::error("deploy of job {} attempt {} refused: {}", req->job_id(), req->attempt(), st.to_string());
-      // A library or graph that cannot run here will not run after a restart either.
       // A library or graph that cannot run here will not run after a restart
       // either (FAILED_PRECONDITION ends the job); anything else is retried.
       auto code = st.code() == StatusCode::kFailedPrecondition || st.code() == StatusCode::kInvalidArgument
@@ -184,14 +232,16 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     return grpc::Status::OK;
   }
 
-  grpc::Status CancelTasks(grpc::ServerContext*, const proto::CancelTasksRequest* req, proto::Empty*) override {
+  grpc::Status CancelTasks(grpc::ServerContext* ctx, const proto::CancelTasksRequest* req, proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "TaskManager/CancelTasks"); !st.ok()) return st;
     if (req->committed_checkpoint() > 0) wait_committed(req->job_id(), req->attempt(), req->committed_checkpoint());
     cancel_matching(req->job_id(), req->attempt());
     return grpc::Status::OK;
   }
 
-  grpc::Status TriggerCheckpoint(grpc::ServerContext*, const proto::TriggerCheckpointRequest* req,
+  grpc::Status TriggerCheckpoint(grpc::ServerContext* ctx, const proto::TriggerCheckpointRequest* req,
                                  proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "TaskManager/TriggerCheckpoint"); !st.ok()) return st;
     auto a = find(req->job_id(), req->attempt());
     if (!a) return grpc::Status::OK;
     runtime::Barrier b;
@@ -204,8 +254,9 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     return grpc::Status::OK;
   }
 
-  grpc::Status NotifyCheckpoint(grpc::ServerContext*, const proto::NotifyCheckpointRequest* req,
+  grpc::Status NotifyCheckpoint(grpc::ServerContext* ctx, const proto::NotifyCheckpointRequest* req,
                                 proto::Empty*) override {
+    if (auto st = rpc::check(ctx, *auth_, "TaskManager/NotifyCheckpoint"); !st.ok()) return st;
     auto a = find(req->job_id(), req->attempt());
     if (!a) return grpc::Status::OK;
     std::lock_guard lk(mu_);
@@ -242,7 +293,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     }
     send([this, r] {
       proto::Empty e;
-      call([&](grpc::ClientContext* c) { return jm_->ReportTaskState(c, r, &e); });
+      call("JobManager/ReportTaskState", [&](grpc::ClientContext* c) { return jm_->ReportTaskState(c, r, &e); });
     });
     if (state != TaskState::kRunning) wake_reaper();
   }
@@ -254,7 +305,8 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     a.set_snapshot(runtime::encode_task_snapshot(snapshot));
     send([this, a] {
       proto::Empty e;
-      call([&](grpc::ClientContext* c) { return jm_->AcknowledgeCheckpoint(c, a, &e); });
+      call("JobManager/AcknowledgeCheckpoint",
+           [&](grpc::ClientContext* c) { return jm_->AcknowledgeCheckpoint(c, a, &e); });
     });
   }
 
@@ -265,7 +317,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     d.set_reason(why.to_string());
     send([this, d] {
       proto::Empty e;
-      call([&](grpc::ClientContext* c) { return jm_->DeclineCheckpoint(c, d, &e); });
+      call("JobManager/DeclineCheckpoint", [&](grpc::ClientContext* c) { return jm_->DeclineCheckpoint(c, d, &e); });
     });
   }
 
@@ -273,17 +325,18 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     proto::TaskRef r = ref_of(id);
     send([this, r] {
       proto::Empty e;
-      call([&](grpc::ClientContext* c) { return jm_->ReportEndOfInput(c, r, &e); });
+      call("JobManager/ReportEndOfInput", [&](grpc::ClientContext* c) { return jm_->ReportEndOfInput(c, r, &e); });
     });
   }
 
  private:
   /// Runs a call to the jobmanager, retrying briefly while it is unreachable.
   template <class F>
-  void call(F f) {
+  void call(const char* method, F f) {
     for (int i = 0; i < 20; ++i) {
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+      rpc::sign(ctx, *auth_, method);
       grpc::Status st = f(&ctx);
       if (st.ok() || st.error_code() != grpc::StatusCode::UNAVAILABLE) return;
       if (stopping()) return;
@@ -306,7 +359,10 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
 
   /// The job library for `sha`, fetched from the jobmanager once and cached
   /// on disk; its bytes are checked against the sha256 on every load.
+  static constexpr size_t kMaxLibraryBytes = size_t{512} << 20;
+
   Result<std::shared_ptr<api::JobLibrary>> library(const std::string& sha) {
+    if (!is_sha256_hex(sha)) return Status::invalid_argument("library sha256 '" + sha + "' is not 64 hex digits");
     std::lock_guard lk(lib_mu_);
     std::string path = o_.work_dir + "/artifacts/" + sha + ".so";
     if (!fs::exists(path)) {
@@ -314,10 +370,18 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       r.set_sha256(sha);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      rpc::sign(ctx, *auth_, "JobManager/FetchArtifact");
       auto reader = jm_->FetchArtifact(&ctx, r);
       std::string bytes;
       proto::ArtifactChunk c;
-      while (reader->Read(&c)) bytes += c.data();
+      while (reader->Read(&c)) {
+        bytes += c.data();
+        if (bytes.size() > kMaxLibraryBytes) {
+          ctx.TryCancel();
+          return Status::resource_exhausted("job library " + sha + " is larger than " +
+                                            std::to_string(kMaxLibraryBytes >> 20) + " MiB");
+        }
+      }
       grpc::Status st = reader->Finish();
       if (!st.ok()) return Status::unavailable("cannot fetch job library " + sha + ": " + st.error_message());
       if (sha256_hex(bytes) != sha) {
@@ -345,6 +409,13 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     po.parallelism = req.parallelism();
     for (const auto& [k, v] : req.job_graph().args()) po.args[k] = v;
     for (const auto& [k, v] : req.job_graph().config()) po.config.set(k, v);
+    // The attempt's working files (RocksDB instances) live under this
+    // process's private work dir and go with the attempt.
+    std::string work = o_.work_dir + "/jobs/" + req.job_id() + "-" + std::to_string(req.attempt());
+    std::error_code ec;
+    fs::create_directories(work, ec);
+    if (ec) return Status::io_error("cannot create " + work + ": " + ec.message());
+    if (!req.job_graph().config().count("state.rocksdb.local-dir")) po.config.set("state.rocksdb.local-dir", work + "/rocksdb");
     SLUICE_ASSIGN_OR_RETURN(api::PreparedJob job, api::prepare_job(lib, po));
     if (job.instance->job_graph->hash() != req.job_graph().hash()) {
       return Status::failed_precondition(
@@ -364,6 +435,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     auto a = std::make_shared<Attempt>();
     a->job_id = req.job_id();
     a->attempt = req.attempt();
+    a->work_dir = work;
     a->job = std::move(job);
     a->channels = std::make_unique<runtime::NetworkChannelProvider>(
         req.job_id(), req.attempt(), static_cast<size_t>(o_.channel_capacity), *plane_, a->job.instance->job_graph,
@@ -462,6 +534,8 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       if (a->channels) a->channels->close_all();
       a->tasks.clear();
       a->channels.reset();
+      std::error_code ec;
+      if (!a->work_dir.empty()) fs::remove_all(a->work_dir, ec);
     }
   }
   void reap_all() { reap(true); }
@@ -489,9 +563,11 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
         r.set_control_address(o_.bind_host + ":" + std::to_string(control_port_));
         r.set_data_address(o_.bind_host + ":" + std::to_string(plane_->port()));
         r.set_slots(o_.slots);
+        r.set_instance(instance_);
         proto::RegisterResponse resp;
         grpc::ClientContext ctx;
         ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+        rpc::sign(ctx, *auth_, "JobManager/RegisterTaskManager");
         grpc::Status st = jm_->RegisterTaskManager(&ctx, r, &resp);
         if (st.ok()) {
           // A (re)registration starts a new session: whatever this process
@@ -500,6 +576,9 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
           registered = true;
           interval_ms = std::max<int64_t>(100, resp.heartbeat_interval_ms());
           spdlog::info("registered with jobmanager {}", o_.jobmanager);
+        } else if (st.error_code() == grpc::StatusCode::UNAUTHENTICATED ||
+                   st.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+          spdlog::warn("jobmanager {} refused the registration: {}", o_.jobmanager, st.error_message());
         } else {
           spdlog::debug("jobmanager {} not reachable: {}", o_.jobmanager, st.error_message());
         }
@@ -507,6 +586,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       }
       proto::HeartbeatRequest hb;
       hb.set_taskmanager_id(o_.id);
+      hb.set_instance(instance_);
       {
         std::lock_guard lk(mu_);
         for (const auto& [k, a] : attempts_) {
@@ -523,6 +603,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
       proto::HeartbeatResponse resp;
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      rpc::sign(ctx, *auth_, "JobManager/Heartbeat");
       grpc::Status st = jm_->Heartbeat(&ctx, hb, &resp);
       if (st.ok() && !resp.registered()) {
         spdlog::warn("the jobmanager does not know this taskmanager any more; registering again");
@@ -539,6 +620,8 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
   std::unique_ptr<grpc::Server> server_;
   int control_port_ = 0;
   std::unique_ptr<proto::JobManager::Stub> jm_;
+  std::unique_ptr<auth::CallAuthenticator> auth_;  // set in start(), before any server
+  std::string instance_;                           // random per process (registration)
   runtime::AsyncExecutor snapshots_{2};
   // Reports to the jobmanager, in order, off the task threads.
   runtime::AsyncExecutor reports_{1};

@@ -25,13 +25,25 @@ struct TaskManagerOptions {
   int data_port = 0;
   /// Stable id; empty = generated from host, port and pid.
   std::string id;
-  /// Where fetched job libraries are cached (by sha256). Default
-  /// /tmp/sluice-taskmanager-<id>.
+  /// The cluster secret (the jobmanager's token). Required: every call to
+  /// and from the jobmanager and every data-plane connection is signed
+  /// with it.
+  std::string secret;
+  /// This process's private directory (0700): fetched job libraries
+  /// (cached by sha256) and one work dir per running job attempt, removed
+  /// when the attempt ends. Default <data_dir>, else
+  /// $XDG_RUNTIME_DIR or /tmp, /sluice-taskmanager-<id>.
   std::string work_dir;
   /// Buffers per channel (backpressure bound). Default 8.
   int channel_capacity = 8;
-  /// CA certificate (PEM) to talk TLS to the jobmanager; empty = plaintext.
-  std::string tls_ca;
+  /// TLS (PEM files; all empty = plaintext): ca verifies the jobmanager
+  /// (and, on this process's gRPC server, the jobmanager's client
+  /// certificate: mutual TLS); cert+key are this process's certificate,
+  /// presented to the jobmanager and served on its own gRPC server and
+  /// /metrics.
+  std::string tls_ca, tls_cert, tls_key;
+  /// /metrics without the secret. Default true.
+  bool open_read_access = true;
   /// Prometheus /metrics address (host:port; port 0 = any free port, the
   /// bound address is logged and written to <work_dir>/metrics.address);
   /// empty = off. Default 127.0.0.1:0.

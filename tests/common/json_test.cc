@@ -64,9 +64,9 @@ TEST(JsonWrite, PassesUtf8Through) {
   EXPECT_EQ(str(s), "\"" + s + "\"");
 }
 
-TEST(JsonWrite, PassesInvalidUtf8ThroughByteForByte) {
+TEST(JsonWrite, ReplacesEachByteThatIsNotUtf8WithAReplacementCharacter) {
   const std::string s = "bad \xff\xfe \xc3 end";
-  EXPECT_EQ(str(s), "\"" + s + "\"");
+  EXPECT_EQ(str(s), "\"bad \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd end\"");
 }
 
 TEST(JsonWrite, MixedEscapesKeepSurroundingRunsIntact) {
@@ -198,6 +198,29 @@ TEST(JsonWrite, VectorOfStructs) {
 
 static_assert(JsonWritable<Shape>);
 static_assert(JsonWritable<std::vector<std::optional<Point>>>);
+
+TEST(JsonWrite, BytesThatAreNotUtf8BecomeReplacementCharactersSoTheOutputParses) {
+  // Truncated sequences, stray continuation bytes, overlongs, surrogates, > U+10FFFF.
+  for (std::string bad : {std::string("a\xff b"), std::string("\xc3"), std::string("x\x80y"), std::string("\xc0\xaf"),
+                          std::string("\xed\xa0\x80"), std::string("\xf4\x90\x80\x80"), std::string("ok \xe2\x82")}) {
+    std::string out;
+    json_append_string(out, bad);
+    EXPECT_TRUE(is_valid_utf8(out)) << out;
+    EXPECT_NE(out.find("\xef\xbf\xbd"), std::string::npos) << out;
+  }
+  std::string good = "caf\xc3\xa9 \xf0\x9f\x98\x80";  // é and an emoji stay as they are
+  std::string out;
+  json_append_string(out, good);
+  EXPECT_EQ(out, "\"" + good + "\"");
+}
+
+TEST(JsonWrite, Base64IsStandardWithPadding) {
+  EXPECT_EQ(base64_encode(""), "");
+  EXPECT_EQ(base64_encode("f"), "Zg==");
+  EXPECT_EQ(base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(base64_encode(std::string("\xff\x00\x80", 3)), "/wCA");
+}
 
 }  // namespace
 }  // namespace sluice

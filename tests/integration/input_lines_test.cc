@@ -23,11 +23,12 @@ struct JobRun {
   std::vector<DeadLetterRow> dead;
 };
 
-JobRun run_clickstream(const TempDir& dir, const std::string& input, int parallelism) {
+/// `query`: source parameters, e.g. "?max-record-bytes=N".
+JobRun run_clickstream(const TempDir& dir, const std::string& input, int parallelism, const std::string& query = "") {
   JobRun r;
   r.args = {"run-local",     clickstream_library(),
             "--parallelism", std::to_string(parallelism),
-            "--arg",         "source=file://" + input,
+            "--arg",         "source=file://" + input + query,
             "--arg",         "sink=" + dir.uri("counts.ndjson"),
             "--arg",         "dlq=" + dir.uri("dlq.ndjson"),
             "--arg",         "window=10s"};
@@ -43,7 +44,8 @@ class InputLines : public ::testing::TestWithParam<int> {};
 
 TEST_P(InputLines, LongerThanTheReadBufferAreReadWhole) {
   // Multi-megabyte lines (the reader reads in chunks of a few MB), one
-  // malformed and one valid, so that share boundaries fall inside them.
+  // malformed and one valid, so that share boundaries fall inside them;
+  // the record size limit raised above them.
   const int parallelism = GetParam();
   TempDir dir;
   std::vector<std::string> lines;
@@ -54,7 +56,7 @@ TEST_P(InputLines, LongerThanTheReadBufferAreReadWhole) {
   const std::string input = dir.file("long.ndjson");
   write_lines(input, lines);
 
-  JobRun r = run_clickstream(dir, input, parallelism);
+  JobRun r = run_clickstream(dir, input, parallelism, "?max-record-bytes=16777216");
   ASSERT_EQ(r.result.exit_code, 0) << r.result.describe(r.args);
   EXPECT_EQ(diff_counts(Counts{{{kT0, "/a"}, 998}, {{kT0, "/big"}, 1}}, counts_of(r.rows)), "");
   ASSERT_EQ(r.dead.size(), 1u);
@@ -62,6 +64,25 @@ TEST_P(InputLines, LongerThanTheReadBufferAreReadWhole) {
   EXPECT_FALSE(r.dead[0].payload.empty());
   EXPECT_EQ(long_malformed.compare(0, r.dead[0].payload.size(), r.dead[0].payload), 0)
       << "the payload should be (a prefix of) the malformed line";
+}
+
+TEST_P(InputLines, ARecordOverTheSizeLimitIsADeadLetterNotAClick) {
+  // A valid click whose page_url alone is 12 MiB: over the default 4 MiB
+  // record limit, it is refused with the reason, not counted.
+  const int parallelism = GetParam();
+  TempDir dir;
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 200; ++i) lines.push_back(click("u" + std::to_string(i), "/a", kT0 + i));
+  lines[100 - 1] = click("u-big", "/" + std::string(12 << 20, 'p'), kT0 + 100);
+  const std::string input = dir.file("huge.ndjson");
+  write_lines(input, lines);
+  JobRun r = run_clickstream(dir, input, parallelism);
+  ASSERT_EQ(r.result.exit_code, 0) << r.result.describe(r.args);
+  EXPECT_EQ(diff_counts(Counts{{{kT0, "/a"}, 199}}, counts_of(r.rows)), "");
+  ASSERT_EQ(r.dead.size(), 1u);
+  EXPECT_EQ(r.dead[0].line, 100);
+  EXPECT_NE(r.dead[0].reason.find("exceeds the limit of 4194304 bytes"), std::string::npos) << r.dead[0].reason;
+  EXPECT_LE(r.dead[0].payload.size(), size_t{64} << 10) << "the dead letter keeps only the start";
 }
 
 TEST_P(InputLines, EveryJsonSpellingOfAnEventIsCounted) {

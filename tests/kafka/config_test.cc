@@ -68,6 +68,17 @@ TEST(KafkaSourceUri, RefusesUnknownAndInvalidParameters) {
   expect_error(parse_source_uri("kafka://h:1/t?commit").status(), "name=value");
 }
 
+TEST(KafkaSourceUri, RecordSizeLimitDefaultsToFourMiBAndIsBounded) {
+  auto d = parse_source_uri("kafka://h:1/t");
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(d->max_record_bytes, size_t{4} << 20);
+  auto c = parse_source_uri("kafka://h:1/t?max.record.bytes=1000");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->max_record_bytes, 1000u);
+  expect_error(parse_source_uri("kafka://h:1/t?max.record.bytes=0").status(), "max.record.bytes=0");
+  expect_error(parse_source_uri("kafka://h:1/t?max.record.bytes=99999999999").status(), "max.record.bytes");
+}
+
 TEST(KafkaSourceUri, RefusesMalformedAddressesAndTopics) {
   expect_error(parse_source_uri("kafka://h:1").status(), "needs a broker address and a topic");
   expect_error(parse_source_uri("kafka://h:1/").status(), "names no topic");

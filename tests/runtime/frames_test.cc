@@ -210,5 +210,30 @@ TEST(Frames, UnknownKindIsRejected) {
   }
 }
 
+TEST(Frames, HelloRoundTripsAndAnythingElseIsRefused) {
+  frames::WireHello h;
+  h.job_id = "job-\xe2\x82\xac";
+  h.attempt = 7;
+  h.edge = 3;
+  h.producer = 1;
+  h.consumer = 2;
+  h.sender_port = 6125;
+  h.nonce = std::string(frames::kHelloNonceBytes, 'n');
+  h.mac = std::string(frames::kHelloMacBytes, 'm');
+  std::string wire = frames::encode_hello(h);
+  frames::WireHello back;
+  std::string error;
+  ASSERT_TRUE(frames::decode_hello(wire, back, error)) << error;
+  EXPECT_EQ(frames::encode_hello(back), wire);
+  EXPECT_EQ(back.job_id, h.job_id);
+  EXPECT_EQ(back.attempt, 7);
+  for (size_t cut = 0; cut < wire.size(); ++cut) {
+    EXPECT_FALSE(frames::decode_hello(std::string_view(wire).substr(0, cut), back, error)) << cut;
+  }
+  EXPECT_FALSE(frames::decode_hello(wire + "x", back, error));
+  h.attempt = -1;
+  EXPECT_FALSE(frames::decode_hello(frames::encode_hello(h), back, error)) << "negative attempts are refused";
+}
+
 }  // namespace
 }  // namespace sluice::runtime

@@ -251,5 +251,62 @@ TEST(LineReader, SeekAfterTheLastLineReadsNothing) {
   EXPECT_TRUE(read_all(second).empty());
 }
 
+TEST(LineReader, LinesOverTheLimitComeBackCutWithTheirSizeAndTheNextLinesFollow) {
+  TempDir dir;
+  // Seeded random lengths around the limit, some far over it.
+  const size_t kLimit = 100;
+  uint64_t seed = 17;
+  auto rnd = [&] { return seed = seed * 6364136223846793005ull + 1442695040888963407ull, seed >> 33; };
+  std::string content;
+  std::vector<size_t> lengths;
+  for (int i = 0; i < 200; ++i) {
+    size_t n = rnd() % 7 == 0 ? kLimit + rnd() % 5000 : rnd() % (kLimit + 1);
+    lengths.push_back(n);
+    content += std::string(n, static_cast<char>('a' + i % 26)) + "\n";
+  }
+  Corpus c = make_corpus(dir, {content});
+  for (size_t chunk : {size_t{7}, size_t{64}, size_t{4096}}) {
+    LineReader r(c.files, split_share(c.files, 0, 1), kPadding, chunk, kLimit);
+    Line line;
+    size_t i = 0;
+    int64_t offset = 0;
+    while (true) {
+      auto more = r.next(line);
+      ASSERT_TRUE(more.is_ok()) << more.status().to_string();
+      if (!*more) break;
+      ASSERT_LT(i, lengths.size());
+      SCOPED_TRACE("seed 17, chunk " + std::to_string(chunk) + ", line " + std::to_string(i + 1));
+      EXPECT_EQ(line.line_no, static_cast<int64_t>(i + 1));
+      EXPECT_EQ(line.offset, offset);
+      EXPECT_EQ(line.oversize, lengths[i] > kLimit);
+      EXPECT_EQ(line.full_size, lengths[i]);
+      if (line.oversize) {
+        EXPECT_GE(line.size, kLimit) << "at least the limit's worth is kept";
+        EXPECT_LE(line.size, kOversizeKeep);
+      } else {
+        EXPECT_EQ(line.size, lengths[i]);
+      }
+      EXPECT_GE(line.readable, line.size + kPadding);
+      EXPECT_EQ(std::string(line.data, line.size), std::string(line.size, static_cast<char>('a' + i % 26)));
+      offset += static_cast<int64_t>(lengths[i] + 1);
+      ++i;
+    }
+    EXPECT_EQ(i, lengths.size()) << "chunk " << chunk;
+  }
+}
+
+TEST(LineReader, AHugeLineIsSkippedWithoutBufferingIt) {
+  TempDir dir;
+  std::string content = "{\"a\":1}\n" + std::string(20 << 20, 'x') + "\n{\"a\":2}\n";
+  Corpus c = make_corpus(dir, {content});
+  LineReader r(c.files, split_share(c.files, 0, 1), kPadding, 1 << 16, 1 << 20);
+  auto lines = read_all(r);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[2].text, "{\"a\":2}");
+  EXPECT_EQ(lines[2].line_no, 3);
+  EXPECT_GE(lines[1].text.size(), size_t{1} << 16);
+  EXPECT_LE(lines[1].text.size(), kOversizeKeep);
+}
+
 }  // namespace
 }  // namespace sluice::file

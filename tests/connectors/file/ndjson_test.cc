@@ -164,6 +164,37 @@ TEST(NdjsonSource, SingleFileWithOnlyBlankLinesProducesNothing) {
   EXPECT_EQ(dead->size(), 0u) << "blank lines are skipped, not rejected";
 }
 
+TEST(NdjsonSource, ARecordOverTheSizeLimitIsADeadLetterAndTheRestFlows) {
+  TempDir dir;
+  std::string path = dir.file("big.ndjson");
+  // A 12 MiB line (over the 4 MiB default) between two good records, and a
+  // malformed line that is not UTF-8.
+  std::string huge = "{\"id\":2,\"name\":\"" + std::string(12 << 20, 'x') + "\"}";
+  write_file(path, "{\"id\":1,\"name\":\"a\"}\n" + huge + "\n\xff\xfe{\n{\"id\":3,\"name\":\"c\"}\n");
+  auto out = std::make_shared<Collected<Rec>>();
+  auto dead = std::make_shared<Collected<DeadLetter>>();
+  TestJob job("big");
+  auto& env = job.env();
+  env.set_dead_letter_sink(rt_test::collect_into(dead));
+  env.from_source<Rec>(std::make_shared<NdjsonFileSource<Rec>>(path), runtime::WatermarkStrategy<Rec>::no_watermarks(),
+                       "files")
+      .sink_to(rt_test::collect_into(out));
+  ASSERT_TRUE(job.prepare(1).is_ok());
+  Status st = job.run();
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_EQ(out->size(), 2u) << "the records around it arrive";
+  auto dls = dead->values();
+  ASSERT_EQ(dls.size(), 2u);
+  std::sort(dls.begin(), dls.end(), [](const auto& a, const auto& b) { return a.line < b.line; });
+  EXPECT_EQ(dls[0].line, 2);
+  EXPECT_NE(dls[0].reason.find("exceeds the limit"), std::string::npos) << dls[0].reason;
+  EXPECT_EQ(dls[0].payload_bytes, static_cast<int64_t>(huge.size()));
+  EXPECT_LE(dls[0].payload.size(), size_t{64} << 10) << "only its start is kept";
+  EXPECT_EQ(dls[1].line, 3);
+  EXPECT_EQ(dls[1].payload_encoding, "base64");
+  EXPECT_EQ(dls[1].payload, base64_encode("\xff\xfe{"));
+}
+
 /// Runs the NDJSON source over `path` at `parallelism` into collectors.
 Status run_source(const std::string& path, int parallelism, std::shared_ptr<Collected<Rec>> out,
                   std::shared_ptr<Collected<DeadLetter>> dead) {
