@@ -319,11 +319,7 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
     user(m, "timed-out match", [&] { fn_.process_timed_out_match(m, ctx_); });
   }
   void discarded(Match<E>&& m, const std::string& reason) override {
-    DeadLetter dl;
-    dl.reason = reason + " (cep.max-partial-matches-per-key / cep.max-events-per-key)";
-    dl.origin = "operator " + this->context().info().operator_name;
-    dl.payload = basic::payload_of(m);
-    this->context().dead_letter(std::move(dl));
+    basic::dead_letter_for(this->context(), m, reason + " (cep.max-partial-matches-per-key / cep.max-events-per-key)");
   }
   void reschedule(int64_t old_deadline, int64_t new_deadline) override {
     if (options_.time == TimeMode::kEventTime) {
@@ -339,11 +335,7 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
     try {
       fn();
     } catch (const InvalidRecord& e) {
-      DeadLetter dl;
-      dl.reason = std::string(what) + " rejected: " + e.what();
-      dl.origin = "operator " + this->context().info().operator_name;
-      dl.payload = basic::payload_of(m);
-      this->context().dead_letter(std::move(dl));
+      basic::dead_letter_for(this->context(), m, std::string(what) + " rejected: " + e.what());
     } catch (const std::exception& e) {
       this->context().fail(Status::internal("pattern function of '" + this->context().info().operator_name +
                                             "' threw: " + e.what()));
@@ -360,13 +352,7 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
     reject(v, "late record: event time " + std::to_string(ts.ms()) + " is not after the watermark " +
                   std::to_string(wm.ms()));
   }
-  void reject(const E& v, std::string reason) {
-    DeadLetter dl;
-    dl.reason = std::move(reason);
-    dl.origin = "operator " + this->context().info().operator_name;
-    dl.payload = basic::payload_of(v);
-    this->context().dead_letter(std::move(dl));
-  }
+  void reject(const E& v, std::string reason) { basic::dead_letter_for(this->context(), v, std::move(reason)); }
   void publish() { metrics_->publish(stats_); }
 
   std::shared_ptr<const CompiledPattern<E>> pattern_;
