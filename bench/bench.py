@@ -16,6 +16,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -89,8 +91,9 @@ def run(argv, timeout=900, check=True):
     return out.decode(), err.decode(), secs
 
 
-def run_rss(argv, timeout=900):
-    """Like run(), also returns the child's peak RSS (KiB) via os.wait4."""
+def run_rss(argv, timeout=900, usage=None):
+    """Like run(), also returns the child's peak RSS (KiB) via os.wait4; with a
+    `usage` dict, also fills usage["cpu_s"] (the child's user + system CPU)."""
     t0 = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
@@ -105,6 +108,8 @@ def run_rss(argv, timeout=900):
                 raise SystemExit(f"timed out after {timeout}s: {' '.join(argv)}")
             time.sleep(0.005)
         secs = time.monotonic() - t0
+        if usage is not None:
+            usage["cpu_s"] = ru.ru_utime + ru.ru_stime
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
@@ -112,6 +117,13 @@ def run_rss(argv, timeout=900):
     if p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {' '.join(argv)}\n{e[-3000:]}")
     return o, e, secs, ru.ru_maxrss
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def wait_until(cond, timeout, step=0.05):
@@ -164,7 +176,7 @@ def fmt(v, unit):
         return f"{v:.0f}"
     if unit in ("s", "ms", "us"):
         return f"{v:.2f}"
-    if unit == "requests/s":
+    if unit in ("requests/s", "points/s"):
         return f"{v / 1e3:.1f} k"
     return f"{v:g}"
 
@@ -706,7 +718,7 @@ class Bench:
             self.fig.add(f"async HTTP CPU per request: {part}",
                          [r["http"][f"{part}_cpu_ns_per_request"] / 1e3 for r in runs], "us")
 
-    def w9_cep(self):
+    def w10_cep(self):
         """CEP: the fraud pattern over generated logins and purchases of 100 k users (bench/cep_job.cc),
         run-local p2 on the heap and on RocksDB; cep_bench for CPU per event against live partial matches."""
         job = os.path.join(self.bin, "bench/libbench_cep_job.so")
@@ -756,11 +768,106 @@ class Bench:
             for n in sizes_seen:
                 self.fig.add(f"cep CPU per purchase from a known device (iterative condition), {n} partial "
                              f"matches ({backend})", [x["known_device_ns"] / 1e3 for x in per[n]], "us")
+    @staticmethod
+    def proc_cpu_s(pid):
+        """User + system CPU seconds of a running process (/proc/PID/stat)."""
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def w9_influxdb(self):
+        """InfluxDB sink: points/s a job writes into a real influxd on the same 2 cores, against the
+        same job into the exactly-once file sink, both with checkpoints every second."""
+        influxd = shutil.which("influxd")
+        lib = os.path.join(self.bin, "bench/libbench_passthrough_job.so")
+        if not influxd or not os.path.exists(lib):
+            self.fig.not_measured("influxdb sink", "influxd (deploy/install-deps.sh) or bench_passthrough_job missing")
+            return
+        n = 20_000 if self.q else 500_000
+        inp = self.gen("influx-clicks.ndjson", n, "--pages", "100", "--events-per-second", "1000",
+                       "--malformed", "0", "--late", "0")
+        points = set()
+        with open(inp) as f:
+            for line in f:
+                e = json.loads(line)
+                points.add((e["page_url"], e["event_type"], e["ts"]))
+        d = self.path("influxdb")
+        os.makedirs(d)
+        port, rpc = free_port(), free_port()
+        with open(d + "/influxdb.conf", "w") as f:
+            f.write(f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc}"\n'
+                    f'[meta]\n  dir = "{d}/meta"\n[data]\n  dir = "{d}/data"\n  wal-dir = "{d}/wal"\n'
+                    f'  query-log-enabled = false\n[monitor]\n  store-enabled = false\n'
+                    f'[http]\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
+                    f'[logging]\n  level = "warn"\n')
+        server = Background([influxd, "-config", d + "/influxdb.conf"], d + "/influxd.log")
+        url = f"http://127.0.0.1:{port}"
+
+        def query(q, db=""):
+            data = urllib.parse.urlencode({"q": q, "db": db}).encode()
+            with urllib.request.urlopen(url + "/query", data=data, timeout=30) as r:
+                return json.load(r)["results"][0]
+
+        def ping():
+            try:
+                with urllib.request.urlopen(url + "/ping", timeout=1) as r:
+                    return r.status == 204
+            except OSError:
+                return False
+        try:
+            if not wait_until(ping, 30):
+                raise SystemExit("influxd did not start; see " + d + "/influxd.log")
+            variants = [("file sink", None), ("influxdb sink, gzip", "true"), ("influxdb sink, no gzip", "false")]
+            rates = {v: [] for v, _ in variants}
+            cpu_job = {v: [] for v, _ in variants}
+            cpu_server = {v: [] for v, _ in variants}
+            for i in range(self.reps_slow):
+                for name, gz in variants:
+                    db = f"bench_{i}_{gz}"
+                    sink = ("file://" + self.path(f"influx-out-{i}.ndjson") if gz is None else
+                            f"influxdb://127.0.0.1:{port}/{db}?measurement=clicks&tags=page_url,event_type"
+                            f"&fields=user_id&time=ts&create_database=true&gzip={gz}")
+                    cmd = [self.sluice, "run-local", lib, "-p", "1", "--checkpoint-dir", self.path(f"chk-influx-{i}-{gz}"),
+                           "--checkpoint-interval", "1s", "--arg", "source=file://" + inp, "--arg", "sink=" + sink,
+                           "--arg", "dlq=file://" + self.path("influx-dlq.ndjson")]
+                    use = {}
+                    s0 = self.proc_cpu_s(server.pid)
+                    _, _, secs, rss = run_rss(cmd, usage=use)
+                    cpu_server[name].append((self.proc_cpu_s(server.pid) - s0) / n * 1e6)
+                    cpu_job[name].append(use["cpu_s"] / n * 1e6)
+                    rates[name].append(n / secs)
+                    self.note_rss("run-local p1 passthrough -> " + name, rss)
+                    if gz is None:
+                        os.remove(self.path(f"influx-out-{i}.ndjson"))
+                        continue
+                    got = query("SELECT count(user_id) FROM clicks", db).get("series", [{}])[0].get("values", [[0, 0]])[0][1]
+                    if got != len(points):
+                        self.fig.fail(f"influxdb run {i} ({name}): {got} points, the input has {len(points)} distinct "
+                                      "(page_url, event_type, ts)")
+                    query(f'DROP DATABASE "{db}"')
+            note = ("sluice run-local -p 1 bench_passthrough (file source -> rebalance -> sink), exactly-once, "
+                    "checkpoint every 1 s; influxd 1.6 on the same 2 cores; wall time incl. start-up and the "
+                    "final checkpoint's writes")
+            for name, _ in variants:
+                self.fig.add(f"{name}: records/s into the sink", rates[name], "points/s", note=note)
+            med = statistics.median
+            for name in ("influxdb sink, gzip", "influxdb sink, no gzip"):
+                self.fig.add(f"ratio {name} / file sink", [a / b for a, b in zip(rates[name], rates["file sink"])],
+                             "ratio")
+                self.fig.add(f"{name}: job CPU per point", cpu_job[name], "us")
+                self.fig.add(f"{name}: influxd CPU per point", cpu_server[name], "us")
+            self.fig.add("file sink: job CPU per record", cpu_job["file sink"], "us")
+            print(f"   influxdb: {len(points)} distinct points of {n} events; median gzip "
+                  f"{med(rates['influxdb sink, gzip']):.0f} points/s", file=sys.stderr)
+        finally:
+            self.note_rss("influxd", server.vmhwm_kb())
+            server.stop()
 
     def all(self):
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
-                 ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 cep", self.w9_cep)]
+                 ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
+                 ("10 cep", self.w10_cep)]
         for name, f in steps:
             if self.a.only and not any(name.startswith(o) for o in self.a.only):
                 continue

@@ -1,5 +1,5 @@
 // CEP engine cost per event as the live partial matches of one key grow,
-// on the heap and RocksDB keyed-state backends (bench/run.sh workload 9).
+// on the heap and RocksDB keyed-state backends (bench/run.sh workload 10).
 //
 //   build/bench/cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,100,1000,10000]
 //                         [--events N] [--dir DIR]

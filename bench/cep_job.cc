@@ -1,4 +1,4 @@
-// bench_cep: the CEP workload of bench/run.sh (workload 9). The fraud
+// bench_cep: the CEP workload of bench/run.sh (workload 10). The fraud
 // pattern — five failed logins followed by a purchase of at least 1,000
 // from a device none of those logins used, within 10 minutes — over a
 // generated stream of logins and purchases, keyed by user.

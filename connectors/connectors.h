@@ -1,7 +1,8 @@
 // Sources and sinks by URI, for jobs that take them as arguments:
 //   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>&max-record-bytes=<bytes>
 //   sinks:   file:///path.ndjson, stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,
-//            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true]
+//            postgres://USER@HOST:PORT/DB?table=NAME[&mode=upsert&key=c1,c2&create_table=true],
+//            influxdb://[USER@]HOST:PORT/DB?measurement=M[&tags=a,b&fields=x,y&time=FIELD&precision=ms]
 #pragma once
 
 #include <cstdlib>
@@ -9,6 +10,7 @@
 #include <string>
 
 #include "connectors/file/ndjson.h"
+#include "connectors/influxdb/influxdb_sink.h"
 #include "connectors/kafka/kafka.h"
 #include "connectors/postgres/postgres_sink.h"
 #include "connectors/prometheus/prometheus_sink.h"
@@ -75,9 +77,11 @@ Result<std::shared_ptr<const runtime::Sink<T>>> sink_from_uri(const std::string&
   if (uri.rfind("postgres://", 0) == 0 || uri.rfind("postgresql://", 0) == 0) {
     return postgres::sink_from_uri<T>(uri);
   }
+  if (uri.rfind("influxdb://", 0) == 0) return influxdb::sink_from_uri<T>(uri);
   return Status::invalid_argument("unsupported sink '" + uri +
                                   "'; use file:///path/to/out.ndjson, kafka://host:port/topic, prometheus:METRIC?..., "
-                                  "postgres://user@host:port/db?table=name, stdout: or stderr:");
+                                  "postgres://user@host:port/db?table=name, influxdb://host:port/db?measurement=name, stdout: or "
+                                  "stderr:");
 }
 
 }  // namespace sluice::connectors

@@ -14,7 +14,7 @@ BUILD_PACKAGES=(
   librdkafka-dev librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
-  libcpp-httplib-dev libcurl4-openssl-dev
+  libcpp-httplib-dev libcurl4-openssl-dev zlib1g-dev
 )
 TOOL_PACKAGES=(
   # test servers of the async I/O tests and benchmark (built with the test suite only)
@@ -23,6 +23,8 @@ TOOL_PACKAGES=(
   clang libclang-rt-14-dev
   # servers and clients used by tests and the local cluster
   postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
+  # InfluxDB 1.x server and its `influx` shell (InfluxDB sink tests, deploy/local --influxdb)
+  influxdb influxdb-client
   # checks and runs the compose files (tests/deploy/docker_test.sh installs
   # the Docker engine, docker.io, and debootstrap itself)
   docker-compose
@@ -57,9 +59,9 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # --no-install-recommends keeps the install small (and out of docs/X11).
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-# The Debian postgresql and prometheus packages start system services; tests
-# run their own instances on loopback ports instead.
-for svc in postgresql prometheus; do
+# The Debian postgresql, prometheus and influxdb packages start system
+# services; tests run their own instances on loopback ports instead.
+for svc in postgresql prometheus influxdb; do
   $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 echo "install-deps: done"

@@ -4,6 +4,7 @@
 #   SLUICE_TOKEN            the cluster secret (jobmanager, taskmanagers, submit)
 #   POSTGRES_PASSWORD       the sluice database user's password
 #   GRAFANA_ADMIN_PASSWORD  Grafana's admin password
+#   INFLUXDB_PASSWORD       InfluxDB's admin password (the InfluxDB sink and Grafana use it)
 # An existing file is kept (pass --force to replace it). docker compose
 # reads deploy/.env by itself; keep it out of version control.
 set -euo pipefail
@@ -21,6 +22,7 @@ cat > "$tmp" <<ENV
 SLUICE_TOKEN=$(rand 24)
 POSTGRES_PASSWORD=$(rand 16)
 GRAFANA_ADMIN_PASSWORD=$(rand 12)
+INFLUXDB_PASSWORD=$(rand 16)
 ENV
 chmod 600 "$tmp"
 mv "$tmp" "$OUT"

@@ -112,6 +112,7 @@ declare -A PORT
   echo "SLUICE_TOKEN=$(secret)"
   echo "POSTGRES_PASSWORD=$(secret)"
   echo "GRAFANA_ADMIN_PASSWORD=$(secret)"
+  echo "INFLUXDB_PASSWORD=$(secret)"
   echo "SLUICE_IMAGE=$IMAGE"
   echo "SLUICE_POSTGRES_IMAGE=sluice-postgres:bookworm"
   echo "SLUICE_PROMETHEUS_IMAGE=sluice-prometheus:bookworm"

@@ -3,7 +3,8 @@
 
 The JSON files are what Grafana loads (provisioning) and what
 tests/deploy checks: every PromQL query must return data from a real
-Prometheus scraping a local cluster, every SQL query must run on Postgres.
+Prometheus scraping a local cluster, every SQL query must run on Postgres,
+every InfluxQL query on InfluxDB.
 Edit the panels here and rerun: python3 deploy/grafana/make_dashboards.py
 """
 import json
@@ -11,6 +12,7 @@ import os
 
 PROM = {"type": "prometheus", "uid": "sluice-prometheus"}
 PG = {"type": "postgres", "uid": "sluice-postgres"}
+INFLUX = {"type": "influxdb", "uid": "sluice-influxdb"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -31,6 +33,11 @@ def prom(expr, legend, ref="A"):
 
 def sql(query, ref="A", fmt="time_series"):
     return {"refId": ref, "datasource": PG, "rawQuery": True, "editorMode": "code", "format": fmt, "rawSql": query}
+
+
+def influxql(query, ref="A", alias="", fmt="time_series"):
+    return {"refId": ref, "datasource": INFLUX, "rawQuery": True, "query": query, "alias": alias,
+            "resultFormat": fmt}
 
 
 def dashboard(uid, title, panels, refresh="10s", time_from="now-30m"):
@@ -113,8 +120,25 @@ results = dashboard("sluice-clickstream-results", "Sluice — clickstream result
         prom('topk(10, sum by (page_url) (clicks_per_page))', "{{page_url}}")], x=0, y=18, w=24, h=8),
 ], refresh="30s", time_from="now-1h")
 
+# The same results from InfluxDB (the clickstream job with
+# sink=influxdb://...?measurement=page_counts&tags=page_url&fields=count&time=window_start).
+results_influx = dashboard("sluice-clickstream-results-influxdb", "Sluice — clickstream results (InfluxDB)", [
+    panel(1, "Clicks per page per window", [influxql(
+        'SELECT "count" FROM "page_counts" WHERE $timeFilter GROUP BY "page_url"', alias="$tag_page_url")],
+        ds=INFLUX, x=0, y=0, w=24, h=10),
+    panel(2, "Clicks per minute (all pages)", [influxql(
+        'SELECT sum("count") AS "clicks" FROM "page_counts" WHERE $timeFilter GROUP BY time(1m) fill(none)',
+        alias="clicks")],
+        ds=INFLUX, x=0, y=10, w=12, h=8),
+    panel(3, "Busiest pages in the time range", [influxql(
+        'SELECT sum("count") AS "clicks" FROM "page_counts" WHERE $timeFilter GROUP BY "page_url"',
+        fmt="table")],
+        kind="table", ds=INFLUX, x=12, y=10, w=12, h=8),
+], refresh="30s", time_from="now-1h")
+
 os.makedirs(os.path.join(HERE, "dashboards"), exist_ok=True)
-for name, d in (("pipeline-health.json", health), ("clickstream-results.json", results)):
+for name, d in (("pipeline-health.json", health), ("clickstream-results.json", results),
+                ("clickstream-results-influxdb.json", results_influx)):
     with open(os.path.join(HERE, "dashboards", name), "w") as f:
         json.dump(d, f, indent=2)
         f.write("\n")

@@ -2,14 +2,16 @@
 //
 // Arguments (--arg key=value):
 //   source            file:///path.ndjson (required)
-//   sink              where counts go: file:///path.ndjson, stdout: (default stdout:)
+//   sink              where counts go: any sink URI of connectors/connectors.h, e.g.
+//                     file:///path.ndjson, postgres://..., influxdb://host:port/db?measurement=page_counts
+//                     &tags=page_url&fields=count&time=window_start (default stdout:)
 //   dlq               where malformed/invalid events go (default stderr:)
 //   late              where events too late for their window go (default: the dlq)
 //   window            window size (default 60s)
 //   out_of_orderness  watermark bound (default 2s)
 //   allowed_lateness  how long a fired window still accepts events (default 0s)
 //   sink_parallelism  writers of the sink (default 1: one output file)
-//   metrics           a second sink for the counts, e.g. live gauges on /metrics:
+//   metrics           a second sink for the counts (any sink URI), e.g. live gauges on /metrics:
 //                     prometheus:clicks_per_page?labels=page_url&value=count&group=window_start
 //                     (default: none)
 #include <chrono>

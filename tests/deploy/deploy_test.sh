@@ -26,10 +26,10 @@ command -v docker-compose >/dev/null || fail "docker-compose missing (deploy/ins
 # Secrets come from deploy/.env, which users create (an empty one here):
 # without them compose refuses.
 : > "$DIR/empty.env"
-SECRETS=(SLUICE_TOKEN=t POSTGRES_PASSWORD=p GRAFANA_ADMIN_PASSWORD=g)
+SECRETS=(SLUICE_TOKEN=t POSTGRES_PASSWORD=p GRAFANA_ADMIN_PASSWORD=g INFLUXDB_PASSWORD=i)
 env "${SECRETS[@]}" docker-compose --env-file "$DIR/empty.env" -f "$SRC/deploy/docker-compose.yml" config -q \
   || fail "deploy/docker-compose.yml does not validate"
-if out=$(env -u SLUICE_TOKEN -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD docker-compose --env-file "$DIR/empty.env" \
+if out=$(env -u SLUICE_TOKEN -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD -u INFLUXDB_PASSWORD docker-compose --env-file "$DIR/empty.env" \
     -f "$SRC/deploy/docker-compose.yml" config -q 2>&1) || ! grep -q "deploy/secrets.sh" <<<"$out"; then
   fail "deploy/docker-compose.yml does not refuse to run without its secrets: $out"
 fi
@@ -49,9 +49,9 @@ with tempfile.TemporaryDirectory() as t:
 PY
 
 step "deploy/local/up.sh"
-"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 >/dev/null
+"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 --influxdb >/dev/null
 source "$DIR/cluster/env"
-export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE
+export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE INFLUXDB_URL INFLUXDB_DATABASE INFLUXDB_PASSWORD_FILE
 
 # Job A: a bounded, reproducible batch in its own topic -> Postgres (upsert,
 # exactly-once), compared with counts computed here from the same events.
@@ -60,8 +60,9 @@ step "sluice gen -> Kafka topic clicks_ref"
 gen_batch "$SLUICE" 7 $((NOW - 90000)) "$DIR/reference.ndjson" "$KAFKA_BOOTSTRAP" clicks_ref
 SINK="postgres://postgres@$PGHOST:$PGPORT/$PGDATABASE?table=page_counts&mode=upsert&key=window_start,page_url&create_table=true"
 submit() { "$SLUICE" submit "$JOB" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" "$@"; }
+# The same counts also go to up.sh --influxdb's InfluxDB (the job's second sink).
 JOB_A=$(submit -p 2 --checkpoint-interval 1s --arg "source=kafka://$KAFKA_BOOTSTRAP/clicks_ref?start=earliest&stop=latest" \
-  --arg "sink=$SINK" --arg window=10s --arg "dlq=file://$DIR/dlq-a.ndjson")
+  --arg "sink=$SINK" --arg window=10s --arg "dlq=file://$DIR/dlq-a.ndjson" --arg "metrics=$INFLUXDB_SINK")
 # Job B: the unbounded live stream of up.sh's generator -> Prometheus gauges
 # (and a file), what the dashboards' PromQL reads.
 JOB_B=$(submit -p 2 --checkpoint-interval 2s --arg "source=kafka://$KAFKA_BOOTSTRAP/clicks?start=earliest" \
@@ -75,6 +76,13 @@ PSQL_ROWS=(psql -qAtX -F $'\t' -c)
 "$SRC/tests/deploy/check_page_counts.py" "$DIR/reference.ndjson" --window-ms 10000 -- \
   "${PSQL_ROWS[@]}" "SELECT window_start, window_end, page_url, count FROM page_counts" \
   || fail "Postgres page_counts differs from the reference counts"
+# InfluxDB got the same counts (the job's second sink), and every InfluxQL
+# query of the dashboards returns rows from them.
+"$SRC/tests/deploy/check_page_counts.py" "$DIR/reference.ndjson" --window-ms 10000 -- \
+  "$SRC/tests/deploy/influx_rows.py" 'SELECT "window_end", "page_url", "count" FROM page_counts' \
+  || fail "InfluxDB page_counts differs from the reference counts"
+"$SRC/tests/deploy/influx_rows.py" --dashboards "$SRC/deploy/grafana/dashboards" \
+  || fail "a dashboard InfluxQL query failed"
 
 step "every SQL query of the dashboards on Postgres"
 python3 - "$SRC/deploy/grafana/dashboards" <<'PY' || fail "a dashboard SQL query failed"

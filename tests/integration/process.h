@@ -27,8 +27,14 @@ CommandResult run_command(const std::vector<std::string>& argv,
 
 /// Starts argv[0] with argv in the background, stdin from /dev/null,
 /// stdout and stderr appended to `log`. Returns its pid, -1 on failure.
-/// The caller must reap it (wait_process) and kill it if it stays.
-int start_process(const std::vector<std::string>& argv, const std::string& log);
+/// The caller must reap it (wait_process) and kill it if it stays. With
+/// `die_with_parent` the kernel kills it (SIGKILL) if the thread that
+/// started it ends first, e.g. when a test binary crashes: for servers.
+int start_process(const std::vector<std::string>& argv, const std::string& log, bool die_with_parent = false);
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
+/// released), for servers a test starts; -1 if none could be bound.
+int free_loopback_port();
 
 /// Waits up to `timeout` for child `pid`: its exit code (128 + signal if a
 /// signal ended it), or -1 if it is still running.

@@ -1,10 +1,7 @@
 #include "tests/postgres/pg_server.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <pwd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -17,22 +14,6 @@ namespace sluice::postgres::testing {
 namespace {
 
 constexpr const char* kBin = "/usr/lib/postgresql/15/bin/";
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 it::CommandResult as_postgres(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"/usr/sbin/runuser", "-u", "postgres", "--"};
@@ -71,7 +52,7 @@ std::unique_ptr<PgServer> PgServer::start(std::string* error) {
     *error = "initdb failed: " + init.err + init.out;
     return nullptr;
   }
-  s->port_ = free_port();
+  s->port_ = it::free_loopback_port();
   {
     std::ofstream hba(data + "/pg_hba.conf", std::ios::trunc);
     hba << "local all all trust\n"

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -28,6 +30,18 @@ namespace sluice::async_test {
 
 namespace {
 std::once_flag g_threads;
+
+const char* method_name(evhttp_cmd_type c) {
+  switch (c) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_PATCH: return "PATCH";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    default: return "OTHER";
+  }
+}
 
 /// The "id" of a JSON object, found without a JSON library (the server is
 /// test scaffolding; the code under test parses with simdjson).
@@ -51,6 +65,7 @@ class HttpTestServer::Loop {
     evhttp_request* req;
     int code;
     std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
   };
 
   Loop(HttpTestServer* owner, uint32_t seed) : owner_(owner), rng_(seed) {}
@@ -117,7 +132,7 @@ class HttpTestServer::Loop {
       evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     }
-    auto* p = new Pending{this, req, 200, {}};
+    auto* p = new Pending{this, req, 200, {}, {}};
     const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
     std::string path = evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/";
     evkeyvalq query{};
@@ -148,6 +163,17 @@ class HttpTestServer::Loop {
     } else if (path == "/status") {
       const char* c = evhttp_find_header(&query, "code");
       p->code = c ? std::atoi(c) : 500;
+    } else if (auto handler = owner_->handler()) {
+      RecordedRequest rec;
+      rec.method = method_name(evhttp_request_get_command(req));
+      rec.uri = evhttp_request_get_uri(req);
+      evkeyvalq* in_headers = evhttp_request_get_input_headers(req);
+      for (evkeyval* h = in_headers->tqh_first; h; h = h->next.tqe_next) rec.headers.emplace_back(h->key, h->value);
+      rec.body.assign(body);
+      ScriptedReply r = (*handler)(rec);
+      p->code = r.code;
+      p->body = std::move(r.body);
+      p->headers = std::move(r.headers);
     } else {
       p->code = 404;
     }
@@ -192,6 +218,7 @@ class HttpTestServer::Loop {
     evbuffer* out = evbuffer_new();
     evbuffer_add(out, p->body.data(), p->body.size());
     evhttp_add_header(evhttp_request_get_output_headers(p->req), "Content-Type", "application/json");
+    for (const auto& [k, v] : p->headers) evhttp_add_header(evhttp_request_get_output_headers(p->req), k.c_str(), v.c_str());
     // A request whose connection is gone is freed by libevent here.
     evhttp_send_reply(p->req, p->code, p->code == 200 ? "OK" : "Error", out);
     evbuffer_free(out);
@@ -273,6 +300,26 @@ void HttpTestServer::set_failure_rate(double r) { failure_rate_ = r; }
 void HttpTestServer::set_latency_us(int64_t min_us, int64_t max_us) {
   min_latency_us_ = min_us;
   max_latency_us_ = max_us;
+}
+
+void HttpTestServer::set_handler(RequestHandler handler) {
+  std::lock_guard lk(handler_mu_);
+  handler_ = handler ? std::make_shared<RequestHandler>(std::move(handler)) : nullptr;
+}
+
+std::shared_ptr<RequestHandler> HttpTestServer::handler() {
+  std::lock_guard lk(handler_mu_);
+  return handler_;
+}
+
+std::string RecordedRequest::header(const std::string& name) const {
+  for (const auto& [k, v] : headers) {
+    if (k.size() == name.size() &&
+        std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) { return std::tolower(a) == std::tolower(b); })) {
+      return v;
+    }
+  }
+  return "";
 }
 
 int64_t HttpTestServer::cpu_ns() const { return cpu_before_ns_ + (loop_ ? loop_->cpu_ns() : 0); }

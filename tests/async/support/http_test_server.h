@@ -7,12 +7,17 @@
 //   POST /echo   body            -> the body
 //   GET  /big?bytes=N            -> N bytes
 //   GET  /status?code=N          -> an empty answer with status N
+//   anything else                -> the handler set with set_handler (404 without one)
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/common/status.h"
 
@@ -30,6 +35,28 @@ struct HttpServerOptions {
   /// [0] share of /score requests answered 503.
   double failure_rate = 0;
 };
+
+/// A request as the server received it (for handlers: scripted answers
+/// and checks of what a client sent). Value type.
+struct RecordedRequest {
+  std::string method;  // "POST"
+  std::string uri;     // path and query, as sent
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;    // as received (still compressed if it was sent so)
+  /// The value of header `name` (case-insensitive), empty if absent.
+  std::string header(const std::string& name) const;
+};
+
+/// What a handler answers. Value type.
+struct ScriptedReply {
+  int code = 200;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// Called on the server's thread for every request to a path the server
+/// does not serve itself; the latency and stall settings apply as usual.
+using RequestHandler = std::function<ScriptedReply(const RecordedRequest&)>;
 
 /// Runs on its own thread from start() until destruction. The setters and
 /// counters are thread-safe. Not copyable.
@@ -53,6 +80,8 @@ class HttpTestServer {
   void set_stalled(bool stalled);
   void set_failure_rate(double r);
   void set_latency_us(int64_t min_us, int64_t max_us);
+  /// Serves every other path with `handler` (thread-safe; null: 404).
+  void set_handler(RequestHandler handler);
 
   uint64_t requests() const { return requests_.load(); }
   uint64_t answered() const { return answered_.load(); }
@@ -67,6 +96,7 @@ class HttpTestServer {
   explicit HttpTestServer(HttpServerOptions options);
   Status run_loop();
   void stop_loop();
+  std::shared_ptr<RequestHandler> handler();
 
   HttpServerOptions opts_;
   int port_ = 0;
@@ -76,6 +106,8 @@ class HttpTestServer {
   std::atomic<bool> stalled_{false};
   std::atomic<double> failure_rate_{0};
   std::atomic<int64_t> min_latency_us_{0}, max_latency_us_{0};
+  std::mutex handler_mu_;
+  std::shared_ptr<RequestHandler> handler_;  // shared: a request in progress keeps the one it started with
   friend class Loop;
 };
 
