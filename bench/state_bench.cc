@@ -1,6 +1,7 @@
 // Keyed-state benchmark: heap vs RocksDB.
 //
 //   state_bench [--keys N] [--checkpoint-keys M] [--dir DIR] [--backend heap|rocksdb|both]
+//               [--part values|ordered|all] [--map-keys K] [--map-entries E]
 //
 // 1. Updates/s of ValueState<int64_t> "count += 1" over N distinct keys
 //    (default 10 million): a first pass where every key is new (read miss,
@@ -10,7 +11,17 @@
 //    RocksDB: only new SSTs are uploaded). Duration of the synchronous part
 //    (task thread) and of the asynchronous part (upload), bytes written and
 //    the size of the whole checkpoint.
-// Prints a table. Figures, not a test: nothing is asserted.
+// 3. OrderedMapState<int64_t, int64_t> as a join buffer (--part ordered or
+//    all; not run by default, to keep bench/run.sh's run of this program as it was):
+//    K keys (default 1000) x E timestamps (default 500), filled in time
+//    order; reads of 16-entry ranges at random places; removal of the
+//    oldest tenth of every key's buffer, five times (a watermark passing);
+//    first_key() over what is left (removed entries in the way); and an
+//    interval join's pattern (put, read the last 16 timestamps, remove
+//    what the watermark passed every 8 or 128 timestamps). Heap, and
+//    RocksDB with the default range-delete threshold, with DeleteRange
+//    only and with point deletes only; each with its ratio to the heap.
+// Prints tables. Figures, not a test: nothing is asserted.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -19,6 +30,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <random>
+#include <algorithm>
+#include <cmath>
 #include <set>
 #include <string>
 #include <vector>
@@ -51,10 +65,14 @@ struct Options {
   int64_t checkpoint_keys = 1'000'000;
   std::string dir = "/tmp/sluice-state-bench";
   std::string backend = "both";
+  std::string part = "values";  // what bench.py runs; "ordered" / "all" add part 3
+  int64_t map_keys = 1000;
+  int64_t map_entries = 500;
 };
 
 std::unique_ptr<KeyedStateBackend> make_backend(const std::string& kind, const Options& o,
-                                                const std::string& name) {
+                                                const std::string& name,
+                                                size_t range_delete_threshold = RocksDBOptions{}.range_delete_threshold) {
   KeyGroupRange all{0, kMaxParallelism - 1};
   if (kind == "heap") {
     return std::make_unique<HeapKeyedStateBackend>(all, kMaxParallelism, &SystemClock::instance());
@@ -66,6 +84,7 @@ std::unique_ptr<KeyedStateBackend> make_backend(const std::string& kind, const O
   spec.instance_name = name;
   RocksDBOptions ro;
   ro.local_dir = o.dir + "/local";
+  ro.range_delete_threshold = range_delete_threshold;
   auto b = RocksDBKeyedStateBackend::create(spec, ro);  // state.rocksdb.memory default: 256mb
   if (!b.is_ok()) {
     std::fprintf(stderr, "cannot create RocksDB backend: %s\n", b.status().to_string().c_str());
@@ -167,31 +186,8 @@ BenchResult run(const std::string& kind, const Options& o) {
   return r;
 }
 
-void usage() {
-  std::fprintf(stderr,
-               "usage: state_bench [--keys N] [--checkpoint-keys M] [--dir DIR] "
-               "[--backend heap|rocksdb|both]\n");
-  std::exit(2);
-}
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i + 1 >= argc) usage();
-    if (a == "--keys") o.keys = std::atoll(argv[++i]);
-    else if (a == "--checkpoint-keys") o.checkpoint_keys = std::atoll(argv[++i]);
-    else if (a == "--dir") o.dir = argv[++i];
-    else if (a == "--backend") o.backend = argv[++i];
-    else usage();
-  }
-  if (o.keys <= 0 || o.checkpoint_keys <= 0) usage();
-  if (!make_dirs(o.dir).is_ok()) {
-    std::fprintf(stderr, "cannot create %s\n", o.dir.c_str());
-    return 1;
-  }
+void print_values(const Options& o) {
   std::vector<BenchResult> results;
   // RocksDB first: the heap run's memory would stay in the process's RSS.
   if (o.backend == "rocksdb" || o.backend == "both") results.push_back(run("rocksdb", o));
@@ -215,6 +211,206 @@ int main(int argc, char** argv) {
                   label, f->sync_ms, f->async_ms, static_cast<long long>(f->written),
                   static_cast<long long>(f->total), f->new_files, f->files);
     }
+  }
+}
+
+// --- ordered map state --------------------------------------------------------------
+
+constexpr int64_t kRangeWidth = 16;  // entries per range read
+constexpr int kRemoveRounds = 5;     // each removes the oldest tenth
+constexpr int64_t kJoinTimestamps = 300;
+
+struct OrderedFigures {
+  std::string variant;
+  double puts = 0;           // put/s while filling
+  double scan_entries = 0;   // entries/s read by 16-entry range reads
+  double remove_ranges = 0;  // remove_range calls/s (each removes E/10 entries)
+  double first_keys = 0;     // first_key()/s after the removals
+  double join_small = 0;     // join events/s, removal every 8 timestamps
+  double join_large = 0;     // join events/s, removal every 128 timestamps
+};
+
+/// Keys of the benchmark, serialized, with their key groups.
+struct BenchKeys {
+  explicit BenchKeys(int64_t n) {
+    for (int64_t k = 0; k < n; ++k) {
+      bytes.push_back(serialize(k));
+      groups.push_back(key_group_for_key(bytes.back(), kMaxParallelism));
+    }
+  }
+  void use(KeyedStateBackend& b, int64_t k) const {
+    b.set_current_key(bytes[static_cast<size_t>(k)], groups[static_cast<size_t>(k)]);
+  }
+  std::vector<std::string> bytes;
+  std::vector<KeyGroup> groups;
+};
+
+/// An interval join's buffer: per event of each key, buffer it, read the
+/// last kRangeWidth timestamps (the probe), and every `every` timestamps
+/// drop what the watermark passed. Returns events/s; a negative rate if it
+/// stopped at kJoinBudgetS seconds (the rate of what it did by then).
+constexpr double kJoinBudgetS = 20;
+double join_pass(KeyedStateBackend& b, const BenchKeys& keys, const std::string& name,
+                 int64_t every) {
+  auto* m = get_ordered_map_state(b, OrderedMapStateDescriptor<int64_t, int64_t>{name});
+  const int64_t n = static_cast<int64_t>(keys.bytes.size());
+  int64_t sum = 0, events = 0;
+  int64_t start = monotonic_ns();
+  for (int64_t t = 0; t < kJoinTimestamps; ++t) {
+    for (int64_t k = 0; k < n; ++k, ++events) {
+      keys.use(b, k);
+      m->put(t, t ^ k);
+      for (const auto& [ts, v] : m->range(KeyRange<int64_t>::closed(t - kRangeWidth, t))) sum += v;
+      if (t % every == every - 1) m->remove_range(KeyRange<int64_t>::below(t - kRangeWidth));
+    }
+    if (seconds_since(start) > kJoinBudgetS) {
+      return -static_cast<double>(events) / seconds_since(start);
+    }
+  }
+  if (sum == 42) std::fprintf(stderr, " ");  // keep the reads
+  return static_cast<double>(events) / seconds_since(start);
+}
+
+OrderedFigures run_ordered(const std::string& variant, const std::string& kind, size_t threshold,
+                           const Options& o) {
+  OrderedFigures f;
+  f.variant = variant;
+  auto b = make_backend(kind, o, "bench-ordered", threshold);
+  auto* m = get_ordered_map_state(*b, OrderedMapStateDescriptor<int64_t, int64_t>{"buffer"});
+  const BenchKeys keys(o.map_keys);
+  auto use = [&](int64_t k) { keys.use(*b, k); };
+  std::fprintf(stderr, "ordered map, %s: %lld keys x %lld timestamps...\n", variant.c_str(),
+               static_cast<long long>(o.map_keys), static_cast<long long>(o.map_entries));
+
+  // Fill in time order, the keys interleaved as records of a stream arrive.
+  int64_t start = monotonic_ns();
+  for (int64_t t = 0; t < o.map_entries; ++t) {
+    for (int64_t k = 0; k < o.map_keys; ++k) {
+      use(k);
+      m->put(t, t ^ k);
+    }
+  }
+  f.puts = static_cast<double>(o.map_keys * o.map_entries) / seconds_since(start);
+
+  // Range reads at random places.
+  std::mt19937_64 rng(42);
+  const int64_t scans = std::max<int64_t>(20'000, o.map_keys * 20);
+  int64_t entries = 0, sum = 0;
+  start = monotonic_ns();
+  for (int64_t i = 0; i < scans; ++i) {
+    use(static_cast<int64_t>(rng() % static_cast<uint64_t>(o.map_keys)));
+    int64_t lo = static_cast<int64_t>(rng() % static_cast<uint64_t>(o.map_entries - kRangeWidth));
+    for (const auto& [t, v] : m->range(KeyRange<int64_t>::half_open(lo, lo + kRangeWidth))) {
+      sum += v;
+      ++entries;
+    }
+  }
+  f.scan_entries = static_cast<double>(entries) / seconds_since(start);
+  if (sum == 42) std::fprintf(stderr, " ");  // keep the reads
+
+  // The watermark passes: each round removes the oldest tenth of every buffer.
+  const int64_t tenth = std::max<int64_t>(1, o.map_entries / 10);
+  start = monotonic_ns();
+  for (int round = 1; round <= kRemoveRounds; ++round) {
+    for (int64_t k = 0; k < o.map_keys; ++k) {
+      use(k);
+      m->remove_range(KeyRange<int64_t>::below(tenth * round));
+    }
+  }
+  f.remove_ranges = static_cast<double>(o.map_keys * kRemoveRounds) / seconds_since(start);
+
+  // The oldest live entry now lies behind the removed half.
+  const int64_t lowest = tenth * kRemoveRounds;
+  start = monotonic_ns();
+  for (int64_t i = 0; i < scans; ++i) {
+    use(static_cast<int64_t>(rng() % static_cast<uint64_t>(o.map_keys)));
+    auto first = m->first_key();
+    if (!first || *first != lowest) {
+      std::fprintf(stderr, "wrong first key after removal\n");
+      std::exit(1);
+    }
+  }
+  f.first_keys = static_cast<double>(scans) / seconds_since(start);
+
+  f.join_small = join_pass(*b, keys, "join-8", 8);
+  f.join_large = join_pass(*b, keys, "join-128", 128);
+  return f;
+}
+
+void print_ordered(const std::vector<OrderedFigures>& all, const Options& o) {
+  std::printf("\nOrderedMapState<int64_t, int64_t>, %lld keys, one thread. x heap = the figure "
+              "divided by the heap's in the same run.\n",
+              static_cast<long long>(o.map_keys));
+  std::printf("  fill: %lld timestamps per key; range: reads of %lld entries at random places;\n"
+              "  removal: %d rounds removing the oldest tenth of every key (no reads between);\n"
+              "  first_key: after the removals; join: per event put + read of the last %lld\n"
+              "  timestamps, remove_range(below watermark) every 8 or 128 timestamps (%lld per key)\n",
+              static_cast<long long>(o.map_entries), static_cast<long long>(kRangeWidth),
+              kRemoveRounds, static_cast<long long>(kRangeWidth),
+              static_cast<long long>(kJoinTimestamps));
+  std::printf("  (a join figure marked ! stopped after %.0f s: the rate of what it did by then)\n",
+              kJoinBudgetS);
+  std::printf("%-22s | %9s | %9s %6s | %9s %6s | %11s %6s | %9s %6s | %9s %6s\n", "backend",
+              "fill/s", "range e/s", "x heap", "removes/s", "x heap", "first_key/s", "x heap",
+              "join-8 /s", "x heap", "join-128/s", "x heap");
+  const OrderedFigures& h = all.front();
+  auto join = [](double rate, double heap) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%9.0f%s %6.3f", std::abs(rate), rate < 0 ? "!" : " ",
+                  std::abs(rate) / std::abs(heap));
+    return std::string(buf);
+  };
+  for (const auto& f : all) {
+    std::printf("%-22s | %9.0f | %9.0f %6.3f | %9.0f %6.3f | %11.0f %6.3f |%s |%s\n",
+                f.variant.c_str(), f.puts, f.scan_entries, f.scan_entries / h.scan_entries,
+                f.remove_ranges, f.remove_ranges / h.remove_ranges, f.first_keys,
+                f.first_keys / h.first_keys, join(f.join_small, h.join_small).c_str(),
+                join(f.join_large, h.join_large).c_str());
+  }
+}
+
+void usage() {
+  std::fprintf(stderr,
+               "usage: state_bench [--keys N] [--checkpoint-keys M] [--dir DIR] "
+               "[--backend heap|rocksdb|both] [--part values|ordered|all] [--map-keys K] "
+               "[--map-entries E]\n");
+  std::exit(2);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) usage();
+    if (a == "--keys") o.keys = std::atoll(argv[++i]);
+    else if (a == "--checkpoint-keys") o.checkpoint_keys = std::atoll(argv[++i]);
+    else if (a == "--dir") o.dir = argv[++i];
+    else if (a == "--backend") o.backend = argv[++i];
+    else if (a == "--part") o.part = argv[++i];
+    else if (a == "--map-keys") o.map_keys = std::atoll(argv[++i]);
+    else if (a == "--map-entries") o.map_entries = std::atoll(argv[++i]);
+    else usage();
+  }
+  if (o.keys <= 0 || o.checkpoint_keys <= 0 || o.map_keys <= 0 || o.map_entries < 20) usage();
+  if (o.part != "values" && o.part != "ordered" && o.part != "all") usage();
+  if (!make_dirs(o.dir).is_ok()) {
+    std::fprintf(stderr, "cannot create %s\n", o.dir.c_str());
+    return 1;
+  }
+  if (o.part == "values" || o.part == "all") print_values(o);
+  if (o.part == "ordered" || o.part == "all") {
+    // The heap is the baseline of the ratios, so it always runs.
+    std::vector<OrderedFigures> ordered;
+    ordered.push_back(run_ordered("heap", "heap", 0, o));
+    if (o.backend != "heap") {
+      // Below the default range_delete_threshold every removal here is a
+      // batch of point deletes: the default is the first RocksDB row.
+      ordered.push_back(run_ordered("rocksdb point deletes", "rocksdb", SIZE_MAX, o));
+      ordered.push_back(run_ordered("rocksdb DeleteRange", "rocksdb", 0, o));
+    }
+    print_ordered(ordered, o);
   }
   return 0;
 }

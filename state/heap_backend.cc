@@ -2,12 +2,29 @@
 
 namespace sluice::state {
 
+// Snapshot file: magic, then (varint key group, bytes blob) for every group
+// of the range. The magic names the format of the blobs:
+//
+//   format 2 ("SLUICE-HEAP-2"), written now. Blob: varint table count, then
+//     per table: bytes name, bytes signature ("map<...>", checked on
+//     restore; "" for a table carried over unread from a format-1
+//     snapshot), bytes body; then varint timer-queue count and per queue:
+//     bytes name, bytes TimerQueue::write_key_groups encoding.
+//   format 1 ("SLUICE-HEAP-1"), read only. The same without signatures; map
+//     tables kept one expiry per map (HeapMapTable reads them).
+//
+// Bodies: HeapTable (value, list, reducing, aggregating state) and
+// HeapMapTable (map and ordered map state) describe theirs.
 namespace {
-constexpr std::string_view kHeapMagic = "SLUICE-HEAP-1\n";
+constexpr std::string_view kHeapMagicV1 = "SLUICE-HEAP-1\n";
+constexpr std::string_view kHeapMagic = "SLUICE-HEAP-2\n";
 }  // namespace
 
-// File: magic, then (varint key group, bytes blob) for every non-empty group.
 Result<AsyncSnapshot> HeapKeyedStateBackend::snapshot(CheckpointId id, const SnapshotTarget& target) {
+  // Expired entries leave memory too (they are not written either).
+  const int64_t now = clock_->now_ms();
+  for (auto& [name, t] : tables_)
+    for (int32_t g = 0; g < range_.size(); ++g) t->purge_expired(static_cast<size_t>(g), now);
   auto data = std::make_shared<std::string>(kHeapMagic);
   ByteWriter w(*data);
   for (int32_t g = 0; g < range_.size(); ++g) {
@@ -39,9 +56,10 @@ Status HeapKeyedStateBackend::restore(const std::vector<KeyedStateHandle>& handl
     if (h.range().intersect(range_).empty()) continue;
     for (const auto& f : h.files) {
       SLUICE_ASSIGN_OR_RETURN(std::string data, read_file(job_dir + "/" + f.path));
-      if (data.compare(0, kHeapMagic.size(), kHeapMagic) != 0) {
-        return Status::corruption("'" + f.path + "' is not a heap state snapshot");
-      }
+      int format = 0;
+      if (data.compare(0, kHeapMagic.size(), kHeapMagic) == 0) format = 2;
+      if (data.compare(0, kHeapMagicV1.size(), kHeapMagicV1) == 0) format = 1;
+      if (format == 0) return Status::corruption("'" + f.path + "' is not a heap state snapshot");
       ByteReader r(std::string_view(data).substr(kHeapMagic.size()));
       while (!r.empty()) {
         uint64_t kg;
@@ -51,7 +69,7 @@ Status HeapKeyedStateBackend::restore(const std::vector<KeyedStateHandle>& handl
         }
         KeyGroup group(static_cast<int32_t>(kg));
         if (!range_.contains(group)) continue;
-        SLUICE_RETURN_IF_ERROR(read_key_group(group, blob).with_context(f.path));
+        SLUICE_RETURN_IF_ERROR(read_key_group(group, blob, format).with_context(f.path));
       }
     }
   }
@@ -66,20 +84,22 @@ std::string HeapKeyedStateBackend::write_key_group(size_t g) const {
   // a state registered lazily must survive a checkpoint taken before it is.
   size_t parked = 0;
   for (const auto& [name, entries] : pending_)
-    for (const auto& [pg, bytes] : entries) parked += pg == g ? 1 : 0;
+    for (const auto& p : entries) parked += p.group == g ? 1 : 0;
   w.put_varint(tables_.size() + parked);
   std::string body;
   for (const auto& [name, t] : tables_) {
     body.clear();
     t->write_group(g, body, now);
     w.put_bytes(name);
+    w.put_bytes(t->signature());
     w.put_bytes(body);
   }
   for (const auto& [name, entries] : pending_) {
-    for (const auto& [pg, bytes] : entries) {
-      if (pg != g) continue;
+    for (const auto& p : entries) {
+      if (p.group != g) continue;
       w.put_bytes(name);
-      w.put_bytes(bytes);
+      w.put_bytes(p.signature);
+      w.put_bytes(p.bytes);
     }
   }
   // Timers of this group only.
@@ -94,7 +114,10 @@ std::string HeapKeyedStateBackend::write_key_group(size_t g) const {
   return out;
 }
 
-Status HeapKeyedStateBackend::read_key_group(KeyGroup kg, std::string_view bytes) {
+Status HeapKeyedStateBackend::read_key_group(KeyGroup kg, std::string_view bytes, int format) {
+  if (format != 1 && format != 2) {
+    return Status::corruption("heap snapshot: unknown format " + std::to_string(format));
+  }
   if (!range_.contains(kg)) {
     return Status::internal("key group " + std::to_string(kg.value()) + " is outside " +
                             range_.to_string());
@@ -104,16 +127,21 @@ Status HeapKeyedStateBackend::read_key_group(KeyGroup kg, std::string_view bytes
   uint64_t n;
   if (!r.get_varint(n)) return Status::corruption("heap snapshot: bad table count");
   for (uint64_t i = 0; i < n; ++i) {
-    std::string_view name, body;
-    if (!r.get_bytes(name) || !r.get_bytes(body)) {
+    std::string_view name, signature, body;
+    if (!r.get_bytes(name) || (format >= 2 && !r.get_bytes(signature)) || !r.get_bytes(body)) {
       return Status::corruption("heap snapshot: truncated table");
     }
     auto it = tables_.find(std::string(name));
-    if (it != tables_.end()) {
-      SLUICE_RETURN_IF_ERROR(it->second->read_group(g, body));
-    } else {
-      pending_[std::string(name)].emplace_back(g, std::string(body));
+    if (it == tables_.end()) {
+      pending_[std::string(name)].push_back(Pending{g, std::string(signature), std::string(body)});
+      continue;
     }
+    if (!signature.empty() && signature != it->second->signature()) {
+      return Status::failed_precondition("state '" + std::string(name) + "' was checkpointed as " +
+                                         std::string(signature) + " and cannot be restored as " +
+                                         it->second->signature());
+    }
+    SLUICE_RETURN_IF_ERROR(it->second->read_group(g, body, signature.empty()));
   }
   if (!r.get_varint(n)) return Status::corruption("heap snapshot: bad timer count");
   for (uint64_t i = 0; i < n; ++i) {
@@ -130,8 +158,12 @@ Status HeapKeyedStateBackend::read_key_group(KeyGroup kg, std::string_view bytes
 void HeapKeyedStateBackend::load_pending(const std::string& name, HeapTableBase& t) {
   auto it = pending_.find(name);
   if (it == pending_.end()) return;
-  for (auto& [g, bytes] : it->second) {
-    Status st = t.read_group(g, bytes);
+  for (auto& p : it->second) {
+    if (!p.signature.empty() && p.signature != t.signature()) {
+      throw StateTypeError("state '" + name + "' was checkpointed as " + p.signature +
+                           " and cannot be restored as " + t.signature());
+    }
+    Status st = t.read_group(p.group, p.bytes, p.signature.empty());
     if (!st.is_ok()) throw StateTypeError("restoring state '" + name + "': " + st.message());
   }
   pending_.erase(it);

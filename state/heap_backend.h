@@ -17,58 +17,87 @@
 
 namespace sluice::state {
 
-/// Type-erased view of one state's table, for snapshots.
+/// One state's entries in a heap backend, type-erased for snapshots.
+/// Owned by the backend; task thread only.
 class HeapTableBase {
  public:
+  HeapTableBase(std::string signature, StateTtl ttl, const Clock* clock)
+      : signature_(std::move(signature)), ttl_(ttl), clock_(clock) {}
   virtual ~HeapTableBase() = default;
-  /// Appends the entries of group `g` (index in the range) to `out`.
+  /// Appends the live entries of group `g` (index in the range) to `out`.
   virtual void write_group(size_t g, std::string& out, int64_t now) const = 0;
-  /// Adds the entries encoded by write_group to group `g`.
-  virtual Status read_group(size_t g, std::string_view bytes) = 0;
+  /// Adds the entries encoded by write_group to group `g`. `legacy`: the
+  /// bytes come from a format-1 snapshot (see heap_backend.cc).
+  virtual Status read_group(size_t g, std::string_view bytes, bool legacy) = 0;
+  /// Drops the expired entries of group `g` from memory.
+  virtual void purge_expired(size_t g, int64_t now) = 0;
+  /// Entries held in memory, expired or not (map entries one by one).
   virtual size_t entry_count() const = 0;
+  /// The state's kind and type ("value<long>"), checked on restore.
+  const std::string& signature() const { return signature_; }
+  const StateTtl& ttl() const { return ttl_; }
+  int64_t now() const { return clock_->now_ms(); }
+  /// Whether an entry with this expiry is gone. An entry keeps the expiry
+  /// it was written with whatever the descriptor says now (as on RocksDB):
+  /// 0 never expires. The clock is read only for entries that can expire.
+  bool expired(int64_t expiry) const { return expiry != 0 && expiry <= clock_->now_ms(); }
+  /// Expiry of an entry written now: 0 without TTL.
+  int64_t new_expiry() const { return ttl_.enabled() ? clock_->now_ms() + ttl_.ttl.count() : 0; }
+
+ private:
+  std::string signature_;
+  StateTtl ttl_;
+  const Clock* clock_;
 };
+
+/// A value of a heap table with its expiry.
+template <class V>
+struct HeapEntry {
+  V value{};
+  int64_t expiry = 0;  // epoch ms; 0 = never expires
+};
+
+/// Debian's Abseil has its own string_view type; lookups go through it so
+/// they hash and compare the bytes in place instead of building a std::string.
+inline absl::string_view absl_view(std::string_view s) { return {s.data(), s.size()}; }
 
 /// Entries of one state: composite key (serialized key + namespace) -> V.
 template <class V>
 class HeapTable final : public HeapTableBase {
  public:
-  struct Entry {
-    V value{};
-    int64_t expiry = 0;  // epoch ms; 0 = never expires
-  };
+  using Entry = HeapEntry<V>;
   using Map = absl::flat_hash_map<std::string, Entry>;
-  // Debian's Abseil has its own string_view type; lookups go through it so
-  // they hash the bytes in place instead of building a std::string.
-  static absl::string_view view(std::string_view s) { return {s.data(), s.size()}; }
+  static absl::string_view view(std::string_view s) { return absl_view(s); }
 
-  HeapTable(size_t groups, StateTtl ttl) : groups_(groups), ttl_(ttl) {}
+  HeapTable(size_t groups, std::string signature, StateTtl ttl, const Clock* clock)
+      : HeapTableBase(std::move(signature), ttl, clock), groups_(groups) {}
 
   /// The live entry or nullptr; an expired entry is removed on the way.
-  Entry* find(size_t g, std::string_view key, int64_t now) {
+  Entry* find(size_t g, std::string_view key) {
     auto& m = groups_[g];
     auto it = m.find(view(key));
     if (it == m.end()) return nullptr;
-    if (ttl_.enabled() && it->second.expiry <= now) {
+    if (expired(it->second.expiry)) {
       m.erase(it);
       return nullptr;
     }
-    if (ttl_.enabled() && ttl_.refresh_on_read) it->second.expiry = now + ttl_.ttl.count();
+    if (ttl().enabled() && ttl().refresh_on_read) it->second.expiry = new_expiry();
     return &it->second;
   }
-  /// The entry for key, default-constructed if absent or expired; the
-  /// second value tells whether it was freshly created.
-  std::pair<Entry*, bool> upsert(size_t g, std::string_view key, int64_t now) {
+  /// The entry for key, default-constructed if absent or expired, with the
+  /// expiry of a write now; the second value tells whether it was created.
+  std::pair<Entry*, bool> upsert(size_t g, std::string_view key) {
     auto& m = groups_[g];
     auto it = m.find(view(key));
     bool created = false;
     if (it == m.end()) {
       it = m.emplace(std::string(key), Entry{}).first;
       created = true;
-    } else if (ttl_.enabled() && it->second.expiry <= now) {
+    } else if (expired(it->second.expiry)) {
       it->second = Entry{};
       created = true;
     }
-    if (ttl_.enabled()) it->second.expiry = now + ttl_.ttl.count();
+    it->second.expiry = new_expiry();
     return {&it->second, created};
   }
   void erase(size_t g, std::string_view key) {
@@ -81,16 +110,18 @@ class HeapTable final : public HeapTableBase {
     const auto& m = groups_[g];
     ByteWriter w(out);
     uint64_t live = 0;
-    for (const auto& [k, e] : m) live += (!ttl_.enabled() || e.expiry > now) ? 1 : 0;
+    auto gone = [now](const Entry& e) { return e.expiry != 0 && e.expiry <= now; };
+    for (const auto& [k, e] : m) live += gone(e) ? 0 : 1;
     w.put_varint(live);
     for (const auto& [k, e] : m) {
-      if (ttl_.enabled() && e.expiry <= now) continue;  // expired entries are not carried on
+      if (gone(e)) continue;  // expired entries are not carried on
       w.put_bytes(k);
       w.put_zigzag(e.expiry);
       Serde<V>::write(w, e.value);
     }
   }
-  Status read_group(size_t g, std::string_view bytes) override {
+  // The same layout in both formats.
+  Status read_group(size_t g, std::string_view bytes, bool /*legacy*/) override {
     ByteReader r(bytes);
     uint64_t n;
     if (!r.get_varint(n)) return Status::corruption("heap state snapshot: bad entry count");
@@ -106,20 +137,32 @@ class HeapTable final : public HeapTableBase {
     if (!r.empty()) return Status::corruption("heap state snapshot: trailing bytes");
     return Status::ok();
   }
+  void purge_expired(size_t g, int64_t now) override {
+    if (!ttl().enabled()) return;
+    absl::erase_if(groups_[g], [now](const auto& kv) {
+      return kv.second.expiry != 0 && kv.second.expiry <= now;
+    });
+  }
   size_t entry_count() const override {
     size_t n = 0;
     for (const auto& m : groups_) n += m.size();
     return n;
   }
-  const StateTtl& ttl() const { return ttl_; }
 
  private:
   std::vector<Map> groups_;
-  StateTtl ttl_;
 };
 
+/// Keyed state of one operator subtask as C++ objects, one table per
+/// state. Lifecycle: created with the operator, optionally restored once
+/// (before or after its states are registered: restored tables wait until
+/// registered), snapshotted synchronously at each barrier, destroyed with
+/// the operator. Task thread only; owned by the operator's context.
 class HeapKeyedStateBackend final : public KeyedStateBackend {
  public:
+  /// Version of the key-group blobs write_key_group writes (see heap_backend.cc).
+  static constexpr int kFormat = 2;
+
   HeapKeyedStateBackend(KeyGroupRange range, int32_t max_parallelism, const Clock* clock)
       : KeyedStateBackend(range, max_parallelism, clock) {}
   BackendKind kind() const override { return BackendKind::kHeap; }
@@ -131,35 +174,48 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
     return scratch_;
   }
 
-  /// The table of state `name`, created on first use (restored entries
-  /// waiting for it are loaded then).
-  template <class V>
-  HeapTable<V>* table(const std::string& name, StateTtl ttl) {
+  /// The table (T: a HeapTableBase) of state `name`, created on first use;
+  /// restored entries waiting for it are loaded then. Throws StateTypeError
+  /// if they were written by a state of another signature.
+  template <class T>
+  T* table(const std::string& name, std::string_view signature, StateTtl ttl) {
     auto it = tables_.find(name);
-    if (it != tables_.end()) return static_cast<HeapTable<V>*>(it->second.get());
-    auto t = std::make_unique<HeapTable<V>>(range_.size(), ttl);
+    if (it != tables_.end()) return static_cast<T*>(it->second.get());
+    auto t = std::make_unique<T>(range_.size(), std::string(signature), ttl, clock_);
     auto* raw = t.get();
+    load_pending(name, *raw);  // first: if it throws, the name stays free (and pending)
     tables_.emplace(name, std::move(t));
-    load_pending(name, *raw);
     return raw;
   }
 
   Result<AsyncSnapshot> snapshot(CheckpointId id, const SnapshotTarget& target) override;
   Status restore(const std::vector<KeyedStateHandle>& handles, const std::string& job_dir) override;
 
-  /// Snapshot of one key group (index in the range): every table and timer queue.
+  /// Snapshot of one key group (index in the range): every table and timer
+  /// queue, in format kFormat.
   std::string write_key_group(size_t g) const;
   /// Restores one key group written by write_key_group (possibly by another
-  /// subtask with another range: kg is absolute).
-  Status read_key_group(KeyGroup kg, std::string_view bytes);
+  /// subtask with another range: kg is absolute) in format `format` (1 or 2).
+  Status read_key_group(KeyGroup kg, std::string_view bytes, int format = kFormat);
+
+  /// Entries of state `name` held in memory, expired or not (tests).
+  size_t raw_entry_count(const std::string& name) const {
+    auto it = tables_.find(name);
+    return it == tables_.end() ? 0 : it->second->entry_count();
+  }
 
  private:
+  struct Pending {
+    size_t group;           // index in the range
+    std::string signature;  // "" if written in format 1
+    std::string bytes;
+  };
   void load_pending(const std::string& name, HeapTableBase& t);
 
   std::string scratch_;
   std::map<std::string, std::unique_ptr<HeapTableBase>> tables_;
-  // Restored bytes of states not registered yet: name -> (group index, bytes).
-  std::map<std::string, std::vector<std::pair<size_t, std::string>>> pending_;
+  // Restored bytes of states not registered yet, by name.
+  std::map<std::string, std::vector<Pending>> pending_;
 };
 
 // ---------------------------------------------------------------------------
@@ -170,12 +226,11 @@ class HeapStateBase {
  protected:
   HeapStateBase(HeapKeyedStateBackend& b, HeapTable<V>* t) : b_(b), t_(t) {}
   std::string_view key() { return b_.compose(ns_); }
-  typename HeapTable<V>::Entry* find() { return t_->find(b_.current_group_index(), key(), now()); }
+  typename HeapTable<V>::Entry* find() { return t_->find(b_.current_group_index(), key()); }
   std::pair<typename HeapTable<V>::Entry*, bool> upsert() {
-    return t_->upsert(b_.current_group_index(), key(), now());
+    return t_->upsert(b_.current_group_index(), key());
   }
   void erase() { t_->erase(b_.current_group_index(), key()); }
-  int64_t now() const { return t_->ttl().enabled() ? b_.now_ms() : 0; }
 
   HeapKeyedStateBackend& b_;
   HeapTable<V>* t_;
@@ -187,8 +242,8 @@ class HeapValueState final : public ValueState<T>, HeapStateBase<T> {
   using Base = HeapStateBase<T>;
 
  public:
-  HeapValueState(HeapKeyedStateBackend& b, const ValueStateDescriptor<T>& d)
-      : Base(b, b.table<T>(d.name, d.ttl)) {}
+  HeapValueState(HeapKeyedStateBackend& b, const ValueStateDescriptor<T>& d, std::string_view sig)
+      : Base(b, b.table<HeapTable<T>>(d.name, sig, d.ttl)) {}
   void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
   std::optional<T> value() override {
     auto* e = this->find();
@@ -204,8 +259,8 @@ class HeapListState final : public ListState<T>, HeapStateBase<std::vector<T>> {
   using Base = HeapStateBase<std::vector<T>>;
 
  public:
-  HeapListState(HeapKeyedStateBackend& b, const ListStateDescriptor<T>& d)
-      : Base(b, b.table<std::vector<T>>(d.name, d.ttl)) {}
+  HeapListState(HeapKeyedStateBackend& b, const ListStateDescriptor<T>& d, std::string_view sig)
+      : Base(b, b.table<HeapTable<std::vector<T>>>(d.name, sig, d.ttl)) {}
   void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
   void add(const T& v) override { this->upsert().first->value.push_back(v); }
   void add_all(const std::vector<T>& vs) override {
@@ -237,56 +292,14 @@ class HeapListState final : public ListState<T>, HeapStateBase<std::vector<T>> {
   }
 };
 
-template <class K, class V>
-class HeapMapState final : public MapState<K, V>, HeapStateBase<std::map<std::string, V>> {
-  using Base = HeapStateBase<std::map<std::string, V>>;
-
- public:
-  HeapMapState(HeapKeyedStateBackend& b, const MapStateDescriptor<K, V>& d)
-      : Base(b, b.template table<std::map<std::string, V>>(d.name, d.ttl)) {}
-  void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
-  std::optional<V> get(const K& key) override {
-    auto* e = this->find();
-    if (!e) return std::nullopt;
-    auto it = e->value.find(serialize(key));
-    if (it == e->value.end()) return std::nullopt;
-    return it->second;
-  }
-  void put(const K& key, const V& value) override {
-    this->upsert().first->value[serialize(key)] = value;
-  }
-  void remove(const K& key) override {
-    auto* e = this->find();
-    if (!e) return;
-    e->value.erase(serialize(key));
-    if (e->value.empty()) this->erase();
-  }
-  bool contains(const K& key) override {
-    auto* e = this->find();
-    return e && e->value.count(serialize(key)) > 0;
-  }
-  std::vector<std::pair<K, V>> entries() override {
-    std::vector<std::pair<K, V>> out;
-    auto* e = this->find();
-    if (!e) return out;
-    out.reserve(e->value.size());
-    for (const auto& [kb, v] : e->value) {
-      K k{};
-      if (deserialize(kb, k).is_ok()) out.emplace_back(std::move(k), v);
-    }
-    return out;
-  }
-  bool is_empty() override { return this->find() == nullptr; }
-  void clear() override { this->erase(); }
-};
-
 template <class T>
 class HeapReducingState final : public ReducingState<T>, HeapStateBase<T> {
   using Base = HeapStateBase<T>;
 
  public:
-  HeapReducingState(HeapKeyedStateBackend& b, const ReducingStateDescriptor<T>& d)
-      : Base(b, b.table<T>(d.name, d.ttl)), reduce_(d.reduce) {}
+  HeapReducingState(HeapKeyedStateBackend& b, const ReducingStateDescriptor<T>& d,
+                    std::string_view sig)
+      : Base(b, b.table<HeapTable<T>>(d.name, sig, d.ttl)), reduce_(d.reduce) {}
   void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
   void add(const T& v) override {
     auto [e, created] = this->upsert();
@@ -320,8 +333,9 @@ class HeapAggregatingState final : public AggregatingState<IN, ACC, OUT>, HeapSt
   using Base = HeapStateBase<ACC>;
 
  public:
-  HeapAggregatingState(HeapKeyedStateBackend& b, const AggregatingStateDescriptor<IN, ACC, OUT>& d)
-      : Base(b, b.template table<ACC>(d.name, d.ttl)), fn_(d.function) {}
+  HeapAggregatingState(HeapKeyedStateBackend& b, const AggregatingStateDescriptor<IN, ACC, OUT>& d,
+                       std::string_view sig)
+      : Base(b, b.template table<HeapTable<ACC>>(d.name, sig, d.ttl)), fn_(d.function) {}
   void set_namespace(std::string_view ns) override { this->ns_.assign(ns); }
   void add(const IN& v) override {
     auto [e, created] = this->upsert();

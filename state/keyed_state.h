@@ -10,7 +10,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <iterator>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,14 +24,50 @@
 
 namespace sluice::state {
 
-/// Time-to-live of a state entry. ttl == 0 (the default) keeps entries
-/// forever. Expired entries are never returned; they are removed when read
-/// and by background cleanup (heap: at snapshot time; RocksDB: compaction).
+/// Time-to-live of state entries, as Flink's StateTtlConfig with
+/// processing-time expiry and StateVisibility.NeverReturnExpired.
+///
+/// ttl == 0 (the default) keeps entries forever. An entry's expiry is the
+/// time of its last refresh + ttl, on the backend's clock (processing time;
+/// a ManualClock in tests). Expired entries are never returned by any read,
+/// range iteration included. They are removed when a read meets them and in
+/// the background: the heap backend drops them from memory and from the
+/// snapshot at every snapshot; RocksDB's compaction filter drops them when
+/// their SST is compacted; neither carries them into a rescaled restore.
+///
+/// An entry keeps the expiry it was written with if the descriptor's TTL
+/// changes across a restore (0: never expires).
+///
+/// Granularity: one expiry per value, reducing or aggregating state, per
+/// map entry, and per list as a whole (a list's elements share one expiry
+/// that every write of the list refreshes; Flink tracks list elements one
+/// by one).
 struct StateTtl {
   Duration ttl{0};
-  /// Default false: only writes refresh the expiry, as Flink's OnCreateAndWrite.
+  /// What refreshes an entry's expiry. false (the default): creating and
+  /// writing it (Flink's UpdateType.OnCreateAndWrite). true: reads too
+  /// (OnReadAndWrite): get, contains, and every entry a map iteration
+  /// returns; is_empty and count do not refresh.
   bool refresh_on_read = false;
   bool enabled() const { return ttl.count() > 0; }
+
+  static StateTtl on_create_and_write(Duration ttl) { return StateTtl{ttl, false}; }
+  static StateTtl on_read_and_write(Duration ttl) { return StateTtl{ttl, true}; }
+};
+
+/// Reading or writing state failed in a way the state API cannot return
+/// (RocksDB I/O error, stored bytes that do not decode as the state's
+/// type). Thrown; the task's exception boundary turns it into a task
+/// failure and the job restores from its last checkpoint.
+class StateAccessError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// The operator used a state handle in a way its contract forbids (e.g.
+/// modified a map while iterating it). A programming error, thrown on
+/// every backend alike.
+class StateUsageError : public std::logic_error {
+  using std::logic_error::logic_error;
 };
 
 /// Incremental aggregation: a mutable accumulator per key and namespace.
@@ -83,6 +122,78 @@ class ListState : public State {
   virtual void merge_namespaces(std::string_view target, const std::vector<std::string>& sources) = 0;
 };
 
+/// Internal: a backend's position in a map iteration (see MapRange).
+template <class K, class V>
+class MapCursor {
+ public:
+  virtual ~MapCursor() = default;
+  virtual bool valid() const = 0;
+  /// The current entry; both references stay valid until next().
+  virtual const K& key() const = 0;
+  virtual const V& value() = 0;
+  virtual void next() = 0;
+};
+
+/// The entries of a map state (or of a key range of an ordered one), read
+/// one at a time in key order without copying the map:
+///
+///   for (const auto& [ts, events] : buffer->range(KeyRange<int64_t>::closed(lo, hi))) ...
+///
+/// An input range: begin() may be called once. The key and value
+/// references of an entry are valid until the loop advances. Expired
+/// entries are skipped (and refreshed if the TTL refreshes on read).
+///
+/// While a MapRange of a state is alive, that state must not be modified
+/// (put, remove, remove_range, clear — for any key or namespace): doing so
+/// throws StateUsageError on every backend. Collect what to change and
+/// apply it after the loop. Reading it (get, contains, other ranges) is
+/// fine. Do not keep a MapRange beyond the callback that created it (it
+/// pins the backend's resources and reads the key and namespace that were
+/// current when it was made). Task thread only.
+template <class K, class V>
+class MapRange {
+ public:
+  struct Entry {
+    const K& key;
+    const V& value;
+  };
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using difference_type = std::ptrdiff_t;
+    using value_type = Entry;
+    iterator() = default;
+    explicit iterator(MapCursor<K, V>* c) : c_(c) {}
+    Entry operator*() const { return Entry{c_->key(), c_->value()}; }
+    iterator& operator++() {
+      c_->next();
+      return *this;
+    }
+    void operator++(int) { c_->next(); }
+    bool operator==(std::default_sentinel_t) const { return !c_->valid(); }
+
+   private:
+    MapCursor<K, V>* c_ = nullptr;
+  };
+
+  explicit MapRange(std::unique_ptr<MapCursor<K, V>> cursor) : cursor_(std::move(cursor)) {}
+  MapRange(MapRange&&) noexcept = default;
+  MapRange& operator=(MapRange&&) noexcept = default;
+
+  iterator begin() { return iterator(cursor_.get()); }
+  std::default_sentinel_t end() const { return {}; }
+  bool empty() const { return !cursor_->valid(); }
+
+ private:
+  std::unique_ptr<MapCursor<K, V>> cursor_;
+};
+
+/// Map state: per key and namespace, a map from user keys to values. Map
+/// entries are independent RocksDB entries (reading one entry does not
+/// read the map) and expire one by one under TTL. Iteration order is the
+/// order of the Serde-serialized keys, which is stable but not the keys'
+/// natural order; for ranges and natural order use OrderedMapState
+/// (ordered_map_state.h).
 template <class K, class V>
 class MapState : public State {
  public:
@@ -90,9 +201,20 @@ class MapState : public State {
   virtual void put(const K& key, const V& value) = 0;
   virtual void remove(const K& key) = 0;
   virtual bool contains(const K& key) = 0;
-  /// Every entry, ordered by serialized key.
-  virtual std::vector<std::pair<K, V>> entries() = 0;
-  virtual bool is_empty() = 0;
+  /// A copy of every entry, in iteration order.
+  std::vector<std::pair<K, V>> entries() {
+    std::vector<std::pair<K, V>> out;
+    for (auto c = open_all(); c->valid(); c->next()) out.emplace_back(c->key(), c->value());
+    return out;
+  }
+  /// Every entry in iteration order, without copying (see MapRange).
+  MapRange<K, V> iterate() { return MapRange<K, V>(open_all()); }
+  bool is_empty() { return !open_all()->valid(); }
+
+ protected:
+  /// Backend: a cursor over every live entry of the current key and
+  /// namespace, registered as open until destroyed.
+  virtual std::unique_ptr<MapCursor<K, V>> open_all() = 0;
 };
 
 template <class T>

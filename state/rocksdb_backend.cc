@@ -5,6 +5,7 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -15,6 +16,7 @@
 #include <cstdio>
 #include <random>
 
+#include "engine/common/assert.h"
 #include "engine/common/hash.h"
 #include "state/checkpoint_storage.h"
 #include "state/rocksdb_internal.h"
@@ -353,29 +355,101 @@ void RocksDBKeyedStateBackend::remove(Column* c, std::string_view key) {
   if (!s.ok()) throw StateAccessError("state '" + c->name + "': delete failed: " + s.ToString());
 }
 
-void RocksDBKeyedStateBackend::scan(Column* c, std::string_view prefix,
-                                    FunctionRef<bool(std::string_view, std::string_view)> fn) {
-  // Own copies: the callback may compose keys in the shared key buffer.
-  scan_prefix_.assign(prefix);
-  scan_upper_.assign(prefix);
-  while (!scan_upper_.empty() && static_cast<uint8_t>(scan_upper_.back()) == 0xff) {
-    scan_upper_.pop_back();
+// --- cursors and range removal ------------------------------------------------------
+
+struct RocksDBKeyedStateBackend::Cursor::Impl {
+  std::string lower, upper;
+  rocksdb::Slice lower_slice, upper_slice;
+  rocksdb::ReadOptions read;
+  std::unique_ptr<rocksdb::Iterator> it;
+  const Column* column = nullptr;
+
+  void check() const {
+    if (!it->Valid() && !it->status().ok()) {
+      throw StateAccessError("state '" + column->name + "': iteration failed: " +
+                             it->status().ToString());
+    }
   }
-  rocksdb::ReadOptions ro;
-  rocksdb::Slice upper(scan_upper_);
-  if (!scan_upper_.empty()) {
-    scan_upper_.back() = static_cast<char>(static_cast<uint8_t>(scan_upper_.back()) + 1);
-    upper = rocksdb::Slice(scan_upper_);
-    ro.iterate_upper_bound = &upper;
+};
+
+RocksDBKeyedStateBackend::Cursor::Cursor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+RocksDBKeyedStateBackend::Cursor::Cursor(Cursor&&) noexcept = default;
+RocksDBKeyedStateBackend::Cursor::~Cursor() = default;
+bool RocksDBKeyedStateBackend::Cursor::valid() const { return impl_->it->Valid(); }
+std::string_view RocksDBKeyedStateBackend::Cursor::key() const {
+  rocksdb::Slice k = impl_->it->key();
+  return {k.data(), k.size()};
+}
+std::string_view RocksDBKeyedStateBackend::Cursor::value() const {
+  rocksdb::Slice v = impl_->it->value();
+  return {v.data(), v.size()};
+}
+void RocksDBKeyedStateBackend::Cursor::seek_to_first() {
+  impl_->it->SeekToFirst();  // the lower bound, since one is set
+  impl_->check();
+}
+void RocksDBKeyedStateBackend::Cursor::seek_to_last() {
+  impl_->it->SeekToLast();  // the last key below the upper bound
+  impl_->check();
+}
+void RocksDBKeyedStateBackend::Cursor::next() {
+  impl_->it->Next();
+  impl_->check();
+}
+void RocksDBKeyedStateBackend::Cursor::prev() {
+  impl_->it->Prev();
+  impl_->check();
+}
+
+RocksDBKeyedStateBackend::Cursor RocksDBKeyedStateBackend::open_cursor(Column* c,
+                                                                       std::string_view lower,
+                                                                       std::string_view upper) {
+  auto impl = std::make_unique<Cursor::Impl>();
+  impl->lower.assign(lower);
+  impl->upper.assign(upper);
+  impl->lower_slice = rocksdb::Slice(impl->lower);
+  impl->upper_slice = rocksdb::Slice(impl->upper);
+  impl->read.iterate_lower_bound = &impl->lower_slice;
+  impl->read.iterate_upper_bound = &impl->upper_slice;
+  impl->column = c;
+  impl->it.reset(db_->db->NewIterator(impl->read, c->handle));
+  return Cursor(std::move(impl));
+}
+
+void RocksDBKeyedStateBackend::remove_range(Column* c, std::string_view lower,
+                                            std::string_view upper) {
+  if (lower >= upper) return;
+  const size_t limit = options_.range_delete_threshold;
+  if (limit > 0) {
+    // Few entries: point deletes (no range tombstone for later reads to
+    // consult). More than `limit`: stop counting, one DeleteRange.
+    rocksdb::WriteBatch batch;
+    size_t n = 0;
+    Cursor cur = open_cursor(c, lower, upper);
+    for (cur.seek_to_first(); cur.valid() && n <= limit; cur.next(), ++n) {
+      std::string_view k = cur.key();
+      rocksdb::Status s = batch.Delete(c->handle, rocksdb::Slice(k.data(), k.size()));
+      if (!s.ok()) throw StateAccessError("state '" + c->name + "': delete failed: " + s.ToString());
+    }
+    if (n <= limit) {
+      if (n == 0) return;
+      rocksdb::Status s = db_->db->Write(db_->write, &batch);
+      if (!s.ok()) throw StateAccessError("state '" + c->name + "': delete failed: " + s.ToString());
+      return;
+    }
   }
-  std::unique_ptr<rocksdb::Iterator> it(db_->db->NewIterator(ro, c->handle));
-  for (it->Seek(scan_prefix_); it->Valid(); it->Next()) {
-    rocksdb::Slice k = it->key(), v = it->value();
-    if (!fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()))) break;
-  }
-  if (!it->status().ok()) {
-    throw StateAccessError("state '" + c->name + "': scan failed: " + it->status().ToString());
-  }
+  rocksdb::Status s = db_->db->DeleteRange(db_->write, c->handle,
+                                           rocksdb::Slice(lower.data(), lower.size()),
+                                           rocksdb::Slice(upper.data(), upper.size()));
+  if (!s.ok()) throw StateAccessError("state '" + c->name + "': range delete failed: " + s.ToString());
+}
+
+std::string RocksDBKeyedStateBackend::prefix_end(std::string_view prefix) {
+  std::string end(prefix);
+  while (!end.empty() && static_cast<uint8_t>(end.back()) == 0xff) end.pop_back();
+  SLUICE_ASSERT(!end.empty(), "a state key prefix starts with its key group, below 0xff");
+  end.back() = static_cast<char>(static_cast<uint8_t>(end.back()) + 1);
+  return end;
 }
 
 void RocksDBKeyedStateBackend::corrupt(const Column* c, std::string_view what) const {

@@ -7,8 +7,11 @@
 
 #include "engine/common/serde.h"
 #include "state/heap_backend.h"
+#include "state/heap_map_state.h"
 #include "state/keyed_state_backend.h"
+#include "state/ordered_map_state.h"
 #include "state/rocksdb_backend.h"
+#include "state/rocksdb_map_state.h"
 
 namespace sluice::state {
 
@@ -18,7 +21,7 @@ H* make_state(KeyedStateBackend& b, const Desc& d, std::string signature) {
   return b.register_state<H>(d.name, signature, [&]() -> std::unique_ptr<H> {
     switch (b.kind()) {
       case BackendKind::kHeap:
-        return std::make_unique<HeapImpl>(static_cast<HeapKeyedStateBackend&>(b), d);
+        return std::make_unique<HeapImpl>(static_cast<HeapKeyedStateBackend&>(b), d, signature);
       case BackendKind::kRocksDB:
         return std::make_unique<RocksImpl>(static_cast<RocksDBKeyedStateBackend&>(b), d,
                                            signature);
@@ -46,6 +49,21 @@ template <class K, class V>
 MapState<K, V>* get_map_state(KeyedStateBackend& b, const MapStateDescriptor<K, V>& d) {
   return detail::make_state<MapState<K, V>, HeapMapState<K, V>, RocksMapState<K, V>>(
       b, d, "map<" + std::string(type_name<K>()) + "," + std::string(type_name<V>()) + ">");
+}
+
+/// Map state in key order, with range reads and range removal (see
+/// ordered_map_state.h). K needs an OrderedCodec (ordered_codec.h). Its
+/// signature differs from map state's, so a state checkpointed as one
+/// cannot be restored as the other.
+template <class K, class V>
+OrderedMapState<K, V>* get_ordered_map_state(KeyedStateBackend& b,
+                                             const OrderedMapStateDescriptor<K, V>& d) {
+  static_assert(OrderedKey<K>,
+                "ordered map state needs an order-preserving key encoding: use an integer, "
+                "EventTime, std::string, a pair/tuple of those, or specialize OrderedCodec");
+  return detail::make_state<OrderedMapState<K, V>, HeapOrderedMapState<K, V>,
+                            RocksOrderedMapState<K, V>>(
+      b, d, "ordered_map<" + std::string(type_name<K>()) + "," + std::string(type_name<V>()) + ">");
 }
 
 template <class T>

@@ -23,6 +23,7 @@
 #include "engine/common/clock.h"
 #include "state/key_groups.h"
 #include "state/keyed_state_backend.h"
+#include "state/snapshot.h"
 
 namespace sluice::state::conformance {
 
@@ -53,9 +54,12 @@ struct BackendFactory {
 
 inline void PrintTo(const BackendFactory& f, std::ostream* os) { *os << f.name; }
 
-/// Fixture: a ManualClock and backends built by the parameter's factory.
+/// Fixture: a ManualClock, backends built by the parameter's factory and a
+/// checkpoint directory (created on first use, removed after the test).
 class KeyedStateConformance : public ::testing::TestWithParam<BackendFactory> {
  protected:
+  ~KeyedStateConformance() override;
+
   static constexpr int64_t kStartMs = 1'700'000'000'000;
 
   /// A backend over `range` of `max_parallelism` key groups (default: all
@@ -78,11 +82,23 @@ class KeyedStateConformance : public ::testing::TestWithParam<BackendFactory> {
   /// A serialized namespace, as operators pass them (e.g. a window).
   static std::string ns(const std::string& name);
 
+  /// Both parts of a checkpoint `id` of `b` into the fixture's checkpoint
+  /// directory; fails the test on error.
+  KeyedStateHandle snapshot(KeyedStateBackend& b, int64_t id);
+  /// A new backend over `range` restored from `handles` (before any state
+  /// is registered, as operators do).
+  KeyedStateBackend& restore(const std::vector<KeyedStateHandle>& handles,
+                             KeyGroupRange range = {0, kDefaultMaxParallelism - 1});
+
   ManualClock clock_{kStartMs};
 
  private:
+  const std::string& checkpoint_dir();
+
   std::vector<std::unique_ptr<KeyedStateBackend>> backends_;
   int next_instance_ = 0;
+  int next_snapshot_ = 0;
+  std::string checkpoint_dir_;
 };
 
 }  // namespace sluice::state::conformance

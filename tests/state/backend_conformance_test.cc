@@ -3,6 +3,7 @@
 #include "tests/state/backend_conformance.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "engine/common/serde.h"
+#include "state/checkpoint_storage.h"
 #include "state/state_factory.h"
 
 namespace sluice::state::conformance {
@@ -77,6 +79,43 @@ std::pair<std::string, std::string> KeyedStateConformance::keys_in_different_gro
 }
 
 std::string KeyedStateConformance::ns(const std::string& name) { return serialize(name); }
+
+KeyedStateConformance::~KeyedStateConformance() {
+  backends_.clear();  // before their snapshots' directory goes
+  if (!checkpoint_dir_.empty()) (void)remove_tree(checkpoint_dir_);
+}
+
+const std::string& KeyedStateConformance::checkpoint_dir() {
+  if (checkpoint_dir_.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/sluice-conformance-XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
+    checkpoint_dir_ = tmpl;
+  }
+  return checkpoint_dir_;
+}
+
+KeyedStateHandle KeyedStateConformance::snapshot(KeyedStateBackend& b, int64_t id) {
+  CheckpointStorage storage(checkpoint_dir(), "job");
+  auto part = b.snapshot(CheckpointId(id),
+                         storage.target(id, false, "op-" + std::to_string(next_snapshot_++)));
+  EXPECT_TRUE(part.is_ok()) << part.status().to_string();
+  if (!part.is_ok()) return {};
+  auto handle = (*part)();
+  EXPECT_TRUE(handle.is_ok()) << handle.status().to_string();
+  if (!handle.is_ok()) return {};
+  b.notify_checkpoint_complete(CheckpointId(id));
+  return *handle;
+}
+
+KeyedStateBackend& KeyedStateConformance::restore(const std::vector<KeyedStateHandle>& handles,
+                                                  KeyGroupRange range) {
+  KeyedStateBackend& b = make_backend(range);
+  CheckpointStorage storage(checkpoint_dir(), "job");
+  Status st = b.restore(handles, storage.job_dir());
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return b;
+}
 
 namespace {
 

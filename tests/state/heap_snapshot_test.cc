@@ -2,6 +2,7 @@
 // write_key_group / read_key_group). Kept apart from the conformance suite:
 // the snapshot API is about to change for checkpoints.
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <cstdint>
 #include <map>
@@ -14,6 +15,7 @@
 
 #include "engine/common/clock.h"
 #include "engine/common/serde.h"
+#include "state/checkpoint_storage.h"
 #include "state/heap_backend.h"
 #include "state/key_groups.h"
 #include "state/state_factory.h"
@@ -455,6 +457,146 @@ TEST_F(HeapSnapshot, BugSnapshotKeepsRestoredStateThatIsNotRegisteredYet) {
   auto* vc = get_value_state(c, ValueStateDescriptor<std::string>{"lazy"});
   use_key(c, "k");
   EXPECT_EQ(vc->value(), std::optional<std::string>("precious"));
+}
+
+// ============================================================================
+// Map state: entries expire one by one (format 2); format-1 snapshots, which
+// kept one expiry per map, are still restored.
+
+/// A format-1 snapshot file of one key group, written as the format-1
+/// writer did: value state "v" (TTL 1000, written at kStart) and map state
+/// "m" (TTL 1000, map written last at kStart + 500) of key "alice".
+std::string format1_file(KeyGroup kg) {
+  const std::string key = key_bytes("alice");  // + empty namespace
+  std::string value_body, map_body, blob, file = "SLUICE-HEAP-1\n";
+  ByteWriter v(value_body);
+  v.put_varint(1);
+  v.put_bytes(key);
+  v.put_zigzag(kStart + 1000);
+  Serde<std::string>::write(v, "hello");
+  ByteWriter m(map_body);
+  m.put_varint(1);
+  m.put_bytes(key);
+  m.put_zigzag(kStart + 1500);
+  Serde<std::map<std::string, int64_t>>::write(m, {{serialize(std::string("a")), 1},
+                                                   {serialize(std::string("b")), 2}});
+  ByteWriter w(blob);
+  w.put_varint(2);
+  w.put_bytes("v");
+  w.put_bytes(value_body);
+  w.put_bytes("m");
+  w.put_bytes(map_body);
+  w.put_varint(0);  // timer queues
+  ByteWriter f(file);
+  f.put_varint(static_cast<uint64_t>(kg.value()));
+  f.put_bytes(blob);
+  return file;
+}
+
+class HeapFormat : public HeapSnapshot {
+ protected:
+  HeapFormat() {
+    const char* tmp = std::getenv("TMPDIR");
+    dir_ = std::string(tmp && *tmp ? tmp : "/tmp") + "/sluice-heap-format-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir_.data()), nullptr);
+  }
+  ~HeapFormat() override { (void)remove_tree(dir_); }
+
+  KeyedStateHandle format1_handle() {
+    EXPECT_TRUE(write_file_atomic(dir_ + "/old.heap", format1_file(group_of("alice"))).is_ok());
+    KeyedStateHandle h;
+    h.backend = "heap";
+    h.kg_start = 0;
+    h.kg_end = kMax - 1;
+    h.files.push_back(StateFile{"old.heap", 0, false});
+    return h;
+  }
+  KeyedStateHandle snapshot_file(HeapKeyedStateBackend& b, int64_t id) {
+    auto part = b.snapshot(CheckpointId(id), SnapshotTarget{dir_, "chk-" + std::to_string(id), "op"});
+    EXPECT_TRUE(part.is_ok());
+    auto h = (*part)();
+    EXPECT_TRUE(h.is_ok());
+    return *h;
+  }
+  StateTtl ttl() const { return StateTtl::on_create_and_write(Duration(1000)); }
+
+  std::string dir_;
+};
+
+TEST_F(HeapFormat, Format1SnapshotsAreRestoredWithEveryMapEntryKeepingTheMapsExpiry) {
+  for (bool register_first : {true, false}) {
+    SCOPED_TRACE(register_first ? "registered before restore" : "registered after restore");
+    clock_.set(kStart + 600);
+    HeapKeyedStateBackend b({0, kMax - 1}, kMax, &clock_);
+    ValueState<std::string>* v = nullptr;
+    MapState<std::string, int64_t>* m = nullptr;
+    auto reg = [&] {
+      v = get_value_state(b, ValueStateDescriptor<std::string>{"v", ttl()});
+      m = get_map_state(b, MapStateDescriptor<std::string, int64_t>{"m", ttl()});
+    };
+    if (register_first) reg();
+    ASSERT_TRUE(b.restore({format1_handle()}, dir_).is_ok());
+    if (!register_first) reg();
+    use_key(b, "alice");
+    EXPECT_EQ(v->value(), "hello");
+    EXPECT_EQ(m->entries(), (std::vector<std::pair<std::string, int64_t>>{{"a", 1}, {"b", 2}}));
+    clock_.set(kStart + 1200);
+    m->put("c", 3);  // expires at +2200; a and b keep +1500
+    clock_.set(kStart + 1501);
+    EXPECT_EQ(m->entries(), (std::vector<std::pair<std::string, int64_t>>{{"c", 3}}));
+    EXPECT_EQ(v->value(), std::nullopt);
+  }
+}
+
+TEST_F(HeapFormat, Format1StateNotRegisteredYetIsCarriedThroughAFormat2Snapshot) {
+  clock_.set(kStart + 600);
+  HeapKeyedStateBackend b({0, kMax - 1}, kMax, &clock_);
+  ASSERT_TRUE(b.restore({format1_handle()}, dir_).is_ok());
+  KeyedStateHandle h = snapshot_file(b, 2);  // "m" is still format-1 bytes
+
+  HeapKeyedStateBackend c({0, kMax - 1}, kMax, &clock_);
+  ASSERT_TRUE(c.restore({h}, dir_).is_ok());
+  auto* m = get_map_state(c, MapStateDescriptor<std::string, int64_t>{"m", ttl()});
+  use_key(c, "alice");
+  EXPECT_EQ(m->entries(), (std::vector<std::pair<std::string, int64_t>>{{"a", 1}, {"b", 2}}));
+  clock_.set(kStart + 1501);
+  EXPECT_TRUE(m->is_empty());
+}
+
+TEST_F(HeapFormat, SnapshotDropsExpiredEntriesFromMemory) {
+  HeapKeyedStateBackend b({0, kMax - 1}, kMax, &clock_);
+  auto* v = get_value_state(b, ValueStateDescriptor<int64_t>{"v", ttl()});
+  auto* m = get_ordered_map_state(b, OrderedMapStateDescriptor<int64_t, int64_t>{"m", ttl()});
+  for (const auto& k : sample_keys(50)) {
+    use_key(b, k);
+    v->update(1);
+    m->put(1, 1);
+    m->put(2, 2);
+  }
+  clock_.advance(600);
+  use_key(b, "young");
+  v->update(1);
+  m->put(3, 3);
+  clock_.advance(500);  // everything but "young" expired, none of it read
+  EXPECT_EQ(b.raw_entry_count("v"), 51u);
+  EXPECT_EQ(b.raw_entry_count("m"), 101u);
+  snapshot_file(b, 1);
+  EXPECT_EQ(b.raw_entry_count("v"), 1u);
+  EXPECT_EQ(b.raw_entry_count("m"), 1u);
+  EXPECT_EQ(m->first_key(), 3);
+}
+
+TEST_F(HeapFormat, MapStateRestoredAsOrderedMapStateIsRefused) {
+  HeapKeyedStateBackend a({0, kMax - 1}, kMax, &clock_);
+  use_key(a, "alice");
+  get_map_state(a, MapStateDescriptor<int64_t, int64_t>{"x"})->put(1, 1);
+  KeyedStateHandle h = snapshot_file(a, 1);
+  // Registered first: the restore fails and says why.
+  HeapKeyedStateBackend b({0, kMax - 1}, kMax, &clock_);
+  get_ordered_map_state(b, OrderedMapStateDescriptor<int64_t, int64_t>{"x"});
+  Status st = b.restore({h}, dir_);
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("ordered_map<"), std::string::npos) << st.message();
 }
 
 }  // namespace

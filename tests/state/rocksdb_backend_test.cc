@@ -77,6 +77,7 @@ class RocksDBBackendTest : public ::testing::Test {
     RocksDBOptions o;
     o.local_dir = local_.path();
     o.memory_bytes = 64LL << 20;
+    o.range_delete_threshold = range_delete_threshold_;
     auto b = RocksDBKeyedStateBackend::create(spec, o);
     EXPECT_TRUE(b.is_ok()) << b.status().to_string();
     return b.is_ok() ? std::move(*b) : nullptr;
@@ -108,6 +109,7 @@ class RocksDBBackendTest : public ::testing::Test {
   }
 
   ManualClock clock_{kStart};
+  size_t range_delete_threshold_ = RocksDBOptions{}.range_delete_threshold;
   TempDir local_;  // backends' working directories
   TempDir store_;  // checkpoint storage
   int next_ = 0;
@@ -531,6 +533,62 @@ TEST_F(RocksDBBackendTest, ExpiredEntriesAreNotCarriedOverByRescaling) {
   get_value_state(*r, ValueStateDescriptor<int64_t>{"v", ttl_ms(1000)});
   EXPECT_GT(written, 0);
   EXPECT_EQ(*r->raw_entry_count("v"), 0u);
+}
+
+TEST_F(RocksDBBackendTest, CompactionRemovesExpiredOrderedMapEntries) {
+  auto b = make();
+  auto* m = get_ordered_map_state(
+      *b, OrderedMapStateDescriptor<int64_t, int64_t>{"m", ttl_ms(1000)});
+  for (int i = 0; i < 300; ++i) {
+    use_key(*b, key_of(i));
+    for (int64_t t = 0; t < 10; ++t) m->put(t, t);
+  }
+  clock_.advance(600);
+  use_key(*b, key_of(7));
+  m->put(100, 100);
+  clock_.advance(500);
+  ASSERT_TRUE(b->compact().is_ok());
+  EXPECT_EQ(*b->raw_entry_count("m"), 1u);
+  EXPECT_EQ(m->first(), (std::pair<int64_t, int64_t>{100, 100}));
+}
+
+// ============================================================================
+// Range removal: point deletes and DeleteRange
+
+TEST_F(RocksDBBackendTest, RangeRemovalOutlivesFlushCompactionCheckpointAndRescaling) {
+  for (size_t threshold : {size_t{0}, size_t{1000000}}) {
+    SCOPED_TRACE(threshold == 0 ? "DeleteRange" : "point deletes");
+    range_delete_threshold_ = threshold;
+    CheckpointStorage storage(store_.path(), "job-" + std::to_string(threshold));
+    auto b = make();
+    auto* m = get_ordered_map_state(*b, OrderedMapStateDescriptor<int64_t, int64_t>{"m"});
+    constexpr int kKeys = 100;
+    for (int i = 0; i < kKeys; ++i) {
+      use_key(*b, key_of(i));
+      for (int64_t t = 0; t < 100; ++t) m->put(t, i);
+    }
+    ASSERT_TRUE(b->compact().is_ok());  // the entries are in SSTs, below the tombstones
+    for (int i = 0; i < kKeys; ++i) {
+      use_key(*b, key_of(i));
+      m->remove_range(KeyRange<int64_t>::below(90));
+    }
+    KeyedStateHandle h = snapshot(*b, 1, storage.target(1, false, "op"));
+    for (KeyGroupRange range : {KeyGroupRange{0, kMax - 1}, ranges(2)[0], ranges(2)[1]}) {
+      SCOPED_TRACE(range.to_string());
+      auto r = make(range);
+      ASSERT_TRUE(r->restore({h}, storage.job_dir()).is_ok());
+      auto* rm = get_ordered_map_state(*r, OrderedMapStateDescriptor<int64_t, int64_t>{"m"});
+      for (int i = 0; i < kKeys; ++i) {
+        if (!range.contains(group_of(key_of(i)))) continue;
+        use_key(*r, key_of(i));
+        ASSERT_EQ(rm->count(), 10u) << key_of(i);
+        ASSERT_EQ(rm->first_key(), 90);
+        ASSERT_EQ(rm->get(5), std::nullopt);
+      }
+    }
+    ASSERT_TRUE(b->compact().is_ok());
+    EXPECT_EQ(*b->raw_entry_count("m"), uint64_t{kKeys} * 10) << "compaction drops what was removed";
+  }
 }
 
 // ============================================================================
