@@ -3,10 +3,9 @@
 // the watermark passes them.
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -22,7 +21,7 @@ class EventBuffer {
   using Key = std::pair<int64_t, int64_t>;  // (timestamp, arrival sequence)
 
   explicit EventBuffer(state::KeyedStateBackend& b)
-      : map_(state::get_map_state(b, state::MapStateDescriptor<Key, E>{"cep-buffer", {}})),
+      : map_(state::get_ordered_map_state(b, state::OrderedMapStateDescriptor<Key, E>{"cep-buffer", {}})),
         size_(state::get_value_state(b, state::ValueStateDescriptor<int64_t>{"cep-buffer-size", {}})) {}
 
   /// Buffers `e`; false (and nothing stored) if the key already holds `max`.
@@ -37,28 +36,21 @@ class EventBuffer {
   /// Removes and appends to `out` the records with timestamp <= upto, in
   /// (timestamp, sequence) order, at most `limit`.
   void take(int64_t upto, size_t limit, std::vector<std::pair<Key, E>>& out) {
-    std::vector<std::pair<Key, E>> all = map_->entries();
-    std::erase_if(all, [&](const auto& e) { return e.first.first > upto; });
-    std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    if (all.size() > limit) all.resize(limit);
-    for (const auto& [k, v] : all) map_->remove(k);
-    if (!all.empty()) {
-      const int64_t n = size_->value_or(0) - static_cast<int64_t>(all.size());
-      if (n > 0) size_->update(n);
-      else size_->clear();
+    const size_t before = out.size();
+    for (const auto& [k, v] : map_->range(state::KeyRange<Key>::at_most(Key{upto, std::numeric_limits<int64_t>::max()}))) {
+      out.emplace_back(k, v);
+      if (out.size() - before == limit) break;
     }
-    out.insert(out.end(), std::make_move_iterator(all.begin()), std::make_move_iterator(all.end()));
-  }
-
-  /// The earliest timestamp waiting, if any.
-  std::optional<int64_t> first_timestamp() {
-    std::optional<int64_t> first;
-    for (const auto& [k, v] : map_->entries()) first = first ? std::min(*first, k.first) : k.first;
-    return first;
+    const size_t n = out.size() - before;
+    if (n == 0) return;
+    map_->remove_range(state::KeyRange<Key>::at_most(out.back().first));
+    const int64_t left = size_->value_or(0) - static_cast<int64_t>(n);
+    if (left > 0) size_->update(left);
+    else size_->clear();
   }
 
  private:
-  state::MapState<Key, E>* map_;
+  state::OrderedMapState<Key, E>* map_;
   state::ValueState<int64_t>* size_;
 };
 

@@ -3,14 +3,15 @@
 // job is restored at another parallelism.
 //
 // States (all in the operator's namespace-free keyed state):
-//   cep-meta     ValueState<KeyMeta>                  per-key bookkeeping
-//   cep-events   MapState<tick, StoredEvent<E>>       the shared buffer's events
-//   cep-entries  MapState<id, BufferEntry>            the shared buffer's entries
-//   cep-partial  MapState<id, PartialMatchState>      partial matches
-//   cep-index-*  map (IndexKey -> int64)              the four ordered indexes
+//   cep-meta     ValueState<KeyMeta>                     per-key bookkeeping
+//   cep-events   MapState<tick, StoredEvent<E>>          the shared buffer's events
+//   cep-entries  MapState<id, BufferEntry>               the shared buffer's entries
+//   cep-partial  MapState<id, PartialMatchState>         partial matches
+//   cep-index-*  OrderedMapState<IndexKey, int64>        the four ordered indexes
+// Point reads and writes everywhere; an index scan is one ordered range
+// read (a B-tree range on the heap, one iterator on RocksDB).
 #pragma once
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -33,7 +34,7 @@ class KeyedNfaStore final : public NfaStore<E> {
         pms_(state::get_map_state(b, state::MapStateDescriptor<int64_t, PartialMatchState>{"cep-partial", {}})) {
     static const char* kNames[] = {"cep-index-group", "cep-index-start", "cep-index-deadline", "cep-index-held"};
     for (int i = 0; i < 4; ++i) {
-      index_[i] = state::get_map_state(b, state::MapStateDescriptor<IndexKey, int64_t>{kNames[i], {}});
+      index_[i] = state::get_ordered_map_state(b, state::OrderedMapStateDescriptor<IndexKey, int64_t>{kNames[i], {}});
     }
   }
 
@@ -57,22 +58,21 @@ class KeyedNfaStore final : public NfaStore<E> {
   void index_remove(NfaIndex i, const IndexKey& k) override { idx(i)->remove(k); }
   void index_scan(NfaIndex i, const IndexKey& lo, const IndexKey& hi, size_t limit,
                   std::vector<std::pair<IndexKey, int64_t>>& out) override {
-    // Plain map state has no key order: read all, keep the range, sort.
-    std::vector<std::pair<IndexKey, int64_t>> all = idx(i)->entries();
-    std::erase_if(all, [&](const auto& e) { return e.first < lo || hi < e.first; });
-    std::sort(all.begin(), all.end());
-    if (all.size() > limit) all.resize(limit);
-    out.insert(out.end(), all.begin(), all.end());
+    if (limit == 0) return;
+    for (const auto& [k, v] : idx(i)->range(state::KeyRange<IndexKey>::closed(lo, hi))) {
+      out.emplace_back(k, v);
+      if (--limit == 0) break;
+    }
   }
 
  private:
-  state::MapState<IndexKey, int64_t>* idx(NfaIndex i) { return index_[static_cast<int>(i)]; }
+  state::OrderedMapState<IndexKey, int64_t>* idx(NfaIndex i) { return index_[static_cast<int>(i)]; }
 
   state::ValueState<KeyMeta>* meta_;
   state::MapState<int64_t, StoredEvent<E>>* events_;
   state::MapState<int64_t, BufferEntry>* entries_;
   state::MapState<int64_t, PartialMatchState>* pms_;
-  state::MapState<IndexKey, int64_t>* index_[4];
+  state::OrderedMapState<IndexKey, int64_t>* index_[4];
 };
 
 }  // namespace sluice::cep

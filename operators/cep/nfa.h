@@ -97,12 +97,19 @@ class Nfa {
   /// before the event (the exception propagates).
   Status process(const E& e, int64_t ts) {
     begin();
-    if (meta_.timer <= ts) {  // deadlines first, as their own transaction
-      SLUICE_RETURN_IF_ERROR(finish(run_deadlines(ts)));
-      begin();
-    }
     cond_.set_event(e, ts);
-    decide(e, ts);  // may throw: nothing is written before apply
+    if (meta_.timer <= ts) {  // deadlines first
+      if (prog_.has_iterative) {
+        // Conditions may throw per partial match: the deadlines are their own
+        // transaction, so a rejected event leaves them passed and nothing else.
+        SLUICE_RETURN_IF_ERROR(finish(run_deadlines(ts)));
+        begin();
+      } else {
+        for (int32_t c : prog_.used_conds) cond_.tri(c);  // user code runs before anything is written
+        SLUICE_RETURN_IF_ERROR(run_deadlines(ts));
+      }
+    }
+    decide(e, ts);  // may throw: nothing of the event is written before apply
     apply(e, ts);
     return finish(Status::ok());
   }
@@ -154,23 +161,26 @@ class Nfa {
     meta_ = store_.meta().value_or(KeyMeta{});
     before_ = meta_;
     deadlines_touched_ = false;
+    first_known_ = false;
     entries_.clear();
     events_.clear();
   }
   Status finish(Status st) {
     if (st.is_ok()) st = enforce_limits();
-    const int64_t next = deadlines_touched_ ? first_deadline() : meta_.timer;
+    const int64_t next = deadlines_touched_ ? first_deadline() : first_known_ ? first_deadline_ : meta_.timer;
     if (next != meta_.timer) {
       host_.reschedule(meta_.timer, next);
       meta_.timer = next;
     }
+    // Entries are immutable but for their counts: a count that came back to
+    // what was read (a child replaced its parent's match) is not written.
     for (auto& [id, c] : entries_) {
       if (!c.dirty) continue;
       if (c.removed) store_.remove_entry(id);
-      else store_.put_entry(id, c.value);
+      else if (c.value.refs != c.loaded_refs) store_.put_entry(id, c.value);
     }
     for (auto& [tick, c] : events_) {
-      if (!c.dirty) continue;
+      if (!c.dirty || (!c.removed && c.value.refs == c.loaded_refs)) continue;
       if (c.removed) store_.remove_event(tick);
       else store_.put_event(tick, c.value);
     }
@@ -269,11 +279,19 @@ class Nfa {
     cur_event_ = &e;
     for (Decision& d : decisions_) {
       const NfaNode& node = prog_.nodes[d.pm.node];
+      // A partial match that ends here hands its id (and its place in the
+      // start index) to its first stored extension: one write, not three.
+      Decision* heir = d.alive == 0 ? &d : nullptr;
       for (size_t i = 0; i < node.candidates.size(); ++i) {
-        if (d.takes & (1u << i)) extend(d.pm.entry, d.pm.start_tick, d.pm.start_ts, node.candidates[i].target, tick, ts);
+        if (d.takes & (1u << i)) {
+          if (extend(d.pm.entry, d.pm.start_tick, d.pm.start_ts, node.candidates[i].target, tick, ts, heir)) {
+            heir = nullptr;
+          }
+        }
       }
       if (d.alive == 0) {
-        remove_pm(d.id, d.pm);
+        if (heir) remove_pm(d.id, d.pm);
+        else release(d.pm.entry);
       } else if (d.alive != d.pm.alive || d.pm.fresh) {  // unchanged partial matches are not written
         PartialMatchState next = d.pm;
         next.alive = d.alive;
@@ -291,7 +309,10 @@ class Nfa {
   }
 
   // A new version of a match: `parent` plus the current event as `occ`.
-  void extend(int64_t parent, int64_t start_tick, int64_t start_ts, int32_t occ, int64_t tick, int64_t ts) {
+  // If it is stored as a partial match and `heir` is set, it takes the place
+  // of heir's partial match (same id, same start); returns whether it did.
+  bool extend(int64_t parent, int64_t start_tick, int64_t start_ts, int32_t occ, int64_t tick, int64_t ts,
+              const Decision* heir = nullptr) {
     const int64_t id = meta_.next_id++;
     BufferEntry en{tick, occ, parent, 0};
     if (parent != 0) {
@@ -326,9 +347,11 @@ class Nfa {
       pm.last_ts = ts;
       pm.entry = id;
       en.refs++;
-      insert_pm(meta_.next_id++, pm);
+      if (heir) update_pm(heir->id, heir->pm, pm);
+      else insert_pm(meta_.next_id++, pm);
     }
     entries_[id] = Cached<BufferEntry>{en, true, false};
+    return heir && node.all != 0;
   }
 
   // --- deadlines -----------------------------------------------------------------
@@ -369,14 +392,14 @@ class Nfa {
       return;
     }
     IndexKey from{INT64_MIN, INT64_MIN, INT64_MIN};
-    for (;;) {
+    for (size_t chunk = 4;; chunk = std::min<size_t>(chunk * 2, 1024)) {  // usually one or two are due
       scratch_.clear();
-      store_.index_scan(NfaIndex::kStart, from, {INT64_MAX, INT64_MAX, INT64_MAX}, 256, scratch_);
+      store_.index_scan(NfaIndex::kStart, from, {INT64_MAX, INT64_MAX, INT64_MAX}, chunk, scratch_);
       for (const auto& [key, deadline] : scratch_) {
         if (deadline != at) return;
         due.emplace_back(IndexKey{deadline, key.b, 0}, 0);
       }
-      if (scratch_.size() < 256) return;
+      if (scratch_.size() < chunk) return;
       from = scratch_.back().first;
       from.c++;
     }
@@ -387,7 +410,12 @@ class Nfa {
     std::vector<Completion> timeouts;
     for (;;) {
       const int64_t at = first_deadline();
-      if (at == kNoTime || at > t) return Status::ok();
+      if (at == kNoTime || at > t) {
+        first_known_ = true;  // finish() need not look it up again
+        first_deadline_ = at;
+        deadlines_touched_ = false;
+        return Status::ok();
+      }
       due_at(at, due);
       ++meta_.tick;
       cur_tick_time_ = at - 1;
@@ -615,19 +643,26 @@ class Nfa {
     T value{};
     bool dirty = false;
     bool removed = false;
+    int32_t loaded_refs = -1;  // refs as read from the store (-1: new)
   };
   Cached<BufferEntry>& entry_ref(int64_t id) {
     auto it = entries_.find(id);
     if (it != entries_.end()) return it->second;
     Cached<BufferEntry> c;
-    if (auto e = store_.entry(id)) c.value = *e;
+    if (auto e = store_.entry(id)) {
+      c.value = *e;
+      c.loaded_refs = e->refs;
+    }
     return entries_.emplace(id, c).first->second;
   }
   const StoredEvent<E>& event_ref(int64_t tick) {
     auto it = events_.find(tick);
     if (it != events_.end()) return it->second.value;
     Cached<StoredEvent<E>> c;
-    if (auto e = store_.event(tick)) c.value = std::move(*e);
+    if (auto e = store_.event(tick)) {
+      c.value = std::move(*e);
+      c.loaded_refs = c.value.refs;
+    }
     return events_.emplace(tick, std::move(c)).first->second.value;
   }
   // Drops one reference to `entry`; frees what nobody uses any more.
@@ -692,6 +727,8 @@ class Nfa {
   uint32_t start_takes_ = 0;
   int64_t cur_tick_time_ = 0;  // timestamp of what the current step emits
   bool deadlines_touched_ = false;
+  bool first_known_ = false;
+  int64_t first_deadline_ = kNoTime;
   const E* cur_event_ = nullptr;
 };
 

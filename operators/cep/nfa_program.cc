@@ -362,6 +362,7 @@ std::shared_ptr<const Program> compile_program(const PatternSpec& spec) {
   used.insert(compiler.negations_.begin(), compiler.negations_.end());
   p->used_conds.assign(used.begin(), used.end());
   p->inert_events_skippable = !strict && !used.count(-1);
+  for (int32_t c : used) p->has_iterative = p->has_iterative || (c >= 0 && p->conds[c].iterative);
   std::erase(p->used_conds, -1);
   return p;
 }

@@ -94,6 +94,8 @@ struct Program {
   bool inert_events_skippable = false;
   /// Some candidate has a kPreviousAndCurrent limit or a pending end.
   bool has_step_limits = false;
+  /// Some condition looks at the partial match (evaluated per match).
+  bool has_iterative = false;
 
   static int32_t node_of(int32_t occ) { return occ + 1; }
   int32_t step_of_node(int32_t node) const { return occ_step[node - 1]; }

@@ -101,6 +101,8 @@ struct IndexKey {
   int64_t a = 0, b = 0, c = 0;
   auto operator<=>(const IndexKey&) const = default;
   SLUICE_FIELDS(a, b, c)
+  /// Ordered map state keys it by its fields in order (state/ordered_codec.h).
+  static constexpr bool sluice_ordered_key = true;
 };
 
 enum class NfaIndex : uint8_t {
