@@ -14,7 +14,7 @@ BUILD_PACKAGES=(
   librdkafka-dev librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
-  libcpp-httplib-dev libcurl4-openssl-dev zlib1g-dev
+  libcpp-httplib-dev libcurl4-openssl-dev zlib1g-dev libtomlplusplus-dev
 )
 TOOL_PACKAGES=(
   # test servers of the async I/O tests and benchmark (built with the test suite only)
@@ -25,6 +25,10 @@ TOOL_PACKAGES=(
   postgresql prometheus kcat python3 python3-confluent-kafka curl openssl
   # InfluxDB 1.x server and its `influx` shell (InfluxDB sink tests, deploy/local --influxdb)
   influxdb influxdb-client
+  # the web dashboard's browser test (tests/dashboard: headless Chromium driven
+  # by playwright-core from npm; Node.js and npm below); Jinja2 renders the
+  # Airflow DAG's commands as Airflow would (tests/deploy/backfill_test.sh)
+  chromium python3-jinja2
   # checks and runs the compose files (tests/deploy/docker_test.sh installs
   # the Docker engine, docker.io, and debootstrap itself)
   docker-compose
@@ -41,6 +45,13 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
+
+# Node.js with npm for the browser test: the machine's own if it has one
+# (e.g. a newer Node.js from elsewhere, whose npm Debian's would clash with),
+# else Debian's.
+if [ -z "${1:-}" ] && ! { command -v node && command -v npm; } >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#PACKAGES[@]} packages present"

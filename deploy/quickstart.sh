@@ -27,12 +27,12 @@ echo "== starting the local cluster in $SLUICE_LOCAL_DIR"
 deploy/local/up.sh --rate "${CLICK_RATE:-200}" --pages 50
 # shellcheck disable=SC1091
 source "$SLUICE_LOCAL_DIR/env"
-export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE
+echo
+echo "== dashboard: $JOBMANAGER_HTTP/  (open it now: the job appears there once submitted)"
 
 echo
 echo "== submitting the clickstream job (parallelism 2, checkpoints every 5 s)"
-JOB_ID=$(build/sluice submit build/jobs/clickstream/libclickstream.so \
-  --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" --parallelism 2 --checkpoint-interval 5s \
+JOB_ID=$(build/sluice submit build/jobs/clickstream/libclickstream.so --parallelism 2 --checkpoint-interval 5s \
   --arg source="kafka://$KAFKA_BOOTSTRAP/clicks?start=earliest" \
   --arg sink="postgres://$PGUSER@$PGHOST:$PGPORT/$PGDATABASE?table=page_counts&mode=upsert&key=window_start,page_url&create_table=true" \
   --arg metrics="prometheus:clicks_per_page?labels=page_url&value=count&group=window_start" \
@@ -70,12 +70,16 @@ fi
 cat <<MSG
 
 The cluster keeps running:
-  jobmanager status   $JOBMANAGER_HTTP/jobs/$JOB_ID
+  dashboard           $JOBMANAGER_HTTP/#/jobs/$JOB_ID   (graph with live rates, backpressure,
+                                          checkpoints, restarts; actions ask for the token below)
+  JSON status         $JOBMANAGER_HTTP/jobs/$JOB_ID
   Prometheus          $PROMETHEUS_URL   (try: clicks_per_page, sluice_kafka_consumer_lag_records,
                                           rate(sluice_task_records_out_total[1m]))
   metrics             $JOBMANAGER_METRICS  $TASKMANAGER_METRICS
-  results             (. $SLUICE_LOCAL_DIR/env; PGPASSWORD=\$PGPASSWORD psql -h \$PGHOST -p \$PGPORT -U \$PGUSER \$PGDATABASE -c 'SELECT * FROM page_counts ORDER BY window_start DESC, count DESC LIMIT 20')
-  job control         build/sluice status $JOB_ID --jobmanager $SLUICE_JOBMANAGER
+  results             (. $SLUICE_LOCAL_DIR/env; psql -c 'SELECT * FROM page_counts ORDER BY window_start DESC, count DESC LIMIT 20')
+  CLI                 . $SLUICE_LOCAL_DIR/env   # once per shell: sets SLUICE_JOBMANAGER and SLUICE_TOKEN_FILE
+                      build/sluice list; build/sluice status $JOB_ID; build/sluice logs $JOB_ID
+  token               $SLUICE_TOKEN_FILE   (the cluster secret: the CLI's actions and the dashboard's)
   logs                $SLUICE_LOCAL_DIR/logs
 Grafana dashboards for the same data: deploy/grafana (used by deploy/docker-compose.yml).
 Stop everything:      deploy/local/down.sh

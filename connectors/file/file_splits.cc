@@ -11,6 +11,10 @@ namespace sluice::file {
 Result<std::vector<FileInfo>> list_input_files(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
+    // A missing input stays missing after a restart: kNotFound (permanent).
+    if (errno == ENOENT || errno == ENOTDIR) {
+      return Status::not_found("input '" + path + "' does not exist (No such file or directory)");
+    }
     return Status::from_errno("cannot read input '" + path + "'", errno);
   }
   std::vector<FileInfo> out;

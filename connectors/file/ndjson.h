@@ -198,6 +198,7 @@ class NdjsonFileSource final : public runtime::Source<T> {
   std::unique_ptr<runtime::SourceReader<T>> create_reader() const override {
     return std::make_unique<NdjsonReader<T>>(path_, rate_, max_record_bytes_);
   }
+  Status check_input() const override { return list_input_files(path_).status(); }
 
  private:
   std::string path_;

@@ -169,12 +169,15 @@ Status add_client_property(ClientProperties& props, const std::string& name,
   return Status::ok();
 }
 
+/// "timestamp:<when>" or "ts:<when>"; <when> is epoch ms or a UTC date/time
+/// (parse_timestamp_ms), e.g. ts:2026-12-05 or ts:2026-12-05T06:00:00Z.
+bool is_timestamp_spec(const std::string& v) { return v.rfind("timestamp:", 0) == 0 || v.rfind("ts:", 0) == 0; }
+
 Result<int64_t> parse_timestamp_spec(const std::string& key, const std::string& v) {
-  auto ts = parse_int(std::string_view(v).substr(std::string_view("timestamp:").size()));
+  auto ts = parse_timestamp_ms(std::string_view(v).substr(v.find(':') + 1));
   if (!ts.is_ok() || *ts < 0) {
-    return Status::invalid_argument(key + "=" + v +
-                                    ": the timestamp must be epoch milliseconds, e.g. " + key +
-                                    "=timestamp:1700000000000");
+    return Status::invalid_argument(key + "=" + v + ": the time must be epoch milliseconds or a UTC date/time, e.g. " +
+                                    key + "=ts:1700000000000 or " + key + "=ts:2026-12-05T00:00:00Z");
   }
   return *ts;
 }
@@ -199,8 +202,8 @@ Status unknown_param(const std::string& key, const char* kind, const char* known
 }
 
 constexpr const char* kSourceUsage =
-    "kafka://host:port/topic[,topic...]?start=earliest|latest|committed|timestamp:<ms>"
-    "&stop=latest|timestamp:<ms>&group=<id>";
+    "kafka://host:port/topic[,topic...]?start=earliest|latest|committed|ts:<when>"
+    "&stop=latest|ts:<when>&group=<id> (<when>: epoch ms or a UTC date/time, 2026-12-05T00:00:00Z)";
 constexpr const char* kSinkUsage =
     "kafka://host:port/topic?delivery=at-least-once|exactly-once&key=<field>";
 
@@ -233,12 +236,12 @@ Result<KafkaSourceConfig> parse_source_uri(std::string_view uri) {
       if (v == "earliest") c.start = StartMode::kEarliest;
       else if (v == "latest") c.start = StartMode::kLatest;
       else if (v == "committed") c.start = StartMode::kCommitted;
-      else if (v.rfind("timestamp:", 0) == 0) {  // NOLINT
+      else if (is_timestamp_spec(v)) {  // NOLINT
         c.start = StartMode::kTimestamp;
         SLUICE_ASSIGN_OR_RETURN(c.start_timestamp_ms, parse_timestamp_spec(k, v));
       } else {
         return Status::invalid_argument("start=" + v +
-                                        ": expected earliest, latest, committed or timestamp:<ms>");
+                                        ": expected earliest, latest, committed or ts:<epoch ms | UTC date/time>");
       }
     } else if (k == "start.fallback") {
       if (v == "earliest") c.committed_fallback = StartMode::kEarliest;
@@ -247,11 +250,11 @@ Result<KafkaSourceConfig> parse_source_uri(std::string_view uri) {
     } else if (k == "stop") {
       if (v == "latest") c.stop = StopMode::kLatest;
       else if (v == "never" || v == "none") c.stop = StopMode::kNone;
-      else if (v.rfind("timestamp:", 0) == 0) {
+      else if (is_timestamp_spec(v)) {
         c.stop = StopMode::kTimestamp;
         SLUICE_ASSIGN_OR_RETURN(c.stop_timestamp_ms, parse_timestamp_spec(k, v));
       } else {
-        return Status::invalid_argument("stop=" + v + ": expected latest, timestamp:<ms> or never");
+        return Status::invalid_argument("stop=" + v + ": expected latest, ts:<epoch ms | UTC date/time> or never");
       }
     } else if (k == "group") {
       if (v.empty()) return Status::invalid_argument("group= must not be empty");

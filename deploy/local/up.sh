@@ -14,6 +14,9 @@
 #           --build DIR    where the sluice binary is (default <repo>/build)
 #           --slots N      slots per taskmanager (default 4)
 #           --no-prometheus  do not start Prometheus
+#           --random-ports   every port a free one; by default the jobmanager
+#                          takes 127.0.0.1:6123 (gRPC) and :8081 (HTTP: the
+#                          dashboard) when they are free, like a lone cluster
 #           --influxdb     also start InfluxDB 1.x (influxd: auth on, user admin with a generated
 #                          password in influxdb/password, database sluice); see deploy/README.md
 set -euo pipefail
@@ -25,6 +28,7 @@ RATE=200
 PAGES=50
 SLOTS=4
 PROMETHEUS=1
+RANDOM_PORTS=0
 INFLUXDB=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,8 +38,9 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$2; shift 2 ;;
     --slots) SLOTS=$2; shift 2 ;;
     --no-prometheus) PROMETHEUS=0; shift ;;
+    --random-ports) RANDOM_PORTS=1; shift ;;
     --influxdb) INFLUXDB=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -51,6 +56,14 @@ mkdir -p "$DIR/pids" "$DIR/logs"
 chmod 755 "$DIR"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# preferred_port PORT: PORT if it is free (and --random-ports was not given), else a free one.
+preferred_port() {
+  if [ "$RANDOM_PORTS" = 0 ] && python3 -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1',$1))" 2>/dev/null; then
+    echo "$1"
+  else
+    free_port
+  fi
+}
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -n "$PG_BIN" ] || { echo "up.sh: PostgreSQL server not installed (deploy/install-deps.sh)" >&2; exit 1; }
 
@@ -103,7 +116,7 @@ echo "$PG_BIN" > "$DIR/pg/bin"
 psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qAt -c "CREATE DATABASE sluice" >/dev/null
 
 # --- jobmanager and two taskmanagers
-JM_PORT=$(free_port); JM_HTTP=$(free_port); JM_METRICS=$(free_port)
+JM_PORT=$(preferred_port 6123); JM_HTTP=$(preferred_port 8081); JM_METRICS=$(preferred_port 9249)
 start jobmanager "$SLUICE" jobmanager --bind "127.0.0.1:$JM_PORT" --http-bind "127.0.0.1:$JM_HTTP" \
   --metrics-bind "127.0.0.1:$JM_METRICS" --data-dir "$DIR/jobmanager" --checkpoint-interval 5s \
   --heartbeat-timeout 5s
@@ -194,29 +207,31 @@ fi
 (umask 077; : > "$DIR/env")
 cat > "$DIR/env" <<ENV
 # Written by deploy/local/up.sh: the local cluster's addresses and secrets (0600).
-SLUICE_LOCAL_DIR=$DIR
-SLUICE_BIN=$SLUICE
-KAFKA_BOOTSTRAP=$KAFKA
-PGHOST=127.0.0.1
-PGPORT=$PGPORT
-PGUSER=postgres
-PGPASSWORD=$PGPASSWORD
-PGDATABASE=sluice
-SLUICE_JOBMANAGER=127.0.0.1:$JM_PORT
-SLUICE_TOKEN_FILE=$DIR/jobmanager/token
-JOBMANAGER_HTTP=http://127.0.0.1:$JM_HTTP
-JOBMANAGER_METRICS=http://127.0.0.1:$JM_METRICS/metrics
-TASKMANAGER_METRICS="http://127.0.0.1:${TM_METRICS[0]}/metrics http://127.0.0.1:${TM_METRICS[1]}/metrics"
-PROMETHEUS_URL=${PROM_PORT:+http://127.0.0.1:$PROM_PORT}
+# \`. $DIR/env\` in a shell: the sluice CLI then finds the jobmanager
+# (SLUICE_JOBMANAGER) and the token (SLUICE_TOKEN_FILE), psql the database.
+export SLUICE_LOCAL_DIR=$DIR
+export SLUICE_BIN=$SLUICE
+export KAFKA_BOOTSTRAP=$KAFKA
+export PGHOST=127.0.0.1
+export PGPORT=$PGPORT
+export PGUSER=postgres
+export PGPASSWORD=$PGPASSWORD
+export PGDATABASE=sluice
+export SLUICE_JOBMANAGER=127.0.0.1:$JM_PORT
+export SLUICE_TOKEN_FILE=$DIR/jobmanager/token
+export JOBMANAGER_HTTP=http://127.0.0.1:$JM_HTTP
+export JOBMANAGER_METRICS=http://127.0.0.1:$JM_METRICS/metrics
+export TASKMANAGER_METRICS="http://127.0.0.1:${TM_METRICS[0]}/metrics http://127.0.0.1:${TM_METRICS[1]}/metrics"
+export PROMETHEUS_URL=${PROM_PORT:+http://127.0.0.1:$PROM_PORT}
 ENV
 if [ -n "$INFLUX_PORT" ]; then
   cat >> "$DIR/env" <<ENV
-INFLUXDB_URL=http://127.0.0.1:$INFLUX_PORT
-INFLUXDB_USER=admin
-INFLUXDB_PASSWORD_FILE=$DIR/influxdb/password
-INFLUXDB_NETRC=$DIR/influxdb/netrc
-INFLUXDB_DATABASE=sluice
-INFLUXDB_SINK='influxdb://admin@127.0.0.1:$INFLUX_PORT/sluice?measurement=page_counts&tags=page_url&fields=window_end,count&time=window_start&password_file=$DIR/influxdb/password'
+export INFLUXDB_URL=http://127.0.0.1:$INFLUX_PORT
+export INFLUXDB_USER=admin
+export INFLUXDB_PASSWORD_FILE=$DIR/influxdb/password
+export INFLUXDB_NETRC=$DIR/influxdb/netrc
+export INFLUXDB_DATABASE=sluice
+export INFLUXDB_SINK='influxdb://admin@127.0.0.1:$INFLUX_PORT/sluice?measurement=page_counts&tags=page_url&fields=window_end,count&time=window_start&password_file=$DIR/influxdb/password'
 ENV
 fi
 trap - ERR

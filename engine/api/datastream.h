@@ -369,6 +369,7 @@ DataStream<T> StreamExecutionEnvironment::from_source(
   node.factory = [source, strategy]() {
     return std::make_unique<runtime::SourceOperator<T>>(source, strategy);
   };
+  node.check_input = [source] { return source->check_input(); };
   int id = add_node(std::move(node), {}, Partitioning::kForward);
   return DataStream<T>(this, {Input{id, ""}});
 }

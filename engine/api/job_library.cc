@@ -64,6 +64,14 @@ Result<std::unique_ptr<runtime::StreamGraph>> JobLibrary::build(
   return graph;
 }
 
+Status check_sources(const PreparedJob& job) {
+  for (const auto& node : job.instance->graph->nodes()) {
+    if (!node.check_input) continue;
+    SLUICE_RETURN_IF_ERROR(node.check_input().with_context("source '" + node.name + "'"));
+  }
+  return Status::ok();
+}
+
 Result<PreparedJob> prepare_job(std::shared_ptr<JobLibrary> library, const PrepareOptions& options) {
   SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<runtime::StreamGraph> graph, library->build(options.args));
   graph->config.merge_from(options.config);

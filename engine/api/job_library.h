@@ -56,4 +56,8 @@ struct PrepareOptions {
 /// load -> build -> JobGraph, with every error phrased for the CLI.
 Result<PreparedJob> prepare_job(std::shared_ptr<JobLibrary> library, const PrepareOptions& options);
 
+/// Runs every source's check_input (e.g. a file source's path exists);
+/// the first error names the source.
+Status check_sources(const PreparedJob& job);
+
 }  // namespace sluice::api

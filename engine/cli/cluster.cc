@@ -66,8 +66,8 @@ int run_jobmanager(JobManagerCli& c) {
   Status st = jm.start();
   if (!st.is_ok()) return report_error(st.message(), 1);
   std::cerr << "jobmanager listening on port " << jm.port();
-  if (jm.http_port()) std::cerr << ", status at http://" << c.o.http_bind.substr(0, c.o.http_bind.rfind(':'))
-                                << ":" << jm.http_port() << "/jobs";
+  if (jm.http_port()) std::cerr << ", dashboard at http://" << c.o.http_bind.substr(0, c.o.http_bind.rfind(':'))
+                                << ":" << jm.http_port() << "/";
   if (jm.metrics_port()) std::cerr << ", metrics at http://" << c.o.metrics_bind.substr(0, c.o.metrics_bind.rfind(':'))
                                    << ":" << jm.metrics_port() << "/metrics";
   std::cerr << std::endl;

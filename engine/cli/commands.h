@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,12 +26,27 @@ Runner add_status(CLI::App& app);
 Runner add_cancel(CLI::App& app);
 Runner add_savepoint(CLI::App& app);
 Runner add_stop(CLI::App& app);
+Runner add_logs(CLI::App& app);
 
-/// `sluice CMD ... --config FILE ...`: adds `--key=value` for every
-/// `key = value` line of FILE (TOML/INI: comments, quotes and a `[CMD]`
-/// section allowed) whose option is not on the command line, so flags win.
-/// An unreadable file or a malformed line is an error naming it.
-Result<std::vector<std::string>> expand_config_file(const std::vector<std::string>& args);
+/// Whether `command` has the long option `--key` (key empty: whether
+/// `command` is a command at all).
+using OptionCheck = std::function<bool(const std::string& command, const std::string& key)>;
+
+/// The command line with the settings of the --config file added.
+struct ConfigExpansion {
+  std::vector<std::string> args;
+  /// "--key" -> "FILE:LINE (key 'k')", to name the origin of a value the
+  /// parser refuses later.
+  std::map<std::string, std::string> origins;
+};
+
+/// `sluice CMD ... --config FILE ...`: reads FILE as TOML (toml++) and adds
+/// `--key=value` for every setting whose option is not on the command line,
+/// so flags win: root keys and those of the `[CMD]` table (other commands'
+/// tables are skipped); `_` in keys reads as `-`; arrays give the option
+/// once per element. A file that is not TOML, an unknown key or section,
+/// or a value of the wrong kind is an error naming FILE:LINE and the key.
+Result<ConfigExpansion> expand_config_file(const std::vector<std::string>& args, const OptionCheck& known = {});
 
 /// The first line of a token file, trailing blanks removed; an unreadable
 /// file is an error naming it.

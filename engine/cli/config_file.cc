@@ -1,6 +1,13 @@
-// Settings files for the long-running commands (jobmanager, taskmanager).
+// Settings files for the long-running commands (jobmanager, taskmanager):
+// TOML, read with toml++ (Debian's libtomlplusplus-dev).
+#include <toml++/toml.h>
+
+#include <cstdio>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
+#include <sstream>
 
 #include "engine/cli/commands.h"
 
@@ -8,22 +15,150 @@ namespace sluice::cli {
 
 namespace {
 
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r");
-  return s.substr(b, e - b + 1);
+std::string where(const std::string& path, const toml::source_region& r) {
+  return "--config " + path + ":" + std::to_string(r.begin.line);
+}
+
+/// The flag values of one TOML value: scalars as text, arrays as one value
+/// per element; anything else is an error naming the key.
+Result<std::vector<std::string>> values_of(const std::string& path, const std::string& key, const toml::node& n) {
+  std::vector<std::string> out;
+  auto scalar = [&](const toml::node& v) -> Status {
+    if (auto s = v.as_string()) {
+      out.push_back(s->get());
+    } else if (auto i = v.as_integer()) {
+      out.push_back(std::to_string(i->get()));
+    } else if (auto f = v.as_floating_point()) {
+      std::ostringstream o;
+      o << f->get();
+      out.push_back(o.str());
+    } else if (auto b = v.as_boolean()) {
+      out.push_back(b->get() ? "true" : "false");
+    } else {
+      return Status::invalid_argument(where(path, v.source()) + ": key '" + key +
+                                      "': expected a string, a number, a boolean or an array of them");
+    }
+    return Status::ok();
+  };
+  if (auto arr = n.as_array()) {
+    for (const auto& e : *arr) SLUICE_RETURN_IF_ERROR(scalar(e));
+  } else {
+    SLUICE_RETURN_IF_ERROR(scalar(n));
+  }
+  return out;
+}
+
+/// Refuses, with its line and column, what TOML 1.0 never allows and
+/// toml++ 3.3 does not always report cleanly: control characters (NUL,
+/// C0 but tab and line ends, DEL) anywhere, and non-ASCII characters
+/// outside strings and comments (bare keys and whitespace are ASCII; some
+/// non-ASCII characters there reach an unreachable branch of toml++'s
+/// whitespace table). A small lexer: tracks comments and the four string
+/// kinds, nothing else; the grammar is left to toml++.
+Status check_settings_text(const std::string& path, const std::string& text) {
+  enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  In in = In::kCode;
+  size_t line = 1;
+  size_t column = 0;
+  auto at = [&](const std::string& what) {
+    return Status::invalid_argument("--config " + path + ":" + std::to_string(line) + ":" + std::to_string(column) +
+                                    ": " + what);
+  };
+  auto starts = [&](size_t i, const char* s3) { return text.compare(i, 3, s3) == 0; };
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    ++column;
+    if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02x", c);
+      return at(std::string("control character ") + hex + " is not allowed in a TOML file");
+    }
+    if (c == '\n') {
+      if (in == In::kBasic || in == In::kLiteral) return at("a string does not end on its line");
+      if (in == In::kComment) in = In::kCode;
+      ++line;
+      column = 0;
+      continue;
+    }
+    switch (in) {
+      case In::kCode:
+        if (c >= 0x80) return at("non-ASCII character outside a string or comment (quote the key or value)");
+        if (c == '#') {
+          in = In::kComment;
+        } else if (starts(i, "\"\"\"")) {
+          in = In::kMultiBasic;
+          i += 2;
+          column += 2;
+        } else if (starts(i, "'''")) {
+          in = In::kMultiLiteral;
+          i += 2;
+          column += 2;
+        } else if (c == '"') {
+          in = In::kBasic;
+        } else if (c == '\'') {
+          in = In::kLiteral;
+        }
+        break;
+      case In::kComment:
+        break;
+      case In::kBasic:
+      case In::kMultiBasic:
+        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+          ++i;  // an escaped character, e.g. \" (a line-ending backslash is left to the newline branch)
+          ++column;
+        } else if (in == In::kBasic && c == '"') {
+          in = In::kCode;
+        } else if (in == In::kMultiBasic && starts(i, "\"\"\"")) {
+          while (i + 3 < text.size() && text[i + 3] == '"') ++i;  // up to two quotes may end the content
+          i += 2;
+          column += 2;
+          in = In::kCode;
+        }
+        break;
+      case In::kLiteral:
+      case In::kMultiLiteral:
+        if (in == In::kLiteral && c == '\'') {
+          in = In::kCode;
+        } else if (in == In::kMultiLiteral && starts(i, "'''")) {
+          while (i + 3 < text.size() && text[i + 3] == '\'') ++i;
+          i += 2;
+          column += 2;
+          in = In::kCode;
+        }
+        break;
+    }
+  }
+  return Status::ok();
+}
+
+/// A settings file's text, bounded in size and lexically checked.
+Result<std::string> read_settings_text(const std::string& path) {
+  constexpr std::uintmax_t kMaxBytes = 1 << 20;
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return Status::not_found("--config: cannot read '" + path + "': " + ec.message());
+  if (size > kMaxBytes) {
+    return Status::invalid_argument("--config " + path + ": " + std::to_string(size) +
+                                    " bytes; a settings file is at most 1 MiB");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::not_found("--config: cannot read '" + path + "'");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  SLUICE_RETURN_IF_ERROR(check_settings_text(path, text));
+  return text;
 }
 
 }  // namespace
 
-Result<std::vector<std::string>> expand_config_file(const std::vector<std::string>& args) {
+Result<ConfigExpansion> expand_config_file(const std::vector<std::string>& args, const OptionCheck& known) {
+  ConfigExpansion ex;
+  ex.args = args;
   std::string path;
   std::string command;
   std::set<std::string> given;  // long options on the command line
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (command.empty() && !a.empty() && a[0] != '-') command = a;
+    if (command.empty() && !a.empty() && a[0] != '-' && (i == 0 || args[i - 1].rfind("--log-", 0) != 0)) command = a;
     if (a.rfind("--", 0) != 0) continue;
     std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
     given.insert(name);
@@ -35,38 +170,53 @@ Result<std::vector<std::string>> expand_config_file(const std::vector<std::strin
       }
     }
   }
-  if (path.empty()) return args;
-  std::ifstream in(path);
-  if (!in) return Status::not_found("--config: cannot read '" + path + "'");
-  std::vector<std::string> out = args;
-  std::string line, section;
-  int n = 0;
-  while (std::getline(in, line)) {
-    ++n;
-    std::string t = trim(line);
-    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
-    if (t.front() == '[') {
-      if (t.back() != ']') return Status::invalid_argument(path + ":" + std::to_string(n) + ": unclosed section");
-      section = trim(t.substr(1, t.size() - 2));
-      continue;
-    }
-    if (!section.empty() && section != command) continue;  // another command's settings
-    auto eq = t.find('=');
-    if (eq == std::string::npos) {
-      return Status::invalid_argument(path + ":" + std::to_string(n) + ": expected `key = value`, got '" + t + "'");
-    }
-    std::string key = trim(t.substr(0, eq));
-    std::string value = trim(t.substr(eq + 1));
-    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front()) {
-      value = value.substr(1, value.size() - 2);
-    }
+  if (path.empty()) return ex;
+  SLUICE_ASSIGN_OR_RETURN(std::string text, read_settings_text(path));
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    return Status::invalid_argument("--config " + path + ":" + std::to_string(e.source().begin.line) + ":" +
+                                    std::to_string(e.source().begin.column) + ": " + std::string(e.description()));
+  }
+  // Root keys are for the command run; [command] tables for that command only.
+  auto add = [&](const std::string& raw_key, const toml::node& value) -> Status {
+    std::string key = raw_key;
     for (char& c : key)
       if (c == '_') c = '-';
-    if (key.empty()) return Status::invalid_argument(path + ":" + std::to_string(n) + ": empty key");
-    if (given.count(key)) continue;  // the flag wins
-    out.push_back("--" + key + "=" + value);
+    if (key.empty() || key == "config") {
+      return Status::invalid_argument(where(path, value.source()) + ": key '" + raw_key + "' is not a setting");
+    }
+    if (known && !known(command, key)) {
+      return Status::invalid_argument(where(path, value.source()) + ": unknown key '" + raw_key + "' for `sluice " +
+                                      command + "` (keys are its long options: see sluice " + command + " --help)");
+    }
+    SLUICE_ASSIGN_OR_RETURN(auto vals, values_of(path, raw_key, value));
+    if (given.count(key)) return Status::ok();  // the flag wins
+    for (auto& v : vals) ex.args.push_back("--" + key + "=" + v);
+    ex.origins["--" + key] = where(path, value.source()).substr(9) + ", key '" + raw_key + "'";
+    return Status::ok();
+  };
+  for (const auto& [k, v] : root) {
+    const std::string key(k.str());
+    if (const auto* section = v.as_table()) {
+      if (known && !known(key, "")) {
+        return Status::invalid_argument(where(path, v.source()) + ": unknown section [" + key +
+                                        "]: sections are commands, e.g. [jobmanager] or [taskmanager]");
+      }
+      if (key != command) continue;  // another command's settings
+      for (const auto& [sk, sv] : *section) {
+        if (sv.is_table()) {
+          return Status::invalid_argument(where(path, sv.source()) + ": [" + key + "." + std::string(sk.str()) +
+                                          "]: settings do not nest");
+        }
+        SLUICE_RETURN_IF_ERROR(add(std::string(sk.str()), sv));
+      }
+      continue;
+    }
+    SLUICE_RETURN_IF_ERROR(add(key, v));
   }
-  return out;
+  return ex;
 }
 
 }  // namespace sluice::cli

@@ -1,5 +1,6 @@
 // sluice gen: seeded click events as NDJSON.
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 
@@ -20,7 +21,17 @@ struct GenCli {
   bool unbounded = false;
   std::string kafka;  // host:port: produce to Kafka instead of writing a file
   std::string topic;
+  std::string kafka_timestamp = "now";  // or "event": the message timestamp is the event's ts
 };
+
+/// The "ts" of a generated line, or 0 (the producer's clock) when it has none.
+int64_t event_ts(const std::string& line) {
+  auto at = line.find("\"ts\":");
+  if (at == std::string::npos) return 0;
+  int64_t v = 0;
+  auto r = std::from_chars(line.data() + at + 5, line.data() + line.size(), v);
+  return r.ec == std::errc() && v > 0 ? v : 0;
+}
 
 // --kafka: every line becomes one message (malformed lines too, as
 // malformed messages), produced idempotently with acks=all.
@@ -30,7 +41,10 @@ int run_kafka(GenCli& c) {
   auto producer = kafka::SimpleProducer::create(c.kafka);
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
-  auto r = gen::run_generator(c.o, [&](const std::string& line) { return p.produce(c.topic, line); });
+  const bool event_time = c.kafka_timestamp == "event";
+  auto r = gen::run_generator(c.o, [&](const std::string& line) {
+    return p.produce(c.topic, line, std::nullopt, -1, {}, event_time ? event_ts(line) : 0);
+  });
   Status st = r.is_ok() ? p.flush() : r.status();
   if (!st.is_ok()) return report_error(st.message(), 1);
   std::cerr << "produced " << r->total() << " messages to " << c.kafka << "/" << c.topic << ": "
@@ -112,6 +126,11 @@ Runner add_gen(CLI::App& app) {
   cmd->add_option("-o,--output", c->output, "Output file, or - for stdout")->capture_default_str();
   cmd->add_option("--kafka", c->kafka, "Produce to Kafka at host:port instead (one message per event)");
   cmd->add_option("--topic", c->topic, "Kafka topic for --kafka");
+  cmd->add_option("--kafka-timestamp", c->kafka_timestamp,
+                  "Kafka message timestamps: now (the producer's clock) or event (the event's ts: history that "
+                  "start=ts:/stop=ts: can select)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"now", "event"}));
   return [c] { return run(*c); };
 }
 

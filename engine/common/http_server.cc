@@ -52,6 +52,7 @@ httplib::Server::Handler wrap(HttpServer::Handler h) {
       r = {500, "{\"error\":\"internal error\"}"};
     }
     res.status = r.code;
+    for (const auto& [k, v] : r.headers) res.set_header(k, v);
     res.set_content(r.body, r.content_type.c_str());
   };
 }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine/common/status.h"
@@ -63,6 +64,7 @@ struct HttpResponse {
   int code = 200;
   std::string body;
   std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  // extra response headers
 };
 
 /// Owns the server and its threads (an accept thread and the worker pool).

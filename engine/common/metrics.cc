@@ -94,6 +94,11 @@ const std::vector<double>& latency_buckets() {
 
 }  // namespace
 
+int64_t process_rss_bytes() {
+  ProcStat s = read_proc_stat();
+  return s.ok ? static_cast<int64_t>(s.rss_pages * static_cast<double>(::sysconf(_SC_PAGESIZE))) : 0;
+}
+
 std::vector<prometheus::MetricFamily> process_families() {
   FamilyBuilder b;
   ProcStat s = read_proc_stat();

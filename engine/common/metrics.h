@@ -72,6 +72,9 @@ class CallbackCollectable final : public prometheus::Collectable {
   Callback cb_;
 };
 
+/// Resident memory of this process (bytes; 0 if /proc cannot be read).
+int64_t process_rss_bytes();
+
 /// process_* metrics of this process, read from /proc/self at scrape time.
 std::vector<prometheus::MetricFamily> process_families();
 

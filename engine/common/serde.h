@@ -385,15 +385,16 @@ std::string_view type_name() {
 
 }  // namespace sluice
 
-#define SLUICE_FIELDS_VISIT_ONE(f) v(#f, f);
+#define SLUICE_FIELDS_VISIT_ONE(f) sluice_visitor_(#f, this->f);
 /// Declares a struct's fields (in order) for binary Serde and JSON.
-/// Put it inside the struct body after the fields.
+/// Put it inside the struct body after the fields. Any field name works
+/// (the visitor's parameter name is reserved-looking, fields go via this->).
 #define SLUICE_FIELDS(...)                                      \
   template <class SluiceVisitor>                                \
-  void sluice_visit(SluiceVisitor&& v) {                        \
+  void sluice_visit(SluiceVisitor&& sluice_visitor_) {          \
     SLUICE_PP_FOR_EACH(SLUICE_FIELDS_VISIT_ONE, __VA_ARGS__)    \
   }                                                             \
   template <class SluiceVisitor>                                \
-  void sluice_visit(SluiceVisitor&& v) const {                  \
+  void sluice_visit(SluiceVisitor&& sluice_visitor_) const {    \
     SLUICE_PP_FOR_EACH(SLUICE_FIELDS_VISIT_ONE, __VA_ARGS__)    \
   }

@@ -30,6 +30,19 @@ Status::Status(StatusCode code, std::string message) {
   }
 }
 
+bool is_permanent_error(const Status& st) {
+  switch (st.code()) {
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kNotFound:
+    case StatusCode::kFailedPrecondition:
+    case StatusCode::kPermissionDenied:
+    case StatusCode::kUnimplemented:
+      return true;
+    default:
+      return false;
+  }
+}
+
 Status Status::from_errno(std::string_view what, int err) {
   return io_error(std::string(what) + ": " + std::strerror(err));
 }

@@ -116,6 +116,15 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
+/// Whether a task that failed with `st` would fail the same way after a
+/// restart, so that the job fails instead of restarting: the input or the
+/// configuration is wrong (kInvalidArgument, kFailedPrecondition,
+/// kUnimplemented), something named does not exist (kNotFound: an input
+/// file, a topic, a table) or credentials are refused (kPermissionDenied).
+/// I/O errors, unreachable peers, timeouts, lost connections and internal
+/// errors are transient: the job restarts from its last checkpoint.
+bool is_permanent_error(const Status& st);
+
 }  // namespace sluice
 
 #define SLUICE_CONCAT_INNER(a, b) a##b

@@ -1,6 +1,7 @@
 #include "engine/common/time.h"
 
 #include <cctype>
+#include <cstdio>
 #include <charconv>
 #include <limits>
 
@@ -27,6 +28,116 @@ bool split_number(std::string_view text, int64_t& number, std::string& unit) {
 }
 
 }  // namespace
+
+namespace {
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+bool digits(std::string_view s, size_t at, size_t n, int& out) {
+  if (at + n > s.size()) return false;
+  out = 0;
+  for (size_t i = at; i < at + n; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(s[i]))) return false;
+    out = out * 10 + (s[i] - '0');
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<int64_t> parse_timestamp_ms(std::string_view text) {
+  auto bad = [&] {
+    return Status::invalid_argument("'" + std::string(text) +
+                                    "' is not a time: use epoch milliseconds (1700000000000) or a UTC date/time "
+                                    "such as 2026-12-05 or 2026-12-05T10:15:30Z");
+  };
+  if (text.empty()) return bad();
+  if (text.find_first_not_of("0123456789") == std::string_view::npos) {
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (ec != std::errc() || p != text.data() + text.size()) return bad();
+    return v;
+  }
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, sec = 0, ms = 0;
+  if (!digits(text, 0, 4, y) || text.size() < 10 || text[4] != '-' || !digits(text, 5, 2, mo) || text[7] != '-' ||
+      !digits(text, 8, 2, d)) {
+    return bad();
+  }
+  size_t at = 10;
+  int64_t offset_min = 0;
+  if (at < text.size() && (text[at] == 'T' || text[at] == 't' || text[at] == ' ')) {
+    if (!digits(text, at + 1, 2, h) || at + 3 >= text.size() || text[at + 3] != ':' || !digits(text, at + 4, 2, mi)) {
+      return bad();
+    }
+    at += 6;
+    if (at < text.size() && text[at] == ':') {
+      if (!digits(text, at + 1, 2, sec)) return bad();
+      at += 3;
+      if (at < text.size() && text[at] == '.') {
+        size_t n = 0;
+        ++at;
+        while (at < text.size() && std::isdigit(static_cast<unsigned char>(text[at]))) {
+          if (n < 3) ms = ms * 10 + (text[at] - '0');
+          ++n, ++at;
+        }
+        if (n == 0) return bad();
+        for (; n < 3; ++n) ms *= 10;
+      }
+    }
+    if (at < text.size()) {
+      if (text[at] == 'Z' || text[at] == 'z') {
+        ++at;
+      } else if (text[at] == '+' || text[at] == '-') {
+        int oh = 0, om = 0;
+        if (!digits(text, at + 1, 2, oh) || at + 3 >= text.size() || text[at + 3] != ':' ||
+            !digits(text, at + 4, 2, om)) {
+          return bad();
+        }
+        offset_min = (text[at] == '-' ? -1 : 1) * (oh * 60 + om);
+        at += 6;
+      }
+    }
+  }
+  if (at != text.size() || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return bad();
+  const int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
+  return ((days * 24 + h) * 60 + mi - offset_min) * 60'000 + sec * 1000 + ms;
+}
+
+std::string format_timestamp_ms(int64_t ms) {
+  const int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  const int64_t rem = ms - secs * 1000;
+  int64_t z = (secs >= 0 ? secs : secs - 86399) / 86400;
+  const int64_t sod = secs - z * 86400;
+  // civil_from_days
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
+  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t y = static_cast<int64_t>(yoe) + era * 400 + (m <= 2);
+  char buf[48];
+  if (rem) {
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ", static_cast<long long>(y), m, d,
+                  static_cast<long long>(sod / 3600), static_cast<long long>(sod / 60 % 60),
+                  static_cast<long long>(sod % 60), static_cast<long long>(rem));
+  } else {
+    std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ", static_cast<long long>(y), m, d,
+                  static_cast<long long>(sod / 3600), static_cast<long long>(sod / 60 % 60),
+                  static_cast<long long>(sod % 60));
+  }
+  return buf;
+}
 
 Result<Duration> parse_duration(std::string_view text) {
   int64_t total = 0;

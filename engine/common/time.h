@@ -59,6 +59,14 @@ std::string format_duration(Duration d);
 /// Parses "64mb", "1gb", "512kb", "4096" (bytes); case-insensitive.
 Result<int64_t> parse_bytes(std::string_view text);
 
+/// Parses a point in time to epoch milliseconds: digits are epoch ms
+/// ("1700000000000"); otherwise RFC 3339 / ISO 8601 in UTC unless an offset
+/// is given: "2026-12-05" (midnight UTC), "2026-12-05T10:15",
+/// "2026-12-05T10:15:30Z", "2026-12-05 10:15:30.250+01:00".
+Result<int64_t> parse_timestamp_ms(std::string_view text);
+/// "2026-12-05T10:15:30.250Z" (UTC; milliseconds only when not zero).
+std::string format_timestamp_ms(int64_t ms);
+
 /// Milliseconds since the epoch on the wall clock.
 int64_t wall_clock_ms();
 

@@ -21,8 +21,11 @@
 #include "engine/common/clock.h"
 #include "engine/common/http_server.h"
 #include "engine/common/json.h"
+#include "engine/common/logging.h"
 #include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
+#include "engine/jobmanager/http_api.h"
+#include "engine/jobmanager/rate_window.h"
 #include "engine/proto/control.grpc.pb.h"
 #include "engine/proto/rpc_auth.h"
 #include "engine/runtime/async_executor.h"
@@ -83,11 +86,16 @@ struct TaskManagerInfo {
   int slots = 0;
   int64_t last_heartbeat = 0;  // steady ms
   std::shared_ptr<TmStub> stub;  // shared: calls run on the outbox while the map changes
+  int64_t rss_bytes = 0;         // last heartbeat
+  int64_t inbound = 0, outbound = 0;
 };
+
+/// Failures kept in a job's record (status, dashboard).
+constexpr int kFailureHistory = 50;
 
 }  // namespace
 
-class JobManager::Impl final : public proto::JobManager::Service {
+class JobManager::Impl final : public proto::JobManager::Service, public JobManagerView {
  public:
   explicit Impl(JobManagerOptions o) : o_(std::move(o)) {}
   ~Impl() override { shutdown(); }
@@ -107,11 +115,14 @@ class JobManager::Impl final : public proto::JobManager::Service {
       std::string state = "DEPLOYING";
       uint64_t records_in = 0, records_out = 0;  // last heartbeat
       int64_t watermark_ms = INT64_MIN;
+      uint64_t dead_letters = 0;
+      RateWindow rates;
     };
     std::map<std::pair<int, int>, Subtask> subtasks;  // current attempt; guarded by jm->mu_
     int64_t next_deploy_ms = 0;                        // steady; RESTARTING/CREATED
     int64_t backoff_ms = 0;
     bool stopping = false;  // stop-with-savepoint: ends FINISHED, not restarted
+    int64_t recovered_last_checkpoint = 0;  // ended jobs read back at start (no coordinator)
 
     // Gateway view of the current attempt (own lock: the coordinator calls
     // in holding its own lock, and must never wait for jm->mu_).
@@ -231,7 +242,7 @@ class JobManager::Impl final : public proto::JobManager::Service {
       auto http = HttpServer::create(http_options(o_.http_bind, "status"));
       if (!http.is_ok()) return http.status().with_context("--http-bind");
       http_ = std::move(*http);
-      http_->get("/.*", [this](const HttpRequest& r) { return http_get(r.path); });
+      add_http_api(*http_, *this);
       http_->start();
     }
     {
@@ -380,69 +391,180 @@ class JobManager::Impl final : public proto::JobManager::Service {
 
   grpc::Status CancelJob(grpc::ServerContext* ctx, const proto::JobRequest* req, proto::Empty*) override {
     if (auto st = authorize(ctx, req->token(), "cancel"); !st.ok()) return st;
-    auto j = find(req->job_id());
-    if (!j) return unknown_job(req->job_id());
-    {
-      std::lock_guard lk(mu_);
-      if (terminal(j->rec.state())) {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            "job " + req->job_id() + " has already ended (" + j->rec.state() + ")");
-      }
-      end_job_locked(*j, "CANCELED", "");
-    }
-    if (j->coordinator) j->coordinator->stop();
-    spdlog::info("job {} cancelled", req->job_id());
-    return grpc::Status::OK;
+    return to_grpc(cancel_job(req->job_id()));
   }
 
   grpc::Status TriggerSavepoint(grpc::ServerContext* ctx, const proto::SavepointRequest* req,
                                 proto::SavepointResponse* resp) override {
     if (auto st = authorize(ctx, req->token(), req->stop() ? "stop" : "savepoint"); !st.ok()) return st;
-    auto j = find(req->job_id());
-    if (!j) return unknown_job(req->job_id());
+    auto r = savepoint(req->job_id(), req->path(), req->stop());
+    if (!r.is_ok()) return to_grpc(r.status());
+    *resp = std::move(*r);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DisposeSavepoint(grpc::ServerContext* ctx, const proto::DisposeSavepointRequest* req,
+                                proto::Empty*) override {
+    if (auto st = authorize(ctx, req->token(), "dispose-savepoint"); !st.ok()) return st;
+    Status st = dispose_savepoint(req->path());
+    if (!st.is_ok()) spdlog::warn("savepoint {} not disposed: {}", req->path(), st.to_string());
+    return to_grpc(st);
+  }
+
+  grpc::Status GetLogs(grpc::ServerContext* ctx, const proto::LogRequest* req, proto::LogResponse* resp) override {
+    if (!o_.open_read_access) {
+      if (auto st = authorize(ctx, req->token(), "logs"); !st.ok()) return st;
+    }
+    auto r = logs(*req);
+    if (!r.is_ok()) return to_grpc(r.status());
+    *resp = std::move(*r);
+    return grpc::Status::OK;
+  }
+
+  // ------------------------------------------------------------- actions (gRPC and HTTP)
+
+  Status cancel_job(const std::string& job_id) override {
+    auto j = find(job_id);
+    if (!j) return Status::not_found("unknown job id '" + job_id + "'; `sluice list` shows the jobs");
+    {
+      std::lock_guard lk(mu_);
+      if (terminal(j->rec.state())) {
+        return Status::failed_precondition("job " + job_id + " has already ended (" + j->rec.state() + ")");
+      }
+      end_job_locked(*j, "CANCELED", "");
+    }
+    if (j->coordinator) j->coordinator->stop();
+    spdlog::info("job {} cancelled", job_id);
+    return Status::ok();
+  }
+
+  Result<proto::SavepointResponse> savepoint(const std::string& job_id, const std::string& dir, bool stop) override {
+    auto j = find(job_id);
+    if (!j) return Status::not_found("unknown job id '" + job_id + "'; `sluice list` shows the jobs");
     {
       std::lock_guard lk(mu_);
       if (j->rec.state() != "RUNNING") {
-        return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                            "job " + req->job_id() + " is " + j->rec.state() +
-                                "; savepoints are taken of running jobs");
+        return Status::failed_precondition("job " + job_id + " is " + j->rec.state() +
+                                           "; savepoints are taken of running jobs");
       }
-      if (req->stop()) j->stopping = true;
+      if (stop) j->stopping = true;
     }
-    auto fut = j->coordinator->trigger_savepoint(req->stop());
+    auto fut = j->coordinator->trigger_savepoint(stop);
     if (fut.wait_for(std::chrono::minutes(5)) != std::future_status::ready) {
       j->coordinator->resume_checkpoints();
       std::lock_guard lk(mu_);
       j->stopping = false;
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "the savepoint did not complete in 5 min");
+      return Status::timeout("the savepoint did not complete in 5 min");
     }
     auto sp = fut.get();
     if (!sp.is_ok()) {
       j->coordinator->resume_checkpoints();
       std::lock_guard lk(mu_);
       j->stopping = false;
-      return to_grpc(sp.status().with_context("savepoint failed"));
+      return sp.status().with_context("savepoint failed");
     }
     std::string path = sp->dir;
-    if (!req->path().empty()) {
+    if (!dir.empty()) {
       std::error_code ec;
-      std::string dest = req->path() + "/" + fs::path(sp->dir).filename().string();
-      fs::create_directories(req->path(), ec);
+      std::string dest = dir + "/" + fs::path(sp->dir).filename().string();
+      fs::create_directories(dir, ec);
       fs::copy(sp->dir, dest, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-      if (ec) return to_grpc(Status::io_error("savepoint " + sp->dir + " taken but not copied to " + dest + ": " + ec.message()));
+      if (ec) return Status::io_error("savepoint " + sp->dir + " taken but not copied to " + dest + ": " + ec.message());
       path = dest;
     }
-    resp->set_checkpoint_id(sp->meta.id);
-    resp->set_path(path);
-    if (req->stop()) {
+    proto::SavepointResponse resp;
+    resp.set_checkpoint_id(sp->meta.id);
+    resp.set_path(path);
+    if (stop) {
       {
         std::lock_guard lk(mu_);
         if (!terminal(j->rec.state())) end_job_locked(*j, "FINISHED", "", sp->meta.id);
       }
       j->coordinator->stop();
-      spdlog::info("job {} stopped with savepoint {}", req->job_id(), path);
+      spdlog::info("job {} stopped with savepoint {}", job_id, path);
     }
-    return grpc::Status::OK;
+    return resp;
+  }
+
+  /// Removes a savepoint directory: only one whose metadata says it is a
+  /// savepoint, and not while a job that has not ended was started from
+  /// it and has not completed a checkpoint of its own since.
+  Status dispose_savepoint(const std::string& path) {
+    if (path.empty()) return Status::invalid_argument("dispose needs the savepoint's path");
+    std::error_code ec;
+    std::string canonical = fs::weakly_canonical(path, ec).string();
+    auto cp = state::CheckpointStorage::load(canonical);
+    if (!cp.is_ok()) return cp.status().with_context("'" + path + "' is not a savepoint this jobmanager can read");
+    if (!cp->meta.savepoint) {
+      return Status::failed_precondition("'" + path + "' is a checkpoint, not a savepoint: checkpoints are "
+                                         "discarded by their job (checkpoint.retained)");
+    }
+    std::vector<std::shared_ptr<Job>> jobs;
+    {
+      std::lock_guard lk(mu_);
+      for (auto& [id, j] : jobs_) {
+        if (terminal(j->rec.state())) continue;
+        const auto& from = j->rec.has_restored_from() ? j->rec.restored_from().path() : j->rec.restore_path();
+        if (!from.empty() && fs::weakly_canonical(from, ec).string() == canonical) jobs.push_back(j);
+      }
+    }
+    for (auto& j : jobs) {
+      if (!j->coordinator || !j->coordinator->latest_completed()) {
+        return Status::failed_precondition("job " + j->rec_id + " was started from this savepoint and has not "
+                                           "completed a checkpoint of its own yet; dispose of it later");
+      }
+    }
+    fs::remove_all(canonical, ec);
+    if (ec) return Status::io_error("cannot remove " + canonical + ": " + ec.message());
+    spdlog::info("savepoint {} (id {}) disposed", canonical, cp->meta.id);
+    return Status::ok();
+  }
+
+  /// The latest log lines about a job (or of one taskmanager): the
+  /// jobmanager's own, and those of each taskmanager asked, fetched over
+  /// gRPC (3 s at most each; a taskmanager that does not answer is named).
+  Result<proto::LogResponse> logs(const proto::LogRequest& req) override {
+    const int max_lines = req.max_lines() <= 0 ? 500 : std::min(req.max_lines(), 5000);
+    std::map<std::string, std::shared_ptr<TmStub>> ask;
+    if (!req.job_id().empty() && !find(req.job_id())) {
+      return Status::not_found("unknown job id '" + req.job_id() + "'; `sluice list` shows the jobs");
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (!req.taskmanager_id().empty()) {
+        auto it = tms_.find(req.taskmanager_id());
+        if (it == tms_.end()) return Status::not_found("no taskmanager '" + req.taskmanager_id() + "' is registered");
+        ask[it->first] = it->second.stub;
+      } else if (!req.job_id().empty()) {
+        auto j = jobs_.find(req.job_id());
+        for (const auto& [k, st] : j->second->subtasks) {
+          auto it = tms_.find(st.tm);
+          if (it != tms_.end()) ask[it->first] = it->second.stub;
+        }
+      } else {
+        for (const auto& [id, tm] : tms_) ask[id] = tm.stub;
+      }
+    }
+    proto::LogResponse resp;
+    if (req.taskmanager_id().empty()) {
+      auto* own = resp.add_logs();
+      own->set_source("jobmanager");
+      for (auto& l : recent_log_lines(req.job_id(), static_cast<size_t>(max_lines))) own->add_lines(std::move(l));
+    }
+    for (const auto& [id, stub] : ask) {
+      proto::LogRequest r;
+      r.set_job_id(req.job_id());
+      r.set_max_lines(max_lines);
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+      rpc::sign(ctx, *auth_, "TaskManager/GetLog");
+      proto::LogLines lines;
+      grpc::Status st = stub->GetLog(&ctx, r, &lines);
+      if (!st.ok()) lines.set_error("cannot ask taskmanager " + id + ": " + st.error_message());
+      lines.set_source(id);
+      *resp.add_logs() = std::move(lines);
+    }
+    return resp;
   }
 
   // ------------------------------------------------------------- taskmanager RPCs
@@ -494,7 +616,11 @@ class JobManager::Impl final : public proto::JobManager::Service {
       resp->set_registered(false);
       return grpc::Status::OK;
     }
-    it->second.last_heartbeat = steady_ms();
+    const int64_t now = steady_ms();
+    it->second.last_heartbeat = now;
+    it->second.rss_bytes = req->rss_bytes();
+    it->second.inbound = req->inbound_connections();
+    it->second.outbound = req->outbound_connections();
     for (const auto& m : req->tasks()) {
       auto j = jobs_.find(m.task().job_id());
       if (j == jobs_.end() || j->second->rec.attempt() != m.task().attempt()) continue;
@@ -503,6 +629,8 @@ class JobManager::Impl final : public proto::JobManager::Service {
       st->second.records_in = m.records_in();
       st->second.records_out = m.records_out();
       st->second.watermark_ms = m.watermark_ms();
+      st->second.dead_letters = m.dead_letters();
+      st->second.rates.add({now, m.records_in(), m.records_out(), m.busy_ns(), m.backpressured_ns()});
     }
     resp->set_registered(true);
     return grpc::Status::OK;
@@ -530,10 +658,17 @@ class JobManager::Impl final : public proto::JobManager::Service {
         it->second.records_out = std::max(it->second.records_out, req->records_out());
       }
       if (req->state() == "FAILED") {
-        fail_attempt_locked(*j, "task " + j->graph->vertices(req->task().vertex()).name() + " (" +
-                                    std::to_string(req->task().subtask() + 1) + "/" +
-                                    std::to_string(j->graph->vertices(req->task().vertex()).parallelism()) +
-                                    ") on " + req->taskmanager_id() + " failed: " + req->cause());
+        const auto& v = j->graph->vertices(req->task().vertex());
+        proto::FailureRecord f;
+        f.set_task(v.name() + " (" + std::to_string(req->task().subtask() + 1) + "/" +
+                   std::to_string(v.parallelism()) + ")");
+        f.set_vertex(req->task().vertex());
+        f.set_subtask(req->task().subtask());
+        f.set_taskmanager_id(req->taskmanager_id());
+        f.set_message(req->cause());
+        f.set_permanent(req->permanent());
+        std::string cause = "task " + f.task() + " on " + req->taskmanager_id() + " failed: " + req->cause();
+        job_failed_locked(*j, std::move(f), cause);
       } else if (req->state() == "FINISHED") {
         finished = std::all_of(j->subtasks.begin(), j->subtasks.end(),
                                [](const auto& kv) { return kv.second.state == "FINISHED"; });
@@ -603,9 +738,15 @@ class JobManager::Impl final : public proto::JobManager::Service {
     // Constant-time compare: the token is a secret.
     if (auth_->token_matches(token)) return grpc::Status::OK;
     spdlog::warn("refused {} from {}: {}", what, ctx->peer(), token.empty() ? "no token" : "wrong token");
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
-                        "(the jobmanager writes it to <data-dir>/token)");
+    if (token.empty()) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
+                          "(the jobmanager writes it to <data-dir>/token)");
+    }
+    // PERMISSION_DENIED: a token was sent, and it is not this cluster's.
+    return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                        std::string(what) + " refused: the token sent is not this cluster's token (use the "
+                        "jobmanager's <data-dir>/token, or the secret it was started with)");
   }
 
   grpc::Status unknown_job(const std::string& id) {
@@ -779,6 +920,9 @@ class JobManager::Impl final : public proto::JobManager::Service {
           job->next_deploy_ms = 0;
           spdlog::info("recovering job {} (last attempt {})", job->rec.job_id(), job->rec.attempt());
         }
+      } else if (!job->rec.checkpoint_root().empty()) {
+        job->recovered_last_checkpoint =
+            std::max<int64_t>(0, state::CheckpointStorage(job->rec.checkpoint_root(), job->rec.job_id()).highest_id());
       }
       std::lock_guard lk(mu_);
       persist_locked(*job);
@@ -818,9 +962,30 @@ class JobManager::Impl final : public proto::JobManager::Service {
                       int64_t committed_checkpoint = 0) {
     cancel_tasks_locked(j, committed_checkpoint);
     j.rec.set_state(state);
+    if (terminal(state) && j.rec.ended_ms() == 0) j.rec.set_ended_ms(now_ms());
     if (!failure.empty()) j.rec.set_last_failure(failure);
     for (auto& [k, s] : j.subtasks)
       if (s.state != "FINISHED") s.state = state == "FINISHED" ? "FINISHED" : "CANCELED";
+    persist_locked(j);
+  }
+
+  /// A failure of the current attempt: kept in the job's failure history,
+  /// then the attempt fails — and the job with it when the failure is
+  /// permanent (the cause will not go away by restarting), else it restarts
+  /// under the restart policy (fail_attempt_locked).
+  void job_failed_locked(Job& j, proto::FailureRecord f, const std::string& cause) {
+    if (j.rec.state() != "RUNNING") return;
+    f.set_time_ms(now_ms());
+    f.set_attempt(j.rec.attempt());
+    if (f.permanent() && !j.stopping) {
+      spdlog::error("job {} attempt {} failed permanently: {}", j.rec.job_id(), j.rec.attempt(), cause);
+      end_job_locked(j, "FAILED", cause + " (a permanent error: not restarted)");
+    } else {
+      fail_attempt_locked(j, cause);
+    }
+    f.set_restarted(j.rec.state() == "RESTARTING");
+    *j.rec.add_failures() = std::move(f);
+    while (j.rec.failures_size() > kFailureHistory) j.rec.mutable_failures()->DeleteSubrange(0, 1);
     persist_locked(j);
   }
 
@@ -856,7 +1021,13 @@ class JobManager::Impl final : public proto::JobManager::Service {
       if (j->rec.state() != "RUNNING") continue;
       bool uses = std::any_of(j->subtasks.begin(), j->subtasks.end(),
                               [&](const auto& kv) { return kv.second.tm == tm_id; });
-      if (uses) fail_attempt_locked(*j, "taskmanager " + tm_id + " lost (" + why + ")");
+      if (uses) {
+        proto::FailureRecord f;
+        f.set_vertex(-1);
+        f.set_taskmanager_id(tm_id);
+        f.set_message("taskmanager " + tm_id + " lost (" + why + ")");
+        job_failed_locked(*j, f, f.message());
+      }
     }
   }
 
@@ -895,7 +1066,18 @@ class JobManager::Impl final : public proto::JobManager::Service {
   void deploy(const std::shared_ptr<Job>& jp) {
     Job& j = *jp;
     std::string restore = j.rec.restore_path();
-    if (auto latest = j.coordinator->latest_completed()) restore = latest->dir;
+    proto::RestoreInfo from;  // what status says the attempt started from
+    if (auto latest = j.coordinator->latest_completed()) {
+      restore = latest->dir;
+      from.set_checkpoint_id(latest->meta.id);
+      from.set_savepoint(latest->meta.savepoint);
+    } else if (!restore.empty()) {
+      if (auto cp = state::CheckpointStorage::load(restore); cp.is_ok()) {
+        from.set_checkpoint_id(cp->meta.id);
+        from.set_savepoint(cp->meta.savepoint);
+      }
+    }
+    from.set_path(restore);
     std::map<std::string, std::vector<proto::TaskRef>> per_tm;
     std::map<std::string, std::shared_ptr<TmStub>> stubs;
     proto::DeployRequest base;
@@ -936,6 +1118,13 @@ class JobManager::Impl final : public proto::JobManager::Service {
       attempt = j.rec.attempt() + 1;
       j.rec.set_attempt(attempt);
       j.subtasks.clear();
+      if (restore.empty()) {
+        j.rec.clear_restored_from();
+      } else {
+        from.set_attempt(attempt);
+        from.set_time_ms(now_ms());
+        *j.rec.mutable_restored_from() = from;
+      }
       base.set_job_id(j.rec.job_id());
       base.set_attempt(attempt);
       *base.mutable_job_graph() = *j.graph;
@@ -986,16 +1175,19 @@ class JobManager::Impl final : public proto::JobManager::Service {
         std::lock_guard lk(mu_);
         if (j.rec.attempt() != attempt) return;
         std::string cause = "deploying to taskmanager " + tm + " failed: " + st.error_message();
+        proto::FailureRecord f;
+        f.set_vertex(-1);
+        f.set_taskmanager_id(tm);
+        f.set_message(cause);
         if (st.error_code() == grpc::StatusCode::FAILED_PRECONDITION) {
           // The library or graph cannot run: restarting will not help.
-          cancel_tasks_locked(j);
-          end_job_locked(j, "FAILED", cause);
-          spdlog::error("job {}: {}", j.rec_id, cause);
+          f.set_permanent(true);
+          job_failed_locked(j, std::move(f), cause);
         } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
                    st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
           lose_tm_locked(tm, cause);
         } else {
-          fail_attempt_locked(j, cause);
+          job_failed_locked(j, std::move(f), cause);
         }
         return;
       }
@@ -1011,37 +1203,86 @@ class JobManager::Impl final : public proto::JobManager::Service {
     j.open_gateway(attempt);
   }
 
-  proto::JobSummary summary(Job& j) {
+  /// The coordinator's numbers, read without mu_ (it has its own lock).
+  struct CheckpointView {
+    runtime::CheckpointStats stats;
+    std::vector<runtime::CheckpointHistoryEntry> history;
+  };
+  CheckpointView checkpoint_view(Job& j, bool with_history) {
+    CheckpointView v;
+    if (j.coordinator) {
+      v.stats = j.coordinator->stats();
+      if (v.stats.last_completed_id == 0) {
+        // Restarted jobmanager: the stats start afresh, storage knows better.
+        if (auto latest = j.coordinator->latest_completed()) v.stats.last_completed_id = latest->meta.id;
+      }
+      if (with_history) v.history = j.coordinator->history();
+    } else {
+      v.stats.last_completed_id = j.recovered_last_checkpoint;
+    }
+    return v;
+  }
+
+  proto::JobSummary summary_locked(Job& j, const CheckpointView& cv) {
     proto::JobSummary s;
-    std::lock_guard lk(mu_);
     s.set_job_id(j.rec.job_id());
     s.set_name(j.graph->name());
     s.set_state(j.rec.state());
     s.set_parallelism(j.rec.parallelism());
     s.set_submitted_ms(j.rec.submitted_ms());
+    s.set_ended_ms(j.rec.ended_ms());
     s.set_restarts(j.rec.restarts());
     s.set_last_failure(j.rec.last_failure());
     s.set_graph_hash(j.graph->hash());
+    s.set_last_checkpoint_id(cv.stats.last_completed_id);
+    s.set_checkpoints_completed(cv.stats.completed);
     return s;
+  }
+
+  proto::JobSummary summary(Job& j) {
+    auto cv = checkpoint_view(j, false);
+    std::lock_guard lk(mu_);
+    return summary_locked(j, cv);
   }
 
   proto::JobStatusResponse status(Job& j) {
     proto::JobStatusResponse r;
-    *r.mutable_job() = summary(j);
-    if (j.coordinator) {
-      auto st = j.coordinator->stats();
-      auto* c = r.mutable_checkpoints();
-      c->set_completed(st.completed);
-      c->set_failed(st.failed);
-      c->set_last_completed_id(st.last_completed_id);
-      c->set_last_duration_ms(st.last_duration_ms);
-      c->set_last_size_bytes(st.last_size_bytes);
-      c->set_last_path(st.last_path);
-      r.mutable_job()->set_last_checkpoint_id(st.last_completed_id);
+    auto cv = checkpoint_view(j, true);
+    auto* c = r.mutable_checkpoints();
+    c->set_completed(cv.stats.completed);
+    c->set_failed(cv.stats.failed);
+    c->set_last_completed_id(cv.stats.last_completed_id);
+    c->set_last_duration_ms(cv.stats.last_duration_ms);
+    c->set_last_size_bytes(cv.stats.last_size_bytes);
+    c->set_last_alignment_ms(cv.stats.last_alignment_ms);
+    c->set_last_sync_ms(cv.stats.last_sync_ms);
+    c->set_last_path(cv.stats.last_path);
+    // The coordinator's clock is the system clock: trigger times are epoch ms.
+    for (const auto& h : cv.history) {
+      auto* e = c->add_history();
+      e->set_id(h.id);
+      e->set_savepoint(h.savepoint);
+      e->set_status(std::string(runtime::checkpoint_outcome_name(h.outcome)));
+      e->set_trigger_ms(h.trigger_ms);
+      e->set_duration_ms(h.duration_ms);
+      e->set_size_bytes(h.size_bytes);
+      e->set_alignment_ms(h.alignment_ms);
+      e->set_sync_ms(h.sync_ms);
+      e->set_acknowledged(h.acknowledged);
+      e->set_tasks(h.tasks);
+      e->set_failure(h.failure);
+      e->set_path(h.path);
+      if (h.outcome == runtime::CheckpointHistoryEntry::Outcome::kInProgress) c->set_in_progress(h.id);
     }
     std::lock_guard lk(mu_);
+    *r.mutable_job() = summary_locked(j, cv);
     r.set_checkpoint_dir(j.storage ? j.storage->job_dir() : "");
-    for (const auto& c : j.rec.restart_causes()) r.add_restart_causes(c);
+    for (const auto& rc : j.rec.restart_causes()) r.add_restart_causes(rc);
+    if (j.rec.has_restored_from()) *r.mutable_restored_from() = j.rec.restored_from();
+    *r.mutable_failures() = j.rec.failures();
+    *r.mutable_job_graph() = *j.graph;
+    r.set_library_name(j.rec.library_name());
+    r.set_attempt(j.rec.attempt());
     for (const auto& [k, s] : j.subtasks) {
       auto* st = r.add_subtasks();
       st->set_vertex(k.first);
@@ -1052,133 +1293,66 @@ class JobManager::Impl final : public proto::JobManager::Service {
       st->set_records_in(s.records_in);
       st->set_records_out(s.records_out);
       st->set_watermark_ms(s.watermark_ms);
+      st->set_has_watermark(s.watermark_ms != INT64_MIN && s.watermark_ms != INT64_MAX);
+      st->set_dead_letters(s.dead_letters);
+      if (s.state == "RUNNING") {
+        auto rates = s.rates.rates();
+        st->set_records_in_per_s(rates.records_in_per_s);
+        st->set_records_out_per_s(rates.records_out_per_s);
+        st->set_backpressure(rates.backpressure);
+        st->set_busy(rates.busy);
+      }
     }
     return r;
   }
 
-  // ------------------------------------------------------------- HTTP
+  // ------------------------------------------------------------- JobManagerView (HTTP)
 
-  static void kv(std::string& out, const char* k, const std::string& v, bool comma = true) {
-    json_append_string(out, k);
-    out += ':';
-    json_append_string(out, v);
-    if (comma) out += ',';
-  }
-  static void kv(std::string& out, const char* k, int64_t v, bool comma = true) {
-    json_append_string(out, k);
-    out += ':';
-    out += std::to_string(v);
-    if (comma) out += ',';
-  }
-
-  std::string job_json(Job& j) {
-    auto st = status(j);
-    const auto& s = st.job();
-    std::string o = "{";
-    kv(o, "id", s.job_id());
-    kv(o, "name", s.name());
-    kv(o, "state", s.state());
-    kv(o, "parallelism", s.parallelism());
-    kv(o, "submitted_ms", s.submitted_ms());
-    kv(o, "restarts", s.restarts());
-    kv(o, "last_failure", s.last_failure());
-    kv(o, "graph_hash", s.graph_hash());
-    o += "\"restart_causes\":[";
-    for (int i = 0; i < st.restart_causes_size(); ++i) {
-      if (i) o += ',';
-      json_append_string(o, st.restart_causes(i));
-    }
-    o += "],\"vertices\":[";
-    for (int i = 0; i < j.graph->vertices_size(); ++i) {
-      const auto& v = j.graph->vertices(i);
-      if (i) o += ',';
-      o += "{";
-      kv(o, "id", v.id());
-      kv(o, "name", v.name());
-      kv(o, "parallelism", v.parallelism(), false);
-      o += "}";
-    }
-    o += "],\"subtasks\":[";
-    for (int i = 0; i < st.subtasks_size(); ++i) {
-      const auto& t = st.subtasks(i);
-      if (i) o += ',';
-      o += "{";
-      kv(o, "vertex", t.vertex());
-      kv(o, "subtask", t.subtask());
-      kv(o, "taskmanager", t.taskmanager_id());
-      kv(o, "state", t.state());
-      kv(o, "records_in", static_cast<int64_t>(t.records_in()));
-      kv(o, "records_out", static_cast<int64_t>(t.records_out()));
-      kv(o, "watermark_ms", t.watermark_ms(), false);
-      o += "}";
-    }
-    const auto& c = st.checkpoints();
-    o += "],\"checkpoints\":{";
-    kv(o, "completed", c.completed());
-    kv(o, "failed", c.failed());
-    kv(o, "last_completed_id", c.last_completed_id());
-    kv(o, "last_duration_ms", c.last_duration_ms());
-    kv(o, "last_size_bytes", c.last_size_bytes());
-    kv(o, "last_path", c.last_path());
-    kv(o, "dir", st.checkpoint_dir(), false);
-    o += "}}";
-    return o;
-  }
-
-  std::string taskmanagers_json() {
-    std::lock_guard lk(mu_);
-    std::map<std::string, int> used;
-    used_slots_locked(&used);
-    std::string o = "[";
-    bool first = true;
-    int64_t now = steady_ms();
-    for (const auto& [id, tm] : tms_) {
-      if (!first) o += ',';
-      first = false;
-      o += "{";
-      kv(o, "id", id);
-      kv(o, "control_address", tm.control_address);
-      kv(o, "data_address", tm.data_address);
-      kv(o, "slots", tm.slots);
-      kv(o, "slots_used", used[id]);
-      kv(o, "last_heartbeat_ms_ago", now - tm.last_heartbeat, false);
-      o += "}";
-    }
-    return o + "]";
-  }
-
-  HttpResponse http_get(const std::string& path) {
-    if (path == "/" || path == "/overview") {
-      std::string o = "{\"jobs\":";
-      o += jobs_json();
-      o += ",\"taskmanagers\":";
-      o += taskmanagers_json();
-      o += "}";
-      return {200, o};
-    }
-    if (path == "/jobs") return {200, jobs_json()};
-    if (path == "/taskmanagers") return {200, taskmanagers_json()};
-    if (path.rfind("/jobs/", 0) == 0) {
-      auto j = find(path.substr(6));
-      if (!j) return {404, "{\"error\":\"unknown job\"}"};
-      return {200, job_json(*j)};
-    }
-    return {404, "{\"error\":\"not found; try /jobs, /jobs/<id>, /taskmanagers\"}"};
-  }
-
-  std::string jobs_json() {
+  std::vector<proto::JobStatusResponse> job_statuses() override {
     std::vector<std::shared_ptr<Job>> jobs;
     {
       std::lock_guard lk(mu_);
       for (auto& [id, j] : jobs_) jobs.push_back(j);
     }
-    std::string o = "[";
-    for (size_t i = 0; i < jobs.size(); ++i) {
-      if (i) o += ',';
-      o += job_json(*jobs[i]);
-    }
-    return o + "]";
+    std::vector<proto::JobStatusResponse> out;
+    for (auto& j : jobs) out.push_back(status(*j));
+    return out;
   }
+
+  std::optional<proto::JobStatusResponse> job_status(const std::string& id) override {
+    auto j = find(id);
+    if (!j) return std::nullopt;
+    return status(*j);
+  }
+
+  std::vector<proto::TaskManagerStatus> taskmanager_statuses() override {
+    std::lock_guard lk(mu_);
+    std::map<std::string, int> used, tasks;
+    used_slots_locked(&used);
+    for (const auto& [id, j] : jobs_) {
+      if (j->rec.state() != "RUNNING") continue;
+      for (const auto& [k, s] : j->subtasks) ++tasks[s.tm];
+    }
+    std::vector<proto::TaskManagerStatus> out;
+    const int64_t now = steady_ms();
+    for (const auto& [id, tm] : tms_) {
+      proto::TaskManagerStatus t;
+      t.set_id(id);
+      t.set_control_address(tm.control_address);
+      t.set_data_address(tm.data_address);
+      t.set_slots(tm.slots);
+      t.set_slots_used(used[id]);
+      t.set_tasks(tasks[id]);
+      t.set_last_heartbeat_ms_ago(now - tm.last_heartbeat);
+      t.set_rss_bytes(tm.rss_bytes);
+      t.set_inbound_connections(tm.inbound);
+      t.set_outbound_connections(tm.outbound);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  bool token_matches(std::string_view token) const override { return auth_->token_matches(token); }
 
   JobManagerOptions o_;
   int port_ = 0;

@@ -153,10 +153,36 @@ void CheckpointCoordinator::source_ended(const TaskId& task) {
   cv_.notify_all();
 }
 
+std::string_view checkpoint_outcome_name(CheckpointHistoryEntry::Outcome o) {
+  switch (o) {
+    case CheckpointHistoryEntry::Outcome::kInProgress: return "IN_PROGRESS";
+    case CheckpointHistoryEntry::Outcome::kCompleted: return "COMPLETED";
+    case CheckpointHistoryEntry::Outcome::kFailed: return "FAILED";
+  }
+  return "?";
+}
+
+void CheckpointCoordinator::record_locked(CheckpointHistoryEntry e) {
+  history_.push_back(std::move(e));
+  while (history_.size() > kHistorySize) history_.pop_front();
+}
+
 void CheckpointCoordinator::abort_locked(const Status& why) {
   if (!pending_) return;
   CheckpointId id = pending_->id;
   ++stats_.failed;
+  {
+    CheckpointHistoryEntry e;
+    e.id = id.value();
+    e.savepoint = pending_->savepoint;
+    e.outcome = CheckpointHistoryEntry::Outcome::kFailed;
+    e.trigger_ms = pending_->trigger_ms;
+    e.duration_ms = clock_->now_ms() - pending_->trigger_ms;
+    e.acknowledged = static_cast<int>(pending_->acks.size());
+    e.tasks = static_cast<int>(expected_acks_);
+    e.failure = why.message().empty() ? why.to_string() : why.message();
+    record_locked(std::move(e));
+  }
   if (pending_->promise) pending_->promise->set_value(why);
   pending_.reset();
   last_end_ms_ = clock_->now_ms();
@@ -206,6 +232,16 @@ void CheckpointCoordinator::complete_locked(Pending& p) {
   last_end_ms_ = clock_->now_ms();
   if (!st.is_ok()) {
     ++stats_.failed;
+    CheckpointHistoryEntry e;
+    e.id = m.id;
+    e.savepoint = m.savepoint;
+    e.outcome = CheckpointHistoryEntry::Outcome::kFailed;
+    e.trigger_ms = p.trigger_ms;
+    e.duration_ms = last_end_ms_ - p.trigger_ms;
+    e.acknowledged = static_cast<int>(p.acks.size());
+    e.tasks = static_cast<int>(expected_acks_);
+    e.failure = "writing its metadata: " + st.to_string();
+    record_locked(std::move(e));
     spdlog::error("checkpoint {} could not be completed: {}", m.id, st.to_string());
     if (p.promise) p.promise->set_value(st);
     gateway_->notify_aborted(p.id);
@@ -223,6 +259,21 @@ void CheckpointCoordinator::complete_locked(Pending& p) {
   stats_.last_alignment_ms = max_align / 1'000'000;
   stats_.last_sync_ms = max_sync / 1'000'000;
   stats_.last_path = stored.dir;
+  {
+    CheckpointHistoryEntry e;
+    e.id = m.id;
+    e.savepoint = m.savepoint;
+    e.outcome = CheckpointHistoryEntry::Outcome::kCompleted;
+    e.trigger_ms = p.trigger_ms;
+    e.duration_ms = stats_.last_duration_ms;
+    e.size_bytes = stats_.last_size_bytes;
+    e.alignment_ms = stats_.last_alignment_ms;
+    e.sync_ms = stats_.last_sync_ms;
+    e.acknowledged = static_cast<int>(p.acks.size());
+    e.tasks = static_cast<int>(expected_acks_);
+    e.path = stored.dir;
+    record_locked(std::move(e));
+  }
   spdlog::info("{} {} complete: {} bytes in {} ms ({})", m.savepoint ? "savepoint" : "checkpoint",
                m.id, stats_.last_size_bytes, stats_.last_duration_ms, stored.dir);
 
@@ -293,6 +344,22 @@ std::optional<state::StoredCheckpoint> CheckpointCoordinator::latest_completed()
 CheckpointStats CheckpointCoordinator::stats() const {
   std::lock_guard lk(mu_);
   return stats_;
+}
+
+std::vector<CheckpointHistoryEntry> CheckpointCoordinator::history() const {
+  std::lock_guard lk(mu_);
+  std::vector<CheckpointHistoryEntry> out(history_.begin(), history_.end());
+  if (pending_) {
+    CheckpointHistoryEntry e;
+    e.id = pending_->id.value();
+    e.savepoint = pending_->savepoint;
+    e.trigger_ms = pending_->trigger_ms;
+    e.duration_ms = clock_->now_ms() - pending_->trigger_ms;
+    e.acknowledged = static_cast<int>(pending_->acks.size());
+    e.tasks = static_cast<int>(expected_acks_);
+    out.push_back(std::move(e));
+  }
+  return out;
 }
 
 }  // namespace sluice::runtime

@@ -64,6 +64,24 @@ struct CheckpointStats {
   std::string last_path;
 };
 
+/// One checkpoint or savepoint attempt, for the history the status pages show.
+struct CheckpointHistoryEntry {
+  enum class Outcome { kInProgress, kCompleted, kFailed };
+  int64_t id = 0;
+  bool savepoint = false;
+  Outcome outcome = Outcome::kInProgress;
+  int64_t trigger_ms = 0;   // clock ms
+  int64_t duration_ms = 0;  // trigger to completion/failure (in progress: so far)
+  int64_t size_bytes = 0;
+  int64_t alignment_ms = 0;  // longest alignment of any task
+  int64_t sync_ms = 0;       // longest synchronous part of any task
+  int acknowledged = 0;
+  int tasks = 0;
+  std::string failure;  // why it failed
+  std::string path;     // where it is (completed)
+};
+std::string_view checkpoint_outcome_name(CheckpointHistoryEntry::Outcome o);
+
 /// How the coordinator reaches the tasks of the current attempt.
 /// Implementations must be thread-safe.
 class CheckpointGateway {
@@ -109,6 +127,9 @@ class CheckpointCoordinator {
 
   std::optional<state::StoredCheckpoint> latest_completed() const;
   CheckpointStats stats() const;
+  /// The latest kHistorySize checkpoints (oldest first), the pending one last.
+  std::vector<CheckpointHistoryEntry> history() const;
+  static constexpr size_t kHistorySize = 30;
   /// Adopts checkpoints already in storage (a restored job keeps counting
   /// references to their shared files and discards them in turn) and
   /// removes what crashed runs left half-written. Call before any task runs.
@@ -129,6 +150,7 @@ class CheckpointCoordinator {
   Result<CheckpointId> trigger_locked(bool savepoint);
   void complete_locked(Pending& p);
   void abort_locked(const Status& why);
+  void record_locked(CheckpointHistoryEntry e);
   bool all_sources_ended_locked() const;
 
   const CheckpointConfig config_;
@@ -153,6 +175,7 @@ class CheckpointCoordinator {
   int64_t next_trigger_ms_ = 0;
   std::deque<std::promise<Result<state::StoredCheckpoint>>> savepoint_requests_;
   CheckpointStats stats_;
+  std::deque<CheckpointHistoryEntry> history_;  // ended ones, oldest first
   std::thread thread_;
 };
 

@@ -62,6 +62,10 @@ class Source {
   virtual std::string description() const = 0;
   virtual bool bounded() const = 0;
   virtual std::unique_ptr<SourceReader<T>> create_reader() const = 0;
+  /// Checks, where the job is submitted, that the input exists (a file
+  /// source's path). Errors are permanent ones (is_permanent_error).
+  /// Default: nothing to check.
+  virtual Status check_input() const { return Status::ok(); }
 };
 
 /// Type-erased face of SourceOperator for the task loop.

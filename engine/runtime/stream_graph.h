@@ -42,6 +42,8 @@ struct StreamNode {
   std::function<std::unique_ptr<StreamOperator>()> factory;
   /// Sinks: checks against the job configuration (Sink::validate); may be empty.
   std::function<Status(const Configuration&)> validate;
+  /// Sources: Source::check_input, run by `sluice submit`; may be empty.
+  std::function<Status()> check_input;
   // shared: the same immutable TypeInfo serves many nodes and edges.
   std::shared_ptr<const TypeInfoBase> out_type;  // null for sinks
   std::map<std::string, std::shared_ptr<const TypeInfoBase>> side_output_types;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <filesystem>
 #include <map>
@@ -16,6 +17,7 @@
 #include "engine/common/auth.h"
 #include "engine/common/clock.h"
 #include "engine/common/http_server.h"
+#include "engine/common/logging.h"
 #include "engine/common/metrics.h"
 #include "engine/common/sha256.h"
 #include "engine/proto/control.grpc.pb.h"
@@ -270,6 +272,14 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     return grpc::Status::OK;
   }
 
+  grpc::Status GetLog(grpc::ServerContext* ctx, const proto::LogRequest* req, proto::LogLines* resp) override {
+    if (auto st = rpc::check(ctx, *auth_, "TaskManager/GetLog"); !st.ok()) return st;
+    const size_t max = static_cast<size_t>(std::clamp(req->max_lines() <= 0 ? 500 : req->max_lines(), 1, 5000));
+    resp->set_source(o_.id);
+    for (auto& l : recent_log_lines(req->job_id(), max)) resp->add_lines(std::move(l));
+    return grpc::Status::OK;
+  }
+
   // ------------------------------------------------------------- TaskListener
 
   void on_task_state(const TaskId& id, TaskState state, const Status& cause) override {
@@ -278,6 +288,7 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     *r.mutable_task() = ref_of(id);
     r.set_state(upper_state(state));
     if (!cause.is_ok()) r.set_cause(cause.to_string());
+    if (state == TaskState::kFailed) r.set_permanent(is_permanent_error(cause));
     if (state != TaskState::kRunning) {
       spdlog::info("task {} {}{}", id.to_string(), upper_state(state), cause.is_ok() ? "" : ": " + cause.to_string());
       std::lock_guard lk(mu_);
@@ -597,9 +608,15 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
             m->set_records_out(t->metrics().records_out.load(std::memory_order_relaxed));
             m->set_watermark_ms(t->metrics().watermark_ms.load(std::memory_order_relaxed));
             m->set_state(upper_state(t->state()));
+            m->set_busy_ns(t->metrics().busy_ns.load(std::memory_order_relaxed));
+            m->set_backpressured_ns(t->metrics().backpressured_ns.load(std::memory_order_relaxed));
+            m->set_dead_letters(t->metrics().dead_letters.load(std::memory_order_relaxed));
           }
         }
       }
+      hb.set_rss_bytes(metrics::process_rss_bytes());
+      hb.set_inbound_connections(static_cast<int64_t>(plane_->num_inbound()));
+      hb.set_outbound_connections(static_cast<int64_t>(plane_->num_outbound()));
       proto::HeartbeatResponse resp;
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));

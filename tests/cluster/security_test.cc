@@ -523,6 +523,12 @@ TEST(SecurityTls, MutualTlsClusterRunsAJobAndRefusesEveryoneWithoutACertificate)
     proto::Empty e;
     EXPECT_FALSE(tm->CancelTasks(&tctx, cancel, &e).ok()) << "taskmanager answered a client without a certificate";
   }
+  // A plain CLI is told it talks to a TLS jobmanager, not that none runs.
+  auto plain = run_sluice({"list", "--jobmanager", c.address()});
+  EXPECT_NE(plain.exit_code, 0);
+  EXPECT_NE(plain.err.find("TLS jobmanager? pass --tls-ca"), std::string::npos) << plain.err;
+  EXPECT_EQ(plain.err.find("is `sluice jobmanager` running"), std::string::npos) << plain.err;
+
   std::string https = "https://" + c.http_address() + "/jobs";
   EXPECT_NE(run_command({"/usr/bin/curl", "-sf", "-m", "5", "--cacert", pki.ca, https}, 10s).exit_code, 0)
       << "status without a client certificate";
@@ -561,6 +567,16 @@ TEST(SecurityReadAccess, ListStatusAndHttpNeedTheTokenWhenReadAccessIsToken) {
                         "http://" + metrics + "/metrics"},
                        10s);
   EXPECT_EQ(m.out, "401") << "metrics too";
+  // The dashboard's page itself is public (it holds nothing of the
+  // cluster's and asks for the token); what it reads is not.
+  auto page = run_command({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                           "http://" + c.http_address() + "/"},
+                          10s);
+  EXPECT_EQ(page.out, "200");
+  auto overview = run_command({"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5",
+                               "http://" + c.http_address() + "/overview"},
+                              10s);
+  EXPECT_EQ(overview.out, "401");
 }
 
 }  // namespace

@@ -27,6 +27,21 @@ struct Outer {
   bool operator==(const Outer&) const = default;
 };
 
+/// Field names that once clashed with the macro's own names.
+struct Clashing {
+  int64_t v = 0;
+  std::string f;
+  SLUICE_FIELDS(v, f)
+};
+
+TEST(Serde, FieldsMayBeNamedLikeTheMacrosParameters) {
+  Clashing in{42, "x"};
+  Clashing out;
+  ASSERT_TRUE(deserialize(serialize(in), out).is_ok());
+  EXPECT_EQ(out.v, 42);
+  EXPECT_EQ(out.f, "x");
+}
+
 TEST(Serde, RoundTripsNestedStructs) {
   Outer o{-42, {{1, "x"}, {-7, std::string(300, 'y')}}, 2.5, {{"a", 1}, {"b", -2}}, true};
   Outer back;

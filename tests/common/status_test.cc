@@ -240,5 +240,18 @@ TEST(StatusMacros, AssignOrReturnMovesMoveOnlyValues) {
   EXPECT_EQ(deref_ptr(false).status().code(), StatusCode::kResourceExhausted);
 }
 
+TEST(Status, PermanentErrorsAreThoseARestartCannotFix) {
+  for (const Status& st : {Status::invalid_argument("x"), Status::not_found("input missing"),
+                           Status::failed_precondition("table"), Status::permission_denied("password"),
+                           Status::invalid_argument("x").with_context("opening 'clicks'")}) {
+    EXPECT_TRUE(is_permanent_error(st)) << st.to_string();
+  }
+  for (const Status& st : {Status::ok(), Status::io_error("disk"), Status::unavailable("broker"),
+                           Status::timeout("slow"), Status::internal("user function threw"),
+                           Status::cancelled("stop"), Status::corruption("frame")}) {
+    EXPECT_FALSE(is_permanent_error(st)) << st.to_string();
+  }
+}
+
 }  // namespace
 }  // namespace sluice

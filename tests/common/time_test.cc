@@ -215,5 +215,29 @@ TEST(EventTime, SaturatesInsteadOfOverflowing) {
   EXPECT_EQ((EventTime(0) + Duration(kLo)).ms(), kLo);
 }
 
+TEST(Timestamps, ParseEpochMillisecondsAndUtcDateTimes) {
+  EXPECT_EQ(*parse_timestamp_ms("1700000000000"), 1700000000000);
+  EXPECT_EQ(*parse_timestamp_ms("1970-01-01"), 0);
+  EXPECT_EQ(*parse_timestamp_ms("2026-12-05"), 1796428800000);
+  EXPECT_EQ(*parse_timestamp_ms("2026-12-05T10:15"), 1796428800000 + (10 * 60 + 15) * 60'000);
+  EXPECT_EQ(*parse_timestamp_ms("2026-12-05T10:15:30Z"), 1796428800000 + (10 * 3600 + 15 * 60 + 30) * 1000);
+  EXPECT_EQ(*parse_timestamp_ms("2026-12-05 10:15:30.25Z"), 1796428800000 + (10 * 3600 + 15 * 60 + 30) * 1000 + 250);
+  EXPECT_EQ(*parse_timestamp_ms("2026-12-05T01:00:00+01:00"), 1796428800000);
+  EXPECT_EQ(*parse_timestamp_ms("2026-12-04T23:00:00-01:00"), 1796428800000);
+  EXPECT_EQ(*parse_timestamp_ms("2024-02-29"), *parse_timestamp_ms("2024-02-28") + 86'400'000) << "leap day";
+  for (const char* bad : {"", "yesterday", "2026-12", "2026-13-01", "2026-12-05T25:00", "2026-12-05T10:15:30X",
+                          "2026-12-05T10:15:30.", "12e3"}) {
+    EXPECT_FALSE(parse_timestamp_ms(bad).is_ok()) << bad;
+  }
+}
+
+TEST(Timestamps, FormatIsReadBack) {
+  EXPECT_EQ(format_timestamp_ms(1796428800000), "2026-12-05T00:00:00Z");
+  EXPECT_EQ(format_timestamp_ms(1700000000500), "2023-11-14T22:13:20.500Z");
+  for (int64_t ms : {int64_t{0}, int64_t{1}, int64_t{951782400000}, int64_t{1796428800123}, int64_t{-86'400'000}}) {
+    EXPECT_EQ(*parse_timestamp_ms(format_timestamp_ms(ms)), ms) << format_timestamp_ms(ms);
+  }
+}
+
 }  // namespace
 }  // namespace sluice

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares the clickstream job's page_counts table with counts computed here.
 
-    check_page_counts.py REFERENCE --window-ms N [--below TS] [--wait S] -- COMMAND...
+    check_page_counts.py REFERENCE --window-ms N [--below TS] [--from TS --to TS] [--wait S] -- COMMAND...
 
 REFERENCE is the NDJSON the job read (`sluice gen ... --output`); the
 expected rows are its valid events (what the clickstream job's `validate`
@@ -10,7 +10,8 @@ string user_id/event_type if present) counted per (window start, page_url).
 COMMAND prints the table as `window_start<TAB>window_end<TAB>page_url<TAB>count`
 lines (e.g. `psql -qAtX -F $'\\t' -c 'SELECT window_start, window_end,
 page_url, count FROM page_counts'`). Rows of windows starting at or after
---below are ignored (events sent only to advance event time). With --wait,
+--below are ignored (events sent only to advance event time). With --from
+and --to (a backfill's range) only events with from <= ts < to count. With --wait,
 COMMAND is re-run every second until the rows are equal or S seconds pass.
 Exit 0 if equal (no missing, extra or duplicate row, every window N ms long).
 """
@@ -22,7 +23,7 @@ import sys
 import time
 
 
-def reference(path, window_ms):
+def reference(path, window_ms, lo=None, hi=None):
     want = collections.Counter()
     with open(path) as f:
         for line in f:
@@ -36,6 +37,8 @@ def reference(path, window_ms):
             if not isinstance(ts, int) or isinstance(ts, bool) or ts <= 0:
                 continue
             if not isinstance(e.get("user_id", ""), str) or not isinstance(e.get("event_type", ""), str):
+                continue
+            if (lo is not None and ts < lo) or (hi is not None and ts >= hi):
                 continue
             want[(ts - ts % window_ms, e["page_url"])] += 1
     return dict(want)
@@ -65,12 +68,14 @@ def main():
     p.add_argument("--window-ms", type=int, required=True)
     p.add_argument("--below", type=int)
     p.add_argument("--wait", type=float, default=0)
+    p.add_argument("--from", dest="lo", type=int)
+    p.add_argument("--to", dest="hi", type=int)
     argv = sys.argv[1:]
     if "--" not in argv or argv.index("--") == len(argv) - 1:
         p.error("-- COMMAND missing")
     a = p.parse_args(argv[:argv.index("--")])
     command = argv[argv.index("--") + 1:]
-    want = reference(a.reference, a.window_ms)
+    want = reference(a.reference, a.window_ms, a.lo, a.hi)
     deadline = time.time() + a.wait
     while True:
         got, err = table(command, a.window_ms, a.below)

@@ -49,7 +49,7 @@ with tempfile.TemporaryDirectory() as t:
 PY
 
 step "deploy/local/up.sh"
-"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 --influxdb >/dev/null
+"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 --influxdb --random-ports >/dev/null
 source "$DIR/cluster/env"
 export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE INFLUXDB_URL INFLUXDB_DATABASE INFLUXDB_PASSWORD_FILE
 

@@ -1,6 +1,6 @@
 // Settings files (`--config FILE` of the jobmanager and taskmanager, TOML
-// or INI `key = value` lines): any file content is either expanded into
-// flags or refused with a message; durations parse or are refused.
+// read with toml++): any file content is either expanded into flags or
+// refused with a message; durations and timestamps parse or are refused.
 #include <unistd.h>
 
 #include <cstdint>
@@ -18,11 +18,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   auto r = sluice::cli::expand_config_file({"sluice", "taskmanager", "--config", path, "--slots", "2"});
   if (r.is_ok()) {
-    for (const auto& a : *r) (void)a.size();
+    for (const auto& a : r->args) (void)a.size();
   } else if (r.status().message().empty()) {
     __builtin_trap();  // a refusal says why
   }
   std::string_view text(reinterpret_cast<const char*>(data), std::min<size_t>(size, 64));
   (void)sluice::parse_duration(std::string(text));
+  (void)sluice::parse_timestamp_ms(text);
   return 0;
 }

@@ -48,6 +48,19 @@ TEST(KafkaSourceUri, ParsesEveryParameter) {
   EXPECT_EQ(c->client[0], (std::pair<std::string, std::string>{"fetch.wait.max.ms", "50"}));
 }
 
+TEST(KafkaSourceUri, TsBoundsTakeEpochMillisecondsOrUtcTimes) {
+  auto c = parse_source_uri("kafka://h:1/t?start=ts:2026-12-05&stop=ts:2026-12-06T00:00:00Z");
+  ASSERT_TRUE(c.is_ok()) << c.status().message();
+  EXPECT_EQ(c->start, StartMode::kTimestamp);
+  EXPECT_EQ(c->start_timestamp_ms, 1796428800000);  // date -u -d 2026-12-05 +%s
+  EXPECT_EQ(c->stop_timestamp_ms, 1796428800000 + 86'400'000);
+  EXPECT_TRUE(c->bounded());
+  auto ms = parse_source_uri("kafka://h:1/t?start=ts:1700000000000&stop=ts:2023-11-14T22:13:20.500%2B00:00");
+  ASSERT_TRUE(ms.is_ok()) << ms.status().message();
+  EXPECT_EQ(ms->start_timestamp_ms, 1700000000000);
+  EXPECT_EQ(ms->stop_timestamp_ms, 1700000000500);
+}
+
 void expect_error(const Status& st, const std::string& fragment) {
   ASSERT_FALSE(st.is_ok());
   EXPECT_NE(st.message().find(fragment), std::string::npos) << st.message();
@@ -58,6 +71,7 @@ TEST(KafkaSourceUri, RefusesUnknownAndInvalidParameters) {
   expect_error(parse_source_uri("kafka://h:1/t?start=first").status(), "start=first");
   expect_error(parse_source_uri("kafka://h:1/t?stop=soon").status(), "stop=soon");
   expect_error(parse_source_uri("kafka://h:1/t?start=timestamp:abc").status(), "epoch milliseconds");
+  expect_error(parse_source_uri("kafka://h:1/t?stop=ts:2026-13-01").status(), "stop=ts:2026-13-01");
   expect_error(parse_source_uri("kafka://h:1/t?batch=0").status(), "batch=0");
   expect_error(parse_source_uri("kafka://h:1/t?discovery=soon").status(), "discovery=soon");
   expect_error(parse_source_uri("kafka://h:1/t?start=earliest&start=latest").status(), "twice");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <dirent.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "state/checkpoint_storage.h"
@@ -88,6 +89,15 @@ TEST(Checkpoints, ACheckpointPastItsTimeoutIsAbortedAndCountedAndTheJobKeepsRunn
   std::this_thread::sleep_for(300ms);
   EXPECT_GT(out->size(), before) << "the job must keep running after an aborted checkpoint";
   EXPECT_FALSE(job.wait(1ms)) << "the job ended";
+  // The history (status pages) names the failed one and why.
+  auto history = job.executor().coordinator()->history();
+  auto failed = std::find_if(history.begin(), history.end(), [](const runtime::CheckpointHistoryEntry& e) {
+    return e.outcome == runtime::CheckpointHistoryEntry::Outcome::kFailed;
+  });
+  ASSERT_NE(failed, history.end());
+  EXPECT_NE(failed->failure.find("timed out"), std::string::npos) << failed->failure;
+  EXPECT_GE(failed->duration_ms, 300);
+  EXPECT_LT(failed->acknowledged, failed->tasks);
   std::filesystem::remove_all(dir);
 }
 
@@ -109,6 +119,19 @@ TEST(Checkpoints, OnlyTheLastRetainedCheckpointsAreKept) {
   job.start();
   auto st = wait_for_stats(job.executor(), [](const auto& s) { return s.completed >= 6; }, 10s);
   ASSERT_GE(st.completed, 6);
+  // Every completed checkpoint is in the history, in order, with its size and path.
+  auto history = job.executor().coordinator()->history();
+  int64_t completed = 0, last_id = 0;
+  for (const auto& e : history) {
+    EXPECT_GT(e.id, last_id) << "oldest first";
+    last_id = e.id;
+    if (e.outcome != runtime::CheckpointHistoryEntry::Outcome::kCompleted) continue;
+    ++completed;
+    EXPECT_EQ(e.acknowledged, e.tasks);
+    EXPECT_NE(e.path.find(dir), std::string::npos) << e.path;
+  }
+  EXPECT_GE(completed, 6);
+  EXPECT_LE(history.size(), runtime::CheckpointCoordinator::kHistorySize + 1);
   job.executor().cancel();
   ASSERT_TRUE(job.wait());
   state::CheckpointStorage storage(dir, "retained");
