@@ -11,6 +11,7 @@
 // state; deadlines in the timers.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <chrono>
@@ -28,13 +29,14 @@ std::vector<std::string> sorted_lines(const std::string& path) {
 }
 
 std::vector<std::string> job_args(const TempDir& dir, const std::string& out, int parallelism, const std::string& backend,
-                                   bool rate_limited) {
+                                   bool rate_limited, const std::string& pattern = "simple") {
   std::vector<std::string> a = {sluice_binary(), "run-local", cep_library(), "-p", std::to_string(parallelism),
                                 "--set", "state.backend=" + backend,
                                 "--arg", "source=" + dir.uri("in.ndjson") + (rate_limited ? "?rate=6000" : ""),
                                 "--arg", "sink=" + dir.uri(out + "-alerts.ndjson"),
                                 "--arg", "timeouts=" + dir.uri(out + "-timeouts.ndjson"),
-                                "--arg", "dlq=" + dir.uri(out + "-dlq.ndjson")};
+                                "--arg", "dlq=" + dir.uri(out + "-dlq.ndjson"),
+                                "--arg", "pattern=" + pattern};
   if (backend == "rocksdb") {
     a.insert(a.end(), {"--set", "state.rocksdb.local-dir=" + dir.file("local"), "--set", "state.rocksdb.memory=64mb"});
   }
@@ -123,6 +125,50 @@ TEST(CepEndToEnd, RescaleTwoToThreeFromASavepointEmitsExactlyTheUndisturbedMatch
 
   EXPECT_EQ(sorted_lines(dir.file("rescaled-alerts.ndjson")), want.alerts);
   EXPECT_EQ(sorted_lines(dir.file("rescaled-timeouts.ndjson")), want.timeouts);
+}
+
+// The fraud team's pattern (five or more failed logins, then a purchase of
+// at least 900 from a device none of them used, within 10 minutes; event
+// time, keyed by user) at parallelism 1 on the heap and at parallelism 4 on
+// RocksDB with checkpoints every 300 ms: the same alerts and timeouts, and
+// every alert obeys the pattern (checked here from the alert's own fields).
+TEST(CepEndToEnd, FraudPatternGivesTheSameAlertsAtParallelismOneAndFour) {
+  TempDir dir;
+  // 1,000 users, ~15 ms apart: ~20 events per user in 10 minutes.
+  write_cep_activity(dir.file("in.ndjson"), 40'000, 11, 1000, 30);
+  auto p1 = job_args(dir, "p1", 1, "heap", false, "fraud");
+  auto r1 = run_command(p1, std::chrono::seconds(90));
+  ASSERT_EQ(r1.exit_code, 0) << r1.describe(p1);
+  auto p4 = job_args(dir, "p4", 4, "rocksdb", false, "fraud");
+  p4.insert(p4.end(), {"--checkpoint-dir", dir.file("chk"), "--checkpoint-interval", "300ms"});
+  auto r4 = run_command(p4, std::chrono::seconds(90));
+  ASSERT_EQ(r4.exit_code, 0) << r4.describe(p4);
+
+  const auto alerts = sorted_lines(dir.file("p1-alerts.ndjson"));
+  const auto timeouts = sorted_lines(dir.file("p1-timeouts.ndjson"));
+  EXPECT_GT(alerts.size(), 20u);
+  EXPECT_GT(timeouts.size(), 100u);
+  EXPECT_EQ(sorted_lines(dir.file("p4-alerts.ndjson")), alerts);
+  EXPECT_EQ(sorted_lines(dir.file("p4-timeouts.ndjson")), timeouts);
+  EXPECT_TRUE(read_lines(dir.file("p1-dlq.ndjson")).empty());
+  EXPECT_TRUE(read_lines(dir.file("p4-dlq.ndjson")).empty());
+
+  simdjson::dom::parser parser;
+  for (const std::string& line : alerts) {
+    simdjson::dom::element a;
+    ASSERT_FALSE(parser.parse(line).get(a)) << line;
+    std::vector<int64_t> fails, devices;
+    for (int64_t v : a["fails"].get_array()) fails.push_back(v);
+    for (int64_t v : a["fail_devices"].get_array()) devices.push_back(v);
+    const int64_t buy_ts = a["buy_ts"].get_int64(), amount = a["amount"].get_int64();
+    const int64_t device = a["device"].get_int64();
+    ASSERT_GE(fails.size(), 5u) << line;
+    EXPECT_TRUE(std::is_sorted(fails.begin(), fails.end())) << line;
+    EXPECT_LT(buy_ts - fails.front(), 600'000) << line;
+    EXPECT_GE(buy_ts, fails.back()) << line;
+    EXPECT_GE(amount, 900) << line;
+    EXPECT_EQ(std::count(devices.begin(), devices.end(), device), 0) << "purchase from a device of the logins: " << line;
+  }
 }
 
 }  // namespace

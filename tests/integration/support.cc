@@ -34,7 +34,7 @@ std::string sluice_binary() { return build_dir() + "/sluice"; }
 std::string clickstream_library() { return build_dir() + "/jobs/clickstream/libclickstream.so"; }
 std::string cep_library() { return build_dir() + "/tests/integration/jobs/libit_cep_job.so"; }
 
-void write_cep_activity(const std::string& path, int count, uint32_t seed) {
+void write_cep_activity(const std::string& path, int count, uint32_t seed, int users, int max_step_ms) {
   std::mt19937 rng(seed);
   struct E {
     std::string line;
@@ -43,13 +43,15 @@ void write_cep_activity(const std::string& path, int count, uint32_t seed) {
   std::vector<E> events;
   int64_t ts = 1'700'000'000'000;
   for (int i = 0; i < count; ++i) {
-    ts += std::uniform_int_distribution<int>(0, 20)(rng);
+    ts += std::uniform_int_distribution<int>(0, max_step_ms)(rng);
     const int roll = std::uniform_int_distribution<int>(0, 99)(rng);
     const char* kind = roll < 55 ? "ok" : roll < 88 ? "fail" : "buy";
     const int amount = roll >= 88 ? std::uniform_int_distribution<int>(0, 1000)(rng) : 0;
-    const std::string user = "u" + std::to_string(std::uniform_int_distribution<int>(0, 299)(rng));
+    const std::string user = "u" + std::to_string(std::uniform_int_distribution<int>(0, users - 1)(rng));
+    const int device = std::uniform_int_distribution<int>(0, 5)(rng);
     events.push_back({"{\"user\":\"" + user + "\",\"kind\":\"" + kind + "\",\"amount\":" +
-                          std::to_string(amount) + ",\"ts\":" + std::to_string(ts) + "}",
+                          std::to_string(amount) + ",\"device\":" + std::to_string(device) +
+                          ",\"ts\":" + std::to_string(ts) + "}",
                       ts + std::uniform_int_distribution<int>(0, 1999)(rng)});
   }
   std::stable_sort(events.begin(), events.end(), [](const E& a, const E& b) { return a.at < b.at; });

@@ -56,9 +56,10 @@ std::vector<std::string> read_lines(const std::string& path, bool* exists = null
 void write_file(const std::string& path, std::string_view content);
 void write_lines(const std::string& path, const std::vector<std::string>& lines);
 
-/// Input of it_cep_job: `count` login/purchase events of 300 users, ~10 ms
-/// apart in event time, up to 2 s out of order (the job's bound), seeded.
-void write_cep_activity(const std::string& path, int count, uint32_t seed);
+/// Input of it_cep_job: `count` login/purchase events of `users` users
+/// (devices 0-5), 0 to `max_step_ms` apart in event time, up to 2 s out of
+/// order (the job's bound), seeded.
+void write_cep_activity(const std::string& path, int count, uint32_t seed, int users = 300, int max_step_ms = 20);
 
 // ---- records, read independently ----------------------------------------
 
