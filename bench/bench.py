@@ -726,28 +726,45 @@ class Bench:
             self.fig.not_measured("cep", "build/bench/libbench_cep_job.so not built")
             return
         alerts = {}
+
+        def run_job(backend, count, name, extra):
+            out = self.path(f"cep-{name}.ndjson")
+            cmd = [self.sluice, "run-local", job, "-p", "2", "--set", f"state.backend={backend}",
+                   "--set", "state.rocksdb.local-dir=" + self.path("rocksdb"),
+                   "--arg", f"count={count}", "--arg", "users=100000", "--arg", "sink=file://" + out] + extra
+            usage = {}
+            _, err, secs, rss = run_rss(cmd, usage=usage)
+            with open(out) as f:
+                lines = sorted(f)
+            os.remove(out)
+            return count / secs, count / usage["cpu_s"], rss, lines
+
         for backend, count, target in (("heap", 200_000 if self.q else 10_000_000, 1e6),
                                        ("rocksdb", 100_000 if self.q else 2_000_000, 3e5)):
-            rates = []
+            rates, ratios, per_cpu, cpu_ratios = [], [], [], []
             for i in range(self.reps_slow):
-                out = self.path(f"cep-{backend}-{i}.ndjson")
-                cmd = [self.sluice, "run-local", job, "-p", "2", "--set", f"state.backend={backend}",
-                       "--set", "state.rocksdb.local-dir=" + self.path("rocksdb"),
-                       "--arg", f"count={count}", "--arg", "users=100000", "--arg", "sink=file://" + out]
-                _, err, secs, rss = run_rss(cmd)
+                # The baseline (same source, shuffle and sink, no CEP) right before each CEP run.
+                base, base_cpu, base_rss, attacks = run_job(backend, count, f"base-{backend}-{i}", ["--arg", "cep=false"])
+                self.note_rss(f"run-local p2 cep baseline {backend}", base_rss)
+                rate, cpu, rss, lines = run_job(backend, count, f"{backend}-{i}", [])
                 self.note_rss(f"run-local p2 cep {backend}", rss)
-                rates.append(count / secs)
-                with open(out) as f:
-                    lines = sorted(f)
+                rates.append(rate)
+                ratios.append(rate / base)
+                per_cpu.append(cpu)
+                cpu_ratios.append(cpu / base_cpu)
                 if not lines:
                     self.fig.fail(f"cep {backend}: no alert in {count} events")
+                if len(lines) > len(attacks):
+                    self.fig.fail(f"cep {backend}: {len(lines)} alerts, more than the {len(attacks)} attack purchases")
                 alerts.setdefault(count, lines)
                 if alerts[count] != lines:
                     self.fig.fail(f"cep {backend} run {i}: alerts differ from an earlier run over the same input")
-                os.remove(out)
             self.fig.add(f"cep fraud pattern run-local p2 {backend} ({count} events, 100 k users)", rates,
                          "events/s", target=f">= {fmt(target, 'events/s')}ev/s",
                          met=statistics.median(rates) >= target)
+            self.fig.add(f"ratio cep fraud pattern / same job without CEP, p2 {backend}", ratios, "ratio")
+            self.fig.add(f"cep fraud pattern p2 {backend}: events per CPU second (one core)", per_cpu, "events/s")
+            self.fig.add(f"ratio cep / without CEP, events per CPU second, p2 {backend}", cpu_ratios, "ratio")
         exe = os.path.join(self.bin, "bench/cep_bench")
         sizes = "1,100,10000" if self.q else "1,10,100,1000,10000"
         runs = [json.loads(run([exe, "--sizes", sizes, "--events", "2000" if self.q else "20000",
