@@ -209,11 +209,12 @@ class Nfa {
   void decide(const E& e, int64_t ts) {
     decisions_.clear();
     std::vector<std::pair<IndexKey, int64_t>>& members = members_;
-    for (auto [group, count] : meta_.groups) {
-      if (!affected(group)) continue;
+    for (GroupCount& g : meta_.groups) {
+      if (!affected(g.key)) continue;
       members.clear();
-      store_.index_scan(NfaIndex::kGroup, {group, INT64_MIN, INT64_MIN},
-                        {group, INT64_MAX, INT64_MAX}, SIZE_MAX, members);
+      store_.index_scan(NfaIndex::kGroup, {g.key, g.floor, INT64_MIN}, {g.key, INT64_MAX, INT64_MAX}, SIZE_MAX,
+                        members);
+      if (!members.empty()) g.floor = members.front().first.b;
       for (const auto& [key, v] : members) {
         std::optional<PartialMatchState> pm = store_.partial_match(key.b);
         if (!pm) continue;  // the index outlived it: harmless
@@ -378,11 +379,23 @@ class Nfa {
   // start + within and starts come in time order, so the start index
   // (whose values are the deadlines) is the deadline index too.
   int64_t first_deadline() {
+    if (by_start_) {
+      if (!first_start()) return kNoTime;
+      return scratch_[0].second;
+    }
     scratch_.clear();
-    store_.index_scan(by_start_ ? NfaIndex::kStart : NfaIndex::kDeadline, {INT64_MIN, INT64_MIN, INT64_MIN},
+    store_.index_scan(NfaIndex::kDeadline, {meta_.deadline_floor, INT64_MIN, INT64_MIN},
                       {INT64_MAX, INT64_MAX, INT64_MAX}, 1, scratch_);
-    if (scratch_.empty()) return kNoTime;
-    return by_start_ ? scratch_[0].second : scratch_[0].first.a;
+    meta_.deadline_floor = scratch_.empty() ? kNoTime : scratch_[0].first.a;
+    return scratch_.empty() ? kNoTime : scratch_[0].first.a;
+  }
+  // The partial match with the earliest start into scratch_[0], if any.
+  bool first_start() {
+    scratch_.clear();
+    store_.index_scan(NfaIndex::kStart, {meta_.start_floor, INT64_MIN, INT64_MIN}, {INT64_MAX, INT64_MAX, INT64_MAX},
+                      1, scratch_);
+    meta_.start_floor = scratch_.empty() ? kNoTime : scratch_[0].first.a;
+    return !scratch_.empty();
   }
   // The partial matches whose deadline is `at` (the first deadline).
   void due_at(int64_t at, std::vector<std::pair<IndexKey, int64_t>>& due) {
@@ -391,7 +404,7 @@ class Nfa {
       store_.index_scan(NfaIndex::kDeadline, {at, INT64_MIN, INT64_MIN}, {at, INT64_MAX, INT64_MAX}, SIZE_MAX, due);
       return;
     }
-    IndexKey from{INT64_MIN, INT64_MIN, INT64_MIN};
+    IndexKey from{meta_.start_floor, INT64_MIN, INT64_MIN};
     for (size_t chunk = 4;; chunk = std::min<size_t>(chunk * 2, 1024)) {  // usually one or two are due
       scratch_.clear();
       store_.index_scan(NfaIndex::kStart, from, {INT64_MAX, INT64_MAX, INT64_MAX}, chunk, scratch_);
@@ -475,6 +488,7 @@ class Nfa {
       return;
     }
     for (const Completion& c : done) {
+      meta_.held_floor = std::min(meta_.held_floor, c.start_tick);
       store_.index_put(NfaIndex::kHeld, {c.start_tick, meta_.tick, meta_.next_id++}, c.entry);
       meta_.held++;
     }
@@ -487,14 +501,12 @@ class Nfa {
     if (prog_.skip == AfterMatchSkipStrategy::Kind::kNoSkip) return;
     for (;;) {
       scratch_.clear();
-      store_.index_scan(NfaIndex::kHeld, {INT64_MIN, INT64_MIN, INT64_MIN},
+      store_.index_scan(NfaIndex::kHeld, {meta_.held_floor, INT64_MIN, INT64_MIN},
                         {INT64_MAX, INT64_MAX, INT64_MAX}, 1, scratch_);
+      meta_.held_floor = scratch_.empty() ? kNoTime : scratch_[0].first.a;
       if (scratch_.empty()) return;
       const auto [held, entry] = scratch_[0];
-      scratch_.clear();
-      store_.index_scan(NfaIndex::kStart, {INT64_MIN, INT64_MIN, INT64_MIN},
-                        {held.a - 1, INT64_MAX, INT64_MAX}, 1, scratch_);
-      if (!scratch_.empty()) return;  // an earlier partial match may still complete
+      if (first_start() && scratch_[0].first.a < held.a) return;  // an earlier partial match may still complete
       store_.index_remove(NfaIndex::kHeld, held);
       meta_.held--;
       Chain ch;
@@ -526,12 +538,14 @@ class Nfa {
       }
     }
     std::vector<std::pair<IndexKey, int64_t>> hit;
-    store_.index_scan(NfaIndex::kStart, {lo, INT64_MIN, INT64_MIN}, {hi, INT64_MAX, INT64_MAX}, SIZE_MAX, hit);
+    store_.index_scan(NfaIndex::kStart, {std::max(lo, meta_.start_floor), INT64_MIN, INT64_MIN},
+                      {hi, INT64_MAX, INT64_MAX}, SIZE_MAX, hit);
     for (const auto& [key, v] : hit) {
       if (auto pm = store_.partial_match(key.b)) remove_pm(key.b, *pm);
     }
     hit.clear();
-    store_.index_scan(NfaIndex::kHeld, {lo, INT64_MIN, INT64_MIN}, {hi, INT64_MAX, INT64_MAX}, SIZE_MAX, hit);
+    store_.index_scan(NfaIndex::kHeld, {std::max(lo, meta_.held_floor), INT64_MIN, INT64_MIN},
+                      {hi, INT64_MAX, INT64_MAX}, SIZE_MAX, hit);
     for (const auto& [key, entry] : hit) {
       store_.index_remove(NfaIndex::kHeld, key);
       meta_.held--;
@@ -542,10 +556,7 @@ class Nfa {
   Status enforce_limits() {
     while (meta_.partial_matches + meta_.held > limits_.max_partial_matches ||
            meta_.events > limits_.max_events) {
-      scratch_.clear();
-      store_.index_scan(NfaIndex::kStart, {INT64_MIN, INT64_MIN, INT64_MIN},
-                        {INT64_MAX, INT64_MAX, INT64_MAX}, 1, scratch_);
-      if (scratch_.empty()) return Status::ok();
+      if (!first_start()) return Status::ok();
       const std::string why = meta_.events > limits_.max_events
                                   ? "the key holds more than " + std::to_string(limits_.max_events) + " events"
                                   : "the key has more than " + std::to_string(limits_.max_partial_matches) +
@@ -589,13 +600,15 @@ class Nfa {
     store_.put_partial_match(id, pm);
     store_.index_put(NfaIndex::kGroup, {pm.group(), id, 0}, 0);
     store_.index_put(NfaIndex::kStart, {pm.start_tick, id, 0}, by_start_ ? pm.deadline : 0);
+    meta_.start_floor = std::min(meta_.start_floor, pm.start_tick);
     if (by_start_) {
       deadlines_touched_ = deadlines_touched_ || meta_.partial_matches == 0;
     } else if (pm.deadline != kNoTime) {
       store_.index_put(NfaIndex::kDeadline, {pm.deadline, id, 0}, 0);
+      meta_.deadline_floor = std::min(meta_.deadline_floor, pm.deadline);
       deadlines_touched_ = true;
     }
-    group_add(pm.group(), 1);
+    group_add(pm.group(), 1, id);
     meta_.partial_matches++;
   }
   void update_pm(int64_t id, const PartialMatchState& old, PartialMatchState pm) {
@@ -603,13 +616,16 @@ class Nfa {
     if (pm.group() != old.group()) {
       store_.index_remove(NfaIndex::kGroup, {old.group(), id, 0});
       store_.index_put(NfaIndex::kGroup, {pm.group(), id, 0}, 0);
-      group_add(old.group(), -1);
-      group_add(pm.group(), 1);
+      group_add(old.group(), -1, id);
+      group_add(pm.group(), 1, id);
     }
     if (pm.deadline != old.deadline && !by_start_) {
       deadlines_touched_ = true;
       if (old.deadline != kNoTime) store_.index_remove(NfaIndex::kDeadline, {old.deadline, id, 0});
-      if (pm.deadline != kNoTime) store_.index_put(NfaIndex::kDeadline, {pm.deadline, id, 0}, 0);
+      if (pm.deadline != kNoTime) {
+        store_.index_put(NfaIndex::kDeadline, {pm.deadline, id, 0}, 0);
+        meta_.deadline_floor = std::min(meta_.deadline_floor, pm.deadline);
+      }
     }
     store_.put_partial_match(id, pm);
   }
@@ -623,19 +639,20 @@ class Nfa {
       store_.index_remove(NfaIndex::kDeadline, {pm.deadline, id, 0});
       deadlines_touched_ = true;
     }
-    group_add(pm.group(), -1);
+    group_add(pm.group(), -1, id);
     meta_.partial_matches--;
     release(pm.entry);
   }
-  void group_add(int64_t group, int64_t delta) {
+  void group_add(int64_t group, int64_t delta, int64_t id) {
     auto& g = meta_.groups;
-    auto it = std::find_if(g.begin(), g.end(), [&](const auto& x) { return x.first == group; });
+    auto it = std::find_if(g.begin(), g.end(), [&](const GroupCount& x) { return x.key == group; });
     if (it == g.end()) {
-      g.emplace_back(group, delta);
+      g.push_back(GroupCount{group, delta, id});
       return;
     }
-    it->second += delta;
-    if (it->second <= 0) g.erase(it);
+    it->count += delta;
+    if (delta > 0) it->floor = std::min(it->floor, id);
+    if (it->count <= 0) g.erase(it);
   }
 
   template <class T>

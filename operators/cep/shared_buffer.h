@@ -81,7 +81,24 @@ struct PartialMatchState {
   }
 };
 
+/// A non-empty group of partial matches (same state, alive candidates,
+/// freshness) and the lowest id that may be in it.
+struct GroupCount {
+  int64_t key = 0;
+  int64_t count = 0;
+  int64_t floor = INT64_MIN;
+  SLUICE_FIELDS(key, count, floor)
+};
+
 /// Per-key bookkeeping.
+///
+/// Floors: every key of an index (its first field; for a group, the member
+/// id) is at least the index's floor. An insert lowers the floor to its key;
+/// a scan from the floor raises it to the first key found (kNoTime when
+/// none). Scans start at the floor, not at the front of the index: on
+/// RocksDB removed entries are tombstones until compaction, and a read from
+/// the front walks over every one of them — work per event that would grow
+/// with the partial matches a key ever had.
 struct KeyMeta {
   int64_t tick = 0;     ///< last tick (events processed and deadlines passed)
   int64_t next_id = 1;  ///< ids of entries, partial matches and held matches
@@ -89,9 +106,12 @@ struct KeyMeta {
   int64_t held = 0;
   int64_t events = 0;          ///< events in the shared buffer
   int64_t timer = kNoTime;     ///< deadline the host has a timer for
-  /// Non-empty groups: (group key, partial matches in it).
-  std::vector<std::pair<int64_t, int64_t>> groups;
-  SLUICE_FIELDS(tick, next_id, partial_matches, held, events, timer, groups)
+  /// Non-empty groups.
+  std::vector<GroupCount> groups;
+  int64_t start_floor = INT64_MIN;     ///< of kStart
+  int64_t deadline_floor = INT64_MIN;  ///< of kDeadline
+  int64_t held_floor = INT64_MIN;      ///< of kHeld
+  SLUICE_FIELDS(tick, next_id, partial_matches, held, events, timer, groups, start_floor, deadline_floor, held_floor)
 
   bool empty() const { return partial_matches == 0 && held == 0 && events == 0; }
 };
