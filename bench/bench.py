@@ -15,7 +15,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import urllib.parse
 import urllib.request
 
@@ -117,6 +119,14 @@ def run_rss(argv, timeout=900, usage=None):
     if p.returncode != 0:
         raise SystemExit(f"failed ({p.returncode}): {' '.join(argv)}\n{e[-3000:]}")
     return o, e, secs, ru.ru_maxrss
+
+
+def parse_ms(text):
+    """'250ms', '1s', '2m' -> milliseconds."""
+    for suffix, scale in (("ms", 1), ("s", 1000), ("m", 60_000)):
+        if text.endswith(suffix) and text[:-len(suffix)].isdigit():
+            return int(text[:-len(suffix)]) * scale
+    raise ValueError(f"not a duration: {text}")
 
 
 def free_port():
@@ -880,13 +890,172 @@ class Bench:
             self.note_rss("influxd", server.vmhwm_kb())
             server.stop()
 
+    # ------------------------------------------------------ sessions_funnel (11)
+
+    @staticmethod
+    def sessions_tables(d):
+        """(sessions, funnel) of one sessions_funnel run's output files: session rows
+        applied as a changelog (by session_id), the latest update per (minute, step)."""
+        sessions, funnel = {}, {}
+        for fn in sorted(os.listdir(d)):
+            path = os.path.join(d, fn)
+            if fn.startswith("sessions"):
+                for line in open(path):
+                    if line.strip():
+                        r = json.loads(line)
+                        if r["retracted"]:
+                            sessions.pop(r["session_id"], None)
+                        else:
+                            sessions[r["session_id"]] = r
+            elif fn.startswith("funnel"):
+                for line in open(path):
+                    if line.strip():
+                        r = json.loads(line)
+                        funnel[(r["minute"], r["step"])] = (r["entered"], r["dropped"])
+        return sessions, {k: v for k, v in funnel.items() if v != (0, 0)}
+
+    def w11_sessions(self):
+        """sessions_funnel: events/s on 2 cores (heap and RocksDB), and the delay of a
+        funnel update after the page view that changed it."""
+        job = os.path.join(self.bin, "jobs/sessions_funnel/libsessions_funnel.so")
+        if not os.path.exists(job):
+            self.fig.not_measured("sessions_funnel", "build the sessions_funnel target")
+            return
+        n = 30_000 if self.q else 300_000
+        inp = self.path("pageviews.ndjson")
+        # No very late events: whether a job drops one depends on when its watermark was established.
+        run([self.sluice, "gen", "--kind", "pageviews", "--count", str(n), "--users", "5000", "--very-late", "0",
+             "--output", inp])
+        tables = {}
+        rates = {}
+        # Baseline in the same run: the stateless job (file source -> rebalance
+        # -> file sink) over the same page views: reading, parsing and writing
+        # each event, without sessions, funnel or state.
+        passthrough = os.path.join(self.bin, "bench/libbench_passthrough_job.so")
+        if os.path.exists(passthrough):
+            rates["passthrough"] = []
+            for i in range(self.reps_slow):
+                out = self.path(f"sf-passthrough-{i}.ndjson")
+                _, _, secs, _ = run_rss([self.sluice, "run-local", passthrough, "-p", "2", "--arg", "source=file://" + inp,
+                                         "--arg", "sink=file://" + out, "--arg", "dlq=file://" + out + ".dlq"])
+                rates["passthrough"].append(n / secs)
+                os.remove(out)
+            self.fig.add("sessions_funnel baseline: passthrough run-local file p2", rates["passthrough"], "events/s",
+                         events=n)
+        for backend in ("heap", "rocksdb"):
+            rates[backend] = []
+            for i in range(self.reps_slow):
+                d = self.path(f"sf-{backend}-{i}")
+                os.makedirs(d)
+                cmd = [self.sluice, "run-local", job, "-p", "2", "--set", f"state.backend={backend}",
+                       "--arg", "source=file://" + inp, "--arg", f"sessions=file://{d}/sessions.ndjson",
+                       "--arg", f"funnel_sink=file://{d}/funnel.ndjson", "--arg", f"late=file://{d}/late.ndjson",
+                       "--arg", f"dlq=file://{d}/dlq.ndjson"]
+                _, _, secs, rss = run_rss(cmd)
+                self.note_rss(f"sessions_funnel p2 {backend}", rss)
+                rates[backend].append(n / secs)
+                if i == 0:
+                    tables[backend] = self.sessions_tables(d)
+                shutil.rmtree(d)
+            self.fig.add(f"sessions_funnel run-local file p2 {backend}", rates[backend], "events/s", events=n)
+        if tables["heap"] != tables["rocksdb"]:
+            self.fig.fail("sessions_funnel: heap and RocksDB runs give other sessions or funnel counts")
+        elif not tables["heap"][0] or not tables["heap"][1]:
+            self.fig.fail("sessions_funnel: no session or no funnel count")
+        if rates.get("passthrough"):
+            for backend in ("heap", "rocksdb"):
+                self.fig.add(f"ratio sessions_funnel {backend} / passthrough", [r / statistics.median(rates["passthrough"])
+                                                                                 for r in rates[backend]], "ratio")
+        self.fig.add("ratio sessions_funnel rocksdb / heap", [statistics.median(rates["rocksdb"]) /
+                                                              statistics.median(rates["heap"])], "ratio",
+                     sessions=len(tables["heap"][0]), funnel_rows=len(tables["heap"][1]))
+        if self.q:
+            self.fig.not_measured("sessions_funnel funnel update delay", "not run with --quick")
+            return
+        for interval, linger in (("1s", "200ms"), ("250ms", "50ms")):
+            self.sessions_delay(job, interval, linger)
+
+    def sessions_delay(self, job, interval, linger):
+        """Page views at a steady rate into dev-kafka (event time = when gen makes them), the job
+        on RocksDB reading them, its funnel updates pushed to an HTTP receiver here: the delay is
+        the receiver's clock minus last_event_ts of each update that a new page view changed."""
+        rate, secs, warmup = 2_000, 40, 10
+        d = self.path(f"sf-delay-{interval}")
+        os.makedirs(d)
+        bs_file = d + "/bootstrap"
+        received = []  # (wall ms, body)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((time.time() * 1000, body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        broker = Background([self.sluice, "dev-kafka", "--topic", "pageviews:4", "--bootstrap-file", bs_file],
+                            d + "/dev-kafka.log")
+        job_proc = None
+        try:
+            if not wait_until(lambda: os.path.exists(bs_file), 30):
+                raise SystemExit("dev-kafka did not start")
+            bs = open(bs_file).read().strip()
+            url = f"http://127.0.0.1:{server.server_address[1]}/funnel?linger={linger}"
+            job_proc = Background([self.sluice, "run-local", job, "-p", "2", "--set", "state.backend=rocksdb",
+                                   "--arg", f"source=kafka://{bs}/pageviews?start=latest&commit=false"
+                                            "&kafka.fetch.wait.max.ms=5",
+                                   "--arg", "funnel_sink=" + url, "--arg", f"sessions=file://{d}/sessions.ndjson",
+                                   "--arg", f"funnel_update_interval={interval}", "--arg", "out_of_orderness=1s",
+                                   "--arg", "gap=1m", "--arg", f"dlq=file://{d}/dlq.ndjson"], d + "/job.log")
+            time.sleep(4)  # partitions assigned, readers at the end of the topic
+            # Updates about the first `warmup` seconds are not counted: the job may
+            # still be starting (RocksDB, the consumer's assignment) when they come.
+            counted_from = time.time() * 1000 + warmup * 1000
+            run([self.sluice, "gen", "--kind", "pageviews", "--kafka", bs, "--topic", "pageviews", "--rate", str(rate),
+                 "--count", str(rate * secs), "--gap", "1m", "--pause", "30s", "--think-time", "5s",
+                 "--out-of-order", "0", "--late", "0", "--very-late", "0", "--malformed", "0"], timeout=secs * 10 + 60)
+            time.sleep(3)
+        finally:
+            if job_proc:
+                job_proc.stop()
+            broker.stop()
+            server.shutdown()
+        delays, last = [], {}
+        for at, body in received:
+            for r in json.loads(body)["records"]:
+                k = (r["minute"], r["step"])
+                if r["last_event_ts"] > last.get(k, 0):  # changed by a new page view
+                    last[k] = r["last_event_ts"]
+                    if r["last_event_ts"] >= counted_from:
+                        delays.append(at - r["last_event_ts"])
+        if len(delays) < 50:
+            self.fig.fail(f"sessions_funnel delay: only {len(delays)} updates arrived")
+            return
+        delays.sort()
+        q = lambda f: delays[min(len(delays) - 1, int(f * len(delays)))]
+        what = f"funnel update interval {interval}, push linger {linger}, rocksdb, {rate} ev/s"
+        self.fig.add(f"sessions_funnel update delay p50 ({what})", [q(0.5)], "ms", updates=len(delays))
+        floor = (parse_ms(interval) + parse_ms(linger))
+        self.fig.add(f"ratio sessions_funnel update delay p99 / (interval + linger) ({what})", [q(0.99) / floor], "ratio")
+        self.fig.add(f"sessions_funnel update delay p99 ({what})", [q(0.99)], "ms", updates=len(delays),
+                     note="receiver wall clock minus event time of the newest page view in the update "
+                          "(gen stamps events when it makes them); only updates a new page view changed, "
+                          f"after the first {warmup} s")
+
     def all(self):
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
                  ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
-                 ("10 cep", self.w10_cep)]
+                 ("10 cep", self.w10_cep), ("11 sessions", self.w11_sessions)]
         for name, f in steps:
-            if self.a.only and not any(name.startswith(o) for o in self.a.only):
+            # A number names its workload only ("1" is not "11 sessions").
+            if self.a.only and not any(name.split()[0] == o if o.isdigit() else name.startswith(o)
+                                       for o in self.a.only):
                 continue
             t0 = time.monotonic()
             print(f"== workload {name}", file=sys.stderr, flush=True)

@@ -11,7 +11,7 @@ BUILD_PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config git
   # libraries
-  librdkafka-dev librocksdb-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
+  librdkafka-dev librocksdb-dev libzstd-dev libgrpc++-dev libprotobuf-dev protobuf-compiler
   protobuf-compiler-grpc prometheus-cpp-dev libspdlog-dev libfmt-dev libgtest-dev libgmock-dev
   libsimdjson-dev libpq-dev libpqxx-dev libcli11-dev libabsl-dev libyaml-cpp-dev libssl-dev
   libcpp-httplib-dev libcurl4-openssl-dev zlib1g-dev libtomlplusplus-dev

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds Sluice, starts the local cluster
 # (deploy/local/up.sh: dev-kafka, PostgreSQL, Prometheus, jobmanager, two
-# taskmanagers, a click generator), submits the clickstream job
-# (Kafka -> clicks per page per one-minute window -> Postgres exactly-once,
-# and live gauges on the taskmanagers' /metrics), shows its progress, then
-# prints the latest results and where to look. The cluster keeps running
-# until deploy/local/down.sh.
+# taskmanagers, a click generator, a page-view generator and the funnel's
+# push API), submits two jobs beside each other:
+#   clickstream      Kafka -> clicks per page per one-minute window -> Postgres
+#                    exactly-once, and live gauges on the taskmanagers' /metrics;
+#   sessions_funnel  Kafka page views -> sessions -> Postgres (upsert, exactly-once),
+#                    and the conversion funnel per minute -> the push API
+#                    (`sluice dev-receiver`) and Prometheus counters,
+# shows their progress, then prints the latest results and where to look.
+# The cluster keeps running until deploy/local/down.sh.
 #
 # Environment: SLUICE_LOCAL_DIR (default /tmp/sluice-local), CLICK_RATE
-# (events/s, default 200), QUICKSTART_WATCH (seconds of progress, default 75).
+# (events/s, default 200), PAGEVIEW_RATE (page views/s, default 100),
+# QUICKSTART_WATCH (seconds of progress, default 75).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target sluice clickstream
+cmake --build build -j "$(nproc)" --target sluice clickstream sessions_funnel
 
 export SLUICE_LOCAL_DIR=${SLUICE_LOCAL_DIR:-/tmp/sluice-local}
 WATCH=${QUICKSTART_WATCH:-75}
@@ -24,7 +29,7 @@ if [ -f "$SLUICE_LOCAL_DIR/env" ]; then
 fi
 echo
 echo "== starting the local cluster in $SLUICE_LOCAL_DIR"
-deploy/local/up.sh --rate "${CLICK_RATE:-200}" --pages 50
+deploy/local/up.sh --rate "${CLICK_RATE:-200}" --pages 50 --pageview-rate "${PAGEVIEW_RATE:-100}" --gap 2m
 # shellcheck disable=SC1091
 source "$SLUICE_LOCAL_DIR/env"
 echo
@@ -40,6 +45,17 @@ JOB_ID=$(build/sluice submit build/jobs/clickstream/libclickstream.so --parallel
 echo "job $JOB_ID"
 
 echo
+echo "== submitting the sessions_funnel job (sessions after 2 min of inactivity; funnel / -> /product/* -> /cart -> /checkout)"
+SF_JOB_ID=$(build/sluice submit build/jobs/sessions_funnel/libsessions_funnel.so \
+  --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" --parallelism 2 --checkpoint-interval 5s \
+  --arg source="kafka://$KAFKA_BOOTSTRAP/pageviews?start=earliest" \
+  --arg sessions="postgres://$PGUSER@$PGHOST:$PGPORT/$PGDATABASE?table=sessions&mode=upsert&key=session_id&delete_when=retracted&create_table=true" \
+  --arg funnel_sink="$FUNNEL_URL?auth_token=file:$FUNNEL_TOKEN_FILE" \
+  --arg 'funnel=/,/product/*,/cart,/checkout' --arg gap="$SESSION_GAP" --arg allowed_lateness=30s --arg metrics=true \
+  --arg dlq="kafka://$KAFKA_BOOTSTRAP/pageviews_dlq")
+echo "job $SF_JOB_ID"
+
+echo
 echo "== progress for ${WATCH}s (windows are one minute: the first rows appear once a minute has closed)"
 progress() {
   curl -sf "$JOBMANAGER_HTTP/jobs/$JOB_ID" | python3 -c '
@@ -50,6 +66,9 @@ src = sum(t["records_out"] for t in j["subtasks"] if t["vertex"] in srcs)
 print("state %-9s restarts %d  clicks read %7d  checkpoints %d" % (
     j["state"], j["restarts"], src, j["checkpoints"]["completed"]), end="")'
   printf "  rows in page_counts %s\n" "$(psql -qAtX -c 'SELECT count(*) FROM page_counts' 2>/dev/null || echo 0)"
+  printf "  sessions in Postgres %s  funnel push API: %s\n" \
+    "$(psql -qAtX -c 'SELECT count(*) FROM sessions' 2>/dev/null || echo 0)" \
+    "$(curl -sf -H "Authorization: Bearer $(cat "$FUNNEL_TOKEN_FILE")" "$FUNNEL_RECEIVER/stats" || echo '-')"
 }
 for _ in $(seq $((WATCH / 5))); do
   progress
@@ -67,6 +86,21 @@ else
   echo "(no window has been committed yet; run the results query below in a minute)"
 fi
 
+echo
+echo "== the funnel of the last 10 minutes (push API, latest counts per minute and step)"
+curl -sf -H "Authorization: Bearer $(cat "$FUNNEL_TOKEN_FILE")" "$FUNNEL_RECEIVER/records" | python3 -c '
+import json, sys, time
+rows = json.load(sys.stdin)
+since = (time.time() - 600) * 1000
+steps = {}
+for r in rows:
+    if r["minute"] >= since:
+        s = steps.setdefault((r["step"], r["step_name"]), [0, 0])
+        s[0] += r["entered"]; s[1] += r["dropped"]
+for (step, name), (entered, dropped) in sorted(steps.items()):
+    print("  step %d %-12s entered %6d  dropped off %6d" % (step, name, entered, dropped))
+if not steps: print("  (no updates yet)")'
+
 cat <<MSG
 
 The cluster keeps running:
@@ -77,8 +111,11 @@ The cluster keeps running:
                                           rate(sluice_task_records_out_total[1m]))
   metrics             $JOBMANAGER_METRICS  $TASKMANAGER_METRICS
   results             (. $SLUICE_LOCAL_DIR/env; psql -c 'SELECT * FROM page_counts ORDER BY window_start DESC, count DESC LIMIT 20')
+  sessions            (. $SLUICE_LOCAL_DIR/env; psql -c 'SELECT session_id, to_timestamp(session_start / 1000), duration_ms, events, furthest_step_name, converted FROM sessions ORDER BY session_start DESC LIMIT 20')
+  funnel push API     curl -H "Authorization: Bearer \$(cat $FUNNEL_TOKEN_FILE)" $FUNNEL_RECEIVER/records
+  funnel metrics      Prometheus: sluice_funnel_users_total, sluice_funnel_users_withdrawn_total, sluice_funnel_minute_entered
   CLI                 . $SLUICE_LOCAL_DIR/env   # once per shell: sets SLUICE_JOBMANAGER and SLUICE_TOKEN_FILE
-                      build/sluice list; build/sluice status $JOB_ID; build/sluice logs $JOB_ID
+                      build/sluice list; build/sluice status $JOB_ID (and $SF_JOB_ID); build/sluice logs $JOB_ID
   token               $SLUICE_TOKEN_FILE   (the cluster secret: the CLI's actions and the dashboard's)
   logs                $SLUICE_LOCAL_DIR/logs
 Grafana dashboards for the same data: deploy/grafana (used by deploy/docker-compose.yml).

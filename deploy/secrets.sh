@@ -4,6 +4,7 @@
 #   SLUICE_TOKEN            the cluster secret (jobmanager, taskmanagers, submit)
 #   POSTGRES_PASSWORD       the sluice database user's password
 #   GRAFANA_ADMIN_PASSWORD  Grafana's admin password
+#   FUNNEL_TOKEN            bearer token of the funnel's push API (sessions_funnel -> funnel-api)
 #   INFLUXDB_PASSWORD       InfluxDB's admin password (the InfluxDB sink and Grafana use it)
 # An existing file is kept (pass --force to replace it). docker compose
 # reads deploy/.env by itself; keep it out of version control.
@@ -22,6 +23,7 @@ cat > "$tmp" <<ENV
 SLUICE_TOKEN=$(rand 24)
 POSTGRES_PASSWORD=$(rand 16)
 GRAFANA_ADMIN_PASSWORD=$(rand 12)
+FUNNEL_TOKEN=$(rand 16)
 INFLUXDB_PASSWORD=$(rand 16)
 ENV
 chmod 600 "$tmp"

@@ -37,14 +37,38 @@ LineReader::~LineReader() { close_file(); }
 void LineReader::close_file() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  zstd_.reset();
+}
+
+Result<size_t> LineReader::read_more(char* dst, size_t room) {
+  if (zstd_) return zstd_->read(dst, room);  // sequential: buf_offset_ + end_ is where it stands
+  ssize_t got = ::pread(fd_, dst, room, buf_offset_ + static_cast<int64_t>(end_));
+  if (got < 0) return Status::from_errno("reading '" + files_[ranges_[pos_.range].file].path + "'", errno);
+  return static_cast<size_t>(got);
 }
 
 Status LineReader::open_range() {
   close_file();
   const FileRange& r = ranges_[pos_.range];
   const std::string& path = files_[r.file].path;
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) return Status::from_errno("cannot open '" + path + "'", errno);
+  if (files_[r.file].compressed) {
+    // Read front to back; a restored position is reached by skipping.
+    zstd_ = std::make_unique<ZstdFileReader>();
+    SLUICE_RETURN_IF_ERROR(zstd_->open(path));
+    if (pos_.offset < 0) {
+      pos_.offset = 0;
+      pos_.line_no = 1;
+    }
+    std::vector<char> skip(64 << 10);
+    for (int64_t left = pos_.offset; left > 0;) {
+      SLUICE_ASSIGN_OR_RETURN(size_t got, zstd_->read(skip.data(), static_cast<size_t>(std::min<int64_t>(left, skip.size()))));
+      if (got == 0) return Status::corruption("'" + path + "' is shorter than the position to resume at");
+      left -= static_cast<int64_t>(got);
+    }
+  } else {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return Status::from_errno("cannot open '" + path + "'", errno);
+  }
   if (pos_.offset < 0) {
     // Align to the first line that starts inside the range.
     int64_t start = r.start;
@@ -98,12 +122,9 @@ Status LineReader::fill() {
     buf_.resize(buf_.size() * 2, '\0');
   }
   size_t room = buf_.size() - padding_ - end_;
-  ssize_t got = ::pread(fd_, buf_.data() + end_, room, buf_offset_ + static_cast<int64_t>(end_));
-  if (got < 0) {
-    return Status::from_errno("reading '" + files_[ranges_[pos_.range].file].path + "'", errno);
-  }
+  SLUICE_ASSIGN_OR_RETURN(size_t got, read_more(buf_.data() + end_, room));
   if (got == 0) eof_ = true;
-  end_ += static_cast<size_t>(got);
+  end_ += got;
   return Status::ok();
 }
 
@@ -161,21 +182,20 @@ Result<bool> LineReader::skip_long_line(Line& line) {
   begin_ = end_ = 0;
   bool found = false;
   while (!found && !eof_) {
-    ssize_t got = ::pread(fd_, buf_.data(), buf_.size() - padding_, buf_offset_);
-    if (got < 0) return Status::from_errno("reading '" + path + "'", errno);
+    SLUICE_ASSIGN_OR_RETURN(size_t got, read_more(buf_.data(), buf_.size() - padding_));  // at buf_offset_ (end_ is 0)
     if (got == 0) {
       eof_ = true;
       break;
     }
-    if (auto* nl = static_cast<char*>(std::memchr(buf_.data(), '\n', static_cast<size_t>(got)))) {
+    if (auto* nl = static_cast<char*>(std::memchr(buf_.data(), '\n', got))) {
       size_t k = static_cast<size_t>(nl - buf_.data());
       total += k;
       begin_ = k + 1;
-      end_ = static_cast<size_t>(got);
+      end_ = got;
       found = true;
     } else {
-      total += static_cast<size_t>(got);
-      buf_offset_ += got;
+      total += got;
+      buf_offset_ += static_cast<int64_t>(got);
     }
   }
   line.data = oversize_.data();

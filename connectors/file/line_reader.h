@@ -3,10 +3,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "connectors/file/file_splits.h"
+#include "connectors/file/zstd_stream.h"
 #include "engine/common/serde.h"
 #include "engine/common/status.h"
 
@@ -67,6 +69,8 @@ class LineReader {
   /// rest up to its line break without buffering it.
   Result<bool> skip_long_line(Line& line);
   void close_file();
+  // Reads the next bytes of the open file at buf_offset_ + end_ into dst.
+  Result<size_t> read_more(char* dst, size_t room);
 
   std::vector<FileInfo> files_;
   std::vector<FileRange> ranges_;
@@ -82,6 +86,7 @@ class LineReader {
   size_t end_ = 0;    // end of valid bytes in buf_
   int64_t buf_offset_ = 0;  // file offset of buf_[0]
   bool eof_ = false;
+  std::unique_ptr<ZstdFileReader> zstd_;  // the open file is compressed
 };
 
 }  // namespace sluice::file

@@ -12,6 +12,22 @@
 
 namespace sluice::file {
 
+NdjsonReaderState make_share(const std::vector<FileInfo>& files, int share, int shares) {
+  NdjsonReaderState s;
+  s.share = share;
+  s.shares = shares;
+  std::vector<int> index(files.size(), -1);
+  for (FileRange r : split_share(files, share, shares)) {
+    if (index[r.file] < 0) {
+      index[r.file] = static_cast<int>(s.files.size());
+      s.files.push_back(files[r.file]);
+    }
+    r.file = index[r.file];
+    s.ranges.push_back(r);
+  }
+  return s;
+}
+
 Result<std::unique_ptr<LineWriter>> LineWriter::open_file(const std::string& path, bool truncate) {
   std::FILE* f = std::fopen(path.c_str(), truncate ? "wb" : "ab");
   if (!f) return Status::from_errno("cannot open '" + path + "' for writing", errno);

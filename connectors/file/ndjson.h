@@ -1,11 +1,13 @@
 // NDJSON files: a bounded source of JSON records, one per line, and sinks
 // that write records as JSON lines (to a file, stdout or stderr).
 //
-// Source: `file:///path` is a file or a directory of files. Subtask i of p
-// reads the i-th p-th share of the bytes (whole lines). A line that is not
-// valid JSON for T becomes a dead letter with the reason, path, line number
-// and byte offset. Blank lines are skipped. Checkpointed position: the
-// next line of the subtask's share.
+// Source: `file:///path` is a file or a directory of files; with
+// `partition=` a data lake's layout read back for a time range (lake.h).
+// Subtask i of p reads the i-th p-th share of the bytes (whole lines). A
+// line that is not valid JSON for T becomes a dead letter with the reason,
+// path, line number and byte offset. Blank lines are skipped. Checkpointed:
+// each share's files and byte ranges (listed once, when the job started)
+// and the next line to read.
 #pragma once
 
 #include <simdjson.h>
@@ -15,6 +17,7 @@
 #include <string>
 
 #include "connectors/file/file_splits.h"
+#include "connectors/file/lake.h"
 #include "connectors/file/line_reader.h"
 #include "engine/common/clock.h"
 #include "engine/common/json.h"
@@ -24,25 +27,47 @@
 
 namespace sluice::file {
 
-/// Checkpoint state of one NDJSON reader: its share and where it stands.
+/// Checkpoint state of one share of an NDJSON source: the files and byte
+/// ranges it reads (ranges index `files`) and where it stands. The files
+/// are those listed when the job started: a restore reads the same ones.
 struct NdjsonReaderState {
+  int32_t share = 0;
+  int32_t shares = 1;
+  LinePosition position;
+  std::vector<FileInfo> files;
+  std::vector<FileRange> ranges;
+  SLUICE_FIELDS(share, shares, position, files, ranges)
+};
+
+/// The state before files were kept (read on restore: the input is listed
+/// again, as it was then).
+struct NdjsonReaderStateV1 {
   int32_t share = 0;
   int32_t shares = 1;
   LinePosition position;
   SLUICE_FIELDS(share, shares, position)
 };
 
+/// Leads a state blob of NdjsonReaderState; a V1 blob leads with its
+/// count of shares, which is never this large.
+inline constexpr uint64_t kNdjsonStateV2 = 0x4e444a32;
+
+/// Share `share` of `shares` over `files`, keeping only the files it reads.
+NdjsonReaderState make_share(const std::vector<FileInfo>& files, int share, int shares);
+
 /// How many bytes of a malformed line a dead letter keeps.
 inline constexpr size_t kMaxDeadLetterPayload = 64 * 1024;
 
+/// Reads one subtask's shares of an NDJSON source. Task thread only;
+/// created by NdjsonFileSource per subtask.
 template <class T>
 class NdjsonReader final : public runtime::SourceReader<T> {
  public:
-  /// `rate`: lines per second for the whole source (split over subtasks); 0 = unlimited.
-  /// Lines longer than `max_record_bytes` become dead letters (their first
-  /// bytes kept), without being read into memory whole.
-  NdjsonReader(std::string path, double rate, size_t max_record_bytes = kDefaultMaxRecordBytes)
-      : path_(std::move(path)), rate_(rate), max_record_bytes_(max_record_bytes) {}
+  /// `time_field`: index of the field `config.lake` selects records by
+  /// (lake_time_field_index), or -1. Lines longer than `max_record_bytes`
+  /// become dead letters (their first bytes kept), without being read into
+  /// memory whole.
+  NdjsonReader(FileSourceConfig config, int time_field) : c_(std::move(config)), time_field_(time_field) {}
 
   Status restore_state(const runtime::OperatorRestore& restore) override {
     for (const auto& blob : restore.states) {
@@ -50,12 +75,21 @@ class NdjsonReader final : public runtime::SourceReader<T> {
       ByteReader r(blob);
       uint64_t n;
       if (!r.get_varint(n)) return Status::corruption("file source state: bad count");
+      const bool v2 = n == kNdjsonStateV2;
+      if (v2 && !r.get_varint(n)) return Status::corruption("file source state: bad count");
       for (uint64_t i = 0; i < n; ++i) {
         NdjsonReaderState s;
-        if (!Serde<NdjsonReaderState>::read(r, s)) {
-          return Status::corruption("file source state: truncated");
+        if (v2) {
+          if (!Serde<NdjsonReaderState>::read(r, s)) return Status::corruption("file source state: truncated");
+        } else {
+          NdjsonReaderStateV1 old;
+          if (!Serde<NdjsonReaderStateV1>::read(r, old)) return Status::corruption("file source state: truncated");
+          s.share = old.share;
+          s.shares = old.shares;
+          s.position = old.position;
+          relist_ = true;
         }
-        restored_.push_back(s);
+        restored_.push_back(std::move(s));
       }
     }
     is_restored_ = restore.restored;
@@ -63,21 +97,26 @@ class NdjsonReader final : public runtime::SourceReader<T> {
   }
 
   Status open(runtime::OperatorContext& ctx, runtime::SourceOutput<T>& out) override {
-    SLUICE_ASSIGN_OR_RETURN(files_, list_input_files(path_));
     const int me = ctx.info().subtask, p = ctx.info().parallelism;
     if (is_restored_) {
       // Shares of the previous run are dealt round-robin to this run's
       // subtasks, each resuming where it stopped.
       for (size_t i = 0; i < restored_.size(); ++i)
-        if (static_cast<int>(i % p) == me) shares_.push_back(restored_[i]);
-    } else {
-      NdjsonReaderState s;
-      s.share = me;
-      s.shares = p;
-      shares_.push_back(s);
+        if (static_cast<int>(i % p) == me) shares_.push_back(std::move(restored_[i]));
+      restored_.clear();
+    }
+    if (!is_restored_ || relist_) {
+      SLUICE_ASSIGN_OR_RETURN(auto files, c_.lake ? list_lake_files(c_.path, *c_.lake) : list_input_files(c_.path));
+      if (!is_restored_) shares_.push_back(make_share(files, me, p));
+      for (auto& s : shares_) {
+        if (!s.files.empty() || !s.ranges.empty()) continue;
+        LinePosition pos = s.position;
+        s = make_share(files, s.share, s.shares);
+        s.position = pos;
+      }
     }
     out.set_split_count(1);
-    rate_per_subtask_ = rate_ / p;
+    rate_per_subtask_ = c_.rate / p;
     start_ns_ = monotonic_ns();
     return start_share();
   }
@@ -110,7 +149,7 @@ class NdjsonReader final : public runtime::SourceReader<T> {
       if (line.oversize) {
         DeadLetter dl;
         dl.reason = "record of " + std::to_string(line.full_size) + " bytes exceeds the limit of " +
-                    std::to_string(max_record_bytes_) + " bytes (source parameter max-record-bytes)";
+                    std::to_string(c_.max_record_bytes) + " bytes (source parameter max-record-bytes)";
         dl.origin = *line.path;
         dl.line = line.line_no;
         dl.offset = line.offset;
@@ -122,6 +161,11 @@ class NdjsonReader final : public runtime::SourceReader<T> {
       if (is_blank(line)) continue;
       std::string err = parser_.parse_padded(line.data, line.size, line.readable, value_);
       if (err.empty()) {
+        if (time_field_ >= 0) {
+          // A record outside the selected time range is not part of this input.
+          const int64_t t = lake_time_of(value_, time_field_);
+          if (t < c_.lake->from_ms || t >= c_.lake->to_ms) continue;
+        }
         out.collect(value_, 0);
       } else {
         DeadLetter dl;
@@ -140,6 +184,7 @@ class NdjsonReader final : public runtime::SourceReader<T> {
     if (current_ < shares_.size()) shares_[current_].position = reader_->position();
     std::string out;
     ByteWriter w(out);
+    w.put_varint(kNdjsonStateV2);
     w.put_varint(shares_.size());
     for (const auto& s : shares_) Serde<NdjsonReaderState>::write(w, s);
     return out;
@@ -151,8 +196,8 @@ class NdjsonReader final : public runtime::SourceReader<T> {
   Status start_share() {
     if (current_ >= shares_.size()) return Status::ok();
     const NdjsonReaderState& s = shares_[current_];
-    reader_ = std::make_unique<LineReader>(files_, split_share(files_, s.share, s.shares),
-                                           simdjson::SIMDJSON_PADDING, size_t{4} << 20, max_record_bytes_);
+    reader_ = std::make_unique<LineReader>(s.files, s.ranges, simdjson::SIMDJSON_PADDING, size_t{4} << 20,
+                                           c_.max_record_bytes);
     reader_->seek(s.position);
     return Status::ok();
   }
@@ -162,15 +207,14 @@ class NdjsonReader final : public runtime::SourceReader<T> {
     return true;
   }
 
-  std::string path_;
-  double rate_ = 0;
-  size_t max_record_bytes_;
+  FileSourceConfig c_;
+  int time_field_ = -1;
   double rate_per_subtask_ = 0;
   int64_t start_ns_ = 0;
   int64_t lines_ = 0;
-  std::vector<FileInfo> files_;
   std::vector<NdjsonReaderState> restored_;
   bool is_restored_ = false;
+  bool relist_ = false;  // restored from V1 state: list the input again
   std::vector<NdjsonReaderState> shares_;
   size_t current_ = 0;
   std::unique_ptr<LineReader> reader_;
@@ -178,32 +222,49 @@ class NdjsonReader final : public runtime::SourceReader<T> {
   T value_{};
 };
 
-/// A bounded source of NDJSON records of type T (SLUICE_FIELDS struct).
+/// A bounded source of NDJSON records of type T (SLUICE_FIELDS struct):
+/// a file, a directory tree, or a data lake's partitions in a time range.
+/// Immutable description; creates one NdjsonReader per subtask.
 template <class T>
 class NdjsonFileSource final : public runtime::Source<T> {
  public:
+  /// A file source URI (FileSourceConfig::parse); checks the lake's time field against T.
+  static Result<std::shared_ptr<const NdjsonFileSource>> from_uri(const std::string& uri) {
+    SLUICE_ASSIGN_OR_RETURN(FileSourceConfig c, FileSourceConfig::parse(uri));
+    int time_field = -1;
+    if (c.lake) {
+      SLUICE_ASSIGN_OR_RETURN(time_field, lake_time_field_index<T>(*c.lake));
+    }
+    return std::shared_ptr<const NdjsonFileSource>(new NdjsonFileSource(std::move(c), time_field));
+  }
   /// `rate`: lines per second over all subtasks (replay at a pace); 0 = as fast as possible.
   /// `max_record_bytes`: longer lines are dead letters. Default kDefaultMaxRecordBytes.
-  explicit NdjsonFileSource(std::string path, double rate = 0, size_t max_record_bytes = kDefaultMaxRecordBytes)
-      : path_(std::move(path)), rate_(rate), max_record_bytes_(max_record_bytes) {}
+  explicit NdjsonFileSource(std::string path, double rate = 0, size_t max_record_bytes = kDefaultMaxRecordBytes) {
+    c_.path = std::move(path);
+    c_.rate = rate;
+    c_.max_record_bytes = max_record_bytes;
+  }
   std::string description() const override {
+    if (c_.lake) return c_.uri;
     std::string q;
-    if (rate_ > 0) q += "rate=" + std::to_string(static_cast<int64_t>(rate_));
-    if (max_record_bytes_ != kDefaultMaxRecordBytes) {
-      q += (q.empty() ? "" : "&") + std::string("max-record-bytes=") + std::to_string(max_record_bytes_);
+    if (c_.rate > 0) q += "rate=" + std::to_string(static_cast<int64_t>(c_.rate));
+    if (c_.max_record_bytes != kDefaultMaxRecordBytes) {
+      q += (q.empty() ? "" : "&") + std::string("max-record-bytes=") + std::to_string(c_.max_record_bytes);
     }
-    return "file://" + path_ + (q.empty() ? "" : "?" + q);
+    return "file://" + c_.path + (q.empty() ? "" : "?" + q);
   }
   bool bounded() const override { return true; }
   std::unique_ptr<runtime::SourceReader<T>> create_reader() const override {
-    return std::make_unique<NdjsonReader<T>>(path_, rate_, max_record_bytes_);
+    return std::make_unique<NdjsonReader<T>>(c_, time_field_);
   }
-  Status check_input() const override { return list_input_files(path_).status(); }
+  Status check_input() const override {
+    return (c_.lake ? list_lake_files(c_.path, *c_.lake) : list_input_files(c_.path)).status();
+  }
 
  private:
-  std::string path_;
-  double rate_;
-  size_t max_record_bytes_;
+  NdjsonFileSource(FileSourceConfig c, int time_field) : c_(std::move(c)), time_field_(time_field) {}
+  FileSourceConfig c_;
+  int time_field_ = -1;
 };
 
 // ---------------------------------------------------------------------------

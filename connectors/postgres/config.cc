@@ -133,6 +133,9 @@ Result<PostgresSinkConfig> parse_sink_uri(const std::string& uri) {
       c.key = split(value, ',');
       for (const auto& k : c.key)
         if (!valid_identifier(k)) return Status::invalid_argument("postgres sink: key has an empty column name");
+    } else if (name == "delete_when") {
+      if (!valid_identifier(value)) return Status::invalid_argument("postgres sink: delete_when names a bool field");
+      c.delete_when = value;
     } else if (name == "create_table") {
       if (value != "true" && value != "false") {
         return Status::invalid_argument("postgres sink: create_table must be true or false");
@@ -169,7 +172,7 @@ Result<PostgresSinkConfig> parse_sink_uri(const std::string& uri) {
     } else {
       return Status::invalid_argument(
           "postgres sink: unknown parameter '" + name +
-          "' (known: table, mode, key, create_table, password_file, sink_id, progress_table, batch_rows, "
+          "' (known: table, mode, key, delete_when, create_table, password_file, sink_id, progress_table, batch_rows, "
           "retry_timeout, sslmode, connect_timeout, application_name, sslrootcert, options, "
           "target_session_attrs)");
     }
@@ -185,6 +188,9 @@ Result<PostgresSinkConfig> parse_sink_uri(const std::string& uri) {
   }
   if (c.mode == WriteMode::kAppend && !c.key.empty()) {
     return Status::invalid_argument("postgres sink '" + c.uri + "': key= is only used with mode=upsert");
+  }
+  if (c.mode == WriteMode::kAppend && !c.delete_when.empty()) {
+    return Status::invalid_argument("postgres sink '" + c.uri + "': delete_when= is only used with mode=upsert");
   }
   return c;
 }

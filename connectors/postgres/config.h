@@ -1,6 +1,6 @@
 // The Postgres sink's URI and its parsed form.
 //
-//   postgres://USER@HOST:PORT/DB?table=NAME&mode=append|upsert&key=c1,c2&create_table=true
+//   postgres://USER@HOST:PORT/DB?table=NAME&mode=append|upsert&key=c1,c2&delete_when=FIELD&create_table=true
 //
 // Every part before '?' is optional: what is left out comes from libpq's
 // environment (PGUSER, PGHOST, PGPORT, PGDATABASE, ...). The password is
@@ -28,6 +28,9 @@ struct PostgresSinkConfig {
   std::string table;
   WriteMode mode = WriteMode::kAppend;
   std::vector<std::string> key;  // upsert: the conflict columns
+  /// upsert: a bool field of the record; rows where it is true delete the
+  /// row of their key instead of upserting it (it is not a column). Empty: none.
+  std::string delete_when;
   bool create_table = false;
   /// Names this sink in the progress table; empty: "<job name>/<operator uid>".
   std::string sink_id;

@@ -7,7 +7,9 @@
 //       "&mode=upsert&key=window_start,page_url&create_table=true");
 //
 // Columns are T's fields, by name: int64 -> bigint, int32 -> integer,
-// double -> double precision, bool -> boolean, std::string -> text.
+// double -> double precision, bool -> boolean, std::string -> text,
+// std::vector<std::string> -> text[]. In upsert mode, delete_when=FIELD
+// names a bool field that deletes the key's row instead (not a column).
 #pragma once
 
 #include <charconv>
@@ -37,20 +39,24 @@ constexpr std::optional<PgType> pg_type_of() {
     return PgType::kBoolean;
   } else if constexpr (std::is_same_v<F, std::string>) {
     return PgType::kText;
+  } else if constexpr (std::is_same_v<F, std::vector<std::string>>) {
+    return PgType::kTextArray;
   } else {
     return std::nullopt;
   }
 }
 
-/// The columns of T, or an error naming every field without a column type.
+/// The columns of T (without the `skip` field), or an error naming every
+/// field without a column type.
 template <class T>
-Result<std::vector<Column>> columns_of() {
+Result<std::vector<Column>> columns_of(const std::string& skip = {}) {
   if constexpr (HasFields<T>) {
     std::vector<Column> cols;
     std::string bad;
     T probe{};
     probe.sluice_visit([&](const char* name, const auto& f) {
       using F = std::decay_t<decltype(f)>;
+      if (!skip.empty() && skip == name) return;
       if (auto t = pg_type_of<F>()) {
         cols.push_back({name, *t});
       } else {
@@ -61,7 +67,7 @@ Result<std::vector<Column>> columns_of() {
       return Status::invalid_argument(
           "postgres sink: fields without a column type: " + bad +
           "; supported: int64 (bigint), int32 (integer), double (double precision), bool (boolean), "
-          "std::string (text)");
+          "std::string (text), std::vector<std::string> (text[])");
     }
     if (cols.empty()) return Status::invalid_argument("postgres sink: the record type has no fields");
     return cols;
@@ -78,7 +84,7 @@ template <class T>
 class PostgresSinkWriter final : public runtime::SinkWriter<T> {
  public:
   PostgresSinkWriter(PostgresSinkConfig config, std::vector<Column> columns, PostgresSinkHooks hooks)
-      : core_(std::move(config), std::move(columns), std::move(hooks)) {}
+      : delete_when_(config.delete_when), core_(std::move(config), std::move(columns), std::move(hooks)) {}
 
   Status initialize_state(const runtime::OperatorRestore& restore) override { return core_.initialize(restore); }
   Status open(runtime::OperatorContext& ctx) override {
@@ -89,8 +95,13 @@ class PostgresSinkWriter final : public runtime::SinkWriter<T> {
     row_.clear();
     std::string problem;
     bool first = true;
+    bool deletes = false;
     value.sluice_visit([&](const char* name, const auto& f) {
       using F = std::decay_t<decltype(f)>;
+      if (!delete_when_.empty() && delete_when_ == name) {
+        if constexpr (std::is_same_v<F, bool>) deletes = f;
+        return;
+      }
       if (!first) row_.push_back('\t');
       first = false;
       if constexpr (std::is_same_v<F, std::string>) {
@@ -98,6 +109,13 @@ class PostgresSinkWriter final : public runtime::SinkWriter<T> {
           if (std::string p = text_problem(f); !p.empty()) problem = std::string("field ") + name + " holds " + p;
         }
         append_copy_text(row_, f);
+      } else if constexpr (std::is_same_v<F, std::vector<std::string>>) {
+        for (const auto& item : f) {
+          if (problem.empty()) {
+            if (std::string p = text_problem(item); !p.empty()) problem = std::string("field ") + name + " holds " + p;
+          }
+        }
+        append_copy_text_array(row_, f);
       } else if constexpr (std::is_same_v<F, bool>) {
         row_.push_back(f ? 't' : 'f');
       } else if constexpr (std::is_same_v<F, double>) {
@@ -126,6 +144,7 @@ class PostgresSinkWriter final : public runtime::SinkWriter<T> {
       ctx_->dead_letter(std::move(dl));
       return Status::ok();
     }
+    if (!delete_when_.empty()) row_ += deletes ? "\tt" : "\tf";
     row_.push_back('\n');
     return core_.append_row(row_);
   }
@@ -137,6 +156,7 @@ class PostgresSinkWriter final : public runtime::SinkWriter<T> {
   PgWriterCore& core() { return core_; }
 
  private:
+  std::string delete_when_;
   PgWriterCore core_;
   runtime::OperatorContext* ctx_ = nullptr;
   std::string row_;
@@ -153,7 +173,21 @@ class PostgresSink final : public runtime::Sink<T> {
   static Result<std::shared_ptr<const PostgresSink<T>>> from_uri(const std::string& uri,
                                                                  PostgresSinkHooks hooks = {}) {
     SLUICE_ASSIGN_OR_RETURN(PostgresSinkConfig c, parse_sink_uri(uri));
-    auto cols = columns_of<T>();
+    if (!c.delete_when.empty()) {
+      bool is_bool = false, found = false;
+      if constexpr (HasFields<T>) {
+        T probe{};
+        probe.sluice_visit([&](const char* name, const auto&) { found = found || c.delete_when == name; });
+        probe.sluice_visit([&](const char* name, const auto& f) {
+          if (c.delete_when == name) is_bool = std::is_same_v<std::decay_t<decltype(f)>, bool>;
+        });
+      }
+      if (!found || !is_bool) {
+        return Status::invalid_argument("postgres sink " + c.uri + ": delete_when='" + c.delete_when +
+                                        "' must name a bool field of the record");
+      }
+    }
+    auto cols = columns_of<T>(c.delete_when);
     if (!cols.is_ok()) return cols.status().with_context("sink " + c.uri);
     for (const auto& k : c.key) {
       bool found = false;

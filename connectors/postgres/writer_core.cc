@@ -26,6 +26,7 @@ std::string_view pg_type_sql(PgType t) {
     case PgType::kDouble: return "double precision";
     case PgType::kBoolean: return "boolean";
     case PgType::kText: return "text";
+    case PgType::kTextArray: return "text[]";
   }
   return "?";
 }
@@ -50,6 +51,21 @@ void append_copy_text(std::string& out, std::string_view s) {
       default: out += c;
     }
   }
+}
+
+void append_copy_text_array(std::string& out, const std::vector<std::string>& items) {
+  std::string literal = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i) literal += ',';
+    literal += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') literal += '\\';
+      literal += c;
+    }
+    literal += '"';
+  }
+  literal += '}';
+  append_copy_text(out, literal);
 }
 
 std::string text_problem(std::string_view s) {
@@ -86,22 +102,33 @@ PgWriterCore::PgWriterCore(PostgresSinkConfig config, std::vector<Column> column
   copy_target_sql_ = "COPY " + target_ + " (" + cols + ") FROM STDIN";
   if (config_.mode == WriteMode::kUpsert) {
     // Staging: one temporary table per connection, emptied at every commit.
+    // With delete_when, each staged row also says whether it deletes.
+    const bool deletes = !config_.delete_when.empty();
     stage_sql_ = "CREATE TEMP TABLE IF NOT EXISTS sluice_stage (";
     for (const auto& c : columns_) stage_sql_ += quote_ident(c.name) + " " + std::string(pg_type_sql(c.type)) + ", ";
+    if (deletes) stage_sql_ += "sluice_delete boolean, ";
     stage_sql_ += "sluice_seq bigserial) ON COMMIT DELETE ROWS";
-    copy_stage_sql_ = "COPY pg_temp.sluice_stage (" + cols + ") FROM STDIN";
+    copy_stage_sql_ = "COPY pg_temp.sluice_stage (" + cols + (deletes ? ", sluice_delete" : "") + ") FROM STDIN";
     const std::string keys = join_quoted(config_.key);
     // DISTINCT ON keeps the last row per key of the batch (ON CONFLICT may
     // not touch a row twice); ORDER BY key takes row locks in key order,
     // so concurrent writers rarely deadlock (and retry when they do).
-    merge_sql_ = "INSERT INTO " + target_ + " (" + cols + ") SELECT DISTINCT ON (" + keys + ") " + cols +
-                 " FROM pg_temp.sluice_stage ORDER BY " + keys + ", sluice_seq DESC ON CONFLICT (" + keys + ") DO ";
+    const std::string last = "(SELECT DISTINCT ON (" + keys + ") " + cols + (deletes ? ", sluice_delete" : "") +
+                             " FROM pg_temp.sluice_stage ORDER BY " + keys + ", sluice_seq DESC) AS l";
+    merge_sql_ = "INSERT INTO " + target_ + " (" + cols + ") SELECT " + cols + " FROM " + last +
+                 (deletes ? " WHERE NOT l.sluice_delete" : "") + " ORDER BY " + keys + " ON CONFLICT (" + keys + ") DO ";
     std::string sets;
     for (const auto& n : names) {
       if (std::find(config_.key.begin(), config_.key.end(), n) != config_.key.end()) continue;
       sets += (sets.empty() ? "" : ", ") + quote_ident(n) + " = EXCLUDED." + quote_ident(n);
     }
     merge_sql_ += sets.empty() ? "NOTHING" : "UPDATE SET " + sets;
+    if (deletes) {
+      // The keys whose last row of the batch deletes.
+      std::string match;
+      for (const auto& k : config_.key) match += " AND t." + quote_ident(k) + " = l." + quote_ident(k);
+      delete_sql_ = "DELETE FROM " + target_ + " AS t USING " + last + " WHERE l.sluice_delete" + match;
+    }
   }
 }
 
@@ -325,6 +352,7 @@ Status PgWriterCore::open(runtime::OperatorContext& ctx) {
 Status PgWriterCore::write_rows(std::string_view data) {
   if (config_.mode == WriteMode::kAppend) return conn_->copy_in(copy_target_sql_, data);
   SLUICE_RETURN_IF_ERROR(conn_->copy_in(copy_stage_sql_, data));
+  if (!delete_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn_->exec(delete_sql_));
   return conn_->exec(merge_sql_);
 }
 

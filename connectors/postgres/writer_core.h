@@ -24,7 +24,7 @@ class Gauge;
 namespace sluice::postgres {
 
 /// Column types a record field can map to.
-enum class PgType { kBigint, kInteger, kDouble, kBoolean, kText };
+enum class PgType { kBigint, kInteger, kDouble, kBoolean, kText, kTextArray };
 /// The type as CREATE TABLE writes it and format_type() reports it.
 std::string_view pg_type_sql(PgType t);
 
@@ -109,7 +109,7 @@ class PgWriterCore {
   PostgresSinkHooks hooks_;
   std::string target_;    // quoted, qualified
   std::string progress_;  // quoted, qualified
-  std::string copy_target_sql_, copy_stage_sql_, merge_sql_, stage_sql_;
+  std::string copy_target_sql_, copy_stage_sql_, merge_sql_, stage_sql_, delete_sql_;
   std::string sink_id_;
   std::string run_;
   std::string password_;
@@ -131,6 +131,9 @@ class PgWriterCore {
 
 /// COPY text format: appends `s` escaped (backslash, tab, newline, CR).
 void append_copy_text(std::string& out, std::string_view s);
+/// COPY text format of a text[] value: the array literal {"a","b"} (every
+/// element quoted, '"' and '\' escaped), then COPY-escaped.
+void append_copy_text_array(std::string& out, const std::vector<std::string>& items);
 /// Can `s` be stored in a TEXT column (valid UTF-8, no NUL byte)? Empty
 /// when it can, else the reason.
 std::string text_problem(std::string_view s);

@@ -12,8 +12,9 @@
 #                               Sluice, minutes), sluice:latest
 #   sluice-postgres:bookworm, sluice-prometheus:bookworm   Debian's packages
 # then starts dev-kafka, PostgreSQL, Prometheus, the jobmanager, two
-# taskmanagers, the generator and the one-shot submitter of the clickstream
-# job, every one on its own free loopback port (host network). Secrets are
+# taskmanagers, the click and page-view generators, the funnel's push API
+# and the one-shot submitters of the clickstream and sessions_funnel jobs,
+# every one on its own free loopback port (host network). Secrets are
 # generated. The addresses go to DIR/env (the names deploy/local/up.sh
 # writes, plus COMPOSE_* and SLUICE_TOKEN); stop it with deploy/docker/down.sh.
 #
@@ -21,7 +22,9 @@
 #           --prebuilt BUILD use the binaries of this cmake build tree
 #           --image NAME     use this Sluice image as it is
 #           --rate N         generator events per second (default 200); 0 = no generator
-#           --no-submit      do not submit the clickstream job
+#           --pageview-rate N  page views per second (default 100); 0 = no page-view generator
+#           --gap D          session gap of the page views and sessions_funnel (default 2m)
+#           --no-submit      do not submit the clickstream and sessions_funnel jobs
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,6 +32,8 @@ DIR=${SLUICE_DOCKER_DIR:-/tmp/sluice-docker}
 PREBUILT=""
 IMAGE=""
 RATE=200
+PV_RATE=100
+GAP=2m
 SUBMIT=1
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -36,8 +41,10 @@ while [ $# -gt 0 ]; do
     --prebuilt) PREBUILT=$(cd "$2" && pwd); shift 2 ;;
     --image) IMAGE=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
+    --pageview-rate) PV_RATE=$2; shift 2 ;;
+    --gap) GAP=$2; shift 2 ;;
     --no-submit) SUBMIT=0; shift ;;
-    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -105,18 +112,30 @@ rm -f "$DIR"/build-*.log
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 secret() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
-PORT_NAMES=(JM JM_HTTP JM_METRICS TM1 TM1_DATA TM1_METRICS TM2 TM2_DATA TM2_METRICS PG PROMETHEUS)
+PORT_NAMES=(JM JM_HTTP JM_METRICS TM1 TM1_DATA TM1_METRICS TM2 TM2_DATA TM2_METRICS PG PROMETHEUS FUNNEL)
+# Think time and pause of the page views scale with the gap.
+read -r THINK PAUSE < <(python3 -c '
+import re, sys
+m = re.fullmatch(r"(\d+)(ms|s|m|h)", sys.argv[1])
+if not m: sys.exit("up.sh: --gap must be a duration such as 30s or 2m")
+ms = int(m[1]) * {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}[m[2]]
+print("%dms %dms" % (max(1000, min(5000, ms // 10)), ms // 2))' "$GAP")
 declare -A PORT
 {
   echo "# Written by deploy/docker/up.sh: secrets, images and ports of this run."
   echo "SLUICE_TOKEN=$(secret)"
   echo "POSTGRES_PASSWORD=$(secret)"
   echo "GRAFANA_ADMIN_PASSWORD=$(secret)"
+  echo "FUNNEL_TOKEN=$(secret)"
   echo "INFLUXDB_PASSWORD=$(secret)"
   echo "SLUICE_IMAGE=$IMAGE"
   echo "SLUICE_POSTGRES_IMAGE=sluice-postgres:bookworm"
   echo "SLUICE_PROMETHEUS_IMAGE=sluice-prometheus:bookworm"
   echo "CLICK_RATE=$RATE"
+  echo "PAGEVIEW_RATE=$PV_RATE"
+  echo "SESSION_GAP=$GAP"
+  echo "SESSION_THINK=$THINK"
+  echo "SESSION_PAUSE=$PAUSE"
   for n in "${PORT_NAMES[@]}"; do PORT[$n]=$(free_port); echo "SLUICE_${n}_PORT=${PORT[$n]}"; done
 } > "$DIR/compose.env"
 # Debian's docker-compose (v1) refuses published ports next to
@@ -136,9 +155,10 @@ PY
 rm -f "$DIR/compose.merged.yml"
 DC=(docker-compose -p "$PROJECT" -f "$DIR/compose.yml")
 
-SERVICES=(kafka postgres prometheus jobmanager taskmanager-1 taskmanager-2)
+SERVICES=(kafka postgres prometheus jobmanager taskmanager-1 taskmanager-2 funnel-api)
 [ "$RATE" != 0 ] && SERVICES+=(generator)
-[ "$SUBMIT" = 1 ] && SERVICES+=(submit)
+[ "$PV_RATE" != 0 ] && SERVICES+=(pageview-generator)
+[ "$SUBMIT" = 1 ] && SERVICES+=(submit submit-sessions)
 "${DC[@]}" up -d --no-build "${SERVICES[@]}" >"$DIR/up.log" 2>&1 || { cat "$DIR/up.log" >&2; die "compose up failed"; }
 
 JM_HTTP=http://127.0.0.1:${PORT[JM_HTTP]}
@@ -158,6 +178,8 @@ KAFKA=$("${DC[@]}" exec -T kafka cat /var/lib/sluice/kafka.bootstrap)
 if [ "$SUBMIT" = 1 ]; then
   code=$(timeout 60 $DOCKER wait "$("${DC[@]}" ps -q submit)" || echo "no exit within 60 s")
   [ "$code" = 0 ] || { "${DC[@]}" logs submit >&2; die "submitting the clickstream job failed ($code)"; }
+  code=$(timeout 60 $DOCKER wait "$("${DC[@]}" ps -q submit-sessions)" || echo "no exit within 60 s")
+  [ "$code" = 0 ] || { "${DC[@]}" logs submit-sessions >&2; die "submitting the sessions_funnel job failed ($code)"; }
 fi
 
 source "$DIR/compose.env"
@@ -177,5 +199,7 @@ export JOBMANAGER_HTTP=$JM_HTTP
 export JOBMANAGER_METRICS=http://127.0.0.1:${PORT[JM_METRICS]}/metrics
 export TASKMANAGER_METRICS="http://127.0.0.1:${PORT[TM1_METRICS]}/metrics http://127.0.0.1:${PORT[TM2_METRICS]}/metrics"
 export PROMETHEUS_URL=http://127.0.0.1:${PORT[PROMETHEUS]}
+export FUNNEL_RECEIVER=http://127.0.0.1:${PORT[FUNNEL]}
+export FUNNEL_TOKEN=$FUNNEL_TOKEN
 ENV
 echo "up.sh: compose project $PROJECT up (addresses in $DIR/env; docker-compose -p $PROJECT -f $DIR/compose.yml ps|logs)"

@@ -27,8 +27,11 @@ def panel(pid, title, targets, unit="short", kind="timeseries", x=0, y=0, w=12, 
     return p
 
 
-def prom(expr, legend, ref="A"):
-    return {"refId": ref, "datasource": PROM, "expr": expr, "legendFormat": legend, "range": True}
+def prom(expr, legend, ref="A", instant=False):
+    t = {"refId": ref, "datasource": PROM, "expr": expr, "legendFormat": legend, "range": not instant}
+    if instant:
+        t["instant"] = True
+    return t
 
 
 def sql(query, ref="A", fmt="time_series"):
@@ -120,6 +123,57 @@ results = dashboard("sluice-clickstream-results", "Sluice — clickstream result
         prom('topk(10, sum by (page_url) (clicks_per_page))', "{{page_url}}")], x=0, y=18, w=24, h=8),
 ], refresh="30s", time_from="now-1h")
 
+# sessions_funnel: the funnel from the job's Prometheus counters (corrections
+# by late and out-of-order events are counted apart, as counters only grow),
+# the sessions from Postgres, and the push sink's delivery.
+def funnel_range(kind):
+    return ('sum by (step, step_name) (increase(sluice_funnel_users_total{kind="%s"}[$__range]))\n'
+            '- sum by (step, step_name) (increase(sluice_funnel_users_withdrawn_total{kind="%s"}[$__range]))'
+            % (kind, kind))
+
+
+def bar(p):
+    p["options"] = {"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
+                    "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}
+    return p
+
+
+SESSIONS = "session_start >= $__unixEpochFrom()::bigint * 1000 AND session_start < $__unixEpochTo()::bigint * 1000"
+funnel = dashboard("sluice-sessions-funnel", "Sluice — sessions and funnel", [
+    bar(panel(1, "Funnel: sessions that reached each step (time range)", [
+        prom(funnel_range("entered"), "{{step}} {{step_name}}", instant=True)],
+        kind="bargauge", x=0, y=0, w=12, h=8,
+        desc="Sessions entering each step in order (home, product, cart, checkout) within the dashboard's range")),
+    bar(panel(2, "Drop-off: sessions that ended at each step (time range)", [
+        prom(funnel_range("dropped"), "{{step}} {{step_name}}", instant=True)],
+        kind="bargauge", x=12, y=0, w=12, h=8,
+        desc="Sessions whose furthest step was this one when they ended (no event for the session gap)")),
+    panel(3, "Sessions entering each step per minute", [
+        prom('sum by (step, step_name) (rate(sluice_funnel_users_total{kind="entered"}[2m])) * 60',
+             "{{step}} {{step_name}}")], x=0, y=8),
+    panel(4, "Drop-offs per minute by step", [
+        prom('sum by (step, step_name) (rate(sluice_funnel_users_total{kind="dropped"}[2m])) * 60',
+             "{{step}} {{step_name}}")], x=12, y=8),
+    bar(panel(5, "Live: sessions entering each step in the current minute", [
+        prom('sum by (step, step_name) (sluice_funnel_minute_entered)', "{{step}} {{step_name}}", instant=True)],
+        kind="bargauge", x=0, y=16, w=12, h=8)),
+    panel(6, "Funnel push API: batches per second by outcome, and waiting", [
+        prom('sum by (outcome) (rate(sluice_push_sink_batches_total[1m]))', "{{outcome}}", "A"),
+        prom('sum(sluice_push_sink_pending_batches)', "waiting", "B")], x=12, y=16),
+    panel(7, "Sessions per minute, and converted (Postgres)", [sql(
+        "SELECT to_timestamp((session_start / 60000) * 60) AS time, count(*) AS sessions,\n"
+        "       sum(converted::int) AS converted\n"
+        "FROM sessions\nWHERE " + SESSIONS + "\nGROUP BY 1\nORDER BY 1")],
+        ds=PG, x=0, y=24),
+    panel(8, "Furthest step reached (Postgres, time range)", [sql(
+        "SELECT CASE WHEN furthest_step < 0 THEN 'not in the funnel'\n"
+        "            ELSE furthest_step || ' ' || furthest_step_name END AS step,\n"
+        "       count(*) AS sessions, round(avg(duration_ms) / 1000.0, 1) AS avg_seconds,\n"
+        "       round(avg(events), 1) AS avg_events, round(100.0 * avg(converted::int), 1) AS converted_pct\n"
+        "FROM sessions\nWHERE " + SESSIONS + "\nGROUP BY furthest_step, furthest_step_name\nORDER BY furthest_step",
+        fmt="table")], kind="table", ds=PG, x=12, y=24),
+], refresh="10s", time_from="now-1h")
+
 # The same results from InfluxDB (the clickstream job with
 # sink=influxdb://...?measurement=page_counts&tags=page_url&fields=count&time=window_start).
 results_influx = dashboard("sluice-clickstream-results-influxdb", "Sluice — clickstream results (InfluxDB)", [
@@ -138,7 +192,7 @@ results_influx = dashboard("sluice-clickstream-results-influxdb", "Sluice — cl
 
 os.makedirs(os.path.join(HERE, "dashboards"), exist_ok=True)
 for name, d in (("pipeline-health.json", health), ("clickstream-results.json", results),
-                ("clickstream-results-influxdb.json", results_influx)):
+                ("clickstream-results-influxdb.json", results_influx), ("sessions-funnel.json", funnel)):
     with open(os.path.join(HERE, "dashboards", name), "w") as f:
         json.dump(d, f, indent=2)
         f.write("\n")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Starts the Sluice demo topology as local processes — the same one
 # deploy/docker-compose.yml runs in containers:
-#   sluice dev-kafka (topic clicks, 4 partitions), PostgreSQL (fresh initdb),
-#   Prometheus (scraping every Sluice process), the jobmanager, two
-#   taskmanagers and the click generator.
+#   sluice dev-kafka (topics clicks and pageviews, 4 partitions each),
+#   PostgreSQL (fresh initdb), Prometheus (scraping every Sluice process),
+#   the jobmanager, two taskmanagers, the click generator, the page-view
+#   generator and `sluice dev-receiver` (the push API that sessions_funnel's
+#   funnel updates go to).
 # Every port is a free loopback port; the chosen addresses are written to
 # $SLUICE_LOCAL_DIR/env (shell syntax, sourced by quickstart.sh and tests).
 # Stop it with deploy/local/down.sh (same SLUICE_LOCAL_DIR).
@@ -11,6 +13,9 @@
 # Options:  --dir DIR      state directory (default $SLUICE_LOCAL_DIR or /tmp/sluice-local)
 #           --rate N       generator events per second (default 200); 0 = no generator
 #           --pages N      distinct pages of the generator (default 50)
+#           --pageview-rate N  page views per second (default 100); 0 = no page-view generator
+#           --gap D        session gap the page-view generator browses with (default 2m; the
+#                          sessions_funnel job must be submitted with the same --arg gap=)
 #           --build DIR    where the sluice binary is (default <repo>/build)
 #           --slots N      slots per taskmanager (default 4)
 #           --no-prometheus  do not start Prometheus
@@ -26,6 +31,8 @@ DIR=${SLUICE_LOCAL_DIR:-/tmp/sluice-local}
 BUILD="$REPO/build"
 RATE=200
 PAGES=50
+PV_RATE=100
+GAP=2m
 SLOTS=4
 PROMETHEUS=1
 RANDOM_PORTS=0
@@ -35,12 +42,14 @@ while [ $# -gt 0 ]; do
     --dir) DIR=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --pages) PAGES=$2; shift 2 ;;
+    --pageview-rate) PV_RATE=$2; shift 2 ;;
+    --gap) GAP=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --slots) SLOTS=$2; shift 2 ;;
     --no-prometheus) PROMETHEUS=0; shift ;;
     --random-ports) RANDOM_PORTS=1; shift ;;
     --influxdb) INFLUXDB=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -88,7 +97,8 @@ on_error() { echo "up.sh: failed; stopping what started" >&2; "$REPO/deploy/loca
 trap on_error ERR
 
 # --- Kafka (librdkafka mock cluster behind `sluice dev-kafka`)
-start kafka "$SLUICE" dev-kafka --topic clicks:4 --topic clicks_dlq:1 --bootstrap-file "$DIR/kafka.bootstrap"
+start kafka "$SLUICE" dev-kafka --topic clicks:4 --topic clicks_dlq:1 --topic pageviews:4 --topic pageviews_dlq:1 \
+  --bootstrap-file "$DIR/kafka.bootstrap"
 wait_for "dev-kafka" 20 test -s "$DIR/kafka.bootstrap"
 KAFKA=$(cat "$DIR/kafka.bootstrap")
 
@@ -203,6 +213,27 @@ if [ "$RATE" != 0 ]; then
     --out-of-order 0.05 --max-delay 2s --late 0.001 --malformed 0.001
 fi
 
+# --- the push API of sessions_funnel's funnel updates: applies each batch
+# once per idempotency key, keeps the latest update per (minute, step)
+(umask 077; openssl rand -hex 16 > "$DIR/funnel-token")
+start receiver "$SLUICE" dev-receiver --bind 127.0.0.1:0 --key minute,step --token-file "$DIR/funnel-token" \
+  --address-file "$DIR/receiver.address"
+wait_for "dev-receiver" 20 test -s "$DIR/receiver.address"
+RECEIVER=$(cat "$DIR/receiver.address")
+
+# --- the page-view generator (event time = now): users browsing in sessions
+if [ "$PV_RATE" != 0 ]; then
+  # Think time and pause scale with the gap (a tenth of it, at most 5 s; pauses of half a gap).
+  read -r THINK PAUSE < <(python3 -c '
+import re, sys
+m = re.fullmatch(r"(\d+)(ms|s|m|h)", sys.argv[1])
+if not m: sys.exit("up.sh: --gap must be a duration such as 30s or 2m")
+ms = int(m[1]) * {"ms": 1, "s": 1000, "m": 60000, "h": 3600000}[m[2]]
+print("%dms %dms" % (max(1000, min(5000, ms // 10)), ms // 2))' "$GAP")
+  start pageview-generator "$SLUICE" gen --kind pageviews --kafka "$KAFKA" --topic pageviews --rate "$PV_RATE" \
+    --unbounded --gap "$GAP" --pause "$PAUSE" --think-time "$THINK" --allowed-lateness 5s --max-delay 2s
+fi
+
 # The env file holds the Postgres password: private to this user.
 (umask 077; : > "$DIR/env")
 cat > "$DIR/env" <<ENV
@@ -223,6 +254,10 @@ export JOBMANAGER_HTTP=http://127.0.0.1:$JM_HTTP
 export JOBMANAGER_METRICS=http://127.0.0.1:$JM_METRICS/metrics
 export TASKMANAGER_METRICS="http://127.0.0.1:${TM_METRICS[0]}/metrics http://127.0.0.1:${TM_METRICS[1]}/metrics"
 export PROMETHEUS_URL=${PROM_PORT:+http://127.0.0.1:$PROM_PORT}
+export FUNNEL_RECEIVER=http://$RECEIVER
+export FUNNEL_URL=http://$RECEIVER/funnel
+export FUNNEL_TOKEN_FILE=$DIR/funnel-token
+export SESSION_GAP=$GAP
 ENV
 if [ -n "$INFLUX_PORT" ]; then
   cat >> "$DIR/env" <<ENV

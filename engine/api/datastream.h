@@ -15,6 +15,7 @@
 
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -276,6 +277,15 @@ class WindowedStream {
     settings_.late_tag = tag.id;
     return *this;
   }
+  /// Fires windows that changed every `interval` of processing time
+  /// (aligned to multiples of it), before their end and, within the allowed
+  /// lateness, after it (late records then wait for the next early firing).
+  /// Results are updates: the latest per (key, window) wins. Default off.
+  WindowedStream& early_firing(Duration interval) {
+    if (interval.count() <= 0) throw std::invalid_argument("early_firing needs a positive interval");
+    settings_.early_firing = interval;
+    return *this;
+  }
 
   /// Incremental aggregation; the result is the aggregate alone.
   template <class AGG>
@@ -302,6 +312,36 @@ class WindowedStream {
                                       basic::Collector<R>& out) { out.collect(wf(k, w, v)); };
     return make<R>(std::move(name), [ks = keyed_.key_selector(), s = settings_, fn, emit]() {
       return std::make_unique<Op>(ks, s, Contents(fn), emit);
+    });
+  }
+  /// Incremental aggregation over merging windows whose results are
+  /// upserted or kept as a changelog downstream: as aggregate(agg, wf), and
+  /// when a merge absorbs a window that already fired (a late record
+  /// bridging or extending sessions), `rf` withdraws its result; the merged
+  /// window fires as a new window when its time comes:
+  ///   std::optional<R> rf(const K&, const TimeWindow& old, const OUT& old_contents,
+  ///                       const TimeWindow& merged)   (nullopt: emit nothing)
+  template <class AGG, class WF, class RF>
+  auto aggregate_with_retractions(AGG agg, WF wf, RF rf, std::string name = "window") const {
+    using ACC = typename AGG::Accumulator;
+    using OUT = typename AGG::Output;
+    using R = std::decay_t<std::invoke_result_t<WF&, const K&, const window::TimeWindow&, const OUT&>>;
+    using Contents = window::AggregatingContents<T, ACC, OUT>;
+    using Op = window::WindowOperator<K, T, Contents, R>;
+    if (!settings_.assigner.is_merging()) {
+      throw std::invalid_argument("aggregate_with_retractions needs merging (session) windows");
+    }
+    std::shared_ptr<const state::AggregateFunction<T, ACC, OUT>> fn =
+        std::make_shared<const AGG>(std::move(agg));
+    typename Op::WindowFn emit = [wf](const K& k, const window::TimeWindow& w, const OUT& v,
+                                      basic::Collector<R>& out) { out.collect(wf(k, w, v)); };
+    typename Op::RetractFn retract = [rf](const K& k, const window::TimeWindow& old, const OUT& v,
+                                          const window::TimeWindow& merged, basic::Collector<R>& out) {
+      std::optional<R> r = rf(k, old, v, merged);
+      if (r) out.collect(*r);
+    };
+    return make<R>(std::move(name), [ks = keyed_.key_selector(), s = settings_, fn, emit, retract]() {
+      return std::make_unique<Op>(ks, s, Contents(fn), emit, retract);
     });
   }
   /// Record count per window: R wf(const K&, const TimeWindow&, int64_t).
@@ -337,6 +377,7 @@ class WindowedStream {
   DataStream<R> make(std::string name, Make m) const {
     std::string desc = "window " + settings_.assigner.description() +
                        " lateness " + format_duration(settings_.allowed_lateness);
+    if (settings_.early_firing.count() > 0) desc += " early " + format_duration(settings_.early_firing);
     DataStream<R> out = keyed_.input().template add_one_input<R>(std::move(name), std::move(desc),
                                                                  m, keyed_.key_selector(), true);
     if (settings_.late_tag) {

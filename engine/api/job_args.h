@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/common/status.h"
 #include "engine/common/time.h"
 
 namespace sluice::api {
@@ -19,6 +20,14 @@ class JobArgError : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
 };
+
+/// The value of `r` (e.g. a sink made from the URI of `--arg key`), or a
+/// JobArgError naming the argument and what is wrong with it.
+template <class T>
+T arg_value(Result<T> r, const std::string& key) {
+  if (!r.is_ok()) throw JobArgError("--arg " + key + ": " + r.status().message());
+  return std::move(r).value();
+}
 
 /// Typed access to the job's arguments. Every key read is remembered, so
 /// arguments the job never reads (typos) can be refused after the build.

@@ -18,6 +18,7 @@ using Runner = std::function<int()>;
 Runner add_run_local(CLI::App& app);
 Runner add_gen(CLI::App& app);
 Runner add_dev_kafka(CLI::App& app);
+Runner add_dev_receiver(CLI::App& app);
 Runner add_jobmanager(CLI::App& app);
 Runner add_taskmanager(CLI::App& app);
 Runner add_submit(CLI::App& app);

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -58,6 +59,7 @@ Result<std::vector<std::string>> values_of(const std::string& path, const std::s
 Status check_settings_text(const std::string& path, const std::string& text) {
   enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
   In in = In::kCode;
+  char last = '\n';  // the last character of code (not blank, not a comment); '"' after a string
   size_t line = 1;
   size_t column = 0;
   auto at = [&](const std::string& what) {
@@ -65,6 +67,7 @@ Status check_settings_text(const std::string& path, const std::string& text) {
                                     ": " + what);
   };
   auto starts = [&](size_t i, const char* s3) { return text.compare(i, 3, s3) == 0; };
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
   for (size_t i = 0; i < text.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     ++column;
@@ -76,15 +79,22 @@ Status check_settings_text(const std::string& path, const std::string& text) {
     if (c == '\n') {
       if (in == In::kBasic || in == In::kLiteral) return at("a string does not end on its line");
       if (in == In::kComment) in = In::kCode;
+      if (in == In::kCode) last = '\n';
       ++line;
       column = 0;
       continue;
     }
     switch (in) {
-      case In::kCode:
+      case In::kCode: {
         if (c >= 0x80) return at("non-ASCII character outside a string or comment (quote the key or value)");
+        // A quote opens a string only where TOML has one (a key or a value);
+        // inside another token it is part of that token, as for toml++.
+        const bool string_may_start = std::strchr("=[,{.\n", last) != nullptr;
+        if (c != ' ' && c != '\t' && c != '\r' && c != '#') last = static_cast<char>(c);
         if (c == '#') {
           in = In::kComment;
+        } else if ((c == '"' || c == '\'') && !string_may_start) {
+          // part of a malformed token: left to toml++ to refuse
         } else if (starts(i, "\"\"\"")) {
           in = In::kMultiBasic;
           i += 2;
@@ -99,11 +109,34 @@ Status check_settings_text(const std::string& path, const std::string& text) {
           in = In::kLiteral;
         }
         break;
+      }
       case In::kComment:
         break;
       case In::kBasic:
       case In::kMultiBasic:
-        if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
+        if (c == '\\' && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80) {
+          ++column;
+          return at("a backslash followed by a non-ASCII character is not an escape (escapes are \\n, \\t, \\uXXXX, ...)");
+        }
+        if (in == In::kMultiBasic && c == '\\' && i + 1 < text.size() && blank(text[i + 1])) {
+          // A line-ending backslash: toml++ trims the blanks and line ends
+          // after it, testing the first other character as whitespace.
+          size_t j = i + 1;
+          while (j < text.size() && blank(text[j])) {
+            if (text[j] == '\n') {
+              ++line;
+              column = 0;
+            } else {
+              ++column;
+            }
+            ++j;
+          }
+          i = j - 1;
+          if (j < text.size() && static_cast<unsigned char>(text[j]) >= 0x80) {
+            ++column;
+            return at("non-ASCII character right after a line-ending backslash (put an ASCII character first)");
+          }
+        } else if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n') {
           ++i;  // an escaped character, e.g. \" (a line-ending backslash is left to the newline branch)
           ++column;
         } else if (in == In::kBasic && c == '"') {

@@ -1,4 +1,5 @@
-// sluice gen: seeded click events as NDJSON.
+// sluice gen: seeded click events (--kind clicks) or page views (--kind
+// pageviews) as NDJSON.
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -8,22 +9,36 @@
 #include "engine/cli/commands.h"
 #include "engine/common/time.h"
 #include "jobs/gen/generator.h"
+#include "jobs/gen/pageviews.h"
 
 namespace sluice::cli {
 
 namespace {
 
 struct GenCli {
+  std::string kind = "clicks";
   gen::GenOptions o;
+  gen::PageViewOptions pv;
   std::string output = "-";
   std::string max_delay = "2s";
   std::string late_delay = "5m";
+  // pageviews
+  std::string think_time = "20s", pause = "20m", gap = "30m", allowed_lateness = "5m";
+  std::string conversion = "0.65,0.4,0.5";
   bool unbounded = false;
+  CLI::App* cmd = nullptr;  // to tell options given from defaults
   std::string kafka;  // host:port: produce to Kafka instead of writing a file
   std::string topic;
   std::string kafka_timestamp = "now";  // or "event": the message timestamp is the event's ts
 };
 
+/// What a generator run produced: the number of lines and a summary.
+struct Produced {
+  int64_t lines = 0;
+  std::string summary;
+};
+/// Runs the chosen generator with `emit`.
+using Generate = std::function<Result<Produced>(const std::function<Status(const std::string&)>& emit)>;
 /// The "ts" of a generated line, or 0 (the producer's clock) when it has none.
 int64_t event_ts(const std::string& line) {
   auto at = line.find("\"ts\":");
@@ -35,35 +50,94 @@ int64_t event_ts(const std::string& line) {
 
 // --kafka: every line becomes one message (malformed lines too, as
 // malformed messages), produced idempotently with acks=all.
-int run_kafka(GenCli& c) {
+int run_kafka(GenCli& c, const Generate& generate) {
   if (c.topic.empty()) return report_error("--kafka needs --topic", 2);
   if (c.output != "-") return report_error("--kafka and --output exclude each other", 2);
   auto producer = kafka::SimpleProducer::create(c.kafka);
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
   const bool event_time = c.kafka_timestamp == "event";
-  auto r = gen::run_generator(c.o, [&](const std::string& line) {
+  auto r = generate([&](const std::string& line) {
     return p.produce(c.topic, line, std::nullopt, -1, {}, event_time ? event_ts(line) : 0);
   });
   Status st = r.is_ok() ? p.flush() : r.status();
   if (!st.is_ok()) return report_error(st.message(), 1);
-  std::cerr << "produced " << r->total() << " messages to " << c.kafka << "/" << c.topic << ": "
-            << r->on_time << " on time, " << r->out_of_order << " out of order, " << r->late
-            << " late, " << r->malformed << " malformed" << std::endl;
+  std::cerr << "produced " << r->lines << " messages to " << c.kafka << "/" << c.topic << ": " << r->summary
+            << std::endl;
   return 0;
 }
 
+Result<gen::PageViewOptions> pageview_options(GenCli& c) {
+  gen::PageViewOptions o = c.pv;
+  o.count = c.unbounded ? -1 : c.o.count;
+  o.seed = c.o.seed;
+  o.users = c.o.users;
+  o.start_ts = c.o.start_ts;
+  o.rate = c.o.rate;
+  // Options shared with clicks keep the page-view defaults unless given.
+  auto given = [&](const char* flag) { return c.cmd && c.cmd->count(flag) > 0; };
+  o.out_of_order_fraction = c.o.out_of_order_fraction;
+  if (given("--late")) o.late_fraction = c.o.late_fraction;
+  if (given("--malformed")) o.malformed_fraction = c.o.malformed_fraction;
+  if (!given("--max-delay")) c.max_delay = "5s";
+  struct D { const char* flag; std::string* text; Duration* out; };
+  for (D d : {D{"--max-delay", &c.max_delay, &o.out_of_orderness}, D{"--think-time", &c.think_time, &o.think_time},
+              D{"--pause", &c.pause, &o.pause}, D{"--gap", &c.gap, &o.gap},
+              D{"--allowed-lateness", &c.allowed_lateness, &o.allowed_lateness}}) {
+    auto v = parse_duration(*d.text);
+    if (!v.is_ok()) return Status::invalid_argument(std::string(d.flag) + ": " + v.status().message());
+    *d.out = *v;
+  }
+  o.conversion.clear();
+  size_t start = 0;
+  while (start <= c.conversion.size()) {
+    size_t comma = c.conversion.find(',', start);
+    std::string part = c.conversion.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    double v = std::strtod(part.c_str(), &end);
+    if (part.empty() || *end != '\0') return Status::invalid_argument("--conversion: '" + part + "' is not a number");
+    o.conversion.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  SLUICE_RETURN_IF_ERROR(o.validate());
+  return o;
+}
+
 int run(GenCli& c) {
-  auto md = parse_duration(c.max_delay);
-  if (!md.is_ok()) return report_error("--max-delay: " + md.status().message(), 2);
-  auto ld = parse_duration(c.late_delay);
-  if (!ld.is_ok()) return report_error("--late-delay: " + ld.status().message(), 2);
-  c.o.max_delay = *md;
-  c.o.late_delay = *ld;
-  if (c.unbounded) c.o.count = -1;
-  // Check before opening anything: a bad option must not empty an existing file.
-  if (auto st = c.o.validate(); !st.is_ok()) return report_error(st.message(), 2);
-  if (!c.kafka.empty()) return run_kafka(c);
+  Generate generate;
+  if (c.kind == "clicks") {
+    auto md = parse_duration(c.max_delay);
+    if (!md.is_ok()) return report_error("--max-delay: " + md.status().message(), 2);
+    auto ld = parse_duration(c.late_delay);
+    if (!ld.is_ok()) return report_error("--late-delay: " + ld.status().message(), 2);
+    c.o.max_delay = *md;
+    c.o.late_delay = *ld;
+    if (c.unbounded) c.o.count = -1;
+    // Check before opening anything: a bad option must not empty an existing file.
+    if (auto st = c.o.validate(); !st.is_ok()) return report_error(st.message(), 2);
+    generate = [&c](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
+      SLUICE_ASSIGN_OR_RETURN(gen::GenSummary r, gen::run_generator(c.o, emit));
+      return Produced{r.total(), std::to_string(r.on_time) + " on time, " + std::to_string(r.out_of_order) +
+                                     " out of order, " + std::to_string(r.late) + " late, " +
+                                     std::to_string(r.malformed) + " malformed"};
+    };
+  } else if (c.kind == "pageviews") {
+    auto o = pageview_options(c);
+    if (!o.is_ok()) return report_error(o.status().message(), 2);
+    generate = [o = *o](const std::function<Status(const std::string&)>& emit) -> Result<Produced> {
+      SLUICE_ASSIGN_OR_RETURN(gen::PageViewSummary r, gen::run_pageviews(o, emit));
+      return Produced{r.total(), "page views: " + std::to_string(r.on_time) + " on time, " +
+                                     std::to_string(r.out_of_order) + " out of order, " + std::to_string(r.late) +
+                                     " late, " + std::to_string(r.bridging) + " bridging, " +
+                                     std::to_string(r.very_late) + " very late, " + std::to_string(r.malformed) +
+                                     " malformed; " + std::to_string(r.sessions_started) + " visits started"};
+    };
+  } else {
+    return report_error("--kind must be clicks or pageviews, not '" + c.kind + "'", 2);
+  }
+  const bool paced = c.o.rate > 0;
+  if (!c.kafka.empty()) return run_kafka(c, generate);
   if (!c.topic.empty()) return report_error("--topic needs --kafka", 2);
   std::FILE* out = stdout;
   if (c.output != "-") {
@@ -78,19 +152,17 @@ int run(GenCli& c) {
     buf.clear();
     return Status::ok();
   };
-  auto r = gen::run_generator(c.o, [&](const std::string& line) -> Status {
+  auto r = generate([&](const std::string& line) -> Status {
     buf += line;
     buf.push_back('\n');
-    if (buf.size() >= (1 << 20) || c.o.rate > 0) return flush();
+    if (buf.size() >= (1 << 20) || paced) return flush();
     return Status::ok();
   });
   Status st = r.is_ok() ? flush() : r.status();
   if (out != stdout) std::fclose(out);
   else std::fflush(stdout);
   if (!st.is_ok()) return report_error(st.message(), 2);
-  std::cerr << "generated " << r->total() << " lines: " << r->on_time << " on time, "
-            << r->out_of_order << " out of order, " << r->late << " late, " << r->malformed
-            << " malformed" << std::endl;
+  std::cerr << "generated " << r->lines << " lines: " << r->summary << std::endl;
   return 0;
 }
 
@@ -98,7 +170,10 @@ int run(GenCli& c) {
 
 Runner add_gen(CLI::App& app) {
   auto c = std::make_shared<GenCli>();
-  auto* cmd = app.add_subcommand("gen", "Generate click events (NDJSON), seeded and reproducible");
+  auto* cmd = app.add_subcommand("gen", "Generate click events or page views (NDJSON), seeded and reproducible");
+  c->cmd = cmd;
+  cmd->add_option("--kind", c->kind, "clicks (the clickstream job's input) or pageviews (sessions_funnel's)")
+      ->capture_default_str();
   cmd->add_option("-n,--count", c->o.count, "Number of events")->capture_default_str();
   cmd->add_flag("--unbounded", c->unbounded, "Run until killed (needs --rate)");
   cmd->add_option("--rate", c->o.rate, "Events per wall-clock second (event time = now); 0 = as fast as possible")
@@ -116,12 +191,30 @@ Runner add_gen(CLI::App& app) {
   cmd->add_option("--out-of-order", c->o.out_of_order_fraction,
                   "Fraction of events delayed by up to --max-delay")
       ->capture_default_str();
-  cmd->add_option("--max-delay", c->max_delay, "Largest out-of-order delay")->capture_default_str();
+  cmd->add_option("--max-delay", c->max_delay,
+                  "Largest out-of-order delay (pageviews: also the job's watermark bound; default 5s there)")
+      ->capture_default_str();
   cmd->add_option("--late", c->o.late_fraction,
                   "Fraction of events older by --late-delay .. 2x --late-delay")
       ->capture_default_str();
   cmd->add_option("--late-delay", c->late_delay, "Delay of late events")->capture_default_str();
   cmd->add_option("--malformed", c->o.malformed_fraction, "Fraction of malformed lines")
+      ->capture_default_str();
+  cmd->add_option("--products", c->pv.products, "pageviews: distinct products")->capture_default_str();
+  cmd->add_option("--think-time", c->think_time, "pageviews: mean time between a session's events")->capture_default_str();
+  cmd->add_option("--pause", c->pause, "pageviews: mean pause between a user's sessions, beyond the gap")->capture_default_str();
+  cmd->add_option("--gap", c->gap, "pageviews: the job's session gap")->capture_default_str();
+  cmd->add_option("--allowed-lateness", c->allowed_lateness,
+                  "pageviews: the job's allowed lateness (late and bridging events stay within it)")
+      ->capture_default_str();
+  cmd->add_option("--conversion", c->conversion, "pageviews: home->product, product->cart, cart->checkout rates")
+      ->capture_default_str();
+  cmd->add_option("--purchase-rate", c->pv.purchase_rate, "pageviews: checkout -> purchase rate")->capture_default_str();
+  cmd->add_option("--split", c->pv.split_fraction, "pageviews: share of pauses just longer than the gap")->capture_default_str();
+  cmd->add_option("--bridge", c->pv.bridge_fraction, "pageviews: share of those bridged by a late event")->capture_default_str();
+  cmd->add_option("--very-late", c->pv.very_late_fraction, "pageviews: share of events days behind every watermark")
+      ->capture_default_str();
+  cmd->add_option("--full-urls", c->pv.full_url_fraction, "pageviews: share of page_url given as a full URL")
       ->capture_default_str();
   cmd->add_option("-o,--output", c->output, "Output file, or - for stdout")->capture_default_str();
   cmd->add_option("--kafka", c->kafka, "Produce to Kafka at host:port instead (one message per event)");

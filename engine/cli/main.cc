@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   add(sluice::cli::add_run_local);
   add(sluice::cli::add_gen);
   add(sluice::cli::add_dev_kafka);
+  add(sluice::cli::add_dev_receiver);
   add(sluice::cli::add_jobmanager);
   add(sluice::cli::add_taskmanager);
   add(sluice::cli::add_submit);

@@ -29,16 +29,6 @@ using namespace std::chrono_literals;
 using sluice::jobs::ClickEvent;
 using sluice::jobs::PageCount;
 
-namespace {
-
-template <class T>
-T or_arg_error(sluice::Result<T> r, const std::string& key) {
-  if (!r.is_ok()) throw sluice::api::JobArgError("--arg " + key + ": " + r.status().message());
-  return std::move(r).value();
-}
-
-}  // namespace
-
 SLUICE_JOB(clickstream) {
   using namespace sluice;
   const std::string source_uri = args.require("source", "file:///path/to/clicks.ndjson");
@@ -55,17 +45,17 @@ SLUICE_JOB(clickstream) {
   const std::string from_arg = args.get("from", "");
   const std::string to_arg = args.get("to", "");
   int64_t from_ms = INT64_MIN, to_ms = INT64_MAX;
-  if (!from_arg.empty()) from_ms = or_arg_error(parse_timestamp_ms(from_arg), "from");
-  if (!to_arg.empty()) to_ms = or_arg_error(parse_timestamp_ms(to_arg), "to");
+  if (!from_arg.empty()) from_ms = api::arg_value(parse_timestamp_ms(from_arg), "from");
+  if (!to_arg.empty()) to_ms = api::arg_value(parse_timestamp_ms(to_arg), "to");
   if (from_ms >= to_ms) throw api::JobArgError("--arg from must be before --arg to");
   if ((from_ms != INT64_MIN && from_ms % window.count() != 0) || (to_ms != INT64_MAX && to_ms % window.count() != 0)) {
     throw api::JobArgError("--arg from/to must fall on window boundaries (multiples of the " +
                            format_duration(window) + " window), or the windows at the edges would be partial");
   }
 
-  auto source = or_arg_error(connectors::source_from_uri<ClickEvent>(source_uri), "source");
-  auto sink = or_arg_error(connectors::sink_from_uri<PageCount>(sink_uri), "sink");
-  auto dlq = or_arg_error(connectors::sink_from_uri<DeadLetter>(dlq_uri), "dlq");
+  auto source = api::arg_value(connectors::source_from_uri<ClickEvent>(source_uri), "source");
+  auto sink = api::arg_value(connectors::sink_from_uri<PageCount>(sink_uri), "sink");
+  auto dlq = api::arg_value(connectors::sink_from_uri<DeadLetter>(dlq_uri), "dlq");
   env.set_dead_letter_sink(dlq);
 
   auto strategy = WatermarkStrategy<ClickEvent>::for_bounded_out_of_orderness(out_of_orderness)
@@ -103,12 +93,12 @@ SLUICE_JOB(clickstream) {
   counts.uid("page-counts");
   counts.sink_to(sink, "results").uid("results-sink").set_parallelism(static_cast<int>(sink_parallelism));
   if (!metrics_uri.empty()) {
-    auto metrics_sink = or_arg_error(connectors::sink_from_uri<PageCount>(metrics_uri), "metrics");
+    auto metrics_sink = api::arg_value(connectors::sink_from_uri<PageCount>(metrics_uri), "metrics");
     counts.sink_to(metrics_sink, "results metrics").uid("metrics-sink");
   }
 
   if (!late_uri.empty()) {
-    auto late_sink = or_arg_error(connectors::sink_from_uri<ClickEvent>(late_uri), "late");
+    auto late_sink = api::arg_value(connectors::sink_from_uri<ClickEvent>(late_uri), "late");
     counts.get_side_output(late_tag)
         .sink_to(late_sink, "late events")
         .uid("late-sink")

@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "state/keyed_state.h"
 
@@ -118,6 +121,78 @@ class ReduceAggregate final : public AggregateFunction<T, std::optional<T>, T> {
 
  private:
   std::function<T(const T&, const T&)> f_;
+};
+
+/// A value with the event time it belongs to.
+template <class V>
+struct TimedValue {
+  int64_t ts = 0;
+  V value{};
+  SLUICE_FIELDS(ts, value)
+  bool operator==(const TimedValue&) const = default;
+  auto operator<=>(const TimedValue&) const = default;
+};
+
+/// The `limit` earliest values of a window by event time (ties broken by
+/// value) and how many values there were beyond them: a bounded window
+/// result (a session's first pages) that is the same whatever order the
+/// records arrived in and however the window's parts were merged. Value
+/// type; used as (part of) an accumulator.
+template <class V>
+struct FirstN {
+  std::vector<TimedValue<V>> items;  // ascending (ts, value), at most `limit`
+  int64_t more = 0;                  // values seen beyond `items`
+  SLUICE_FIELDS(items, more)
+  bool operator==(const FirstN&) const = default;
+
+  void add(int64_t ts, const V& v, size_t limit) {
+    TimedValue<V> tv{ts, v};
+    if (items.size() >= limit && (limit == 0 || !(tv < items.back()))) {
+      ++more;
+      return;
+    }
+    items.insert(std::upper_bound(items.begin(), items.end(), tv), std::move(tv));
+    if (items.size() > limit) {
+      items.pop_back();
+      ++more;
+    }
+  }
+  void merge(const FirstN& o, size_t limit) {
+    std::vector<TimedValue<V>> all;
+    all.reserve(items.size() + o.items.size());
+    std::merge(items.begin(), items.end(), o.items.begin(), o.items.end(), std::back_inserter(all));
+    more += o.more;
+    if (all.size() > limit) {
+      more += static_cast<int64_t>(all.size() - limit);
+      all.resize(limit);
+    }
+    items = std::move(all);
+  }
+  /// The values in event-time order.
+  std::vector<V> values() const {
+    std::vector<V> out;
+    out.reserve(items.size());
+    for (const auto& i : items) out.push_back(i.value);
+    return out;
+  }
+};
+
+/// The first `limit` values of a field by event time, and the count of the
+/// rest (FirstN): e.g. a session's first 50 pages in order.
+template <class IN, class V>
+class FirstNAggregate final : public AggregateFunction<IN, FirstN<V>, FirstN<V>> {
+ public:
+  FirstNAggregate(size_t limit, std::function<int64_t(const IN&)> ts, std::function<V(const IN&)> value)
+      : limit_(limit), ts_(std::move(ts)), value_(std::move(value)) {}
+  FirstN<V> create_accumulator() const override { return {}; }
+  void add(FirstN<V>& acc, const IN& v) const override { acc.add(ts_(v), value_(v), limit_); }
+  FirstN<V> get_result(const FirstN<V>& acc) const override { return acc; }
+  void merge(FirstN<V>& into, const FirstN<V>& other) const override { into.merge(other, limit_); }
+
+ private:
+  size_t limit_;
+  std::function<int64_t(const IN&)> ts_;
+  std::function<V(const IN&)> value_;
 };
 
 }  // namespace sluice::window

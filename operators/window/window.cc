@@ -76,6 +76,26 @@ void WindowAssigner::assign(int64_t ts, std::vector<TimeWindow>& out) const {
   }
 }
 
+WindowMerge merge_window(const std::vector<TimeWindow>& set, const TimeWindow& added) {
+  WindowMerge m{added, {}};
+  std::vector<bool> absorbed(set.size(), false);
+  // Windows of the set never touch each other, but grow to a fixpoint anyway:
+  // a window that only touches another absorbed one merges too.
+  for (bool grew = true; grew;) {
+    grew = false;
+    for (size_t i = 0; i < set.size(); ++i) {
+      if (!absorbed[i] && set[i].intersects(m.merged)) {
+        absorbed[i] = true;
+        m.merged = m.merged.cover(set[i]);
+        grew = true;
+      }
+    }
+  }
+  for (size_t i = 0; i < set.size(); ++i)
+    if (absorbed[i]) m.absorbed.push_back(i);
+  return m;
+}
+
 std::string WindowAssigner::description() const {
   switch (kind_) {
     case Kind::kTumbling:

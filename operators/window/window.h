@@ -61,6 +61,17 @@ class WindowAssigner {
   Duration offset_;
 };
 
+/// Adding one window to the windows of a merging assigner (sessions): the
+/// windows of `set` (which never touch each other) that `added` overlaps or
+/// touches, directly or through another one, merge with it into `merged`.
+/// `absorbed` lists their indexes in `set`, ascending; every other window
+/// of the set stays as it is. Pure; Flink's MergingWindowSet without state.
+struct WindowMerge {
+  TimeWindow merged;
+  std::vector<size_t> absorbed;
+};
+WindowMerge merge_window(const std::vector<TimeWindow>& set, const TimeWindow& added);
+
 /// Flink-style names for the assigners.
 struct TumblingEventTimeWindows {
   static WindowAssigner of(Duration size, Duration offset = Duration(0)) {

@@ -8,6 +8,22 @@
 // fits fires an updated result. Records later than that go to the late
 // side output if the job asked for one, otherwise to the dead-letter
 // output: never dropped silently.
+//
+// Two options for results that must be seen before a window is complete:
+//  - early firing (Flink's ContinuousProcessingTimeTrigger): every
+//    `early_firing` of processing time (aligned to its multiples), a window
+//    that received records since it last fired fires its current result;
+//    when the watermark passes its end or its lateness, it fires only if
+//    something is still unreported. Late records within the allowed
+//    lateness wait for the next early firing instead of firing one result
+//    each. No result repeats the previous one; consumers read results as
+//    "latest per (key, window) wins".
+//  - retractions (merging windows): when windows that already fired (on
+//    time, late or early) are absorbed into a merged window (a late record
+//    bridging two sessions, or extending one), a retraction function sees
+//    each of them with what it held and may emit a record that withdraws
+//    its result; the merged window is a new window that fires when its own
+//    time comes. Upsert and changelog consumers stay exact.
 #pragma once
 
 #include <functional>
@@ -28,6 +44,20 @@ struct WindowSettings {
   Duration allowed_lateness{0};
   /// Side-output tag for records too late for any window; unset: dead letters.
   std::optional<std::string> late_tag;
+  /// Default 0 (off): fire windows that changed every this much processing
+  /// time, aligned to multiples of it, before (and after) the watermark
+  /// reaches their end.
+  Duration early_firing{0};
+};
+
+/// A window of a merging assigner and the window whose namespace holds its
+/// contents (its "state window", Flink's MergingWindowSet): a merge keeps
+/// the contents where one of the merged windows had them, so a session that
+/// grows by one record costs one contents update, not a copy.
+struct MergedWindow {
+  TimeWindow window;
+  TimeWindow state;
+  SLUICE_FIELDS(window, state)
 };
 
 /// Window contents as an accumulator per window (incremental aggregation).
@@ -96,20 +126,35 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   using V = typename Contents::Value;
   /// Emits the result(s) of one firing of one window.
   using WindowFn = std::function<void(const K&, const TimeWindow&, const V&, basic::Collector<R>&)>;
+  /// Withdraws the result of window `old`, which fired and which a merge
+  /// absorbed into `merged`; `value` is what `old` held. May emit nothing.
+  using RetractFn = std::function<void(const K&, const TimeWindow& old, const V& value,
+                                       const TimeWindow& merged, basic::Collector<R>&)>;
 
   WindowOperator(std::shared_ptr<const runtime::KeySelector<IN, K>> ks, WindowSettings settings,
-                 Contents contents, WindowFn fn)
+                 Contents contents, WindowFn fn, RetractFn retract = nullptr)
       : Base(std::move(ks)),
         settings_(std::move(settings)),
         contents_(std::move(contents)),
-        fn_(std::move(fn)) {}
+        fn_(std::move(fn)),
+        retract_(std::move(retract)) {}
 
   Status open() override {
     SLUICE_RETURN_IF_ERROR(Base::open());
     contents_.open(*this->backend_);
     if (settings_.assigner.is_merging()) {
       window_set_ = state::get_value_state(
-          *this->backend_, state::ValueStateDescriptor<std::vector<TimeWindow>>{"window-set", {}});
+          *this->backend_, state::ValueStateDescriptor<std::vector<MergedWindow>>{"merging-windows", {}});
+      // Whether a window fired is known from the watermark, unless it may
+      // have fired early: then it is kept per window.
+      if (retract_ && early()) {
+        emitted_ = state::get_value_state(*this->backend_,
+                                          state::ValueStateDescriptor<bool>{"window-emitted", {}});
+      }
+    }
+    if (early()) {
+      early_timer_ = state::get_value_state(*this->backend_,
+                                            state::ValueStateDescriptor<int64_t>{"window-early-timer", {}});
     }
     collector_.set_output(static_cast<runtime::Output<R>*>(this->outputs().at(0)));
     if (settings_.late_tag) {
@@ -135,6 +180,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
       if (is_late(w, wm)) continue;
       skipped = false;
       w.encode(ns_);
+      state_ns_ = ns_;
       contents_.set_namespace(ns_);
       contents_.add(v);
       arm(w, wm);
@@ -149,14 +195,25 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
       return;
     }
     this->set_current_key_from_timer(t);
-    if (t.ts == w.max_timestamp()) {
-      fire(w);
-      if (settings_.allowed_lateness.count() == 0) clear_window(w);
-    } else if (t.ts == cleanup_time(w)) {
-      clear_window(w);
-    }
+    const bool on_time = t.ts == w.max_timestamp();
+    const bool cleanup = t.ts == cleanup_time(w);
+    if (!on_time && !cleanup) return;
+    // With early firing only what was not reported yet fires (at the end,
+    // or before the state goes).
+    if (early() ? this->take_early_timer(t.ns, true) : on_time) fire(w, state_ns_of(w));
+    if (cleanup || (on_time && settings_.allowed_lateness.count() == 0)) clear_window(w);
   }
-  void on_processing_time(const state::TimerEntry&) override {}
+  /// An early firing: the window fires its current result if it still
+  /// holds one (it may have been merged away or cleared meanwhile).
+  void on_processing_time(const state::TimerEntry& t) override {
+    TimeWindow w;
+    if (!TimeWindow::decode(t.ns, w)) {
+      this->context().fail(Status::corruption("window timer with a bad namespace"));
+      return;
+    }
+    this->set_current_key_from_timer(t);
+    if (this->take_early_timer(t.ns, false)) fire(w, state_ns_of(w));
+  }
 
  private:
   int64_t cleanup_time(const TimeWindow& w) const {
@@ -164,74 +221,151 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   }
   bool is_late(const TimeWindow& w, int64_t wm) const { return cleanup_time(w) <= wm; }
 
-  // Registers the timers of window w (ns_ holds its namespace), or fires it
-  // now if the watermark already passed its end (a late record within the
-  // allowed lateness: an updated result).
+  bool early() const { return settings_.early_firing.count() > 0; }
+
+  // The namespace of window w's contents: its own, or for merging windows
+  // the state window the set maps it to (empty if w is not in the set).
+  std::string state_ns_of(const TimeWindow& w) {
+    std::string ns;
+    if (!window_set_) {
+      w.encode(ns);
+      return ns;
+    }
+    for (const MergedWindow& m : window_set_->value_or({})) {
+      if (m.window == w) {
+        m.state.encode(ns);
+        break;
+      }
+    }
+    return ns;
+  }
+
+  // Registers the timers of window w (ns_ holds its namespace, state_ns_
+  // its contents'), or fires it now if the watermark already passed its end
+  // (a late record within the allowed lateness: an updated result; with
+  // early firing, at the next one).
   void arm(const TimeWindow& w, int64_t wm) {
     if (w.max_timestamp() <= wm) {
-      fire(w);
+      if (!early()) fire(w, state_ns_);
     } else {
       this->timers_->register_event_time_timer(ns_, w.max_timestamp());
+    }
+    if (early()) {
+      // One pending early firing per window, at the next multiple of the
+      // interval: every change until then shares it.
+      early_timer_->set_namespace(ns_);
+      if (!early_timer_->value()) {
+        const int64_t every = settings_.early_firing.count();
+        const int64_t now = this->timers_->current_processing_time();
+        const int64_t at = now - now % every + every;
+        this->timers_->register_processing_time_timer(ns_, at);
+        early_timer_->update(at);
+      }
     }
     if (settings_.allowed_lateness.count() > 0) {
       this->timers_->register_event_time_timer(ns_, cleanup_time(w));
     }
   }
 
+  // Whether window `ns` has changes no firing reported yet (a pending
+  // early firing); forgets it, and deletes its timer if `cancel`.
+  bool take_early_timer(std::string_view ns, bool cancel) {
+    early_timer_->set_namespace(ns);
+    std::optional<int64_t> at = early_timer_->value();
+    if (!at) return false;
+    early_timer_->clear();
+    if (cancel) this->timers_->delete_processing_time_timer(ns, *at);
+    return true;
+  }
+
+  // Whether window w (of the current key) has emitted a result.
+  bool has_fired(const TimeWindow& w, std::string_view ns, int64_t wm) {
+    if (w.max_timestamp() <= wm) return true;
+    if (!emitted_) return false;
+    emitted_->set_namespace(ns);
+    return emitted_->value().value_or(false);
+  }
+
   void process_merging(const IN& v, EventTime ts, int64_t wm) {
-    std::vector<TimeWindow> set = window_set_->value_or({});
+    std::vector<MergedWindow> set = window_set_->value_or({});
+    std::vector<TimeWindow> windows;
+    windows.reserve(set.size());
+    for (const MergedWindow& m : set) windows.push_back(m.window);
     settings_.assigner.assign(ts.ms(), windows_);
-    TimeWindow merged = windows_.front();
-    // Windows in the set never touch each other, but grow to a fixpoint anyway.
-    std::vector<bool> absorbed(set.size(), false);
-    for (bool grew = true; grew;) {
-      grew = false;
-      for (size_t i = 0; i < set.size(); ++i) {
-        if (!absorbed[i] && set[i].intersects(merged)) {
-          absorbed[i] = true;
-          merged = merged.cover(set[i]);
-          grew = true;
-        }
-      }
-    }
+    const WindowMerge m = merge_window(windows, windows_.front());
+    const TimeWindow& merged = m.merged;
     if (is_late(merged, wm)) {
       late(v, ts, wm);
       return;
     }
+    // The merged window keeps the contents of the first window it absorbs;
+    // the others' contents are merged into them.
+    const TimeWindow state = m.absorbed.empty() ? merged : set[m.absorbed.front()].state;
     std::vector<std::string> sources;
-    std::vector<TimeWindow> kept;
-    std::string ns;
+    std::vector<MergedWindow> kept;
+    std::string ns, sns;
+    size_t next = 0;
     for (size_t i = 0; i < set.size(); ++i) {
-      if (!absorbed[i]) {
+      if (next >= m.absorbed.size() || m.absorbed[next] != i) {
         kept.push_back(set[i]);
         continue;
       }
-      if (set[i] == merged) continue;
-      set[i].encode(ns);
-      this->timers_->delete_event_time_timer(ns, set[i].max_timestamp());
-      if (settings_.allowed_lateness.count() > 0) {
-        this->timers_->delete_event_time_timer(ns, cleanup_time(set[i]));
+      ++next;
+      set[i].state.encode(sns);
+      if (!(set[i].state == state)) sources.push_back(sns);
+      if (set[i].window == merged) continue;
+      set[i].window.encode(ns);
+      if (retract_ && has_fired(set[i].window, ns, wm)) retract(set[i].window, sns, merged);
+      if (emitted_) {
+        emitted_->set_namespace(ns);
+        emitted_->clear();
       }
-      sources.push_back(ns);
+      if (early()) this->take_early_timer(ns, true);
+      this->timers_->delete_event_time_timer(ns, set[i].window.max_timestamp());
+      if (settings_.allowed_lateness.count() > 0) {
+        this->timers_->delete_event_time_timer(ns, cleanup_time(set[i].window));
+      }
     }
     merged.encode(ns_);
-    if (!sources.empty()) contents_.merge(ns_, sources);
-    contents_.set_namespace(ns_);
+    state.encode(state_ns_);
+    if (!sources.empty()) contents_.merge(state_ns_, sources);
+    contents_.set_namespace(state_ns_);
     contents_.add(v);
-    kept.push_back(merged);
+    kept.push_back({merged, state});
     window_set_->update(kept);
     arm(merged, wm);
   }
 
-  void fire(const TimeWindow& w) {
-    std::string ns;
-    w.encode(ns);
+  void retract(const TimeWindow& old, std::string_view ns, const TimeWindow& merged) {
     contents_.set_namespace(ns);
     std::optional<V> value = contents_.get();
     if (!value) return;
+    collector_.set_timestamp(EventTime(old.max_timestamp()));
+    guarded(old, [&] { retract_(this->current_key(), old, *value, merged, collector_); });
+  }
+
+  // Fires window w, whose contents are in namespace `state_ns`.
+  void fire(const TimeWindow& w, std::string_view state_ns) {
+    if (state_ns.empty()) return;  // merged away or cleared meanwhile
+    contents_.set_namespace(state_ns);
+    std::optional<V> value = contents_.get();
+    if (!value) return;
     collector_.set_timestamp(EventTime(w.max_timestamp()));
+    if (emitted_) {
+      std::string ns;
+      w.encode(ns);
+      emitted_->set_namespace(ns);
+      emitted_->update(true);
+    }
+    guarded(w, [&] { fn_(this->current_key(), w, *value, collector_); });
+  }
+
+  // Runs a window or retraction function of window w: InvalidRecord makes
+  // the result a dead letter, anything else fails the task.
+  template <class F>
+  void guarded(const TimeWindow& w, F&& f) {
     try {
-      fn_(this->current_key(), w, *value, collector_);
+      f();
     } catch (const InvalidRecord& e) {
       // The window's result is rejected, not the task: failing would only
       // fail again after every restart.
@@ -251,11 +385,19 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   void clear_window(const TimeWindow& w) {
     std::string ns;
     w.encode(ns);
-    contents_.set_namespace(ns);
-    contents_.clear();
+    const std::string sns = state_ns_of(w);
+    if (!sns.empty()) {
+      contents_.set_namespace(sns);
+      contents_.clear();
+    }
+    if (emitted_) {
+      emitted_->set_namespace(ns);
+      emitted_->clear();
+    }
+    if (early()) this->take_early_timer(ns, true);
     if (window_set_) {
-      std::vector<TimeWindow> set = window_set_->value_or({});
-      std::erase(set, w);
+      std::vector<MergedWindow> set = window_set_->value_or({});
+      std::erase_if(set, [&](const MergedWindow& m) { return m.window == w; });
       if (set.empty()) window_set_->clear();
       else window_set_->update(set);
     }
@@ -278,11 +420,15 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   WindowSettings settings_;
   Contents contents_;
   WindowFn fn_;
+  RetractFn retract_;
   basic::Collector<R> collector_;
   runtime::Output<IN>* late_ = nullptr;
-  state::ValueState<std::vector<TimeWindow>>* window_set_ = nullptr;
+  state::ValueState<std::vector<MergedWindow>>* window_set_ = nullptr;  // merging: window -> state window
+  state::ValueState<bool>* emitted_ = nullptr;  // merging + early firing + retractions only
+  state::ValueState<int64_t>* early_timer_ = nullptr;  // early firing: the pending timer of a window
   std::vector<TimeWindow> windows_;
-  std::string ns_;
+  std::string ns_;        // the current window's namespace (timers)
+  std::string state_ns_;  // where its contents are
 };
 
 }  // namespace sluice::window

@@ -97,6 +97,15 @@ TEST(ConfigFile, ControlCharactersAndHugeFilesAreRefusedWithTheirPlace) {
                             "work-dir = '''/tmp/\xc3\xa9'''\n");
   ASSERT_TRUE(quoted.is_ok()) << quoted.status().message();
   EXPECT_NE(std::find(quoted->args.begin(), quoted->args.end(), "--work-dir=/tmp/\xc3\xa9"), quoted->args.end());
+  auto token = expand(dir, "slots = +c\"\"\"\"t\xd1\x85\"\n");  // a quote inside a token opens no string
+  ASSERT_FALSE(token.is_ok());
+  EXPECT_NE(token.status().message().find("s.toml:1:16: non-ASCII"), std::string::npos) << token.status().message();
+  auto trimmed = expand(dir, "log-level = \"\"\"a \\\t\n  \xef\xbb\x9f\"\"\"\n");
+  ASSERT_FALSE(trimmed.is_ok());
+  EXPECT_NE(trimmed.status().message().find("s.toml:2:3: non-ASCII"), std::string::npos) << trimmed.status().message();
+  auto escape = expand(dir, "log-level = \"a\\\xce\xa3\"\n");
+  ASSERT_FALSE(escape.is_ok());
+  EXPECT_NE(escape.status().message().find("s.toml:1:16: a backslash"), std::string::npos) << escape.status().message();
   auto dots = expand(dir, "[......0");
   ASSERT_FALSE(dots.is_ok());
   EXPECT_NE(dots.status().message().find("s.toml:1:"), std::string::npos) << dots.status().message();

@@ -26,10 +26,10 @@ command -v docker-compose >/dev/null || fail "docker-compose missing (deploy/ins
 # Secrets come from deploy/.env, which users create (an empty one here):
 # without them compose refuses.
 : > "$DIR/empty.env"
-SECRETS=(SLUICE_TOKEN=t POSTGRES_PASSWORD=p GRAFANA_ADMIN_PASSWORD=g INFLUXDB_PASSWORD=i)
+SECRETS=(SLUICE_TOKEN=t POSTGRES_PASSWORD=p GRAFANA_ADMIN_PASSWORD=g FUNNEL_TOKEN=f INFLUXDB_PASSWORD=i)
 env "${SECRETS[@]}" docker-compose --env-file "$DIR/empty.env" -f "$SRC/deploy/docker-compose.yml" config -q \
   || fail "deploy/docker-compose.yml does not validate"
-if out=$(env -u SLUICE_TOKEN -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD -u INFLUXDB_PASSWORD docker-compose --env-file "$DIR/empty.env" \
+if out=$(env -u SLUICE_TOKEN -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD -u FUNNEL_TOKEN -u INFLUXDB_PASSWORD docker-compose --env-file "$DIR/empty.env" \
     -f "$SRC/deploy/docker-compose.yml" config -q 2>&1) || ! grep -q "deploy/secrets.sh" <<<"$out"; then
   fail "deploy/docker-compose.yml does not refuse to run without its secrets: $out"
 fi
@@ -49,7 +49,7 @@ with tempfile.TemporaryDirectory() as t:
 PY
 
 step "deploy/local/up.sh"
-"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 --influxdb --random-ports >/dev/null
+"$SRC/deploy/local/up.sh" --dir "$DIR/cluster" --build "$BUILD" --rate 300 --pages 30 --pageview-rate 200 --gap 10s --influxdb --random-ports >/dev/null
 source "$DIR/cluster/env"
 export PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE INFLUXDB_URL INFLUXDB_DATABASE INFLUXDB_PASSWORD_FILE
 
@@ -69,6 +69,17 @@ JOB_B=$(submit -p 2 --checkpoint-interval 2s --arg "source=kafka://$KAFKA_BOOTST
   --arg "sink=file://$DIR/live.ndjson" --arg window=5s --arg "dlq=kafka://$KAFKA_BOOTSTRAP/clicks_dlq" \
   --arg "metrics=prometheus:clicks_per_page?labels=page_url&value=count&group=window_start")
 
+# Job D: sessions_funnel on up.sh's live page views (sessions end after
+# 10 s) -> Postgres sessions, the funnel to the push API (dev-receiver)
+# and Prometheus counters, what the sessions-funnel dashboard reads.
+SF_JOB="$BUILD/jobs/sessions_funnel/libsessions_funnel.so"
+JOB_D=$("$SLUICE" submit "$SF_JOB" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" -p 2 \
+  --checkpoint-interval 2s --arg "source=kafka://$KAFKA_BOOTSTRAP/pageviews?start=earliest" \
+  --arg "sessions=postgres://postgres@$PGHOST:$PGPORT/$PGDATABASE?table=sessions&mode=upsert&key=session_id&delete_when=retracted&create_table=true" \
+  --arg "funnel_sink=$FUNNEL_URL?auth_token=file:$FUNNEL_TOKEN_FILE&linger=100ms" --arg "gap=$SESSION_GAP" \
+  --arg allowed_lateness=5s --arg out_of_orderness=1s --arg metrics=true --arg funnel_update_interval=500ms \
+  --arg "dlq=kafka://$KAFKA_BOOTSTRAP/pageviews_dlq")
+
 step "waiting for job A ($JOB_A) to finish"
 state=$(wait_job_end "$JOBMANAGER_HTTP" "$JOB_A" 60)
 [ "$state" = FINISHED ] || fail "job A ended $state"
@@ -83,6 +94,22 @@ PSQL_ROWS=(psql -qAtX -F $'\t' -c)
   || fail "InfluxDB page_counts differs from the reference counts"
 "$SRC/tests/deploy/influx_rows.py" --dashboards "$SRC/deploy/grafana/dashboards" \
   || fail "a dashboard InfluxQL query failed"
+
+step "job D ($JOB_D): sessions in Postgres and funnel updates at the push API"
+for _ in $(seq 120); do
+  [ "$(psql -qAtX -c 'SELECT count(*) FROM sessions' 2>/dev/null || echo 0)" -gt 0 ] && break
+  sleep 0.5
+done
+[ "$(psql -qAtX -c 'SELECT count(*) FROM sessions' 2>/dev/null || echo 0)" -gt 0 ] || fail "job D wrote no session"
+AUTH=(-H "Authorization: Bearer $(cat "$FUNNEL_TOKEN_FILE")")
+curl -sf "${AUTH[@]}" "$FUNNEL_RECEIVER/records" | python3 -c '
+import json, sys
+rows = json.load(sys.stdin)
+assert rows, "no funnel update at the push API"
+assert all({"minute", "step", "step_name", "entered", "dropped"} <= set(r) for r in rows), rows[:3]
+assert {r["step_name"] for r in rows} >= {"/", "/product/*"}, rows[:5]' || fail "the push API holds no funnel updates"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$FUNNEL_RECEIVER/records")" = 401 ] \
+  || fail "the push API answers without its token"
 
 step "every SQL query of the dashboards on Postgres"
 python3 - "$SRC/deploy/grafana/dashboards" <<'PY' || fail "a dashboard SQL query failed"
@@ -113,7 +140,8 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     for p in json.load(open(f))["panels"]:
         for t in p.get("targets", []):
             if "expr" in t:
-                queries.append((os.path.basename(f) + " / " + p["title"], t["expr"]))
+                # Grafana's range variable: the last hour, as a dashboard shows it.
+                queries.append((os.path.basename(f) + " / " + p["title"], t["expr"].replace("$__range", "1h")))
 def run(expr):
     url = sys.argv[2] + "/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=5) as r:
@@ -140,14 +168,16 @@ if pending:
 print("%d PromQL queries returned data" % len(queries))
 PY
 
-step "job B is still running and writing"
+step "jobs B and D are still running and writing"
 curl -sf "$JOBMANAGER_HTTP/jobs/$JOB_B" | grep -q '"state":"RUNNING"' || fail "job B is not running"
+curl -sf "$JOBMANAGER_HTTP/jobs/$JOB_D" | grep -q '"state":"RUNNING"' || fail "job D is not running"
 [ -s "$DIR/live.ndjson" ] || fail "job B wrote nothing"
 
 # Job C: exactly-once into Postgres while a taskmanager is killed (-9) and
 # Postgres is restarted mid-run; the table must still equal the reference.
 step "job C: taskmanager killed and Postgres restarted mid-run"
 "$SLUICE" cancel "$JOB_B" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" >/dev/null
+"$SLUICE" cancel "$JOB_D" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" >/dev/null
 START_C=$(( (NOW / 10000) * 10000 - 200000 ))
 gen_batch "$SLUICE" 11 $START_C "$DIR/reference-c.ndjson"
 # The same lines go to Kafka paced, so the job is still reading when the

@@ -77,7 +77,7 @@ $DOCKER info -f 'engine: Docker {{.ServerVersion}}, {{.Driver}}, cgroup {{.Cgrou
 # multi-stage deploy/Dockerfile) instead of this build tree's binaries.
 if [ -n "${SLUICE_DOCKER_IMAGE:-}" ]; then IMAGE_ARGS=(--image "$SLUICE_DOCKER_IMAGE"); else IMAGE_ARGS=(--prebuilt "$BUILD"); fi
 step "deploy/docker/up.sh ${IMAGE_ARGS[*]} (images, compose up)"
-"$SRC/deploy/docker/up.sh" --dir "$DIR/cluster" "${IMAGE_ARGS[@]}" --rate 200
+"$SRC/deploy/docker/up.sh" --dir "$DIR/cluster" "${IMAGE_ARGS[@]}" --rate 200 --pageview-rate 200 --gap 20s
 source "$DIR/cluster/env"
 DC=(docker-compose -p "$COMPOSE_PROJECT" -f "$COMPOSE_FILE")
 cid() { "${DC[@]}" ps -q "$1"; }
@@ -97,8 +97,12 @@ for s in jobmanager taskmanager-1 taskmanager-2; do
   uid=$("${DC[@]}" exec -T "$s" id -u)
   [ "$uid" = 10001 ] || fail "$s runs as uid $uid, not the image's sluice user"
 done
-LIVE=$(curl -sf "$JOBMANAGER_HTTP/jobs" | python3 -c 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin) if j["state"] == "RUNNING"))')
-[ -n "$LIVE" ] && [ "${LIVE// /}" = "$LIVE" ] || fail "expected the submitter's one running job, got '$LIVE'"
+running() { curl -sf "$JOBMANAGER_HTTP/jobs" | python3 -c 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin) if j["state"] == "RUNNING" and j["id"].startswith(sys.argv[1] + "-")))' "$1"; }
+LIVE=$(running clickstream)
+[ -n "$LIVE" ] && [ "${LIVE// /}" = "$LIVE" ] || fail "expected the submitter's one running clickstream job, got '$LIVE'"
+SESSIONS_JOB=$(running sessions_funnel)
+[ -n "$SESSIONS_JOB" ] && [ "${SESSIONS_JOB// /}" = "$SESSIONS_JOB" ] \
+  || fail "expected the second submitter's one running sessions_funnel job, got '$SESSIONS_JOB'"
 # The live job reads the generator's clicks and checkpoints into the shared
 # volume, where every container sees the same checkpoint.
 for _ in $(seq 60); do
@@ -122,6 +126,17 @@ while True:
 print("Prometheus: %d of 3 Sluice targets up" % n)
 sys.exit(n != 3)
 PY
+
+step "sessions_funnel beside clickstream: sessions in Postgres, funnel updates at the push API (funnel-api)"
+sessions() { "${DC[@]}" exec -T postgres psql -U sluice -d sluice -qAtX -c 'SELECT count(*) FROM sessions' 2>/dev/null || echo 0; }
+for _ in $(seq 180); do
+  [ "$(sessions)" -gt 0 ] && break
+  sleep 0.5
+done
+[ "$(sessions)" -gt 0 ] || fail "no session in Postgres"
+curl -sf -H "Authorization: Bearer $FUNNEL_TOKEN" "$FUNNEL_RECEIVER/stats" \
+  | python3 -c 'import json,sys; s=json.load(sys.stdin); print("funnel-api:", s); sys.exit(s["batches"] == 0)' \
+  || fail "the push API got no funnel update"
 
 # submit ARGS...: `sluice submit` of the image's clickstream job, in a container.
 submit() {

@@ -80,6 +80,9 @@ struct ModelResult {
   int late_firings = 0;
   /// How often a record merged two or more existing sessions.
   int bridges = 0;
+  /// Every window with what it held when its state was dropped (or at the
+  /// end of the script); windows merged into others are not here. Sorted.
+  std::vector<Firing> final_windows;
 };
 
 namespace detail {
@@ -137,6 +140,12 @@ inline ModelResult run_model(const ModelSpec& spec, const std::vector<Step>& scr
             if (w.end_pending && w.end - 1 <= wm) {
               w.end_pending = false;
               emit(key, w);
+            }
+          }
+          for (const auto& w : ws) {
+            if (is_late(w.end) && !w.amounts.empty()) {
+              out.final_windows.push_back({key, w.start, w.end, w.amounts});
+              std::sort(out.final_windows.back().amounts.begin(), out.final_windows.back().amounts.end());
             }
           }
           std::erase_if(ws, [&](const Win& w) { return is_late(w.end); });
@@ -198,6 +207,14 @@ inline ModelResult run_model(const ModelSpec& spec, const std::vector<Step>& scr
   }
   std::sort(segment.begin(), segment.end());
   out.segments.push_back(std::move(segment));
+  for (const auto& [key, ws] : windows) {
+    for (const auto& w : ws) {
+      if (w.amounts.empty()) continue;
+      out.final_windows.push_back({key, w.start, w.end, w.amounts});
+      std::sort(out.final_windows.back().amounts.begin(), out.final_windows.back().amounts.end());
+    }
+  }
+  std::sort(out.final_windows.begin(), out.final_windows.end());
   return out;
 }
 

@@ -74,6 +74,13 @@ struct Nested {
   std::vector<int64_t> list;
   SLUICE_FIELDS(id, list)
 };
+/// text[] and a delete marker (sessions_funnel's session rows in small).
+struct Tagged {
+  int64_t id = 0;
+  std::vector<std::string> tags;
+  bool gone = false;
+  SLUICE_FIELDS(id, tags, gone)
+};
 
 template <class T>
 struct Writer {
@@ -159,6 +166,45 @@ TEST(PostgresSink, UpsertOnACompositeKeyLikeClickstreamsResults) {
   commit<PageCount>(*w->w, {{0, 60, "/a", 5}}, 2);
   EXPECT_EQ(rows_of("SELECT window_start, page_url, count FROM page_counts_unit ORDER BY 1, 2"),
             (std::vector<std::vector<std::string>>{{"0", "/a", "5"}, {"0", "/b", "2"}, {"60", "/a", "3"}}));
+}
+
+TEST(PostgresSink, TextArraysKeepEveryElementAsWritten) {
+  auto w = open_writer<Tagged>(uri("table=tagged&create_table=true"));
+  ASSERT_TRUE(w.is_ok()) << w.status().message();
+  const std::vector<std::string> odd{"plain", "with \"quotes\"", "back\\slash", "comma, and {braces}", "NULL", "",
+                                     "tab\there\nline", "caf\xc3\xa9"};
+  commit<Tagged>(*w->w, {{1, odd, false}, {2, {}, true}, {3, {"/"}, false}}, 1);
+  auto got = rows_of("SELECT id, ord, tag FROM tagged, unnest(tags) WITH ORDINALITY AS u(tag, ord) ORDER BY id, ord");
+  ASSERT_EQ(got.size(), odd.size() + 1);
+  for (size_t i = 0; i < odd.size(); ++i) {
+    EXPECT_EQ(got[i], (std::vector<std::string>{"1", std::to_string(i + 1), odd[i]}));
+  }
+  EXPECT_EQ(got.back(), (std::vector<std::string>{"3", "1", "/"}));
+  EXPECT_EQ(rows_of("SELECT cardinality(tags), gone FROM tagged WHERE id = 2"),
+            (std::vector<std::vector<std::string>>{{"0", "t"}}));
+  EXPECT_EQ(rows_of("SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'tagged'::regclass "
+                    "AND attname = 'tags'"),
+            (std::vector<std::vector<std::string>>{{"text[]"}}));
+}
+
+TEST(PostgresSink, UpsertWithDeleteWhenRemovesKeysWhoseLastRowSaysSo) {
+  auto w = open_writer<Tagged>(uri("table=changelog&mode=upsert&key=id&delete_when=gone&create_table=true"));
+  ASSERT_TRUE(w.is_ok()) << w.status().message();
+  commit<Tagged>(*w->w, {{1, {"a"}, false}, {2, {"b"}, false}, {3, {"c"}, false}}, 1);
+  // Delete 1; update 2; delete then re-insert 3 in one batch (the last row
+  // wins); delete 9, which is not there.
+  commit<Tagged>(*w->w, {{1, {}, true}, {2, {"b2"}, false}, {3, {}, true}, {3, {"c2"}, false}, {9, {}, true}}, 2);
+  EXPECT_EQ(rows_of("SELECT id, tags[1] FROM changelog ORDER BY id"),
+            (std::vector<std::vector<std::string>>{{"2", "b2"}, {"3", "c2"}}));
+  // Insert then delete in one batch: gone.
+  commit<Tagged>(*w->w, {{4, {"d"}, false}, {4, {}, true}, {2, {}, true}}, 3);
+  EXPECT_EQ(rows_of("SELECT id FROM changelog ORDER BY id"), (std::vector<std::vector<std::string>>{{"3"}}));
+  EXPECT_EQ(server().scalar("SELECT count(*) FROM pg_attribute WHERE attrelid = 'changelog'::regclass AND attname = 'gone'"), 0)
+      << "the delete marker is not a column";
+  auto bad = PostgresSink<Tagged>::from_uri(uri("table=x&mode=upsert&key=id&delete_when=tags"));
+  EXPECT_FALSE(bad.is_ok());
+  EXPECT_NE(bad.status().message().find("bool field"), std::string::npos) << bad.status().message();
+  EXPECT_FALSE(PostgresSink<Tagged>::from_uri(uri("table=x&delete_when=gone")).is_ok()) << "append mode cannot delete";
 }
 
 TEST(PostgresSink, QuotesIdentifiers) {

@@ -105,7 +105,7 @@ TEST(ListInputFiles, APlainFileIsItsOwnList) {
   EXPECT_EQ((*files)[0].size, 123);
 }
 
-TEST(ListInputFiles, DirectoryListsVisibleRegularFilesInNameOrder) {
+TEST(ListInputFiles, DirectoryListsVisibleRegularFilesOfItsTreeInPathOrder) {
   TempDir dir;
   write_file(dir.file("b.ndjson"), "bb\n");
   write_file(dir.file("a.ndjson"), "a\n");
@@ -113,7 +113,10 @@ TEST(ListInputFiles, DirectoryListsVisibleRegularFilesInNameOrder) {
   write_file(dir.file(".hidden"), "must not be read\n");
   write_file(dir.file(".b.ndjson.inprogress"), "sink leftovers\n");
   std::filesystem::create_directory(dir.file("subdir"));
-  write_file(dir.file("subdir/nested.ndjson"), "not listed\n");
+  write_file(dir.file("subdir/nested.ndjson"), "listed\n");  // a partitioned layout: dt=.../part-0
+  write_file(dir.file("subdir/.nested.ndjson.inprogress"), "sink leftovers\n");
+  std::filesystem::create_directory(dir.file(".hidden-dir"));
+  write_file(dir.file(".hidden-dir/x.ndjson"), "must not be read\n");
 
   for (const std::string& path : {dir.path(), dir.path() + "/"}) {
     SCOPED_TRACE(path);
@@ -125,8 +128,9 @@ TEST(ListInputFiles, DirectoryListsVisibleRegularFilesInNameOrder) {
       names.push_back(f.path);
       sizes.push_back(f.size);
     }
-    EXPECT_EQ(names, (std::vector<std::string>{dir.file("a.ndjson"), dir.file("b.ndjson"), dir.file("c")}));
-    EXPECT_EQ(sizes, (std::vector<int64_t>{2, 3, 0}));
+    EXPECT_EQ(names, (std::vector<std::string>{dir.file("a.ndjson"), dir.file("b.ndjson"), dir.file("c"),
+                                               dir.file("subdir/nested.ndjson")}));
+    EXPECT_EQ(sizes, (std::vector<int64_t>{2, 3, 0, 7}));
   }
 }
 

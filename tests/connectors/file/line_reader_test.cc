@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "connectors/file/zstd_stream.h"
 #include "tests/connectors/file/temp_dir.h"
 
 namespace sluice::file {
@@ -238,6 +240,69 @@ TEST(LineReader, SeekToASavedPositionResumesWithTheNextLine) {
       EXPECT_EQ(tail, expected_tail);
     }
   }
+}
+
+TEST(LineReader, ZstdFilesOfSeveralFramesAreReadWholeByOneShareAndResumeAtAPosition) {
+  TempDir dir;
+  // Plain and compressed files mixed; the compressed one in three frames
+  // (as the partitioned sink ends a frame at every checkpoint).
+  Corpus c = make_corpus(dir, {kMixed + "\n", "plain 1\nplain 2\n"});
+  std::string text;
+  for (int i = 0; i < 300; ++i) text += "compressed line " + std::to_string(i) + (i % 7 ? "" : "\r") + "\n";
+  std::string zst;
+  {
+    ZstdCompressor z;
+    ASSERT_TRUE(z.append(text.substr(0, 1000), zst).is_ok());
+    ASSERT_TRUE(z.end_frame(zst).is_ok());
+    ASSERT_TRUE(z.append(text.substr(1000, 3000), zst).is_ok());
+    ASSERT_TRUE(z.end_frame(zst).is_ok());
+    ASSERT_TRUE(z.append(text.substr(4000), zst).is_ok());
+    ASSERT_TRUE(z.end_frame(zst).is_ok());
+  }
+  const std::string zpath = dir.file("f2.ndjson.zst");
+  write_file(zpath, zst);
+  c.files.push_back({zpath, static_cast<int64_t>(zst.size()), true});
+  auto zl = reference_lines(zpath, text);
+  c.lines.insert(c.lines.end(), zl.begin(), zl.end());
+  std::vector<RefLine> expected = c.lines;
+  std::sort(expected.begin(), expected.end());
+  for (int p = 1; p <= 4; ++p) {
+    SCOPED_TRACE("parallelism " + std::to_string(p));
+    std::vector<RefLine> all;
+    int holders = 0;
+    for (int i = 0; i < p; ++i) {
+      LineReader r(c.files, split_share(c.files, i, p), kPadding, 64);
+      auto mine = read_all(r);
+      holders += std::any_of(mine.begin(), mine.end(), [&](const RefLine& l) { return l.path == zpath; }) ? 1 : 0;
+      all.insert(all.end(), mine.begin(), mine.end());
+    }
+    EXPECT_EQ(holders, 1) << "one share reads the compressed file, whole";
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(all, expected);
+  }
+  // Resume inside the compressed file.
+  std::vector<FileInfo> only{c.files.back()};
+  auto ranges = split_share(only, 0, 1);
+  LineReader first(only, ranges, kPadding, 100);
+  auto head = read_all(first, 123);
+  LineReader second(only, ranges, kPadding, 33);
+  second.seek(first.position());
+  auto tail = read_all(second);
+  EXPECT_EQ(tail, std::vector<RefLine>(zl.begin() + 123, zl.end()));
+  // A file cut inside a frame is an error, not a silent end.
+  write_file(zpath, zst.substr(0, zst.size() - 5));
+  LineReader cut(only, ranges, kPadding, 64);
+  Line line;
+  Status last;
+  for (;;) {
+    auto more = cut.next(line);
+    if (!more.is_ok()) {
+      last = more.status();
+      break;
+    }
+    if (!*more) break;
+  }
+  EXPECT_FALSE(last.is_ok()) << "a truncated .zst must fail the read";
 }
 
 TEST(LineReader, SeekAfterTheLastLineReadsNothing) {
