@@ -764,8 +764,13 @@ class Bench:
                 cpu_ratios.append(cpu / base_cpu)
                 if not lines:
                     self.fig.fail(f"cep {backend}: no alert in {count} events")
-                if len(lines) > len(attacks):
-                    self.fig.fail(f"cep {backend}: {len(lines)} alerts, more than the {len(attacks)} attack purchases")
+                # Every attack (six failed logins, then a purchase from a new device) is matched; random
+                # users may match too. The baseline alerts on exactly the attack purchases.
+                def purchases(rows):
+                    return {(r["user"], r["purchase"], r["amount"]) for r in map(json.loads, rows)}
+                missed = purchases(attacks) - purchases(lines)
+                if missed:
+                    self.fig.fail(f"cep {backend}: {len(missed)} of {len(attacks)} attack purchases without an alert")
                 alerts.setdefault(count, lines)
                 if alerts[count] != lines:
                     self.fig.fail(f"cep {backend} run {i}: alerts differ from an earlier run over the same input")
