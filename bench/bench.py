@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import shutil
 import signal
 import statistics
@@ -1052,11 +1053,69 @@ class Bench:
                           "(gen stamps events when it makes them); only updates a new page view changed, "
                           f"after the first {warmup} s")
 
+    def w12_interval_join(self):
+        """Interval join: events/s through run-local -p 2 (2 cores), heap and RocksDB, against the same job
+        with a pass-through keyed co-process instead of the join (same inputs, same invocation)."""
+        lib = os.path.join(self.bin, "bench/libbench_join_job.so")
+        if not os.path.exists(lib):
+            self.fig.not_measured("interval join", "build/bench/libbench_join_job.so not built")
+            return
+        n = 20_000 if self.q else 1_000_000  # per side
+        rng = random.Random(12)
+        paths = {}
+        for side, first in (("left", 0), ("right", 10_000_000)):
+            paths[side] = self.path(f"join-{side}.ndjson")
+            base = 1_700_000_000_000
+            with open(paths[side], "w") as f:
+                for i in range(n):
+                    base += rng.randint(0, 2)
+                    f.write('{"key":%d,"id":%d,"ts":%d}\n' % (rng.randrange(10_000), first + i, base - rng.randint(0, 50)))
+        # Expected rows of the join (keys and timestamps as generated): a left at tl
+        # matches rights of its key at tl-20..tl+20 ms.
+        by_key = {}
+        with open(paths["right"]) as f:
+            for line in f:
+                e = json.loads(line)
+                by_key.setdefault(e["key"], []).append(e["ts"])
+        want = 0
+        with open(paths["left"]) as f:
+            for line in f:
+                e = json.loads(line)
+                want += sum(1 for t in by_key.get(e["key"], ()) if e["ts"] - 20 <= t <= e["ts"] + 20)
+        rates = {}
+        for backend in ("heap", "rocksdb"):
+            for variant, extra in (("join", []), ("pass-through", ["--arg", "pass-through=1"])):
+                key = (backend, variant)
+                rates[key] = []
+                for i in range(self.reps_slow):
+                    out = self.path(f"join-out-{backend}-{variant}-{i}.ndjson")
+                    cmd = [self.sluice, "run-local", lib, "-p", "2", "--set", f"state.backend={backend}",
+                           "--arg", "left=file://" + paths["left"], "--arg", "right=file://" + paths["right"],
+                           "--arg", "sink=file://" + out, "--arg", "lower=-20", "--arg", "upper=20", *extra]
+                    _, _, secs, rss = run_rss(cmd)
+                    self.note_rss(f"run-local p2 interval join {backend}", rss)
+                    rates[key].append(2 * n / secs)
+                    with open(out, "rb") as f:
+                        rows = sum(1 for line in f if line.strip())
+                    expect = want if variant == "join" else n
+                    if rows != expect:
+                        self.fig.fail(f"interval join {backend} {variant} run {i}: {rows} rows, expected {expect}")
+                    os.remove(out)
+        note = (f"run-local -p 2, 2 x {n} events (10,000 keys, 50 ms disorder), between(-20ms, 20ms), "
+                f"{want} joined rows; events = records of both inputs / wall time incl. start-up")
+        for backend in ("heap", "rocksdb"):
+            self.fig.add(f"interval join run-local p2 {backend}", rates[(backend, "join")], "events/s", note=note)
+            self.fig.add(f"pass-through co-process run-local p2 {backend}", rates[(backend, "pass-through")],
+                         "events/s")
+            self.fig.add(f"ratio interval join / pass-through co-process ({backend})",
+                         [a / b for a, b in zip(rates[(backend, "join")], rates[(backend, "pass-through")])], "ratio")
+
     def all(self):
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
                  ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
-                 ("10 cep", self.w10_cep), ("11 sessions", self.w11_sessions)]
+                 ("10 cep", self.w10_cep), ("11 sessions", self.w11_sessions),
+                 ("12 interval join", self.w12_interval_join)]
         for name, f in steps:
             # A number names its workload only ("1" is not "11 sessions").
             if self.a.only and not any(name.split()[0] == o if o.isdigit() else name.startswith(o)

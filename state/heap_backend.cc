@@ -169,4 +169,20 @@ void HeapKeyedStateBackend::load_pending(const std::string& name, HeapTableBase&
   pending_.erase(it);
 }
 
+std::vector<std::pair<std::string, KeyGroup>> HeapKeyedStateBackend::keys_of_state(
+    const std::string& name, const KeyLength& key_length) {
+  std::vector<std::pair<std::string, KeyGroup>> out;
+  auto it = tables_.find(name);
+  if (it == tables_.end()) return out;
+  const int64_t now = now_ms();
+  for (size_t g = 0; g < static_cast<size_t>(range_.size()); ++g) {
+    const KeyGroup kg(range_.start + static_cast<int32_t>(g));
+    // Composite keys are key + namespace: the default namespace is empty.
+    it->second->for_each_key(g, now, [&](std::string_view composite) {
+      if (key_length(composite) == composite.size()) out.emplace_back(std::string(composite), kg);
+    });
+  }
+  return out;
+}
+
 }  // namespace sluice::state

@@ -5,6 +5,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -33,6 +34,10 @@ class HeapTableBase {
   virtual void purge_expired(size_t g, int64_t now) = 0;
   /// Entries held in memory, expired or not (map entries one by one).
   virtual size_t entry_count() const = 0;
+  /// Calls fn(composite key) for every key + namespace of group `g` that
+  /// holds a live entry at `now` (KeyedStateBackend::keys_of_state).
+  virtual void for_each_key(size_t g, int64_t now,
+                            const std::function<void(std::string_view)>& fn) const = 0;
   /// The state's kind and type ("value<long>"), checked on restore.
   const std::string& signature() const { return signature_; }
   const StateTtl& ttl() const { return ttl_; }
@@ -148,6 +153,11 @@ class HeapTable final : public HeapTableBase {
     for (const auto& m : groups_) n += m.size();
     return n;
   }
+  void for_each_key(size_t g, int64_t now,
+                    const std::function<void(std::string_view)>& fn) const override {
+    for (const auto& [k, e] : groups_[g])
+      if (e.expiry == 0 || e.expiry > now) fn(k);
+  }
 
  private:
   std::vector<Map> groups_;
@@ -190,6 +200,8 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
 
   Result<AsyncSnapshot> snapshot(CheckpointId id, const SnapshotTarget& target) override;
   Status restore(const std::vector<KeyedStateHandle>& handles, const std::string& job_dir) override;
+  std::vector<std::pair<std::string, KeyGroup>> keys_of_state(const std::string& name,
+                                                              const KeyLength& key_length) override;
 
   /// Snapshot of one key group (index in the range): every table and timer
   /// queue, in format kFormat.

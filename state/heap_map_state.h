@@ -8,6 +8,7 @@
 #include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
 
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -123,6 +124,11 @@ class HeapMapTable final : public HeapTableBase {
       absl::erase_if(kv.second, [&](const auto& e) { return !live(e.second, now); });
       return kv.second.empty();
     });
+  }
+  void for_each_key(size_t g, int64_t now,
+                    const std::function<void(std::string_view)>& fn) const override {
+    for (const auto& [k, m] : groups_[g])
+      if (live_count(m, now) > 0) fn(k);
   }
   size_t entry_count() const override {
     size_t n = 0;

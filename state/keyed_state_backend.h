@@ -7,11 +7,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "engine/common/clock.h"
 #include "engine/common/ids.h"
@@ -77,6 +80,16 @@ class KeyedStateBackend {
   /// Checkpoint `id` completed (incremental backends learn which of their
   /// files are now part of a durable checkpoint).
   virtual void notify_checkpoint_complete(CheckpointId id) {}
+
+  /// Length of the serialized key at the start of `bytes` (keys are
+  /// self-delimiting Serde bytes), or 0 if they do not decode as a key.
+  using KeyLength = std::function<size_t(std::string_view bytes)>;
+  /// Every key of this backend's range holding a live entry of state `name`
+  /// in the default (empty) namespace, once, with its key group (Flink's
+  /// applyToKeyedState). `name` must be registered. The keys are collected
+  /// first, so the caller may change state while it goes through them.
+  virtual std::vector<std::pair<std::string, KeyGroup>> keys_of_state(
+      const std::string& name, const KeyLength& key_length) = 0;
 
   /// Returns the handle registered under `name`, creating it with `make`
   /// on first use. Throws StateTypeError if `name` was registered with

@@ -489,4 +489,31 @@ size_t RocksDBKeyedStateBackend::confirmed_shared_files() const {
   return shared_->confirmed.by_sst.size();
 }
 
+std::vector<std::pair<std::string, KeyGroup>> RocksDBKeyedStateBackend::keys_of_state(
+    const std::string& name, const KeyLength& key_length) {
+  std::vector<std::pair<std::string, KeyGroup>> out;
+  auto it = columns_.find(name);
+  if (it == columns_.end()) return out;
+  // Entry keys: key group (2 bytes) + key + varint namespace length + namespace
+  // [+ map key]; in key order, so a key's entries are adjacent.
+  std::string lower, last;
+  ByteWriter(lower).put_fixed16_be(static_cast<uint16_t>(range_.start));
+  ByteWriter(last).put_fixed16_be(static_cast<uint16_t>(range_.end));
+  Cursor cur = open_cursor(it->second.get(), lower, prefix_end(last));
+  for (cur.seek_to_first(); cur.valid(); cur.next()) {
+    std::string_view k = cur.key(), raw = cur.value();
+    if (k.size() < 3) continue;
+    std::string_view rest = k.substr(2);
+    size_t len = key_length(rest);
+    if (len == 0 || len >= rest.size() || rest[len] != 0) continue;  // not the default namespace
+    int64_t expiry = 0;
+    if (!rocks::take_header(raw, expiry) || expired(expiry)) continue;
+    std::string_view key = rest.substr(0, len);
+    if (!out.empty() && out.back().first == key) continue;
+    int32_t kg = (static_cast<uint8_t>(k[0]) << 8) | static_cast<uint8_t>(k[1]);
+    out.emplace_back(std::string(key), KeyGroup(kg));
+  }
+  return out;
+}
+
 }  // namespace sluice::state

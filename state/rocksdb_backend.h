@@ -109,6 +109,8 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   Result<AsyncSnapshot> snapshot(CheckpointId id, const SnapshotTarget& target) override;
   Status restore(const std::vector<KeyedStateHandle>& handles, const std::string& job_dir) override;
   void notify_checkpoint_complete(CheckpointId id) override;
+  std::vector<std::pair<std::string, KeyGroup>> keys_of_state(const std::string& name,
+                                                              const KeyLength& key_length) override;
 
   // --- for state handles (task thread) ------------------------------------
   /// The column family of state `name`, created on first use. Throws

@@ -153,13 +153,13 @@ Result<PostgresSinkConfig> parse_sink_uri(const std::string& uri) {
     } else if (name == "progress_table") {
       if (!valid_identifier(value)) return Status::invalid_argument("postgres sink: bad progress_table");
       c.progress_table = value;
-    } else if (name == "batch_rows") {
+    } else if (name == "batch_rows" || name == "max_pending_rows") {
       char* end = nullptr;
       long long n = std::strtoll(value.c_str(), &end, 10);
       if (value.empty() || *end != '\0' || n < 1) {
-        return Status::invalid_argument("postgres sink: batch_rows must be a positive integer");
+        return Status::invalid_argument("postgres sink: " + name + " must be a positive integer");
       }
-      c.batch_rows = n;
+      (name == "batch_rows" ? c.batch_rows : c.max_pending_rows) = n;
     } else if (name == "retry_timeout") {
       auto d = parse_duration(value);
       if (!d.is_ok() || d->count() < 0) {
@@ -173,7 +173,7 @@ Result<PostgresSinkConfig> parse_sink_uri(const std::string& uri) {
       return Status::invalid_argument(
           "postgres sink: unknown parameter '" + name +
           "' (known: table, mode, key, delete_when, create_table, password_file, sink_id, progress_table, batch_rows, "
-          "retry_timeout, sslmode, connect_timeout, application_name, sslrootcert, options, "
+          "retry_timeout, max_pending_rows, sslmode, connect_timeout, application_name, sslrootcert, options, "
           "target_session_attrs)");
     }
     params_text += (params_text.empty() ? "?" : "&") + name + "=" + raw;

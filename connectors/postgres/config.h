@@ -40,6 +40,9 @@ struct PostgresSinkConfig {
   /// How long an unreachable/restarting server is retried before the task
   /// fails (it then restarts from its checkpoint; nothing is lost).
   Duration retry_timeout = std::chrono::seconds(60);
+  /// Rows held while the server is down (uncommitted batches and rows
+  /// since the last barrier) before the sink suspends its input.
+  int64_t max_pending_rows = 1'000'000;
 };
 
 Result<PostgresSinkConfig> parse_sink_uri(const std::string& uri);

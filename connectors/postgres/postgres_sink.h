@@ -151,6 +151,7 @@ class PostgresSinkWriter final : public runtime::SinkWriter<T> {
   Status flush() override { return core_.flush(); }
   Result<std::string> snapshot_state(CheckpointId id) override { return core_.snapshot(id); }
   Status notify_checkpoint_complete(CheckpointId id) override { return core_.checkpoint_complete(id); }
+  bool commit_in_progress() const override { return core_.commit_in_progress(); }
   Status close() override { return core_.close(); }
 
   PgWriterCore& core() { return core_; }

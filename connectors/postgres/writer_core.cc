@@ -12,7 +12,6 @@
 #include <random>
 #include <set>
 #include <sstream>
-#include <thread>
 
 #include "connectors/postgres/metrics.h"
 #include "engine/common/clock.h"
@@ -166,37 +165,92 @@ Status PgWriterCore::connect() {
   return Status::ok();
 }
 
+Status PgWriterCore::attempt_once(const std::string& what, const std::function<Status()>& attempt,
+                                  bool& expired) {
+  expired = false;
+  if (crashed_) return crash_status_;
+  Status st = (!conn_ || !conn_->ok()) ? connect() : Status::ok();
+  if (st.is_ok()) st = attempt();
+  if (crashed_) return crash_status_;
+  if (st.is_ok()) {
+    if (failures_ > 0) {
+      spdlog::info("Postgres sink {}: {} succeeded after {} retries", config_.uri, what, failures_);
+    }
+    failures_ = 0;
+    outage_start_ns_ = 0;
+    backoff_ms_ = 100;
+    return st;
+  }
+  // A failed statement leaves the transaction aborted, and a broken
+  // connection is useless: start again on a fresh one.
+  if (conn_) conn_->abandon();
+  conn_.reset();
+  if (st.code() != StatusCode::kUnavailable) return st.with_context("postgres sink " + config_.uri + ": " + what);
+  const int64_t now = monotonic_ns();
+  if (outage_start_ns_ == 0) outage_start_ns_ = now;
+  if (now - outage_start_ns_ >= config_.retry_timeout.count() * 1'000'000) {
+    expired = true;
+    return Status::unavailable("postgres sink " + config_.uri + ": " + what + " still failing after " +
+                               format_duration(config_.retry_timeout) + " of retries (retry_timeout): " +
+                               st.message());
+  }
+  ++failures_;
+  if (retries_metric_) retries_metric_->Increment();
+  if (failures_ == 1 || failures_ % 10 == 0) {
+    spdlog::warn("Postgres sink {}: {} failed (attempt {}), retrying in {} ms: {}", config_.uri, what, failures_,
+                 backoff_ms_, st.message());
+  }
+  return st;
+}
+
+Status PgWriterCore::wait_ms(int64_t ms) {
+  if (!ctx_) return Status::failed_precondition("postgres sink: waiting before open()");
+  // shared: the callback may outlive this wait (a yield that gave up).
+  auto done = std::make_shared<bool>(false);
+  auto& pts = ctx_->processing_time();
+  pts.schedule(pts.now_ms() + ms, [done](int64_t) { *done = true; });
+  while (!*done) {
+    if (!ctx_->mailbox().yield()) return Status::cancelled("postgres sink: the task is stopping");
+  }
+  return Status::ok();
+}
+
 Status PgWriterCore::with_retry(const std::string& what, const std::function<Status()>& attempt) {
-  const int64_t deadline = monotonic_ns() + config_.retry_timeout.count() * 1'000'000;
-  int64_t backoff_ms = 100;
-  int failures = 0;
+  waiting_ = true;
+  struct Reset {
+    bool& flag;
+    ~Reset() { flag = false; }
+  } reset{waiting_};
   for (;;) {
-    if (crashed_) return crash_status_;
-    Status st = (!conn_ || !conn_->ok()) ? connect() : Status::ok();
-    if (st.is_ok()) st = attempt();
-    if (crashed_) return crash_status_;
-    if (st.is_ok()) {
-      if (failures > 0) spdlog::info("Postgres sink {}: {} succeeded after {} retries", config_.uri, what, failures);
-      return st;
-    }
-    // A failed statement leaves the transaction aborted, and a broken
-    // connection is useless: start again on a fresh one.
-    if (conn_) conn_->abandon();
-    conn_.reset();
-    if (st.code() != StatusCode::kUnavailable) return st.with_context("postgres sink " + config_.uri + ": " + what);
-    if (monotonic_ns() >= deadline) {
-      return Status::unavailable("postgres sink " + config_.uri + ": " + what + " still failing after " +
-                                 format_duration(config_.retry_timeout) + " of retries (retry_timeout): " +
-                                 st.message());
-    }
-    ++failures;
-    if (retries_metric_) retries_metric_->Increment();
-    if (failures == 1 || failures % 10 == 0) {
-      spdlog::warn("Postgres sink {}: {} failed (attempt {}), retrying in {} ms: {}", config_.uri, what, failures,
-                   backoff_ms, st.message());
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
-    backoff_ms = std::min<int64_t>(backoff_ms * 2, 5000);
+    bool expired = false;
+    Status st = attempt_once(what, attempt, expired);
+    if (st.is_ok() || st.code() != StatusCode::kUnavailable || expired || crashed_) return st;
+    SLUICE_RETURN_IF_ERROR(wait_ms(backoff_ms_));
+    backoff_ms_ = std::min<int64_t>(backoff_ms_ * 2, 5000);
+  }
+}
+
+void PgWriterCore::schedule_retry() {
+  if (retry_scheduled_) return;
+  retry_scheduled_ = true;
+  const uint64_t generation = ++retry_generation_;
+  auto& pts = ctx_->processing_time();
+  pts.schedule(pts.now_ms() + backoff_ms_, [this, generation](int64_t) {
+    if (generation != retry_generation_) return;  // superseded
+    retry_scheduled_ = false;
+    if (waiting_) return;  // a blocking wait is already retrying
+    Status st = exactly_once_ ? commit_completed() : flush_batch();
+    if (!st.is_ok()) ctx_->fail(st);
+  });
+  backoff_ms_ = std::min<int64_t>(backoff_ms_ * 2, 5000);
+}
+
+void PgWriterCore::set_suspended(bool suspended) {
+  if (suspended == suspended_ || !ctx_) return;
+  suspended_ = suspended;
+  ctx_->mailbox().set_input_suspended(suspended);
+  if (suspended) {
+    spdlog::warn("Postgres sink {}: {} rows wait for the server; input suspended", config_.uri, pending_rows());
   }
 }
 
@@ -291,6 +345,7 @@ Status PgWriterCore::check_schema() {
 }
 
 Status PgWriterCore::open(runtime::OperatorContext& ctx) {
+  ctx_ = &ctx;
   const auto& info = ctx.info();
   subtask_ = info.subtask;
   parallelism_ = info.parallelism;
@@ -402,22 +457,58 @@ Status PgWriterCore::append_row(std::string_view row) {
   if (crashed_) return crash_status_;
   current_.data.append(row);
   ++current_.rows;
-  if (!exactly_once_ && current_.rows >= config_.batch_rows) return flush();
+  if (!exactly_once_ && current_.rows >= config_.batch_rows && !retry_scheduled_) return flush_batch();
+  if (exactly_once_ && retry_scheduled_ && static_cast<int64_t>(pending_rows()) > config_.max_pending_rows) {
+    set_suspended(true);
+  }
   return Status::ok();
 }
 
-Status PgWriterCore::flush() {
-  if (exactly_once_ || current_.rows == 0) return Status::ok();
-  if (crashed_) return crash_status_;
-  SLUICE_RETURN_IF_ERROR(with_retry("writing " + std::to_string(current_.rows) + " rows", [&]() -> Status {
-    SLUICE_RETURN_IF_ERROR(conn_->exec("BEGIN"));
-    SLUICE_RETURN_IF_ERROR(write_rows(current_.data));
-    return conn_->exec("COMMIT");
-  }));
+Status PgWriterCore::commit_current() {
+  SLUICE_RETURN_IF_ERROR(conn_->exec("BEGIN"));
+  SLUICE_RETURN_IF_ERROR(write_rows(current_.data));
+  return conn_->exec("COMMIT");
+}
+
+Status PgWriterCore::flush_batch() {
+  if (current_.rows == 0) {
+    set_suspended(false);
+    return Status::ok();
+  }
+  bool expired = false;
+  Status st = attempt_once("writing " + std::to_string(current_.rows) + " rows", [&] { return commit_current(); },
+                           expired);
+  if (st.code() == StatusCode::kUnavailable && !expired && !crashed_) {
+    // At-least-once holds one batch: wait for the server with the input suspended.
+    set_suspended(true);
+    schedule_retry();
+    return Status::ok();
+  }
+  SLUICE_RETURN_IF_ERROR(st);
   rows_metric_->Increment(static_cast<double>(current_.rows));
   committed_metric_->Increment();
   current_.data.clear();
   current_.rows = 0;
+  set_suspended(false);
+  return Status::ok();
+}
+
+Status PgWriterCore::flush() {
+  input_ended_ = true;
+  if (exactly_once_) return Status::ok();
+  return commit_held();
+}
+
+Status PgWriterCore::commit_held() {
+  if (current_.rows == 0) return Status::ok();
+  if (crashed_) return crash_status_;
+  SLUICE_RETURN_IF_ERROR(with_retry("writing " + std::to_string(current_.rows) + " rows",
+                                    [&] { return commit_current(); }));
+  rows_metric_->Increment(static_cast<double>(current_.rows));
+  committed_metric_->Increment();
+  current_.data.clear();
+  current_.rows = 0;
+  set_suspended(false);
   return Status::ok();
 }
 
@@ -430,7 +521,7 @@ uint64_t PgWriterCore::pending_rows() const {
 Result<std::string> PgWriterCore::snapshot(CheckpointId id) {
   if (crashed_) return crash_status_;
   if (!exactly_once_) {
-    SLUICE_RETURN_IF_ERROR(flush());
+    SLUICE_RETURN_IF_ERROR(commit_held());
     return std::string();
   }
   if (current_.rows > 0) {
@@ -446,13 +537,40 @@ Result<std::string> PgWriterCore::snapshot(CheckpointId id) {
 
 Status PgWriterCore::checkpoint_complete(CheckpointId id) {
   if (crashed_) return crash_status_;
-  while (!pending_.empty() && pending_.front().checkpoint <= id.value()) {
+  completed_ = std::max(completed_, id.value());
+  if (input_ended_) {
+    // The final checkpoint: the task ends once this returns, so wait here.
+    while (!pending_.empty() && pending_.front().checkpoint <= completed_) {
+      const PgBatch& b = pending_.front();
+      SLUICE_RETURN_IF_ERROR(with_retry("committing checkpoint " + std::to_string(b.checkpoint) + " (" +
+                                            std::to_string(b.rows) + " rows)",
+                                        [&] { return commit_batch(b); }));
+      pending_.erase(pending_.begin());
+    }
+    if (pending_metric_) pending_metric_->Set(static_cast<double>(pending_rows()));
+    return Status::ok();
+  }
+  if (retry_scheduled_) return Status::ok();  // the retry commits this checkpoint too
+  return commit_completed();
+}
+
+Status PgWriterCore::commit_completed() {
+  while (!pending_.empty() && pending_.front().checkpoint <= completed_) {
     const PgBatch& b = pending_.front();
-    SLUICE_RETURN_IF_ERROR(with_retry("committing checkpoint " + std::to_string(b.checkpoint) + " (" +
-                                          std::to_string(b.rows) + " rows)",
-                                      [&] { return commit_batch(b); }));
+    bool expired = false;
+    Status st = attempt_once("committing checkpoint " + std::to_string(b.checkpoint) + " (" +
+                                 std::to_string(b.rows) + " rows)",
+                             [&] { return commit_batch(b); }, expired);
+    if (st.code() == StatusCode::kUnavailable && !expired && !crashed_) {
+      // Stays pending (and in every checkpoint) until the retry commits it.
+      schedule_retry();
+      if (static_cast<int64_t>(pending_rows()) > config_.max_pending_rows) set_suspended(true);
+      break;
+    }
+    SLUICE_RETURN_IF_ERROR(st);
     pending_.erase(pending_.begin());
   }
+  if (!retry_scheduled_) set_suspended(false);
   if (pending_metric_) pending_metric_->Set(static_cast<double>(pending_rows()));
   return Status::ok();
 }

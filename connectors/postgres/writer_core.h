@@ -68,6 +68,17 @@ struct PgBatch {
 /// One sink subtask's connection and protocol. Lifecycle: initialize ->
 /// open -> (append_row | snapshot | checkpoint_complete)* -> flush (end of
 /// input) -> close. Task thread only; owned by its PostgresSinkWriter.
+///
+/// Waiting for the server never sleeps on the task thread. While the
+/// input runs, a commit (or at-least-once batch) that fails on a retriable
+/// error stays pending and is retried from a processing-time timer with
+/// backoff, so barriers, checkpoints and timers keep flowing: the batches
+/// that are not committed yet are part of every checkpoint taken meanwhile.
+/// Past max_pending_rows (at-least-once: at once) the sink suspends its
+/// input until the server is back. Where the sink must wait — open(), and
+/// commits after the end of input — it yields to the task's mailbox
+/// between attempts. Past retry_timeout of failures the task fails and the
+/// job restarts from its last checkpoint, which holds every uncommitted batch.
 class PgWriterCore {
  public:
   PgWriterCore(PostgresSinkConfig config, std::vector<Column> columns, PostgresSinkHooks hooks);
@@ -90,19 +101,42 @@ class PgWriterCore {
 
   bool exactly_once() const { return exactly_once_; }
   uint64_t pending_rows() const;
+  /// A failed commit or batch waits for its retry timer.
+  bool retrying() const { return retry_scheduled_; }
+  /// A completed checkpoint's batch is not committed yet (it waits for its
+  /// retry): stop-with-savepoint waits for it (SinkWriter::commit_in_progress).
+  bool commit_in_progress() const { return !pending_.empty() && pending_.front().checkpoint <= completed_; }
   const std::string& run_id() const { return run_; }
   const std::string& sink_id() const { return sink_id_; }
 
  private:
   Status step(PgStep s, PgPhase ph, int64_t checkpoint);
+  /// One attempt of `attempt` on a (re)connected connection. A retriable
+  /// failure drops the connection, counts as part of the current outage and
+  /// comes back as kUnavailable; `expired` then says whether the outage
+  /// has lasted retry_timeout.
+  Status attempt_once(const std::string& what, const std::function<Status()>& attempt, bool& expired);
   /// Runs `attempt` until it succeeds, fails for good, or retry_timeout
-  /// passes; (re)connects first and after every retriable failure.
+  /// passes, yielding to the task's mailbox between attempts.
   Status with_retry(const std::string& what, const std::function<Status()>& attempt);
+  /// Waits `ms` on the task's mailbox (timers and actions keep running).
+  Status wait_ms(int64_t ms);
+  /// Commits the pending batches of completed checkpoints; on a retriable
+  /// failure leaves them pending and schedules a retry.
+  Status commit_completed();
+  /// At-least-once: commits the rows held; on a retriable failure keeps
+  /// them, suspends the input and schedules a retry.
+  Status flush_batch();
+  void schedule_retry();
+  void set_suspended(bool suspended);
   Status connect();
   Status setup_tables();
   Status check_schema();
   Status commit_batch(const PgBatch& b);
   Status write_rows(std::string_view data);
+  Status commit_current();
+  /// Commits the rows held (at-least-once), waiting for the server.
+  Status commit_held();
 
   PostgresSinkConfig config_;
   std::vector<Column> columns_;
@@ -122,6 +156,16 @@ class PgWriterCore {
   std::vector<PgBatch> pending_;  // ascending checkpoints
   bool crashed_ = false;
   Status crash_status_;
+  runtime::OperatorContext* ctx_ = nullptr;
+  int64_t completed_ = 0;       // newest completed checkpoint
+  bool input_ended_ = false;    // flush() at the end of input was called
+  bool retry_scheduled_ = false;
+  bool waiting_ = false;        // inside with_retry: retry timers stand aside
+  uint64_t retry_generation_ = 0;
+  int64_t outage_start_ns_ = 0;  // first failure of the current outage; 0: none
+  int64_t backoff_ms_ = 100;
+  int failures_ = 0;
+  bool suspended_ = false;
   prometheus::Counter* rows_metric_ = nullptr;
   prometheus::Counter* committed_metric_ = nullptr;
   prometheus::Counter* skipped_metric_ = nullptr;

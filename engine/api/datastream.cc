@@ -18,6 +18,21 @@ int StreamExecutionEnvironment::add_node(StreamNode node, const std::vector<Inpu
   return id;
 }
 
+int StreamExecutionEnvironment::add_node(StreamNode node, const std::vector<EdgeSpec>& edges) {
+  int id = graph_.add_node(std::move(node)).id;
+  for (const auto& spec : edges) {
+    runtime::StreamEdge e;
+    e.source = spec.input.node;
+    e.target = id;
+    e.tag = spec.input.tag;
+    e.input_index = spec.input_index;
+    e.partitioning = spec.partitioning;
+    e.key_selector = spec.key_selector;
+    graph_.add_edge(std::move(e));
+  }
+  return id;
+}
+
 int StreamExecutionEnvironment::set_dead_letter_sink(
     std::shared_ptr<const runtime::Sink<DeadLetter>> sink, std::string name) {
   StreamNode node;

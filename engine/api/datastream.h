@@ -40,6 +40,20 @@ template <class T, class K>
 class KeyedStream;
 template <class T, class K>
 class WindowedStream;
+template <class T1, class T2>
+class ConnectedStreams;
+template <class T1, class T2, class K>
+class KeyedConnectedStreams;
+template <class T>
+class BroadcastStream;
+template <class T1, class T2>
+class BroadcastConnectedStream;
+template <class T1, class K, class T2>
+class KeyedBroadcastConnectedStream;
+template <class T1, class T2, class K>
+class IntervalJoin;
+template <class T1, class T2>
+class JoinedStreams;
 
 /// The build function's handle on the job being described. Owned by the
 /// runtime for the duration of the build; single-threaded.
@@ -70,6 +84,16 @@ class StreamExecutionEnvironment {
   };
   int add_node(StreamNode node, const std::vector<Input>& inputs, Partitioning partitioning,
                std::shared_ptr<const runtime::KeySelectorBase> key_selector = nullptr);
+  /// One edge into a node: its source, the node's input it feeds, its own
+  /// partitioning and (for kHash) key selector.
+  struct EdgeSpec {
+    Input input;
+    int input_index = 0;
+    Partitioning partitioning = Partitioning::kForward;
+    std::shared_ptr<const runtime::KeySelectorBase> key_selector;
+  };
+  /// Adds a node fed by `edges` (operators with several inputs).
+  int add_node(StreamNode node, const std::vector<EdgeSpec>& edges);
 
  private:
   StreamGraph& graph_;
@@ -123,6 +147,27 @@ class DataStream {
   DataStream<T> rebalance() const { return DataStream<T>(env_, inputs_, Partitioning::kRebalance); }
   /// Every subtask of the next operator gets every record.
   DataStream<T> broadcast() const { return DataStream<T>(env_, inputs_, Partitioning::kBroadcast); }
+  /// A broadcast stream with broadcast state: the MapStateDescriptors of
+  /// the states the broadcast side of the consuming operator may write.
+  /// Connect it to a stream (connect(...)) and process() both.
+  template <class D, class... Ds>
+  BroadcastStream<T> broadcast(const D& descriptor, const Ds&... more) const;
+
+  /// Processes this stream (input 1) and `other` (input 2) together.
+  template <class T2>
+  ConnectedStreams<T, T2> connect(const DataStream<T2>& other) const;
+  /// Processes this stream with a broadcast stream and its broadcast state.
+  template <class T2>
+  BroadcastConnectedStream<T, T2> connect(const BroadcastStream<T2>& other) const;
+
+  /// Window join with `other`: join(other).where(ka).equal_to(kb)
+  /// .window(assigner).apply(f) — pairs of one key in one window.
+  template <class T2>
+  JoinedStreams<T, T2> join(const DataStream<T2>& other) const;
+  /// The same, left outer: a left record without a partner in its window
+  /// is emitted once with an empty right.
+  template <class T2>
+  JoinedStreams<T, T2> left_outer_join(const DataStream<T2>& other) const;
 
   /// The records the producing operator emitted to side output `tag`.
   template <class X>
@@ -247,6 +292,17 @@ class KeyedStream {
   WindowedStream<T, K> window(window::WindowAssigner assigner) const {
     return WindowedStream<T, K>(*this, std::move(assigner));
   }
+
+  /// Processes this stream and another one keyed by the same key type.
+  template <class T2>
+  KeyedConnectedStreams<T, T2, K> connect(const KeyedStream<T2, K>& other) const;
+  /// Processes this stream with a broadcast stream and its broadcast state.
+  template <class T2>
+  KeyedBroadcastConnectedStream<T, K, T2> connect(const BroadcastStream<T2>& other) const;
+  /// Joins this stream with another one keyed by the same key type on
+  /// event time intervals: interval_join(other).between(lower, upper).process(..).
+  template <class T2>
+  IntervalJoin<T, T2, K> interval_join(const KeyedStream<T2, K>& other) const;
 
   const DataStream<T>& input() const { return input_; }
   const std::shared_ptr<const runtime::KeySelector<T, K>>& key_selector() const { return ks_; }
@@ -416,3 +472,6 @@ DataStream<T> StreamExecutionEnvironment::from_source(
 }
 
 }  // namespace sluice::api
+
+#include "engine/api/connected_streams.h"
+#include "engine/api/joins.h"

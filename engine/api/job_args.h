@@ -57,6 +57,14 @@ class JobArgs {
   mutable std::set<std::string> read_;
 };
 
+/// The value of `r`; otherwise throws JobArgError naming `--arg key` (for
+/// build functions turning e.g. a bad source URI into an argument error).
+template <class T>
+T or_arg_error(Result<T> r, const std::string& key) {
+  if (!r.is_ok()) throw JobArgError("--arg " + key + ": " + r.status().message());
+  return std::move(r).value();
+}
+
 /// Parses "key=value" (the form of --arg); false if there is no '=' or the
 /// key is empty.
 bool parse_key_value(const std::string& text, std::string& key, std::string& value);

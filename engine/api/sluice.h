@@ -1,5 +1,7 @@
 // The one header a job includes: the DataStream API, functions, windows,
-// state descriptors, and the names jobs use most, in namespace sluice.
+// connected and broadcast streams, interval and window joins, state
+// descriptors (ordered map state included), and the names jobs
+// use most, in namespace sluice.
 #pragma once
 
 #include "engine/api/async_datastream.h"
@@ -19,6 +21,9 @@ using api::KeyedStream;
 using api::PatternStream;
 using api::StreamExecutionEnvironment;
 using api::WindowedStream;
+using api::BroadcastStream;
+using api::ConnectedStreams;
+using api::KeyedConnectedStreams;
 using async_io::AsyncFunction;
 using async_io::AsyncOptions;
 using async_io::AsyncRetryStrategy;
@@ -39,6 +44,13 @@ using cep::Pattern;
 using cep::PatternProcessFunction;
 using cep::TimedOutMatch;
 using cep::WithinType;
+using join::BroadcastProcessFunction;
+using join::BroadcastState;
+using join::CoProcessFunction;
+using join::KeyedBroadcastProcessFunction;
+using join::KeyedCoProcessFunction;
+using join::ProcessJoinFunction;
+using join::ReadOnlyBroadcastState;
 using runtime::Sink;
 using runtime::SinkWriter;
 using runtime::Source;
@@ -46,11 +58,15 @@ using runtime::SourceOutput;
 using runtime::SourceReader;
 using runtime::WatermarkStrategy;
 using state::ListStateDescriptor;
+using state::KeyRange;
 using state::MapStateDescriptor;
+using state::OrderedMapState;
+using state::OrderedMapStateDescriptor;
 using state::ReducingStateDescriptor;
 using state::StateTtl;
 using state::ValueStateDescriptor;
 using window::AggregateFunction;
+using window::JoinInput;
 using window::AvgAggregate;
 using window::CountAggregate;
 using window::EventTimeSessionWindows;

@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine/common/job_state.h"
+
 namespace sluice::metrics {
 
 std::shared_ptr<prometheus::Registry> registry_ptr() {
@@ -236,7 +238,8 @@ std::vector<prometheus::MetricFamily> job_families(const std::vector<JobSample>&
   FamilyBuilder b;
   for (const auto& j : jobs) {
     FamilyBuilder::Labels l = {{"job", j.job}, {"job_id", j.job_id}};
-    b.gauge("sluice_job_running", "1 while the job's state is RUNNING, else 0", l, j.state == "RUNNING" ? 1 : 0);
+    b.gauge("sluice_job_running", "1 while the job's state is RUNNING, else 0", l,
+            j.state == job_state_name(JobState::kRunning) ? 1 : 0);
     b.counter("sluice_job_restarts_total", "Restarts of a job from its latest checkpoint", l,
               static_cast<double>(j.restarts));
     b.counter("sluice_checkpoints_completed_total", "Completed checkpoints of a job", l,

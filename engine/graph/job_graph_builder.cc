@@ -137,7 +137,13 @@ Result<proto::JobGraph> build_job_graph(StreamGraph& g, const JobGraphOptions& o
       op->set_name(node.name);
       op->set_description(node.description);
       op->set_keyed(node.keyed);
-      if (!node.in_types.empty() && node.in_types[0]) op->set_input_type(std::string(node.in_types[0]->name()));
+      std::string in_types;  // "A" or, for several inputs, "A, B"
+      for (const auto& t : node.in_types) {
+        if (!t) continue;
+        if (!in_types.empty()) in_types += ", ";
+        in_types += t->name();
+      }
+      op->set_input_type(in_types);
       if (node.out_type) op->set_output_type(std::string(node.out_type->name()));
       if (!name.empty()) name += " -> ";
       name += node.name;

@@ -20,6 +20,7 @@
 #include "engine/common/auth.h"
 #include "engine/common/clock.h"
 #include "engine/common/http_server.h"
+#include "engine/common/job_state.h"
 #include "engine/common/json.h"
 #include "engine/common/logging.h"
 #include "engine/common/metrics.h"
@@ -72,9 +73,10 @@ grpc::Status to_grpc(const Status& st) {
   return grpc::Status(c, st.message());
 }
 
-bool terminal(const std::string& state) {
-  return state == "FINISHED" || state == "CANCELED" || state == "FAILED";
-}
+// Job records keep the state's name (job_state.h); unknown names are from a
+// newer jobmanager and are treated as failed.
+JobState state_of(const proto::JobRecord& r) { return parse_job_state(r.state()).value_or(JobState::kFailed); }
+void set_state(proto::JobRecord& r, JobState s) { r.set_state(std::string(job_state_name(s))); }
 
 using TmStub = proto::TaskManager::Stub;
 
@@ -112,7 +114,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     std::unique_ptr<CheckpointCoordinator> coordinator;
     struct Subtask {
       std::string tm;
-      std::string state = "DEPLOYING";
+      SubtaskState state = SubtaskState::kDeploying;
       uint64_t records_in = 0, records_out = 0;  // last heartbeat
       int64_t watermark_ms = INT64_MIN;
       uint64_t dead_letters = 0;
@@ -317,7 +319,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         std::lock_guard lk(mu_);
         s.job = j->graph->name();
         s.job_id = j->rec.job_id();
-        s.state = j->rec.state();
+        s.state = j->rec.state();  // the name
         s.restarts = j->rec.restarts();
         samples.push_back(std::move(s));
       }
@@ -428,10 +430,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (!j) return Status::not_found("unknown job id '" + job_id + "'; `sluice list` shows the jobs");
     {
       std::lock_guard lk(mu_);
-      if (terminal(j->rec.state())) {
+      if (is_terminal(state_of(j->rec))) {
         return Status::failed_precondition("job " + job_id + " has already ended (" + j->rec.state() + ")");
       }
-      end_job_locked(*j, "CANCELED", "");
+      end_job_locked(*j, JobState::kCanceled, "");
     }
     if (j->coordinator) j->coordinator->stop();
     spdlog::info("job {} cancelled", job_id);
@@ -443,7 +445,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (!j) return Status::not_found("unknown job id '" + job_id + "'; `sluice list` shows the jobs");
     {
       std::lock_guard lk(mu_);
-      if (j->rec.state() != "RUNNING") {
+      if (state_of(j->rec) != JobState::kRunning) {
         return Status::failed_precondition("job " + job_id + " is " + j->rec.state() +
                                            "; savepoints are taken of running jobs");
       }
@@ -478,7 +480,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     if (stop) {
       {
         std::lock_guard lk(mu_);
-        if (!terminal(j->rec.state())) end_job_locked(*j, "FINISHED", "", sp->meta.id);
+        if (!is_terminal(state_of(j->rec))) end_job_locked(*j, JobState::kFinished, "", sp->meta.id);
       }
       j->coordinator->stop();
       spdlog::info("job {} stopped with savepoint {}", job_id, path);
@@ -503,7 +505,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     {
       std::lock_guard lk(mu_);
       for (auto& [id, j] : jobs_) {
-        if (terminal(j->rec.state())) continue;
+        if (is_terminal(state_of(j->rec))) continue;
         const auto& from = j->rec.has_restored_from() ? j->rec.restored_from().path() : j->rec.restore_path();
         if (!from.empty() && fs::weakly_canonical(from, ec).string() == canonical) jobs.push_back(j);
       }
@@ -643,7 +645,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     bool finished = false;
     {
       std::lock_guard lk(mu_);
-      if (req->task().attempt() != j->rec.attempt() || j->rec.state() != "RUNNING") return grpc::Status::OK;
+      if (req->task().attempt() != j->rec.attempt() || state_of(j->rec) != JobState::kRunning) return grpc::Status::OK;
       auto it = j->subtasks.find({req->task().vertex(), req->task().subtask()});
       if (it == j->subtasks.end()) return grpc::Status::OK;
       if (it->second.tm != req->taskmanager_id()) {
@@ -652,12 +654,14 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
                      it->second.tm);
         return grpc::Status::OK;
       }
-      it->second.state = req->state();
-      if (req->state() != "RUNNING") {
+      auto reported = parse_subtask_state(req->state());
+      if (!reported) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "unknown task state '" + req->state() + "'");
+      it->second.state = *reported;
+      if (*reported != SubtaskState::kRunning) {
         it->second.records_in = std::max(it->second.records_in, req->records_in());
         it->second.records_out = std::max(it->second.records_out, req->records_out());
       }
-      if (req->state() == "FAILED") {
+      if (*reported == SubtaskState::kFailed) {
         const auto& v = j->graph->vertices(req->task().vertex());
         proto::FailureRecord f;
         f.set_task(v.name() + " (" + std::to_string(req->task().subtask() + 1) + "/" +
@@ -669,10 +673,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
         f.set_permanent(req->permanent());
         std::string cause = "task " + f.task() + " on " + req->taskmanager_id() + " failed: " + req->cause();
         job_failed_locked(*j, std::move(f), cause);
-      } else if (req->state() == "FINISHED") {
+      } else if (*reported == SubtaskState::kFinished) {
         finished = std::all_of(j->subtasks.begin(), j->subtasks.end(),
-                               [](const auto& kv) { return kv.second.state == "FINISHED"; });
-        if (finished) end_job_locked(*j, "FINISHED", "");
+                               [](const auto& kv) { return kv.second.state == SubtaskState::kFinished; });
+        if (finished) end_job_locked(*j, JobState::kFinished, "");
       }
     }
     if (finished) {
@@ -771,7 +775,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   int used_slots_locked(std::map<std::string, int>* per_tm) const {
     int used = 0;
     for (const auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       std::map<std::string, std::set<int>> slots;  // tm -> slot indices (subtask index = slot)
       for (const auto& [k, s] : j->subtasks) slots[s.tm].insert(k.second);
       for (const auto& [tm, set] : slots) {
@@ -867,7 +871,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     r.set_library_name(req.library_name());
     r.set_parallelism(req.parallelism());
     r.set_restore_path(req.restore_path());
-    r.set_state("CREATED");
+    set_state(r, JobState::kCreated);
     r.set_attempt(-1);
     r.set_submitted_ms(now_ms());
     job->graph = std::make_shared<const proto::JobGraph>(r.job_graph());
@@ -909,13 +913,13 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       }
       job->rec_id = job->rec.job_id();
       job->graph = std::make_shared<const proto::JobGraph>(job->rec.job_graph());
-      if (!terminal(job->rec.state())) {
+      if (!is_terminal(state_of(job->rec))) {
         Status st = make_coordinator(*job);
         if (!st.is_ok()) {
-          job->rec.set_state("FAILED");
+          set_state(job->rec, JobState::kFailed);
           job->rec.set_last_failure("cannot recover: " + st.to_string());
         } else {
-          job->rec.set_state("RESTARTING");
+          set_state(job->rec, JobState::kRestarting);
           job->rec.add_restart_causes("jobmanager restarted");
           job->next_deploy_ms = 0;
           spdlog::info("recovering job {} (last attempt {})", job->rec.job_id(), job->rec.attempt());
@@ -958,14 +962,15 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     j.gw_held.clear();
   }
 
-  void end_job_locked(Job& j, const std::string& state, const std::string& failure,
+  void end_job_locked(Job& j, JobState state, const std::string& failure,
                       int64_t committed_checkpoint = 0) {
     cancel_tasks_locked(j, committed_checkpoint);
-    j.rec.set_state(state);
-    if (terminal(state) && j.rec.ended_ms() == 0) j.rec.set_ended_ms(now_ms());
+    set_state(j.rec, state);
+    if (is_terminal(state) && j.rec.ended_ms() == 0) j.rec.set_ended_ms(now_ms());
     if (!failure.empty()) j.rec.set_last_failure(failure);
     for (auto& [k, s] : j.subtasks)
-      if (s.state != "FINISHED") s.state = state == "FINISHED" ? "FINISHED" : "CANCELED";
+      if (s.state != SubtaskState::kFinished)
+        s.state = state == JobState::kFinished ? SubtaskState::kFinished : SubtaskState::kCanceled;
     persist_locked(j);
   }
 
@@ -974,16 +979,16 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// permanent (the cause will not go away by restarting), else it restarts
   /// under the restart policy (fail_attempt_locked).
   void job_failed_locked(Job& j, proto::FailureRecord f, const std::string& cause) {
-    if (j.rec.state() != "RUNNING") return;
+    if (state_of(j.rec) != JobState::kRunning) return;
     f.set_time_ms(now_ms());
     f.set_attempt(j.rec.attempt());
     if (f.permanent() && !j.stopping) {
       spdlog::error("job {} attempt {} failed permanently: {}", j.rec.job_id(), j.rec.attempt(), cause);
-      end_job_locked(j, "FAILED", cause + " (a permanent error: not restarted)");
+      end_job_locked(j, JobState::kFailed, cause + " (a permanent error: not restarted)");
     } else {
       fail_attempt_locked(j, cause);
     }
-    f.set_restarted(j.rec.state() == "RESTARTING");
+    f.set_restarted(state_of(j.rec) == JobState::kRestarting);
     *j.rec.add_failures() = std::move(f);
     while (j.rec.failures_size() > kFailureHistory) j.rec.mutable_failures()->DeleteSubrange(0, 1);
     persist_locked(j);
@@ -992,16 +997,16 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// A task failed or its taskmanager was lost: cancel the attempt and
   /// schedule a restart from the latest completed checkpoint.
   void fail_attempt_locked(Job& j, const std::string& cause) {
-    if (j.rec.state() != "RUNNING") return;
+    if (state_of(j.rec) != JobState::kRunning) return;
     spdlog::warn("job {} attempt {} failed: {}", j.rec.job_id(), j.rec.attempt(), cause);
     cancel_tasks_locked(j);
     j.rec.set_last_failure(cause);
     if (j.stopping) {
-      end_job_locked(j, "FINISHED", "");
+      end_job_locked(j, JobState::kFinished, "");
       return;
     }
     if (j.rec.restarts() >= o_.restart_attempts) {
-      end_job_locked(j, "FAILED", cause + " (gave up after " + std::to_string(j.rec.restarts()) + " restarts)");
+      end_job_locked(j, JobState::kFailed, cause + " (gave up after " + std::to_string(j.rec.restarts()) + " restarts)");
       return;
     }
     j.rec.set_restarts(j.rec.restarts() + 1);
@@ -1009,7 +1014,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     j.backoff_ms = j.backoff_ms == 0 ? o_.restart_backoff.count()
                                      : std::min<int64_t>(o_.restart_max_backoff.count(), j.backoff_ms * 2);
     j.next_deploy_ms = steady_ms() + j.backoff_ms;
-    j.rec.set_state("RESTARTING");
+    set_state(j.rec, JobState::kRestarting);
     persist_locked(j);
     wake_scheduler();
   }
@@ -1018,7 +1023,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     spdlog::warn("taskmanager {} lost: {}", tm_id, why);
     tms_.erase(tm_id);
     for (auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       bool uses = std::any_of(j->subtasks.begin(), j->subtasks.end(),
                               [&](const auto& kv) { return kv.second.tm == tm_id; });
       if (uses) {
@@ -1054,8 +1059,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
           if (now - tm.last_heartbeat > o_.heartbeat_timeout.count()) lost.push_back(id);
         for (const auto& id : lost) lose_tm_locked(id, "no heartbeat for " + format_duration(o_.heartbeat_timeout));
         for (auto& [id, j] : jobs_) {
-          const auto& s = j->rec.state();
-          if ((s == "CREATED" || s == "RESTARTING") && now >= j->next_deploy_ms) due.push_back(j);
+          JobState s = state_of(j->rec);
+          if ((s == JobState::kCreated || s == JobState::kRestarting) && now >= j->next_deploy_ms) due.push_back(j);
         }
       }
       for (auto& j : due) deploy(j);
@@ -1084,8 +1089,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     int attempt;
     {
       std::lock_guard lk(mu_);
-      const auto& s = j.rec.state();
-      if (s != "CREATED" && s != "RESTARTING") return;
+      JobState s = state_of(j.rec);
+      if (s != JobState::kCreated && s != JobState::kRestarting) return;
       int need = slots_needed(*j.graph);
       std::map<std::string, int> used;
       used_slots_locked(&used);
@@ -1146,12 +1151,12 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
           t.set_subtask(s);
           t.set_attempt(attempt);
           per_tm[tm].push_back(t);
-          j.subtasks[{v.id(), s}] = Job::Subtask{tm, "DEPLOYING"};
+          j.subtasks[{v.id(), s}] = Job::Subtask{tm, SubtaskState::kDeploying};
           if (v.is_source()) source_tms.insert(tm);
         }
       }
       for (const auto& [tm, ts] : per_tm) stubs[tm] = tms_[tm].stub;
-      j.rec.set_state("RUNNING");
+      set_state(j.rec, JobState::kRunning);
       persist_locked(j);
       std::lock_guard gl(j.gw_mu);
       j.gw_attempt = attempt;
@@ -1194,10 +1199,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     }
     {
       std::lock_guard lk(mu_);
-      if (j.rec.attempt() == attempt && j.rec.state() == "RUNNING") {
+      if (j.rec.attempt() == attempt && state_of(j.rec) == JobState::kRunning) {
         j.rec.set_last_failure(j.rec.restarts() > 0 ? j.rec.last_failure() : "");
         for (auto& [k, s] : j.subtasks)
-          if (s.state == "DEPLOYING") s.state = "RUNNING";
+          if (s.state == SubtaskState::kDeploying) s.state = SubtaskState::kRunning;
       }
     }
     j.open_gateway(attempt);
@@ -1289,13 +1294,13 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       st->set_vertex_name(j.graph->vertices(k.first).name());
       st->set_subtask(k.second);
       st->set_taskmanager_id(s.tm);
-      st->set_state(s.state);
+      st->set_state(std::string(subtask_state_name(s.state)));
       st->set_records_in(s.records_in);
       st->set_records_out(s.records_out);
       st->set_watermark_ms(s.watermark_ms);
       st->set_has_watermark(s.watermark_ms != INT64_MIN && s.watermark_ms != INT64_MAX);
       st->set_dead_letters(s.dead_letters);
-      if (s.state == "RUNNING") {
+      if (s.state == SubtaskState::kRunning) {
         auto rates = s.rates.rates();
         st->set_records_in_per_s(rates.records_in_per_s);
         st->set_records_out_per_s(rates.records_out_per_s);
@@ -1330,7 +1335,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     std::map<std::string, int> used, tasks;
     used_slots_locked(&used);
     for (const auto& [id, j] : jobs_) {
-      if (j->rec.state() != "RUNNING") continue;
+      if (state_of(j->rec) != JobState::kRunning) continue;
       for (const auto& [k, s] : j->subtasks) ++tasks[s.tm];
     }
     std::vector<proto::TaskManagerStatus> out;

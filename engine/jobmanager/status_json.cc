@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 
+#include "engine/common/job_state.h"
 #include "engine/common/json.h"
 #include "engine/jobmanager/http_api.h"
 
@@ -357,7 +358,10 @@ std::string overview_json(const std::vector<proto::JobStatusResponse>& jobs,
   int slots = 0, used = 0;
   for (const auto& t : tms) slots += t.slots(), used += t.slots_used();
   std::map<std::string, int> by_state;
-  for (const char* s : {"CREATED", "RUNNING", "RESTARTING", "FINISHED", "CANCELED", "FAILED"}) by_state[s] = 0;
+  for (auto s : {JobState::kCreated, JobState::kRunning, JobState::kRestarting, JobState::kFinished,
+                 JobState::kCanceled, JobState::kFailed}) {
+    by_state[std::string(job_state_name(s))] = 0;
+  }
   for (const auto& s : jobs) ++by_state[s.job().state()];
   j.begin_object().num("taskmanager_count", static_cast<int64_t>(tms.size())).num("slots", slots).num("slots_used", used);
   j.begin_object("jobs_by_state");

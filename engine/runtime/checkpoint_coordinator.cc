@@ -98,9 +98,9 @@ Result<CheckpointId> CheckpointCoordinator::trigger_locked(bool savepoint) {
   b.id = pending_->id;
   b.trigger_time_ms = pending_->trigger_ms;
   const bool final_cp = pending_->final_checkpoint;
-  b.flags = static_cast<uint8_t>((savepoint ? 1 : 0) |
-                                 (!savepoint && !final_cp && config_.unaligned ? 2 : 0) |
-                                 (final_cp ? 4 : 0));
+  b.set(BarrierFlag::kSavepoint, savepoint)
+      .set(BarrierFlag::kUnaligned, !savepoint && !final_cp && config_.unaligned)
+      .set(BarrierFlag::kFinal, final_cp);
   gateway_->trigger_sources(b);
   return pending_->id;
 }

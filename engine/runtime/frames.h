@@ -30,17 +30,31 @@ enum class FrameKind : uint8_t {
   kEndOfData = 6,
 };
 
-/// A checkpoint barrier. Flags: bit 0 = savepoint (kept until deleted).
+/// Bits of Barrier::flags (one byte on the wire).
+enum class BarrierFlag : uint8_t {
+  kSavepoint = 1 << 0,  // kept until deleted; always aligned
+  kUnaligned = 1 << 1,  // may be taken at once, recording in-flight input
+  kFinal = 1 << 2,      // the first checkpoint after every source ended; always aligned
+};
+
+/// A checkpoint barrier.
 struct Barrier {
   CheckpointId id{0};
   int64_t trigger_time_ms = 0;
-  uint8_t flags = 0;  // bit 0: savepoint, bit 1: unaligned, bit 2: final checkpoint
-  bool is_savepoint() const { return flags & 1; }
-  bool is_unaligned() const { return flags & 2; }
-  bool is_final() const { return flags & 4; }
+  uint8_t flags = 0;  // BarrierFlag bits
+
+  bool has(BarrierFlag f) const { return (flags & static_cast<uint8_t>(f)) != 0; }
+  Barrier& set(BarrierFlag f, bool on = true) {
+    flags = on ? static_cast<uint8_t>(flags | static_cast<uint8_t>(f))
+               : static_cast<uint8_t>(flags & ~static_cast<uint8_t>(f));
+    return *this;
+  }
+  bool is_savepoint() const { return has(BarrierFlag::kSavepoint); }
+  bool is_unaligned() const { return has(BarrierFlag::kUnaligned); }
+  bool is_final() const { return has(BarrierFlag::kFinal); }
   /// Savepoints and final checkpoints are always aligned: they must cover
   /// every record before them, not carry records in flight.
-  bool must_align() const { return flags & 5; }
+  bool must_align() const { return is_savepoint() || is_final(); }
 };
 
 /// A batch of frames; the unit that channels move and count.

@@ -3,8 +3,10 @@
 // InternalTimerService keeps event-time and processing-time timers per
 // (key, namespace) in the operator's keyed state backend, fires event-time
 // timers as the watermark passes them and processing-time timers through
-// the task's ProcessingTimeService. KeyedOneInputOperator is the base of
-// every operator after key_by (windows, keyed process functions).
+// the task's ProcessingTimeService. KeyedOperatorBase<K> is the keyed part
+// of every operator after key_by, with KeyedOneInputOperator (windows,
+// keyed process functions) and KeyedTwoInputOperator (keyed co-process,
+// joins) on top.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +15,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "engine/runtime/operator.h"
+#include "engine/runtime/two_input.h"
 #include "engine/runtime/type_info.h"
 #include "state/keyed_state_backend.h"
 
@@ -64,29 +70,32 @@ class InternalTimerService {
   int64_t next_wakeup_ = std::numeric_limits<int64_t>::max();
 };
 
-/// Base of keyed one-input operators: sets the current key from each record
-/// and keeps the timer service.
-template <class K, class IN>
-class KeyedOneInputOperator : public OneInputOperator<IN>, public Triggerable {
- public:
-  explicit KeyedOneInputOperator(std::shared_ptr<const KeySelector<IN, K>> key_selector)
-      : key_selector_(std::move(key_selector)) {}
+/// Serializes a key as KeySelector does (the bytes that pick the key group
+/// and address keyed state).
+template <class K>
+void serialize_key(const K& key, std::string& out) {
+  out.clear();
+  ByteWriter w(out);
+  Serde<K>::write(w, key);
+}
 
+/// The keyed part of every keyed operator, whatever its number of inputs:
+/// the keyed-state backend and the current key, the timer service, and the
+/// operator's watermark as operator state. Subclasses select the key of
+/// each record (set_current_key) before touching state or timers; a
+/// firing timer has its key selected already. Task thread only.
+template <class K>
+class KeyedOperatorBase : public StreamOperator, public Triggerable {
+ public:
   /// The operator's watermark is part of its state: after a restore, a
   /// record that was late before the checkpoint must still be late (its
-  /// window may be gone). Rescaled subtasks take the minimum of the old ones.
+  /// window may be gone). Rescaled subtasks take the minimum of the old
+  /// ones. Subclasses with more operator state wrap this blob in theirs and
+  /// call restore_watermark / watermark_state.
   Status initialize_state(const OperatorRestore& restore) override {
-    for (const auto& blob : restore.states) {
-      if (blob.empty()) continue;
-      int64_t wm;
-      if (!deserialize(blob, wm).is_ok()) return Status::corruption("keyed operator state");
-      restored_wm_ = restored_wm_ ? std::min(*restored_wm_, wm) : wm;
-    }
-    return Status::ok();
+    return restore_watermark(restore.states);
   }
-  Result<std::string> snapshot_state(CheckpointId) override {
-    return serialize(timers_->current_watermark().ms());
-  }
+  Result<std::string> snapshot_state(CheckpointId) override { return watermark_state(); }
 
   Status open() override {
     backend_ = this->context().keyed_backend();
@@ -98,17 +107,18 @@ class KeyedOneInputOperator : public OneInputOperator<IN>, public Triggerable {
     return Status::ok();
   }
 
+  /// Fires the event-time timers the watermark passed, then forwards it.
   void process_watermark(EventTime wm) override {
     timers_->advance_watermark(wm);
     this->forward_watermark(wm);
   }
 
  protected:
-  /// Extracts and selects the key of `value`; false (after failing the
-  /// task) if the record reached the wrong subtask, which is a routing bug.
-  bool set_current_key_from(const IN& value) {
-    current_key_ = key_selector_->key(value);
-    KeySelector<IN, K>::serialize_key(*current_key_, key_bytes_);
+  /// Makes `key` the current key; false (after failing the task) if its key
+  /// group is not this subtask's, which is a routing bug.
+  bool set_current_key(K key) {
+    current_key_ = std::move(key);
+    serialize_key(*current_key_, key_bytes_);
     KeyGroup kg = state::key_group_for_key(key_bytes_, backend_->max_parallelism());
     if (!backend_->key_group_range().contains(kg)) [[unlikely]] {
       this->context().fail(Status::internal(
@@ -124,6 +134,12 @@ class KeyedOneInputOperator : public OneInputOperator<IN>, public Triggerable {
     backend_->set_current_key(t.key, t.kg);
     current_key_.reset();
   }
+  /// Selects a key by its serialized bytes (e.g. one found by iterating
+  /// the keys of a state).
+  void set_current_key_bytes(std::string_view key_bytes, KeyGroup kg) {
+    backend_->set_current_key(key_bytes, kg);
+    current_key_.reset();
+  }
   /// The current key as a K (decoded lazily for timers).
   const K& current_key() {
     if (!current_key_) {
@@ -135,14 +151,67 @@ class KeyedOneInputOperator : public OneInputOperator<IN>, public Triggerable {
     return *current_key_;
   }
 
+  /// The watermark blob of snapshot_state.
+  std::string watermark_state() const { return serialize(timers_->current_watermark().ms()); }
+  /// Takes the minimum of the watermark blobs of the old subtasks (empty
+  /// blobs are skipped).
+  Status restore_watermark(const std::vector<std::string>& blobs) {
+    for (const auto& blob : blobs) {
+      if (blob.empty()) continue;
+      int64_t wm = 0;
+      if (!deserialize(blob, wm).is_ok()) return Status::corruption("keyed operator state");
+      restored_wm_ = restored_wm_ ? std::min(*restored_wm_, wm) : wm;
+    }
+    return Status::ok();
+  }
+
   state::KeyedStateBackend* backend_ = nullptr;
   std::unique_ptr<InternalTimerService> timers_;
-  std::shared_ptr<const KeySelector<IN, K>> key_selector_;
 
  private:
   std::optional<K> current_key_;
   std::string key_bytes_;
   std::optional<int64_t> restored_wm_;
+};
+
+/// Base of keyed one-input operators (windows, keyed process functions):
+/// the key of each record comes from the input's key selector.
+template <class K, class IN>
+class KeyedOneInputOperator : public KeyedOperatorBase<K>, public ElementSink<IN> {
+ public:
+  explicit KeyedOneInputOperator(std::shared_ptr<const KeySelector<IN, K>> key_selector)
+      : key_selector_(std::move(key_selector)) {}
+
+  void* element_sink(int index) override {
+    return index == 0 ? static_cast<ElementSink<IN>*>(this) : nullptr;
+  }
+
+ protected:
+  /// Selects the key of `value`; false (after failing the task) if the
+  /// record reached the wrong subtask.
+  bool set_current_key_from(const IN& value) { return this->set_current_key(key_selector_->key(value)); }
+
+  std::shared_ptr<const KeySelector<IN, K>> key_selector_;
+};
+
+/// Base of keyed two-input operators (keyed co-process, interval joins):
+/// both inputs are partitioned by the same key type, each by its own key
+/// selector; state and timers are shared by the two sides through one
+/// backend, and the current key is that of whichever input delivered the
+/// record (or of the firing timer).
+template <class K, class IN1, class IN2>
+class KeyedTwoInputOperator : public TwoInputOperator<IN1, IN2, KeyedOperatorBase<K>> {
+ public:
+  KeyedTwoInputOperator(std::shared_ptr<const KeySelector<IN1, K>> key_selector1,
+                        std::shared_ptr<const KeySelector<IN2, K>> key_selector2)
+      : key_selector1_(std::move(key_selector1)), key_selector2_(std::move(key_selector2)) {}
+
+ protected:
+  bool set_current_key_from1(const IN1& value) { return this->set_current_key(key_selector1_->key(value)); }
+  bool set_current_key_from2(const IN2& value) { return this->set_current_key(key_selector2_->key(value)); }
+
+  std::shared_ptr<const KeySelector<IN1, K>> key_selector1_;
+  std::shared_ptr<const KeySelector<IN2, K>> key_selector2_;
 };
 
 }  // namespace sluice::runtime

@@ -15,6 +15,7 @@
 //    instead of sleeping on the task thread.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -24,6 +25,9 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "engine/runtime/processing_time.h"
 
 namespace sluice::runtime {
 
@@ -37,14 +41,31 @@ class MailboxExecutor {
 
   /// Any thread: runs `action` on the task thread between records, in the
   /// order posted. The mailbox is bounded: a thread other than the task
-  /// thread blocks while it is full. Returns false without queueing once the
+  /// thread blocks while it is full (so never call it holding a lock the
+  /// task thread may wait for). Returns false without queueing once the
   /// task is shutting down (cancelled, failed or closed); the caller then
-  /// cleans up itself. `description` names the action in errors and logs.
+  /// cleans up itself. Actions still queued when the task ends are dropped
+  /// (destroyed, not run). `description` names the action in errors and logs.
   virtual bool execute(Action action, std::string_view description = {}) = 0;
+  /// Any thread: posts `actions` as one mailbox entry (one lock, one
+  /// wake-up, one slot of the bound) that runs them in order; for a client
+  /// thread that completes many calls at once. Same result as execute().
+  bool execute_batch(std::vector<Action> actions, std::string_view description = {}) {
+    if (actions.empty()) return true;
+    if (actions.size() == 1) return execute(std::move(actions.front()), description);
+    return execute(
+        [batch = std::move(actions)]() mutable {
+          for (auto& a : batch) a();
+        },
+        description);
+  }
 
   /// Task thread: runs queued actions and due processing-time callbacks,
   /// waiting (without busy-looping) until at least one ran. Returns false at
-  /// once if the task is stopping: the caller must stop waiting.
+  /// once if the task is stopping: the caller must stop waiting. In a task,
+  /// only the actions and timers of this operator and of the operators
+  /// chained after it run (never an upstream operator's, nor a checkpoint),
+  /// so it is safe in the middle of process_element and in finish().
   virtual bool yield() = 0;
   /// Task thread: like yield() but never waits; true if something ran.
   virtual bool try_yield() = 0;
@@ -60,10 +81,13 @@ class MailboxExecutor {
 /// A MailboxExecutor whose owner runs the queued actions when it chooses:
 /// for tests and fake operator contexts. execute() is thread-safe; run
 /// methods belong to the owner's thread. yield() waits at most
-/// `max_wait_ms` (default 10 s) for an action, then returns false.
+/// `max_wait_ms` (default 10 s) for an action, then returns false. Given
+/// `timers` (on a real-time clock), yield() and try_yield() also fire its
+/// due callbacks, as a task does.
 class QueueMailboxExecutor final : public MailboxExecutor {
  public:
-  explicit QueueMailboxExecutor(int64_t max_wait_ms = 10'000) : max_wait_ms_(max_wait_ms) {}
+  explicit QueueMailboxExecutor(int64_t max_wait_ms = 10'000, ProcessingTimeService* timers = nullptr)
+      : max_wait_ms_(max_wait_ms), timers_(timers) {}
 
   bool execute(Action action, std::string_view description = {}) override {
     {
@@ -75,18 +99,28 @@ class QueueMailboxExecutor final : public MailboxExecutor {
     return true;
   }
   bool yield() override {
-    {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_wait_ms_);
+    while (true) {
+      if (try_yield()) return true;
+      auto until = deadline;
+      if (timers_) {
+        if (auto next = timers_->next_deadline()) {
+          auto wait = std::chrono::milliseconds(std::max<int64_t>(0, *next - timers_->now_ms()));
+          until = std::min(until, std::chrono::steady_clock::now() + wait);
+        }
+      }
       std::unique_lock lk(mu_);
       if (closed_) return false;
-      if (!cv_.wait_for(lk, std::chrono::milliseconds(max_wait_ms_),
-                        [&] { return !queue_.empty() || closed_; })) {
-        return false;
-      }
+      cv_.wait_until(lk, until, [&] { return !queue_.empty() || closed_; });
       if (closed_) return false;
+      if (queue_.empty() && std::chrono::steady_clock::now() >= deadline) return false;
     }
-    return run_pending() > 0;
   }
-  bool try_yield() override { return run_pending() > 0; }
+  bool try_yield() override {
+    size_t ran = run_pending();
+    if (timers_) ran += static_cast<size_t>(timers_->fire_due());
+    return ran > 0;
+  }
   void set_input_suspended(bool suspended) override { suspended_ = suspended; }
   bool input_suspended() const override { return suspended_; }
 
@@ -116,6 +150,7 @@ class QueueMailboxExecutor final : public MailboxExecutor {
 
  private:
   int64_t max_wait_ms_;
+  ProcessingTimeService* timers_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Action> queue_;

@@ -113,10 +113,18 @@ class StreamOperator {
   /// Event time advanced to `wm` on this operator's input. The default
   /// forwards it to every output.
   virtual void process_watermark(EventTime wm) { forward_watermark(wm); }
-  /// Watermark for input `index` of a multi-input operator.
+  /// Watermark of input `index` (the minimum over its channels, from the
+  /// task's watermark valve). One-input operators take it as their
+  /// watermark; operators with several inputs combine them (TwoInputOperator).
   virtual void process_watermark_input(int index, EventTime wm) { process_watermark(wm); }
+  /// This operator's input became idle (or active again). The default
+  /// forwards it to every output.
   virtual void process_watermark_status(bool idle) {
     for (auto* o : outputs_) o->emit_watermark_status(idle);
+  }
+  /// Input `index` became idle or active again.
+  virtual void process_watermark_status_input(int index, bool idle) {
+    process_watermark_status(idle);
   }
   /// All input has ended (after the final watermark): emit what is pending.
   virtual Status finish() { return Status::ok(); }
@@ -126,6 +134,11 @@ class StreamOperator {
   /// Checkpoint `id` is complete everywhere: commit what it covered.
   virtual Status notify_checkpoint_complete(CheckpointId id) { return Status::ok(); }
   virtual void notify_checkpoint_aborted(CheckpointId id) {}
+  /// True while commit work started by notify_checkpoint_complete still
+  /// runs (asynchronously, or retried on timers). The task reports the
+  /// checkpoint committed (what stop-with-savepoint waits for) and ends
+  /// after its final checkpoint only once this is false. Default: false.
+  virtual bool commit_in_progress() const { return false; }
   virtual void close() {}
 
   /// Where records of input `index` go: an ElementSink<T>* as void*.

@@ -23,6 +23,14 @@ int ProcessingTimeService::fire_due() {
   return fired;
 }
 
+bool ProcessingTimeService::fire_next_due(int64_t now_ms) {
+  if (queue_.empty() || queue_.top().at > now_ms) return false;
+  Callback cb = std::move(const_cast<Item&>(queue_.top()).cb);
+  queue_.pop();
+  cb(now_ms);
+  return true;
+}
+
 void ProcessingTimeService::clear() {
   while (!queue_.empty()) queue_.pop();
 }

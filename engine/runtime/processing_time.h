@@ -1,5 +1,7 @@
-// Processing-time callbacks of one task (timers, periodic watermarks,
-// flushes). Owned by the task; used only on its thread.
+// Processing-time callbacks of one operator (timers, periodic watermarks,
+// flushes). The task keeps one per chained operator and fires them in time
+// order; owned by the task (or the operator test harness); used only on
+// the task thread.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +14,7 @@
 
 namespace sluice::runtime {
 
+/// A processing-time timer queue on a Clock (see the file comment).
 class ProcessingTimeService {
  public:
   using Callback = std::function<void(int64_t now_ms)>;
@@ -25,6 +28,9 @@ class ProcessingTimeService {
   std::optional<int64_t> next_deadline() const;
   /// Runs every callback that is due; returns how many ran.
   int fire_due();
+  /// Runs the earliest callback if it is due at `now_ms`; false if none is.
+  bool fire_next_due(int64_t now_ms);
+  size_t pending() const { return queue_.size(); }
   /// Drops every pending callback (task shutdown).
   void clear();
 

@@ -30,6 +30,9 @@ class SinkWriter {
     return std::string();
   }
   virtual Status notify_checkpoint_complete(CheckpointId id) { return Status::ok(); }
+  /// StreamOperator::commit_in_progress: commit work of a completed
+  /// checkpoint still running. Default: false.
+  virtual bool commit_in_progress() const { return false; }
   virtual void notify_checkpoint_aborted(CheckpointId id) {}
   /// States of every subtask of the previous run, before open().
   virtual Status initialize_state(const OperatorRestore& restore) { return Status::ok(); }
@@ -76,6 +79,7 @@ class SinkOperator final : public OneInputOperator<T> {
     return writer_->notify_checkpoint_complete(id);
   }
   void notify_checkpoint_aborted(CheckpointId id) override { writer_->notify_checkpoint_aborted(id); }
+  bool commit_in_progress() const override { return writer_ && writer_->commit_in_progress(); }
   void close() override {
     if (writer_) {
       Status st = writer_->close();

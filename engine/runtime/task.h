@@ -1,8 +1,14 @@
 // Task: one subtask of one job vertex — a chain of operators driven by one
-// thread. The thread reads buffers from the input channels (or polls the
-// source), runs mailbox actions and processing-time timers between them,
-// and writes results into the output channels. The same class runs in
-// `sluice run-local` and in every taskmanager.
+// thread, a mailbox processor. The thread reads buffers from the input
+// channels (or polls the source), runs mailbox actions and processing-time
+// timers between them, and writes results into the output channels. The
+// same class runs in `sluice run-local` and in every taskmanager.
+//
+// Its parts: OperatorChain (operator_chain.h: the operators and their
+// contexts), InputGate and WatermarkValve (input_gate.h), BarrierHandler
+// (barrier_handler.h: aligned and unaligned checkpoints, channel_state.h:
+// recorded in-flight input), TaskMailbox (mailbox.h); task.cc holds the
+// run loop, the mailbox executor side of yield(), and checkpoint I/O.
 #pragma once
 
 #include <atomic>
@@ -133,6 +139,9 @@ struct TaskOptions {
   size_t buffer_bytes = 32 * 1024;
   /// Longest time a record waits in a pending output buffer. Default 10 ms.
   int64_t buffer_timeout_ms = 10;
+  /// Actions other threads may queue on the task's mailbox before they
+  /// block (MailboxExecutor::execute). Default 1024.
+  size_t mailbox_capacity = 1024;
 };
 
 /// Counters of a task, readable from any thread (relaxed atomics).

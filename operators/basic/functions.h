@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <string>
 #include <utility>
 
@@ -78,6 +79,75 @@ void call_user(runtime::OperatorContext& ctx, const T& record, F&& f) {
   }
 }
 
+/// Calls a user function's open(): an exception refuses to start the
+/// operator with a message naming it.
+template <class F>
+Status call_user_open(runtime::OperatorContext& ctx, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return Status::invalid_argument("open() of '" + ctx.info().operator_name + "' failed: " + e.what());
+  }
+  return Status::ok();
+}
+
+/// Calls user code for a firing timer: InvalidRecord -> dead letter naming
+/// the key (`key()` is called only then) and the timer, anything else fails
+/// the task.
+template <class KeyFn, class F>
+void call_user_timer(runtime::OperatorContext& ctx, KeyFn&& key, int64_t ts, F&& f) {
+  try {
+    f();
+  } catch (const InvalidRecord& e) {
+    DeadLetter dl;
+    dl.reason = std::string("timer rejected: ") + e.what();
+    dl.origin = "operator " + ctx.info().operator_name;
+    dl.payload = "key " + payload_of(key()) + " timer " + std::to_string(ts);
+    ctx.dead_letter(std::move(dl));
+  } catch (const std::exception& e) {
+    ctx.fail(Status::internal("on_timer of '" + ctx.info().operator_name + "' threw: " + e.what()));
+  } catch (...) {
+    ctx.fail(Status::internal("on_timer of '" + ctx.info().operator_name +
+                              "' threw a non-standard exception"));
+  }
+}
+
+/// What every function context offers: the timestamp of the record (or
+/// timer) being processed and side outputs. Implemented by operators.
+class FunctionContext {
+ public:
+  virtual ~FunctionContext() = default;
+  /// Event time of the record (or the timer's time in on_timer).
+  virtual int64_t timestamp() const = 0;
+  /// Emits to a side output (nothing if no one consumes it).
+  template <class X>
+  void output(const OutputTag<X>& tag, const X& value) {
+    if (auto* o = side(tag.id)) static_cast<runtime::Output<X>*>(o)->collect(value, EventTime(timestamp()));
+  }
+
+ protected:
+  virtual runtime::OutputBase* side(const std::string& id) = 0;
+};
+
+enum class TimeDomain { kEventTime, kProcessingTime };
+
+class TimerService;
+
+/// The context of keyed functions: the current key and its timers.
+template <class K>
+class KeyedFunctionContext : public FunctionContext {
+ public:
+  virtual const K& current_key() = 0;
+  virtual TimerService& timer_service() = 0;
+};
+
+/// The context of a keyed function's on_timer: which timer fired.
+template <class K>
+class KeyedTimerContext : public KeyedFunctionContext<K> {
+ public:
+  virtual TimeDomain time_domain() const = 0;
+};
+
 /// Operator identity and keyed state for user functions (in open()).
 class RuntimeContext {
  public:
@@ -101,6 +171,13 @@ class RuntimeContext {
   state::MapState<K, V>* get_map_state(const state::MapStateDescriptor<K, V>& d) {
     return state::get_map_state(backend(), d);
   }
+  /// Map state in key order with range reads and range removal (keys
+  /// with an OrderedCodec: integers, EventTime, strings, pairs/tuples of
+  /// those); see state/ordered_map_state.h.
+  template <class K, class V>
+  state::OrderedMapState<K, V>* get_ordered_map_state(const state::OrderedMapStateDescriptor<K, V>& d) {
+    return state::get_ordered_map_state(backend(), d);
+  }
   template <class T>
   state::ReducingState<T>* get_reducing_state(const state::ReducingStateDescriptor<T>& d) {
     return state::get_reducing_state(backend(), d);
@@ -123,8 +200,6 @@ class RuntimeContext {
   runtime::OperatorContext& ctx_;
 };
 
-enum class TimeDomain { kEventTime, kProcessingTime };
-
 /// Timers of the current key (in keyed functions).
 class TimerService {
  public:
@@ -140,6 +215,35 @@ class TimerService {
 
  private:
   runtime::InternalTimerService* timers_;
+};
+
+/// What a keyed operator hands its function: KeyedTimerContext<K> on the
+/// operator's context, timer service and current key (`key()`, decoded only
+/// when asked). The operator binds it in open() and sets `ts` and `domain`
+/// before each call. Owned by the operator; task thread only.
+template <class K>
+class KeyedContextImpl final : public KeyedTimerContext<K> {
+ public:
+  explicit KeyedContextImpl(std::function<const K&()> key) : key_(std::move(key)) {}
+  void bind(runtime::OperatorContext* ctx, TimerService* timers) {
+    ctx_ = ctx;
+    timers_ = timers;
+  }
+  int64_t timestamp() const override { return ts; }
+  const K& current_key() override { return key_(); }
+  TimerService& timer_service() override { return *timers_; }
+  TimeDomain time_domain() const override { return domain; }
+
+  int64_t ts = 0;
+  TimeDomain domain = TimeDomain::kEventTime;
+
+ protected:
+  runtime::OutputBase* side(const std::string& id) override { return ctx_->side_output(id); }
+
+ private:
+  std::function<const K&()> key_;
+  runtime::OperatorContext* ctx_ = nullptr;
+  TimerService* timers_ = nullptr;
 };
 
 }  // namespace sluice::basic

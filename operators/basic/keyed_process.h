@@ -12,26 +12,8 @@ namespace sluice::basic {
 template <class K, class IN, class OUT>
 class KeyedProcessFunction {
  public:
-  class Context {
-   public:
-    virtual ~Context() = default;
-    /// Event time of the record (or the timer's time in on_timer).
-    virtual int64_t timestamp() const = 0;
-    virtual const K& current_key() = 0;
-    virtual TimerService& timer_service() = 0;
-    /// Emits to a side output.
-    template <class X>
-    void output(const OutputTag<X>& tag, const X& value) {
-      if (auto* o = side(tag.id)) static_cast<runtime::Output<X>*>(o)->collect(value, EventTime(timestamp()));
-    }
-
-   protected:
-    virtual runtime::OutputBase* side(const std::string& id) = 0;
-  };
-  class OnTimerContext : public Context {
-   public:
-    virtual TimeDomain time_domain() const = 0;
-  };
+  using Context = KeyedFunctionContext<K>;
+  using OnTimerContext = KeyedTimerContext<K>;
 
   virtual ~KeyedProcessFunction() = default;
   /// Register state here.
@@ -47,24 +29,20 @@ class KeyedProcessOperator final : public runtime::KeyedOneInputOperator<K, IN> 
 
  public:
   KeyedProcessOperator(std::shared_ptr<const runtime::KeySelector<IN, K>> ks, const F& fn)
-      : Base(std::move(ks)), fn_(fn), ctx_(this) {}
+      : Base(std::move(ks)), fn_(fn), ctx_([this]() -> const K& { return this->current_key(); }) {}
 
   Status open() override {
     SLUICE_RETURN_IF_ERROR(Base::open());
     timer_service_ = std::make_unique<TimerService>(this->timers_.get());
+    ctx_.bind(&this->context(), timer_service_.get());
     collector_.set_output(static_cast<runtime::Output<OUT>*>(this->outputs().at(0)));
     RuntimeContext rc(this->context());
-    try {
-      fn_.open(rc);
-    } catch (const std::exception& e) {
-      return Status::invalid_argument(std::string("open() of '") +
-                                      this->context().info().operator_name + "' failed: " + e.what());
-    }
-    return Status::ok();
+    return call_user_open(this->context(), [&] { fn_.open(rc); });
   }
   void process_element(const IN& v, EventTime ts) override {
     if (!this->set_current_key_from(v)) return;
-    ctx_.ts_ = ts.ms();
+    ctx_.ts = ts.ms();
+    ctx_.domain = TimeDomain::kEventTime;
     collector_.set_timestamp(ts);
     call_user(this->context(), v, [&] { fn_.process_element(v, ctx_, collector_); });
   }
@@ -75,46 +53,17 @@ class KeyedProcessOperator final : public runtime::KeyedOneInputOperator<K, IN> 
   void close() override { fn_.close(); }
 
  private:
-  class Ctx final : public KeyedProcessFunction<K, IN, OUT>::OnTimerContext {
-   public:
-    explicit Ctx(KeyedProcessOperator* op) : op_(op) {}
-    int64_t timestamp() const override { return ts_; }
-    const K& current_key() override { return op_->current_key(); }
-    TimerService& timer_service() override { return *op_->timer_service_; }
-    TimeDomain time_domain() const override { return domain_; }
-    int64_t ts_ = 0;
-    TimeDomain domain_ = TimeDomain::kEventTime;
-
-   protected:
-    runtime::OutputBase* side(const std::string& id) override {
-      return op_->context().side_output(id);
-    }
-
-   private:
-    KeyedProcessOperator* op_;
-  };
-
   void fire(const state::TimerEntry& t, TimeDomain domain) {
     this->set_current_key_from_timer(t);
-    ctx_.ts_ = t.ts;
-    ctx_.domain_ = domain;
+    ctx_.ts = t.ts;
+    ctx_.domain = domain;
     collector_.set_timestamp(EventTime(t.ts));
-    try {
-      fn_.on_timer(t.ts, ctx_, collector_);
-    } catch (const InvalidRecord& e) {
-      DeadLetter dl;
-      dl.reason = std::string("timer rejected: ") + e.what();
-      dl.origin = "operator " + this->context().info().operator_name;
-      dl.payload = "key " + payload_of(this->current_key()) + " timer " + std::to_string(t.ts);
-      this->context().dead_letter(std::move(dl));
-    } catch (const std::exception& e) {
-      this->context().fail(Status::internal("on_timer of '" + this->context().info().operator_name +
-                                            "' threw: " + e.what()));
-    }
+    call_user_timer(this->context(), [this]() -> const K& { return this->current_key(); }, t.ts,
+                    [&] { fn_.on_timer(t.ts, ctx_, collector_); });
   }
 
   F fn_;
-  Ctx ctx_;
+  KeyedContextImpl<K> ctx_;
   Collector<OUT> collector_;
   std::unique_ptr<TimerService> timer_service_;
 };

@@ -27,11 +27,27 @@
 #include "tests/async/support/http_test_server.h"
 #include "tests/async/support/scoring.h"
 #include "tests/cluster/cluster_harness.h"
+#include "tests/integration/join_reference.h"
 
 namespace sluice::it {
 namespace {
 
 using namespace std::chrono_literals;
+
+/// `sluice stop JOB --savepoint --path DIR`: the savepoint's path, or ""
+/// (after a test failure) if the stop failed.
+std::string stop_with_savepoint(Cluster& c, const std::string& job, const std::string& dir) {
+  auto stop = c.sluice({"stop", job, "--savepoint", "--path", dir, "-o", "json"});
+  EXPECT_EQ(stop.exit_code, 0) << stop.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  std::string_view path;
+  if (parser.parse(stop.out).get(doc) != simdjson::SUCCESS || doc["path"].get(path) != simdjson::SUCCESS) {
+    ADD_FAILURE() << "no savepoint path in: " << stop.out;
+    return "";
+  }
+  return std::string(path);
+}
 
 TEST(Cluster, ClickstreamOverThreeTaskManagersMatchesTheReference) {
   TempDir dir;
@@ -140,24 +156,95 @@ TEST(Cluster, StopWithSavepointAndRestoreAtAnotherParallelismKeepsEveryCount) {
   ASSERT_EQ(sp.exit_code, 0) << sp.err << c.logs();
   EXPECT_NE(sp.out.find("savepoint-"), std::string::npos) << sp.out;
 
-  auto stop = c.sluice({"stop", job, "--savepoint", "--path", dir.file("savepoints"), "-o", "json"});
-  ASSERT_EQ(stop.exit_code, 0) << stop.err << c.logs();
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc;
-  ASSERT_EQ(parser.parse(stop.out).get(doc), simdjson::SUCCESS) << stop.out;
-  std::string_view path;
-  ASSERT_EQ(doc["path"].get(path), simdjson::SUCCESS) << stop.out;
-  ASSERT_EQ(path.rfind(dir.file("savepoints"), 0), 0u) << path;
+  std::string path = stop_with_savepoint(c, job, dir.file("savepoints"));
+  ASSERT_EQ(path.rfind(dir.file("savepoints"), 0), 0u) << path << c.logs();
   EXPECT_EQ(c.status(job).state, "FINISHED");
 
   // Not all input was read before the stop; the rest comes after the restore.
-  std::string job2 = submit_clickstream(c, dir, "file://" + input, 3, {"--restore", std::string(path)});
+  std::string job2 = submit_clickstream(c, dir, "file://" + input, 3, {"--restore", path});
   ASSERT_FALSE(job2.empty());
   v = c.wait_for_end(job2);
   ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
   Counts got = counts_of(read_page_counts(dir.file("counts.ndjson")));
   Counts want = expected_counts(input, 10'000);
   EXPECT_EQ(diff_counts(want, got), "") << c.logs();
+}
+
+// Broadcast state on the cluster: rules broadcast to a keyed stream
+// (it_rules_job, see tests/integration/rescale_test.cc for run-local),
+// stopped with a savepoint at parallelism 2 and restored at 3 on two
+// taskmanagers: every due alert exactly once.
+TEST(Cluster, BroadcastRulesSurviveStopWithSavepointAndRestoreFromTwoToThree) {
+  TempDir dir;
+  const auto expected = write_rules_input(dir.file("spends.ndjson"), dir.file("rules.ndjson"),
+                                          /*spends=*/12'000, /*users=*/300, /*rules=*/30, /*seed=*/11);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b"}) c.start_taskmanager(id);
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
+  auto submit = [&](int parallelism, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"submit", rules_library(), "--parallelism", std::to_string(parallelism),
+                                     "--arg", "spends=" + dir.uri("spends.ndjson") + "?rate=3000",
+                                     "--arg", "rules=" + dir.uri("rules.ndjson") + "?rate=8",
+                                     "--arg", "sink=" + dir.uri("alerts.ndjson"),
+                                     "--arg", "dlq=" + dir.uri("dlq.ndjson")};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = c.sluice(args);
+    EXPECT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  std::string job = submit(2, {});
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
+  std::string path = stop_with_savepoint(c, job, dir.file("savepoints"));
+  ASSERT_FALSE(path.empty()) << c.logs();
+  const size_t alerts_before = read_alerts(dir.file("alerts.ndjson")).size();
+
+  std::string job2 = submit(3, {"--restore", path});
+  v = c.wait_for_end(job2);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  std::multiset<std::pair<std::string, std::string>> got;
+  for (const auto& a : read_alerts(dir.file("alerts.ndjson"))) got.insert({a.user, a.rule});
+  size_t wrong = 0;
+  for (const auto& e : expected) wrong += got.count(e) == 1 ? 0 : 1;
+  for (const auto& g : got) wrong += expected.count(g) ? 0 : 1;
+  EXPECT_EQ(wrong, 0u) << "of " << expected.size() << " alerts";
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_LT(alerts_before, expected.size()) << "the first job was not stopped mid-stream";
+}
+
+TEST(Cluster, IntervalAndLeftOuterSessionJoinsAtParallelismFourMatchNestedLoopJoins) {
+  TempDir dir;
+  std::mt19937 rng(20);
+  const auto left = random_events(rng, 3000, 50, 0);
+  const auto right = random_events(rng, 3000, 50, 1'000'000);
+  write_events(dir.file("left.ndjson"), left);
+  write_events(dir.file("right.ndjson"), right);
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b"}) c.start_taskmanager(id);
+  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
+  Spec interval;
+  Spec sessions;
+  sessions.mode = "left-outer";
+  sessions.window = "session";
+  for (const Spec& spec : {interval, sessions}) {
+    SCOPED_TRACE(spec.name());
+    const std::string out = dir.file("rows-" + spec.mode + ".ndjson");
+    std::vector<std::string> args = {"submit", join_library(), "--parallelism", "4",
+                                     "--arg", "left=" + dir.uri("left.ndjson"), "--arg", "right=" + dir.uri("right.ndjson"),
+                                     "--arg", "sink=file://" + out};
+    for (const auto& a : spec.args()) args.push_back(a);
+    auto r = c.sluice(args);
+    ASSERT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+    std::string job = r.out.substr(0, r.out.find('\n'));
+    JobView v = c.wait_for_end(job);
+    ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+    const auto want = reference(spec, left, right);
+    const auto got = read_rows(out);
+    ASSERT_GT(want.size(), 100u);
+    EXPECT_TRUE(got == want) << diff(want, got);
+  }
 }
 
 TEST(Cluster, SlowSinkBackpressuresTheSourcesWithoutLosingRecords) {

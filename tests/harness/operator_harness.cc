@@ -1,10 +1,42 @@
 #include "tests/harness/operator_harness.h"
 
 #include <atomic>
+#include <cstdlib>
+#include <filesystem>
 
 #include "state/backend_factory.h"
+#include "state/checkpoint_storage.h"
 
 namespace sluice::harness {
+
+namespace {
+
+/// The test process's scratch directory for RocksDB working directories
+/// and snapshot files; removed when the process exits.
+class Scratch {
+ public:
+  Scratch() {
+    std::string t = std::filesystem::temp_directory_path().string() + "/sluice-harness-XXXXXX";
+    if (::mkdtemp(t.data())) path_ = t;
+  }
+  ~Scratch() {
+    if (!path_.empty()) (void)state::remove_tree(path_);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+const std::string& scratch_dir() {
+  static Scratch scratch;
+  if (scratch.path().empty()) throw HarnessError("cannot create a scratch directory");
+  return scratch.path();
+}
+
+std::atomic<int64_t> next_instance{0};
+
+}  // namespace
 
 OperatorSnapshot OperatorSnapshot::merge(const std::vector<OperatorSnapshot>& parts) {
   if (parts.empty()) throw HarnessError("OperatorSnapshot::merge of nothing");
@@ -14,6 +46,13 @@ OperatorSnapshot OperatorSnapshot::merge(const std::vector<OperatorSnapshot>& pa
   for (const auto& p : parts) {
     if (p.max_parallelism != out.max_parallelism || p.parallelism != out.parallelism) {
       throw HarnessError("OperatorSnapshot::merge of snapshots of different runs");
+    }
+    if (!p.keyed_handles.empty()) {
+      if (!out.keyed_dir.empty() && out.keyed_dir != p.keyed_dir) {
+        throw HarnessError("OperatorSnapshot::merge of RocksDB snapshots of different checkpoint ids");
+      }
+      out.keyed_dir = p.keyed_dir;
+      out.keyed_handles.insert(out.keyed_handles.end(), p.keyed_handles.begin(), p.keyed_handles.end());
     }
     for (const auto& [subtask, blob] : p.operator_states) {
       if (!out.operator_states.emplace(subtask, blob).second) {
@@ -27,8 +66,6 @@ OperatorSnapshot OperatorSnapshot::merge(const std::vector<OperatorSnapshot>& pa
                            " appears twice");
       }
     }
-    out.handles.insert(out.handles.end(), p.handles.begin(), p.handles.end());
-    if (!p.job_dir.empty()) out.job_dir = p.job_dir;
   }
   return out;
 }
@@ -55,20 +92,21 @@ OperatorHarnessBase::OperatorHarnessBase(std::unique_ptr<runtime::StreamOperator
   info_.parallelism = options_.parallelism;
   info_.max_parallelism = options_.max_parallelism;
   if (options_.keyed) {
-    state::KeyGroupRange range = state::key_group_range_for_subtask(
-        options_.max_parallelism, options_.parallelism, options_.subtask);
-    if (options_.backend == state::BackendKind::kHeap) {
-      backend_ = std::make_unique<state::HeapKeyedStateBackend>(range, options_.max_parallelism, &clock_);
-    } else {
-      Configuration c = options_.job_config;
-      c.set("state.backend", "rocksdb");
-      c.set("state.rocksdb.local-dir", options_.rocksdb_dir);
-      state::BackendSpec spec{range, options_.max_parallelism, &clock_,
-                              options_.operator_name + "-" + std::to_string(options_.subtask)};
-      auto b = state::create_keyed_backend(c, spec, state::BackendKind::kRocksDB);
-      if (!b.is_ok()) throw HarnessError("RocksDB backend: " + b.status().to_string());
-      backend_ = std::move(*b);
+    state::BackendSpec spec;
+    spec.range = state::key_group_range_for_subtask(options_.max_parallelism, options_.parallelism,
+                                                    options_.subtask);
+    spec.max_parallelism = options_.max_parallelism;
+    spec.clock = &clock_;
+    spec.instance_name = options_.operator_name + "-" + std::to_string(options_.subtask) + "-" +
+                         std::to_string(next_instance.fetch_add(1));
+    Configuration config = options_.job_config;
+    config.set("state.backend", std::string(state::backend_kind_name(options_.backend)));
+    if (options_.backend == state::BackendKind::kRocksDB) {
+      config.set("state.rocksdb.local-dir", scratch_dir() + "/local");
     }
+    auto backend = state::create_keyed_backend(config, spec, options_.backend);
+    if (!backend.is_ok()) throw HarnessError("keyed backend: " + backend.status().to_string());
+    backend_ = std::move(*backend);
   }
 }
 
@@ -83,11 +121,12 @@ Status OperatorHarnessBase::restore(const OperatorSnapshot& snapshot) {
                                     std::to_string(snapshot.max_parallelism) + ", harness " +
                                     std::to_string(options_.max_parallelism));
   }
-  if (auto* heap = heap_backend()) {
+  if (backend_ && !snapshot.keyed_handles.empty()) {
+    SLUICE_RETURN_IF_ERROR(backend_->restore(snapshot.keyed_handles, snapshot.keyed_dir));
+  } else if (auto* heap = heap_backend()) {
     SLUICE_RETURN_IF_ERROR(restore_keyed_state(*heap, snapshot.key_groups));
-  } else if (backend_) {
-    if (!snapshot.key_groups.empty()) return Status::invalid_argument("a heap snapshot cannot restore RocksDB");
-    SLUICE_RETURN_IF_ERROR(backend_->restore(snapshot.handles, snapshot.job_dir));
+  } else if (backend_ && !snapshot.key_groups.empty()) {
+    return Status::invalid_argument("a heap snapshot cannot be restored into a RocksDB harness");
   }
   runtime::OperatorRestore r;
   r.restored = true;
@@ -137,19 +176,19 @@ OperatorSnapshot OperatorHarnessBase::snapshot(CheckpointId id) {
   if (auto* heap = heap_backend()) {
     snap.key_groups = snapshot_keyed_state(*heap);
   } else if (backend_) {
-    // A real checkpoint of the RocksDB backend: sync part, then async part.
-    static std::atomic<int> counter{0};
+    // A self-contained savepoint per checkpoint id, shared by the subtasks.
     state::SnapshotTarget target;
-    target.job_dir = options_.checkpoint_dir;
-    target.own_dir = "chk-" + std::to_string(counter.fetch_add(1));
-    target.file_stem = options_.operator_name + "-" + std::to_string(options_.subtask);
+    target.job_dir = scratch_dir() + "/snapshot-" + std::to_string(id.value());
+    target.own_dir = ".";
+    target.file_stem = options_.operator_name + "-" + std::to_string(options_.subtask) + "-" +
+                       std::to_string(next_instance.fetch_add(1));
     target.self_contained = true;
-    auto async = backend_->snapshot(id, target);
-    if (!async.is_ok()) throw HarnessError("snapshot failed: " + async.status().to_string());
-    auto handle = (*async)();
-    if (!handle.is_ok()) throw HarnessError("snapshot failed: " + handle.status().to_string());
-    snap.handles.push_back(std::move(*handle));
-    snap.job_dir = options_.checkpoint_dir;
+    auto part = backend_->snapshot(id, target);
+    if (!part.is_ok()) throw HarnessError("keyed snapshot failed: " + part.status().to_string());
+    auto handle = (*part)();
+    if (!handle.is_ok()) throw HarnessError("keyed snapshot failed: " + handle.status().to_string());
+    snap.keyed_handles.push_back(std::move(*handle));
+    snap.keyed_dir = target.job_dir;
   }
   return snap;
 }

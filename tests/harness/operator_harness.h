@@ -1,8 +1,9 @@
 // Operator test harness: drives ONE operator instance without a task or a
-// cluster, Flink-style (OneInputStreamOperatorTestHarness). The harness is
+// cluster, Flink-style (OneInputStreamOperatorTestHarness and
+// TwoInputStreamOperatorTestHarness). The harness is
 // the operator's OperatorContext: a manual clock drives processing time,
-// keyed operators get a heap keyed backend for the key groups of the
-// configured subtask, and everything the operator emits is captured —
+// keyed operators get a heap (or RocksDB) keyed backend for the key groups
+// of the configured subtask, and everything the operator emits is captured —
 // main output (records with timestamps and watermarks, in order), side
 // outputs by tag, dead letters and fail() calls.
 //
@@ -77,13 +78,14 @@ struct HarnessOptions {
   int64_t start_processing_time = 0;
   /// Default empty.
   Configuration job_config;
-  /// Default heap. kRocksDB: a RocksDB backend in a fresh directory under
-  /// `rocksdb_dir`; snapshots are real RocksDB checkpoints written under
-  /// `checkpoint_dir` (both default to directories under /tmp, removed by
-  /// nobody: tests pass their own temporary directories).
+  /// Keyed operators: the backend. Default heap; RocksDB keeps its files in
+  /// a scratch directory of the test process (removed at exit).
   state::BackendKind backend = state::BackendKind::kHeap;
-  std::string rocksdb_dir = "/tmp/sluice-harness-rocksdb";
-  std::string checkpoint_dir = "/tmp/sluice-harness-checkpoints";
+
+  HarnessOptions& with_backend(state::BackendKind kind) {
+    backend = kind;
+    return *this;
+  }
   /// Default true: dead_letters() keeps every dead letter. false: they are
   /// only counted (dead_letter_count()), for long runs.
   bool retain_dead_letters = true;
@@ -110,11 +112,12 @@ struct OperatorSnapshot {
   int32_t parallelism = 1;
   /// snapshot_state() of each subtask, by subtask index.
   std::map<int32_t, std::string> operator_states;
+  /// Heap: keyed state per key group.
   KeyGroupBlobs key_groups;
-  /// RocksDB harnesses: the snapshot's state handles (paths relative to
-  /// `job_dir`), one per subtask.
-  std::vector<state::KeyedStateHandle> handles;
-  std::string job_dir;
+  /// RocksDB: the handles of each subtask's keyed state and the directory
+  /// their files resolve against (one per checkpoint id).
+  std::vector<state::KeyedStateHandle> keyed_handles;
+  std::string keyed_dir;
 
   /// The snapshot of a whole run from the snapshots of its subtasks.
   /// Throws HarnessError if they disagree or overlap.
@@ -218,7 +221,7 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   Status restore(const OperatorSnapshot& snapshot);
   /// setup + initialize_state (fresh or restored) + open.
   Status open();
-  /// StreamOperator::process_watermark.
+  /// StreamOperator::process_watermark (one-input operators).
   void process_watermark(EventTime wm);
   void process_watermark(int64_t wm) { process_watermark(EventTime(wm)); }
   /// Moves the manual clock to `now_ms` and runs every processing-time
@@ -269,7 +272,7 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   /// The operator's mailbox: actions other threads posted wait here until
   /// the test runs them (run_pending) or the operator yields.
   runtime::QueueMailboxExecutor& mailbox_queue() { return mailbox_; }
-  /// The heap keyed backend, or null if the operator is not keyed or uses RocksDB.
+  /// The heap keyed backend, or null if the operator is not keyed or on RocksDB.
   state::HeapKeyedStateBackend* heap_backend() {
     return dynamic_cast<state::HeapKeyedStateBackend*>(backend_.get());
   }
@@ -352,6 +355,71 @@ class OneInputOperatorHarness final : public OperatorHarnessBase {
  private:
   CapturedOutput<OUT>* out_ = nullptr;  // owned by the base
   runtime::ElementSink<IN>* sink_ = nullptr;
+};
+
+/// Harness of an operator with two inputs (a runtime::TwoInputOperator<IN1,
+/// IN2, ...>) and a main output of OUT. Watermarks are given per input, as
+/// the task's watermark valve would; the operator combines them.
+template <class IN1, class IN2, class OUT>
+class TwoInputOperatorHarness final : public OperatorHarnessBase {
+ public:
+  explicit TwoInputOperatorHarness(std::unique_ptr<runtime::StreamOperator> op,
+                                   HarnessOptions options = {})
+      : OperatorHarnessBase(std::move(op), std::move(options),
+                            std::make_unique<CapturedOutput<OUT>>()) {
+    sink1_ = static_cast<runtime::ElementSink<IN1>*>(this->op().element_sink(0));
+    sink2_ = static_cast<runtime::ElementSink<IN2>*>(this->op().element_sink(1));
+    if (!sink1_ || !sink2_) throw HarnessError("the operator does not have two inputs");
+    out_ = static_cast<CapturedOutput<OUT>*>(main_output());
+  }
+
+  /// A fresh, not yet opened harness restored from `snapshot` (any
+  /// parallelism and subtask in `options`).
+  static std::unique_ptr<TwoInputOperatorHarness> restored(
+      std::unique_ptr<runtime::StreamOperator> op, HarnessOptions options,
+      const OperatorSnapshot& snapshot) {
+    auto h = std::make_unique<TwoInputOperatorHarness>(std::move(op), std::move(options));
+    Status st = h->restore(snapshot);
+    if (!st.is_ok()) throw HarnessError("restore failed: " + st.to_string());
+    return h;
+  }
+
+  void process_element1(const IN1& value, EventTime ts) {
+    require_open("process_element1");
+    sink1_->process_element(value, ts);
+  }
+  void process_element1(const IN1& value, int64_t ts) { process_element1(value, EventTime(ts)); }
+  void process_element2(const IN2& value, EventTime ts) {
+    require_open("process_element2");
+    sink2_->process_element(value, ts);
+  }
+  void process_element2(const IN2& value, int64_t ts) { process_element2(value, EventTime(ts)); }
+  /// The watermark of input 1 (index 0) or 2 (index 1).
+  void process_watermark1(int64_t wm) { watermark_input(0, EventTime(wm)); }
+  void process_watermark2(int64_t wm) { watermark_input(1, EventTime(wm)); }
+  /// Input 1 or 2 became idle (true) or active again (false).
+  void set_idle1(bool idle) { status_input(0, idle); }
+  void set_idle2(bool idle) { status_input(1, idle); }
+  /// Input 1 or 2 ended: its watermark goes to EventTime::max(), as the
+  /// task's valve sends for a finished input.
+  void end_input1() { watermark_input(0, EventTime::max()); }
+  void end_input2() { watermark_input(1, EventTime::max()); }
+
+  CapturedOutput<OUT>& output() { return *out_; }
+
+ private:
+  void watermark_input(int index, EventTime wm) {
+    require_open("process_watermark");
+    op().process_watermark_input(index, wm);
+  }
+  void status_input(int index, bool idle) {
+    require_open("set_idle");
+    op().process_watermark_status_input(index, idle);
+  }
+
+  CapturedOutput<OUT>* out_ = nullptr;  // owned by the base
+  runtime::ElementSink<IN1>* sink1_ = nullptr;
+  runtime::ElementSink<IN2>* sink2_ = nullptr;
 };
 
 /// Key group of `key` as KeySelector serializes it.

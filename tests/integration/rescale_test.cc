@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -188,6 +189,60 @@ TEST(RescaleFromSavepoints, TwoThenThreeThenOneKeepsEveryCount) {
   EXPECT_EQ(read_dead_letters(dir.file("dead.ndjson")).size(), malformed);
   std::cerr << "rows committed after p2: " << rows_after_p2 << ", after p3: " << rows_after_p3
             << ", at the end: " << rows.size() << std::endl;
+}
+
+// Broadcast state across a rescale: spending alerts from rules broadcast to
+// a keyed stream (it_rules_job) run at parallelism 2, stopped mid-stream
+// with a savepoint, restored at parallelism 3 and run to the end. Every
+// (user, rule) whose final total reaches the threshold must be alerted
+// exactly once: a rule that reached the first run only and was lost in the
+// restore (broadcast state not taken into each new subtask) would miss the
+// alerts of later spends; keyed totals lost would miss or repeat them.
+TEST(RescaleFromSavepoints, BroadcastRulesSurviveARescaleFromTwoToThree) {
+  TempDir dir;
+  const auto expected = write_rules_input(dir.file("spends.ndjson"), dir.file("rules.ndjson"),
+                                          /*spends=*/12'000, /*users=*/300, /*rules=*/30, /*seed=*/5);
+  ASSERT_GT(expected.size(), 100u);
+  auto args = [&](int parallelism, const std::string& restore) {
+    std::vector<std::string> a = {"run-local", rules_library(), "--parallelism", std::to_string(parallelism),
+                                  "--checkpoint-dir", dir.file("chk"),
+                                  "--arg", "spends=" + dir.uri("spends.ndjson") + "?rate=3000",
+                                  "--arg", "rules=" + dir.uri("rules.ndjson") + "?rate=8",
+                                  "--arg", "sink=" + dir.uri("alerts.ndjson"),
+                                  "--arg", "dlq=" + dir.uri("dead.ndjson")};
+    if (restore.empty()) a.push_back("--savepoint-on-exit");
+    else a.insert(a.end(), {"--restore", restore});
+    return a;
+  };
+  std::string sp;
+  {
+    Child first(args(2, ""), dir.file("p2.log"));
+    ASSERT_TRUE(first.started());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    ASSERT_TRUE(first.running()) << "finished before it was stopped:\n" << first.output();
+    first.signal(SIGTERM);
+    ASSERT_EQ(first.wait(std::chrono::seconds(30)), 0) << first.output();
+    sp = savepoint_dir(first.output());
+    ASSERT_FALSE(sp.empty()) << first.output();
+  }
+  const size_t alerts_after_p2 = read_alerts(dir.file("alerts.ndjson")).size();
+  Child second(args(3, sp), dir.file("p3.log"));
+  ASSERT_TRUE(second.started());
+  ASSERT_EQ(second.wait(std::chrono::seconds(60)), 0) << second.output();
+  EXPECT_NE(second.output().find("restoring from savepoint"), std::string::npos) << second.output();
+
+  std::multiset<std::pair<std::string, std::string>> got;
+  for (const auto& a : read_alerts(dir.file("alerts.ndjson"))) got.insert({a.user, a.rule});
+  std::vector<std::string> problems;
+  for (const auto& e : expected)
+    if (got.count(e) != 1) problems.push_back(e.first + "/" + e.second + " x" + std::to_string(got.count(e)));
+  for (const auto& g : got)
+    if (!expected.count(g)) problems.push_back("unexpected " + g.first + "/" + g.second);
+  EXPECT_TRUE(problems.empty()) << problems.size() << " wrong, e.g. " << problems.front();
+  EXPECT_EQ(got.size(), expected.size());
+  EXPECT_GT(alerts_after_p2, 0u);
+  EXPECT_LT(alerts_after_p2, expected.size()) << "the first run was not stopped mid-stream";
+  EXPECT_TRUE(read_lines(dir.file("dead.ndjson")).empty());
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <random>
 #include <sstream>
 
 namespace sluice::it {
@@ -60,6 +61,7 @@ void write_cep_activity(const std::string& path, int count, uint32_t seed, int u
   write_lines(path, lines);
 }
 
+std::string rules_library() { return build_dir() + "/tests/integration/jobs/libit_rules_job.so"; }
 std::string sessions_library() {
   return build_dir() + "/tests/integration/jobs/libit_sessions_job.so";
 }
@@ -232,6 +234,48 @@ std::vector<SessionRow> read_sessions(const std::string& path) {
            get_int(*o, "session_start", r.session_start) &&
            get_int(*o, "session_end", r.session_end) && get_int(*o, "count", r.count);
   });
+}
+
+std::vector<AlertRow> read_alerts(const std::string& path) {
+  return read_rows<AlertRow>(path, "alert", [](const std::string& line, AlertRow& r) {
+    auto o = parse_object(line);
+    return o && get_string(*o, "user", r.user) && get_string(*o, "rule", r.rule) &&
+           get_int(*o, "total", r.total);
+  });
+}
+
+std::set<std::pair<std::string, std::string>> write_rules_input(const std::string& spends_path,
+                                                                const std::string& rules_path,
+                                                                int spends, int users, int rules,
+                                                                uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const std::vector<std::string> categories = {"books", "games", "food", "travel", "music"};
+  std::map<std::pair<std::string, std::string>, int64_t> totals;  // (user, category)
+  std::vector<std::string> lines;
+  for (int i = 0; i < spends; ++i) {
+    std::string user = "u" + std::to_string(rng() % users);
+    const std::string& cat = categories[rng() % categories.size()];
+    int64_t amount = 1 + static_cast<int64_t>(rng() % 20);
+    totals[{user, cat}] += amount;
+    lines.push_back("{\"user\":\"" + user + "\",\"category\":\"" + cat + "\",\"amount\":" +
+                    std::to_string(amount) + "}");
+  }
+  write_lines(spends_path, lines);
+  // Typical total per (user, category): spends / users / 5 * 10.5.
+  const int64_t typical = static_cast<int64_t>(spends) * 21 / (users * 10);
+  std::set<std::pair<std::string, std::string>> alerts;
+  lines.clear();
+  for (int r = 0; r < rules; ++r) {
+    std::string id = "r" + std::to_string(r);
+    const std::string& cat = categories[r % categories.size()];
+    int64_t threshold = typical / 2 + static_cast<int64_t>(rng() % static_cast<uint64_t>(typical + 1));
+    lines.push_back("{\"id\":\"" + id + "\",\"category\":\"" + cat + "\",\"threshold\":" +
+                    std::to_string(threshold) + "}");
+    for (const auto& [uc, total] : totals)
+      if (uc.second == cat && total >= threshold) alerts.insert({uc.first, id});
+  }
+  write_lines(rules_path, lines);
+  return alerts;
 }
 
 // ---------------------------------------------------------------------------

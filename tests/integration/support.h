@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -26,6 +27,7 @@ std::string sluice_binary();        // <build>/sluice
 std::string clickstream_library();  // <build>/jobs/clickstream/libclickstream.so
 std::string sessions_library();     // <build>/tests/integration/jobs/libit_sessions_job.so
 std::string cep_library();          // <build>/tests/integration/jobs/libit_cep_job.so
+std::string rules_library();        // <build>/tests/integration/jobs/libit_rules_job.so
 
 /// Runs `sluice <args...>`.
 CommandResult run_sluice(const std::vector<std::string>& args);
@@ -121,6 +123,24 @@ std::vector<PageCountRow> read_page_counts(const std::string& path);
 std::vector<DeadLetterRow> read_dead_letters(const std::string& path);
 std::vector<Click> read_clicks(const std::string& path);
 std::vector<SessionRow> read_sessions(const std::string& path);
+
+/// {"user":..,"rule":..,"total":..}: an alert of it_rules_job.
+struct AlertRow {
+  std::string user;
+  std::string rule;
+  int64_t total = 0;
+};
+std::vector<AlertRow> read_alerts(const std::string& path);
+
+/// Writes the inputs of it_rules_job (seeded): `spends` spends of `users`
+/// users over 5 categories, and `rules` rules with thresholds around the
+/// typical totals. Returns the (user, rule) pairs whose final total in the
+/// rule's category reaches its threshold: the alerts the job must emit,
+/// once each, whatever the interleaving of spends and rules.
+std::set<std::pair<std::string, std::string>> write_rules_input(const std::string& spends_path,
+                                                                const std::string& rules_path,
+                                                                int spends, int users, int rules,
+                                                                uint64_t seed);
 
 // ---- references -----------------------------------------------------------
 

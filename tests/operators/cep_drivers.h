@@ -91,8 +91,6 @@ class HarnessDriver final : public Driver {
     o.policy = limits.policy;
     harness::HarnessOptions h = harness::HarnessOptions::keyed_subtask();
     h.backend = backend;
-    h.rocksdb_dir = dir_.file("rocksdb");
-    h.checkpoint_dir = dir_.file("checkpoints");
     harness_ = std::make_unique<harness::OneInputOperatorHarness<Ev, std::string>>(
         std::make_unique<CepOperator<std::string, Ev, std::string, SeenFunction>>(
             ks, CompiledPattern<Ev>::compile(p), o, SeenFunction(seen_)),

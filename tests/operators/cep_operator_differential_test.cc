@@ -46,8 +46,6 @@ class Run {
     for (int i = 0; i < parallelism; ++i) {
       HarnessOptions o = HarnessOptions::keyed_subtask(parallelism, i);
       o.backend = backend_;
-      o.rocksdb_dir = dir_ + "/rocksdb";
-      o.checkpoint_dir = dir_ + "/checkpoints";
       CepOptions c;
       c.max_partial_matches = 1'000'000;
       c.max_events = 1'000'000;

@@ -49,8 +49,6 @@ class CepOperatorTest : public ::testing::TestWithParam<state::BackendKind> {
   HarnessOptions opts(int32_t parallelism = 1, int32_t subtask = 0) {
     HarnessOptions h = HarnessOptions::keyed_subtask(parallelism, subtask);
     h.backend = GetParam();
-    h.rocksdb_dir = dir_.file("rocksdb");
-    h.checkpoint_dir = dir_.file("checkpoints");
     return h;
   }
   std::unique_ptr<Harness> open_harness(const P& p, CepOptions o = {}) { return open_with(p, o, opts()); }

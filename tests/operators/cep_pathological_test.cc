@@ -38,8 +38,6 @@ void run(state::BackendKind backend, int64_t seconds) {
   file_test::TempDir dir;
   harness::HarnessOptions o = harness::HarnessOptions::keyed_subtask();
   o.backend = backend;
-  o.rocksdb_dir = dir.file("rocksdb");
-  o.checkpoint_dir = dir.file("checkpoints");
   o.retain_dead_letters = false;
   o.job_config.set("state.rocksdb.memory", "64mb");
   auto p = Pattern<Ev>::begin("start").where(is("s")).followed_by("end").where(is("e")).within(std::chrono::hours(6));

@@ -69,7 +69,8 @@ class FakeContext final : public runtime::OperatorContext {
 
  private:
   runtime::ProcessingTimeService pts_{&SystemClock::instance()};
-  runtime::QueueMailboxExecutor mailbox_;
+  // Its yield() fires pts_'s callbacks, as a task's does.
+  runtime::QueueMailboxExecutor mailbox_{10'000, &pts_};
   runtime::OperatorMetrics metrics_;
 };
 

@@ -313,33 +313,49 @@ TEST(PostgresSink, WithoutCheckpointingCommitsInBatchesAndAtTheEnd) {
   EXPECT_EQ(server().scalar("SELECT count(*) FROM alo"), 250);
 }
 
-TEST(PostgresSink, ServerRestartedMidRunIsRetriedWithNoLoss) {
+TEST(PostgresSink, ServerRestartedMidRunIsRetriedWithNoLossWhileCheckpointsGoOn) {
   auto w = open_writer<Row>(uri("table=restart_rows&create_table=true&retry_timeout=30s"));
   ASSERT_TRUE(w.is_ok()) << w.status().message();
-  std::vector<Row> a, b;
+  auto& core = static_cast<PostgresSinkWriter<Row>&>(*w->w).core();
+  std::vector<Row> a, b, c;
   for (int i = 0; i < 100; ++i) a.push_back({i, "a"});
   for (int i = 100; i < 200; ++i) b.push_back({i, "b"});
+  for (int i = 200; i < 250; ++i) c.push_back({i, "c"});
   commit<Row>(*w->w, a, 1);
   for (const auto& r : b) ASSERT_TRUE(w->w->write(r, EventTime::min()).is_ok());
   ASSERT_TRUE(w->w->snapshot_state(CheckpointId(2)).is_ok());
-  // The server goes away (crash) and comes back 1.5 s later; the commit of
-  // checkpoint 2 blocks (backpressure) and retries until it succeeds.
+  // The server goes away (crash). The commit of checkpoint 2 fails and is
+  // left to a retry timer: the task thread does not wait.
   ASSERT_TRUE(server().stop(/*immediate=*/true));
+  auto t0 = std::chrono::steady_clock::now();
+  Status st = w->w->notify_checkpoint_complete(CheckpointId(2));
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
+  EXPECT_TRUE(core.retrying());
+  // Records and barriers go on: checkpoint 3 holds both uncommitted batches.
+  for (const auto& r : c) ASSERT_TRUE(w->w->write(r, EventTime::min()).is_ok());
+  auto snap3 = w->w->snapshot_state(CheckpointId(3));
+  ASSERT_TRUE(snap3.is_ok());
+  std::vector<PgBatch> held;
+  ASSERT_TRUE(deserialize(*snap3, held).is_ok());
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0].checkpoint, 2);
+  EXPECT_EQ(held[1].checkpoint, 3);
+  // Back 1.5 s later; the task's timers (here: the context's) retry.
   std::thread restarter([] {
     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     server().start_again();
   });
-  auto t0 = std::chrono::steady_clock::now();
-  Status st = w->w->notify_checkpoint_complete(CheckpointId(2));
-  auto waited = std::chrono::steady_clock::now() - t0;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (core.retrying() && std::chrono::steady_clock::now() < deadline) (void)w->ctx->mailbox().yield();
   restarter.join();
-  ASSERT_TRUE(st.is_ok()) << st.message();
-  EXPECT_GE(waited, std::chrono::milliseconds(1000));
-  EXPECT_EQ(server().scalar("SELECT count(DISTINCT id) FROM restart_rows"), 200);
+  ASSERT_FALSE(core.retrying());
+  ASSERT_TRUE(w->ctx->failure.is_ok()) << w->ctx->failure.message();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
   EXPECT_EQ(server().scalar("SELECT count(*) FROM restart_rows"), 200);
-  // Then business as usual on a new connection.
-  commit<Row>(*w->w, {{200, "c"}}, 3);
-  EXPECT_EQ(server().scalar("SELECT count(*) FROM restart_rows"), 201);
+  ASSERT_TRUE(w->w->notify_checkpoint_complete(CheckpointId(3)).is_ok());
+  EXPECT_EQ(server().scalar("SELECT count(DISTINCT id) FROM restart_rows"), 250);
+  EXPECT_EQ(server().scalar("SELECT count(*) FROM restart_rows"), 250);
   // The retries were counted.
   bool counted = false;
   for (const auto& f : metrics::registry().Collect()) {
@@ -349,6 +365,22 @@ TEST(PostgresSink, ServerRestartedMidRunIsRetriedWithNoLoss) {
         if (l.name == "table" && l.value == "restart_rows" && m.counter.value > 0) counted = true;
   }
   EXPECT_TRUE(counted);
+}
+
+TEST(PostgresSink, WithoutCheckpointingABatchWaitsForTheServerWithTheInputSuspended) {
+  auto w = open_writer<Row>(uri("table=alo_restart&create_table=true&batch_rows=50&retry_timeout=30s"), 0, 1,
+                            /*checkpointing=*/false);
+  ASSERT_TRUE(w.is_ok()) << w.status().message();
+  auto& core = static_cast<PostgresSinkWriter<Row>&>(*w->w).core();
+  ASSERT_TRUE(server().stop(/*immediate=*/true));
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(w->w->write(Row{i, "x"}, EventTime::min()).is_ok());
+  EXPECT_TRUE(core.retrying());
+  EXPECT_TRUE(w->ctx->mailbox().input_suspended()) << "at-least-once holds one batch: the input must wait";
+  ASSERT_TRUE(server().start_again());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (core.retrying() && std::chrono::steady_clock::now() < deadline) (void)w->ctx->mailbox().yield();
+  EXPECT_FALSE(w->ctx->mailbox().input_suspended());
+  EXPECT_EQ(server().scalar("SELECT count(*) FROM alo_restart"), 50);
 }
 
 TEST(PostgresSink, GivesUpAfterRetryTimeoutSoTheJobRestartsFromItsCheckpoint) {

@@ -252,7 +252,8 @@ TEST(DataPlane, ReceivedBarriersAreAnnouncedForUnalignedCheckpoints) {
   auto in = b->inbound(kJob, 0, key, 4);
   auto out = a->outbound(address(*b), kJob, 0, key, 4);
   Buffer buf = records("r", 0, 2);
-  Barrier barrier{CheckpointId(42), 1000, /*flags=*/2};
+  Barrier barrier{CheckpointId(42), 1000};
+  barrier.set(BarrierFlag::kUnaligned);
   frames::append_barrier(buf.data, barrier);
   ASSERT_TRUE(out->push(std::move(buf), nullptr));
   ASSERT_TRUE(eventually([&] { return in->announced_barrier() == 42; }));

@@ -1,0 +1,127 @@
+// The chain of operators one task runs: built from the job vertex (one
+// instance per chained StreamGraph node, outputs wired to the next
+// operator or to record writers), with each operator's context — keyed
+// state backend, processing-time timers, mailbox executor, side outputs —
+// and the lifecycle calls over the whole chain.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/common/clock.h"
+#include "engine/common/status.h"
+#include "engine/runtime/dead_letter.h"
+#include "engine/runtime/frames.h"
+#include "engine/runtime/mailbox_executor.h"
+#include "engine/runtime/operator.h"
+#include "engine/runtime/processing_time.h"
+#include "engine/runtime/record_writer.h"
+#include "engine/runtime/stream_graph.h"
+#include "engine/runtime/task.h"
+
+namespace sluice::proto {
+class JobVertex;
+}
+
+namespace sluice::runtime {
+
+/// What an operator chain needs from the task that runs it.
+class ChainHost {
+ public:
+  virtual ~ChainHost() = default;
+  /// Any thread: fails the task (the first failure wins).
+  virtual void fail(Status st) = 0;
+  virtual void emit_dead_letter(const DeadLetter& dl) = 0;
+  /// Any thread: queues `action` on the task's mailbox with `priority`
+  /// (the operator's index in the chain); false once the task is stopping.
+  virtual bool post(MailboxExecutor::Action action, int priority) = 0;
+  /// Task thread: runs mailbox actions and timers of operators >=
+  /// `priority`; with `wait`, sleeps until one ran. False if the task is
+  /// stopping (or, without `wait`, if nothing ran).
+  virtual bool yield(int priority, bool wait) = 0;
+};
+
+/// One task's operators, head first. Built and used on the task thread
+/// (operators see only their contexts); owned by the task.
+class OperatorChain {
+ public:
+  /// Instantiates the operators of `vertex` from the job's StreamGraph.
+  /// `writers` are the task's record writers by job edge id.
+  static Result<std::unique_ptr<OperatorChain>> build(const JobInstance& job, const TaskId& id,
+                                                      const proto::JobVertex& vertex,
+                                                      const std::map<int, RecordWriter*>& writers,
+                                                      const Clock* clock, ChainHost& host);
+  ~OperatorChain();
+  OperatorChain(const OperatorChain&) = delete;
+  OperatorChain& operator=(const OperatorChain&) = delete;
+
+  size_t size() const { return ops_.size(); }
+  StreamOperator& head() { return *ops_.front().op; }
+  const StreamNode& head_node() const { return *ops_.front().node; }
+
+  /// Restores operator and keyed state (when `restore` is given), then
+  /// opens the operators from the tail, so consumers are ready first.
+  Status restore_and_open(const TaskRestore* restore);
+  /// All input ended: finish() head first, so each operator's final output
+  /// reaches the next before it finishes itself.
+  Status finish(const std::function<bool()>& failed);
+  /// close() every operator (always, also after a failure).
+  void close();
+
+  /// Synchronous part of checkpoint `b`: every operator's state and a
+  /// consistent view of its keyed state (whose files are written by the
+  /// returned asynchronous parts). The error names the operator.
+  Status snapshot(const Barrier& b, const state::CheckpointStorage* storage, TaskSnapshot& snap,
+                  std::vector<std::pair<size_t, state::AsyncSnapshot>>& parts);
+  Status notify_checkpoint_complete(CheckpointId id);
+  void notify_checkpoint_aborted(CheckpointId id);
+
+  /// Runs the due processing-time callbacks of operators `first` and
+  /// after, in time order; returns how many ran.
+  int fire_timers(size_t first = 0);
+  /// The earliest pending callback of operators `first` and after.
+  std::optional<int64_t> next_timer(size_t first = 0) const;
+  /// Drops every pending callback (task shutdown).
+  void clear_timers();
+
+  /// Some operator still runs commit work (StreamOperator::commit_in_progress).
+  bool commit_in_progress() const;
+  /// Some operator has suspended its input (MailboxExecutor).
+  bool input_suspended() const { return suspended_ > 0; }
+  /// The counter behind input_suspended(), read by the input gate per record.
+  const int* suspended_counter() const { return &suspended_; }
+  /// "v<vertex>-<subtask>-<what>", file-name safe: names snapshot files.
+  std::string file_stem(const std::string& what) const;
+
+ private:
+  class Context;
+  class Executor;
+  struct Op {
+    const StreamNode* node = nullptr;
+    std::unique_ptr<StreamOperator> op;
+    std::unique_ptr<Context> ctx;
+  };
+  OperatorChain(const Clock* clock, ChainHost& host, int vertex, int subtask);
+  template <class T>
+  T* own(std::unique_ptr<T> p) {
+    T* raw = p.get();
+    owned_outputs_.push_back(std::move(p));
+    return raw;
+  }
+
+  const Clock* clock_;
+  ChainHost& host_;
+  const int vertex_;
+  const int subtask_;
+  std::vector<Op> ops_;  // head first
+  std::vector<std::unique_ptr<OutputBase>> owned_outputs_;
+  int suspended_ = 0;
+};
+
+}  // namespace sluice::runtime
