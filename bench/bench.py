@@ -267,7 +267,7 @@ def snapshot(build, dest):
                 src = os.path.join(dirpath, fn)
                 rel = os.path.relpath(src, build)
                 if fn.endswith(".so") or rel in ("sluice", "bench/bench_baseline", "bench/state_bench",
-                                                 "bench/async_bench"):
+                                                 "bench/async_bench", "bench/cep_bench"):
                     if not os.path.isfile(src):
                         continue
                     os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
@@ -742,6 +742,78 @@ class Bench:
             self.fig.add(f"async HTTP CPU per request: {part}",
                          [r["http"][f"{part}_cpu_ns_per_request"] / 1e3 for r in runs], "us")
 
+    def w10_cep(self):
+        """CEP: the fraud pattern over generated logins and purchases of 100 k users (bench/cep_job.cc),
+        run-local p2 on the heap and on RocksDB; cep_bench for CPU per event against live partial matches."""
+        job = os.path.join(self.bin, "bench/libbench_cep_job.so")
+        if not os.path.exists(job):
+            self.fig.not_measured("cep", "build/bench/libbench_cep_job.so not built")
+            return
+        alerts = {}
+
+        def run_job(backend, count, name, extra):
+            out = self.path(f"cep-{name}.ndjson")
+            cmd = [self.sluice, "run-local", job, "-p", "2", "--set", f"state.backend={backend}",
+                   "--set", "state.rocksdb.local-dir=" + self.path("rocksdb"),
+                   "--arg", f"count={count}", "--arg", "users=100000", "--arg", "sink=file://" + out] + extra
+            usage = {}
+            _, err, secs, rss = run_rss(cmd, usage=usage)
+            with open(out) as f:
+                lines = sorted(f)
+            os.remove(out)
+            return count / secs, count / usage["cpu_s"], rss, lines
+
+        for backend, count, target in (("heap", 200_000 if self.q else 10_000_000, 1e6),
+                                       ("rocksdb", 100_000 if self.q else 2_000_000, 3e5)):
+            rates, ratios, per_cpu, cpu_ratios = [], [], [], []
+            for i in range(self.reps_slow):
+                # The baseline (same source, shuffle and sink, no CEP) right before each CEP run.
+                base, base_cpu, base_rss, attacks = run_job(backend, count, f"base-{backend}-{i}", ["--arg", "cep=false"])
+                self.note_rss(f"run-local p2 cep baseline {backend}", base_rss)
+                rate, cpu, rss, lines = run_job(backend, count, f"{backend}-{i}", [])
+                self.note_rss(f"run-local p2 cep {backend}", rss)
+                rates.append(rate)
+                ratios.append(rate / base)
+                per_cpu.append(cpu)
+                cpu_ratios.append(cpu / base_cpu)
+                if not lines:
+                    self.fig.fail(f"cep {backend}: no alert in {count} events")
+                # Every attack (six failed logins, then a purchase from a new device) is matched; random
+                # users may match too. The baseline alerts on exactly the attack purchases.
+                def purchases(rows):
+                    return {(r["user"], r["purchase"], r["amount"]) for r in map(json.loads, rows)}
+                missed = purchases(attacks) - purchases(lines)
+                if missed:
+                    self.fig.fail(f"cep {backend}: {len(missed)} of {len(attacks)} attack purchases without an alert")
+                alerts.setdefault(count, lines)
+                if alerts[count] != lines:
+                    self.fig.fail(f"cep {backend} run {i}: alerts differ from an earlier run over the same input")
+            self.fig.add(f"cep fraud pattern run-local p2 {backend} ({count} events, 100 k users)", rates,
+                         "events/s", target=f">= {fmt(target, 'events/s')}ev/s",
+                         met=statistics.median(rates) >= target)
+            self.fig.add(f"ratio cep fraud pattern / same job without CEP, p2 {backend}", ratios, "ratio")
+            self.fig.add(f"cep fraud pattern p2 {backend}: events per CPU second (one core)", per_cpu, "events/s")
+            self.fig.add(f"ratio cep / without CEP, events per CPU second, p2 {backend}", cpu_ratios, "ratio")
+        exe = os.path.join(self.bin, "bench/cep_bench")
+        sizes = "1,100,10000" if self.q else "1,10,100,1000,10000"
+        runs = [json.loads(run([exe, "--sizes", sizes, "--events", "2000" if self.q else "20000",
+                                "--dir", self.path("cep-bench")])[0]) for _ in range(self.reps_slow)]
+        for backend in ("heap", "rocksdb"):
+            per = {}
+            for r in runs:
+                for row in r[backend]:
+                    per.setdefault(row["partial_matches"], []).append(row)
+            sizes_seen = sorted(per)
+            for n in sizes_seen:
+                self.fig.add(f"cep CPU per event, {n} live partial matches ({backend})",
+                             [x["fail_ns"] / 1e3 for x in per[n]], "us")
+            lo, hi = sizes_seen[0], sizes_seen[-1]
+            ratio = [b["fail_ns"] / a["fail_ns"] for a, b in zip(per[lo], per[hi])]
+            self.fig.add(f"cep CPU per event ratio {hi} / {lo} partial matches ({backend})", ratio, "ratio",
+                         target="flat (<= 1.5)", met=statistics.median(ratio) <= 1.5)
+            for n in sizes_seen:
+                self.fig.add(f"cep CPU per purchase from a known device (iterative condition), {n} partial "
+                             f"matches ({backend})", [x["known_device_ns"] / 1e3 for x in per[n]], "us")
     @staticmethod
     def proc_cpu_s(pid):
         """User + system CPU seconds of a running process (/proc/PID/stat)."""
@@ -1091,7 +1163,7 @@ class Bench:
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
                  ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
-                 ("11 sessions", self.w11_sessions),
+                 ("10 cep", self.w10_cep), ("11 sessions", self.w11_sessions),
                  ("12 interval join", self.w12_interval_join), ("13 nexmark", self.w13_nexmark)]
         for name, f in steps:
             # A number names its workload only ("1" is not "11 sessions").

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "engine/api/async_datastream.h"
+#include "engine/api/cep.h"
 #include "engine/api/datastream.h"
 #include "engine/api/job.h"
 #include "engine/common/json.h"
@@ -13,9 +14,11 @@
 
 namespace sluice {
 using api::AsyncDataStream;
+using api::CEP;
 using api::DataStream;
 using api::JobArgs;
 using api::KeyedStream;
+using api::PatternStream;
 using api::StreamExecutionEnvironment;
 using api::WindowedStream;
 using api::BroadcastStream;
@@ -34,6 +37,13 @@ using basic::OutputTag;
 using basic::RuntimeContext;
 using basic::TimeDomain;
 using basic::TimerService;
+using cep::AfterMatchSkipStrategy;
+using cep::Match;
+using cep::MatchContext;
+using cep::Pattern;
+using cep::PatternProcessFunction;
+using cep::TimedOutMatch;
+using cep::WithinType;
 using join::BroadcastProcessFunction;
 using join::BroadcastState;
 using join::CoProcessFunction;

@@ -46,6 +46,17 @@ std::string payload_of(const T& v) {
   return dead_letter_payload(v);
 }
 
+/// Sends `record` to the dead-letter output as rejected by the operator of
+/// `ctx` for `reason`.
+template <class T>
+void dead_letter_for(runtime::OperatorContext& ctx, const T& record, std::string reason) {
+  DeadLetter dl;
+  dl.reason = std::move(reason);
+  dl.origin = "operator " + ctx.info().operator_name;
+  dl.payload = payload_of(record);
+  ctx.dead_letter(std::move(dl));
+}
+
 /// Calls user code for one record. InvalidRecord -> dead letter; any other
 /// exception fails the task. This is the exception boundary of operators.
 template <class T, class F>
@@ -53,11 +64,7 @@ void call_user(runtime::OperatorContext& ctx, const T& record, F&& f) {
   try {
     f();
   } catch (const InvalidRecord& e) {
-    DeadLetter dl;
-    dl.reason = e.what();
-    dl.origin = "operator " + ctx.info().operator_name;
-    dl.payload = payload_of(record);
-    ctx.dead_letter(std::move(dl));
+    dead_letter_for(ctx, record, e.what());
   } catch (const std::exception& e) {
     ctx.fail(Status::internal("user function of '" + ctx.info().operator_name +
                               "' threw: " + e.what()));

@@ -415,13 +415,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
                   format_duration(settings_.allowed_lateness));
   }
 
-  void reject(const IN& v, std::string reason) {
-    DeadLetter dl;
-    dl.reason = std::move(reason);
-    dl.origin = "operator " + this->context().info().operator_name;
-    dl.payload = basic::payload_of(v);
-    this->context().dead_letter(std::move(dl));
-  }
+  void reject(const IN& v, std::string reason) { basic::dead_letter_for(this->context(), v, std::move(reason)); }
 
   WindowSettings settings_;
   Contents contents_;

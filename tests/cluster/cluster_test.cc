@@ -490,5 +490,52 @@ TEST(Cluster, AsyncIoJobSurvivesAKilledTaskManagerWithRequestsInFlightExactlyOnc
   EXPECT_GT((*server)->requests(), static_cast<uint64_t>(kN));  // in-flight records called again after the restart
 }
 
+// CEP on the cluster: the fraud pattern of it_cep_job (five or more failed
+// logins, then a purchase from a new device, within 10 minutes) at
+// parallelism 4 over three taskmanagers, one killed mid-run after
+// checkpoints; the job restarts from its checkpoint (partial matches,
+// buffered events, deadlines) and its exactly-once sinks end with the alerts
+// and timeouts of an undisturbed run-local run at parallelism 2.
+TEST(Cluster, CepJobSurvivesAKilledTaskManagerWithTheUndisturbedMatches) {
+  TempDir dir;
+  write_cep_activity(dir.file("in.ndjson"), 40'000, 7, 1000, 30);
+  auto job_args = [&](const std::string& out, int parallelism) {
+    return std::vector<std::string>{"--parallelism", std::to_string(parallelism), "--arg", "pattern=fraud",
+                                    "--arg", "sink=" + dir.uri(out + "-alerts.ndjson"),
+                                    "--arg", "timeouts=" + dir.uri(out + "-timeouts.ndjson"),
+                                    "--arg", "dlq=" + dir.uri(out + "-dlq.ndjson")};
+  };
+  std::vector<std::string> local = {"run-local", cep_library(), "--arg", "source=" + dir.uri("in.ndjson")};
+  for (const auto& a : job_args("plain", 2)) local.push_back(a);
+  auto plain = run_sluice(local);
+  ASSERT_EQ(plain.exit_code, 0) << plain.describe(local);
+  auto sorted = [](std::vector<std::string> v) {
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  const auto want_alerts = sorted(read_lines(dir.file("plain-alerts.ndjson")));
+  const auto want_timeouts = sorted(read_lines(dir.file("plain-timeouts.ndjson")));
+  ASSERT_GT(want_alerts.size(), 20u);
+
+  Cluster c(dir);
+  c.start_jobmanager();
+  for (const char* id : {"tm-a", "tm-b", "tm-c"}) c.start_taskmanager(id, 2);
+  ASSERT_TRUE(c.wait_for_taskmanagers(3)) << c.logs();
+  std::vector<std::string> args = {"submit", cep_library(), "--arg", "source=" + dir.uri("in.ndjson") + "?rate=2000"};
+  for (const auto& a : job_args("cluster", 4)) args.push_back(a);
+  auto r = c.sluice(args);
+  ASSERT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();
+  std::string job = r.out.substr(0, r.out.find('\n'));
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
+  c.taskmanager(*v.taskmanagers.begin()).kill(SIGKILL);
+  v = c.wait_for_end(job, 180s);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  EXPECT_GE(v.restarts, 1);
+  EXPECT_EQ(sorted(read_lines(dir.file("cluster-alerts.ndjson"))), want_alerts);
+  EXPECT_EQ(sorted(read_lines(dir.file("cluster-timeouts.ndjson"))), want_timeouts);
+  EXPECT_TRUE(read_lines(dir.file("cluster-dlq.ndjson")).empty());
+}
+
 }  // namespace
 }  // namespace sluice::it

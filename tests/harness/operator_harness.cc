@@ -211,7 +211,8 @@ void OperatorHarnessBase::dead_letter(DeadLetter dl) {
   if (dl.operator_name.empty()) dl.operator_name = info_.operator_name;
   if (dl.time_ms == 0) dl.time_ms = clock_.now_ms();
   metrics_.dead_letters.fetch_add(1, std::memory_order_relaxed);
-  dead_letters_.push_back(std::move(dl));
+  ++dead_letter_count_;
+  if (options_.retain_dead_letters) dead_letters_.push_back(std::move(dl));
 }
 
 runtime::OutputBase* OperatorHarnessBase::side_output(std::string_view tag) {

@@ -39,6 +39,7 @@
 #include "engine/runtime/operator.h"
 #include "engine/runtime/processing_time.h"
 #include "state/heap_backend.h"
+#include "state/snapshot.h"
 #include "state/key_groups.h"
 #include "tests/harness/keyed_snapshot.h"
 
@@ -85,6 +86,9 @@ struct HarnessOptions {
     backend = kind;
     return *this;
   }
+  /// Default true: dead_letters() keeps every dead letter. false: they are
+  /// only counted (dead_letter_count()), for long runs.
+  bool retain_dead_letters = true;
 
   /// Options of subtask `subtask` of a keyed operator with `parallelism`.
   static HarnessOptions keyed_subtask(int32_t parallelism = 1, int32_t subtask = 0,
@@ -236,6 +240,8 @@ class OperatorHarnessBase : public runtime::OperatorContext {
 
   // --- what the operator did -----------------------------------------------
   const std::vector<DeadLetter>& dead_letters() const { return dead_letters_; }
+  /// Every dead letter so far, retained or not.
+  uint64_t dead_letter_count() const { return dead_letter_count_; }
   /// Every fail() call in order (the runtime would keep only the first).
   const std::vector<Status>& failures() const { return failures_; }
   /// The registered side output `tag` with element type X. Throws
@@ -300,6 +306,7 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   runtime::QueueMailboxExecutor mailbox_;
   std::unique_ptr<state::KeyedStateBackend> backend_;
   std::vector<DeadLetter> dead_letters_;
+  uint64_t dead_letter_count_ = 0;
   std::vector<Status> failures_;
   runtime::OperatorMetrics metrics_;
   std::unique_ptr<runtime::OutputBase> main_output_;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <random>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -32,6 +33,34 @@ const std::string& build_dir() {
 
 std::string sluice_binary() { return build_dir() + "/sluice"; }
 std::string clickstream_library() { return build_dir() + "/jobs/clickstream/libclickstream.so"; }
+std::string cep_library() { return build_dir() + "/tests/integration/jobs/libit_cep_job.so"; }
+
+void write_cep_activity(const std::string& path, int count, uint32_t seed, int users, int max_step_ms) {
+  std::mt19937 rng(seed);
+  struct E {
+    std::string line;
+    int64_t at;
+  };
+  std::vector<E> events;
+  int64_t ts = 1'700'000'000'000;
+  for (int i = 0; i < count; ++i) {
+    ts += std::uniform_int_distribution<int>(0, max_step_ms)(rng);
+    const int roll = std::uniform_int_distribution<int>(0, 99)(rng);
+    const char* kind = roll < 55 ? "ok" : roll < 88 ? "fail" : "buy";
+    const int amount = roll >= 88 ? std::uniform_int_distribution<int>(0, 1000)(rng) : 0;
+    const std::string user = "u" + std::to_string(std::uniform_int_distribution<int>(0, users - 1)(rng));
+    const int device = std::uniform_int_distribution<int>(0, 5)(rng);
+    events.push_back({"{\"user\":\"" + user + "\",\"kind\":\"" + kind + "\",\"amount\":" +
+                          std::to_string(amount) + ",\"device\":" + std::to_string(device) +
+                          ",\"ts\":" + std::to_string(ts) + "}",
+                      ts + std::uniform_int_distribution<int>(0, 1999)(rng)});
+  }
+  std::stable_sort(events.begin(), events.end(), [](const E& a, const E& b) { return a.at < b.at; });
+  std::vector<std::string> lines;
+  for (auto& e : events) lines.push_back(std::move(e.line));
+  write_lines(path, lines);
+}
+
 std::string rules_library() { return build_dir() + "/tests/integration/jobs/libit_rules_job.so"; }
 std::string sessions_library() {
   return build_dir() + "/tests/integration/jobs/libit_sessions_job.so";

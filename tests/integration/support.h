@@ -26,6 +26,7 @@ const std::string& build_dir();
 std::string sluice_binary();        // <build>/sluice
 std::string clickstream_library();  // <build>/jobs/clickstream/libclickstream.so
 std::string sessions_library();     // <build>/tests/integration/jobs/libit_sessions_job.so
+std::string cep_library();          // <build>/tests/integration/jobs/libit_cep_job.so
 std::string rules_library();        // <build>/tests/integration/jobs/libit_rules_job.so
 
 /// Runs `sluice <args...>`.
@@ -56,6 +57,11 @@ class TempDir {
 std::vector<std::string> read_lines(const std::string& path, bool* exists = nullptr);
 void write_file(const std::string& path, std::string_view content);
 void write_lines(const std::string& path, const std::vector<std::string>& lines);
+
+/// Input of it_cep_job: `count` login/purchase events of `users` users
+/// (devices 0-5), 0 to `max_step_ms` apart in event time, up to 2 s out of
+/// order (the job's bound), seeded.
+void write_cep_activity(const std::string& path, int count, uint32_t seed, int users = 300, int max_step_ms = 20);
 
 // ---- records, read independently ----------------------------------------
 
