@@ -68,6 +68,14 @@ Status check_settings_text(const std::string& path, const std::string& text) {
   };
   auto starts = [&](size_t i, const char* s3) { return text.compare(i, 3, s3) == 0; };
   auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
+  // At the closing triple quote of a multi-line string (up to two more
+  // quotes still belong to its content): past it, back in code.
+  auto close_multi = [&](size_t& i, char quote) {
+    while (i + 3 < text.size() && text[i + 3] == quote) ++i;
+    i += 2;
+    column += 2;
+    in = In::kCode;
+  };
   for (size_t i = 0; i < text.size(); ++i) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     ++column;
@@ -90,7 +98,7 @@ Status check_settings_text(const std::string& path, const std::string& text) {
         // A quote opens a string only where TOML has one (a key or a value);
         // inside another token it is part of that token, as for toml++.
         const bool string_may_start = std::strchr("=[,{.\n", last) != nullptr;
-        if (c != ' ' && c != '\t' && c != '\r' && c != '#') last = static_cast<char>(c);
+        if (!blank(static_cast<char>(c)) && c != '#') last = static_cast<char>(c);
         if (c == '#') {
           in = In::kComment;
         } else if ((c == '"' || c == '\'') && !string_may_start) {
@@ -142,10 +150,7 @@ Status check_settings_text(const std::string& path, const std::string& text) {
         } else if (in == In::kBasic && c == '"') {
           in = In::kCode;
         } else if (in == In::kMultiBasic && starts(i, "\"\"\"")) {
-          while (i + 3 < text.size() && text[i + 3] == '"') ++i;  // up to two quotes may end the content
-          i += 2;
-          column += 2;
-          in = In::kCode;
+          close_multi(i, '"');
         }
         break;
       case In::kLiteral:
@@ -153,10 +158,7 @@ Status check_settings_text(const std::string& path, const std::string& text) {
         if (in == In::kLiteral && c == '\'') {
           in = In::kCode;
         } else if (in == In::kMultiLiteral && starts(i, "'''")) {
-          while (i + 3 < text.size() && text[i + 3] == '\'') ++i;
-          i += 2;
-          column += 2;
-          in = In::kCode;
+          close_multi(i, '\'');
         }
         break;
     }
