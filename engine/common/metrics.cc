@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <exception>
 #include <fstream>
@@ -224,11 +225,14 @@ std::vector<prometheus::MetricFamily> task_families(const std::vector<TaskSample
     b.counter("sluice_task_backpressured_seconds_total",
               "Time a subtask waited for space in its output buffers (backpressure)", l,
               static_cast<double>(t.backpressured_ns) / 1e9);
-    if (t.watermark_ms != INT64_MIN && t.watermark_ms > 0) {
-      b.gauge("sluice_task_watermark_seconds", "A subtask's current event-time watermark (unix seconds)", l,
+    // As the status JSON: no series before the first watermark nor after
+    // the final one (end of input); the lag is never negative.
+    if (t.watermark_ms != INT64_MIN && t.watermark_ms != INT64_MAX) {
+      b.gauge("sluice_task_watermark_seconds",
+              "A subtask's current event-time watermark (unix seconds; sources: the one they emit)", l,
               static_cast<double>(t.watermark_ms) / 1e3);
       b.gauge("sluice_task_watermark_lag_seconds", "Wall-clock time minus a subtask's current watermark", l,
-              static_cast<double>(now_ms - t.watermark_ms) / 1e3);
+              static_cast<double>(std::max<int64_t>(0, now_ms - t.watermark_ms)) / 1e3);
     }
   }
   return b.take();

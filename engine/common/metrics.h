@@ -131,7 +131,7 @@ struct TaskSample {
   int subtask = 0;
   uint64_t records_in = 0, records_out = 0, bytes_out = 0, dead_letters = 0;
   int64_t busy_ns = 0, backpressured_ns = 0;
-  int64_t watermark_ms = INT64_MIN;  // INT64_MIN: no watermark yet
+  int64_t watermark_ms = INT64_MIN;  // INT64_MIN: no watermark yet, INT64_MAX: input ended
 };
 /// sluice_task_* families of `tasks`; `now_ms` (epoch) gives the lag.
 std::vector<prometheus::MetricFamily> task_families(const std::vector<TaskSample>& tasks, int64_t now_ms);

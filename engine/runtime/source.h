@@ -75,6 +75,9 @@ class SourceDriver {
   virtual Result<PollStatus> emit_next() = 0;
   /// The input ended: emit the final watermark.
   virtual void end_input() = 0;
+  /// The watermark this source emitted last (EventTime::min() before the
+  /// first, EventTime::max() once its input ended): the task's metric.
+  virtual EventTime current_watermark() const = 0;
 };
 
 /// The head of a source vertex: polls the reader, stamps event time and
@@ -115,6 +118,8 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
     if (idle_) set_idle(false);
     forward_watermark(EventTime::max());
   }
+
+  EventTime current_watermark() const override { return current_wm_; }
 
   Result<std::string> snapshot_state(CheckpointId id) override { return reader_->snapshot_state(id); }
   Status notify_checkpoint_complete(CheckpointId id) override {

@@ -219,6 +219,7 @@ class Task::Impl final : public ChainHost, public CheckpointPerformer {
   std::vector<std::unique_ptr<InputHandler>> handlers_;
   std::unique_ptr<InputGate> gate_;
   std::unique_ptr<BarrierHandler> barriers_;
+  SourceDriver* source_driver_ = nullptr;  // the chain's head, in source tasks
   int64_t alignment_timeout_ns_ = 0;
   int64_t last_checkpoint_ = 0;
   // Busy time = time since the loop started - time asleep - time blocked on
@@ -382,6 +383,12 @@ void Task::Impl::publish_metrics() {
   m.records_out.store(out, std::memory_order_relaxed);
   m.bytes_out.store(bytes, std::memory_order_relaxed);
   m.backpressured_ns.store(blocked, std::memory_order_relaxed);
+  // A source's watermark is the one it emits (other tasks': their input
+  // gate's valve sets it as it forwards one).
+  if (source_driver_) {
+    EventTime wm = source_driver_->current_watermark();
+    if (wm > EventTime::min()) m.watermark_ms.store(wm.ms(), std::memory_order_relaxed);
+  }
   int64_t now = monotonic_ns();
   if (loop_start_ns_ == 0) loop_start_ns_ = now;
   m.busy_ns.store(std::max<int64_t>(0, now - loop_start_ns_ - idle_ns_ - blocked),
@@ -464,6 +471,7 @@ void Task::Impl::run() {
 Status Task::Impl::run_source_loop() {
   auto* driver = dynamic_cast<SourceDriver*>(&chain_->head());
   if (!driver) return Status::internal("source vertex without a source operator");
+  source_driver_ = driver;
   last_flush_ns_ = monotonic_ns();
   while (!should_stop()) {
     run_mailbox();

@@ -152,6 +152,10 @@ struct TaskMetrics {
   std::atomic<uint64_t> dead_letters{0};
   std::atomic<int64_t> backpressured_ns{0};
   std::atomic<int64_t> busy_ns{0};
+  /// Event time of the task: a source's, the watermark it emits; any
+  /// other task's, the watermark of its input (the minimum over its inputs
+  /// that are not idle, what its operators act on and forward).
+  /// INT64_MIN: none yet; INT64_MAX: the input ended.
   std::atomic<int64_t> watermark_ms{INT64_MIN};
   /// Newest checkpoint whose completion every operator of the task has
   /// processed (two-phase sinks have committed it).

@@ -7,7 +7,9 @@
 #include <signal.h>
 #include <simdjson.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <tuple>
 
@@ -81,6 +83,56 @@ TEST(Operations, ListStatusHttpAndLogsTellWhatTheJobDoesAndWhereItRestoredFrom) 
     EXPECT_LE(busy, 1.0);
   }
   EXPECT_EQ(h.out.find("-9223372036854775808"), std::string::npos) << "no INT64_MIN for 'no watermark yet'";
+
+  // Every vertex has a watermark and its lag, sources included (theirs is
+  // the one they emit; the dead-letter stream carries none); the source's
+  // advances while it reads, and its taskmanagers' /metrics say the same.
+  std::string source_name;
+  auto source_watermark = [&]() -> int64_t {
+    auto r = c.http_get("/jobs/" + job);
+    if (r.exit_code != 0) return INT64_MIN;
+    simdjson::dom::parser q;
+    int64_t source_wm = INT64_MIN;
+    for (auto vx : simdjson::dom::array(parse(q, r.out)["vertices"])) {
+      if (bool(vx["is_dead_letter_sink"])) continue;
+      int64_t wm = 0, lag = 0;
+      if (vx["watermark_ms"].get(wm) != simdjson::SUCCESS || vx["watermark_lag_ms"].get(lag) != simdjson::SUCCESS ||
+          lag < 0) {
+        return INT64_MIN;
+      }
+      if (bool(vx["is_source"])) {
+        source_wm = wm;
+        source_name = std::string(std::string_view(vx["name"]));
+      }
+    }
+    return source_wm;
+  };
+  int64_t wm0 = INT64_MIN;
+  ASSERT_TRUE(wait_until([&] { return (wm0 = source_watermark()) != INT64_MIN; }, 20s))
+      << c.http_get("/jobs/" + job).out;
+  int64_t wm1 = wm0;
+  EXPECT_TRUE(wait_until([&] { return (wm1 = source_watermark()) > wm0; }, 20s)) << wm0 << " -> " << wm1;
+  // sluice_task_watermark_seconds{...,vertex="<source>",...} on a taskmanager.
+  auto prometheus_source_watermark = [&](const std::string& tm) -> double {
+    std::string address = slurp(dir.file("tm-" + tm) + "/metrics.address");
+    auto m = run_command({"/usr/bin/curl", "-sf", "-m", "5", "http://" + address + "/metrics"}, 10s);
+    std::istringstream lines(m.out);
+    double best = -1;
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("sluice_task_watermark_seconds{", 0) != 0) continue;
+      if (line.find("vertex=\"" + source_name + "\"") == std::string::npos) continue;
+      best = std::max(best, std::stod(line.substr(line.rfind(' ') + 1)));
+    }
+    return best;
+  };
+  double prom_wm = -1;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        prom_wm = std::max(prometheus_source_watermark("tm-a"), prometheus_source_watermark("tm-b"));
+        return prom_wm * 1000 >= static_cast<double>(wm0);
+      },
+      10s))
+      << "source " << source_name << " watermark " << wm0 << " ms, Prometheus " << prom_wm << " s";
   EXPECT_GE(simdjson::dom::array(doc["checkpoints"]["history"]).size(), 3u);
   auto tms = c.http_get("/taskmanagers");
   auto tm0 = parse(p, tms.out).at(0);

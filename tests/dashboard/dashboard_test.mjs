@@ -3,7 +3,8 @@
 //   node dashboard_test.mjs HTTP_URL JOB_ID TOKEN_FILE SCREENSHOT.png
 // Checks: the overview lists the job and both taskmanagers; the job's graph
 // has a box per vertex and an arrow per edge, with live rates that change
-// without a reload; the checkpoint list fills; a wrong token is refused
+// without a reload; every vertex, sources included, shows its watermark and
+// lag, and the source's advances; the checkpoint list fills; a wrong token is refused
 // with a message that says so; cancel with the right token cancels the job;
 // the token never appears in a URL, the page or its storage.
 import assert from 'node:assert/strict';
@@ -77,9 +78,30 @@ try {
   assert.equal(urls.filter((u) => u.endsWith('/')).length, 1, 'the page itself was loaded once (no reload)');
   const busy = await page.getByTestId('vertex-busy').allTextContents();
   assert.ok(busy.every((b) => /^busy \d+%  backpressured \d+%$/.test(b)), `busy/backpressure: ${busy}`);
-  const wm = await page.getByTestId('vertex-watermark').allTextContents();
-  assert.ok(wm.some((w) => /lag/.test(w)), `a watermark with its lag: ${wm}`);
-  console.log(`   source: ${first}; watermarks: ${wm.join(' | ')}`);
+
+  step('watermarks: every vertex shows one with its lag, and the source\'s advances');
+  // Sources too: theirs is the watermark they emit. The dead-letter sink
+  // has none (no watermarks flow on the dead-letter stream).
+  const withEventTime = j.vertices.filter((v) => !v.is_dead_letter_sink).length;
+  await page.waitForFunction((n) => [...document.querySelectorAll('[data-testid=vertex]')]
+    .filter((e) => /^watermark \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(e.querySelector('[data-testid=vertex-watermark]').textContent) &&
+      /^lag \d/.test(e.querySelector('[data-testid=vertex-watermark-lag]').textContent)).length === n,
+  withEventTime, { timeout: 20000 });
+  await source.getByTestId('vertex-watermark-lag').filter({ hasText: /^lag / }).waitFor();
+  const sourceWm = async () => (await jobJson()).vertices.find((v) => v.is_source).watermark_ms;
+  const wm0 = await sourceWm();
+  assert.ok(Number.isInteger(wm0), `the source's watermark in the JSON status: ${wm0}`);
+  const deadline = Date.now() + 15000;
+  let wm1 = wm0;
+  while (wm1 <= wm0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    wm1 = await sourceWm();
+  }
+  assert.ok(wm1 > wm0, `the source's watermark advances: ${wm0} -> ${wm1}`);
+  const wm = (await page.getByTestId('vertex').evaluateAll((vs) => vs.map((v) =>
+    v.querySelector('[data-testid=vertex-watermark]').textContent + ' ' +
+    v.querySelector('[data-testid=vertex-watermark-lag]').textContent)));
+  console.log(`   source: ${first}; watermarks: ${wm.join(' | ')}; source ${wm0} -> ${wm1}`);
   await page.screenshot({ path: screenshot });
 
   step('checkpoints: the history fills');

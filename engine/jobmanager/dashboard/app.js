@@ -273,7 +273,7 @@ function graph(j) {
   for (let pass = 0; pass < main.length; pass++) {
     for (const e of flow) layer.set(e.target, Math.max(layer.get(e.target), layer.get(e.source) + 1));
   }
-  const height = (v) => 96 + 14 * Math.min(v.operators.length, 4);
+  const height = (v) => 110 + 14 * Math.min(v.operators.length, 4);
   const cols = [];
   for (const v of main) (cols[layer.get(v.id)] = cols[layer.get(v.id)] || []).push(v);
   const pos = new Map();
@@ -339,7 +339,15 @@ function graph(j) {
       h('rect', { class: 'bp' + (bp > 0.5 ? ' high' : bp > 0.1 ? ' mid' : ''), x: 8, y,
         width: Math.max(1, (W - 16) * bp), height: 5, rx: 2, 'data-testid': 'vertex-backpressure' }));
     y += 18;
-    g.append(h('text', { class: 'small', x: 8, y, 'data-testid': 'vertex-watermark' }, 'watermark ' + fmtWatermark(v)));
+    // A source's is the watermark it emits, any other vertex's that of its
+    // input; no watermarks flow on the dead-letter stream. The lag on a line
+    // of its own: both on one would not fit the box.
+    const hasWm = !v.is_dead_letter_sink && v.watermark_ms !== null;
+    g.append(h('text', { class: 'small', x: 8, y, 'data-testid': 'vertex-watermark' },
+      'watermark ' + (v.is_dead_letter_sink ? 'n/a (dead letters)' : hasWm ? fmtTime(v.watermark_ms) : fmtWatermark(v))));
+    y += 14;
+    g.append(h('text', { class: 'small', x: 8, y, 'data-testid': 'vertex-watermark-lag' },
+      hasWm ? 'lag ' + fmtMs(v.watermark_lag_ms) : ''));
     svg.append(g);
   }
   return h('div', { class: 'graph' }, svg);
