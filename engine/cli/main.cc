@@ -2,6 +2,7 @@
 // taskmanager, and the operator's submit/list/status/cancel/savepoint/stop/logs).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <map>
 #include <string>
@@ -15,9 +16,11 @@ namespace {
 /// "Commands:" and one line per subcommand, for bare `sluice` and typos.
 std::string command_list(CLI::App& app) {
   std::string out = "Commands:\n";
+  size_t width = 0;  // descriptions in one column, after the longest name
+  for (auto* sub : app.get_subcommands({})) width = std::max(width, sub->get_name().size());
   for (auto* sub : app.get_subcommands({})) {
     std::string name = sub->get_name();
-    out += "  " + name + std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') + sub->get_description() + "\n";
+    out += "  " + name + std::string(width + 2 - name.size(), ' ') + sub->get_description() + "\n";
   }
   return out + "Run `sluice COMMAND --help` for a command's options.\n";
 }
