@@ -193,6 +193,23 @@ TEST(HttpClient, RefusesRequestsBeyondMaxPendingAndOtherSchemes) {
   s->set_stalled(false);
 }
 
+// The server's stop once hung when it came before its thread had started
+// its event loop (a test that never needed the server, on a loaded
+// machine): libevent's loopbreak is lost on a loop not yet running.
+TEST(HttpTestServer, StopsEvenBeforeItsThreadRunsItsLoop) {
+  HttpServerOptions o;
+  o.loop_start_delay_ms = 200;
+  auto s = server(o);
+  auto c = client();
+  std::atomic<int> callbacks{0};
+  ASSERT_TRUE(c->submit(post(s->url("/score"), "{\"id\":1}"), [&](Result<Response>) { ++callbacks; }).is_ok());
+  c.reset();
+  EXPECT_EQ(callbacks.load(), 1);
+  auto t0 = std::chrono::steady_clock::now();
+  s.reset();  // before the loop runs: it must still end
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+}
+
 TEST(HttpClient, StoppingCallsBackEveryPendingRequestWithCancelled) {
   auto s = server();
   s->set_stalled(true);

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -68,10 +69,16 @@ class HttpTestServer::Loop {
     std::vector<std::pair<std::string, std::string>> headers;
   };
 
-  Loop(HttpTestServer* owner, uint32_t seed) : owner_(owner), rng_(seed) {}
+  Loop(HttpTestServer* owner, uint32_t seed, int64_t start_delay_ms)
+      : owner_(owner), rng_(seed), start_delay_ms_(start_delay_ms) {}
   ~Loop() {
     if (thread_.joinable()) {
-      event_base_loopbreak(base_);
+      // Not event_base_loopbreak(): it only stops a loop already running —
+      // event_base_loop() clears the flag on entry — so a server stopped
+      // before its thread got the CPU (a test that never needed it, on a
+      // loaded machine) waited for its thread forever. loopexit queues an
+      // event, which the loop runs whenever it starts.
+      event_base_loopexit(base_, nullptr);
       thread_.join();
     }
     if (http_) evhttp_free(http_);  // closes connections, frees their requests
@@ -98,6 +105,7 @@ class HttpTestServer::Loop {
       pthread_setname_np(pthread_self(), "http-test-srv");
       pthread_getcpuclockid(pthread_self(), &cpu_clock_);
       cpu_ready_.store(true);
+      if (start_delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(start_delay_ms_));
       event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
     });
     return Status::ok();
@@ -228,6 +236,7 @@ class HttpTestServer::Loop {
 
   HttpTestServer* owner_;
   std::mt19937_64 rng_;
+  const int64_t start_delay_ms_;
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   std::thread thread_;
@@ -258,7 +267,8 @@ Result<std::unique_ptr<HttpTestServer>> HttpTestServer::start(HttpServerOptions 
 }
 
 Status HttpTestServer::run_loop() {
-  auto loop = std::make_unique<Loop>(this, opts_.seed + static_cast<uint32_t>(cpu_before_ns_ % 7919));
+  auto loop = std::make_unique<Loop>(this, opts_.seed + static_cast<uint32_t>(cpu_before_ns_ % 7919),
+                                     opts_.loop_start_delay_ms);
   int bound = 0;
   SLUICE_RETURN_IF_ERROR(loop->start(port_, &bound));
   port_ = bound;

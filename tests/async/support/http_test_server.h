@@ -34,6 +34,9 @@ struct HttpServerOptions {
   int64_t max_latency_us = 0;
   /// [0] share of /score requests answered 503.
   double failure_rate = 0;
+  /// [0] the server's thread waits this long before running its event
+  /// loop: a loaded machine's scheduler, on demand (tests of the server).
+  int64_t loop_start_delay_ms = 0;
 };
 
 /// A request as the server received it (for handlers: scripted answers
