@@ -9,8 +9,11 @@
 //                            ::testing::Values(BackendFactory{"RocksDB", make_rocksdb}),
 //                            BackendFactory::Name());
 //
-// (see heap_conformance_test.cc). Backend-specific tests (snapshot formats,
-// files) belong in files of their own.
+// (see heap_conformance_test.cc). The suite: backend_conformance_test.cc
+// (value, list, map, reducing, aggregating state) and
+// backend_conformance_ttl_test.cc (TTL); the fixture: backend_conformance.cc.
+// Backend-specific tests (snapshot formats, files) belong in files of their
+// own.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -18,12 +21,14 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/common/clock.h"
 #include "state/key_groups.h"
 #include "state/keyed_state_backend.h"
 #include "state/snapshot.h"
+#include "state/state_factory.h"
 
 namespace sluice::state::conformance {
 
@@ -100,5 +105,34 @@ class KeyedStateConformance : public ::testing::TestWithParam<BackendFactory> {
   int next_snapshot_ = 0;
   std::string checkpoint_dir_;
 };
+
+// Descriptors the suite's files share.
+
+/// Average of int64 inputs: accumulator (sum, count).
+class AvgFn final : public AggregateFunction<int64_t, std::pair<int64_t, int64_t>, double> {
+ public:
+  std::pair<int64_t, int64_t> create_accumulator() const override { return {0, 0}; }
+  void add(std::pair<int64_t, int64_t>& acc, const int64_t& v) const override {
+    acc.first += v;
+    acc.second += 1;
+  }
+  double get_result(const std::pair<int64_t, int64_t>& acc) const override {
+    return acc.second == 0 ? 0.0 : static_cast<double>(acc.first) / static_cast<double>(acc.second);
+  }
+  void merge(std::pair<int64_t, int64_t>& into,
+             const std::pair<int64_t, int64_t>& other) const override {
+    into.first += other.first;
+    into.second += other.second;
+  }
+};
+
+inline AggregatingStateDescriptor<int64_t, std::pair<int64_t, int64_t>, double> avg_desc(
+    std::string name, StateTtl ttl = {}) {
+  return {std::move(name), std::make_shared<const AvgFn>(), ttl};
+}
+
+inline ReducingStateDescriptor<int64_t> sum_desc(std::string name, StateTtl ttl = {}) {
+  return {std::move(name), [](const int64_t& a, const int64_t& b) { return a + b; }, ttl};
+}
 
 }  // namespace sluice::state::conformance

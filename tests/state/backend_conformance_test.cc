@@ -1,122 +1,22 @@
-// The keyed-state backend conformance suite (see backend_conformance.h).
-// Nothing in here may depend on which backend runs.
+// The keyed-state backend conformance suite (see backend_conformance.h):
+// value, list, map, reducing and aggregating state; TTL in
+// backend_conformance_ttl_test.cc. Nothing in here may depend on which
+// backend runs.
 #include "tests/state/backend_conformance.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/common/serde.h"
-#include "state/checkpoint_storage.h"
 #include "state/state_factory.h"
 
 namespace sluice::state::conformance {
-
-// --- fixture helpers ----------------------------------------------------------
-
-KeyedStateBackend& KeyedStateConformance::make_backend(KeyGroupRange range,
-                                                       int32_t max_parallelism) {
-  BackendParams params;
-  params.range = range;
-  params.max_parallelism = max_parallelism;
-  params.clock = &clock_;
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  params.instance_name = std::string(info->test_suite_name()) + "." + info->name() + "." +
-                         std::to_string(next_instance_++);
-  std::replace(params.instance_name.begin(), params.instance_name.end(), '/', '_');
-  auto b = GetParam().make(params);
-  EXPECT_NE(b, nullptr);
-  EXPECT_EQ(b->key_group_range(), range);
-  EXPECT_EQ(b->max_parallelism(), max_parallelism);
-  backends_.push_back(std::move(b));
-  return *backends_.back();
-}
-
-void KeyedStateConformance::use_key(KeyedStateBackend& b, const std::string& key) {
-  std::string bytes = serialize(key);
-  b.set_current_key(bytes, key_group_for_key(bytes, b.max_parallelism()));
-}
-
-void KeyedStateConformance::use_key(KeyedStateBackend& b, int64_t key) {
-  std::string bytes = serialize(key);
-  b.set_current_key(bytes, key_group_for_key(bytes, b.max_parallelism()));
-}
-
-std::vector<std::string> KeyedStateConformance::keys_in_range(KeyGroupRange range,
-                                                              int32_t max_parallelism, size_t n) {
-  std::vector<std::string> out;
-  for (int i = 0; out.size() < n; ++i) {
-    std::string k = "key-" + std::to_string(i);
-    if (range.contains(key_group_for_key(serialize(k), max_parallelism))) out.push_back(k);
-  }
-  return out;
-}
-
-std::pair<std::string, std::string> KeyedStateConformance::keys_sharing_a_group(int32_t m) {
-  std::map<int32_t, std::string> seen;
-  for (int i = 0;; ++i) {
-    std::string k = "user-" + std::to_string(i);
-    int32_t kg = key_group_for_key(serialize(k), m).value();
-    auto [it, fresh] = seen.emplace(kg, k);
-    if (!fresh) return {it->second, k};
-  }
-}
-
-std::pair<std::string, std::string> KeyedStateConformance::keys_in_different_groups(int32_t m) {
-  std::string a = "alice";
-  int32_t kg = key_group_for_key(serialize(a), m).value();
-  for (int i = 0;; ++i) {
-    std::string k = "bob-" + std::to_string(i);
-    if (key_group_for_key(serialize(k), m).value() != kg) return {a, k};
-  }
-}
-
-std::string KeyedStateConformance::ns(const std::string& name) { return serialize(name); }
-
-KeyedStateConformance::~KeyedStateConformance() {
-  backends_.clear();  // before their snapshots' directory goes
-  if (!checkpoint_dir_.empty()) (void)remove_tree(checkpoint_dir_);
-}
-
-const std::string& KeyedStateConformance::checkpoint_dir() {
-  if (checkpoint_dir_.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/sluice-conformance-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) ADD_FAILURE() << "mkdtemp failed";
-    checkpoint_dir_ = tmpl;
-  }
-  return checkpoint_dir_;
-}
-
-KeyedStateHandle KeyedStateConformance::snapshot(KeyedStateBackend& b, int64_t id) {
-  CheckpointStorage storage(checkpoint_dir(), "job");
-  auto part = b.snapshot(CheckpointId(id),
-                         storage.target(id, false, "op-" + std::to_string(next_snapshot_++)));
-  EXPECT_TRUE(part.is_ok()) << part.status().to_string();
-  if (!part.is_ok()) return {};
-  auto handle = (*part)();
-  EXPECT_TRUE(handle.is_ok()) << handle.status().to_string();
-  if (!handle.is_ok()) return {};
-  b.notify_checkpoint_complete(CheckpointId(id));
-  return *handle;
-}
-
-KeyedStateBackend& KeyedStateConformance::restore(const std::vector<KeyedStateHandle>& handles,
-                                                  KeyGroupRange range) {
-  KeyedStateBackend& b = make_backend(range);
-  CheckpointStorage storage(checkpoint_dir(), "job");
-  Status st = b.restore(handles, storage.job_dir());
-  EXPECT_TRUE(st.is_ok()) << st.to_string();
-  return b;
-}
-
 namespace {
 
 using namespace std::chrono_literals;
@@ -128,24 +28,6 @@ struct Session {
   std::optional<double> score;
   SLUICE_FIELDS(user, start, pages, score)
   bool operator==(const Session&) const = default;
-};
-
-/// Average of int64 inputs: accumulator (sum, count).
-class AvgFn final : public AggregateFunction<int64_t, std::pair<int64_t, int64_t>, double> {
- public:
-  std::pair<int64_t, int64_t> create_accumulator() const override { return {0, 0}; }
-  void add(std::pair<int64_t, int64_t>& acc, const int64_t& v) const override {
-    acc.first += v;
-    acc.second += 1;
-  }
-  double get_result(const std::pair<int64_t, int64_t>& acc) const override {
-    return acc.second == 0 ? 0.0 : static_cast<double>(acc.first) / static_cast<double>(acc.second);
-  }
-  void merge(std::pair<int64_t, int64_t>& into,
-             const std::pair<int64_t, int64_t>& other) const override {
-    into.first += other.first;
-    into.second += other.second;
-  }
 };
 
 /// Collects the distinct strings seen (accumulator: a vector kept sorted).
@@ -166,22 +48,6 @@ class DistinctFn final
     for (const auto& s : other) add(into, s);
   }
 };
-
-AggregatingStateDescriptor<int64_t, std::pair<int64_t, int64_t>, double> avg_desc(
-    std::string name, StateTtl ttl = {}) {
-  return {std::move(name), std::make_shared<const AvgFn>(), ttl};
-}
-
-ReducingStateDescriptor<int64_t> sum_desc(std::string name, StateTtl ttl = {}) {
-  return {std::move(name), [](const int64_t& a, const int64_t& b) { return a + b; }, ttl};
-}
-
-StateTtl ttl_ms(int64_t ms, bool refresh_on_read = false) {
-  StateTtl t;
-  t.ttl = Duration(ms);
-  t.refresh_on_read = refresh_on_read;
-  return t;
-}
 
 // ============================================================================
 // Value state
@@ -770,155 +636,5 @@ TEST_P(KeyedStateConformance, AggregatingStateWithContainerAccumulator) {
   a->set_namespace(ns("w1"));
   EXPECT_EQ(a->get(), "a,b,c");
 }
-
-// ============================================================================
-// TTL (processing time from the ManualClock)
-
-TEST_P(KeyedStateConformance, ValueExpiresAfterTtl) {
-  auto& b = make_backend();
-  auto* s = get_value_state(b, ValueStateDescriptor<int64_t>{"v", ttl_ms(1000)});
-  use_key(b, "alice");
-  s->update(1);
-  clock_.advance(999);
-  EXPECT_EQ(s->value(), 1);
-  clock_.advance(2);  // 1001 ms after the write
-  EXPECT_EQ(s->value(), std::nullopt);
-  EXPECT_EQ(s->value_or(-1), -1);
-}
-
-TEST_P(KeyedStateConformance, ReadsDoNotRefreshTtlByDefault) {
-  auto& b = make_backend();
-  auto* s = get_value_state(b, ValueStateDescriptor<int64_t>{"v", ttl_ms(1000)});
-  use_key(b, "alice");
-  s->update(1);
-  clock_.advance(600);
-  EXPECT_EQ(s->value(), 1);
-  clock_.advance(401);  // 1001 after the write, 401 after the read
-  EXPECT_EQ(s->value(), std::nullopt);
-}
-
-TEST_P(KeyedStateConformance, WritesRefreshTtl) {
-  auto& b = make_backend();
-  auto* s = get_value_state(b, ValueStateDescriptor<int64_t>{"v", ttl_ms(1000)});
-  use_key(b, "alice");
-  s->update(1);
-  clock_.advance(600);
-  s->update(2);
-  clock_.advance(900);  // 1500 after the first write, 900 after the second
-  EXPECT_EQ(s->value(), 2);
-  clock_.advance(101);
-  EXPECT_EQ(s->value(), std::nullopt);
-}
-
-TEST_P(KeyedStateConformance, RefreshOnReadExtendsTtl) {
-  auto& b = make_backend();
-  auto* s = get_value_state(b, ValueStateDescriptor<int64_t>{"v", ttl_ms(1000, true)});
-  use_key(b, "alice");
-  s->update(1);
-  clock_.advance(600);
-  EXPECT_EQ(s->value(), 1);  // refreshes: now expires 1000 after this read
-  clock_.advance(999);       // 1599 after the write
-  EXPECT_EQ(s->value(), 1);  // refreshes again
-  clock_.advance(1001);
-  EXPECT_EQ(s->value(), std::nullopt);
-}
-
-TEST_P(KeyedStateConformance, TtlIsTrackedPerKeyAndNamespace) {
-  auto& b = make_backend();
-  auto* s = get_value_state(b, ValueStateDescriptor<int64_t>{"v", ttl_ms(1000)});
-  use_key(b, "alice");
-  s->update(1);
-  clock_.advance(500);
-  use_key(b, "bob");
-  s->update(2);
-  s->set_namespace(ns("w"));
-  s->update(3);
-  clock_.advance(700);  // alice: 1200 old; bob: 700 old
-  s->set_namespace("");
-  use_key(b, "alice");
-  EXPECT_EQ(s->value(), std::nullopt);
-  use_key(b, "bob");
-  EXPECT_EQ(s->value(), 2);
-  s->set_namespace(ns("w"));
-  EXPECT_EQ(s->value(), 3);
-}
-
-TEST_P(KeyedStateConformance, StateWithoutTtlNeverExpires) {
-  auto& b = make_backend();
-  auto* s = get_value_state(b, ValueStateDescriptor<int64_t>{"v"});
-  auto* t = get_value_state(b, ValueStateDescriptor<int64_t>{"t", ttl_ms(10)});
-  use_key(b, "alice");
-  s->update(1);
-  t->update(1);
-  clock_.advance(int64_t{400} * 24 * 3600 * 1000);
-  EXPECT_EQ(s->value(), 1);
-  EXPECT_EQ(t->value(), std::nullopt);
-}
-
-TEST_P(KeyedStateConformance, ExpiredListStartsAfreshOnAdd) {
-  auto& b = make_backend();
-  auto* l = get_list_state(b, ListStateDescriptor<int64_t>{"l", ttl_ms(1000)});
-  use_key(b, "alice");
-  l->add(1);
-  l->add(2);
-  clock_.advance(500);
-  EXPECT_EQ(l->get(), (std::vector<int64_t>{1, 2}));
-  clock_.advance(1000);
-  EXPECT_TRUE(l->get().empty());
-  l->add(3);
-  EXPECT_EQ(l->get(), (std::vector<int64_t>{3}));
-}
-
-TEST_P(KeyedStateConformance, ExpiredMapEntriesAreGone) {
-  auto& b = make_backend();
-  auto* m = get_map_state(b, MapStateDescriptor<std::string, int64_t>{"m", ttl_ms(1000)});
-  use_key(b, "alice");
-  m->put("a", 1);
-  clock_.advance(1001);
-  EXPECT_FALSE(m->contains("a"));
-  EXPECT_EQ(m->get("a"), std::nullopt);
-  EXPECT_TRUE(m->is_empty());
-  EXPECT_TRUE(m->entries().empty());
-  m->put("b", 2);
-  EXPECT_EQ(m->entries(), (std::vector<std::pair<std::string, int64_t>>{{"b", 2}}));
-}
-
-TEST_P(KeyedStateConformance, ExpiredReducingStateStartsAfresh) {
-  auto& b = make_backend();
-  auto* r = get_reducing_state(b, sum_desc("sum", ttl_ms(1000)));
-  use_key(b, "alice");
-  r->add(5);
-  r->add(5);
-  clock_.advance(2000);
-  EXPECT_EQ(r->get(), std::nullopt);
-  r->add(3);
-  EXPECT_EQ(r->get(), 3) << "an expired value must not be folded into new input";
-}
-
-TEST_P(KeyedStateConformance, ExpiredAggregatingStateStartsWithAFreshAccumulator) {
-  auto& b = make_backend();
-  auto* a = get_aggregating_state(b, avg_desc("avg", ttl_ms(1000)));
-  use_key(b, "alice");
-  a->add(100);
-  clock_.advance(1500);
-  EXPECT_EQ(a->get(), std::nullopt);
-  a->add(2);
-  EXPECT_EQ(a->get(), 2.0);
-}
-
-TEST_P(KeyedStateConformance, ExpiredSourcesAreNotMerged) {
-  auto& b = make_backend();
-  auto* r = get_reducing_state(b, sum_desc("sum", ttl_ms(1000)));
-  use_key(b, "alice");
-  r->set_namespace(ns("old"));
-  r->add(1000);
-  clock_.advance(1500);
-  r->set_namespace(ns("new"));
-  r->add(1);
-  r->merge_namespaces(ns("t"), {ns("old"), ns("new")});
-  r->set_namespace(ns("t"));
-  EXPECT_EQ(r->get(), 1);
-}
-
 }  // namespace
 }  // namespace sluice::state::conformance
