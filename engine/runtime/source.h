@@ -100,6 +100,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
                             EventTimeGuard::resolve(strategy_.max_ahead, strategy_.floor_ms, context().job_config()));
     now_ms_hint_ = context().processing_time().now_ms();
     wall_ms_ = now_ms_hint_;
+    splitless_since_ms_ = now_ms_hint_;
     SLUICE_RETURN_IF_ERROR(reader_->open(context(), *this));
     if (strategy_.idleness.count() > 0) schedule_idle_check();
     return Status::ok();
@@ -155,6 +156,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   void dead_letter(DeadLetter dl) override { context().dead_letter(std::move(dl)); }
   void set_split_count(int n) override {
     int64_t now = context().processing_time().now_ms();
+    if (n == 0 && !splits_.empty()) splitless_since_ms_ = now;
     while (static_cast<int>(splits_.size()) < n) splits_.push_back(SplitState{now});
     splits_.resize(n);
   }
@@ -182,8 +184,13 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
       wm = std::min(wm, w);
     }
     if (!any_active) {
-      // Every split is idle or done: let downstream ignore this source.
-      if (!splits_.empty() && !idle_ && !all_finished()) set_idle(true);
+      // Every split is idle or done: let downstream ignore this source. A
+      // reader without any split (more subtasks than Kafka partitions) is
+      // idle once the idleness timeout passed without one.
+      bool idle_now = splits_.empty() ? strategy_.idleness.count() > 0 &&
+                                            now_ms_hint_ - splitless_since_ms_ >= strategy_.idleness.count()
+                                      : !all_finished();
+      if (idle_now && !idle_) set_idle(true);
       return;
     }
     if (wm != INT64_MIN && EventTime(wm) > current_wm_) {
@@ -225,6 +232,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   // Processing time of the last idleness tick: reading the clock per record
   // would cost more than the precision is worth.
   int64_t now_ms_hint_ = 0;
+  int64_t splitless_since_ms_ = 0;  // since when the reader has had no split
 };
 
 }  // namespace sluice::runtime

@@ -436,6 +436,36 @@ TEST(LocalExecutor, IdleSplitDoesNotHoldBackTheSourceWatermark) {
   }
 }
 
+// More source subtasks than splits (a Kafka topic with fewer partitions
+// than the source's parallelism): a subtask without any split is idle once
+// the idleness timeout passed, so that the others drive event time.
+TEST(LocalExecutor, SourceSubtaskWithoutSplitsDoesNotHoldBackEventTime) {
+  std::atomic<bool> finish{false};
+  auto stats = std::make_shared<SourceStats>();
+  auto log = std::make_shared<ProbeLog>();
+  auto out = std::make_shared<Collected<Event>>();
+  TestJob job("splitless-subtask");
+  auto& env = job.env();
+  auto split_zero = split_zero_only(finish);
+  auto script = [&finish, split_zero](ReaderCtx& c) -> Step<Event> {
+    if (c.subtask == 0) return split_zero(c);
+    return finish.load() ? Step<Event>::end() : Step<Event>::nothing();  // no split, no record
+  };
+  auto src = env.from_source<Event>(
+      std::make_shared<ScriptedSource<Event>>(script, /*splits=*/1, stats,
+                                              [](int subtask) { return subtask == 0 ? 1 : 0; }),
+      event_time().with_idleness(Duration(200)), "one split, two subtasks");
+  probe(src.rebalance(), log).sink_to(collect_into(out));
+  ASSERT_OK(job.prepare(2));
+  job.start();
+
+  EXPECT_TRUE(log->wait_until(real_watermark))
+      << "subtask 1 has no split; once idle, subtask 0 alone must drive event time";
+  finish.store(true);
+  ASSERT_TRUE(job.wait()) << "the job did not end";
+  ASSERT_OK(job.result());
+}
+
 // The control for the test above: without idleness the empty split holds
 // event time back for as long as the job runs.
 TEST(LocalExecutor, EmptySplitWithoutIdlenessHoldsBackTheWatermark) {

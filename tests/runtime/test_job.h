@@ -149,29 +149,34 @@ struct SourceStats {
 };
 
 /// A source whose readers ask `script` what to do next; unbounded unless
-/// the script ends it. Up to 64 records per poll.
+/// the script ends it. Up to 64 records per poll. Each reader has `splits`
+/// splits, or `splits_of(subtask)` when given (say, 0 for a subtask that
+/// got no Kafka partition).
 template <class T>
 class ScriptedSource final : public runtime::Source<T> {
  public:
   using Script = std::function<Step<T>(ReaderCtx&)>;
-  ScriptedSource(Script script, int splits = 1, std::shared_ptr<SourceStats> stats = nullptr)
+  ScriptedSource(Script script, int splits = 1, std::shared_ptr<SourceStats> stats = nullptr,
+                 std::function<int(int subtask)> splits_of = nullptr)
       : script_(std::move(script)),
         splits_(splits),
-        stats_(stats ? std::move(stats) : std::make_shared<SourceStats>()) {}
+        stats_(stats ? std::move(stats) : std::make_shared<SourceStats>()),
+        splits_of_(std::move(splits_of)) {}
   std::string description() const override { return "scripted"; }
   bool bounded() const override { return false; }
   std::unique_ptr<runtime::SourceReader<T>> create_reader() const override {
-    return std::make_unique<Reader>(script_, splits_, stats_);
+    return std::make_unique<Reader>(script_, splits_, stats_, splits_of_);
   }
 
  private:
   class Reader final : public runtime::SourceReader<T> {
    public:
-    Reader(Script script, int splits, std::shared_ptr<SourceStats> stats)
-        : script_(std::move(script)), splits_(splits), stats_(std::move(stats)) {}
+    Reader(Script script, int splits, std::shared_ptr<SourceStats> stats, std::function<int(int)> splits_of)
+        : script_(std::move(script)), splits_(splits), stats_(std::move(stats)), splits_of_(std::move(splits_of)) {}
     Status open(runtime::OperatorContext& ctx, runtime::SourceOutput<T>& out) override {
       rc_.subtask = ctx.info().subtask;
       rc_.parallelism = ctx.info().parallelism;
+      if (splits_of_) splits_ = splits_of_(rc_.subtask);
       out.set_split_count(splits_);
       return Status::ok();
     }
@@ -201,6 +206,7 @@ class ScriptedSource final : public runtime::Source<T> {
     Script script_;
     int splits_;
     std::shared_ptr<SourceStats> stats_;
+    std::function<int(int)> splits_of_;
     ReaderCtx rc_;
   };
 
@@ -208,6 +214,7 @@ class ScriptedSource final : public runtime::Source<T> {
   int splits_;
   // shared: the test reads the counters the readers update.
   std::shared_ptr<SourceStats> stats_;
+  std::function<int(int)> splits_of_;
 };
 
 // ---- sinks -------------------------------------------------------------------
