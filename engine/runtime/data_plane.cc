@@ -71,50 +71,22 @@ std::shared_ptr<Channel> broken_channel(const ChannelKey& key, size_t capacity, 
   return c;
 }
 
-// --- socket helpers (blocking sockets; every send uses MSG_NOSIGNAL) --------
+// --- message helpers (over a Connection: plaintext or TLS) -------------------
 
-Status send_all(int fd, std::string_view head, std::string_view body) {
-  iovec iov[2] = {{const_cast<char*>(head.data()), head.size()},
-                  {const_cast<char*>(body.data()), body.size()}};
-  int n = body.empty() ? 1 : 2;
-  iovec* v = iov;
-  while (n > 0) {
-    msghdr msg{};
-    msg.msg_iov = v;
-    msg.msg_iovlen = n;
-    ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return Status::from_errno("send", errno);
-    }
-    size_t left = static_cast<size_t>(w);
-    while (n > 0 && left >= v->iov_len) {
-      left -= v->iov_len;
-      ++v;
-      --n;
-    }
-    if (n > 0) {
-      v->iov_base = static_cast<char*>(v->iov_base) + left;
-      v->iov_len -= left;
-    }
-  }
-  return Status::ok();
-}
-
-Status send_message(int fd, MsgType type, std::string_view payload) {
+Status send_message(Connection& conn, MsgType type, std::string_view payload) {
   std::string head;
   head.push_back(static_cast<char>(type));
   put_u32(head, static_cast<uint32_t>(payload.size()));
-  return send_all(fd, head, payload);
+  return conn.write(head, payload);
 }
 
 // Reads exactly n bytes. *eof (if given) is set when the peer closed the
 // connection before the first byte; a close in the middle is an error.
-Status read_exact(int fd, char* p, size_t n, bool* eof) {
+Status read_exact(Connection& conn, char* p, size_t n, bool* eof) {
   size_t got = 0;
   if (eof) *eof = false;
   while (got < n) {
-    ssize_t r = ::recv(fd, p + got, n - got, 0);
+    SLUICE_ASSIGN_OR_RETURN(size_t r, conn.read_some(p + got, n - got));
     if (r == 0) {
       if (got == 0 && eof) {
         *eof = true;
@@ -122,20 +94,15 @@ Status read_exact(int fd, char* p, size_t n, bool* eof) {
       }
       return Status::io_error("connection closed in the middle of a message");
     }
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::timeout("read timed out");
-      return Status::from_errno("recv", errno);
-    }
-    got += static_cast<size_t>(r);
+    got += r;
   }
   return Status::ok();
 }
 
 // One message; on a clean close at a message boundary sets *eof.
-Status read_message(int fd, uint32_t max_bytes, MsgType& type, std::string& payload, bool* eof) {
+Status read_message(Connection& conn, uint32_t max_bytes, MsgType& type, std::string& payload, bool* eof) {
   char head[kHeaderBytes];
-  SLUICE_RETURN_IF_ERROR(read_exact(fd, head, kHeaderBytes, eof));
+  SLUICE_RETURN_IF_ERROR(read_exact(conn, head, kHeaderBytes, eof));
   if (*eof) return Status::ok();
   type = static_cast<MsgType>(head[0]);
   uint32_t len = get_u32(head + 1);
@@ -151,17 +118,10 @@ Status read_message(int fd, uint32_t max_bytes, MsgType& type, std::string& payl
     size_t step = std::min<size_t>(len - have, std::max(kReadStep, have));
     payload.resize(have + step);
     bool mid_eof = false;
-    SLUICE_RETURN_IF_ERROR(read_exact(fd, payload.data() + have, step, &mid_eof));
+    SLUICE_RETURN_IF_ERROR(read_exact(conn, payload.data() + have, step, &mid_eof));
     if (mid_eof) return Status::io_error("connection closed in the middle of a message");
   }
   return Status::ok();
-}
-
-void set_recv_timeout(int fd, std::chrono::milliseconds t) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(t.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((t.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
 /// Every data-plane connection: no Nagle delay, and a dead or unreachable
@@ -328,10 +288,9 @@ struct DataPlane::Slot {
 /// promised. Owned (shared) by the plane, which stops and joins it.
 class DataPlane::Receiver {
  public:
-  Receiver(DataPlane& plane, int fd, std::string remote_ip)
-      : plane_(plane), fd_(fd), remote_ip_(std::move(remote_ip)), peer_(remote_ip_),
+  Receiver(DataPlane& plane, std::unique_ptr<Connection> conn, std::string remote_ip)
+      : plane_(plane), conn_(std::move(conn)), remote_ip_(std::move(remote_ip)), peer_(remote_ip_),
         wake_(std::make_shared<detail::Wake>()) {}
-  ~Receiver() { ::close(fd_); }
   Receiver(const Receiver&) = delete;
   Receiver& operator=(const Receiver&) = delete;
 
@@ -339,7 +298,7 @@ class DataPlane::Receiver {
   /// Called once, by whoever took the receiver out of the plane's list.
   void stop_and_join() {
     stop_.store(true);
-    ::shutdown(fd_, SHUT_RDWR);
+    conn_->abort();
     wake_->signal.notify();
     if (thread_.joinable()) thread_.join();
   }
@@ -371,34 +330,38 @@ class DataPlane::Receiver {
       }
       stop_.store(true);
       wake_->signal.notify();
-      ::shutdown(fd_, SHUT_RDWR);
+      conn_->abort();
       credits_.join();
     } else {
       if (slot_) slot_->fail("connection from producer " + peer_ + " lost during handshake: " +
                              st.message());
       if (!stop_.load()) {
-        spdlog::warn("data plane: dropped connection from {}: {}", peer_, st.to_string());
+        spdlog::warn("data plane: {} connection from {}: {}",
+                     st.code() == StatusCode::kPermissionDenied ? "refused" : "dropped", peer_, st.to_string());
       }
     }
     // FIN (never RST): the producer waits for it after its last buffer.
-    ::shutdown(fd_, SHUT_RDWR);
+    conn_->abort();
     done_.store(true);
   }
 
   Status handshake() {
-    set_recv_timeout(fd_, kHandshakeTimeout);
+    // The TLS handshake (if any) first: a peer without a certificate of
+    // the cluster CA is refused before it can send a byte of protocol.
+    SLUICE_RETURN_IF_ERROR(conn_->handshake(kHandshakeTimeout));
+    conn_->set_read_timeout(kHandshakeTimeout);
     const std::string server_nonce = auth::random_bytes(kNonceBytes);
-    SLUICE_RETURN_IF_ERROR(send_message(fd_, MsgType::kChallenge, server_nonce));
+    SLUICE_RETURN_IF_ERROR(send_message(*conn_, MsgType::kChallenge, server_nonce));
     MsgType type;
     std::string payload;
     bool eof = false;
-    SLUICE_RETURN_IF_ERROR(read_message(fd_, kMaxControlBytes, type, payload, &eof));
+    SLUICE_RETURN_IF_ERROR(read_message(*conn_, kMaxControlBytes, type, payload, &eof));
     if (eof) return Status::unavailable("closed before the handshake");
     if (type != MsgType::kHello) return Status::corruption("expected a hello");
     SLUICE_ASSIGN_OR_RETURN(Hello hello, decode_hello(payload));
     const std::string key = auth::derive_attempt_key(plane_.secret_, hello.job_id, hello.attempt);
     if (!auth::constant_time_equal(hello_mac(key, server_nonce, hello), hello.mac)) {
-      (void)send_message(fd_, MsgType::kRefuse, "not authenticated (wrong cluster secret?)");
+      (void)send_message(*conn_, MsgType::kRefuse, "not authenticated (wrong cluster secret?)");
       return Status::permission_denied("refused a hello for job " + hello.job_id.substr(0, 64) + " attempt " +
                                        std::to_string(hello.attempt) +
                                        " that does not prove the cluster secret");
@@ -406,13 +369,13 @@ class DataPlane::Receiver {
     peer_ = remote_ip_ + ":" + std::to_string(hello.sender_port);
     auto slot = plane_.admit(hello, this);
     if (!slot.is_ok()) {
-      (void)send_message(fd_, MsgType::kRefuse, slot.status().message());
+      (void)send_message(*conn_, MsgType::kRefuse, slot.status().message());
       return slot.status().with_context("refused " + key_name(hello.key) + " of job " +
                                         hello.job_id);
     }
     slot_ = *slot;
-    SLUICE_RETURN_IF_ERROR(send_message(fd_, MsgType::kAccept, accept_mac(key, server_nonce, hello.nonce)));
-    set_recv_timeout(fd_, 0ms);
+    SLUICE_RETURN_IF_ERROR(send_message(*conn_, MsgType::kAccept, accept_mac(key, server_nonce, hello.nonce)));
+    conn_->set_read_timeout(0ms);
     spdlog::debug("data plane: accepted {} of job {} attempt {} from {}", slot_->name, job_id,
                   attempt, peer_);
     return Status::ok();
@@ -424,7 +387,7 @@ class DataPlane::Receiver {
     std::vector<Barrier> barriers;
     while (true) {
       bool eof = false;
-      SLUICE_RETURN_IF_ERROR(read_message(fd_, kMaxMessageBytes, type, payload, &eof));
+      SLUICE_RETURN_IF_ERROR(read_message(*conn_, kMaxMessageBytes, type, payload, &eof));
       if (eof) return Status::ok();
       if (type != MsgType::kData) {
         return Status::corruption("unexpected message type " + std::to_string(static_cast<int>(type)));
@@ -460,10 +423,10 @@ class DataPlane::Receiver {
         if (n > 0) {
           std::string p;
           put_u32(p, static_cast<uint32_t>(n));
-          Status st = send_message(fd_, MsgType::kCredit, p);
+          Status st = send_message(*conn_, MsgType::kCredit, p);
           if (!st.is_ok()) {
             if (!stop_.load()) spdlog::debug("data plane: credit to {} failed: {}", peer_, st.to_string());
-            ::shutdown(fd_, SHUT_RDWR);  // the read loop ends too
+            conn_->abort();  // the read loop ends too
             return;
           }
         }
@@ -474,7 +437,7 @@ class DataPlane::Receiver {
   }
 
   DataPlane& plane_;
-  const int fd_;
+  const std::unique_ptr<Connection> conn_;
   const std::string remote_ip_;
   std::string peer_;  // "ip:data-port" of the producer once the hello names it
   const std::shared_ptr<detail::Wake> wake_;
@@ -497,9 +460,10 @@ class DataPlane::Receiver {
 /// closes and waits for the consumer's FIN. Owned (shared) by the plane.
 class DataPlane::Sender {
  public:
-  Sender(Hello hello, std::string key, std::string peer, std::shared_ptr<Channel> channel)
-      : hello_(std::move(hello)), key_(std::move(key)), peer_(std::move(peer)), channel_(std::move(channel)),
-        wake_(std::make_shared<detail::Wake>()) {
+  Sender(const Transport& transport, Hello hello, std::string key, std::string peer,
+         std::shared_ptr<Channel> channel)
+      : transport_(transport), hello_(std::move(hello)), key_(std::move(key)), peer_(std::move(peer)),
+        channel_(std::move(channel)), wake_(std::make_shared<detail::Wake>()) {
     channel_->set_observer(wake_);
   }
   Sender(const Sender&) = delete;
@@ -513,7 +477,7 @@ class DataPlane::Sender {
     {
       std::lock_guard lk(mu_);
       stop_.store(true);
-      if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+      if (conn_) conn_->abort();
     }
     cv_.notify_all();
     wake_->signal.notify();
@@ -531,44 +495,51 @@ class DataPlane::Sender {
   }
 
   void run() {
-    Result<int> fd = connect_with_backoff();
-    if (!fd.is_ok()) {
-      if (!stopping()) fail(fd.status().message());
+    Result<Connection*> conn = connect_with_backoff();
+    if (!conn.is_ok()) {
+      if (!stopping()) fail(conn.status().message());
       return;
     }
-    credits_ = std::thread([this, f = *fd] { read_credits(f); });
-    Status st = send_loop(*fd);
+    Connection& c = **conn;  // conn_, reset only below
+    credits_ = std::thread([this, &c] { read_credits(c); });
+    Status st = send_loop(c);
     if (!st.is_ok() && !stopping()) fail("sending to consumer at " + peer_ + " failed: " + st.message());
     // After the last buffer: FIN, then wait for the consumer's FIN (read by
     // credits_), so that closing never resets a connection with data in it.
-    ::shutdown(*fd, st.is_ok() && eop_sent_.load() ? SHUT_WR : SHUT_RDWR);
+    if (st.is_ok() && eop_sent_.load()) {
+      c.finish_writes();
+    } else {
+      c.abort();
+    }
     credits_.join();
     std::lock_guard lk(mu_);
-    ::close(fd_);
-    fd_ = -1;
+    conn_.reset();
   }
 
-  Result<int> connect_with_backoff() {
+  Result<Connection*> connect_with_backoff() {
     SLUICE_ASSIGN_OR_RETURN(auto hp, split_address(peer_));
     auto backoff = std::chrono::duration_cast<std::chrono::milliseconds>(kInitialBackoff);
     int failures = 0;
     while (!stopping()) {
       Result<int> fd = connect_once(hp.first, hp.second);
       Status st = fd.status();
+      Result<std::unique_ptr<Connection>> conn = st;
       if (fd.is_ok()) {
+        conn = transport_.connected(*fd, hp.first);
+        st = conn.status();
+      }
+      if (conn.is_ok()) {
+        Connection* c = nullptr;
         {
           std::lock_guard lk(mu_);
-          if (stop_.load()) {
-            ::close(*fd);
-            break;
-          }
-          fd_ = *fd;
+          if (stop_.load()) break;  // conn closes the socket
+          conn_ = std::move(conn).value();
+          c = conn_.get();
         }
-        st = handshake(*fd);
-        if (st.is_ok()) return *fd;
+        st = handshake(*c);
+        if (st.is_ok()) return c;
         std::lock_guard lk(mu_);
-        ::close(fd_);
-        fd_ = -1;
+        conn_.reset();
         if (st.code() == StatusCode::kPermissionDenied) return st;  // refused: final
       }
       if (++failures == 25) {  // ~15 s: worth a line, keep trying
@@ -629,12 +600,13 @@ class DataPlane::Sender {
     return last;
   }
 
-  Status handshake(int fd) {
-    set_recv_timeout(fd, kHandshakeTimeout);
+  Status handshake(Connection& conn) {
+    SLUICE_RETURN_IF_ERROR(conn.handshake(kHandshakeTimeout));
+    conn.set_read_timeout(kHandshakeTimeout);
     MsgType type;
     std::string payload;
     bool eof = false;
-    SLUICE_RETURN_IF_ERROR(read_message(fd, kMaxControlBytes, type, payload, &eof));
+    SLUICE_RETURN_IF_ERROR(read_message(conn, kMaxControlBytes, type, payload, &eof));
     if (eof) return Status::unavailable("consumer at " + peer_ + " closed before the handshake");
     if (type != MsgType::kChallenge || payload.size() != kNonceBytes) {
       return Status::corruption("consumer at " + peer_ + " sent no challenge (an older or foreign peer?)");
@@ -643,8 +615,8 @@ class DataPlane::Sender {
     Hello hello = hello_;
     hello.nonce = auth::random_bytes(kNonceBytes);
     hello.mac = hello_mac(key_, server_nonce, hello);
-    SLUICE_RETURN_IF_ERROR(send_message(fd, MsgType::kHello, DataPlane::encode_hello(hello)));
-    SLUICE_RETURN_IF_ERROR(read_message(fd, kMaxControlBytes, type, payload, &eof));
+    SLUICE_RETURN_IF_ERROR(send_message(conn, MsgType::kHello, DataPlane::encode_hello(hello)));
+    SLUICE_RETURN_IF_ERROR(read_message(conn, kMaxControlBytes, type, payload, &eof));
     if (eof) return Status::unavailable("consumer at " + peer_ + " closed during the handshake");
     if (type == MsgType::kRefuse) {
       return Status::permission_denied("consumer at " + peer_ + " refused channel " +
@@ -655,11 +627,11 @@ class DataPlane::Sender {
       return Status::permission_denied("consumer at " + peer_ +
                                        " did not prove the cluster secret; not sending it data");
     }
-    set_recv_timeout(fd, 0ms);
+    conn.set_read_timeout(0ms);
     return Status::ok();
   }
 
-  Status send_loop(int fd) {
+  Status send_loop(Connection& conn) {
     while (!stopping() && !peer_gone_.load()) {
       if (credit_.load() > 0) {
         Buffer b;
@@ -670,7 +642,7 @@ class DataPlane::Sender {
           // Set before the write: a consumer that closes right after the
           // last buffer arrived is then a normal end, not a lost peer.
           if (eop) eop_sent_.store(true);
-          SLUICE_RETURN_IF_ERROR(send_message(fd, MsgType::kData, b.data));
+          SLUICE_RETURN_IF_ERROR(send_message(conn, MsgType::kData, b.data));
           if (eop) return Status::ok();
           continue;
         }
@@ -681,12 +653,12 @@ class DataPlane::Sender {
     return Status::ok();
   }
 
-  void read_credits(int fd) {
+  void read_credits(Connection& conn) {
     MsgType type;
     std::string payload;
     while (true) {
       bool eof = false;
-      Status st = read_message(fd, kMaxControlBytes, type, payload, &eof);
+      Status st = read_message(conn, kMaxControlBytes, type, payload, &eof);
       if (st.is_ok() && !eof && type == MsgType::kCredit && payload.size() == 4) {
         credit_.fetch_add(get_u32(payload.data()));
         wake_->signal.notify();
@@ -697,20 +669,21 @@ class DataPlane::Sender {
                             : !st.is_ok() ? st.message() : std::string("unexpected message");
       peer_gone_.store(true);
       fail("connection to consumer at " + peer_ + " lost: " + why);
-      ::shutdown(fd, SHUT_RDWR);  // unblocks a write in progress
+      conn.abort();  // unblocks a write in progress
       wake_->signal.notify();
       return;
     }
   }
 
+  const Transport& transport_;  // the plane's
   const Hello hello_;
   const std::string key_;  // the attempt's data-plane key
   const std::string peer_;
   const std::shared_ptr<Channel> channel_;
   const std::shared_ptr<detail::Wake> wake_;
-  std::mutex mu_;  // guards fd_ (closed only under it, so stop never hits a reused fd)
+  std::mutex mu_;  // guards conn_ (closed only under it, so stop never hits a reused fd)
   std::condition_variable cv_;  // backoff waits
-  int fd_ = -1;
+  std::unique_ptr<Connection> conn_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> eop_sent_{false};
   std::atomic<bool> peer_gone_{false};
@@ -724,6 +697,7 @@ class DataPlane::Sender {
 Result<std::unique_ptr<DataPlane>> DataPlane::start(const std::string& bind_host, int port,
                                                     DataPlaneOptions options) {
   if (options.secret.empty()) options.secret = auth::random_bytes(32);
+  SLUICE_ASSIGN_OR_RETURN(std::unique_ptr<Transport> transport, Transport::create(options.tls));
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -765,15 +739,17 @@ Result<std::unique_ptr<DataPlane>> DataPlane::start(const std::string& bind_host
     return st;
   }
   for (int p : pipe_fds) ::fcntl(p, F_SETFD, FD_CLOEXEC);
-  std::unique_ptr<DataPlane> plane(new DataPlane(fd, bound, pipe_fds[0], pipe_fds[1], std::move(options.secret)));
+  std::unique_ptr<DataPlane> plane(
+      new DataPlane(fd, bound, pipe_fds[0], pipe_fds[1], std::move(options.secret), std::move(transport)));
   plane->accept_thread_ = std::thread([p = plane.get()] { p->accept_loop(); });
-  spdlog::info("data plane listening on {}:{}", bind_host, bound);
+  spdlog::info("data plane listening on {}:{}{}", bind_host, bound, plane->transport_->tls() ? " (mutual TLS)" : "");
   return plane;
 }
 
-DataPlane::DataPlane(int listen_fd, int port, int wake_read, int wake_write, std::string secret)
+DataPlane::DataPlane(int listen_fd, int port, int wake_read, int wake_write, std::string secret,
+                     std::unique_ptr<Transport> transport)
     : listen_fd_(listen_fd), port_(port), wake_read_(wake_read), wake_write_(wake_write),
-      secret_(std::move(secret)) {}
+      secret_(std::move(secret)), transport_(std::move(transport)) {}
 
 DataPlane::~DataPlane() {
   stopping_.store(true);
@@ -832,7 +808,8 @@ void DataPlane::accept_loop() {
     }
     pending_handshakes_.fetch_add(1);
     configure_socket(fd);
-    auto r = std::make_shared<Receiver>(*this, fd, numeric_host(reinterpret_cast<sockaddr*>(&ss), len));
+    auto r = std::make_shared<Receiver>(*this, transport_->accepted(fd),
+                                        numeric_host(reinterpret_cast<sockaddr*>(&ss), len));
     {
       // Started under the lock: release() and the destructor may only see
       // it with its thread_ set (its thread needs mu_ to be admitted).
@@ -921,7 +898,7 @@ std::shared_ptr<Channel> DataPlane::outbound(const std::string& peer_address, co
   note_attempt(job_id, attempt);
   auto& s = senders_[SlotKey{job_id, attempt, key}];
   if (!s) {
-    s = std::make_shared<Sender>(Hello{job_id, attempt, key, port_, {}, {}},
+    s = std::make_shared<Sender>(*transport_, Hello{job_id, attempt, key, port_, {}, {}},
                                  auth::derive_attempt_key(secret_, job_id, attempt), peer_address,
                                  std::make_shared<Channel>(key_name(key), capacity));
     s->start();
