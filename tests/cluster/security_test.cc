@@ -18,6 +18,7 @@
 #include "engine/proto/rpc_auth.h"
 #include "engine/runtime/data_plane.h"
 #include "tests/cluster/cluster_harness.h"
+#include "tests/harness/test_pki.h"
 
 namespace sluice::it {
 namespace {
@@ -449,43 +450,17 @@ TEST_F(Security, ASlowHttpClientDoesNotBlockOtherRequests) {
   expect_undisturbed();
 }
 
-/// A CA and one certificate for every process (IP 127.0.0.1 and localhost),
-/// made with the openssl CLI for this test only.
-struct TestPki {
-  std::string ca, cert, key;
-  bool ok = false;
-  explicit TestPki(const TempDir& dir) {
-    ca = dir.file("ca.pem");
-    cert = dir.file("node.pem");
-    key = dir.file("node.key");
-    std::string ca_key = dir.file("ca.key"), csr = dir.file("node.csr"), ext = dir.file("ext.cnf");
-    write_file(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
-    const std::string ossl = "/usr/bin/openssl";
-    std::vector<std::vector<std::string>> steps = {
-        {ossl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-         ca_key, "-out", ca, "-days", "1", "-subj", "/CN=sluice-test-ca"},
-        {ossl, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
-         csr, "-subj", "/CN=localhost"},
-        {ossl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "1",
-         "-extfile", ext}};
-    for (const auto& argv : steps) {
-      auto r = run_command(argv, 30s);
-      if (r.exit_code != 0) {
-        ADD_FAILURE() << r.describe(argv);
-        return;
-      }
-    }
-    ::chmod(key.c_str(), 0600);
-    ok = true;
-  }
-};
-
+// Every channel of a TLS cluster is mutual TLS, the data plane included: a
+// job whose channels cross taskmanagers runs exactly-once through a
+// taskmanager kill, a plaintext data-plane client hears nothing in clear
+// and is refused (and logged); nothing answers a client without a
+// certificate of the cluster CA. (What crosses the data plane's wire, and
+// foreign certificates there: tests/runtime/data_plane_tls_test.cc.)
 TEST(SecurityTls, MutualTlsClusterRunsAJobAndRefusesEveryoneWithoutACertificate) {
   TempDir dir;
-  TestPki pki(dir);
-  ASSERT_TRUE(pki.ok);
-  auto input = run_sluice({"gen", "--count", "3000", "--seed", "5", "--output", dir.file("clicks.ndjson")});
-  ASSERT_EQ(input.exit_code, 0) << input.err;
+  harness::TestPki pki(dir.path());
+  ASSERT_TRUE(pki.ok) << pki.error;
+  std::string input = make_input(dir, 20'000, 5);
   Cluster c(dir);
   std::vector<std::string> tls = {"--tls-cert", pki.cert, "--tls-key", pki.key, "--tls-ca", pki.ca};
   c.tm_extra_args = tls;
@@ -493,17 +468,50 @@ TEST(SecurityTls, MutualTlsClusterRunsAJobAndRefusesEveryoneWithoutACertificate)
   c.curl_extra_args = {"--cacert", pki.ca, "--cert", pki.cert, "--key", pki.key};
   c.http_scheme = "https";
   c.start_jobmanager("127.0.0.1:0", tls);
-  c.start_taskmanager("tm-a", 1);
-  c.start_taskmanager("tm-b", 1);
-  ASSERT_TRUE(c.wait_for_taskmanagers(2)) << c.logs();
-  std::string job = submit_clickstream(c, dir, "file://" + dir.file("clicks.ndjson"), 2);
-  JobView v = c.wait_for_end(job, 120s);
-  EXPECT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  // One slot each: the job's keyed channels cross the data plane.
+  for (const char* id : {"tm-a", "tm-b", "tm-c"}) c.start_taskmanager(id, 1);
+  ASSERT_TRUE(c.wait_for_taskmanagers(3)) << c.logs();
+  auto tms = taskmanagers_of(c);
+  ASSERT_EQ(tms.size(), 3u);
+
+  // Paced (~8 s) so that a taskmanager can be killed after checkpoints.
+  std::string job = submit_clickstream(c, dir, "file://" + input + "?rate=2500", 2);
+  JobView v = c.wait_for_checkpoints(job, 2);
+  ASSERT_TRUE(v.state == "RUNNING" && v.completed_checkpoints >= 2) << v.raw << c.logs();
   EXPECT_EQ(v.taskmanagers.size(), 2u) << v.raw;
-  EXPECT_FALSE(read_lines(dir.file("counts.ndjson")).empty()) << "the job wrote its results";
+
+  // A plaintext client on a taskmanager's data port: no challenge in clear
+  // (TLS first), refused, logged.
+  for (const auto& tm : tms) {
+    Conn conn(tm.data);
+    ASSERT_TRUE(conn.connected()) << tm.data;
+    runtime::DataPlane::Hello h;
+    h.job_id = job;
+    h.key = {1, 0, 1};
+    h.nonce = std::string(16, 'n');
+    h.mac = std::string(32, 'm');
+    ASSERT_TRUE(conn.send(message(1, runtime::DataPlane::encode_hello(h))));
+    auto [type, payload] = conn.read_message();
+    EXPECT_NE(type, 6) << "a challenge in clear";
+    EXPECT_NE(type, 3) << "a refusal in clear: the plane spoke plaintext";
+  }
+  EXPECT_TRUE(wait_until([&] { return c.logs().find("TLS handshake with producer at 127.0.0.1 failed") != std::string::npos; }, 10s))
+      << "plaintext data-plane clients are refused and logged: " << c.logs();
+  EXPECT_NE(c.logs().find("(mutual TLS)"), std::string::npos) << "data planes listen with TLS";
+
+  // Exactly-once over TLS channels through a restart.
+  std::string victim = *v.taskmanagers.begin();
+  c.taskmanager(victim).kill(SIGKILL);
+  v = c.wait_for_end(job, 180s);
+  ASSERT_EQ(v.state, "FINISHED") << v.raw << c.logs();
+  EXPECT_GE(v.restarts, 1) << v.raw;
+  EXPECT_EQ(v.taskmanagers.count(victim), 0u) << v.raw;
+  Counts got = counts_of(read_page_counts(dir.file("counts.ndjson")));  // a duplicate row fails here
+  EXPECT_EQ(diff_counts(expected_counts(input, 10'000), got), "") << c.logs();
+  EXPECT_EQ(c.logs().find("refused a hello"), std::string::npos) << "members authenticate inside TLS";
 
   // Without a client certificate (or in plaintext) nothing answers.
-  auto tms = taskmanagers_of(c);
+  tms = taskmanagers_of(c);
   ASSERT_EQ(tms.size(), 2u);
   grpc::SslCredentialsOptions server_only;
   server_only.pem_root_certs = slurp(pki.ca) + "\n";

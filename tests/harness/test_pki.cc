@@ -7,7 +7,7 @@
 #include <fstream>
 #include <vector>
 
-namespace sluice::testing {
+namespace sluice::harness {
 
 TestPki::TestPki(std::string dir, const std::string& name) {
   if (dir.empty()) {
@@ -47,4 +47,4 @@ TestPki::~TestPki() {
   if (!own_dir_.empty()) std::filesystem::remove_all(own_dir_, ec);
 }
 
-}  // namespace sluice::testing
+}  // namespace sluice::harness

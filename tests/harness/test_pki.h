@@ -5,7 +5,7 @@
 
 #include <string>
 
-namespace sluice::testing {
+namespace sluice::harness {
 
 /// A CA and a node certificate signed by it, written under `dir` with file
 /// names prefixed by `name` (two TestPki with different names are two
@@ -26,4 +26,4 @@ struct TestPki {
   std::string own_dir_;  // removed by the destructor
 };
 
-}  // namespace sluice::testing
+}  // namespace sluice::harness

@@ -36,7 +36,7 @@ const std::string kJob = "job-1";
 runtime::DataPlaneOptions cluster_options() {
   runtime::DataPlaneOptions o{"test-cluster-secret", {}};
 #ifdef SLUICE_DATA_PLANE_TLS
-  static const testing::TestPki pki;
+  static const harness::TestPki pki;
   if (!pki.ok) {
     std::fprintf(stderr, "cannot make test certificates: %s\n", pki.error.c_str());
     std::abort();

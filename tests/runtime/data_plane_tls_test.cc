@@ -27,22 +27,22 @@ constexpr auto kTimeout = 10s;
 const std::string kSecret = "test-cluster-secret";
 const std::string kRecordTag = "card-number-4929";  // what must never appear on the wire in clear
 
-const testing::TestPki& cluster_pki() {
-  static const testing::TestPki pki("", "cluster");
+const harness::TestPki& cluster_pki() {
+  static const harness::TestPki pki("", "cluster");
   return pki;
 }
-const testing::TestPki& rogue_pki() {
-  static const testing::TestPki pki("", "rogue");
+const harness::TestPki& rogue_pki() {
+  static const harness::TestPki pki("", "rogue");
   return pki;
 }
 
-DataPlaneOptions options(const testing::TestPki* pki) {
+DataPlaneOptions options(const harness::TestPki* pki) {
   DataPlaneOptions o{kSecret, {}};
   if (pki) o.tls = {pki->cert, pki->key, pki->ca};
   return o;
 }
 
-std::unique_ptr<DataPlane> start(const testing::TestPki* pki, const std::string& host = "127.0.0.1") {
+std::unique_ptr<DataPlane> start(const harness::TestPki* pki, const std::string& host = "127.0.0.1") {
   if (pki) {
     EXPECT_TRUE(pki->ok) << pki->error;
   }
@@ -199,7 +199,7 @@ std::vector<std::string> drain(Channel& ch, bool* ended) {
 }
 
 /// Sends 20 buffers of 50 records through a relay; returns what crossed it.
-std::string send_through_relay(const testing::TestPki* pki) {
+std::string send_through_relay(const harness::TestPki* pki) {
   auto a = start(pki), b = start(pki);
   if (!a || !b) return "";
   RecordingRelay relay(b->port());
