@@ -45,7 +45,7 @@ class InputLines : public ::testing::TestWithParam<int> {};
 TEST_P(InputLines, LongerThanTheReadBufferAreReadWhole) {
   // Multi-megabyte lines (the reader reads in chunks of a few MB), one
   // malformed and one valid, so that share boundaries fall inside them;
-  // the record size limit raised above them.
+  // the record and field size limits raised above them.
   const int parallelism = GetParam();
   TempDir dir;
   std::vector<std::string> lines;
@@ -56,7 +56,7 @@ TEST_P(InputLines, LongerThanTheReadBufferAreReadWhole) {
   const std::string input = dir.file("long.ndjson");
   write_lines(input, lines);
 
-  JobRun r = run_clickstream(dir, input, parallelism, "?max-record-bytes=16777216");
+  JobRun r = run_clickstream(dir, input, parallelism, "?max-record-bytes=16777216&max-field-bytes=16777216");
   ASSERT_EQ(r.result.exit_code, 0) << r.result.describe(r.args);
   EXPECT_EQ(diff_counts(Counts{{{kT0, "/a"}, 998}, {{kT0, "/big"}, 1}}, counts_of(r.rows)), "");
   ASSERT_EQ(r.dead.size(), 1u);
