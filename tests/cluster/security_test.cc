@@ -450,6 +450,19 @@ TEST_F(Security, ASlowHttpClientDoesNotBlockOtherRequests) {
   expect_undisturbed();
 }
 
+/// TaskManager.CancelTasks of every attempt of `job`, unsigned, over `creds`.
+grpc::Status cancel_unsigned(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> creds,
+                             const std::string& job) {
+  auto tm = proto::TaskManager::NewStub(grpc::CreateChannel(address, std::move(creds)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  proto::CancelTasksRequest cancel;
+  cancel.set_job_id(job);
+  cancel.set_attempt(-1);
+  proto::Empty e;
+  return tm->CancelTasks(&ctx, cancel, &e);
+}
+
 // Every channel of a TLS cluster is mutual TLS, the data plane included: a
 // job whose channels cross taskmanagers runs exactly-once through a
 // taskmanager kill, a plaintext data-plane client hears nothing in clear
@@ -510,9 +523,41 @@ TEST(SecurityTls, MutualTlsClusterRunsAJobAndRefusesEveryoneWithoutACertificate)
   EXPECT_EQ(diff_counts(expected_counts(input, 10'000), got), "") << c.logs();
   EXPECT_EQ(c.logs().find("refused a hello"), std::string::npos) << "members authenticate inside TLS";
 
-  // Without a client certificate (or in plaintext) nothing answers.
+  // Work dirs: an attempt's files go when it ends; what a killed process
+  // left goes when it starts again (same work dir).
+  auto attempt_dirs = [&](const std::string& id) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir.file("tm-" + id) + "/jobs", ec))
+      out.push_back(e.path().string());
+    return out;
+  };
+  for (const auto& tm : tms) {
+    if (tm.id == victim) continue;
+    EXPECT_TRUE(wait_until([&] { return attempt_dirs(tm.id).empty(); }, 10s))
+        << tm.id << " kept " << attempt_dirs(tm.id).front();
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.file("tm-" + tm.id).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 077, 0u) << tm.id << " work dir mode " << std::oct << (st.st_mode & 0777);
+  }
+  EXPECT_FALSE(attempt_dirs(victim).empty()) << "the killed taskmanager could not clean up";
+  c.start_taskmanager(victim, 1);
+  ASSERT_TRUE(c.wait_for_taskmanagers(3)) << c.logs();
+  EXPECT_TRUE(attempt_dirs(victim).empty()) << "removed at start: " << attempt_dirs(victim).front();
+
   tms = taskmanagers_of(c);
-  ASSERT_EQ(tms.size(), 2u);
+  ASSERT_FALSE(tms.empty());
+  // A member's certificate without the cluster secret: refused all the same.
+  {
+    grpc::SslCredentialsOptions member;
+    member.pem_root_certs = slurp(pki.ca);
+    member.pem_cert_chain = slurp(pki.cert);
+    member.pem_private_key = slurp(pki.key);
+    EXPECT_EQ(cancel_unsigned(tms[0].control, grpc::SslCredentials(member), job).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED)
+        << "a certificate is not the secret";
+  }
+  // Without a client certificate (or in plaintext) nothing answers.
   grpc::SslCredentialsOptions server_only;
   server_only.pem_root_certs = slurp(pki.ca) + "\n";
   for (auto creds : {grpc::InsecureChannelCredentials(), grpc::SslCredentials(server_only)}) {
@@ -522,14 +567,8 @@ TEST(SecurityTls, MutualTlsClusterRunsAJobAndRefusesEveryoneWithoutACertificate)
     proto::ListJobsRequest req;
     proto::ListJobsResponse resp;
     EXPECT_FALSE(jm->ListJobs(&ctx, req, &resp).ok()) << "jobmanager answered a client without a certificate";
-    auto tm = proto::TaskManager::NewStub(grpc::CreateChannel(tms[0].control, creds));
-    grpc::ClientContext tctx;
-    tctx.set_deadline(std::chrono::system_clock::now() + 5s);
-    proto::CancelTasksRequest cancel;
-    cancel.set_job_id(job);
-    cancel.set_attempt(-1);
-    proto::Empty e;
-    EXPECT_FALSE(tm->CancelTasks(&tctx, cancel, &e).ok()) << "taskmanager answered a client without a certificate";
+    EXPECT_FALSE(cancel_unsigned(tms[0].control, creds, job).ok())
+        << "taskmanager answered a client without a certificate";
   }
   // A plain CLI is told it talks to a TLS jobmanager, not that none runs.
   auto plain = run_sluice({"list", "--jobmanager", c.address()});

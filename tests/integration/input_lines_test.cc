@@ -85,6 +85,33 @@ TEST_P(InputLines, ARecordOverTheSizeLimitIsADeadLetterNotAClick) {
   EXPECT_LE(r.dead[0].payload.size(), size_t{64} << 10) << "the dead letter keeps only the start";
 }
 
+TEST_P(InputLines, AFieldOverTheJobsFieldLimitIsADeadLetterNotAClick) {
+  // The 50 MB page_url, scaled down: the job's source allows
+  // strings of 1000 bytes; a click with a 3000-byte page_url (non-ASCII)
+  // is a dead letter with the reason and where it came from, and the
+  // dead-letter file stays valid JSON.
+  const int parallelism = GetParam();
+  TempDir dir;
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 200; ++i) lines.push_back(click("u" + std::to_string(i), "/a", kT0 + i));
+  std::string page = "/";
+  while (page.size() < 3000) page += "\xc3\xa9";  // é
+  lines[50 - 1] = click("u-long", page, kT0 + 50);
+  const std::string input = dir.file("fields.ndjson");
+  write_lines(input, lines);
+  JobRun r = run_clickstream(dir, input, parallelism, "?max-field-bytes=1000");
+  ASSERT_EQ(r.result.exit_code, 0) << r.result.describe(r.args);
+  EXPECT_EQ(diff_counts(Counts{{{kT0, "/a"}, 199}}, counts_of(r.rows)), "");
+  ASSERT_EQ(r.dead.size(), 1u) << "every line of the dead-letter file parsed as JSON";
+  EXPECT_EQ(r.dead[0].line, 50);
+  EXPECT_EQ(r.dead[0].origin, input);
+  EXPECT_NE(r.dead[0].reason.find("field 'page_url': string of " + std::to_string(page.size()) +
+                                  " bytes exceeds the limit of 1000 bytes (source parameter max-field-bytes)"),
+            std::string::npos)
+      << r.dead[0].reason;
+  EXPECT_EQ(r.dead[0].payload, lines[50 - 1]);
+}
+
 TEST_P(InputLines, EveryJsonSpellingOfAnEventIsCounted) {
   // CRLF line ends, spaces around and inside the object, fields in another
   // order, unknown fields, escapes and non-ASCII text in keys' values, and
