@@ -54,6 +54,15 @@ class Background:
             return None
         return None
 
+    def cpu_seconds(self):
+        """User + system CPU time so far, or None when gone."""
+        try:
+            with open(f"/proc/{self.p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
     def kill(self, sig=signal.SIGKILL):
         if self.p.poll() is None:
             os.kill(self.p.pid, sig)
@@ -389,33 +398,37 @@ class Bench:
             self.fig.add(f"ratio run-local p{p} rocksdb / heap (file)", ratio, "ratio", target=">= 0.5",
                          met=statistics.median(ratio) >= 0.5)
 
-    def start_cluster(self, name, tms, checkpoint_interval="0", heartbeat="5s"):
+    def start_cluster(self, name, tms, checkpoint_interval="0", heartbeat="5s", slots=2, tls=None):
+        """tls: (cert, key, ca) files: mutual TLS everywhere (gRPC, HTTP, data plane)."""
         d = self.path(name)
         os.makedirs(d + "/jm")
+        tls_args = ["--tls-cert", tls[0], "--tls-key", tls[1], "--tls-ca", tls[2]] if tls else []
+        curl_tls = ["--cacert", tls[2], "--cert", tls[0], "--key", tls[1]] if tls else []
         jm = Background([self.sluice, "jobmanager", "--bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0",
                          "--data-dir", d + "/jm", "--checkpoint-interval", checkpoint_interval,
-                         "--heartbeat-timeout", heartbeat], d + "/jobmanager.log")
+                         "--heartbeat-timeout", heartbeat, *tls_args], d + "/jobmanager.log")
         addr_file = d + "/jm/jobmanager.address"
         if not wait_until(lambda: os.path.exists(addr_file) and open(addr_file).read().strip(), 30):
             raise SystemExit("jobmanager did not start: " + open(d + "/jobmanager.log").read()[-2000:])
         addr = open(addr_file).read().strip()
         tmp = {}
         for t in tms:
-            tmp[t] = Background([self.sluice, "taskmanager", "--jobmanager", addr, "--slots", "2", "--id", t,
-                                 "--work-dir", d + "/" + t, "--token-file", d + "/jm/token"], d + f"/{t}.log")
+            tmp[t] = Background([self.sluice, "taskmanager", "--jobmanager", addr, "--slots", str(slots), "--id", t,
+                                 "--work-dir", d + "/" + t, "--token-file", d + "/jm/token", *tls_args],
+                                d + f"/{t}.log")
         http = d + "/jm/http.address"
 
         def registered():
             try:
                 h = open(http).read().strip()
-                r = subprocess.run(["curl", "-sf", f"http://{h}/taskmanagers"], capture_output=True, text=True,
-                                   timeout=5)
+                r = subprocess.run(["curl", "-sf", *curl_tls, f"{'https' if tls else 'http'}://{h}/taskmanagers"],
+                                   capture_output=True, text=True, timeout=5)
                 return r.stdout.count('"id":') >= len(tms)
             except Exception:
                 return False
         if not wait_until(registered, 30, 0.1):
             raise SystemExit("taskmanagers did not register; logs in " + d)
-        return {"dir": d, "jm": jm, "tms": tmp, "addr": addr, "token": d + "/jm/token"}
+        return {"dir": d, "jm": jm, "tms": tmp, "addr": addr, "token": d + "/jm/token", "cli": tls_args}
 
     def stop_cluster(self, c, label):
         self.note_rss(f"jobmanager ({label})", c["jm"].vmhwm_kb())
@@ -427,11 +440,11 @@ class Bench:
     def submit(self, c, source, sink, p=2, extra=()):
         out, err, _ = run([self.sluice, "submit", self.job, "-p", str(p), "--jobmanager", c["addr"],
                            "--token-file", c["token"], "--arg", "source=" + source, "--arg", "sink=file://" + sink,
-                           "--arg", "dlq=file://" + sink + ".dlq", *extra])
+                           "--arg", "dlq=file://" + sink + ".dlq", *c.get("cli", []), *extra])
         return out.strip()
 
     def status(self, c, job):
-        r = subprocess.run([self.sluice, "status", job, "--jobmanager", c["addr"], "-o", "json"],
+        r = subprocess.run([self.sluice, "status", job, "--jobmanager", c["addr"], "-o", "json", *c.get("cli", [])],
                            capture_output=True, text=True, timeout=20)
         if r.returncode != 0:
             return {}
@@ -478,6 +491,59 @@ class Bench:
                 self.fig.add("ratio cluster / run-local (file, p2)", [x / local["median"] for x in r], "ratio")
         finally:
             self.stop_cluster(c, "file workload")
+
+    def make_pki(self):
+        """A CA and one certificate (IP 127.0.0.1) for every process, with the openssl CLI."""
+        d = self.path("pki")
+        os.makedirs(d, exist_ok=True)
+        ca, ca_key, cert, key, csr, ext = (os.path.join(d, f) for f in
+                                           ("ca.pem", "ca.key", "node.pem", "node.key", "node.csr", "ext.cnf"))
+        with open(ext, "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        run(["openssl", "req", "-x509", *ec, "-keyout", ca_key, "-out", ca, "-days", "1", "-subj", "/CN=bench-ca"])
+        run(["openssl", "req", *ec, "-keyout", key, "-out", csr, "-subj", "/CN=localhost"])
+        run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+             "-days", "1", "-extfile", ext])
+        return cert, key, ca
+
+    def w14_dataplane_tls(self):
+        """The cost of the data plane's mutual TLS: two clusters side by side, the same in all but TLS."""
+        n = 200_000 if self.q else 2_000_000
+        inp = self.gen("clicks-dataplane.ndjson", n)
+        _, want, _ = self.baseline("dataplane", ["--file", inp], 1, self.path("baseline-dataplane.ndjson"))
+        # Two taskmanagers of one slot each: every keyed channel between the
+        # source subtasks and the window subtasks crosses the data plane
+        # (half of the records go to the other process).
+        plain = self.start_cluster("dataplane-plain", ["tm-a", "tm-b"], slots=1)
+        tls = self.start_cluster("dataplane-tls", ["tm-a", "tm-b"], slots=1, tls=self.make_pki())
+        try:
+            rates = {"plain": [], "tls": []}
+            cpu = {"plain": [], "tls": []}  # taskmanager CPU seconds per million events
+            tm_cpu = lambda c: sum(p.cpu_seconds() or 0 for p in c["tms"].values())
+            for i in range(self.reps_slow):  # in turn, so that both see the same load
+                for label, c in (("plain", plain), ("tls", tls)):
+                    before = tm_cpu(c)
+                    r, _ = self.cluster_job(c, f"dataplane-{label}-{i}", "file://" + inp, n, want, 1,
+                                            ["--set", "state.backend=heap"])
+                    rates[label] += r
+                    if r:
+                        cpu[label].append((tm_cpu(c) - before) / n * 1e6)
+            self.fig.add("cluster file p2 over the data plane, plaintext (2 TM x 1 slot)", rates["plain"],
+                         "events/s", events=n)
+            self.fig.add("cluster file p2 over the data plane, mutual TLS (2 TM x 1 slot)", rates["tls"],
+                         "events/s", events=n)
+            if rates["plain"] and len(rates["plain"]) == len(rates["tls"]):
+                self.fig.add("ratio data plane TLS / plaintext (events/s, run by run)",
+                             [t / p for t, p in zip(rates["tls"], rates["plain"])], "ratio")
+            for label in ("plain", "tls"):
+                self.fig.add(f"taskmanager CPU per million events, data plane {label}", cpu[label], "s")
+            if cpu["plain"] and len(cpu["plain"]) == len(cpu["tls"]):
+                self.fig.add("ratio taskmanager CPU TLS / plaintext (run by run)",
+                             [t / p for t, p in zip(cpu["tls"], cpu["plain"])], "ratio")
+        finally:
+            self.stop_cluster(plain, "data plane plaintext")
+            self.stop_cluster(tls, "data plane TLS")
 
     def w2_kafka(self):
         parts = 4 if self.q else 32
@@ -1164,7 +1230,8 @@ class Bench:
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
                  ("5 checkpoints", self.w5_checkpoints), ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
                  ("10 cep", self.w10_cep), ("11 sessions", self.w11_sessions),
-                 ("12 interval join", self.w12_interval_join), ("13 nexmark", self.w13_nexmark)]
+                 ("12 interval join", self.w12_interval_join), ("13 nexmark", self.w13_nexmark),
+                 ("14 data plane tls", self.w14_dataplane_tls)]
         for name, f in steps:
             # A number names its workload only ("1" is not "11 sessions").
             if self.a.only and not any(name.split()[0] == o if o.isdigit() else name.startswith(o)

@@ -1,5 +1,5 @@
 // Sources and sinks by URI, for jobs that take them as arguments:
-//   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>&max-record-bytes=<bytes>;
+//   sources: file:///path (file or directory of NDJSON), optionally ?rate=<lines/s>&max-record-bytes=<bytes>&max-field-bytes=<bytes>;
 //            file:///lake/?partition=dt:ts:date,...&from=T&to=T (a partitioned sink's files in a time range)
 //   sinks:   file:///path.ndjson, file:///dir/?partition=dt:ts:date,...&format=ndjson|csv&compression=zstd
 //            (partitioned, data-lake layout), stdout:, stderr:, kafka://..., prometheus:METRIC?labels=..&value=..,

@@ -203,6 +203,12 @@ Result<FileSourceConfig> FileSourceConfig::parse(const std::string& uri) {
         return Status::invalid_argument(what + ": max-record-bytes must be 1..1073741824");
       }
       c.max_record_bytes = static_cast<size_t>(n);
+    } else if (k == "max-field-bytes") {
+      unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+      if (v.empty() || *end != '\0' || n < 1 || n > (size_t{1} << 30)) {
+        return Status::invalid_argument(what + ": max-field-bytes must be 1..1073741824");
+      }
+      c.max_field_bytes = static_cast<size_t>(n);
     } else if (k == "partition") {
       SLUICE_ASSIGN_OR_RETURN(lake.partitions, parse_partition_specs(v, what));
       partitioned = true;
@@ -215,7 +221,7 @@ Result<FileSourceConfig> FileSourceConfig::parse(const std::string& uri) {
       lake.time_field = v;
     } else {
       return Status::invalid_argument(what + ": file source parameters are rate=<lines per second>, "
-                                             "max-record-bytes=<bytes> and, for a partitioned directory, "
+                                             "max-record-bytes=<bytes>, max-field-bytes=<bytes> and, for a partitioned directory, "
                                              "partition=NAME:FIELD[:FORMAT],..., from=, to=, time_field=");
     }
   }

@@ -25,6 +25,7 @@
 
 #include "connectors/file/file_splits.h"
 #include "connectors/file/partitioned.h"
+#include "engine/common/json_read.h"
 #include "engine/common/serde.h"
 #include "engine/common/status.h"
 #include "engine/runtime/dead_letter.h"
@@ -51,9 +52,10 @@ struct FileSourceConfig {
   std::string path;
   double rate = 0;  // lines per second over all subtasks; 0: as fast as possible
   size_t max_record_bytes = kDefaultMaxRecordBytes;
+  size_t max_field_bytes = kDefaultMaxFieldBytes;  // longest string value or key of a record
   std::optional<LakeSelection> lake;  // set by partition= (a data-lake layout)
 
-  /// file:///PATH[?rate=N&max-record-bytes=N] or
+  /// file:///PATH[?rate=N&max-record-bytes=N&max-field-bytes=N] or
   /// file:///DIR/?partition=NAME:FIELD[:FORMAT],...[&from=T&to=T&time_field=F]
   /// (T: epoch ms or a UTC date/time such as 2026-12-05T06:00).
   static Result<FileSourceConfig> parse(const std::string& uri);

@@ -67,7 +67,11 @@ class NdjsonReader final : public runtime::SourceReader<T> {
   /// (lake_time_field_index), or -1. Lines longer than `max_record_bytes`
   /// become dead letters (their first bytes kept), without being read into
   /// memory whole.
-  NdjsonReader(FileSourceConfig config, int time_field) : c_(std::move(config)), time_field_(time_field) {}
+  /// Strings longer than `max_field_bytes` make the line a dead letter too.
+  NdjsonReader(FileSourceConfig config, int time_field)
+      : c_(std::move(config)),
+        time_field_(time_field),
+        parser_(JsonLimits{c_.max_field_bytes, "source parameter max-field-bytes"}) {}
 
   Status restore_state(const runtime::OperatorRestore& restore) override {
     for (const auto& blob : restore.states) {
@@ -239,10 +243,13 @@ class NdjsonFileSource final : public runtime::Source<T> {
   }
   /// `rate`: lines per second over all subtasks (replay at a pace); 0 = as fast as possible.
   /// `max_record_bytes`: longer lines are dead letters. Default kDefaultMaxRecordBytes.
-  explicit NdjsonFileSource(std::string path, double rate = 0, size_t max_record_bytes = kDefaultMaxRecordBytes) {
+  /// `max_field_bytes`: lines with a longer string are dead letters. Default kDefaultMaxFieldBytes.
+  explicit NdjsonFileSource(std::string path, double rate = 0, size_t max_record_bytes = kDefaultMaxRecordBytes,
+                            size_t max_field_bytes = kDefaultMaxFieldBytes) {
     c_.path = std::move(path);
     c_.rate = rate;
     c_.max_record_bytes = max_record_bytes;
+    c_.max_field_bytes = max_field_bytes;
   }
   std::string description() const override {
     if (c_.lake) return c_.uri;
@@ -250,6 +257,9 @@ class NdjsonFileSource final : public runtime::Source<T> {
     if (c_.rate > 0) q += "rate=" + std::to_string(static_cast<int64_t>(c_.rate));
     if (c_.max_record_bytes != kDefaultMaxRecordBytes) {
       q += (q.empty() ? "" : "&") + std::string("max-record-bytes=") + std::to_string(c_.max_record_bytes);
+    }
+    if (c_.max_field_bytes != kDefaultMaxFieldBytes) {
+      q += (q.empty() ? "" : "&") + std::string("max-field-bytes=") + std::to_string(c_.max_field_bytes);
     }
     return "file://" + c_.path + (q.empty() ? "" : "?" + q);
   }

@@ -288,6 +288,12 @@ Result<KafkaSourceConfig> parse_source_uri(std::string_view uri) {
         return Status::invalid_argument("max.record.bytes=" + v + ": expected a size from 1 to 1073741824 bytes");
       }
       c.max_record_bytes = static_cast<size_t>(*n);
+    } else if (k == "max.field.bytes") {
+      auto n = parse_int(v);
+      if (!n.is_ok() || *n < 1 || *n > (int64_t{1} << 30)) {
+        return Status::invalid_argument("max.field.bytes=" + v + ": expected a size from 1 to 1073741824 bytes");
+      }
+      c.max_field_bytes = static_cast<size_t>(*n);
     } else if (k == "isolation") {
       if (v == "read_committed") c.read_committed = true;
       else if (v == "read_uncommitted") c.read_committed = false;
@@ -297,7 +303,7 @@ Result<KafkaSourceConfig> parse_source_uri(std::string_view uri) {
     } else {
       return unknown_param(k, "source",
                            "start, start.fallback, stop, group, commit, on_out_of_range, "
-                           "missing_topic, discovery, batch, max.record.bytes, isolation");
+                           "missing_topic, discovery, batch, max.record.bytes, max.field.bytes, isolation");
     }
   }
   if (c.bounded() && c.missing_topic == MissingTopicPolicy::kWait) {

@@ -57,6 +57,9 @@ struct KafkaSourceConfig {
   int batch_size = 500;        // records per poll
   /// max.record.bytes: larger messages become dead letters. Default 4 MiB.
   size_t max_record_bytes = size_t{4} << 20;
+  /// max.field.bytes: messages whose JSON holds a longer string value or
+  /// key become dead letters (default deserializer). Default 1 MiB.
+  size_t max_field_bytes = size_t{1} << 20;  // = kDefaultMaxFieldBytes (json_read.h)
   bool read_committed = true;  // isolation=read_committed
   ClientProperties client;     // kafka.*
 

@@ -36,10 +36,10 @@ inline constexpr size_t kMaxDeadLetterPayload = 64 * 1024;
 template <class T>
 using KafkaDeserializer = std::function<std::string(const KafkaRecordView& record, T& out)>;
 
-/// The default deserializer of T (see the file comment). Not thread-safe:
-/// one per reader (it owns a JSON parser).
+/// The default deserializer of T (see the file comment), JSON within
+/// `limits`. Not thread-safe: one per reader (it owns a JSON parser).
 template <class T>
-KafkaDeserializer<T> default_deserializer() {
+KafkaDeserializer<T> default_deserializer(JsonLimits limits = {}) {
   if constexpr (std::is_same_v<T, std::string>) {
     return [](const KafkaRecordView& r, std::string& out) -> std::string {
       out.assign(r.value.data(), r.value.size());
@@ -59,7 +59,7 @@ KafkaDeserializer<T> default_deserializer() {
   } else {
     // shared: the deserializer is copied into the reader; the parser is
     // its scratch state and must not be re-created per record.
-    auto parser = std::make_shared<JsonParser>();
+    auto parser = std::make_shared<JsonParser>(std::move(limits));
     return [parser](const KafkaRecordView& r, T& out) -> std::string {
       if (!r.has_value) return "the message has no value (a tombstone)";
       out = T{};
@@ -148,7 +148,9 @@ class KafkaSource final : public runtime::Source<T> {
   bool bounded() const override { return config_.bounded(); }
   std::unique_ptr<runtime::SourceReader<T>> create_reader() const override {
     return std::make_unique<KafkaSourceReader<T>>(
-        config_, deserializer_ ? deserializer_ : default_deserializer<T>());
+        config_, deserializer_ ? deserializer_
+                               : default_deserializer<T>(
+                                     JsonLimits{config_.max_field_bytes, "source parameter max.field.bytes"}));
   }
   const KafkaSourceConfig& config() const { return config_; }
 

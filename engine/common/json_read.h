@@ -3,8 +3,9 @@
 // JsonRead<T>::read parses one simdjson value into T. Structs with
 // SLUICE_FIELDS read an object by field name: unknown fields are ignored,
 // a missing field is an error unless it is a std::optional, and a value of
-// the wrong type is an error naming the field. Errors are plain messages
-// meant for a dead-letter record, never exceptions.
+// the wrong type is an error naming the field, as is a string longer than
+// the parser's JsonLimits. Errors are plain messages meant for a
+// dead-letter record, never exceptions.
 #pragma once
 
 #include <simdjson.h>
@@ -22,7 +23,33 @@
 
 namespace sluice {
 
+/// Longest string value or object key a record may hold, by default
+/// (bytes, after unescaping): 1 MiB. Records as a whole are bounded by the
+/// sources (kDefaultMaxRecordBytes).
+inline constexpr size_t kDefaultMaxFieldBytes = size_t{1} << 20;
+
+/// Bounds on what one parsed record may hold. Value type; defaults as written.
+struct JsonLimits {
+  /// Longest string value or object key (bytes, after unescaping);
+  /// longer ones make the record an error. Default kDefaultMaxFieldBytes.
+  size_t max_string_bytes = kDefaultMaxFieldBytes;
+  /// How the user changes it, named in the error. Default "max-field-bytes".
+  std::string setting = "max-field-bytes";
+};
+
 namespace json_detail {
+/// The limits of the JsonParser parsing on this thread (set for the
+/// duration of a parse; null outside one: no limit).
+inline const JsonLimits*& current_limits() {
+  thread_local const JsonLimits* limits = nullptr;
+  return limits;
+}
+inline std::string check_string_size(size_t n) {
+  const JsonLimits* l = current_limits();
+  if (!l || n <= l->max_string_bytes) return {};
+  return "string of " + std::to_string(n) + " bytes exceeds the limit of " + std::to_string(l->max_string_bytes) +
+         " bytes (" + l->setting + ")";
+}
 inline std::string err(std::string_view what, simdjson::error_code e) {
   return std::string(what) + " (" + simdjson::error_message(e) + ")";
 }
@@ -83,6 +110,7 @@ struct JsonRead<std::string> {
     auto r = v.get_string();
     if (r.error()) return json_detail::err("expected a string", r.error());
     std::string_view s = r.value_unsafe();
+    if (std::string e = json_detail::check_string_size(s.size()); !e.empty()) return e;
     out.assign(s.data(), s.size());
     return {};
   }
@@ -133,6 +161,7 @@ struct JsonReadMap {
       if (field.error()) return json_detail::err("bad object member", field.error());
       auto key = field.unescaped_key();
       if (key.error()) return json_detail::err("bad key", key.error());
+      if (std::string e = json_detail::check_string_size(key.value_unsafe().size()); !e.empty()) return "key: " + e;
       std::string k(key.value_unsafe());
       typename M::mapped_type x{};
       std::string e = JsonRead<typename M::mapped_type>::read(field.value(), x);
@@ -188,13 +217,24 @@ struct JsonRead<T> {
 };
 
 /// Reusable parser state for one thread (simdjson parsers are not
-/// thread-safe). Parses whole documents into T.
+/// thread-safe). Parses whole documents into T, within its JsonLimits
+/// (default JsonLimits{}): a string longer than the limit is an error
+/// naming the field, not a copy.
 class JsonParser {
  public:
+  JsonParser() = default;
+  explicit JsonParser(JsonLimits limits) : limits_(std::move(limits)) {}
+  const JsonLimits& limits() const { return limits_; }
+
   /// `data[0..len)` is the document; `capacity` bytes from `data` must be
   /// readable and capacity >= len + simdjson::SIMDJSON_PADDING.
   template <class T>
   std::string parse_padded(const char* data, size_t len, size_t capacity, T& out) {
+    struct Scope {  // this parser's limits for JsonRead, on this thread, during the parse
+      explicit Scope(const JsonLimits* l) : saved(json_detail::current_limits()) { json_detail::current_limits() = l; }
+      ~Scope() { json_detail::current_limits() = saved; }
+      const JsonLimits* saved;
+    } scope(&limits_);
     auto doc = parser_.iterate(data, len, capacity);
     if (doc.error()) return json_detail::err("invalid JSON", doc.error());
     auto val = doc.get_value();
@@ -216,6 +256,7 @@ class JsonParser {
   }
 
  private:
+  JsonLimits limits_;
   simdjson::ondemand::parser parser_;
   std::string scratch_;
 };

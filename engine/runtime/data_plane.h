@@ -1,5 +1,6 @@
 // The network data plane: moves channel Buffers between taskmanager
-// processes over plain TCP, one connection per remote channel.
+// processes over TCP — mutual TLS when the cluster has certificates
+// (data_plane_transport.h) — one connection per remote channel.
 //
 // Wire protocol (all integers little-endian). Every message is
 //   u8 type, u32 payload length, payload
@@ -52,6 +53,7 @@
 
 #include "engine/common/status.h"
 #include "engine/runtime/channel.h"
+#include "engine/runtime/data_plane_transport.h"
 #include "engine/runtime/task.h"
 
 namespace sluice::proto {
@@ -80,6 +82,10 @@ struct DataPlaneOptions {
   /// The cluster secret. Empty: a random one (the plane then only talks
   /// to itself). Default empty.
   std::string secret;
+  /// Mutual TLS on every connection (both ends present a certificate of
+  /// the cluster CA; the secret's challenge runs inside). Default empty:
+  /// plaintext. Every plane of a cluster must agree.
+  DataPlaneTls tls;
 };
 
 class DataPlane {
@@ -140,7 +146,8 @@ class DataPlane {
   static Result<Hello> decode_hello(std::string_view payload);
 
  private:
-  DataPlane(int listen_fd, int port, int wake_read, int wake_write, std::string secret);
+  DataPlane(int listen_fd, int port, int wake_read, int wake_write, std::string secret,
+            std::unique_ptr<Transport> transport);
   struct SlotKey {
     std::string job_id;
     int attempt = 0;
@@ -167,6 +174,7 @@ class DataPlane {
   const int port_;
   const int wake_read_, wake_write_;  // self-pipe that stops the accept thread
   const std::string secret_;
+  const std::unique_ptr<Transport> transport_;
   std::atomic<int> pending_handshakes_{0};
   std::atomic<bool> stopping_{false};
   std::thread accept_thread_;

@@ -105,7 +105,12 @@ class TaskManager::Impl final : public proto::TaskManager::Service, public runti
     // (the jobmanager must present one signed by the CA) when a CA is set.
     rpc::TlsFiles server_tls{o_.tls_cert, o_.tls_key, o_.tls_cert.empty() ? "" : o_.tls_ca};
     SLUICE_ASSIGN_OR_RETURN(auto server_creds, rpc::server_credentials(server_tls));
-    SLUICE_ASSIGN_OR_RETURN(plane_, runtime::DataPlane::start(o_.bind_host, o_.data_port, {o_.secret}));
+    // The data plane: mutual TLS whenever this process has a certificate
+    // (then the CA is required too: every peer must present one it signed).
+    runtime::DataPlaneOptions plane_options{o_.secret, {}};
+    if (!o_.tls_cert.empty() || !o_.tls_key.empty()) plane_options.tls = {o_.tls_cert, o_.tls_key, o_.tls_ca};
+    else if (!o_.tls_ca.empty()) spdlog::warn("the data plane is not encrypted: it needs --tls-cert and --tls-key too");
+    SLUICE_ASSIGN_OR_RETURN(plane_, runtime::DataPlane::start(o_.bind_host, o_.data_port, plane_options));
     grpc::ServerBuilder b;
     b.AddListeningPort(o_.bind_host + ":" + std::to_string(o_.control_port), server_creds, &control_port_);
     b.RegisterService(this);

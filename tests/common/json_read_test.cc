@@ -348,5 +348,41 @@ TEST(JsonRead, ParsesWhatTheWriterWrote) {
   EXPECT_EQ(back.inners, r.inners);
 }
 
+struct Tagged {
+  std::vector<std::string> tags;
+  std::map<std::string, int32_t> counts;
+  SLUICE_FIELDS(tags, counts)
+};
+
+TEST(JsonRead, StringsOverTheParsersLimitAreErrorsNamingFieldAndSetting) {
+  JsonParser p(JsonLimits{8, "test setting"});
+  Click c;
+  EXPECT_EQ(p.parse(R"({"user_id":"12345678","page_url":"/","ts":1})", c), "") << "at the limit";
+  std::string e = p.parse(R"({"user_id":"123456789","page_url":"/","ts":1})", c);
+  EXPECT_EQ(e, "field 'user_id': string of 9 bytes exceeds the limit of 8 bytes (test setting)");
+  // Counted after unescaping: 4 escapes of 6 bytes are 8 bytes of UTF-8.
+  EXPECT_EQ(p.parse(R"({"user_id":"éééé","page_url":"/","ts":1})", c), "");
+  EXPECT_NE(p.parse(R"({"user_id":"ééééé","page_url":"/","ts":1})", c), "");
+  Tagged t;
+  e = p.parse(R"({"tags":["a","123456789"],"counts":{}})", t);
+  EXPECT_EQ(e, "field 'tags': element 1: string of 9 bytes exceeds the limit of 8 bytes (test setting)");
+  e = p.parse(R"({"tags":[],"counts":{"123456789":1}})", t);
+  EXPECT_EQ(e, "field 'counts': key: string of 9 bytes exceeds the limit of 8 bytes (test setting)");
+  EXPECT_EQ(p.parse(R"({"tags":["12345678"],"counts":{"12345678":1}})", t), "") << "the parser goes on";
+}
+
+TEST(JsonRead, DefaultFieldLimitIsOneMiB) {
+  JsonParser p;
+  EXPECT_EQ(p.limits().max_string_bytes, size_t{1} << 20);
+  Click c;
+  std::string ok = R"({"user_id":")" + std::string(1 << 20, 'u') + R"(","page_url":"/","ts":1})";
+  EXPECT_EQ(p.parse(ok, c), "");
+  EXPECT_EQ(c.user_id.size(), size_t{1} << 20);
+  std::string big = R"({"user_id":")" + std::string((1 << 20) + 1, 'u') + R"(","page_url":"/","ts":1})";
+  EXPECT_NE(p.parse(big, c).find("exceeds the limit of 1048576 bytes (max-field-bytes)"), std::string::npos);
+  // Outside a parse nothing is limited (the limits belong to the parser).
+  EXPECT_EQ(json_detail::current_limits(), nullptr);
+}
+
 }  // namespace
 }  // namespace sluice

@@ -29,7 +29,8 @@ struct Record {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static sluice::JsonParser parser;
+  // A small field limit, so that inputs also take the over-the-limit path.
+  static sluice::JsonParser parser(sluice::JsonLimits{64, "fuzz"});
   std::string_view in(reinterpret_cast<const char*>(data), size);
   size_t pos = 0;
   while (pos <= in.size()) {

@@ -45,7 +45,7 @@ class InputLines : public ::testing::TestWithParam<int> {};
 TEST_P(InputLines, LongerThanTheReadBufferAreReadWhole) {
   // Multi-megabyte lines (the reader reads in chunks of a few MB), one
   // malformed and one valid, so that share boundaries fall inside them;
-  // the record size limit raised above them.
+  // the record and field size limits raised above them.
   const int parallelism = GetParam();
   TempDir dir;
   std::vector<std::string> lines;
@@ -56,7 +56,7 @@ TEST_P(InputLines, LongerThanTheReadBufferAreReadWhole) {
   const std::string input = dir.file("long.ndjson");
   write_lines(input, lines);
 
-  JobRun r = run_clickstream(dir, input, parallelism, "?max-record-bytes=16777216");
+  JobRun r = run_clickstream(dir, input, parallelism, "?max-record-bytes=16777216&max-field-bytes=16777216");
   ASSERT_EQ(r.result.exit_code, 0) << r.result.describe(r.args);
   EXPECT_EQ(diff_counts(Counts{{{kT0, "/a"}, 998}, {{kT0, "/big"}, 1}}, counts_of(r.rows)), "");
   ASSERT_EQ(r.dead.size(), 1u);
@@ -83,6 +83,33 @@ TEST_P(InputLines, ARecordOverTheSizeLimitIsADeadLetterNotAClick) {
   EXPECT_EQ(r.dead[0].line, 100);
   EXPECT_NE(r.dead[0].reason.find("exceeds the limit of 4194304 bytes"), std::string::npos) << r.dead[0].reason;
   EXPECT_LE(r.dead[0].payload.size(), size_t{64} << 10) << "the dead letter keeps only the start";
+}
+
+TEST_P(InputLines, AFieldOverTheJobsFieldLimitIsADeadLetterNotAClick) {
+  // The 50 MB page_url, scaled down: the job's source allows
+  // strings of 1000 bytes; a click with a 3000-byte page_url (non-ASCII)
+  // is a dead letter with the reason and where it came from, and the
+  // dead-letter file stays valid JSON.
+  const int parallelism = GetParam();
+  TempDir dir;
+  std::vector<std::string> lines;
+  for (int i = 1; i <= 200; ++i) lines.push_back(click("u" + std::to_string(i), "/a", kT0 + i));
+  std::string page = "/";
+  while (page.size() < 3000) page += "\xc3\xa9";  // é
+  lines[50 - 1] = click("u-long", page, kT0 + 50);
+  const std::string input = dir.file("fields.ndjson");
+  write_lines(input, lines);
+  JobRun r = run_clickstream(dir, input, parallelism, "?max-field-bytes=1000");
+  ASSERT_EQ(r.result.exit_code, 0) << r.result.describe(r.args);
+  EXPECT_EQ(diff_counts(Counts{{{kT0, "/a"}, 199}}, counts_of(r.rows)), "");
+  ASSERT_EQ(r.dead.size(), 1u) << "every line of the dead-letter file parsed as JSON";
+  EXPECT_EQ(r.dead[0].line, 50);
+  EXPECT_EQ(r.dead[0].origin, input);
+  EXPECT_NE(r.dead[0].reason.find("field 'page_url': string of " + std::to_string(page.size()) +
+                                  " bytes exceeds the limit of 1000 bytes (source parameter max-field-bytes)"),
+            std::string::npos)
+      << r.dead[0].reason;
+  EXPECT_EQ(r.dead[0].payload, lines[50 - 1]);
 }
 
 TEST_P(InputLines, EveryJsonSpellingOfAnEventIsCounted) {

@@ -93,6 +93,18 @@ TEST(KafkaSourceUri, RecordSizeLimitDefaultsToFourMiBAndIsBounded) {
   expect_error(parse_source_uri("kafka://h:1/t?max.record.bytes=99999999999").status(), "max.record.bytes");
 }
 
+TEST(KafkaSourceUri, FieldSizeLimitDefaultsToOneMiBAndIsBounded) {
+  auto d = parse_source_uri("kafka://h:1/t");
+  ASSERT_TRUE(d.is_ok());
+  EXPECT_EQ(d->max_field_bytes, kDefaultMaxFieldBytes);
+  EXPECT_EQ(d->max_field_bytes, size_t{1} << 20);
+  auto c = parse_source_uri("kafka://h:1/t?max.field.bytes=512");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_EQ(c->max_field_bytes, 512u);
+  expect_error(parse_source_uri("kafka://h:1/t?max.field.bytes=0").status(), "max.field.bytes=0");
+  expect_error(parse_source_uri("kafka://h:1/t?max.field.bytes=x").status(), "max.field.bytes");
+}
+
 TEST(KafkaSourceUri, RefusesMalformedAddressesAndTopics) {
   expect_error(parse_source_uri("kafka://h:1").status(), "needs a broker address and a topic");
   expect_error(parse_source_uri("kafka://h:1/").status(), "names no topic");

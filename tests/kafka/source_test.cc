@@ -23,7 +23,7 @@ class KafkaSourceTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     broker_ = DevKafka::start({"src8:8", "restore8:8", "commit4:4", "bounded2:2", "oor_end:1",
-                               "oor_head:1", "splits3:3", "present:1", "bad1:1", "lag1:1"})
+                               "oor_head:1", "splits3:3", "present:1", "bad1:1", "lag1:1", "big1:1"})
                   .release();
     // 2000 records over 8 partitions (250 each), ids 1..2000.
     for (int p = 0; p < 8; ++p) produce(bs(), "src8", records(p * 250 + 1, 250), p);
@@ -269,6 +269,37 @@ TEST_F(KafkaSourceTest, MalformedMessagesBecomeDeadLettersAndReadingGoesOn) {
   EXPECT_NE(out.dead_letters[0].reason.find("field 'id'"), std::string::npos) << out.dead_letters[0].reason;
   EXPECT_EQ(out.dead_letters[1].offset, 2);
   EXPECT_EQ(out.dead_letters[1].payload, "not json");
+  rd->close();
+}
+
+TEST_F(KafkaSourceTest, MessagesOverTheRecordOrFieldLimitAreDeadLettersWithReasonAndOrigin) {
+  // A 3001-byte body (over max.field.bytes=1000), a 5000-byte message
+  // (over max.record.bytes=4000) that is not UTF-8, and good ones around.
+  const std::string long_body = "{\"id\":7,\"body\":\"" + std::string(3000, 'b') + "!\"}";
+  const std::string huge = "{\"id\":8,\"body\":\"" + std::string(5000, 'c') + "\xff\"}";
+  produce(bs(), "big1", {records(1, 1)[0], long_body, huge, records(2, 1)[0]});
+  FakeContext ctx(0, 1);
+  CollectingOutput<TestRecord> out;
+  auto rd = reader("kafka://" + bs() + "/big1?start=earliest&stop=latest&max.field.bytes=1000&max.record.bytes=4000");
+  ASSERT_TRUE(rd->open(ctx, out).is_ok());
+  ASSERT_TRUE(poll_until_end(*rd, out).is_ok());
+  EXPECT_EQ(ids(out.values), (std::vector<int64_t>{1, 2}));
+  ASSERT_EQ(out.dead_letters.size(), 2u);
+  const DeadLetter& field = out.dead_letters[0];
+  EXPECT_EQ(field.origin, "big1");
+  EXPECT_EQ(field.offset, 1);
+  EXPECT_NE(field.reason.find("field 'body': string of 3001 bytes exceeds the limit of 1000 bytes"), std::string::npos)
+      << field.reason;
+  EXPECT_NE(field.reason.find("max.field.bytes"), std::string::npos) << field.reason;
+  EXPECT_EQ(field.payload, long_body);
+  const DeadLetter& record = out.dead_letters[1];
+  EXPECT_EQ(record.offset, 2);
+  EXPECT_NE(record.reason.find("exceeds the limit of 4000 bytes (source parameter max.record.bytes)"),
+            std::string::npos)
+      << record.reason;
+  EXPECT_EQ(record.payload_encoding, "base64") << "not UTF-8: kept as base64, the dead letter stays valid JSON";
+  EXPECT_EQ(record.payload, base64_encode(huge));
+  EXPECT_TRUE(is_valid_utf8(to_json(field)) && is_valid_utf8(to_json(record)));
   rd->close();
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/proto/jobgraph.pb.h"
+#include "tests/harness/test_pki.h"
 #include "tests/runtime/test_job.h"
 
 namespace sluice::runtime {
@@ -28,8 +29,23 @@ using namespace std::chrono_literals;
 // when the behaviour under test is broken.
 constexpr auto kTimeout = 10s;
 const std::string kJob = "job-1";
-// Every plane of a test shares one cluster secret, as a cluster's taskmanagers do.
-const runtime::DataPlaneOptions kCluster{"test-cluster-secret"};
+// Every plane of a test shares one cluster secret, as a cluster's
+// taskmanagers do. Built into data_plane_tls_test with
+// SLUICE_DATA_PLANE_TLS, every test runs again over mutual TLS (one CA and
+// certificate for the whole process).
+runtime::DataPlaneOptions cluster_options() {
+  runtime::DataPlaneOptions o{"test-cluster-secret", {}};
+#ifdef SLUICE_DATA_PLANE_TLS
+  static const harness::TestPki pki;
+  if (!pki.ok) {
+    std::fprintf(stderr, "cannot make test certificates: %s\n", pki.error.c_str());
+    std::abort();
+  }
+  o.tls = {pki.cert, pki.key, pki.ca};
+#endif
+  return o;
+}
+const runtime::DataPlaneOptions kCluster = cluster_options();
 
 std::string address(const DataPlane& p) { return "127.0.0.1:" + std::to_string(p.port()); }
 
@@ -496,7 +512,7 @@ class TwoTaskmanagers final : public runtime::TaskListener {
                   std::function<int(const proto::JobVertex&, int subtask)> tm_of)
       : tm_of_(std::move(tm_of)) {
     for (auto& p : planes_) {
-      auto r = runtime::DataPlane::start("127.0.0.1", 0, {"test-cluster-secret"});
+      auto r = runtime::DataPlane::start("127.0.0.1", 0, runtime::kCluster);
       EXPECT_TRUE(r.is_ok()) << r.status().to_string();
       p = std::move(r).value();
     }

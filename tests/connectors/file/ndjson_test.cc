@@ -195,6 +195,64 @@ TEST(NdjsonSource, ARecordOverTheSizeLimitIsADeadLetterAndTheRestFlows) {
   EXPECT_EQ(dls[1].payload, base64_encode("\xff\xfe{"));
 }
 
+TEST(NdjsonSource, AStringOverTheFieldLimitIsADeadLetterWithReasonAndOrigin) {
+  TempDir dir;
+  std::string path = dir.file("fields.ndjson");
+  // With a limit of 1000 bytes: a name of 1000 two-byte characters (2000
+  // bytes), a name of exactly 1000 bytes (fine), and an escaped name whose
+  // unescaped form is over the limit.
+  std::string long_name = "{\"id\":2,\"name\":\"";
+  for (int i = 0; i < 1000; ++i) long_name += "\xc3\xa9";
+  long_name += "\"}";
+  const std::string at_limit = "{\"id\":3,\"name\":\"" + std::string(1000, 'a') + "\"}";
+  std::string escaped = "{\"id\":4,\"name\":\"";
+  for (int i = 0; i < 1001; ++i) escaped += "\\u00e9";  // 6 bytes in, 2 out: 2002 > 1000
+  escaped += "\"}";
+  write_file(path, "{\"id\":1,\"name\":\"a\"}\n" + long_name + "\n" + at_limit + "\n" + escaped + "\n");
+  auto out = std::make_shared<Collected<Rec>>();
+  auto dead = std::make_shared<Collected<DeadLetter>>();
+  TestJob job("fields");
+  auto& env = job.env();
+  env.set_dead_letter_sink(rt_test::collect_into(dead));
+  auto source = NdjsonFileSource<Rec>::from_uri("file://" + path + "?max-field-bytes=1000");
+  ASSERT_TRUE(source.is_ok()) << source.status().to_string();
+  EXPECT_NE((*source)->description().find("max-field-bytes=1000"), std::string::npos);
+  env.from_source<Rec>(*source, runtime::WatermarkStrategy<Rec>::no_watermarks(), "files")
+      .sink_to(rt_test::collect_into(out));
+  ASSERT_TRUE(job.prepare(1).is_ok());
+  Status st = job.run();
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  auto got = out->values();
+  std::sort(got.begin(), got.end());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, 1);
+  EXPECT_EQ(got[1].id, 3) << "a string at the limit is fine";
+  auto dls = dead->values();
+  ASSERT_EQ(dls.size(), 2u);
+  std::sort(dls.begin(), dls.end(), [](const auto& a, const auto& b) { return a.line < b.line; });
+  EXPECT_EQ(dls[0].line, 2);
+  EXPECT_EQ(dls[0].origin, path);
+  EXPECT_NE(dls[0].reason.find("field 'name': string of 2000 bytes exceeds the limit of 1000 bytes "
+                               "(source parameter max-field-bytes)"),
+            std::string::npos)
+      << dls[0].reason;
+  EXPECT_EQ(dls[0].payload_encoding, "utf8");
+  EXPECT_EQ(dls[0].payload, long_name) << "the whole record, as it was";
+  EXPECT_EQ(dls[1].line, 4);
+  EXPECT_NE(dls[1].reason.find("string of 2002 bytes"), std::string::npos) << dls[1].reason;
+  EXPECT_EQ(dls[1].payload_encoding, "utf8");
+  for (const auto& d : dls) EXPECT_TRUE(is_valid_utf8(to_json(d))) << "dead letters are valid JSON";
+}
+
+TEST(NdjsonSource, FieldLimitParameterIsChecked) {
+  for (const char* bad : {"0", "-1", "x", "1073741825"}) {
+    auto s = NdjsonFileSource<Rec>::from_uri(std::string("file:///tmp/x.ndjson?max-field-bytes=") + bad);
+    ASSERT_FALSE(s.is_ok()) << bad;
+    EXPECT_NE(s.status().message().find("max-field-bytes must be 1..1073741824"), std::string::npos)
+        << s.status().to_string();
+  }
+}
+
 /// Runs the NDJSON source over `path` at `parallelism` into collectors.
 Status run_source(const std::string& path, int parallelism, std::shared_ptr<Collected<Rec>> out,
                   std::shared_ptr<Collected<DeadLetter>> dead) {
