@@ -33,7 +33,7 @@ void add_config_option(CLI::App* cmd) {
 
 struct JobManagerCli {
   jobmanager::JobManagerOptions o;
-  std::string heartbeat_timeout = "5s";
+  std::string heartbeat_timeout = "2500ms";
   std::string ha_lease_ttl = "3s";
   std::string shutdown_timeout = "20s";
   std::string restart_backoff = "200ms", restart_max_backoff = "10s", restart_backoff_reset = "30s";
@@ -153,7 +153,8 @@ Runner add_jobmanager(CLI::App& app) {
                   "Checkpoint interval for jobs that set none; 0 = only savepoints and the final one")
       ->capture_default_str()
       ->envname("SLUICE_CHECKPOINT_INTERVAL");
-  cmd->add_option("--heartbeat-timeout", c->heartbeat_timeout, "A taskmanager silent this long is lost")
+  cmd->add_option("--heartbeat-timeout", c->heartbeat_timeout, "A taskmanager silent this long is lost (it heartbeats every fifth of it); a frozen "
+                  "or cut-off taskmanager is worked around after about this long")
       ->capture_default_str()
       ->envname("SLUICE_HEARTBEAT_TIMEOUT");
   cmd->add_option("--restart-backoff", c->restart_backoff,

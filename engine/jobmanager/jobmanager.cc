@@ -774,14 +774,16 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
                          proto::HeartbeatResponse* resp) override {
     if (auto st = require_leader(); !st.ok()) return st;
     if (auto st = rpc::check(ctx, *auth_, "JobManager/Heartbeat"); !st.ok()) return st;
+    // When it arrived, not when the lock was free: a jobmanager busy under
+    // its lock must not count its own delay against the taskmanager.
+    const int64_t now = steady_ms();
     std::lock_guard lk(mu_);
     auto it = tms_.find(req->taskmanager_id());
     if (it == tms_.end() || it->second.instance != req->instance()) {
       resp->set_registered(false);
       return grpc::Status::OK;
     }
-    const int64_t now = steady_ms();
-    it->second.last_heartbeat = now;
+    it->second.last_heartbeat = std::max(it->second.last_heartbeat, now);
     it->second.rss_bytes = req->rss_bytes();
     it->second.inbound = req->inbound_connections();
     it->second.outbound = req->outbound_connections();
@@ -1326,6 +1328,15 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       {
         std::lock_guard lk(mu_);
         int64_t now = steady_ms();
+        // The jobmanager itself stalled (a loaded machine, a slow disk under
+        // the lock): heartbeats could not be taken meanwhile, so that time
+        // does not count as the taskmanagers' silence.
+        const int64_t stalled = now - last_check_ms_ - kStallSlackMs;
+        if (last_check_ms_ > 0 && stalled > 0) {
+          spdlog::warn("jobmanager stalled for {} ms: heartbeat deadlines moved by as much", stalled);
+          for (auto& [id, tm] : tms_) tm.last_heartbeat += stalled;
+        }
+        last_check_ms_ = now;
         std::vector<std::string> lost;
         for (const auto& [id, tm] : tms_)
           if (now - tm.last_heartbeat > o_.heartbeat_timeout.count()) lost.push_back(id);
@@ -1657,7 +1668,11 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   // The fencing epoch signed into every call to taskmanagers (0: no election).
   std::atomic<int64_t> epoch_{0};
 
-  std::mutex mu_;  // guards tms_, jobs_, suspects_, retired_ and every Job's rec/subtasks/failover fields
+  std::mutex mu_;  // guards tms_, jobs_, suspects_, retired_, last_check_ms_ and every Job's rec/subtasks/failover fields
+  // The scheduler checks heartbeats every 100 ms; a gap longer than this
+  // slack between checks is a stall of the jobmanager (scheduler thread only).
+  static constexpr int64_t kStallSlackMs = 400;
+  int64_t last_check_ms_ = 0;
   std::map<std::string, TaskManagerInfo> tms_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;
   Suspects suspects_;
