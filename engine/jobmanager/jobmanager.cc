@@ -799,6 +799,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       st->second.rates.add({now, m.records_in(), m.records_out(), m.busy_ns(), m.backpressured_ns()});
     }
     resp->set_registered(true);
+    std::set<std::string> artifacts;
+    for (const auto& [id, j] : jobs_)
+      if (!is_terminal(state_of(j->rec))) artifacts.insert(j->rec.library_sha256());
+    for (const auto& a : artifacts) resp->add_artifacts(a);
     return grpc::Status::OK;
   }
 

@@ -135,6 +135,15 @@ void kill_series(int kills, std::vector<std::string> jm_extra, std::chrono::mill
   ASSERT_FALSE(job.empty());
   JobView v = c.wait_for_checkpoints(job, 3);
   ASSERT_EQ(v.state, "RUNNING") << v.raw << c.logs();
+  // The taskmanager the job does not use has its library already: a
+  // failover onto it does not wait for the download.
+  for (const char* id : {"tm-a", "tm-b", "tm-c"}) {
+    if (snapshot(c, job).taskmanagers.count(id)) continue;
+    EXPECT_TRUE(wait_until(
+        [&] { return c.taskmanager(id).log().find("fetched and loaded ahead of any deploy") != std::string::npos; },
+        10s))
+        << id << " did not fetch the job's library ahead of time:\n" << c.taskmanager(id).log();
+  }
 
   std::vector<Recovery> recoveries;
   for (int k = 0; k < kills; ++k) {
