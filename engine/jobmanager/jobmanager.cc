@@ -149,8 +149,12 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     struct PendingCancel {
       std::string tm, instance;
       std::shared_future<grpc::Status> done;
+      int64_t since_ms = 0;  // steady
     };
     std::vector<PendingCancel> cancels;
+    // Taskmanagers whose cancel is still unanswered after kCancelGraceMs:
+    // the next attempt is placed on the others if they have room.
+    std::set<std::string> slow_cancel_tms;
     bool deploying = false;
     int64_t failed_at_ms = -1;  // steady; -1: not recovering
     int64_t last_recovery_ms = 0;
@@ -1180,7 +1184,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
             return stub->CancelTasks(&ctx, r, &e);
           },
           deadline);
-      j.cancels.push_back({tm, it->second.instance, done.share()});
+      j.cancels.push_back({tm, it->second.instance, done.share(), steady_ms()});
     }
     std::lock_guard gl(j.gw_mu);
     j.gw_tms.clear();
@@ -1298,14 +1302,23 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
     stop_cv_.notify_all();
   }
 
-  /// Whether the cancels of `j`'s last attempt are all answered. A
-  /// taskmanager that could not be reached is dropped at once: it is not
-  /// placed again until it registers again.
+  /// Whether the next attempt of `j` may be deployed: every cancel of the
+  /// last attempt answered — or unanswered for kCancelGraceMs: a live but
+  /// slow taskmanager (a loaded machine) then only keeps the next attempt
+  /// off itself (`slow_cancel_tms`) instead of holding it up until its
+  /// call's deadline. A taskmanager that could not be reached is dropped at
+  /// once: it is not placed again until it registers again.
   bool cancels_settled_locked(Job& j) {
     bool settled = true;
+    const int64_t now = steady_ms();
+    j.slow_cancel_tms.clear();
     for (auto it = j.cancels.begin(); it != j.cancels.end();) {
       if (it->done.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-        settled = false;
+        if (now - it->since_ms < kCancelGraceMs) {
+          settled = false;
+        } else {
+          j.slow_cancel_tms.insert(it->tm);
+        }
         ++it;
         continue;
       }
@@ -1391,7 +1404,10 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       used_slots_locked(&used);
       std::vector<PlacementCandidate> candidates;
       const int64_t now = steady_ms();
-      for (const auto& [id, tm] : tms_) candidates.push_back({id, tm.slots - used[id], suspects_.suspect(id, now)});
+      for (const auto& [id, tm] : tms_) {
+        if (j.slow_cancel_tms.count(id)) continue;  // its old tasks may still run: not now
+        candidates.push_back({id, tm.slots - used[id], suspects_.suspect(id, now)});
+      }
       auto placed = place_slots(std::move(candidates), need);
       if (!placed.is_ok()) {
         if (j.rec.last_failure().empty()) j.rec.set_last_failure(placed.status().message());
@@ -1676,6 +1692,9 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   // The scheduler checks heartbeats every 100 ms; a gap longer than this
   // slack between checks is a stall of the jobmanager (scheduler thread only).
   static constexpr int64_t kStallSlackMs = 400;
+  // A cancel unanswered this long keeps the next attempt off its
+  // taskmanager instead of holding the attempt up (cancels_settled_locked).
+  static constexpr int64_t kCancelGraceMs = 700;
   int64_t last_check_ms_ = 0;
   std::map<std::string, TaskManagerInfo> tms_;
   std::map<std::string, std::shared_ptr<Job>> jobs_;

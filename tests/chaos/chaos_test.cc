@@ -153,10 +153,10 @@ class ChaosRun {
   void produce(int rate) {
     // The reference is read while the clicks arrive: the dev broker keeps
     // only the last 5 MiB of each partition (connectors/kafka/README.md), a
-    // fraction of a long run's clicks.
+    // fraction of a long run's clicks. -u: each line reaches the file at once.
     for (int p = 0; p < 4; ++p) {
       readers_.push_back(std::make_unique<Child>(
-          std::vector<std::string>{"/usr/bin/kcat", "-C", "-b", bootstrap_, "-t", "clicks", "-p", std::to_string(p),
+          std::vector<std::string>{"/usr/bin/kcat", "-C", "-u", "-b", bootstrap_, "-t", "clicks", "-p", std::to_string(p),
                                    "-o", "beginning", "-q", "-f", "%s\n"},
           dir_.file("topic-" + std::to_string(p) + ".ndjson")));
     }
