@@ -157,10 +157,16 @@ Status PgWriterCore::connect() {
   // Session settings: a commit is durable before the checkpoint moves on
   // (a server configured with synchronous_commit=off could otherwise lose
   // an acknowledged batch in a crash); no NOTICE chatter; a lock held by a
-  // stuck zombie of an earlier run is waited for at most 10 s (then retried).
+  // stuck zombie of an earlier run is waited for at most 10 s (then retried);
+  // and a writer idle inside its own transaction for 2 s — frozen (SIGSTOP,
+  // a hung or cut-off process) between the statements of a commit — has it
+  // ended by the server, so the progress row lock it holds does not hold up
+  // the attempt that replaced it. Never idle that long when alive: a commit's
+  // statements follow each other at once, and a live writer that is ended
+  // this way retries the batch on a new connection.
   SLUICE_RETURN_IF_ERROR(conn_->exec(
       "SET synchronous_commit = on; SET client_min_messages = warning; SET lock_timeout = '10s'; "
-      "SET work_mem = '64MB'"));
+      "SET idle_in_transaction_session_timeout = '2s'; SET work_mem = '64MB'"));
   if (!stage_sql_.empty()) SLUICE_RETURN_IF_ERROR(conn_->exec(stage_sql_));
   return Status::ok();
 }

@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "engine/cli/commands.h"
+#include "engine/cli/signal_shutdown.h"
 #include "engine/common/auth.h"
 #include "engine/common/time.h"
 #include "engine/jobmanager/jobmanager.h"
@@ -30,76 +31,9 @@ void add_config_option(CLI::App* cmd) {
       "TOML/INI file of settings: `key = value` lines, keys = long option names; flags win");
 }
 
-/// SIGINT/SIGTERM of a cluster process: a clean shutdown within a bound.
-/// Construct it first, before any other thread exists: it blocks both
-/// signals in the calling thread, so every thread started later inherits
-/// the mask and none is killed by the default action. The first signal
-/// runs `shutdown` on a thread of its own; if that has not returned within
-/// `bound`, or a second signal comes, the process logs why and exits at
-/// once (exit code 1). finish() (or the destructor) stops watching.
-class SignalShutdown {
- public:
-  explicit SignalShutdown(Duration bound) : bound_(bound) {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-  }
-  ~SignalShutdown() { finish(); }
-  SignalShutdown(const SignalShutdown&) = delete;
-  SignalShutdown& operator=(const SignalShutdown&) = delete;
-
-  /// Starts watching; `shutdown` runs at the first signal.
-  void watch(std::function<void()> shutdown) {
-    shutdown_ = std::move(shutdown);
-    thread_ = std::thread([this] { run(); });
-  }
-  /// Waits for a shutdown under way, then stops watching.
-  void finish() {
-    finished_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-
- private:
-  void run() {
-    const timespec tick{0, 200'000'000};
-    int sig = -1;
-    while (!finished_ && sig <= 0) sig = sigtimedwait(&set_, nullptr, &tick);
-    if (sig <= 0) return;
-    spdlog::info("{}: shutting down (at most {})", sig == SIGTERM ? "SIGTERM" : "SIGINT", format_duration(bound_));
-    std::atomic<bool> done{false};
-    std::thread worker([&] {
-      shutdown_();
-      done = true;
-    });
-    const auto deadline = std::chrono::steady_clock::now() + bound_;
-    while (!done) {
-      if (sigtimedwait(&set_, nullptr, &tick) > 0) {
-        spdlog::error("second signal during the shutdown: exiting now");
-        exit_now();
-      }
-      if (std::chrono::steady_clock::now() >= deadline && !done) {
-        spdlog::error("the shutdown did not finish within {}: exiting now", format_duration(bound_));
-        exit_now();
-      }
-    }
-    worker.join();
-  }
-  [[noreturn]] static void exit_now() {
-    spdlog::default_logger()->flush();
-    std::_Exit(1);
-  }
-
-  std::function<void()> shutdown_;
-  const Duration bound_;
-  sigset_t set_;
-  std::atomic<bool> finished_{false};
-  std::thread thread_;
-};
-
 struct JobManagerCli {
   jobmanager::JobManagerOptions o;
-  std::string heartbeat_timeout = "5s";
+  std::string heartbeat_timeout = "2500ms";
   std::string ha_lease_ttl = "3s";
   std::string shutdown_timeout = "20s";
   std::string restart_backoff = "200ms", restart_max_backoff = "10s", restart_backoff_reset = "30s";
@@ -219,7 +153,8 @@ Runner add_jobmanager(CLI::App& app) {
                   "Checkpoint interval for jobs that set none; 0 = only savepoints and the final one")
       ->capture_default_str()
       ->envname("SLUICE_CHECKPOINT_INTERVAL");
-  cmd->add_option("--heartbeat-timeout", c->heartbeat_timeout, "A taskmanager silent this long is lost")
+  cmd->add_option("--heartbeat-timeout", c->heartbeat_timeout, "A taskmanager silent this long is lost (it heartbeats every fifth of it); a frozen "
+                  "or cut-off taskmanager is worked around after about this long")
       ->capture_default_str()
       ->envname("SLUICE_HEARTBEAT_TIMEOUT");
   cmd->add_option("--restart-backoff", c->restart_backoff,

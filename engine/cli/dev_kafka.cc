@@ -1,16 +1,17 @@
 // sluice dev-kafka: a Kafka broker for development and tests (librdkafka's
 // mock cluster). Prints its bootstrap address, optionally writes it to a
 // file, and runs until SIGTERM or SIGINT.
-#include <pthread.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 
 #include "connectors/kafka/dev_broker.h"
 #include "engine/cli/commands.h"
+#include "engine/cli/signal_shutdown.h"
 
 namespace sluice::cli {
 
@@ -20,6 +21,7 @@ struct DevKafkaCli {
   int brokers = 1;
   std::vector<std::string> topics;
   std::string bootstrap_file;
+  std::string shutdown_timeout = "10s";
 };
 
 // Writes via a temporary file and rename, so a reader polling for the
@@ -46,13 +48,11 @@ int run(const DevKafkaCli& c) {
     if (!t.is_ok()) return report_error(t.status().message(), 2);
     o.topics.push_back(*t);
   }
-  // Block the stop signals before librdkafka starts its threads (they
-  // inherit the mask), then wait for one with sigwait on this thread.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto bound = parse_duration(c.shutdown_timeout);
+  if (!bound.is_ok() || bound->count() <= 0) return report_error("--shutdown-timeout must be a positive duration", 2);
+  // Blocks the stop signals before librdkafka starts its threads (they
+  // inherit the mask).
+  SignalShutdown signals(*bound);
   std::signal(SIGPIPE, SIG_IGN);
 
   auto broker = kafka::DevBroker::start(o);
@@ -67,11 +67,17 @@ int run(const DevKafkaCli& c) {
   for (const auto& t : o.topics) std::cerr << "; topic " << t.name << " (" << t.partitions << " partitions)";
   std::cerr << ". Stop with Ctrl-C or SIGTERM." << std::endl;
 
-  int sig = 0;
-  sigwait(&stop, &sig);
-  std::cerr << "dev-kafka: stopping (signal " << sig << ")" << std::endl;
-  broker->reset();
-  if (!c.bootstrap_file.empty()) std::remove(c.bootstrap_file.c_str());
+  // The broker's clients see its connections close; the address file goes.
+  std::promise<void> stopped;
+  signals.watch([&] {
+    std::cerr << "dev-kafka: stopping (" << (signals.signal() == SIGTERM ? "SIGTERM" : "SIGINT") << ")" << std::endl;
+    broker->reset();
+    if (!c.bootstrap_file.empty()) std::remove(c.bootstrap_file.c_str());
+    std::cerr << "dev-kafka: stopped" << std::endl;
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  signals.finish();
   return 0;
 }
 
@@ -87,6 +93,9 @@ Runner add_dev_kafka(CLI::App& app) {
   cmd->add_option("--topic", c->topics, "Topic to create, NAME:PARTITIONS (repeatable)");
   cmd->add_option("--bootstrap-file", c->bootstrap_file,
                   "Also write the bootstrap address to this file (removed on exit)");
+  cmd->add_option("--shutdown-timeout", c->shutdown_timeout,
+                  "On SIGINT/SIGTERM: longest clean stop before the process exits anyway with code 1")
+      ->capture_default_str();
   return [c] { return run(*c); };
 }
 

@@ -1,14 +1,14 @@
 // sluice dev-receiver: the receiving end of a push sink for demos and
 // development (connectors/http/dev_receiver.h). Prints its address,
 // optionally writes it to a file, and runs until SIGTERM or SIGINT.
-#include <pthread.h>
-
 #include <csignal>
 #include <cstdio>
+#include <future>
 #include <iostream>
 
 #include "connectors/http/dev_receiver.h"
 #include "engine/cli/commands.h"
+#include "engine/cli/signal_shutdown.h"
 #include "state/snapshot.h"
 
 namespace sluice::cli {
@@ -20,6 +20,7 @@ struct DevReceiverCli {
   std::string token_file;
   std::string keys;
   std::string address_file;
+  std::string shutdown_timeout = "10s";
 };
 
 int run(DevReceiverCli& c) {
@@ -35,11 +36,9 @@ int run(DevReceiverCli& c) {
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGTERM);
-  sigaddset(&stop, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  auto bound = parse_duration(c.shutdown_timeout);
+  if (!bound.is_ok() || bound->count() <= 0) return report_error("--shutdown-timeout must be a positive duration", 2);
+  SignalShutdown signals(*bound);  // before the server starts its threads
   std::signal(SIGPIPE, SIG_IGN);
   auto r = http_sink::DevPushReceiver::start(c.o);
   if (!r.is_ok()) return report_error(r.status().message(), 1);
@@ -53,13 +52,19 @@ int run(DevReceiverCli& c) {
             << (c.o.token.empty() ? "" : " (bearer token required)") << "; latest records at /records"
             << (c.o.key_fields.empty() ? "" : " (per " + c.keys + ")") << ", counts at /stats. Stop with Ctrl-C or SIGTERM."
             << std::endl;
-  int sig = 0;
-  sigwait(&stop, &sig);
-  auto s = (*r)->stats();
-  std::cerr << "dev-receiver: stopping (signal " << sig << ") after " << s.batches << " batches (" << s.duplicates
-            << " repeated keys ignored), " << s.records << " records" << std::endl;
-  r->reset();
-  if (!c.address_file.empty()) std::remove(c.address_file.c_str());
+  std::promise<void> stopped;
+  signals.watch([&] {
+    auto s = (*r)->stats();
+    std::cerr << "dev-receiver: stopping (" << (signals.signal() == SIGTERM ? "SIGTERM" : "SIGINT") << ") after "
+              << s.batches << " batches (" << s.duplicates << " repeated keys ignored), " << s.records << " records"
+              << std::endl;
+    r->reset();  // stops accepting, closes the connections
+    if (!c.address_file.empty()) std::remove(c.address_file.c_str());
+    std::cerr << "dev-receiver: stopped" << std::endl;
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  signals.finish();
   return 0;
 }
 
@@ -76,6 +81,9 @@ Runner add_dev_receiver(CLI::App& app) {
                                     "(e.g. minute,step); none: every record is kept");
   cmd->add_option("--max-records", c->o.max_keys, "Records kept at most")->capture_default_str();
   cmd->add_option("--address-file", c->address_file, "Also write the bound address to this file (removed on exit)");
+  cmd->add_option("--shutdown-timeout", c->shutdown_timeout,
+                  "On SIGINT/SIGTERM: longest clean stop before the process exits anyway with code 1")
+      ->capture_default_str();
   return [c] { return run(*c); };
 }
 

@@ -1,15 +1,14 @@
 // sluice run-local JOB.so: the whole job in this process (the mini cluster).
 #include <spdlog/spdlog.h>
 
-#include <atomic>
-#include <csignal>
-#include <thread>
+#include <future>
 #include <iostream>
 #include <map>
 
 #include "engine/api/job_args.h"
 #include "engine/api/job_library.h"
 #include "engine/cli/commands.h"
+#include "engine/cli/signal_shutdown.h"
 #include "engine/graph/job_graph_builder.h"
 #include "engine/runtime/local_executor.h"
 #include "state/checkpoint_storage.h"
@@ -34,12 +33,8 @@ struct RunLocalOptions {
   std::string restore;
   bool savepoint_on_exit = false;
   int restart_attempts = -1;
+  std::string shutdown_timeout;  // default 20s, 5m with --savepoint-on-exit
 };
-
-// Set by SIGINT/SIGTERM; a watcher thread acts on it (handlers must stay trivial).
-std::atomic<int> g_signal{0};
-
-void on_signal(int sig) { g_signal.store(sig); }
 
 Result<std::map<std::string, std::string>> parse_pairs(const std::vector<std::string>& items,
                                                        const char* flag) {
@@ -55,6 +50,10 @@ Result<std::map<std::string, std::string>> parse_pairs(const std::vector<std::st
 }
 
 int run(const RunLocalOptions& o) {
+  auto bound = parse_duration(o.shutdown_timeout.empty() ? (o.savepoint_on_exit ? "5m" : "20s") : o.shutdown_timeout);
+  if (!bound.is_ok() || bound->count() <= 0) return report_error("--shutdown-timeout must be a positive duration", 2);
+  // Before any thread exists (a job's build function may start some).
+  SignalShutdown signals(*bound);
   auto args = parse_pairs(o.args, "--arg");
   if (!args.is_ok()) return report_error(args.status().message(), 2);
   auto settings = parse_pairs(o.settings, "--set");
@@ -99,44 +98,43 @@ int run(const RunLocalOptions& o) {
       o.restart_attempts >= 0 ? o.restart_attempts : (job->instance->checkpoints ? 3 : 0);
   runtime::LocalExecutor executor(job->instance, ro);
 
-  g_signal.store(0);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-  std::atomic<bool> done{false};
+  // SIGINT/SIGTERM: cancel the job (or stop it with a savepoint) and
+  // wait for run() to return, all within the bound.
+  std::promise<void> ran;
+  std::shared_future<void> run_returned = ran.get_future().share();
   std::string savepoint_message;
-  std::thread watcher([&] {
-    while (!done.load()) {
-      if (g_signal.load() != 0) {
-        if (o.savepoint_on_exit) {
-          auto sp = executor.stop_with_savepoint(std::chrono::minutes(5));
-          if (sp.is_ok()) {
-            savepoint_message = "stopped with savepoint " + std::to_string(sp->meta.id) + ": " + sp->dir;
-          } else {
-            savepoint_message = "savepoint failed (" + sp.status().to_string() + "); cancelled";
-            executor.cancel();
-          }
-        } else {
-          executor.cancel();
-        }
-        return;
+  signals.watch([&] {
+    if (o.savepoint_on_exit) {
+      // Four fifths of the bound: the rest is for a cancel if it fails.
+      auto sp = executor.stop_with_savepoint(Duration(bound->count() * 4 / 5));
+      if (sp.is_ok()) {
+        savepoint_message = "stopped with savepoint " + std::to_string(sp->meta.id) + ": " + sp->dir;
+      } else {
+        savepoint_message = "savepoint failed (" + sp.status().to_string() + "); cancelled";
+        executor.cancel();
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    } else {
+      executor.cancel();
     }
+    run_returned.wait();
   });
   Status st = executor.run();
-  done.store(true);
-  watcher.join();
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  ran.set_value();
+  signals.finish();
+  const int sig = signals.signal();
   const auto& s = executor.summary();
   for (const auto& cause : s.restart_causes) std::cerr << "restarted after: " << cause << std::endl;
   if (!savepoint_message.empty()) {
     std::cerr << savepoint_message << std::endl;
     return savepoint_message.rfind("stopped", 0) == 0 ? 0 : 1;
   }
-  if (st.code() == StatusCode::kCancelled && g_signal.load() != 0) {
-    std::cerr << "cancelled" << std::endl;
-    return 130;
+  if (st.code() == StatusCode::kCancelled && sig != 0) {
+    // SIGTERM is how a service is stopped: a clean stop exits 0. SIGINT
+    // (Ctrl-C) keeps the shell's 130, so a script sees the interruption.
+    std::cerr << "cancelled on " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+              << "; the job did not finish" << std::endl;
+    spdlog::default_logger()->flush();
+    return sig == SIGTERM ? 0 : 130;
   }
   if (!st.is_ok()) return report_error(st.to_string());
   std::cerr << "finished in " << s.seconds << " s; dead letters: " << s.dead_letters << std::endl;
@@ -165,6 +163,9 @@ Runner add_run_local(CLI::App& app) {
                   "Start from 'latest' (in --checkpoint-dir) or a checkpoint/savepoint path");
   cmd->add_flag("--savepoint-on-exit", o->savepoint_on_exit,
                 "On SIGINT/SIGTERM take a savepoint, then stop (needs --checkpoint-dir)");
+  cmd->add_option("--shutdown-timeout", o->shutdown_timeout,
+                  "On SIGINT/SIGTERM: longest clean stop (cancel, or the savepoint) before the process exits "
+                  "anyway with code 1 (default 20s; 5m with --savepoint-on-exit)");
   cmd->add_option("--restart-attempts", o->restart_attempts,
                   "Restarts from the latest checkpoint after failures (default 3 with "
                   "checkpointing, else 0)");

@@ -35,10 +35,12 @@ struct JobManagerOptions {
   /// secret. Default true; false: they need it too (HTTP: Authorization:
   /// Bearer <token>).
   bool open_read_access = true;
-  /// A taskmanager silent for longer is lost. Default 5 s.
-  Duration heartbeat_timeout{5000};
-  /// How often taskmanagers heartbeat. Default 1 s.
-  Duration heartbeat_interval{1000};
+  /// A taskmanager silent for longer is lost. Default 2.5 s: a frozen or
+  /// cut-off taskmanager's work runs elsewhere again well within 5 s, while
+  /// a live one may stall ~2 s (a loaded machine) without a failover.
+  Duration heartbeat_timeout{2500};
+  /// How often taskmanagers heartbeat. Default 500 ms (the CLI: timeout / 5).
+  Duration heartbeat_interval{500};
   /// When failed jobs restart and when they are given up (restart_policy.h).
   RestartPolicyOptions restart;
   /// A taskmanager named by a failure (the far end of a lost data-plane

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <functional>
 #include <random>
 #include <string>
@@ -41,6 +42,18 @@ constexpr int kTaskManagers = 4;
 // stable running (default 30 s) and each fault waits for it, so every
 // recovery starts from the initial backoff as a fault in production would.
 constexpr std::chrono::milliseconds kStable{3000};
+
+/// hh:mm:ss.mmm, as the processes' logs stamp their lines.
+std::string utc_now() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000));
+  return buf;
+}
 
 int port_of(const std::string& host_port) { return std::stoi(host_port.substr(host_port.rfind(':') + 1)); }
 
@@ -74,6 +87,8 @@ class Tmpfs {
 struct Fault {
   std::string name;
   std::string what;          // what was done (e.g. the netem settings)
+  std::string at;            // wall-clock time of the fault (UTC), to find it in the logs
+  int64_t running_ms = -1;   // fault -> job RUNNING again (faults that restart it)
   int64_t recovery_ms = -1;  // fault (or its end) -> rows committed again
   int64_t restarts = 0;      // restarts it caused
 };
@@ -104,7 +119,7 @@ class ChaosRun {
     ASSERT_TRUE(checkpoints_->mounted()) << "cannot mount a tmpfs for the checkpoints";
     cluster_.start_jobmanager(net_->host_ip() + ":0",
                               {"--checkpoint-dir", dir_.file("chk"), "--checkpoint-interval", "500ms",
-                               "--heartbeat-timeout", "2s", "--restart-failure-rate", failure_rate,
+                               "--restart-failure-rate", failure_rate,
                                "--restart-backoff-reset", format_duration(kStable)});
     for (int i = 0; i < kTaskManagers; ++i) start_taskmanager(i);
     ASSERT_TRUE(cluster_.wait_for_taskmanagers(kTaskManagers)) << cluster_.logs();
@@ -133,13 +148,22 @@ class ChaosRun {
     ASSERT_EQ(v.state, "RUNNING") << v.raw << cluster_.logs();
   }
 
-  /// Paced clicks into the topic in the background, event time = now.
-  void produce(int64_t count, int rate) {
-    produced_ = count;
+  /// Paced clicks into the topic in the background, event time = now,
+  /// until verify() stops it (the faults take as long as they take).
+  void produce(int rate) {
+    // The reference is read while the clicks arrive: the dev broker keeps
+    // only the last 5 MiB of each partition (connectors/kafka/README.md), a
+    // fraction of a long run's clicks. -u: each line reaches the file at once.
+    for (int p = 0; p < 4; ++p) {
+      readers_.push_back(std::make_unique<Child>(
+          std::vector<std::string>{"/usr/bin/kcat", "-C", "-u", "-b", bootstrap_, "-t", "clicks", "-p", std::to_string(p),
+                                   "-o", "beginning", "-q", "-f", "%s\n"},
+          dir_.file("topic-" + std::to_string(p) + ".ndjson")));
+    }
     producer_ = std::make_unique<Child>(
         std::vector<std::string>{sluice_binary(), "gen", "--kafka", bootstrap_, "--topic", "clicks", "--rate",
-                                 std::to_string(rate), "--count", std::to_string(count), "--seed", "5", "--pages",
-                                 "20", "--late", "0", "--malformed", "0.002"},
+                                 std::to_string(rate), "--unbounded", "--seed", "5", "--pages", "20", "--late", "0",
+                                 "--malformed", "0.002"},
         dir_.file("producer.log"));
   }
 
@@ -159,6 +183,12 @@ class ChaosRun {
   Job job() {
     Job j;
     auto v = cluster_.status(job_);
+    // A status call that failed (a loaded machine) is asked again: its
+    // zero restarts would read as restarts undone.
+    for (int i = 0; i < 20 && v.state.empty(); ++i) {
+      std::this_thread::sleep_for(50ms);
+      v = cluster_.status(job_);
+    }
     j.state = v.state;
     j.restarts = v.restarts;
     for (const auto& tm : v.taskmanagers) j.taskmanagers.insert(std::stoi(tm.substr(3)));
@@ -206,6 +236,7 @@ class ChaosRun {
     Fault f;
     f.name = name;
     Job before = job();
+    f.at = utc_now();
     auto t0 = Clock::now();
     f.what = inject();
     bool healed = !heal;
@@ -222,7 +253,10 @@ class ChaosRun {
       }
       if (baseline < 0 && !from_heal) {
         Job j = job();
-        if (j.state == "RUNNING" && j.restarts > before.restarts) baseline = rows();
+        if (j.state == "RUNNING" && j.restarts > before.restarts) {
+          f.running_ms = ms_since(t0);
+          baseline = rows();
+        }
       } else if (baseline >= 0 && rows() > baseline && (healed || !from_heal)) {
         f.recovery_ms = ms_since(t_from);
         break;
@@ -286,6 +320,13 @@ class ChaosRun {
                                   [&] { return checkpoints_->fill(true) ? "tmpfs filled" : "FAILED"; },
                                   [&] { checkpoints_->fill(false); }, 3000ms, false, true));
           break;
+        case 8:
+          // A live process stalled as a loaded machine may stall it: no failover.
+          out.push_back(run_fault("SIGSTOP " + v + " for 1 s (a stall)",
+                                  [&] { ::kill(tms_[victim]->pid(), SIGSTOP); return std::string("SIGSTOP"); },
+                                  [&] { ::kill(tms_[victim]->pid(), SIGCONT); }, 1000ms, false));
+          EXPECT_EQ(out.back().restarts, 0) << "a taskmanager stalled for 1 s was failed over";
+          break;
       }
       EXPECT_EQ(out.back().what.find("FAILED"), std::string::npos) << out.back().name;
       if (out.back().recovery_ms < 0) ADD_FAILURE() << out.back().name << ": no rows within 60 s" << cluster_.logs();
@@ -297,7 +338,8 @@ class ChaosRun {
   /// Stops producing, moves event time past every window (flush events to
   /// every partition), and compares the table with the topic's contents.
   void verify() {
-    ASSERT_EQ(wait_process_exit(*producer_, 300s), 0) << producer_->log();
+    ASSERT_TRUE(producer_->running()) << "the producer ended early: " << producer_->log();
+    producer_->kill(SIGTERM);  // what reached the topic is the input
     // On a window boundary: no window holds both clicks and flush events.
     const int64_t flush_start = (wall_clock_ms() + 5000) / 1000 * 1000;
     std::string flush = dir_.file("flush.ndjson");
@@ -311,25 +353,26 @@ class ChaosRun {
                            30s);
       ASSERT_EQ(k.exit_code, 0) << k.err;
     }
-    // The reference: every click in the topic before the flush, read one
-    // partition at a time (kcat -e over all partitions at once stopped
-    // after about a quarter of 900 k records here), and checked complete.
-    std::filesystem::remove(dir_.file("topic.ndjson"));
-    for (int p = 0; p < 4; ++p) {
-      auto all = run_command({"/bin/sh", "-c", "/usr/bin/kcat -C -b " + bootstrap_ + " -t clicks -p " +
-                                                   std::to_string(p) + " -o beginning -e -q -f '%s\\n' >> " +
-                                                   dir_.file("topic.ndjson")},
-                             180s);
-      ASSERT_EQ(all.exit_code, 0) << "partition " << p << ": " << all.err;
-      ASSERT_FALSE(all.timed_out) << "partition " << p;
-    }
+    // The reference: every click the readers took from the topic before
+    // the flush events, which were written last to every partition: all
+    // 4 x 500 read = every partition read to its end.
     std::vector<Click> clicks;
-    int64_t lines = 0;
-    for (const auto& l : read_input(dir_.file("topic.ndjson"))) {  // malformed lines are the job's dead letters
-      ++lines;
-      if (l.click && l.click->ts < flush_start) clicks.push_back(*l.click);
+    auto flushes_read = [&](int p) {
+      int64_t n = 0;
+      for (const auto& l : read_input(dir_.file("topic-" + std::to_string(p) + ".ndjson")))
+        if (l.click && l.click->ts >= flush_start) ++n;
+      return n;
+    };
+    for (int p = 0; p < 4; ++p) {
+      ASSERT_TRUE(wait_until([&] { return flushes_read(p) >= 500; }, 120s))
+          << "partition " << p << ": its reader did not reach the end (" << flushes_read(p) << " of 500 flush events)";
+      ASSERT_EQ(flushes_read(p), 500) << "partition " << p;
     }
-    ASSERT_GE(lines, produced_ + 4 * 500) << "the reference must hold every record produced";
+    for (auto& r : readers_) r->kill(SIGTERM);
+    for (int p = 0; p < 4; ++p) {  // malformed lines are the job's dead letters
+      for (const auto& l : read_input(dir_.file("topic-" + std::to_string(p) + ".ndjson")))
+        if (l.click && l.click->ts < flush_start) clicks.push_back(*l.click);
+    }
     Counts want = reference_counts(clicks, 1000);
     Counts got;
     size_t dups = 0;
@@ -354,13 +397,6 @@ class ChaosRun {
     std::printf("%zu clicks, %zu (window, page) rows, equal to the reference\n", clicks.size(), want.size());
   }
 
-  static int wait_process_exit(Child& c, std::chrono::milliseconds timeout) {
-    int code = -1;
-    wait_until([&] { return !c.running(); }, timeout);
-    code = c.running() ? -1 : 0;
-    return code;
-  }
-
   std::string failure_rate = "30/5m";
   Cluster& cluster() { return cluster_; }
   ChaosNet& net() { return *net_; }
@@ -370,19 +406,21 @@ class ChaosRun {
   Cluster cluster_;
   std::unique_ptr<PgServer> pg_;
   std::unique_ptr<Child> kafka_, producer_;
+  std::vector<std::unique_ptr<Child>> readers_;  // kcat per partition: the reference
   std::unique_ptr<ChaosNet> net_;
   std::unique_ptr<Tmpfs> checkpoints_;
   std::map<int, std::unique_ptr<Child>> tms_;
   std::string bootstrap_, job_;
-  int64_t produced_ = 0;  // clicks the producer was asked for
 };
 
 void print_faults(const std::vector<Fault>& faults) {
-  std::printf("%-44s %-60s %9s %8s\n", "fault", "how", "recovery", "restarts");
+  std::printf("%-13s %-40s %-40s %10s %9s %8s\n", "at (UTC)", "fault", "how", "->RUNNING", "->rows", "restarts");
   for (const auto& f : faults) {
-    std::printf("%-44s %-60s %6lld ms %8lld\n", f.name.c_str(), f.what.substr(0, 60).c_str(),
-                static_cast<long long>(f.recovery_ms), static_cast<long long>(f.restarts));
+    std::string running = f.running_ms < 0 ? "-" : std::to_string(f.running_ms) + " ms";
+    std::printf("%-13s %-40s %-40s %10s %6lld ms %8lld\n", f.at.c_str(), f.name.c_str(), f.what.substr(0, 40).c_str(),
+                running.c_str(), static_cast<long long>(f.recovery_ms), static_cast<long long>(f.restarts));
   }
+  std::fflush(stdout);
 }
 
 bool chaos_possible(std::string* why) {
@@ -405,8 +443,8 @@ bool chaos_possible(std::string* why) {
   return true;
 }
 
-/// The faults `order` once each while `clicks` are produced at 1500/s.
-void faults_once(const std::vector<int>& order, int64_t clicks) {
+/// The faults `order` once each while clicks are produced at 1500/s.
+void faults_once(const std::vector<int>& order) {
   std::string why;
   if (!chaos_possible(&why)) GTEST_SKIP() << why;
   TempDir dir;
@@ -415,7 +453,7 @@ void faults_once(const std::vector<int>& order, int64_t clicks) {
   if (::testing::Test::HasFatalFailure()) return;
   run.submit();
   if (::testing::Test::HasFatalFailure()) return;
-  run.produce(clicks, 1500);
+  run.produce(1500);
   auto faults = run.faults(order, 0);
   print_faults(faults);
   for (const auto& f : faults) EXPECT_LT(f.recovery_ms, 5000) << f.name;
@@ -424,12 +462,20 @@ void faults_once(const std::vector<int>& order, int64_t clicks) {
 
 // CI: kill -9 and a partition between two taskmanagers' namespaces (~45 s).
 TEST(Chaos, KillAndPartitionKafkaToPostgresExactlyOnceEachRecoveryUnderFiveSeconds) {
-  faults_once({0, 3}, 30'000);  // ~20 s of clicks
+  faults_once({0, 3});
+}
+
+// CI: a taskmanager frozen (SIGSTOP 3 s), one cut off from the jobmanager
+// (4 s), twice each, with the default heartbeat timeout: detected and
+// worked around in under 5 s without the frozen or cut-off process's help;
+// and one stalled for 1 s, which is not failed over.
+TEST(Chaos, FrozenAndCutOffTaskManagersRecoverUnderFiveSecondsAStallIsNoFailure) {
+  faults_once({1, 4, 8, 1, 4});
 }
 
 // slow (chaos_slow_test): every fault once, in order (~2.5 min).
 TEST(Chaos, DISABLED_EveryFaultOnceKafkaToPostgresExactlyOnceEachRecoveryUnderFiveSeconds) {
-  faults_once({0, 1, 2, 3, 4, 5, 6, 7}, 120'000);  // ~80 s of clicks
+  faults_once({0, 1, 2, 3, 4, 5, 6, 7, 8});  // ~80 s of clicks
 }
 
 TEST(Chaos, DISABLED_FiveRandomRoundsOfEveryFault) {
@@ -444,13 +490,13 @@ TEST(Chaos, DISABLED_FiveRandomRoundsOfEveryFault) {
   if (::testing::Test::HasFatalFailure()) return;
   run.submit();
   if (::testing::Test::HasFatalFailure()) return;
-  run.produce(900'000, 1500);  // ~10 min of clicks
+  run.produce(1500);
   const uint64_t seed = std::random_device{}();
   std::printf("seed %llu\n", static_cast<unsigned long long>(seed));
   std::mt19937_64 rng(seed);
   std::vector<Fault> all;
   for (int round = 0; round < 5; ++round) {
-    std::vector<int> order = {0, 1, 2, 3, 4, 5, 6, 7};
+    std::vector<int> order = {0, 1, 2, 3, 4, 5, 6, 7, 8};
     std::shuffle(order.begin(), order.end(), rng);
     auto f = run.faults(order, round);
     all.insert(all.end(), f.begin(), f.end());

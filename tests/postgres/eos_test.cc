@@ -1,9 +1,12 @@
 // The exactly-once protocol under an injected crash before and after every
 // step of a batch commit, in normal operation and during recovery; a
 // rescaled restore; a fresh run reusing checkpoint ids; and two writers
-// (a zombie and its replacement) committing the same batch at once.
+// (a zombie and its replacement) committing the same batch at once; a
+// zombie frozen inside its commit does not hold its replacement up.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
 #include <map>
 #include <optional>
 #include <thread>
@@ -35,8 +38,7 @@ class Harness {
   explicit Harness(std::string table) : table_(std::move(table)) {}
 
   std::unique_ptr<runtime::SinkWriter<Row>> writer(int subtask, int parallelism, std::optional<Crash> crash = {},
-                                                   const std::string& extra = "") {
-    PostgresSinkHooks hooks;
+                                                   const std::string& extra = "", PostgresSinkHooks hooks = {}) {
     if (crash) {
       auto fired = std::make_shared<bool>(false);
       hooks.on_step = [c = *crash, fired](PgStep s, PgPhase ph, int64_t cp) -> Status {
@@ -259,6 +261,48 @@ TEST(PgEos, AZombieAndItsReplacementCommittingTheSameBatchAtOnceWriteItOnce) {
     for (const auto& st : results) EXPECT_TRUE(st.is_ok()) << st.message();
   }
   h.expect_once(1, 2000);
+}
+
+// A writer frozen (SIGSTOP, a cut-off process) inside its commit, holding
+// the progress row lock: the server ends its idle transaction after 2 s
+// (idle_in_transaction_session_timeout), so the restored writer commits
+// within a few seconds instead of waiting out the 10 s lock_timeout; the
+// batch is in the table once, and the zombie, woken, commits nothing.
+TEST(PgEos, AZombieFrozenInsideItsCommitDoesNotHoldItsReplacementUp) {
+  Harness h("eos_frozen_zombie");
+  std::promise<void> frozen, wake;
+  std::shared_future<void> woken = wake.get_future().share();
+  PostgresSinkHooks hooks;
+  hooks.on_step = [&frozen, woken, once = std::make_shared<bool>(false)](PgStep s, PgPhase ph, int64_t cp) -> Status {
+    if (s == PgStep::kLockProgress && ph == PgPhase::kAfter && cp == 2 && !*once) {
+      *once = true;
+      frozen.set_value();
+      woken.wait();
+    }
+    return Status::ok();
+  };
+  auto a = h.writer(0, 1, {}, "", hooks);
+  ASSERT_TRUE(a->initialize_state({}).is_ok());
+  ASSERT_TRUE(a->open(*h.ctx).is_ok());
+  Harness::write_range(*a, 1, 10);
+  auto s2 = a->snapshot_state(CheckpointId(2));
+  ASSERT_TRUE(s2.is_ok());
+  std::thread zombie([&] { (void)a->notify_checkpoint_complete(CheckpointId(2)); });
+  frozen.get_future().wait();  // it holds the row lock now, idle in its transaction
+  auto b = h.writer(0, 1);
+  ASSERT_TRUE(b->initialize_state({true, 1, {*s2}}).is_ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st = b->open(*h.ctx);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  wake.set_value();
+  zombie.join();
+  ASSERT_TRUE(st.is_ok()) << st.message();
+  EXPECT_LT(ms, 6000) << "the replacement waited for the frozen zombie's lock";
+  std::printf("replacement committed %lld ms after it started, past a frozen zombie\n", static_cast<long long>(ms));
+  ASSERT_TRUE(b->close().is_ok());
+  h.expect_once(1, 10);
+  EXPECT_EQ(h.progress(0), 2);
 }
 
 }  // namespace
