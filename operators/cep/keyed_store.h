@@ -25,15 +25,14 @@
 // before the next checkpoint) never reach the backend.
 //
 // Bound: `max_items` items over all cached keys (cep.state-cache-entries,
-// default 1,000,000); beyond it the least recently selected keys are written
-// back and dropped (never the selected one, however large).
+// default 1,000,000); beyond it keys not selected lately are written back
+// and dropped (the clock algorithm; never the selected key, however large).
 #pragma once
 
 #include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_map.h>
 
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -160,7 +159,8 @@ struct CachedKey {
   Ordered<BufferKey, E> buffer;
   int64_t stored_buffer_size = 0;  ///< cep-buffer-size as the backend has it
   size_t counted = 0;              ///< cells() when last added to the cache's total
-  typename std::list<CachedKey*>::iterator lru;
+  size_t slot = 0;         ///< position in the cache's clock
+  bool referenced = true;  ///< selected since the clock hand last passed
 
   size_t cells() const {
     size_t n = 1 + events.cells() + entries.cells() + pms.cells() + buffer.cells();
@@ -203,7 +203,7 @@ class KeyedNfaStore final : public NfaStore<E> {
     auto it = keys_.find(key);
     if (it != keys_.end()) {
       cur_ = it->second.get();
-      lru_.splice(lru_.begin(), lru_, cur_->lru);
+      cur_->referenced = true;
       return;
     }
     const KeyGroup kg = backend_.current_key_group();
@@ -215,8 +215,8 @@ class KeyedNfaStore final : public NfaStore<E> {
     cur_->key = key_copy;
     cur_->kg = kg;
     load(*cur_);
-    lru_.push_front(cur_);
-    cur_->lru = lru_.begin();
+    cur_->slot = clock_.size();
+    clock_.push_back(cur_);
     cur_->counted = cur_->cells();
     total_ += cur_->counted;
     keys_.emplace(std::move(key_copy), std::move(owned));
@@ -226,7 +226,7 @@ class KeyedNfaStore final : public NfaStore<E> {
   /// (before a snapshot). Leaves the backend's current key changed.
   void flush() {
     recount();
-    for (CachedKey<E>* k : lru_) write_back(*k);
+    for (CachedKey<E>* k : clock_) write_back(*k);
     evict_for(cur_);  // keys that outgrew the bound while selected
   }
 
@@ -235,6 +235,11 @@ class KeyedNfaStore final : public NfaStore<E> {
 
   // --- NfaStore ---------------------------------------------------------------
   std::optional<KeyMeta> meta() override { return cur_->meta; }
+  bool meta_into(KeyMeta& out) override {
+    if (!cur_->meta) return false;
+    out = *cur_->meta;
+    return true;
+  }
   void put_meta(const KeyMeta& m) override {
     cur_->meta = m;
     cur_->meta_dirty = true;
@@ -306,17 +311,26 @@ class KeyedNfaStore final : public NfaStore<E> {
     cur_->counted = n;
   }
 
-  // Writes back and drops least recently used keys (never `keep`) until the
-  // cache is within its bound.
+  // Writes back and drops keys not selected lately (the clock algorithm:
+  // the hand clears the mark of each key it passes and takes the first
+  // unmarked one; never `keep` or the selected key) until the cache is
+  // within its bound.
   void evict_for(CachedKey<E>* keep) {
-    auto it = lru_.end();
-    while (total_ > max_items_ && it != lru_.begin()) {
-      --it;
-      CachedKey<E>* victim = *it;
-      if (victim == keep || victim == cur_) continue;
+    size_t passes = 0;
+    while (total_ > max_items_ && clock_.size() > 1 && passes < 2 * clock_.size() + 2) {
+      if (hand_ >= clock_.size()) hand_ = 0;
+      CachedKey<E>* victim = clock_[hand_];
+      if (victim == keep || victim == cur_ || victim->referenced) {
+        victim->referenced = false;
+        ++hand_;
+        ++passes;
+        continue;
+      }
       write_back(*victim);
       total_ -= victim->counted;
-      it = lru_.erase(it);
+      clock_[hand_] = clock_.back();  // the hand now points at the moved key
+      clock_[hand_]->slot = hand_;
+      clock_.pop_back();
       keys_.erase(keys_.find(victim->key));
     }
   }
@@ -382,7 +396,8 @@ class KeyedNfaStore final : public NfaStore<E> {
   state::ValueState<int64_t>* buffer_size_;
 
   absl::flat_hash_map<std::string, std::unique_ptr<CachedKey<E>>> keys_;
-  std::list<CachedKey<E>*> lru_;  // most recently selected first
+  std::vector<CachedKey<E>*> clock_;  // every cached key, in no order
+  size_t hand_ = 0;
   CachedKey<E>* cur_ = nullptr;
   size_t total_ = 0;  // cells of every cached key, as last counted
 };
