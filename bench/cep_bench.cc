@@ -85,10 +85,11 @@ struct Result1 {
 
 // kind empty: the in-memory store (the engine alone, no keyed state).
 Result1 measure(std::optional<state::BackendKind> kind, int64_t size, int64_t events, const std::string& dir,
-                bool known_device) {
+                bool known_device, int64_t flush_every) {
   ManualClock clock(0);
   std::unique_ptr<state::KeyedStateBackend> backend;
   std::unique_ptr<NfaStore<Login>> store_ptr;
+  KeyedNfaStore<Login>* keyed_store = nullptr;
   if (kind) {
     Configuration c;
     c.set("state.backend", std::string(state::backend_kind_name(*kind)));
@@ -102,7 +103,10 @@ Result1 measure(std::optional<state::BackendKind> kind, int64_t size, int64_t ev
     backend = std::move(*b);
     const std::string key = serialize(std::string("user-1"));
     backend->set_current_key(key, state::key_group_for_key(key, 128));
-    store_ptr = std::make_unique<KeyedNfaStore<Login>>(*backend);
+    auto keyed = std::make_unique<KeyedNfaStore<Login>>(*backend, 1'000'000);
+    keyed->select();
+    keyed_store = keyed.get();
+    store_ptr = std::move(keyed);
   } else {
     auto m = std::make_unique<MemoryNfaStore<Login>>();
     m->select("user-1");
@@ -116,7 +120,14 @@ Result1 measure(std::optional<state::BackendKind> kind, int64_t size, int64_t ev
   constexpr int64_t kGap = 10;
   Nfa<Login> nfa(fraud((size + 4) * kGap), store, host, limits);
   int64_t ts = 0;
+  int64_t fed = 0;
   auto feed = [&](const Login& l) {
+    // A checkpoint writes what changed back to keyed state.
+    if (keyed_store && flush_every > 0 && ++fed % flush_every == 0) {
+      keyed_store->flush();
+      backend->set_current_key(serialize(std::string("user-1")), state::key_group_for_key(serialize(std::string("user-1")), 128));
+      keyed_store->select();
+    }
     ts += kGap;
     Status st = nfa.process(l, ts);
     if (!st.is_ok()) {
@@ -157,6 +168,7 @@ int main(int argc, char** argv) {
   int64_t events = 20'000;
   std::string dir = "/tmp/sluice-cep-bench";
   bool known = true;
+  int64_t flush_every = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--backend") backends = v;
@@ -164,8 +176,9 @@ int main(int argc, char** argv) {
     else if (k == "--events") events = std::atoll(v.c_str());
     else if (k == "--dir") dir = v;
     else if (k == "--known-device") known = v != "0";
+    else if (k == "--flush-every") flush_every = std::atoll(v.c_str());
     else {
-      std::fprintf(stderr, "usage: cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,...] [--events N] [--dir DIR] [--known-device 0|1]\n");
+      std::fprintf(stderr, "usage: cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,...] [--events N] [--dir DIR] [--known-device 0|1] [--flush-every N]\n");
       return 2;
     }
   }
@@ -183,7 +196,7 @@ int main(int argc, char** argv) {
     first_kind = false;
     for (size_t i = 0; i < ns.size(); ++i) {
       std::filesystem::remove_all(dir);
-      Result1 r = measure(kind, ns[i], events, dir, known);
+      Result1 r = measure(kind, ns[i], events, dir, known, flush_every);
       std::printf("%s{\"partial_matches\":%lld,\"fail_ns\":%.0f,\"known_device_ns\":%.0f}", i ? "," : "",
                   static_cast<long long>(r.live), r.fail_ns, r.known_device_ns);
       std::fflush(stdout);

@@ -19,7 +19,6 @@
 
 #include "operators/basic/functions.h"
 #include "operators/cep/cep_metrics.h"
-#include "operators/cep/event_buffer.h"
 #include "operators/cep/keyed_store.h"
 #include "operators/cep/nfa.h"
 
@@ -30,13 +29,18 @@ enum class TimeMode : uint8_t { kEventTime, kProcessingTime };
 /// Settings of one CEP operator. Unset limits come from the job
 /// configuration: cep.max-partial-matches-per-key (default 10000),
 /// cep.max-events-per-key (100000), cep.max-buffered-events-per-key
-/// (100000), cep.limit-policy (drop-oldest | fail; default drop-oldest).
+/// (100000), cep.limit-policy (drop-oldest | fail; default drop-oldest);
+/// cep.state-cache-entries (1000000): items of recently used keys kept
+/// decoded in memory between checkpoints (keyed_store.h).
 struct CepOptions {
   TimeMode time = TimeMode::kEventTime;
   std::optional<int64_t> max_partial_matches;
   std::optional<int64_t> max_events;
   std::optional<int64_t> max_buffered;
   std::optional<NfaLimits::Policy> policy;
+  /// Overrides cep.state-cache-entries (0: nothing stays cached beyond the
+  /// key being processed).
+  std::optional<int64_t> state_cache_entries;
   /// Side output for late records (event time); unset: dead letters.
   std::optional<std::string> late_tag;
   /// Side output for TimedOutMatch<E>; unset: only process_timed_out_match.
@@ -104,6 +108,7 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
     return Base::initialize_state(base);
   }
   Result<std::string> snapshot_state(CheckpointId id) override {
+    store_->flush();  // the backend's snapshot follows: it must hold every change
     Result<std::string> base = Base::snapshot_state(id);
     if (!base.is_ok()) return base.status();
     publish();
@@ -136,11 +141,13 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
     if (options_.max_events) limits.max_events = *options_.max_events;
     if (options_.max_buffered) max_buffered_ = *options_.max_buffered;
     if (options_.policy) limits.policy = *options_.policy;
+    SLUICE_ASSIGN_OR_RETURN(int64_t cache_entries, cfg.get_int("cep.state-cache-entries", 1'000'000));
+    if (options_.state_cache_entries) cache_entries = *options_.state_cache_entries;
+    if (cache_entries < 0) return Status::invalid_argument("cep.state-cache-entries must be at least 0");
     if (limits.max_partial_matches < 1 || limits.max_events < 1 || max_buffered_ < 1) {
       return Status::invalid_argument("CEP limits must be at least 1");
     }
-    store_ = std::make_unique<KeyedNfaStore<E>>(*this->backend_);
-    buffer_ = std::make_unique<EventBuffer<E>>(*this->backend_);
+    store_ = std::make_unique<KeyedNfaStore<E>>(*this->backend_, static_cast<size_t>(cache_entries));
     nfa_ = std::make_unique<Nfa<E>>(pattern_, *store_, static_cast<NfaHost<E>&>(*this), limits);
     const state::KeyGroupRange& range = this->backend_->key_group_range();
     counts_.assign(static_cast<size_t>(range.size()), {});
@@ -191,12 +198,14 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
       stats_.skipped++;
       return;
     }
+    store_->select();
     if (!event_time) {
       process_one(v, t);
       return;
     }
     KeyGroupCounts& c = counts_[this->backend_->current_group_index()];
-    if (!buffer_->add(t, seq_++, v, max_buffered_)) {
+    const std::optional<int64_t> first = store_->buffer_first();
+    if (!store_->buffer_add(t, seq_++, v, max_buffered_)) {
       reject(v, "CEP: the key already holds " + std::to_string(max_buffered_) +
                     " records waiting for the watermark (cep.max-buffered-events-per-key); is the "
                     "watermark advancing?");
@@ -204,7 +213,9 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
     }
     c.buffered++;
     stats_.buffered++;
-    this->timers_->register_event_time_timer(kBufferNs, t);
+    // One timer per key, at its earliest buffered record: drain() takes
+    // everything the watermark passed and sets the next one.
+    if (!first || t < *first) this->timers_->register_event_time_timer(kBufferNs, t);
   }
 
   void process_watermark(EventTime wm) override {
@@ -213,10 +224,12 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
   }
   void on_event_time(const state::TimerEntry& t) override {
     this->set_current_key_from_timer(t);
+    store_->select();
     drain(this->timers_->current_watermark().ms());
   }
   void on_processing_time(const state::TimerEntry& t) override {
     this->set_current_key_from_timer(t);
+    store_->select();
     run([&] { return nfa_->advance_time(this->timers_->current_processing_time()); }, nullptr);
   }
   void close() override {
@@ -255,15 +268,16 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
   // deadlines up to the watermark + 1.
   void drain(int64_t wm) {
     KeyGroupCounts& c = counts_[this->backend_->current_group_index()];
-    std::vector<std::pair<typename EventBuffer<E>::Key, E>> batch;
+    std::vector<std::pair<typename KeyedNfaStore<E>::BufferKey, E>>& batch = batch_;
     for (;;) {
       batch.clear();
-      buffer_->take(wm, 256, batch);
+      store_->buffer_take(wm, 256, batch);
       c.buffered -= static_cast<int64_t>(batch.size());
       stats_.buffered -= static_cast<int64_t>(batch.size());
       for (const auto& [key, e] : batch) process_one(e, key.first);
       if (batch.size() < 256) break;
     }
+    if (auto next = store_->buffer_first()) this->timers_->register_event_time_timer(kBufferNs, *next);
     const int64_t until = wm == INT64_MAX ? kNoTime - 1 : wm + 1;
     run([&] { return nfa_->advance_time(until); }, nullptr);
   }
@@ -363,7 +377,7 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
   runtime::Output<E>* late_ = nullptr;
   runtime::Output<TimedOutMatch<E>>* timed_out_ = nullptr;
   std::unique_ptr<KeyedNfaStore<E>> store_;
-  std::unique_ptr<EventBuffer<E>> buffer_;
+  std::vector<std::pair<typename KeyedNfaStore<E>::BufferKey, E>> batch_;
   std::unique_ptr<Nfa<E>> nfa_;
   std::unique_ptr<CepMetrics> metrics_;
   int64_t max_buffered_ = 100'000;

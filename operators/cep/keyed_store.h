@@ -1,18 +1,40 @@
-// The NFA's state in the operator's keyed state (heap or RocksDB): it is
-// snapshotted with every checkpoint and moves with its key group when a
-// job is restored at another parallelism.
+// The CEP operator's per-key state in keyed state (heap or RocksDB), behind
+// a write-back cache: it is snapshotted with every checkpoint and moves with
+// its key group when a job is restored at another parallelism.
 //
 // States (all in the operator's namespace-free keyed state):
-//   cep-meta     ValueState<KeyMeta>                     per-key bookkeeping
-//   cep-events   MapState<tick, StoredEvent<E>>          the shared buffer's events
-//   cep-entries  MapState<id, BufferEntry>               the shared buffer's entries
-//   cep-partial  MapState<id, PartialMatchState>         partial matches
-//   cep-index-*  OrderedMapState<IndexKey, int64>        the four ordered indexes
-// Point reads and writes everywhere; an index scan is one ordered range
-// read (a B-tree range on the heap, one iterator on RocksDB).
+//   cep-meta          ValueState<KeyMeta>                     per-key bookkeeping
+//   cep-events        MapState<tick, StoredEvent<E>>          the shared buffer's events
+//   cep-entries       MapState<id, BufferEntry>               the shared buffer's entries
+//   cep-partial       MapState<id, PartialMatchState>         partial matches
+//   cep-index-*       OrderedMapState<IndexKey, int64>        the four ordered indexes
+//   cep-buffer        OrderedMapState<(ts, seq), E>           records waiting for the watermark
+//   cep-buffer-size   ValueState<int64>                       their number
+//
+// Why a cache: an event of a key with partial matches reads and writes
+// some twenty of these items (meta, events, entries, partial matches,
+// index entries, the buffered record). Through the state API each is a
+// serialized key, a B-tree of strings (heap) or a RocksDB point operation,
+// and the cost of every one grows with the state's size. The cache holds
+// the items of recently used keys decoded, in hash maps (by id) and B-trees
+// (indexes, by IndexKey), and writes what changed back to keyed state only
+// when the key is evicted and before every snapshot (flush()). The keyed
+// state is therefore what a checkpoint sees; in between, the cache is the
+// truth for the keys it holds. Items that live and die between two flushes
+// (most partial matches, every buffered record that the watermark passes
+// before the next checkpoint) never reach the backend.
+//
+// Bound: `max_items` items over all cached keys (cep.state-cache-entries,
+// default 1,000,000); beyond it keys not selected lately are written back
+// and dropped (the clock algorithm; never the selected key, however large).
 #pragma once
 
+#include <absl/container/btree_map.h>
+#include <absl/container/flat_hash_map.h>
+
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -22,57 +44,362 @@
 
 namespace sluice::cep {
 
-/// NfaStore over a keyed-state backend; acts on the backend's current key.
-/// Owned by the CEP operator; task thread only.
+/// One cached item of a WriteBackTable.
+template <class V>
+struct WriteBackCell {
+  V value{};
+  bool present = true;  ///< false: a tombstone (removed, still in the backend)
+  bool stored = false;  ///< the backend holds a version of it
+  bool dirty = false;   ///< changed since it was last written back
+};
+
+/// The items of one kind of one cached key: decoded values, which of them
+/// changed since they were last written back, and tombstones for removed
+/// items the backend still holds. A change only marks its cell; flush()
+/// walks the cells (once per checkpoint and key), so the per-event work
+/// does not depend on how much the key holds. Task thread only; owned by
+/// CachedKey.
+template <class K, class V, class Map>
+class WriteBackTable {
+ public:
+  using Cell = WriteBackCell<V>;
+
+  const V* get(const K& k) const {
+    auto it = cells_.find(k);
+    return it == cells_.end() || !it->second.present ? nullptr : &it->second.value;
+  }
+  void put(const K& k, V v) {
+    auto [it, inserted] = cells_.try_emplace(k);
+    Cell& c = it->second;
+    if (!c.present || inserted) ++live_;
+    c.value = std::move(v);
+    c.present = true;
+    c.dirty = true;
+    changed_ = true;
+  }
+  void remove(const K& k) {
+    auto it = cells_.find(k);
+    if (it == cells_.end() || !it->second.present) return;
+    --live_;
+    if (it->second.stored) {
+      it->second.present = false;
+      it->second.value = V{};
+      it->second.dirty = true;
+      changed_ = true;
+    } else {
+      cells_.erase(it);
+    }
+  }
+  /// An item as read from the backend.
+  void load(const K& k, V v) {
+    cells_.insert_or_assign(k, Cell{std::move(v), true, true, false});
+    ++live_;
+  }
+  size_t size() const { return live_; }
+  /// Cells held (live items and tombstones): what the cache bound counts.
+  size_t cells() const { return cells_.size(); }
+  bool dirty() const { return changed_; }
+  const Map& cells_map() const { return cells_; }
+
+  /// Writes every changed item back: put(k, v) or remove(k).
+  template <class Put, class Remove>
+  void flush(Put&& put_fn, Remove&& remove_fn) {
+    if (!changed_) return;
+    changed_ = false;
+    bool tombstones = false;
+    for (auto& [k, c] : cells_) {
+      if (!c.dirty) continue;
+      c.dirty = false;
+      if (c.present) {
+        put_fn(k, c.value);
+        c.stored = true;
+      } else {
+        remove_fn(k);
+        tombstones = true;
+      }
+    }
+    if (tombstones) absl::erase_if(cells_, [](const auto& kv) { return !kv.second.present; });
+  }
+
+ private:
+  Map cells_;
+  size_t live_ = 0;
+  bool changed_ = false;
+};
+
+/// Hash of the ids of entries, partial matches and events: they are handed
+/// out in increasing order and used mostly near the newest, so the table
+/// position follows the id (neighbours share cache lines) while the low
+/// seven bits, which the table compares first, are mixed.
+struct IdHash {
+  size_t operator()(int64_t id) const {
+    const auto x = static_cast<uint64_t>(id);
+    return static_cast<size_t>((x << 7) | ((x * 0x9E3779B97F4A7C15ull) >> 57));
+  }
+};
+
+/// Everything the CEP operator keeps for one key, decoded. Owned by
+/// KeyedNfaStore; task thread only.
+template <class E>
+struct CachedKey {
+  using BufferKey = std::pair<int64_t, int64_t>;  // (timestamp, arrival sequence)
+  template <class V>
+  using ById = WriteBackTable<int64_t, V, absl::flat_hash_map<int64_t, WriteBackCell<V>, IdHash>>;
+  template <class K, class V>
+  using Ordered = WriteBackTable<K, V, absl::btree_map<K, WriteBackCell<V>>>;
+
+  std::string key;
+  KeyGroup kg{0};
+  std::optional<KeyMeta> meta;
+  bool meta_dirty = false;
+  ById<StoredEvent<E>> events;
+  ById<BufferEntry> entries;
+  ById<PartialMatchState> pms;
+  Ordered<IndexKey, int64_t> index[4];
+  Ordered<BufferKey, E> buffer;
+  int64_t stored_buffer_size = 0;  ///< cep-buffer-size as the backend has it
+  size_t counted = 0;              ///< cells() when last added to the cache's total
+  size_t slot = 0;         ///< position in the cache's clock
+  bool referenced = true;  ///< selected since the clock hand last passed
+
+  size_t cells() const {
+    size_t n = 1 + events.cells() + entries.cells() + pms.cells() + buffer.cells();
+    for (const auto& i : index) n += i.cells();
+    return n;
+  }
+};
+
+/// NfaStore over keyed state through a write-back cache of decoded keys
+/// (see the top of this file), plus the key's event-time buffer. The
+/// operator selects the backend's current key, then calls select(); the
+/// NfaStore calls act on that key. flush() before every snapshot. Owned by
+/// the CEP operator; task thread only.
 template <class E>
 class KeyedNfaStore final : public NfaStore<E> {
  public:
-  explicit KeyedNfaStore(state::KeyedStateBackend& b)
-      : meta_(state::get_value_state(b, state::ValueStateDescriptor<KeyMeta>{"cep-meta", {}})),
+  using BufferKey = typename CachedKey<E>::BufferKey;
+
+  KeyedNfaStore(state::KeyedStateBackend& b, size_t max_items)
+      : backend_(b),
+        max_items_(max_items),
+        meta_(state::get_value_state(b, state::ValueStateDescriptor<KeyMeta>{"cep-meta", {}})),
         events_(state::get_map_state(b, state::MapStateDescriptor<int64_t, StoredEvent<E>>{"cep-events", {}})),
         entries_(state::get_map_state(b, state::MapStateDescriptor<int64_t, BufferEntry>{"cep-entries", {}})),
-        pms_(state::get_map_state(b, state::MapStateDescriptor<int64_t, PartialMatchState>{"cep-partial", {}})) {
+        pms_(state::get_map_state(b, state::MapStateDescriptor<int64_t, PartialMatchState>{"cep-partial", {}})),
+        buffer_(state::get_ordered_map_state(b, state::OrderedMapStateDescriptor<BufferKey, E>{"cep-buffer", {}})),
+        buffer_size_(state::get_value_state(b, state::ValueStateDescriptor<int64_t>{"cep-buffer-size", {}})) {
     static const char* kNames[] = {"cep-index-group", "cep-index-start", "cep-index-deadline", "cep-index-held"};
     for (int i = 0; i < 4; ++i) {
       index_[i] = state::get_ordered_map_state(b, state::OrderedMapStateDescriptor<IndexKey, int64_t>{kNames[i], {}});
     }
   }
 
-  std::optional<KeyMeta> meta() override { return meta_->value(); }
-  void put_meta(const KeyMeta& m) override { meta_->update(m); }
-  void remove_meta() override { meta_->clear(); }
+  /// Makes the backend's current key the store's, reading it from keyed
+  /// state unless cached; may write back and drop other keys first.
+  void select() {
+    const std::string& key = backend_.current_key();
+    if (cur_ && cur_->key == key) return;
+    recount();
+    auto it = keys_.find(key);
+    if (it != keys_.end()) {
+      cur_ = it->second.get();
+      cur_->referenced = true;
+      return;
+    }
+    const KeyGroup kg = backend_.current_key_group();
+    std::string key_copy = key;  // eviction moves the backend's current key
+    evict_for(nullptr);
+    backend_.set_current_key(key_copy, kg);
+    auto owned = std::make_unique<CachedKey<E>>();
+    cur_ = owned.get();
+    cur_->key = key_copy;
+    cur_->kg = kg;
+    load(*cur_);
+    cur_->slot = clock_.size();
+    clock_.push_back(cur_);
+    cur_->counted = cur_->cells();
+    total_ += cur_->counted;
+    keys_.emplace(std::move(key_copy), std::move(owned));
+  }
 
-  std::optional<StoredEvent<E>> event(int64_t tick) override { return events_->get(tick); }
-  void put_event(int64_t tick, const StoredEvent<E>& e) override { events_->put(tick, e); }
-  void remove_event(int64_t tick) override { events_->remove(tick); }
+  /// Writes every changed item of every cached key back to keyed state
+  /// (before a snapshot). Leaves the backend's current key changed.
+  void flush() {
+    recount();
+    for (CachedKey<E>* k : clock_) write_back(*k);
+    evict_for(cur_);  // keys that outgrew the bound while selected
+  }
 
-  std::optional<BufferEntry> entry(int64_t id) override { return entries_->get(id); }
-  void put_entry(int64_t id, const BufferEntry& e) override { entries_->put(id, e); }
-  void remove_entry(int64_t id) override { entries_->remove(id); }
+  /// Keys and items cached (tests, metrics).
+  size_t cached_keys() const { return keys_.size(); }
 
-  std::optional<PartialMatchState> partial_match(int64_t id) override { return pms_->get(id); }
-  void put_partial_match(int64_t id, const PartialMatchState& pm) override { pms_->put(id, pm); }
-  void remove_partial_match(int64_t id) override { pms_->remove(id); }
-
-  void index_put(NfaIndex i, const IndexKey& k, int64_t v) override { idx(i)->put(k, v); }
-  void index_remove(NfaIndex i, const IndexKey& k) override { idx(i)->remove(k); }
+  // --- NfaStore ---------------------------------------------------------------
+  std::optional<KeyMeta> meta() override { return cur_->meta; }
+  bool meta_into(KeyMeta& out) override {
+    if (!cur_->meta) return false;
+    out = *cur_->meta;
+    return true;
+  }
+  void put_meta(const KeyMeta& m) override {
+    cur_->meta = m;
+    cur_->meta_dirty = true;
+  }
+  void remove_meta() override {
+    if (!cur_->meta) return;
+    cur_->meta.reset();
+    cur_->meta_dirty = true;
+  }
+  std::optional<StoredEvent<E>> event(int64_t tick) override { return opt(cur_->events.get(tick)); }
+  void put_event(int64_t tick, const StoredEvent<E>& e) override { cur_->events.put(tick, e); }
+  void remove_event(int64_t tick) override { cur_->events.remove(tick); }
+  std::optional<BufferEntry> entry(int64_t id) override { return opt(cur_->entries.get(id)); }
+  void put_entry(int64_t id, const BufferEntry& e) override { cur_->entries.put(id, e); }
+  void remove_entry(int64_t id) override { cur_->entries.remove(id); }
+  std::optional<PartialMatchState> partial_match(int64_t id) override { return opt(cur_->pms.get(id)); }
+  void put_partial_match(int64_t id, const PartialMatchState& pm) override { cur_->pms.put(id, pm); }
+  void remove_partial_match(int64_t id) override { cur_->pms.remove(id); }
+  void index_put(NfaIndex i, const IndexKey& k, int64_t v) override { idx(i).put(k, v); }
+  void index_remove(NfaIndex i, const IndexKey& k) override { idx(i).remove(k); }
   void index_scan(NfaIndex i, const IndexKey& lo, const IndexKey& hi, size_t limit,
                   std::vector<std::pair<IndexKey, int64_t>>& out) override {
-    if (limit == 0) return;
-    for (const auto& [k, v] : idx(i)->range(state::KeyRange<IndexKey>::closed(lo, hi))) {
-      out.emplace_back(k, v);
-      if (--limit == 0) break;
+    const auto& m = idx(i).cells_map();
+    for (auto it = m.lower_bound(lo); it != m.end() && limit > 0 && !(hi < it->first); ++it) {
+      if (!it->second.present) continue;
+      out.emplace_back(it->first, it->second.value);
+      --limit;
     }
   }
 
- private:
-  state::OrderedMapState<IndexKey, int64_t>* idx(NfaIndex i) { return index_[static_cast<int>(i)]; }
+  // --- the event-time buffer of the selected key -------------------------------
+  /// Buffers `e`; false (and nothing stored) if the key already holds `max`.
+  bool buffer_add(int64_t ts, int64_t seq, const E& e, int64_t max) {
+    if (static_cast<int64_t>(cur_->buffer.size()) >= max) return false;
+    cur_->buffer.put(BufferKey{ts, seq}, e);
+    return true;
+  }
+  /// Timestamp of the earliest buffered record.
+  std::optional<int64_t> buffer_first() const {
+    for (const auto& [k, c] : cur_->buffer.cells_map())
+      if (c.present) return k.first;
+    return std::nullopt;
+  }
+  /// Removes and appends to `out` the records with timestamp <= upto, in
+  /// (timestamp, sequence) order, at most `limit`.
+  void buffer_take(int64_t upto, size_t limit, std::vector<std::pair<BufferKey, E>>& out) {
+    const size_t before = out.size();
+    for (const auto& [k, c] : cur_->buffer.cells_map()) {
+      if (k.first > upto || out.size() - before == limit) break;
+      if (c.present) out.emplace_back(k, c.value);
+    }
+    for (size_t i = before; i < out.size(); ++i) cur_->buffer.remove(out[i].first);
+  }
 
+ private:
+  template <class T>
+  static std::optional<T> opt(const T* p) {
+    return p ? std::optional<T>(*p) : std::nullopt;
+  }
+  typename CachedKey<E>::template Ordered<IndexKey, int64_t>& idx(NfaIndex i) {
+    return cur_->index[static_cast<int>(i)];
+  }
+
+  // The selected key's size may have changed since it was counted.
+  void recount() {
+    if (!cur_) return;
+    const size_t n = cur_->cells();
+    total_ = total_ + n - cur_->counted;
+    cur_->counted = n;
+  }
+
+  // Writes back and drops keys not selected lately (the clock algorithm:
+  // the hand clears the mark of each key it passes and takes the first
+  // unmarked one; never `keep` or the selected key) until the cache is
+  // within its bound.
+  void evict_for(CachedKey<E>* keep) {
+    size_t passes = 0;
+    while (total_ > max_items_ && clock_.size() > 1 && passes < 2 * clock_.size() + 2) {
+      if (hand_ >= clock_.size()) hand_ = 0;
+      CachedKey<E>* victim = clock_[hand_];
+      if (victim == keep || victim == cur_ || victim->referenced) {
+        victim->referenced = false;
+        ++hand_;
+        ++passes;
+        continue;
+      }
+      write_back(*victim);
+      total_ -= victim->counted;
+      clock_[hand_] = clock_.back();  // the hand now points at the moved key
+      clock_[hand_]->slot = hand_;
+      clock_.pop_back();
+      keys_.erase(keys_.find(victim->key));
+    }
+  }
+
+  void load(CachedKey<E>& k) {
+    k.meta = meta_->value();
+    k.stored_buffer_size = buffer_size_->value_or(0);
+    if (k.meta) {
+      for (const auto& [id, v] : events_->iterate()) k.events.load(id, v);
+      for (const auto& [id, v] : entries_->iterate()) k.entries.load(id, v);
+      for (const auto& [id, v] : pms_->iterate()) k.pms.load(id, v);
+      for (int i = 0; i < 4; ++i)
+        for (const auto& [ik, v] : index_[i]->iterate()) k.index[i].load(ik, v);
+    }
+    if (k.stored_buffer_size > 0) {
+      for (const auto& [bk, v] : buffer_->iterate()) k.buffer.load(bk, v);
+    }
+  }
+
+  void write_back(CachedKey<E>& k) {
+    bool any = k.meta_dirty || k.events.dirty() || k.entries.dirty() || k.pms.dirty() || k.buffer.dirty() ||
+               static_cast<int64_t>(k.buffer.size()) != k.stored_buffer_size;
+    for (const auto& i : k.index) any = any || i.dirty();
+    if (!any) return;
+    backend_.set_current_key(k.key, k.kg);
+    if (k.meta_dirty) {
+      if (k.meta) meta_->update(*k.meta);
+      else meta_->clear();
+      k.meta_dirty = false;
+    }
+    k.events.flush([&](int64_t id, const StoredEvent<E>& v) { events_->put(id, v); },
+                   [&](int64_t id) { events_->remove(id); });
+    k.entries.flush([&](int64_t id, const BufferEntry& v) { entries_->put(id, v); },
+                    [&](int64_t id) { entries_->remove(id); });
+    k.pms.flush([&](int64_t id, const PartialMatchState& v) { pms_->put(id, v); },
+                [&](int64_t id) { pms_->remove(id); });
+    for (int i = 0; i < 4; ++i) {
+      k.index[i].flush([&](const IndexKey& ik, int64_t v) { index_[i]->put(ik, v); },
+                       [&](const IndexKey& ik) { index_[i]->remove(ik); });
+    }
+    k.buffer.flush([&](const BufferKey& bk, const E& v) { buffer_->put(bk, v); },
+                   [&](const BufferKey& bk) { buffer_->remove(bk); });
+    const auto n = static_cast<int64_t>(k.buffer.size());
+    if (n != k.stored_buffer_size) {
+      if (n > 0) buffer_size_->update(n);
+      else buffer_size_->clear();
+      k.stored_buffer_size = n;
+    }
+    // Tombstones were dropped: count again.
+    const size_t c = k.cells();
+    total_ = total_ + c - k.counted;
+    k.counted = c;
+  }
+
+  state::KeyedStateBackend& backend_;
+  const size_t max_items_;
   state::ValueState<KeyMeta>* meta_;
   state::MapState<int64_t, StoredEvent<E>>* events_;
   state::MapState<int64_t, BufferEntry>* entries_;
   state::MapState<int64_t, PartialMatchState>* pms_;
   state::OrderedMapState<IndexKey, int64_t>* index_[4];
+  state::OrderedMapState<BufferKey, E>* buffer_;
+  state::ValueState<int64_t>* buffer_size_;
+
+  absl::flat_hash_map<std::string, std::unique_ptr<CachedKey<E>>> keys_;
+  std::vector<CachedKey<E>*> clock_;  // every cached key, in no order
+  size_t hand_ = 0;
+  CachedKey<E>* cur_ = nullptr;
+  size_t total_ = 0;  // cells of every cached key, as last counted
 };
 
 }  // namespace sluice::cep

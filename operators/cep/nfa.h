@@ -21,6 +21,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -158,8 +159,8 @@ class Nfa {
 
   // --- transactions ----------------------------------------------------------
   void begin() {
-    meta_ = store_.meta().value_or(KeyMeta{});
-    before_ = meta_;
+    if (!store_.meta_into(meta_)) meta_ = KeyMeta{};
+    before_ = {meta_.partial_matches, meta_.held, meta_.events};
     deadlines_touched_ = false;
     first_known_ = false;
     entries_.clear();
@@ -186,9 +187,9 @@ class Nfa {
     }
     if (meta_.empty() && meta_.timer == kNoTime) store_.remove_meta();
     else store_.put_meta(meta_);
-    counts_.partial_matches += meta_.partial_matches - before_.partial_matches;
-    counts_.held += meta_.held - before_.held;
-    counts_.events += meta_.events - before_.events;
+    counts_.partial_matches += meta_.partial_matches - before_[0];
+    counts_.held += meta_.held - before_[1];
+    counts_.events += meta_.events - before_[2];
     return st;
   }
 
@@ -734,7 +735,8 @@ class Nfa {
   NfaCounts counts_;
 
   // The current call.
-  KeyMeta meta_, before_;
+  KeyMeta meta_;
+  std::array<int64_t, 3> before_{};  // partial matches, held, events at begin()
   std::unordered_map<int64_t, Cached<BufferEntry>> entries_;
   std::unordered_map<int64_t, Cached<StoredEvent<E>>> events_;
   std::vector<Decision> decisions_;

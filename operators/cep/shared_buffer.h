@@ -139,6 +139,13 @@ class NfaStore {
   virtual ~NfaStore() = default;
 
   virtual std::optional<KeyMeta> meta() = 0;
+  /// meta() into `out` (reusing its memory); false if the key has none.
+  virtual bool meta_into(KeyMeta& out) {
+    std::optional<KeyMeta> m = meta();
+    if (!m) return false;
+    out = std::move(*m);
+    return true;
+  }
   virtual void put_meta(const KeyMeta& m) = 0;
   virtual void remove_meta() = 0;
 

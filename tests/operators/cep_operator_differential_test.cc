@@ -3,7 +3,11 @@
 // watermarks, one to three subtasks routed by key, and at random moments a
 // snapshot of every subtask restored into a fresh set of subtasks at
 // another parallelism (a failure and recovery, or a rescale from a
-// savepoint). Matches and timeouts of every key must equal the reference's,
+// savepoint), and at other moments a checkpoint that is taken while the
+// subtasks go on (the state cache writes back and keeps running); with the
+// per-key state cache at its default size, at 0 (every key is written back
+// and read again when another key comes) or at a few items. Matches and
+// timeouts of every key must equal the reference's,
 // in order, with their timestamps. Heap and RocksDB. A failure prints the
 // seed: replay with CEP_OPDIFF_SEED=<seed>.
 #include <gtest/gtest.h>
@@ -11,6 +15,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <map>
+#include <optional>
 
 #include "operators/cep/cep_operator.h"
 #include "tests/connectors/file/temp_dir.h"
@@ -38,8 +43,9 @@ class KeyedRender final : public PatternProcessFunction<Ev, std::string> {
 
 class Run {
  public:
-  Run(std::shared_ptr<const CompiledPattern<Ev>> pattern, state::BackendKind backend, const std::string& dir)
-      : pattern_(std::move(pattern)), backend_(backend), dir_(dir) {}
+  Run(std::shared_ptr<const CompiledPattern<Ev>> pattern, state::BackendKind backend, const std::string& dir,
+      std::optional<int64_t> cache)
+      : pattern_(std::move(pattern)), backend_(backend), dir_(dir), cache_(cache) {}
 
   void start(int parallelism, const harness::OperatorSnapshot* from) {
     subtasks_.clear();
@@ -49,6 +55,7 @@ class Run {
       CepOptions c;
       c.max_partial_matches = 1'000'000;
       c.max_events = 1'000'000;
+      c.state_cache_entries = cache_;
       auto ks = std::make_shared<const runtime::KeySelector<Ev, std::string>>(
           std::function<std::string(const Ev&)>([](const Ev& e) { return e.key; }));
       auto op = std::make_unique<CepOperator<std::string, Ev, std::string, KeyedRender>>(ks, pattern_, c, KeyedRender());
@@ -93,6 +100,7 @@ class Run {
   std::shared_ptr<const CompiledPattern<Ev>> pattern_;
   state::BackendKind backend_;
   std::string dir_;
+  std::optional<int64_t> cache_;
   std::vector<std::unique_ptr<Harness>> subtasks_;
 };
 
@@ -127,17 +135,25 @@ bool run_seed(uint64_t seed, state::BackendKind backend, int& compared) {
   }
 
   file_test::TempDir dir;
-  Run run(compiled, backend, dir.path());
+  const int64_t cache_choice = gen.uniform(0, 2);
+  const std::optional<int64_t> cache =
+      cache_choice == 0 ? std::nullopt : std::optional<int64_t>(cache_choice == 1 ? 0 : gen.uniform(1, 12));
+  Run run(compiled, backend, dir.path(), cache);
   run.start(static_cast<int>(gen.uniform(1, 3)), nullptr);
   const int restores = static_cast<int>(gen.uniform(0, 2));
-  std::vector<size_t> restore_at;
+  std::vector<size_t> restore_at, checkpoint_at;
   for (int i = 0; i < restores; ++i) restore_at.push_back(static_cast<size_t>(gen.uniform(0, all.size())));
+  for (int i = static_cast<int>(gen.uniform(0, 3)); i > 0; --i) {
+    checkpoint_at.push_back(static_cast<size_t>(gen.uniform(0, all.size())));
+  }
   int64_t wm = INT64_MIN;
   for (size_t i = 0; i <= all.size(); ++i) {
     if (std::count(restore_at.begin(), restore_at.end(), i)) {
       run.collect();
       harness::OperatorSnapshot snap = run.snapshot();
       run.start(static_cast<int>(gen.uniform(1, 3)), &snap);
+    } else if (std::count(checkpoint_at.begin(), checkpoint_at.end(), i)) {
+      run.snapshot();  // a checkpoint nobody restores: the subtasks go on
     }
     if (i == all.size()) break;
     run.element(all[i].e, all[i].ts);
