@@ -74,7 +74,9 @@ using window::MaxAggregate;
 using window::MinAggregate;
 using window::ProcessWindowFunction;
 using window::SlidingEventTimeWindows;
+using window::SlidingProcessingTimeWindows;
 using window::SumAggregate;
 using window::TimeWindow;
 using window::TumblingEventTimeWindows;
+using window::TumblingProcessingTimeWindows;
 }  // namespace sluice
