@@ -1,7 +1,7 @@
 // Nexmark q4, q8, q11, q12 and q15-q20 of bench/nexmark/nexmark_job.cc,
 // run with run-local at parallelism 2 on heap and RocksDB state, against a
 // plain reference computed here from the same seeded events (the seed is
-// printed on failure; SLUICE_TEST_SEED replays it). Queries that emit
+// printed on failure; SLUICE_SEED replays it). Queries that emit
 // upserts (q4, q18, q19) are checked as their consumer reads them: the
 // latest row per key, plus what every update must satisfy.
 #include <chrono>

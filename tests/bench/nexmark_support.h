@@ -20,6 +20,7 @@
 #include "engine/common/json.h"
 #include "engine/common/json_read.h"
 #include "jobs/gen/nexmark.h"
+#include "tests/harness/test_seed.h"
 #include "tests/integration/process.h"
 
 namespace sluice::nexmark {
@@ -29,15 +30,7 @@ inline std::string build_dir() {
   return b ? b : "build";
 }
 
-/// The seed of this test process: SLUICE_TEST_SEED if set (to replay a
-/// failure), a random one otherwise.
-inline uint64_t test_seed() {
-  static const uint64_t seed = []() -> uint64_t {
-    if (const char* s = std::getenv("SLUICE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-    return static_cast<uint64_t>(std::random_device{}());
-  }();
-  return seed;
-}
+using harness::test_seed;
 
 inline std::vector<Event> generate(int64_t n, uint64_t seed) {
   NexmarkOptions o;
@@ -87,7 +80,7 @@ class NexmarkTest : public ::testing::Test {
   }
   void TearDown() override {
     if (HasFailure()) {
-      std::cerr << "Nexmark events of seed " << test_seed() << " (SLUICE_TEST_SEED="
+      std::cerr << "Nexmark events of seed " << test_seed() << " (SLUICE_SEED="
                 << test_seed() << " replays them)\n";
     }
     std::filesystem::remove_all(dir_);

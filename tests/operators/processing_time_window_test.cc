@@ -4,7 +4,7 @@
 // with a reference that assigns each record to the windows of the clock at
 // its arrival and fires a window once the clock reaches its end; runs are
 // cut by snapshot/restore, on heap and RocksDB. A failing seed is printed
-// (SLUICE_TEST_SEED=N replays it).
+// (SLUICE_SEED=N replays it).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,11 +19,13 @@
 #include "operators/window/aggregates.h"
 #include "operators/window/window_operator.h"
 #include "tests/harness/operator_harness.h"
+#include "tests/harness/test_seed.h"
 
 namespace sluice::window {
 namespace {
 
 using harness::HarnessOptions;
+using harness::test_seed;
 using harness::OneInputOperatorHarness;
 
 struct Tap {
@@ -58,11 +60,6 @@ std::unique_ptr<runtime::StreamOperator> sum_op(WindowAssigner assigner) {
   return std::make_unique<Op>(ks, std::move(s), Contents(agg), fn);
 }
 
-uint64_t test_seed() {
-  if (const char* s = std::getenv("SLUICE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
-
 /// Takes the records emitted since the last call, sorted.
 std::vector<Total> drain(Harness& h) {
   std::vector<Total> out;
@@ -78,7 +75,7 @@ std::vector<Total> drain(Harness& h) {
 /// anything) and snapshot/restore, compared with the reference after every
 /// clock move and at the end of input.
 void run_against_reference(WindowAssigner assigner, state::BackendKind backend, uint64_t seed) {
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (SLUICE_TEST_SEED=" + std::to_string(seed) +
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (SLUICE_SEED=" + std::to_string(seed) +
                " replays it), " + assigner.description() +
                (backend == state::BackendKind::kRocksDB ? ", RocksDB" : ", heap"));
   std::mt19937_64 rng(seed);

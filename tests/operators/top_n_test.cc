@@ -2,7 +2,7 @@
 // record, the upserts it emitted so far, read as "latest per (key, rank)",
 // must equal a brute-force top-N of every record seen for that key; runs
 // are cut by snapshot/restore, on heap and RocksDB. A failing seed is
-// printed (SLUICE_TEST_SEED=N replays it).
+// printed (SLUICE_SEED=N replays it).
 #include "operators/basic/top_n.h"
 
 #include <gtest/gtest.h>
@@ -16,11 +16,13 @@
 #include <vector>
 
 #include "tests/harness/operator_harness.h"
+#include "tests/harness/test_seed.h"
 
 namespace sluice::basic {
 namespace {
 
 using harness::HarnessOptions;
+using harness::test_seed;
 using harness::OneInputOperatorHarness;
 
 struct Item {
@@ -42,15 +44,10 @@ std::unique_ptr<runtime::StreamOperator> top_op(size_t n, TopNFunction<std::stri
   return std::make_unique<Op>(ks, TopNFunction<std::string, Item>(n, std::move(before)));
 }
 
-uint64_t test_seed() {
-  if (const char* s = std::getenv("SLUICE_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  return std::random_device{}();
-}
-
 TEST(TopN, UpsertsPerRankAlwaysEqualABruteForceTopNAcrossRestoresOnBothBackends) {
   const uint64_t seed = test_seed();
   for (auto backend : {state::BackendKind::kHeap, state::BackendKind::kRocksDB}) {
-    SCOPED_TRACE("seed " + std::to_string(seed) + " (SLUICE_TEST_SEED replays it), " +
+    SCOPED_TRACE("seed " + std::to_string(seed) + " (SLUICE_SEED replays it), " +
                  (backend == state::BackendKind::kRocksDB ? "RocksDB" : "heap"));
     std::mt19937_64 rng(seed);
     const size_t n = 1 + rng() % 5;
