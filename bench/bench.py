@@ -980,36 +980,46 @@ class Bench:
     FLINK_NEXMARK = {"q0": 155e3, "q1": 158e3, "q2": 175e3, "q3": 152e3, "q4": 34e3, "q5": 22e3, "q7": 12e3,
                      "q8": 146e3, "q11": 40e3, "q12": 76e3}
 
+    NEXMARK_QUERIES = ("q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11", "q12", "q15", "q16", "q17",
+                       "q18", "q19", "q20")
+
     def w13_nexmark(self):
-        """Nexmark queries (bench/nexmark) over `sluice gen --kind nexmark`, run-local -p 1 into a
-        discarding sink, heap and RocksDB: events per CPU-second of the process (per core)."""
+        """Nexmark queries (bench/nexmark) over `sluice gen --kind nexmark`, run-local -p 1 and -p 2
+        into a discarding sink, heap and RocksDB, taking turns: events/s (wall) and events per
+        CPU-second of the process (per core). --quick: p1 only, small input."""
         lib = os.path.join(self.bin, "bench/libnexmark.so")
         if not os.path.exists(lib):
             self.fig.not_measured("nexmark", "build/bench/libnexmark.so not built")
             return
-        n = 50_000 if self.q else 2_000_000
+        n = 50_000 if self.q else 1_000_000
         inp = self.path("nexmark.ndjson")
         run([self.sluice, "gen", "--kind", "nexmark", "--count", str(n), "--output", inp])
-        for q in ("q0", "q1", "q2", "q3", "q5", "q7"):
-            per_core = {"heap": [], "rocksdb": []}
-            wall = {"heap": [], "rocksdb": []}
-            for _ in range(self.reps_slow):
+        for q in self.NEXMARK_QUERIES:
+            for p in ((1,) if self.q else (1, 2)):
+                per_core = {"heap": [], "rocksdb": []}
+                wall = {"heap": [], "rocksdb": []}
+                for _ in range(self.reps_slow):
+                    for be in ("heap", "rocksdb"):
+                        use = {}
+                        _, _, secs, rss = run_rss([self.sluice, "run-local", lib, "-p", str(p),
+                                                   "--set", f"state.backend={be}",
+                                                   "--arg", "query=" + q, "--arg", "source=file://" + inp,
+                                                   "--arg", "sink=discard:",
+                                                   "--arg", "dlq=file://" + self.path("nexmark-dlq.ndjson")],
+                                                  usage=use)
+                        per_core[be].append(n / use["cpu_s"])
+                        wall[be].append(n / secs)
+                        self.note_rss(f"run-local p{p} nexmark {q} {be}", rss)
                 for be in ("heap", "rocksdb"):
-                    use = {}
-                    _, _, secs, rss = run_rss([self.sluice, "run-local", lib, "-p", "1", "--set", f"state.backend={be}",
-                                               "--arg", "query=" + q, "--arg", "source=file://" + inp,
-                                               "--arg", "sink=discard:",
-                                               "--arg", "dlq=file://" + self.path("nexmark-dlq.ndjson")], usage=use)
-                    per_core[be].append(n / use["cpu_s"])
-                    wall[be].append(n / secs)
-                    self.note_rss(f"run-local p1 nexmark {q} {be}", rss)
-            for be in ("heap", "rocksdb"):
-                self.fig.add(f"nexmark {q} {be}: events per CPU-second", per_core[be], "events/s",
-                             flink_per_core=self.FLINK_NEXMARK[q], events=n)
-                self.fig.add(f"nexmark {q} {be}: events/s (wall, p1)", wall[be], "events/s", events=n)
-            ratio = [a / self.FLINK_NEXMARK[q] for a in per_core["rocksdb"]]
-            self.fig.add(f"nexmark {q} rocksdb per core / Flink 1.13 per core ({self.FLINK_NEXMARK[q] / 1e3:.0f} k)",
-                         ratio, "ratio", note="different hardware: a rough comparison")
+                    self.fig.add(f"nexmark {q} {be}: events/s (wall, p{p})", wall[be], "events/s", events=n)
+                    self.fig.add(f"nexmark {q} {be}: events per CPU-second (p{p})", per_core[be], "events/s",
+                                 events=n, **({"flink_per_core": self.FLINK_NEXMARK[q]}
+                                              if q in self.FLINK_NEXMARK else {}))
+                if p == 1 and q in self.FLINK_NEXMARK:
+                    ratio = [a / self.FLINK_NEXMARK[q] for a in per_core["rocksdb"]]
+                    self.fig.add(f"nexmark {q} rocksdb per core / Flink 1.13 per core "
+                                 f"({self.FLINK_NEXMARK[q] / 1e3:.0f} k)",
+                                 ratio, "ratio", note="different hardware: a rough comparison")
 
     # ------------------------------------------------------ sessions_funnel (11)
 

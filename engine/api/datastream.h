@@ -312,7 +312,8 @@ class KeyedStream {
   std::shared_ptr<const runtime::KeySelector<T, K>> ks_;
 };
 
-/// A keyed stream cut into event-time windows.
+/// A keyed stream cut into windows: on event time, or on processing time
+/// with TumblingProcessingTimeWindows / SlidingProcessingTimeWindows.
 template <class T, class K>
 class WindowedStream {
  public:
@@ -431,6 +432,12 @@ class WindowedStream {
  private:
   template <class R, class Make>
   DataStream<R> make(std::string name, Make m) const {
+    if (settings_.assigner.is_processing_time() &&
+        (settings_.allowed_lateness.count() > 0 || settings_.early_firing.count() > 0)) {
+      throw std::invalid_argument(
+          "allowed_lateness and early_firing apply to event-time windows only: a processing-time "
+          "window fires when the subtask's clock passes its end and nothing is late");
+    }
     std::string desc = "window " + settings_.assigner.description() +
                        " lateness " + format_duration(settings_.allowed_lateness);
     if (settings_.early_firing.count() > 0) desc += " early " + format_duration(settings_.early_firing);

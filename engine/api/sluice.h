@@ -11,6 +11,7 @@
 #include "engine/common/json.h"
 #include "engine/common/serde.h"
 #include "operators/async/http_json_function.h"
+#include "operators/basic/top_n.h"
 
 namespace sluice {
 using api::AsyncDataStream;
@@ -34,9 +35,11 @@ using async_io::ResultFuture;
 using basic::Collector;
 using basic::KeyedProcessFunction;
 using basic::OutputTag;
+using basic::Ranked;
 using basic::RuntimeContext;
 using basic::TimeDomain;
 using basic::TimerService;
+using basic::TopNFunction;
 using cep::AfterMatchSkipStrategy;
 using cep::Match;
 using cep::MatchContext;
@@ -74,7 +77,9 @@ using window::MaxAggregate;
 using window::MinAggregate;
 using window::ProcessWindowFunction;
 using window::SlidingEventTimeWindows;
+using window::SlidingProcessingTimeWindows;
 using window::SumAggregate;
 using window::TimeWindow;
 using window::TumblingEventTimeWindows;
+using window::TumblingProcessingTimeWindows;
 }  // namespace sluice

@@ -42,6 +42,14 @@ void InternalTimerService::start() {
   if (auto next = processing_.next_ts()) schedule_wakeup(*next);
 }
 
+void InternalTimerService::fire_all_processing_timers() {
+  state::TimerEntry t;
+  while (processing_.pop_due(std::numeric_limits<int64_t>::max(), t)) {
+    backend_.set_current_key(t.key, t.kg);
+    target_.on_processing_time(t);
+  }
+}
+
 void InternalTimerService::schedule_wakeup(int64_t ts) {
   if (ts >= next_wakeup_) return;
   next_wakeup_ = ts;

@@ -55,6 +55,10 @@ class InternalTimerService {
   void advance_watermark(EventTime wm);
   /// After restore: schedule the wake-up for restored processing timers.
   void start();
+  /// Fires every processing-time timer now, in timestamp order, whatever
+  /// the clock says: for operators whose processing-time work must not be
+  /// lost when a bounded input ends (processing-time windows, in finish()).
+  void fire_all_processing_timers();
   size_t event_timer_count() const { return event_.size(); }
 
  private:

@@ -53,6 +53,15 @@ WindowAssigner WindowAssigner::session(Duration gap) {
   return WindowAssigner(Kind::kSession, gap, Duration(0), Duration(0));
 }
 
+WindowAssigner WindowAssigner::on_processing_time() const {
+  if (kind_ == Kind::kSession) {
+    throw std::invalid_argument("session windows are on event time only");
+  }
+  WindowAssigner a = *this;
+  a.processing_time_ = true;
+  return a;
+}
+
 void WindowAssigner::assign(int64_t ts, std::vector<TimeWindow>& out) const {
   out.clear();
   const int64_t size = size_.count();
@@ -97,6 +106,10 @@ WindowMerge merge_window(const std::vector<TimeWindow>& set, const TimeWindow& a
 }
 
 std::string WindowAssigner::description() const {
+  return kind_description() + (processing_time_ ? " on processing time" : "");
+}
+
+std::string WindowAssigner::kind_description() const {
   switch (kind_) {
     case Kind::kTumbling:
       return "tumbling(" + format_duration(size_) +

@@ -1,4 +1,6 @@
-// Event-time windows and the assigners that put records into them.
+// Windows and the assigners that put records into them: on event time (the
+// record's timestamp, fired by the watermark) or on processing time (the
+// subtask's clock when the record arrives, fired by that clock).
 #pragma once
 
 #include <algorithm>
@@ -42,9 +44,15 @@ class WindowAssigner {
   static WindowAssigner tumbling(Duration size, Duration offset = Duration(0));
   static WindowAssigner sliding(Duration size, Duration slide, Duration offset = Duration(0));
   static WindowAssigner session(Duration gap);
+  /// The same windows on processing time: a record belongs to the windows
+  /// of the subtask's clock when it arrives (its event time is not used),
+  /// and they fire when that clock passes their end. Tumbling and sliding
+  /// only (throws std::invalid_argument for sessions).
+  WindowAssigner on_processing_time() const;
 
   Kind kind() const { return kind_; }
   bool is_merging() const { return kind_ == Kind::kSession; }
+  bool is_processing_time() const { return processing_time_; }
   /// Appends the windows `ts` belongs to (cleared first).
   void assign(int64_t ts, std::vector<TimeWindow>& out) const;
   std::string description() const;
@@ -53,12 +61,14 @@ class WindowAssigner {
   Duration gap() const { return size_; }
 
  private:
+  std::string kind_description() const;
   WindowAssigner(Kind k, Duration size, Duration slide, Duration offset)
       : kind_(k), size_(size), slide_(slide), offset_(offset) {}
   Kind kind_;
   Duration size_;   // window size, or the session gap
   Duration slide_;  // sliding only
   Duration offset_;
+  bool processing_time_ = false;
 };
 
 /// Adding one window to the windows of a merging assigner (sessions): the
@@ -85,6 +95,16 @@ struct SlidingEventTimeWindows {
 };
 struct EventTimeSessionWindows {
   static WindowAssigner with_gap(Duration gap) { return WindowAssigner::session(gap); }
+};
+struct TumblingProcessingTimeWindows {
+  static WindowAssigner of(Duration size, Duration offset = Duration(0)) {
+    return WindowAssigner::tumbling(size, offset).on_processing_time();
+  }
+};
+struct SlidingProcessingTimeWindows {
+  static WindowAssigner of(Duration size, Duration slide, Duration offset = Duration(0)) {
+    return WindowAssigner::sliding(size, slide, offset).on_processing_time();
+  }
 };
 
 }  // namespace sluice::window

@@ -1,4 +1,4 @@
-// The event-time window operator.
+// The window operator.
 //
 // Per key, records are assigned to windows (tumbling, sliding or merging
 // session windows) and kept in window contents — an accumulator
@@ -24,6 +24,15 @@
 //    each of them with what it held and may emit a record that withdraws
 //    its result; the merged window is a new window that fires when its own
 //    time comes. Upsert and changelog consumers stay exact.
+//
+// Processing-time windows (tumbling, sliding; `on_processing_time()`
+// assigners): the subtask's clock when a record arrives picks its windows
+// (its event time is not used), and a window [start, end) fires as soon as
+// the clock reaches `end` — so no record joins a window after it fired,
+// while the clock runs forward. Nothing is late; watermarks pass through
+// untouched. When a bounded input ends, the windows still open fire at
+// once (finish()): their records are not lost. Early firing and allowed
+// lateness do not apply (the API refuses them).
 #pragma once
 
 #include <functional>
@@ -164,6 +173,10 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   }
 
   void process_element(const IN& v, EventTime ts) override {
+    if (settings_.assigner.is_processing_time()) {
+      process_on_processing_time(v);
+      return;
+    }
     if (ts.is_min()) {
       reject(v, "record has no event timestamp; give the source a timestamp assigner");
       return;
@@ -212,7 +225,18 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
       return;
     }
     this->set_current_key_from_timer(t);
+    if (settings_.assigner.is_processing_time()) {
+      fire(w, t.ns);
+      clear_window(w);
+      return;
+    }
     if (this->take_early_timer(t.ns, false)) fire(w, state_ns_of(w));
+  }
+
+  /// End of input: processing-time windows fire now, whatever the clock.
+  Status finish() override {
+    if (settings_.assigner.is_processing_time()) this->timers_->fire_all_processing_timers();
+    return Status::ok();
   }
 
  private:
@@ -222,6 +246,19 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   bool is_late(const TimeWindow& w, int64_t wm) const { return cleanup_time(w) <= wm; }
 
   bool early() const { return settings_.early_firing.count() > 0; }
+
+  // A record for processing-time windows: the clock picks the windows; the
+  // timer at a window's end fires it (registered once per key and window).
+  void process_on_processing_time(const IN& v) {
+    if (!this->set_current_key_from(v)) return;
+    settings_.assigner.assign(this->timers_->current_processing_time(), windows_);
+    for (const TimeWindow& w : windows_) {
+      w.encode(ns_);
+      contents_.set_namespace(ns_);
+      contents_.add(v);
+      this->timers_->register_processing_time_timer(ns_, w.end);
+    }
+  }
 
   // The namespace of window w's contents: its own, or for merging windows
   // the state window the set maps it to (empty if w is not in the set).

@@ -795,5 +795,27 @@ TEST(JobGraphValidation, KeyedParallelismAboveMaxParallelismSaysWhatToRaise) {
   EXPECT_TRUE(has(st, "'events'") || has(st, "'per-user'")) << st.message();
 }
 
+TEST(JobGraphBuilder, ProcessingTimeWindowsRefuseAllowedLatenessAndEarlyFiring) {
+  Job job;
+  job.dead_letters();
+  auto keyed = job.source().key_by([](const Event& e) { return e.user; });
+  auto count = [](const std::string&, const window::TimeWindow&, int64_t n) { return n; };
+  auto late = keyed.window(window::TumblingProcessingTimeWindows::of(Duration(1000)));
+  late.allowed_lateness(Duration(10));
+  EXPECT_THROW(late.count(count), std::invalid_argument);
+  auto early = keyed.window(window::SlidingProcessingTimeWindows::of(Duration(1000), Duration(100)));
+  early.early_firing(Duration(10));
+  EXPECT_THROW(early.count(count), std::invalid_argument);
+  keyed.window(window::TumblingProcessingTimeWindows::of(Duration(1000)))
+      .count(count)
+      .sink_to(Job::sink<int64_t>());
+  auto g = job.build();
+  bool found = false;
+  for (const auto& v : g.vertices())
+    for (const auto& op : v.operators())
+      found = found || op.description().find("tumbling(1s) on processing time") != std::string::npos;
+  EXPECT_TRUE(found) << "the plan names the processing-time window";
+}
+
 }  // namespace
 }  // namespace sluice::graph
