@@ -80,7 +80,8 @@ class TimerQueue {
   void clear();
 
   /// Snapshot: writes the timers of each key group of `range` to
-  /// `per_group[kg - range.start]`, each group in timer order.
+  /// `per_group[kg - range.start]`, each group by timestamp, then in the
+  /// order the timers were set.
   void write_key_groups(const KeyGroupRange& range, std::vector<std::string>& per_group) const;
   /// Restore: adds the timers that write_key_groups encoded for group kg.
   Status read_key_group(KeyGroup kg, std::string_view bytes);
