@@ -1,55 +1,109 @@
 #include "state/timers.h"
 
+#include <absl/hash/hash.h>
+
+#include <algorithm>
+#include <tuple>
+
 namespace sluice::state {
 
+size_t TimerQueue::NodeHash::operator()(const TimerView& v) const {
+  return absl::Hash<std::tuple<int64_t, int32_t, absl::string_view, absl::string_view>>{}(
+      std::make_tuple(v.ts, v.kg.value(), absl::string_view(v.key.data(), v.key.size()),
+                      absl::string_view(v.ns.data(), v.ns.size())));
+}
+
 bool TimerQueue::add(int64_t ts, KeyGroup kg, std::string_view key, std::string_view ns) {
-  // Most registrations repeat a timer already set (a window's end for every
-  // record of the window): look up by view first so they allocate nothing.
-  TimerView v{ts, kg, key, ns};
-  auto it = timers_.lower_bound(v);
-  if (it != timers_.end() && !TimerOrder{}(v, *it)) return false;
-  timers_.insert(it, TimerEntry{ts, kg, std::string(key), std::string(ns)});
+  // Most registrations repeat a timer already set: one hash lookup by view,
+  // nothing allocated.
+  if (index_.contains(TimerView{ts, kg, key, ns})) return false;
+  auto node = std::make_unique<Node>();
+  node->entry = TimerEntry{ts, kg, std::string(key), std::string(ns)};
+  Bucket& b = buckets_[ts];
+  if (b.sorted && b.nodes.size() > b.next && !TimerOrder{}(b.nodes.back()->entry, node->entry)) b.sorted = false;
+  index_.insert(node.get());
+  b.nodes.push_back(std::move(node));
+  ++b.alive;
   return true;
 }
 
+void TimerQueue::maybe_compact(Bucket& b) {
+  const size_t pending = b.nodes.size() - b.next;
+  if (pending < 2 * b.alive + 16) return;
+  std::vector<std::unique_ptr<Node>> keep;
+  keep.reserve(b.alive);
+  for (size_t i = b.next; i < b.nodes.size(); ++i) {
+    if (b.nodes[i]->alive) keep.push_back(std::move(b.nodes[i]));
+  }
+  b.nodes = std::move(keep);  // the order of the live nodes is kept, so `sorted` still holds
+  b.next = 0;
+}
+
 bool TimerQueue::remove(int64_t ts, KeyGroup kg, std::string_view key, std::string_view ns) {
-  auto it = timers_.find(TimerView{ts, kg, key, ns});
-  if (it == timers_.end()) return false;
-  timers_.erase(it);
+  auto it = index_.find(TimerView{ts, kg, key, ns});
+  if (it == index_.end()) return false;
+  Node* n = *it;
+  index_.erase(it);
+  n->alive = false;
+  auto b = buckets_.find(ts);
+  if (--b->second.alive == 0) buckets_.erase(b);  // frees its nodes, n among them
+  else maybe_compact(b->second);
   return true;
 }
 
 std::optional<int64_t> TimerQueue::next_ts() const {
-  if (timers_.empty()) return std::nullopt;
-  return timers_.begin()->ts;
+  if (buckets_.empty()) return std::nullopt;
+  return buckets_.begin()->first;
 }
 
 bool TimerQueue::pop_due(int64_t max_ts, TimerEntry& out) {
-  if (timers_.empty() || timers_.begin()->ts > max_ts) return false;
-  auto node = timers_.extract(timers_.begin());
-  out = std::move(node.value());
+  if (buckets_.empty() || buckets_.begin()->first > max_ts) return false;
+  auto it = buckets_.begin();
+  Bucket& b = it->second;
+  if (!b.sorted) {
+    std::sort(b.nodes.begin() + static_cast<std::ptrdiff_t>(b.next), b.nodes.end(),
+              [](const auto& x, const auto& y) { return TimerOrder{}(x->entry, y->entry); });
+    b.sorted = true;
+  }
+  while (!b.nodes[b.next]->alive) ++b.next;  // alive > 0: a live node follows
+  Node* n = b.nodes[b.next++].get();
+  index_.erase(n);  // before the entry moves out: the hash reads it
+  n->alive = false;
+  out = std::move(n->entry);
+  if (--b.alive == 0) buckets_.erase(it);
   return true;
+}
+
+void TimerQueue::clear() {
+  index_.clear();
+  buckets_.clear();
 }
 
 void TimerQueue::write_key_groups(const KeyGroupRange& range,
                                   std::vector<std::string>& per_group) const {
-  per_group.assign(range.size(), std::string());
-  std::vector<uint64_t> counts(range.size(), 0);
-  std::vector<std::string> bodies(range.size());
-  for (const auto& t : timers_) {
-    if (!range.contains(t.kg)) continue;
-    size_t i = static_cast<size_t>(t.kg.value() - range.start);
-    ByteWriter w(bodies[i]);
-    w.put_zigzag(t.ts);
-    w.put_bytes(t.key);
-    w.put_bytes(t.ns);
-    ++counts[i];
+  // By timestamp, then in the order the timers were set: O(n), no string
+  // compares (a checkpoint writes every live timer; with a million keys
+  // sorting them would cost the task thread far more), and independent of
+  // the hash set's iteration order. The restore re-adds them, and pops
+  // order them again.
+  std::vector<std::vector<const TimerEntry*>> groups(range.size());
+  for (const auto& [ts, b] : buckets_) {
+    for (size_t i = b.next; i < b.nodes.size(); ++i) {
+      const Node* n = b.nodes[i].get();
+      if (n->alive && range.contains(n->entry.kg)) groups[n->entry.kg.value() - range.start].push_back(&n->entry);
+    }
   }
-  for (size_t i = 0; i < per_group.size(); ++i) {
-    if (counts[i] == 0) continue;
+  per_group.assign(range.size(), std::string());
+  for (size_t i = 0; i < groups.size(); ++i) {
+    auto& g = groups[i];
+    if (g.empty()) continue;
     ByteWriter w(per_group[i]);
-    w.put_varint(counts[i]);
-    w.put_raw(bodies[i].data(), bodies[i].size());
+    w.put_varint(g.size());
+    for (const TimerEntry* t : g) {
+      w.put_zigzag(t->ts);
+      w.put_bytes(t->key);
+      w.put_bytes(t->ns);
+    }
   }
 }
 
@@ -64,7 +118,7 @@ Status TimerQueue::read_key_group(KeyGroup kg, std::string_view bytes) {
     if (!r.get_zigzag(ts) || !r.get_bytes(key) || !r.get_bytes(ns)) {
       return Status::corruption("timer snapshot: truncated entry");
     }
-    timers_.insert(TimerEntry{ts, kg, std::string(key), std::string(ns)});
+    add(ts, kg, key, ns);
   }
   if (!r.empty()) return Status::corruption("timer snapshot: trailing bytes");
   return Status::ok();

@@ -4,7 +4,11 @@
 // and restored per key group with it.
 #pragma once
 
+#include <absl/container/flat_hash_set.h>
+
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -47,9 +51,22 @@ struct TimerOrder {
   }
 };
 
-/// An ordered set of timers without duplicates. Used on the task thread only.
+/// An ordered set of timers without duplicates. Timers sit in buckets by
+/// timestamp (an ordered map over the few distinct timestamps), and a hash
+/// set over the same nodes answers "is this timer already set?" — the
+/// common case: a window's end is registered for every record of the
+/// window — with one hash lookup, no walk down a tree of string compares.
+/// A bucket is sorted by (key group, key, namespace) once, when its first
+/// timer pops (and again only if a timer is added to it afterwards), so
+/// pops come in exactly the order a std::set<TimerEntry, TimerOrder> gives.
+/// Removed timers stay in their bucket as dead nodes until it is consumed
+/// or compacted. Used on the task thread only.
 class TimerQueue {
  public:
+  TimerQueue() = default;
+  TimerQueue(TimerQueue&&) = default;  // nodes are on the heap: pointers stay valid
+  TimerQueue& operator=(TimerQueue&&) = default;
+
   /// Adds the timer; false if the same (ts, key, namespace) is already set.
   bool add(int64_t ts, KeyGroup kg, std::string_view key, std::string_view ns);
   /// Removes the timer; false if it was not set.
@@ -58,18 +75,52 @@ class TimerQueue {
   std::optional<int64_t> next_ts() const;
   /// Pops the earliest timer if its timestamp is <= max_ts.
   bool pop_due(int64_t max_ts, TimerEntry& out);
-  size_t size() const { return timers_.size(); }
-  bool empty() const { return timers_.empty(); }
-  void clear() { timers_.clear(); }
+  size_t size() const { return index_.size(); }
+  bool empty() const { return index_.empty(); }
+  void clear();
 
   /// Snapshot: writes the timers of each key group of `range` to
-  /// `per_group[kg - range.start]`.
+  /// `per_group[kg - range.start]`, each group by timestamp, then in the
+  /// order the timers were set.
   void write_key_groups(const KeyGroupRange& range, std::vector<std::string>& per_group) const;
   /// Restore: adds the timers that write_key_groups encoded for group kg.
   Status read_key_group(KeyGroup kg, std::string_view bytes);
 
  private:
-  std::set<TimerEntry, TimerOrder> timers_;
+  struct Node {
+    TimerEntry entry;
+    bool alive = true;
+  };
+  /// The timers of one timestamp; nodes before `next` have popped.
+  struct Bucket {
+    std::vector<std::unique_ptr<Node>> nodes;
+    size_t next = 0;
+    size_t alive = 0;
+    bool sorted = true;  // nodes[next..] in TimerOrder
+  };
+  struct NodeHash {
+    using is_transparent = void;
+    size_t operator()(const TimerView& v) const;
+    size_t operator()(const Node* n) const {
+      return (*this)(TimerView{n->entry.ts, n->entry.kg, n->entry.key, n->entry.ns});
+    }
+  };
+  struct NodeEq {
+    using is_transparent = void;
+    static TimerView view(const Node* n) { return {n->entry.ts, n->entry.kg, n->entry.key, n->entry.ns}; }
+    static const TimerView& view(const TimerView& v) { return v; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      const TimerView x = view(a), y = view(b);
+      return x.ts == y.ts && x.kg == y.kg && x.key == y.key && x.ns == y.ns;
+    }
+  };
+
+  /// Drops the dead nodes of a bucket once they outnumber the live ones.
+  static void maybe_compact(Bucket& b);
+
+  std::map<int64_t, Bucket> buckets_;  // only buckets with live timers
+  absl::flat_hash_set<Node*, NodeHash, NodeEq> index_;  // the live nodes
 };
 
 }  // namespace sluice::state

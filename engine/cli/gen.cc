@@ -32,6 +32,7 @@ struct GenCli {
   std::string kafka;  // host:port: produce to Kafka instead of writing a file
   std::string topic;
   std::string kafka_timestamp = "now";  // or "event": the message timestamp is the event's ts
+  std::string linger = "5ms";  // the producer's linger.ms: how long it batches before sending
 };
 
 /// What a generator run produced: the number of lines and a summary.
@@ -55,7 +56,11 @@ int64_t event_ts(const std::string& line) {
 int run_kafka(GenCli& c, const Generate& generate) {
   if (c.topic.empty()) return report_error("--kafka needs --topic", 2);
   if (c.output != "-") return report_error("--kafka and --output exclude each other", 2);
-  auto producer = kafka::SimpleProducer::create(c.kafka);
+  auto linger = parse_duration(c.linger);
+  if (!linger.is_ok() || linger->count() < 0) {
+    return report_error("--linger: expected a duration such as 0ms or 5ms, got '" + c.linger + "'", 2);
+  }
+  auto producer = kafka::SimpleProducer::create(c.kafka, {{"linger.ms", std::to_string(linger->count())}});
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
   const bool event_time = c.kafka_timestamp == "event";
@@ -263,6 +268,10 @@ Runner add_gen(CLI::App& app) {
                   "start=ts:/stop=ts: can select)")
       ->capture_default_str()
       ->check(CLI::IsMember({"now", "event"}));
+  cmd->add_option("--linger", c->linger,
+                  "With --kafka: how long the producer batches messages before sending (linger.ms); "
+                  "0ms sends each at once, for latency measurements")
+      ->capture_default_str();
   return [c] { return run(*c); };
 }
 

@@ -53,6 +53,14 @@ inline std::string check_string_size(size_t n) {
 inline std::string err(std::string_view what, simdjson::error_code e) {
   return std::string(what) + " (" + simdjson::error_message(e) + ")";
 }
+/// k == name without strlen(name) (called per field and record).
+inline bool name_equals(std::string_view k, const char* name) {
+  for (char c : k) {
+    if (*name == '\0' || *name != c) return false;  // stops at name's end: never reads past it
+    ++name;
+  }
+  return *name == '\0';
+}
 template <class T>
 struct is_optional : std::false_type {};
 template <class T>
@@ -192,7 +200,7 @@ struct JsonRead<T> {
       int index = 0;
       bool matched = false;
       out.sluice_visit([&](const char* name, auto& f) {
-        if (!matched && error.empty() && k == name) {
+        if (!matched && error.empty() && json_detail::name_equals(k, name)) {
           matched = true;
           std::string e = JsonRead<std::decay_t<decltype(f)>>::read(field.value(), f);
           if (!e.empty()) error = "field '" + std::string(name) + "': " + e;

@@ -90,8 +90,11 @@ std::vector<prometheus::ClientMetric::Label> to_labels(const FamilyBuilder::Labe
 }
 
 const std::vector<double>& latency_buckets() {
-  static const std::vector<double> b = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,   2.5,
-                                        5,     10,   20,    30,   60,  90,   120, 300, 600};
+  // Fine below 100 ms: the latency targets (10 ms stateless, 50 ms for a
+  // window result) must be readable from the buckets, not interpolated.
+  static const std::vector<double> b = {0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.035,
+                                        0.05,  0.075, 0.1,   0.25,  0.5,    1,    2.5,   5,     10,
+                                        20,    30,    60,    90,    120,    300,  600};
   return b;
 }
 

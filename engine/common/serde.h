@@ -56,6 +56,10 @@ class ByteWriter {
     put_u8(static_cast<uint8_t>(v & 0xff));
   }
   void put_varint(uint64_t v) {
+    if (v < 0x80) {  // lengths and small ints: one byte, no append call
+      out_.push_back(static_cast<char>(v));
+      return;
+    }
     char buf[10];
     int n = 0;
     while (v >= 0x80) {
@@ -117,6 +121,10 @@ class ByteReader {
     return true;
   }
   bool get_varint(uint64_t& v) {
+    if (p_ != end_ && (static_cast<uint8_t>(*p_) & 0x80) == 0) {  // one byte: the common case
+      v = static_cast<uint8_t>(*p_++);
+      return true;
+    }
     uint64_t result = 0;
     const char* p = p_;
     for (int shift = 0; shift <= 63 && p < end_; shift += 7) {

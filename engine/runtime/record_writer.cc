@@ -34,7 +34,7 @@ bool RecordWriter::has_pending() const {
 void RecordWriter::broadcast_watermark(EventTime wm) {
   for (int ch = 0; ch < num_channels(); ++ch) {
     frames::append_watermark(pending_[ch], wm);
-    if (pending_[ch].size() >= buffer_bytes_) flush(ch);
+    if (flush_on_watermark_ || pending_[ch].size() >= buffer_bytes_) flush(ch);
   }
 }
 

@@ -43,7 +43,10 @@ class RecordWriter {
     if (pending_[ch].size() >= buffer_bytes_) flush(ch);
   }
 
+  /// Appends the watermark to every channel; sends the buffers at once when
+  /// flush-on-watermark is set (the default), else only full ones.
   void broadcast_watermark(EventTime wm);
+  void set_flush_on_watermark(bool on) { flush_on_watermark_ = on; }
   void broadcast_status(bool idle);
   /// Barriers overtake nothing: they follow the records already written.
   void broadcast_barrier(const Barrier& b);
@@ -68,6 +71,7 @@ class RecordWriter {
   const size_t buffer_bytes_;
   WriterStats stats_;
   bool broken_ = false;
+  bool flush_on_watermark_ = true;
 };
 
 }  // namespace sluice::runtime

@@ -277,6 +277,15 @@ Status Task::Impl::build() {
   auto timeout = job_->config.get_duration("checkpoint.alignment-timeout", Duration(0));
   if (!timeout.is_ok()) return timeout.status();
   alignment_timeout_ns_ = timeout->count() * 1'000'000;
+  SLUICE_ASSIGN_OR_RETURN(Duration buffer_timeout, job_->config.get_duration("pipeline.buffer-timeout",
+                                                                             Duration(options_.buffer_timeout_ms)));
+  if (buffer_timeout.count() < 0) {
+    return Status::invalid_argument("pipeline.buffer-timeout must not be negative, e.g. 1ms or 0ms");
+  }
+  options_.buffer_timeout_ms = buffer_timeout.count();
+  SLUICE_ASSIGN_OR_RETURN(options_.flush_on_watermark,
+                          job_->config.get_bool("pipeline.flush-on-watermark", options_.flush_on_watermark));
+  for (auto& [id, w] : writers_) w->set_flush_on_watermark(options_.flush_on_watermark);
 
   std::map<int, RecordWriter*> writers;
   for (auto& [id, w] : writers_) writers[id] = w.get();

@@ -137,8 +137,14 @@ struct TaskOptions {
   size_t channel_capacity = 8;
   /// Bytes at which a pending output buffer is sent. Default 32 KiB.
   size_t buffer_bytes = 32 * 1024;
-  /// Longest time a record waits in a pending output buffer. Default 10 ms.
+  /// Longest time a record waits in a pending output buffer. Default 10 ms;
+  /// a job overrides it with `pipeline.buffer-timeout` (0: flush after
+  /// every input step, for the lowest latency at some throughput).
   int64_t buffer_timeout_ms = 10;
+  /// Send pending output buffers with every watermark, so that records and
+  /// the watermark that completes their window never wait for the timeout.
+  /// Default true; a job overrides it with `pipeline.flush-on-watermark`.
+  bool flush_on_watermark = true;
   /// Actions other threads may queue on the task's mailbox before they
   /// block (MailboxExecutor::execute). Default 1024.
   size_t mailbox_capacity = 1024;

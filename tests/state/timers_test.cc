@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -243,6 +246,60 @@ TEST(TimerQueue, RestoreRejectsCorruptBytes) {
   Status st = t.read_key_group(KeyGroup(1), good + "x");
   EXPECT_EQ(st.code(), StatusCode::kCorruption);
   EXPECT_NE(st.message().find("trailing"), std::string::npos) << st.message();
+}
+
+// Differential: random adds (many repeats), removes, pops and snapshot
+// round trips against a std::set of tuples, the obvious reference.
+TEST(TimerQueue, BehavesLikeAnOrderedSetUnderRandomOperations) {
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
+    TimerQueue q;
+    std::set<Timer> ref;
+    auto random_timer = [&] {
+      // Few distinct values so that repeats, equal timestamps and shared
+      // keys are common; keys and namespaces may hold zero bytes.
+      int64_t ts = pick(40) - 5;
+      int32_t kg = pick(6);
+      std::string key = "k" + std::to_string(pick(8));
+      std::string ns = pick(3) == 0 ? std::string("\0w", 2) + std::to_string(pick(3)) : "";
+      return Timer{ts, kg, key, ns};
+    };
+    for (int step = 0; step < 3000; ++step) {
+      const int op = pick(10);
+      if (op < 5) {
+        Timer t = random_timer();
+        bool added = q.add(std::get<0>(t), KeyGroup(std::get<1>(t)), std::get<2>(t), std::get<3>(t));
+        ASSERT_EQ(added, ref.insert(t).second) << "step " << step;
+      } else if (op < 7) {
+        Timer t = pick(2) == 0 && !ref.empty() ? *std::next(ref.begin(), pick(static_cast<int>(ref.size())))
+                                               : random_timer();
+        bool removed = q.remove(std::get<0>(t), KeyGroup(std::get<1>(t)), std::get<2>(t), std::get<3>(t));
+        ASSERT_EQ(removed, ref.erase(t) == 1) << "step " << step;
+      } else if (op < 9) {
+        int64_t limit = pick(40) - 5;
+        TimerEntry e;
+        while (q.pop_due(limit, e)) {
+          ASSERT_FALSE(ref.empty());
+          ASSERT_EQ(as_tuple(e), *ref.begin()) << "step " << step;
+          ref.erase(ref.begin());
+        }
+        ASSERT_TRUE(ref.empty() || std::get<0>(*ref.begin()) > limit) << "step " << step;
+      } else {
+        // Snapshot and restore into a fresh queue, which replaces the old one.
+        std::vector<std::string> per_group;
+        q.write_key_groups(KeyGroupRange{0, 5}, per_group);
+        TimerQueue restored;
+        for (int32_t kg = 0; kg <= 5; ++kg) ASSERT_TRUE(restored.read_key_group(KeyGroup(kg), per_group[kg]).is_ok());
+        q = std::move(restored);
+      }
+      ASSERT_EQ(q.size(), ref.size()) << "step " << step;
+      ASSERT_EQ(q.next_ts(), ref.empty() ? std::nullopt : std::optional<int64_t>(std::get<0>(*ref.begin())));
+    }
+    std::vector<Timer> rest(ref.begin(), ref.end());
+    EXPECT_EQ(drain(q), rest);
+  }
 }
 
 }  // namespace
