@@ -16,8 +16,10 @@
 //   alerts            the alerts (default stdout:), e.g. kafka://host:port/alerts?delivery=exactly-once&key=alert_id
 //   siem              HTTP push sinks for the alerts, separated by spaces (Splunk HEC, Elasticsearch bulk, webhook)
 //   dlq               malformed, late and refused records (default stderr:)
-//   scorer            http://host:port of the scoring service; default none: decisions stay unscored
-//   scorer_token      env:NAME or file:PATH (the scorer's bearer token)
+//   scorer            grpc://host:port or http://host:port of the scorer (jobs/fraud/scorer); default none:
+//                     decisions stay unscored
+//   scorer_token      env:NAME or file:PATH (the scorer's bearer token; required with scorer)
+//   scorer_ca         grpcs/https: the CA of the scorer's certificate
 //   score_timeout (1s), score_attempt_timeout (300ms), score_attempts (3), score_capacity (200)
 //   fail_count (5), amount_threshold (500), within (10m)   the stuffing pattern
 //   device_ttl (30d)  how long a device stays known after a purchase
@@ -236,9 +238,9 @@ SLUICE_JOB(fraud) {
   DataStream<Decision> scored = decisions;
   if (!scorer.empty()) {
     ScorerSettings ss;
-    ss.url = scorer;
-    while (!ss.url.empty() && ss.url.back() == '/') ss.url.pop_back();
-    ss.token = args.get("scorer_token", "");
+    ss.endpoint = scorer;
+    ss.token = args.require("scorer_token", "env:NAME or file:PATH holding the scorer's bearer token");
+    ss.tls_ca = args.get("scorer_ca", "");
     ss.attempt_timeout = args.get_duration("score_attempt_timeout", 300ms);
     AsyncOptions o;
     o.mode = OutputMode::kUnordered;
@@ -247,8 +249,8 @@ SLUICE_JOB(fraud) {
     const int attempts = static_cast<int>(args.get_int("score_attempts", 3));
     if (attempts < 1) throw api::JobArgError("--arg score_attempts must be at least 1");
     auto retry = AsyncRetryStrategy<Decision>::exponential_backoff(attempts, 20ms, 200ms)
-                     .retry_if_result(&ScoreDecision::unscored_retryable);
-    scored = AsyncDataStream::wait(decisions, ScoreDecision(ss), o, retry, "score");
+                     .retry_if_result(&unscored_retryable);
+    scored = AsyncDataStream::wait(decisions, score_function(ss), o, retry, "score");
     scored.uid("score");
   }
   auto recorded = scored.map(

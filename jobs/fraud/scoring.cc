@@ -3,27 +3,12 @@
 #include <prometheus/counter.h>
 #include <prometheus/histogram.h>
 
-#include "connectors/http/push_config.h"
 #include "engine/common/json.h"
-#include "engine/common/json_read.h"
 #include "engine/common/metrics.h"
 
 namespace sluice::fraud {
 
 namespace {
-
-struct ScoreRequest {
-  std::string request_id;
-  std::string user;
-  std::map<std::string, double> features;
-  SLUICE_FIELDS(request_id, user, features)
-};
-struct ScoreReply {
-  std::string request_id;
-  double score = 0;
-  std::string model_version;
-  SLUICE_FIELDS(request_id, score, model_version)
-};
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -61,65 +46,34 @@ Families& families() {
 
 }  // namespace
 
-Status ScoreDecision::open(RuntimeContext& ctx) {
-  job_ = ctx.info().job_name;
-  if (s_.url.rfind("http://", 0) != 0 && s_.url.rfind("https://", 0) != 0) {
-    return Status::invalid_argument("--arg scorer must be http://host:port or https://host:port, not '" + s_.url + "'");
-  }
-  if (!s_.token.empty()) {
-    SLUICE_ASSIGN_OR_RETURN(std::string token, http_sink::SecretRef::parse(s_.token).resolve("--arg scorer_token"));
-    authorization_ = "Bearer " + token;
-  }
-  http_client::HttpClientOptions o;
-  o.name = "fraud-scorer";
-  SLUICE_ASSIGN_OR_RETURN(client_, http_client::HttpClient::shared(o));
-  return Status::ok();
+fraud_scorer::ScorerFn<Decision, Decision> score_function(const ScorerSettings& s) {
+  fraud_scorer::ScorerClientOptions o;
+  o.endpoint = s.endpoint;
+  o.token = s.token;
+  o.deadline = s.attempt_timeout;
+  o.tls_ca = s.tls_ca;
+  return fraud_scorer::ScorerFn<Decision, Decision>(
+      o,
+      [](const Decision& d) { return fraud_scorer::ScoreInput{d.decision_id, d.user, d.features}; },
+      [](const Decision& d, Result<fraud_scorer::ScoreResult> r) {
+        if (!r.is_ok()) {
+          // A wrong token or a refused request will not pass on a retry.
+          const StatusCode c = r.status().code();
+          const bool refused = c == StatusCode::kPermissionDenied || c == StatusCode::kInvalidArgument;
+          return unscored(d, std::string(refused ? "refused: " : "") + r.status().to_string());
+        }
+        Decision scored = d;
+        scored.scored = true;
+        scored.score = r->score;
+        scored.model_version = r->model_version;
+        scored.score_error.clear();
+        scored.latency_ms = std::max<int64_t>(0, wall_ms() - d.decided_at);
+        return scored;
+      });
 }
 
-bool ScoreDecision::unscored_retryable(const std::vector<Decision>& r) {
+bool unscored_retryable(const std::vector<Decision>& r) {
   return !r.empty() && !r.front().scored && r.front().score_error.rfind("refused:", 0) != 0;
-}
-
-void ScoreDecision::async_invoke(const Decision& d, ResultFuture<Decision> result) {
-  http_client::Request req;
-  req.method = http_client::Method::kPost;
-  req.url = s_.url + "/v1/score";
-  req.headers.emplace_back("Content-Type", "application/json");
-  if (!authorization_.empty()) req.headers.emplace_back("Authorization", authorization_);
-  req.body = to_json(ScoreRequest{d.decision_id, d.user, d.features});
-  req.timeout = s_.attempt_timeout;
-  Status st = client_->submit(std::move(req), [d, result](Result<http_client::Response> r) mutable {
-    if (!r.is_ok()) {
-      result.complete(unscored(d, r.status().to_string()));
-      return;
-    }
-    if (!r->ok()) {
-      // 4xx other than 408/429 will not pass on a retry: a wrong token, a bad request.
-      const bool final = r->status >= 400 && r->status < 500 && r->status != 408 && r->status != 429;
-      result.complete(unscored(d, std::string(final ? "refused: " : "") + http_client::describe_status(r->status) +
-                                      ": " + r->body.substr(0, 200)));
-      return;
-    }
-    thread_local JsonParser parser;
-    ScoreReply reply;
-    std::string err = parser.parse(r->body, reply);
-    if (!err.empty()) {
-      result.complete(unscored(d, "unreadable score: " + err));
-      return;
-    }
-    Decision scored = d;
-    scored.scored = true;
-    scored.score = reply.score;
-    scored.model_version = reply.model_version;
-    scored.score_error.clear();
-    scored.latency_ms = std::max<int64_t>(0, wall_ms() - d.decided_at);
-    result.complete(std::move(scored));
-  });
-  if (!st.is_ok()) result.complete(unscored(d, st.to_string()));
-}
-
-void ScoreDecision::timeout(const Decision& d, ResultFuture<Decision> result) {
-  result.complete(unscored(d, "scorer timed out"));
 }
 
 void record_decision(const std::string& job, const Decision& d) {

@@ -192,7 +192,7 @@ TEST(FraudJob, ScorerErrorsAreRetriedAndWhatStillFailsGoesOnUnscored) {
   for (const auto& row : r.outputs.audit) {
     if (bucket(row.decision_id) == 0) {
       EXPECT_FALSE(row.scored) << row.decision_id;
-      EXPECT_NE(row.score_error.find("503"), std::string::npos) << row.score_error;
+      EXPECT_FALSE(row.score_error.empty());
       EXPECT_EQ(row.score, -1);
     } else {
       EXPECT_TRUE(row.scored) << row.decision_id << ": " << row.score_error;
@@ -203,16 +203,16 @@ TEST(FraudJob, ScorerErrorsAreRetriedAndWhatStillFailsGoesOnUnscored) {
   EXPECT_GT(retried_ok, 0u);
 }
 
-// The scorer's port closed for the whole run, then a scorer slower than
-// the job's timeout: decisions go on unscored, with the reason.
+// No scorer on its port for the whole run, then a scorer slower than the
+// job's timeout: decisions go on unscored, with the reason.
 TEST(FraudJob, ScorerDownOrSlowerThanTheTimeoutLosesNoAlert) {
-  auto scorer = start_scorer("s3cret");
-  ASSERT_TRUE(scorer);
-  scorer->down();
-  ScoredRun down = run_scored(scorer->url(""), 12);
+  const int nobody = it::free_loopback_port();
+  ASSERT_GT(nobody, 0);
+  ScoredRun down = run_scored("http://127.0.0.1:" + std::to_string(nobody), 12);
   expect_complete(down);
   for (const auto& row : down.outputs.audit) EXPECT_FALSE(row.scored);
-  ASSERT_TRUE(scorer->up().is_ok());
+  auto scorer = start_scorer("s3cret");
+  ASSERT_TRUE(scorer);
   scorer->set_latency_us(600'000, 700'000);
   ScoredRun slow = run_scored(scorer->url(""), 13);
   expect_complete(slow);

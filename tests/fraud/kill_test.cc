@@ -15,6 +15,7 @@
 #include "tests/fraud/reference.h"
 #include "tests/integration/kill_restore.h"
 #include "tests/integration/support.h"
+#include "tests/scorer/support/delay_proxy.h"
 
 namespace sluice::fraud_test {
 namespace {
@@ -56,13 +57,19 @@ size_t expect_exactly_once(const it::TempDir& in, const it::TempDir& out) {
   return scored;
 }
 
+// The real scorer over gRPC, behind a proxy that holds every call 100 ms.
 TEST(FraudKill, KilledAndRestoredWithScoringInFlightWritesAlertsAndAuditExactlyOnce) {
-  auto scorer = slow_scorer();
-  ASSERT_TRUE(scorer);
   it::TempDir in, out;
+  ScorerProcess scorer(out.path(), "kill-test-token");
+  ASSERT_TRUE(scorer.ok());
+  auto proxy = scorer_test::DelayProxy::start(scorer.grpc());
+  ASSERT_TRUE(proxy.is_ok()) << proxy.status().to_string();
+  (*proxy)->set_delay(100ms);
   generate(in.path(), {"--count", "30000", "--scenarios", "10", "--seed", "21"});
   std::vector<std::string> argv{it::sluice_binary(), "run-local", job_library(), "-p", "2", "--checkpoint-dir", out.file("chk"), "--checkpoint-interval",
-                                "300ms", "--arg", "scorer=" + scorer->url(""), "--arg", "score_timeout=5s"};
+                                "300ms", "--arg", "scorer=grpc://" + (*proxy)->address(), "--arg",
+                                "scorer_token=file:" + out.file("scorer-token"), "--arg", "score_timeout=5s",
+                                "--arg", "score_attempt_timeout=2s"};
   for (const auto& a : job_args(in.path(), out.path(), 6000, lake_uri(out))) argv.push_back(a);
   const uint32_t seed = it::kill_seed();
   SCOPED_TRACE("kill schedule seed " + std::to_string(seed) + " (replay with SLUICE_KILL_SEED)");
@@ -82,12 +89,14 @@ TEST(FraudKill, TaskManagerKilledWithScoringInFlightOnTheClusterLosesAndRepeatsN
   ASSERT_TRUE(scorer);
   it::TempDir in, out;
   generate(in.path(), {"--count", "30000", "--scenarios", "10", "--seed", "22"});
+  ::setenv("FRAUD_TEST_SCORER_TOKEN", "cluster-token", 1);  // the taskmanagers inherit it
   it::Cluster c(out);
   c.start_jobmanager();
   for (const char* id : {"tm-a", "tm-b", "tm-c"}) c.start_taskmanager(id, 2);
   ASSERT_TRUE(c.wait_for_taskmanagers(3)) << c.logs();
   std::vector<std::string> args{"submit", job_library(), "--parallelism", "4", "--arg", "scorer=" + scorer->url(""),
-                                "--arg", "score_timeout=5s"};
+                                "--arg", "scorer_token=env:FRAUD_TEST_SCORER_TOKEN", "--arg", "score_timeout=5s",
+                                "--arg", "score_attempt_timeout=2s"};
   for (const auto& a : job_args(in.path(), out.path(), 5000, lake_uri(out))) args.push_back(a);
   auto r = c.sluice(args);
   ASSERT_EQ(r.exit_code, 0) << r.describe(args) << c.logs();

@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
 #include <fstream>
+#include <signal.h>
 
 #include "jobs/fraud/rules.h"
 #include "tests/integration/support.h"
@@ -281,6 +283,52 @@ std::vector<std::string> job_args(const std::string& in_dir, const std::string& 
   out.insert(out.end(), {"--arg", "audit=" + (audit_uri.empty() ? "file://" + out_dir + "/audit.ndjson" : audit_uri),
                          "--arg", "alerts=file://" + out_dir + "/alerts.ndjson", "--arg",
                          "dlq=file://" + out_dir + "/dlq.ndjson"});
+  return out;
+}
+
+ScorerProcess::ScorerProcess(const std::string& dir, const std::string& token) : log_(dir + "/scorer.log") {
+  it::write_file(dir + "/model.json",
+                 "{\"version\":\"fraud-test-1\",\"bias\":-3.0,\"weights\":{\"amount_log\":0.4,\"new_device\":1.5,"
+                 "\"failed_logins\":0.3,\"api_errors\":0.05,\"rule_impossible_travel\":2.0}}");
+  it::write_file(dir + "/scorer-token", token + "\n");
+  std::filesystem::permissions(dir + "/scorer-token", std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                               std::filesystem::perm_options::replace);
+  const std::string ready = dir + "/scorer-ready.json";
+  pid_ = it::start_process({it::build_dir() + "/jobs/fraud/scorer/sluice-scorer", "--model", dir + "/model.json",
+                            "--token-file", dir + "/scorer-token", "--grpc-bind", "127.0.0.1:0", "--http-bind",
+                            "127.0.0.1:0", "--ready-file", ready},
+                           log_, /*die_with_parent=*/true);
+  simdjson::dom::parser p;
+  for (int i = 0; i < 200 && pid_ > 0; ++i) {
+    auto lines = it::read_lines(ready);
+    simdjson::dom::element d;
+    std::string_view g, h;
+    if (!lines.empty() && p.parse(lines[0]).get(d) == simdjson::SUCCESS && d["grpc"].get(g) == simdjson::SUCCESS &&
+        d["http"].get(h) == simdjson::SUCCESS) {
+      grpc_ = std::string(g);
+      http_ = std::string(h);
+      return;
+    }
+    if (it::wait_process(pid_, std::chrono::milliseconds(50)) >= 0) {
+      pid_ = -1;
+      break;
+    }
+  }
+  ADD_FAILURE() << "sluice-scorer did not start: " << log();
+}
+
+ScorerProcess::~ScorerProcess() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  if (it::wait_process(pid_, std::chrono::seconds(10)) < 0) {
+    ::kill(pid_, SIGKILL);
+    it::wait_process(pid_, std::chrono::seconds(10));
+  }
+}
+
+std::string ScorerProcess::log() const {
+  std::string out;
+  for (const auto& l : it::read_lines(log_)) out += l + "\n";
   return out;
 }
 

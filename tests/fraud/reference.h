@@ -121,4 +121,23 @@ void generate(const std::string& dir, const std::vector<std::string>& extra);
 std::vector<std::string> job_args(const std::string& in_dir, const std::string& out_dir, double rate = 0,
                                   const std::string& audit_uri = "");
 
+/// The real scoring service (build/jobs/fraud/scorer/sluice-scorer) on
+/// free loopback ports, with a small model and `token` in a 0600 file
+/// under `dir`; stopped with SIGTERM when the object goes.
+class ScorerProcess {
+ public:
+  ScorerProcess(const std::string& dir, const std::string& token);
+  ~ScorerProcess();
+  ScorerProcess(const ScorerProcess&) = delete;
+  ScorerProcess& operator=(const ScorerProcess&) = delete;
+  bool ok() const { return !grpc_.empty(); }
+  const std::string& grpc() const { return grpc_; }  // 127.0.0.1:PORT
+  const std::string& http() const { return http_; }
+  std::string log() const;
+
+ private:
+  int pid_ = -1;
+  std::string grpc_, http_, log_;
+};
+
 }  // namespace sluice::fraud_test
