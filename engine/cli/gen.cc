@@ -126,6 +126,11 @@ Result<gen::FraudOptions> fraud_options(GenCli& c) {
   auto d = parse_duration(c.duration);
   if (!d.is_ok()) return Status::invalid_argument("--duration: " + d.status().message());
   o.duration = *d;
+  // Paced: a live stream whose event time is the wall clock, unless --start-ts says otherwise.
+  if (o.rate > 0 && !given("--start-ts")) o.start_ts = wall_clock_ms();
+  if (o.rate > 0 && !given("--duration")) {
+    o.duration = Duration(static_cast<int64_t>(static_cast<double>(o.count) / o.rate * 1000.0));
+  }
   SLUICE_RETURN_IF_ERROR(o.validate());
   return o;
 }
@@ -387,7 +392,9 @@ Runner add_gen(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--full-urls", c->pv.full_url_fraction, "pageviews: share of page_url given as a full URL")
       ->capture_default_str();
-  cmd->add_option("--duration", c->duration, "fraud: event-time span of the background traffic")->capture_default_str();
+  cmd->add_option("--duration", c->duration,
+                  "fraud: event-time span of the background traffic (with --rate: --count / --rate, event time = now)")
+      ->capture_default_str();
   cmd->add_option("--scenarios", c->fraud.scenarios, "fraud: injected scenarios of each kind (and as many near misses)")
       ->capture_default_str();
   cmd->add_option("--fail-count", c->fraud.fail_count, "fraud: the job's fail_count (failed logins before a purchase)")

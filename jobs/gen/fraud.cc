@@ -35,8 +35,8 @@ Status FraudOptions::validate() const {
   if (count < 0) return Status::invalid_argument("--count must not be negative (--kind fraud is bounded)");
   if (users < 1) return Status::invalid_argument("--users must be at least 1");
   if (scenarios < 0 || scenarios > 100'000) return Status::invalid_argument("--scenarios must be 0..100000");
-  if (scenarios > 0 && duration < Duration(70 * 60'000)) {
-    return Status::invalid_argument("--duration must be at least 70m to hold the scenarios (or --scenarios 0)");
+  if (scenarios > 0 && duration < Duration(25 * 60'000)) {
+    return Status::invalid_argument("--duration must be at least 25m to hold the scenarios (or --scenarios 0)");
   }
   if (duration.count() <= 0) return Status::invalid_argument("--duration must be positive");
   if (!frac(out_of_order_fraction) || !frac(malformed_fraction)) {
@@ -211,11 +211,14 @@ class FraudGenerator {
   };
 
   Status make_scenarios(std::vector<Event>& out, const std::function<Status(const std::string&)>& truth) {
-    const int64_t span = o_.duration.count() - 60 * kMinute;
+    // A scenario starts 2 minutes in or later (its history, up to half an
+    // hour before, may come before the background: it is written first)
+    // and its alert falls within the background's span.
+    const int64_t span = o_.duration.count() - 22 * kMinute;
     for (int64_t k = 0; k < o_.scenarios; ++k) {
       for (int kind = 0; kind < 4; ++kind) {
         for (int near = 0; near < 2; ++near) {
-          const int64_t t0 = o_.start_ts + 35 * kMinute + static_cast<int64_t>(uniform() * static_cast<double>(span));
+          const int64_t t0 = o_.start_ts + 2 * kMinute + static_cast<int64_t>(uniform() * static_cast<double>(span));
           Truth t;
           t.user = std::string("v") + "ctie"[kind] + std::to_string(k) + (near ? "n" : "p");
           t.alert = near == 0;

@@ -114,7 +114,7 @@ TEST(FraudGenerator, SameSeedSameLinesAndEventsArriveWithinTheirDelay) {
 
 TEST(FraudGenerator, RefusesOptionsThatCannotHoldTheScenarios) {
   gen::FraudOptions o;
-  o.duration = Duration(30 * 60'000);
+  o.duration = Duration(20 * 60'000);
   EXPECT_FALSE(o.validate().is_ok());
   o = {};
   o.fail_count = 1;
