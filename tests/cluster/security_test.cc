@@ -449,37 +449,6 @@ TEST_F(Security, ASlowHttpClientDoesNotBlockOtherRequests) {
   expect_undisturbed();
 }
 
-/// A CA and one certificate for every process (IP 127.0.0.1 and localhost),
-/// made with the openssl CLI for this test only.
-struct TestPki {
-  std::string ca, cert, key;
-  bool ok = false;
-  explicit TestPki(const TempDir& dir) {
-    ca = dir.file("ca.pem");
-    cert = dir.file("node.pem");
-    key = dir.file("node.key");
-    std::string ca_key = dir.file("ca.key"), csr = dir.file("node.csr"), ext = dir.file("ext.cnf");
-    write_file(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
-    const std::string ossl = "/usr/bin/openssl";
-    std::vector<std::vector<std::string>> steps = {
-        {ossl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-         ca_key, "-out", ca, "-days", "1", "-subj", "/CN=sluice-test-ca"},
-        {ossl, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
-         csr, "-subj", "/CN=localhost"},
-        {ossl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "1",
-         "-extfile", ext}};
-    for (const auto& argv : steps) {
-      auto r = run_command(argv, 30s);
-      if (r.exit_code != 0) {
-        ADD_FAILURE() << r.describe(argv);
-        return;
-      }
-    }
-    ::chmod(key.c_str(), 0600);
-    ok = true;
-  }
-};
-
 TEST(SecurityTls, MutualTlsClusterRunsAJobAndRefusesEveryoneWithoutACertificate) {
   TempDir dir;
   TestPki pki(dir);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <random>
@@ -388,6 +389,31 @@ std::vector<Click> multiset_minus(std::vector<Click> a, std::vector<Click> b,
   std::set_difference(b.begin(), b.end(), a.begin(), a.end(), std::back_inserter(lacking));
   if (missing) *missing = std::move(lacking);
   return rest;
+}
+
+TestPki::TestPki(const TempDir& dir) {
+  ca = dir.file("ca.pem");
+  cert = dir.file("node.pem");
+  key = dir.file("node.key");
+  std::string ca_key = dir.file("ca.key"), csr = dir.file("node.csr"), ext = dir.file("ext.cnf");
+  write_file(ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n");
+  const std::string ossl = "/usr/bin/openssl";
+  std::vector<std::vector<std::string>> steps = {
+      {ossl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+       ca_key, "-out", ca, "-days", "1", "-subj", "/CN=sluice-test-ca"},
+      {ossl, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out",
+       csr, "-subj", "/CN=localhost"},
+      {ossl, "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "1",
+       "-extfile", ext}};
+  for (const auto& argv : steps) {
+    auto r = run_command(argv, std::chrono::seconds(30));
+    if (r.exit_code != 0) {
+      ADD_FAILURE() << r.describe(argv);
+      return;
+    }
+  }
+  ::chmod(key.c_str(), 0600);
+  ok = true;
 }
 
 }  // namespace sluice::it

@@ -52,6 +52,15 @@ class TempDir {
   std::string path_;
 };
 
+/// A CA and one certificate for every process (IP 127.0.0.1 and localhost,
+/// server and client use), made with the openssl CLI in `dir`, valid one
+/// day. `ok` is false (and the test has a failure) if openssl failed.
+struct TestPki {
+  std::string ca, cert, key;
+  bool ok = false;
+  explicit TestPki(const TempDir& dir);
+};
+
 /// The lines of a file without their '\n' (a final line without one is
 /// kept). A missing file reads as no lines and `exists` (if given) = false.
 std::vector<std::string> read_lines(const std::string& path, bool* exists = nullptr);

@@ -245,3 +245,40 @@ TEST_F(ScorerEndpoints, ReloadsWhileServingFailNoRequest) {
 
 }  // namespace
 }  // namespace sluice::fraud_scorer
+
+namespace sluice::fraud_scorer {
+namespace {
+
+TEST(ScorerTls, BothEndpointsServeTlsToClientsThatTrustTheCaAndNothingInPlaintext) {
+  it::TempDir dir;
+  it::TestPki pki(dir);
+  ASSERT_TRUE(pki.ok);
+  write(dir.file("model.json"), kModel);
+  auto store = std::move(ModelStore::open(dir.file("model.json"))).value();
+  ScorerOptions o;
+  o.grpc_bind = o.http_bind = "127.0.0.1:0";
+  o.token = kToken;
+  o.tls.cert = pki.cert;
+  o.tls.key = pki.key;
+  auto server = ScorerServer::start(o, store.get());
+  ASSERT_TRUE(server.is_ok()) << server.status().to_string();
+  const std::string grpc = (*server)->grpc_address(), http = (*server)->http_address();
+  ScoreInput in{"r", "u", {{"new_device", 1}, {"amount_log", 2}}};
+  const double want = store->current()->score(in.features).score;
+  for (const std::string& endpoint : {"grpcs://" + grpc, "https://" + http}) {
+    auto c = ScorerClient::connect({.endpoint = endpoint, .token = kToken, .deadline = Duration(5000), .tls_ca = pki.ca});
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    auto r = score_sync(**c, in);
+    ASSERT_TRUE(r.is_ok()) << endpoint << ": " << r.status().to_string();
+    EXPECT_EQ(r->score, want);
+  }
+  for (const std::string& endpoint : {"grpc://" + grpc, "http://" + http}) {
+    auto c = ScorerClient::connect({.endpoint = endpoint, .token = kToken, .deadline = Duration(2000)});
+    ASSERT_TRUE(c.is_ok());
+    auto r = score_sync(**c, in);
+    EXPECT_FALSE(r.is_ok()) << endpoint << " answered in plaintext";
+  }
+}
+
+}  // namespace
+}  // namespace sluice::fraud_scorer
