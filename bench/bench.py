@@ -6,6 +6,7 @@ when its workload ends (or when the driver exits). See bench/README.md.
 """
 import argparse
 import datetime
+import glob
 import json
 import os
 import platform
@@ -1310,6 +1311,50 @@ class Bench:
             self.fig.add(f"ratio interval join / pass-through co-process ({backend})",
                          [a / b for a, b in zip(rates[(backend, "join")], rates[(backend, "pass-through")])], "ratio")
 
+    def w15_fraud(self):
+        """The fraud job (jobs/fraud): events/s over its three file sources on 2
+        cores, heap and RocksDB, no scorer (scoring only ever sees decisions:
+        off the hot path); alerts checked against the generator's ground truth."""
+        job = os.path.join(self.bin, "jobs/fraud/libfraud.so")
+        if not os.path.exists(job):
+            self.fig.not_measured("fraud", "build the fraud target")
+            return
+        n = 30_000 if self.q else 1_000_000
+        d = self.path("fraud-in")
+        run([self.sluice, "gen", "--kind", "fraud", "--count", str(n), "--users", "20000", "--scenarios", "20",
+             "--output", d])
+        lines = sum(self.count_of(os.path.join(d, f + ".ndjson")) for f in ("logins", "api_errors", "transactions"))
+        with open(os.path.join(d, "truth.ndjson")) as f:
+            want = {(t["rule"], t["user"], t["trigger"]) for t in map(json.loads, f) if t["alert"]}
+        rates = {}
+        for backend in ("heap", "rocksdb"):
+            rates[backend], cpu = [], []
+            for i in range(self.reps_slow):
+                out = self.path(f"fraud-{backend}-{i}")
+                os.makedirs(out)
+                cmd = [self.sluice, "run-local", job, "-p", "2", "--set", f"state.backend={backend}"]
+                for s in ("logins", "api_errors", "transactions"):
+                    cmd += ["--arg", f"{s}=file://{d}/{s}.ndjson"]
+                cmd += ["--arg", f"alerts=file://{out}/alerts.ndjson", "--arg", f"audit=file://{out}/audit.ndjson",
+                        "--arg", f"dlq=file://{out}/dlq.ndjson"]
+                usage = {}
+                _, _, secs, rss = run_rss(cmd, usage=usage)
+                self.note_rss(f"fraud p2 {backend}", rss)
+                rates[backend].append(lines / secs)
+                cpu.append(lines / usage["cpu_s"])
+                got = set()
+                for fn in glob.glob(os.path.join(out, "alerts*")):
+                    with open(fn) as f:
+                        got |= {(a["rule"], a["user"], a["trigger_id"]) for a in map(json.loads, f)}
+                if got != want:
+                    self.fig.fail(f"fraud {backend}: alerts differ from the ground truth ({len(got)} vs {len(want)})")
+                shutil.rmtree(out)
+            self.fig.add(f"fraud run-local file p2 {backend}", rates[backend], "events/s", events=lines)
+            self.fig.add(f"fraud {backend} events per CPU second", cpu, "events/s")
+            self.fig.add(f"ratio fraud {backend} / 500k target", [r / 500_000 for r in rates[backend]], "ratio")
+        self.fig.add("ratio fraud rocksdb / heap", [statistics.median(rates["rocksdb"]) /
+                                                    statistics.median(rates["heap"])], "ratio")
+
     def all(self):
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
@@ -1317,7 +1362,8 @@ class Bench:
                  ("8 async", self.w8_async), ("9 influxdb", self.w9_influxdb),
                  ("10 cep", self.w10_cep), ("11 sessions", self.w11_sessions),
                  ("12 interval join", self.w12_interval_join), ("13 nexmark", self.w13_nexmark),
-                 ("14 data plane tls", self.w14_dataplane_tls)]
+                 ("14 data plane tls", self.w14_dataplane_tls),
+                 ("15 fraud", self.w15_fraud)]
         for name, f in steps:
             # A number names its workload only ("1" is not "11 sessions").
             if self.a.only and not any(name.split()[0] == o if o.isdigit() else name.startswith(o)

@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 
 deploy/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j "$(nproc)" --target sluice clickstream sessions_funnel
+cmake --build build -j "$(nproc)" --target sluice clickstream sessions_funnel fraud sluice-scorer
 
 export SLUICE_LOCAL_DIR=${SLUICE_LOCAL_DIR:-/tmp/sluice-local}
 WATCH=${QUICKSTART_WATCH:-75}
@@ -56,6 +56,20 @@ SF_JOB_ID=$(build/sluice submit build/jobs/sessions_funnel/libsessions_funnel.so
 echo "job $SF_JOB_ID"
 
 echo
+echo "== submitting the fraud job (logins, API errors, payments -> rules, CEP, scorer -> alerts, audit trail)"
+FR_JOB_ID=$(build/sluice submit build/jobs/fraud/libfraud.so --parallelism 2 --checkpoint-interval 5s \
+  --arg logins="kafka://$KAFKA_BOOTSTRAP/logins?start=earliest" \
+  --arg api_errors="kafka://$KAFKA_BOOTSTRAP/api_errors?start=earliest" \
+  --arg transactions="kafka://$KAFKA_BOOTSTRAP/transactions?start=earliest" \
+  --arg rules="kafka://$KAFKA_BOOTSTRAP/rules?start=earliest" \
+  --arg alerts="kafka://$KAFKA_BOOTSTRAP/alerts?delivery=exactly-once&key=alert_id" \
+  --arg siem="$FRAUD_SIEM_URL?auth_token=file:$FRAUD_SIEM_TOKEN_FILE&linger=100ms" \
+  --arg audit="file://$SLUICE_LOCAL_DIR/lake/audit/?partition=dt:ts:date,hour:ts:hour" \
+  --arg scorer="$FRAUD_SCORER" --arg scorer_token="file:$FRAUD_SCORER_TOKEN_FILE" \
+  --arg dlq="kafka://$KAFKA_BOOTSTRAP/fraud_dlq")
+echo "job $FR_JOB_ID"
+
+echo
 echo "== progress for ${WATCH}s (windows are one minute: the first rows appear once a minute has closed)"
 progress() {
   curl -sf "$JOBMANAGER_HTTP/jobs/$JOB_ID" | python3 -c '
@@ -69,6 +83,8 @@ print("state %-9s restarts %d  clicks read %7d  checkpoints %d" % (
   printf "  sessions in Postgres %s  funnel push API: %s\n" \
     "$(psql -qAtX -c 'SELECT count(*) FROM sessions' 2>/dev/null || echo 0)" \
     "$(curl -sf -H "Authorization: Bearer $(cat "$FUNNEL_TOKEN_FILE")" "$FUNNEL_RECEIVER/stats" || echo '-')"
+  printf "  fraud alerts at the SIEM stand-in: %s\n" \
+    "$(curl -sf -H "Authorization: Bearer $(cat "$FRAUD_SIEM_TOKEN_FILE")" "$FRAUD_SIEM_RECEIVER/stats" || echo '-')"
 }
 for _ in $(seq $((WATCH / 5))); do
   progress

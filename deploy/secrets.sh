@@ -5,6 +5,8 @@
 #   POSTGRES_PASSWORD       the sluice database user's password
 #   GRAFANA_ADMIN_PASSWORD  Grafana's admin password
 #   FUNNEL_TOKEN            bearer token of the funnel's push API (sessions_funnel -> funnel-api)
+#   FRAUD_SCORER_TOKEN      bearer token of the fraud job's scorer (sluice-scorer)
+#   FRAUD_SIEM_TOKEN        bearer token of the SIEM stand-in the fraud alerts are pushed to
 #   INFLUXDB_PASSWORD       InfluxDB's admin password (the InfluxDB sink and Grafana use it)
 # An existing file is kept (pass --force to replace it). docker compose
 # reads deploy/.env by itself; keep it out of version control.
@@ -25,6 +27,8 @@ POSTGRES_PASSWORD=$(rand 16)
 GRAFANA_ADMIN_PASSWORD=$(rand 12)
 FUNNEL_TOKEN=$(rand 16)
 INFLUXDB_PASSWORD=$(rand 16)
+FRAUD_SCORER_TOKEN=$(rand 16)
+FRAUD_SIEM_TOKEN=$(rand 16)
 ENV
 chmod 600 "$tmp"
 mv "$tmp" "$OUT"

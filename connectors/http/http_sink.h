@@ -71,10 +71,10 @@ class HttpPushWriter final : public runtime::SinkWriter<T> {
 
   Status initialize_state(const runtime::OperatorRestore& restore) override { return core_.initialize(restore); }
   Status open(runtime::OperatorContext& ctx) override { return core_.open(ctx); }
-  Status write(const T& v, EventTime) override {
+  Status write(const T& v, EventTime ts) override {
     std::string record;
     JsonSerde<T>::write(record, v);
-    return core_.add(fields_.empty() ? template_ : url_of(v), std::move(record));
+    return core_.add(fields_.empty() ? template_ : url_of(v), std::move(record), ts);
   }
   Status flush() override { return core_.flush(); }
   Result<std::string> snapshot_state(CheckpointId id) override { return core_.snapshot(id); }
@@ -109,7 +109,7 @@ class HttpPushSink final : public runtime::Sink<T> {
   static Result<std::shared_ptr<const HttpPushSink>> from_uri(const std::string& uri) {
     SLUICE_ASSIGN_OR_RETURN(PushSinkConfig c, PushSinkConfig::parse(uri));
     SLUICE_RETURN_IF_ERROR(check_url_fields<T>(c));
-    auto format = make_format(c.format);
+    auto format = make_format(c);
     return std::shared_ptr<const HttpPushSink>(new HttpPushSink(std::move(c), std::move(format)));
   }
   std::string description() const override { return config_.uri.substr(0, config_.uri.find('?')); }

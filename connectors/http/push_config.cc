@@ -63,6 +63,40 @@ bool token_char(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
+// Options of one format are refused with another; each SIEM format's URL
+// must name its endpoint.
+template <class Params>
+Status check_format_options(const PushSinkConfig& c, const std::string& what, const Params& params) {
+  const bool hec = c.format == "splunk-hec", es = c.format == "es-bulk";
+  for (const auto& [k, v] : params) {
+    const bool hec_only = k == "time_field" || k == "host" || k == "source" || k == "sourcetype";
+    const bool es_only = k == "op";
+    const bool siem = k == "id_field" || k == "index";
+    if ((hec_only && !hec) || (es_only && !es) || (siem && !hec && !es)) {
+      return Status::invalid_argument(what + ": " + k + " is an option of format=" +
+                                      (hec_only ? "splunk-hec" : es_only ? "es-bulk" : "splunk-hec or es-bulk"));
+    }
+  }
+  auto ends_with = [&](std::string_view s) {
+    return c.url_template.size() >= s.size() && c.url_template.compare(c.url_template.size() - s.size(), s.size(), s) == 0;
+  };
+  if (hec && !ends_with("/services/collector/event") && !ends_with("/services/collector")) {
+    return Status::invalid_argument(what + ": format=splunk-hec sends JSON events to .../services/collector/event");
+  }
+  if (es) {
+    if (!ends_with("/_bulk")) return Status::invalid_argument(what + ": format=es-bulk posts to .../_bulk or .../<index>/_bulk");
+    if (c.id_field.empty()) {
+      return Status::invalid_argument(what + ": format=es-bulk needs id_field= (the field that makes each document's _id, "
+                                      "so that a redelivered record overwrites itself)");
+    }
+    if (c.url_fields.empty() && c.index.empty() && c.url_template.find("://") + 3 < c.url_template.size() &&
+        c.url_template.substr(c.url_template.find('/', c.url_template.find("://") + 3)) == "/_bulk") {
+      return Status::invalid_argument(what + ": format=es-bulk needs index= or a URL .../<index>/_bulk");
+    }
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 Result<PushSinkConfig> PushSinkConfig::parse(const std::string& uri) {
@@ -120,8 +154,23 @@ Result<PushSinkConfig> PushSinkConfig::parse(const std::string& uri) {
       if (v != "POST" && v != "PUT") return Status::invalid_argument(what + ": method must be POST or PUT");
       c.method = v;
     } else if (k == "format") {
-      if (v != "json" && v != "ndjson") return Status::invalid_argument(what + ": format must be json or ndjson");
+      if (v != "json" && v != "ndjson" && v != "splunk-hec" && v != "es-bulk") {
+        return Status::invalid_argument(what + ": format must be json, ndjson, splunk-hec or es-bulk");
+      }
       c.format = v;
+    } else if (k == "auth_scheme") {
+      if (v != "Bearer" && v != "Splunk" && v != "ApiKey" && v != "Basic") {
+        return Status::invalid_argument(what + ": auth_scheme must be Bearer, Splunk, ApiKey or Basic");
+      }
+      c.auth_scheme = v;
+    } else if (k == "id_field" || k == "index" || k == "time_field" || k == "op" || k == "host" || k == "source" ||
+               k == "sourcetype") {
+      if (v.empty() || v.find_first_of("\"\\\r\n") != std::string::npos) {
+        return Status::invalid_argument(what + ": " + k + " must be non-empty, without quotes, backslashes or line breaks");
+      }
+      if (k == "op" && v != "index" && v != "create") return Status::invalid_argument(what + ": op must be index or create");
+      (k == "id_field" ? c.id_field : k == "index" ? c.index : k == "time_field" ? c.time_field : k == "op" ? c.es_op
+       : k == "host" ? c.hec_host : k == "source" ? c.hec_source : c.hec_sourcetype) = v;
     } else if (k == "url_query") {
       c.url_query = v;
     } else if (k == "idempotency_header") {
@@ -152,9 +201,11 @@ Result<PushSinkConfig> PushSinkConfig::parse(const std::string& uri) {
       return Status::invalid_argument(
           what + ": unknown parameter '" + k +
           "' (batch_size, batch_bytes, linger, timeout, connect_timeout, max_in_flight, max_pending, retry_initial, "
-          "retry_max, retry_timeout, method, format, url_query, idempotency_header, auth_token, header.NAME, delivery)");
+          "retry_max, retry_timeout, method, format, url_query, idempotency_header, auth_token, auth_scheme, header.NAME, "
+          "delivery; splunk-hec: id_field, index, time_field, host, source, sourcetype; es-bulk: id_field, index, op)");
     }
   }
+  SLUICE_RETURN_IF_ERROR(check_format_options(c, what, params));
   if (c.retry_max < c.retry_initial) c.retry_max = c.retry_initial;
   return c;
 }

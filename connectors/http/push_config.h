@@ -48,7 +48,9 @@ struct PushSinkConfig {
   std::vector<std::string> url_fields;  // the placeholders' fields, in order
   std::string url_query;     // appended as ?url_query
   std::string method = "POST";
-  std::string format = "json";  // json: {"idempotency_key":..,"records":[..]}; ndjson: one record per line
+  /// json: {"idempotency_key":..,"records":[..]}; ndjson: one record per line;
+  /// splunk-hec: Splunk HTTP Event Collector events; es-bulk: Elasticsearch _bulk.
+  std::string format = "json";
   int64_t batch_size = 500;            // records per batch
   int64_t batch_bytes = 1 << 20;       // encoded records per batch
   Duration linger{200};                // a batch waits at most this for more records
@@ -63,6 +65,25 @@ struct PushSinkConfig {
   SecretRef auth_token;                // Authorization: Bearer <token>; empty text: none
   bool has_auth_token = false;
   std::string idempotency_header = "Idempotency-Key";
+  /// The Authorization scheme of auth_token: "" = the format's (Bearer;
+  /// Splunk for splunk-hec; ApiKey for es-bulk), Bearer, Splunk, ApiKey or
+  /// Basic (the secret is "user:password").
+  std::string auth_scheme;
+  /// SIEM formats. es-bulk: the record field whose value is each document's
+  /// _id (required: a redelivered alert overwrites itself); splunk-hec: a
+  /// field every event must have, also sent as an indexed field ("fields").
+  std::string id_field;
+  /// es-bulk: "_index" of each action (default: the URL's /<index>/_bulk);
+  /// splunk-hec: the event's "index" (default: the token's).
+  std::string index;
+  /// es-bulk: "index" (default; a repeat overwrites the same _id) or
+  /// "create" (a repeat is answered 409, counted as delivered).
+  std::string es_op = "index";
+  /// splunk-hec: the event's "time" from this field (epoch ms); default the
+  /// record's event time.
+  std::string time_field;
+  /// splunk-hec: the event's "host", "source", "sourcetype" (default: none, HEC's defaults).
+  std::string hec_host, hec_source, hec_sourcetype;
   Delivery delivery = Delivery::kAtLeastOnce;
 
   static Result<PushSinkConfig> parse(const std::string& uri);

@@ -12,6 +12,7 @@
 #include "engine/common/clock.h"
 #include "engine/common/json.h"
 #include "engine/common/metrics.h"
+#include "connectors/http/siem_formats.h"
 
 namespace sluice::http_sink {
 
@@ -22,6 +23,12 @@ PushFormat::Outcome PushFormat::classify(const http_client::Response& r) const {
   const long s = r.status;
   if (s == 408 || s == 425 || s == 429 || s >= 500 || s == 401 || s == 403 || s == 404) return Outcome::kRetry;
   return Outcome::kRefused;
+}
+
+PushFormat::Verdict PushFormat::judge(const http_client::Response& r, size_t) const {
+  Verdict v;
+  v.outcome = classify(r);
+  return v;
 }
 
 namespace {
@@ -92,8 +99,10 @@ std::string key_safe(const std::string& s) {
 
 }  // namespace
 
-std::shared_ptr<const PushFormat> make_format(const std::string& name) {
-  if (name == "ndjson") return std::make_shared<NdjsonBatchFormat>();
+std::shared_ptr<const PushFormat> make_format(const PushSinkConfig& c) {
+  if (c.format == "ndjson") return std::make_shared<NdjsonBatchFormat>();
+  if (c.format == "splunk-hec") return make_splunk_hec_format(c);
+  if (c.format == "es-bulk") return make_es_bulk_format(c);
   return std::make_shared<JsonBatchFormat>();
 }
 
@@ -146,7 +155,14 @@ Status PushSinkCore::open(runtime::OperatorContext& ctx) {
     if (token.empty() || token.find_first_of("\r\n") != std::string::npos) {
       return Status::invalid_argument(what + ": the auth_token is empty or holds a line break");
     }
-    headers_.push_back({"Authorization", "Bearer " + token});
+    const std::string scheme = config_.auth_scheme.empty() ? format_->auth_scheme() : config_.auth_scheme;
+    if (scheme == "Basic") {
+      const auto colon = token.find(':');
+      if (colon == std::string::npos) return Status::invalid_argument(what + ": auth_scheme=Basic needs the secret as user:password");
+      headers_.push_back({"Authorization", http_client::basic_authorization(token.substr(0, colon), token.substr(colon + 1))});
+    } else {
+      headers_.push_back({"Authorization", scheme + " " + token});
+    }
   }
   http_client::HttpClientOptions o;
   o.name = "push";
@@ -192,7 +208,17 @@ Status PushSinkCore::open(runtime::OperatorContext& ctx) {
   return Status::ok();
 }
 
-Status PushSinkCore::add(const std::string& url, std::string record) {
+Status PushSinkCore::add(const std::string& url, std::string json, EventTime ts) {
+  auto kept = format_->encode(json, ts);
+  if (!kept.is_ok()) {
+    DeadLetter dl;
+    dl.reason = "push sink: " + kept.status().message();
+    dl.origin = "push sink " + config_.url_template;
+    dl.payload = std::move(json);
+    ctx_->dead_letter(std::move(dl));
+    return Status::ok();
+  }
+  std::string record = std::move(kept).value();
   auto [it, fresh] = open_.try_emplace(url);
   Open& o = it->second;
   if (fresh || o.records.empty()) {
@@ -304,71 +330,105 @@ void PushSinkCore::on_answer(const std::string& key, Result<http_client::Respons
   Queued& q = *it;
   q.sending = false;
   --in_flight_;
-  PushFormat::Outcome outcome = PushFormat::Outcome::kRetry;
+  PushFormat::Verdict v;
+  v.outcome = PushFormat::Outcome::kRetry;
   std::string why;
   int64_t retry_after = -1;
   if (r.is_ok()) {
-    outcome = format_->classify(*r);
+    v = format_->judge(*r, q.batch.records.size());
     retry_after = r->retry_after_s;
     why = http_client::describe_status(r->status) + (r->body.empty() ? "" : ": " + r->body.substr(0, 200));
   } else {
     why = r.status().message();
   }
-  const int64_t t = now();
-  switch (outcome) {
-    case PushFormat::Outcome::kAcked:
-      if (q.failing_since_ms >= 0) {
-        spdlog::info("push sink {}: {} answers again after {} ms", config_.url_template, q.batch.url, t - q.failing_since_ms);
-      }
-      ++stats_.acked;
-      stats_.records_acked += q.batch.records.size();
-      acked_metric_->Increment();
-      records_metric_->Increment(static_cast<double>(q.batch.records.size()));
-      queue_.erase(it);
-      break;
-    case PushFormat::Outcome::kRefused:
-      refuse(q, why);
-      queue_.erase(it);
-      break;
-    case PushFormat::Outcome::kRetry: {
-      ++q.attempt;
-      ++stats_.retried;
-      retried_metric_->Increment();
-      if (q.failing_since_ms < 0) {
-        q.failing_since_ms = t;
-        spdlog::warn("push sink {}: batch {} to {} failed ({}); retrying with backoff", config_.url_template,
-                     q.batch.key, q.batch.url, why);
-      }
-      if (config_.retry_timeout.count() > 0 && t - q.failing_since_ms >= config_.retry_timeout.count()) {
-        ctx_->fail(Status::unavailable("push sink " + config_.url_template + ": " + q.batch.url + " failed for " +
-                                       format_duration(Duration(t - q.failing_since_ms)) + " (" + why +
-                                       "); the job restarts from its last checkpoint, which holds the batch"));
-        return;
-      }
-      q.next_try_ms = t + backoff_ms(q.attempt, retry_after);
-      auto gate = gate_;
-      ctx_->processing_time().schedule(q.next_try_ms, [this, gate](int64_t) {
-        if (gate->is_open()) pump();
-      });
-      break;
+  if (!v.items.empty() && v.items.size() != q.batch.records.size()) {
+    v.items.clear();  // an answer that does not match the batch: send it all again
+    v.outcome = PushFormat::Outcome::kRetry;
+    why = "the answer has " + std::to_string(v.items.size()) + " items for " + std::to_string(q.batch.records.size()) +
+          " records";
+  }
+  if (v.outcome == PushFormat::Outcome::kFail && v.items.empty()) {
+    ctx_->fail(Status::permission_denied("push sink " + config_.url_template + ": " + q.batch.url + " refused: " +
+                                         (v.why.empty() ? why : v.why)));
+    return;
+  }
+  // Per record: acknowledged, refused (a dead letter each) or kept to retry.
+  std::vector<std::string> retry;
+  size_t acked = 0, refused = 0;
+  if (!v.items.empty()) why.clear();  // the items say why, not the whole answer
+  for (size_t i = 0; i < q.batch.records.size(); ++i) {
+    const auto outcome = v.items.empty() ? v.outcome : v.items[i].first;
+    if (outcome == PushFormat::Outcome::kAcked) {
+      ++acked;
+    } else if (outcome == PushFormat::Outcome::kRefused) {
+      ++refused;
+      refuse(q, q.batch.records[i], v.items.empty() ? why : v.items[i].second);
+    } else {
+      retry.push_back(std::move(q.batch.records[i]));
+      if (!v.items.empty() && why.size() < 400) why += (why.empty() ? "" : "; ") + v.items[i].second;
     }
+  }
+  const int64_t t = now();
+  stats_.records_acked += acked;
+  records_metric_->Increment(static_cast<double>(acked));
+  if (refused) {
+    ++stats_.refused;
+    refused_metric_->Increment();
+    spdlog::warn("push sink {}: {} refused {} records of batch {}; they go to the dead-letter output",
+                 config_.url_template, q.batch.url, refused, q.batch.key);
+  }
+  if (retry.empty()) {
+    if (q.failing_since_ms >= 0) {
+      spdlog::info("push sink {}: {} answers again after {} ms", config_.url_template, q.batch.url, t - q.failing_since_ms);
+    }
+    if (acked) {
+      ++stats_.acked;
+      acked_metric_->Increment();
+    }
+    queue_.erase(it);
+  } else {
+    if (retry.size() < q.batch.records.size()) {
+      // Part of the batch went through: the rest is a new body, so it gets a
+      // key of its own (a key never names two bodies).
+      q.batch.key += "." + std::to_string(++q.splits);
+    }
+    q.batch.records = std::move(retry);
+    if (!retry_later(q, why, retry_after)) return;  // the task failed
   }
   pump();
   update_suspension();
 }
 
-void PushSinkCore::refuse(Queued& q, const std::string& why) {
-  ++stats_.refused;
-  refused_metric_->Increment();
-  spdlog::warn("push sink {}: {} refused batch {} ({}); its {} records go to the dead-letter output",
-               config_.url_template, q.batch.url, q.batch.key, why, q.batch.records.size());
-  for (const auto& rec : q.batch.records) {
-    DeadLetter dl;
-    dl.reason = "push sink: " + q.batch.url + " refused batch " + q.batch.key + ": " + why;
-    dl.origin = "push sink " + config_.url_template;
-    dl.payload = rec;
-    ctx_->dead_letter(std::move(dl));
+bool PushSinkCore::retry_later(Queued& q, const std::string& why, int64_t retry_after_s) {
+  const int64_t t = now();
+  ++q.attempt;
+  ++stats_.retried;
+  retried_metric_->Increment();
+  if (q.failing_since_ms < 0) {
+    q.failing_since_ms = t;
+    spdlog::warn("push sink {}: batch {} to {} failed ({}); retrying with backoff", config_.url_template, q.batch.key,
+                 q.batch.url, why);
   }
+  if (config_.retry_timeout.count() > 0 && t - q.failing_since_ms >= config_.retry_timeout.count()) {
+    ctx_->fail(Status::unavailable("push sink " + config_.url_template + ": " + q.batch.url + " failed for " +
+                                   format_duration(Duration(t - q.failing_since_ms)) + " (" + why +
+                                   "); the job restarts from its last checkpoint, which holds the batch"));
+    return false;
+  }
+  q.next_try_ms = t + backoff_ms(q.attempt, retry_after_s);
+  auto gate = gate_;
+  ctx_->processing_time().schedule(q.next_try_ms, [this, gate](int64_t) {
+    if (gate->is_open()) pump();
+  });
+  return true;
+}
+
+void PushSinkCore::refuse(const Queued& q, const std::string& record, const std::string& why) {
+  DeadLetter dl;
+  dl.reason = "push sink: " + q.batch.url + " refused a record of batch " + q.batch.key + ": " + why;
+  dl.origin = "push sink " + config_.url_template;
+  dl.payload = format_->dead_letter_payload(record);
+  ctx_->dead_letter(std::move(dl));
 }
 
 void PushSinkCore::update_suspension() {

@@ -5,7 +5,8 @@
 // delivery=after_checkpoint, exactly-once for a receiver that drops
 // repeated keys). A format (PushFormat) turns a batch's records into a
 // request body and says what an answer means; the webhook JSON and NDJSON
-// formats are here, others (Splunk HEC, Elasticsearch bulk) plug in.
+// formats are here, the SIEM ones (Splunk HEC, Elasticsearch bulk) in
+// siem_formats.h.
 //
 // Batch keys: "<job>-<subtask>-<run>-c<checkpoint>-<seq>", given when the
 // batch is sealed (full, lingered, or at a barrier) and kept with it: every
@@ -38,19 +39,39 @@ namespace sluice::http_sink {
 /// shared by the writers of a sink (any thread).
 class PushFormat {
  public:
-  enum class Outcome { kAcked, kRetry, kRefused };
+  /// kFail: the task fails with the reason (kPermissionDenied: the job
+  /// fails at once instead of restarting), e.g. credentials refused.
+  enum class Outcome { kAcked, kRetry, kRefused, kFail };
+  /// What an answer means: for the whole batch, or per record when the
+  /// receiver answers per record (Elasticsearch bulk items).
+  struct Verdict {
+    Outcome outcome = Outcome::kAcked;                    // the batch, when `items` is empty
+    std::vector<std::pair<Outcome, std::string>> items;  // else one per record: outcome, reason
+    std::string why;                                      // kFail: the reason
+  };
   virtual ~PushFormat() = default;
   virtual std::string content_type() const = 0;
-  /// The request body of a batch: its key and its records (JSON documents).
+  /// The Authorization scheme of auth_token unless the URI says auth_scheme=.
+  virtual std::string auth_scheme() const { return "Bearer"; }
+  /// The form a record is kept in (in batches, checkpoints and every
+  /// attempt's body), made once when the record enters the sink from its
+  /// JSON and event time. An error makes the record a dead letter with it.
+  virtual Result<std::string> encode(std::string record, EventTime ts) const { return record; }
+  /// A kept record as its dead letter shows it. Default: as kept.
+  virtual std::string dead_letter_payload(const std::string& kept) const { return kept; }
+  /// The request body of a batch: its key and its kept records.
   virtual std::string body(const std::string& key, const std::vector<std::string>& records) const = 0;
   /// Default: 2xx acknowledged; 408, 425, 429, 5xx and 401/403/404 (a
   /// receiver or credentials not there yet) retried; any other answer
   /// refuses the batch (its records become dead letters).
   virtual Outcome classify(const http_client::Response& r) const;
+  /// Default: classify() for the whole batch of `records` records.
+  virtual Verdict judge(const http_client::Response& r, size_t records) const;
 };
 
-/// "json": {"idempotency_key":"…","records":[…]}; "ndjson": one record per line.
-std::shared_ptr<const PushFormat> make_format(const std::string& name);
+/// By config.format: "json": {"idempotency_key":"…","records":[…]};
+/// "ndjson": one record per line; "splunk-hec", "es-bulk": siem_formats.h.
+std::shared_ptr<const PushFormat> make_format(const PushSinkConfig& config);
 
 /// One batch, as the checkpoint keeps it.
 struct PushBatch {
@@ -106,8 +127,9 @@ class PushSinkCore {
   /// Resolves secrets, starts (or joins) the process's HTTP client and
   /// re-sends the batches of the restored checkpoint.
   Status open(runtime::OperatorContext& ctx);
-  /// One encoded record for `url`.
-  Status add(const std::string& url, std::string record);
+  /// One record (JSON) for `url`; the format keeps it in its own form (a
+  /// record it cannot encode becomes a dead letter).
+  Status add(const std::string& url, std::string record, EventTime ts = EventTime());
   /// End of input: seals everything; at-least-once waits until every batch
   /// is acknowledged (after_checkpoint does at the next completed checkpoint).
   Status flush();
@@ -130,6 +152,7 @@ class PushSinkCore {
     int attempt = 0;
     int64_t next_try_ms = 0;
     int64_t failing_since_ms = -1;
+    int splits = 0;  // times part of the batch was taken and the rest kept (renamed key)
   };
 
   void seal(const std::string& url);
@@ -137,7 +160,9 @@ class PushSinkCore {
   void pump();
   void send(Queued& q);
   void on_answer(const std::string& key, Result<http_client::Response> r);
-  void refuse(Queued& q, const std::string& why);
+  void refuse(const Queued& q, const std::string& record, const std::string& why);
+  /// Schedules the next attempt; false if the task failed instead (retry_timeout).
+  bool retry_later(Queued& q, const std::string& why, int64_t retry_after_s);
   void update_suspension();
   Status wait_until_empty(const char* why);
   int64_t now() const;

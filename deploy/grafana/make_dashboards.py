@@ -190,9 +190,31 @@ results_influx = dashboard("sluice-clickstream-results-influxdb", "Sluice — cl
         kind="table", ds=INFLUX, x=12, y=10, w=12, h=8),
 ], refresh="30s", time_from="now-1h")
 
+# fraud: the job's decisions (sluice_fraud_decisions_total{rule, alert,
+# scored}) and the time from a decision to its score
+# (sluice_fraud_scoring_seconds), from every taskmanager's /metrics.
+fraud = dashboard("sluice-fraud", "Sluice — fraud", [
+    panel(1, "Alerts per minute by rule", [
+        prom('sum by (rule) (rate(sluice_fraud_decisions_total{alert="true"}[2m])) * 60', "{{rule}}")],
+        unit="short", x=0, y=0,
+        desc="Alerting decisions per minute (Kafka and the SIEMs get each once per alert id)"),
+    panel(2, "Scoring latency (decision to score or giving up)", [
+        prom('histogram_quantile(0.5, sum by (le) (rate(sluice_fraud_scoring_seconds_bucket[2m])))', "p50"),
+        prom('histogram_quantile(0.99, sum by (le) (rate(sluice_fraud_scoring_seconds_bucket[2m])))', "p99", ref="B")],
+        unit="s", x=12, y=0),
+    panel(3, "Decisions per minute: scored or unscored (scorer down or slow)", [
+        prom('sum by (scored) (rate(sluice_fraud_decisions_total[2m])) * 60', "scored={{scored}}")],
+        unit="short", x=0, y=8),
+    panel(4, "Decisions by rule (time range)", [
+        prom('sum by (rule, alert) (increase(sluice_fraud_decisions_total[$__range]))', "{{rule}} alert={{alert}}",
+             instant=True)],
+        kind="bargauge", x=12, y=8),
+], refresh="10s", time_from="now-1h")
+
 os.makedirs(os.path.join(HERE, "dashboards"), exist_ok=True)
 for name, d in (("pipeline-health.json", health), ("clickstream-results.json", results),
-                ("clickstream-results-influxdb.json", results_influx), ("sessions-funnel.json", funnel)):
+                ("clickstream-results-influxdb.json", results_influx), ("sessions-funnel.json", funnel),
+                ("fraud.json", fraud)):
     with open(os.path.join(HERE, "dashboards", name), "w") as f:
         json.dump(d, f, indent=2)
         f.write("\n")

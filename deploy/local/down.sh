@@ -28,7 +28,7 @@ stop() {
   fi
   rm -f "$f"
 }
-for name in generator pageview-generator taskmanager-1 taskmanager-2 jobmanager receiver prometheus influxdb kafka; do stop "$name"; done
+for name in generator pageview-generator fraud-generator taskmanager-1 taskmanager-2 jobmanager receiver siem scorer prometheus influxdb kafka; do stop "$name"; done
 if [ -f "$DIR/pg/data/postmaster.pid" ]; then
   PG_BIN=$(cat "$DIR/pg/bin" 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   if [ "$(id -u)" -eq 0 ]; then

@@ -5,7 +5,10 @@
 #   PostgreSQL (fresh initdb), Prometheus (scraping every Sluice process),
 #   the jobmanager, two taskmanagers, the click generator, the page-view
 #   generator and `sluice dev-receiver` (the push API that sessions_funnel's
-#   funnel updates go to).
+#   funnel updates go to); for the fraud job: its scorer (sluice-scorer,
+#   deploy/fraud/model.json), a SIEM stand-in (a second dev-receiver keeping
+#   alerts by alert_id) and the fraud generator (topics logins, api_errors,
+#   transactions; rules and alerts for the job).
 # Every port is a free loopback port; the chosen addresses are written to
 # $SLUICE_LOCAL_DIR/env (shell syntax, sourced by quickstart.sh and tests).
 # Stop it with deploy/local/down.sh (same SLUICE_LOCAL_DIR).
@@ -16,6 +19,8 @@
 #           --pageview-rate N  page views per second (default 100); 0 = no page-view generator
 #           --gap D        session gap the page-view generator browses with (default 2m; the
 #                          sessions_funnel job must be submitted with the same --arg gap=)
+#           --fraud-rate N fraud events per second (logins, API errors, payments; default 200); 0 = no
+#                          fraud generator, scorer or SIEM stand-in
 #           --build DIR    where the sluice binary is (default <repo>/build)
 #           --slots N      slots per taskmanager (default 4)
 #           --no-prometheus  do not start Prometheus
@@ -32,6 +37,7 @@ BUILD="$REPO/build"
 RATE=200
 PAGES=50
 PV_RATE=100
+FRAUD_RATE=200
 GAP=2m
 SLOTS=4
 PROMETHEUS=1
@@ -43,13 +49,14 @@ while [ $# -gt 0 ]; do
     --rate) RATE=$2; shift 2 ;;
     --pages) PAGES=$2; shift 2 ;;
     --pageview-rate) PV_RATE=$2; shift 2 ;;
+    --fraud-rate) FRAUD_RATE=$2; shift 2 ;;
     --gap) GAP=$2; shift 2 ;;
     --build) BUILD=$2; shift 2 ;;
     --slots) SLOTS=$2; shift 2 ;;
     --no-prometheus) PROMETHEUS=0; shift ;;
     --random-ports) RANDOM_PORTS=1; shift ;;
     --influxdb) INFLUXDB=1; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) echo "up.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -98,6 +105,7 @@ trap on_error ERR
 
 # --- Kafka (librdkafka mock cluster behind `sluice dev-kafka`)
 start kafka "$SLUICE" dev-kafka --topic clicks:4 --topic clicks_dlq:1 --topic pageviews:4 --topic pageviews_dlq:1 \
+  --topic logins:4 --topic api_errors:2 --topic transactions:4 --topic rules:1 --topic alerts:2 --topic fraud_dlq:1 \
   --bootstrap-file "$DIR/kafka.bootstrap"
 wait_for "dev-kafka" 20 test -s "$DIR/kafka.bootstrap"
 KAFKA=$(cat "$DIR/kafka.bootstrap")
@@ -234,6 +242,25 @@ print("%dms %dms" % (max(1000, min(5000, ms // 10)), ms // 2))' "$GAP")
     --unbounded --gap "$GAP" --pause "$PAUSE" --think-time "$THINK" --allowed-lateness 5s --max-delay 2s
 fi
 
+# --- the fraud example: the scorer, a SIEM stand-in, the three streams
+SCORER_GRPC="" SCORER_HTTP="" SIEM=""
+if [ "$FRAUD_RATE" != 0 ]; then
+  SCORER="$BUILD/jobs/fraud/scorer/sluice-scorer"
+  [ -x "$SCORER" ] || { echo "up.sh: $SCORER not built (cmake --build build --target sluice-scorer fraud), or --fraud-rate 0" >&2; false; }
+  (umask 077; openssl rand -hex 16 > "$DIR/scorer-token"; openssl rand -hex 16 > "$DIR/siem-token")
+  start scorer "$SCORER" --model "$REPO/deploy/fraud/model.json" --token-file "$DIR/scorer-token" \
+    --grpc-bind 127.0.0.1:0 --http-bind 127.0.0.1:0 --ready-file "$DIR/scorer.json"
+  wait_for "sluice-scorer" 20 test -s "$DIR/scorer.json"
+  read -r SCORER_GRPC SCORER_HTTP < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["grpc"], d["http"])' "$DIR/scorer.json")
+  start siem "$SLUICE" dev-receiver --bind 127.0.0.1:0 --key alert_id --token-file "$DIR/siem-token" \
+    --address-file "$DIR/siem.address"
+  wait_for "SIEM stand-in" 20 test -s "$DIR/siem.address"
+  SIEM=$(cat "$DIR/siem.address")
+  # 70 minutes of live traffic (event time = now) with a dozen scenarios of each kind.
+  start fraud-generator "$SLUICE" gen --kind fraud --kafka "$KAFKA" --rate "$FRAUD_RATE" \
+    --count $((FRAUD_RATE * 4200)) --users 2000 --scenarios 12 --truth "$DIR/fraud-truth.ndjson"
+fi
+
 # The env file holds the Postgres password: private to this user.
 (umask 077; : > "$DIR/env")
 cat > "$DIR/env" <<ENV
@@ -258,6 +285,13 @@ export FUNNEL_RECEIVER=http://$RECEIVER
 export FUNNEL_URL=http://$RECEIVER/funnel
 export FUNNEL_TOKEN_FILE=$DIR/funnel-token
 export SESSION_GAP=$GAP
+export FRAUD_SCORER=${SCORER_GRPC:+grpc://$SCORER_GRPC}
+export FRAUD_SCORER_HTTP=${SCORER_HTTP:+http://$SCORER_HTTP}
+export FRAUD_SCORER_TOKEN_FILE=$DIR/scorer-token
+export FRAUD_SIEM_RECEIVER=${SIEM:+http://$SIEM}
+export FRAUD_SIEM_URL=${SIEM:+http://$SIEM/alerts}
+export FRAUD_SIEM_TOKEN_FILE=$DIR/siem-token
+export FRAUD_TRUTH=$DIR/fraud-truth.ndjson
 ENV
 if [ -n "$INFLUX_PORT" ]; then
   cat >> "$DIR/env" <<ENV

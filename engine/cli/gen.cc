@@ -1,14 +1,18 @@
 // sluice gen: seeded click events (--kind clicks), page views (--kind
-// pageviews) or Nexmark's persons, auctions and bids (--kind nexmark) as
-// NDJSON.
+// pageviews), Nexmark's persons, auctions and bids (--kind nexmark) or the
+// fraud job's logins, API errors and transactions with their ground truth
+// (--kind fraud) as NDJSON.
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "connectors/kafka/client.h"
 #include "engine/cli/commands.h"
 #include "engine/common/time.h"
+#include "jobs/gen/fraud.h"
 #include "jobs/gen/generator.h"
 #include "jobs/gen/nexmark.h"
 #include "jobs/gen/pageviews.h"
@@ -33,6 +37,10 @@ struct GenCli {
   std::string topic;
   std::string kafka_timestamp = "now";  // or "event": the message timestamp is the event's ts
   std::string linger = "5ms";  // the producer's linger.ms: how long it batches before sending
+  // fraud
+  gen::FraudOptions fraud;
+  std::string duration = "2h";
+  std::string truth;  // ground-truth file (default <output>/truth.ndjson)
 };
 
 /// What a generator run produced: the number of lines and a summary.
@@ -96,6 +104,133 @@ Result<nexmark::NexmarkOptions> nexmark_options(GenCli& c) {
   return o;
 }
 
+/// --kind fraud: three streams and the ground truth. Options of the other
+/// kinds are refused rather than ignored.
+Result<gen::FraudOptions> fraud_options(GenCli& c) {
+  for (const char* flag : {"--unbounded", "--pages", "--skew", "--events-per-second", "--late", "--late-delay",
+                           "--products", "--think-time", "--pause", "--gap", "--allowed-lateness", "--conversion",
+                           "--purchase-rate", "--split", "--bridge", "--very-late", "--full-urls"}) {
+    if (c.cmd && c.cmd->count(flag) > 0) {
+      return Status::invalid_argument(std::string(flag) + " is not an option of --kind fraud (see sluice gen --help)");
+    }
+  }
+  auto given = [&](const char* flag) { return c.cmd && c.cmd->count(flag) > 0; };
+  gen::FraudOptions o = c.fraud;
+  o.seed = c.o.seed;
+  o.start_ts = c.o.start_ts;
+  o.rate = c.o.rate;
+  if (given("--count")) o.count = c.o.count;
+  if (given("--users")) o.users = c.o.users;
+  if (given("--out-of-order")) o.out_of_order_fraction = c.o.out_of_order_fraction;
+  if (given("--malformed")) o.malformed_fraction = c.o.malformed_fraction;
+  if (given("--max-delay")) {
+    auto v = parse_duration(c.max_delay);
+    if (!v.is_ok()) return Status::invalid_argument("--max-delay: " + v.status().message());
+    o.max_delay = *v;
+  }
+  auto d = parse_duration(c.duration);
+  if (!d.is_ok()) return Status::invalid_argument("--duration: " + d.status().message());
+  o.duration = *d;
+  // Paced: a live stream whose event time is the wall clock, unless --start-ts says otherwise.
+  if (o.rate > 0 && !given("--start-ts")) o.start_ts = wall_clock_ms();
+  if (o.rate > 0 && !given("--duration")) {
+    o.duration = Duration(static_cast<int64_t>(static_cast<double>(o.count) / o.rate * 1000.0));
+  }
+  SLUICE_RETURN_IF_ERROR(o.validate());
+  return o;
+}
+
+std::string fraud_summary(const gen::FraudSummary& r) {
+  return std::to_string(r.lines[0]) + " logins, " + std::to_string(r.lines[1]) + " API errors, " +
+         std::to_string(r.lines[2]) + " transactions (" + std::to_string(r.malformed) + " malformed, " +
+         std::to_string(r.out_of_order) + " out of order); " + std::to_string(r.scenarios) + " fraud scenarios, " +
+         std::to_string(r.near_misses) + " near misses";
+}
+
+/// --kind fraud to a directory (logins.ndjson, api_errors.ndjson,
+/// transactions.ndjson, truth.ndjson) or to Kafka topics <prefix>logins,
+/// <prefix>api_errors, <prefix>transactions with the truth in --truth.
+int run_fraud(GenCli& c) {
+  auto o = fraud_options(c);
+  if (!o.is_ok()) return report_error(o.status().message(), 2);
+  const bool to_kafka = !c.kafka.empty();
+  if (to_kafka && c.output != "-") return report_error("--kafka and --output exclude each other", 2);
+  if (!to_kafka && c.output == "-") {
+    return report_error("--kind fraud writes three streams: give --output DIR (or --kafka host:port)", 2);
+  }
+  if (!to_kafka && !c.topic.empty()) return report_error("--topic needs --kafka", 2);
+  std::string truth_path = c.truth;
+  if (truth_path.empty()) {
+    if (to_kafka) return report_error("--kind fraud with --kafka needs --truth FILE for the ground truth", 2);
+    truth_path = c.output + "/truth.ndjson";
+  }
+  std::error_code ec;
+  if (!to_kafka) std::filesystem::create_directories(c.output, ec);
+  if (ec) return report_error("cannot create '" + c.output + "': " + ec.message(), 2);
+  std::unique_ptr<kafka::SimpleProducer> producer;
+  if (to_kafka) {
+    auto p = kafka::SimpleProducer::create(c.kafka);
+    if (!p.is_ok()) return report_error(p.status().message(), 2);
+    producer = std::move(*p);
+  }
+  struct Out {
+    std::FILE* f = nullptr;
+    std::string path;
+    std::string buf;
+  };
+  std::vector<Out> outs(4);
+  auto open = [&](Out& out, const std::string& path) -> Status {
+    out.path = path;
+    out.f = std::fopen(path.c_str(), "wb");
+    return out.f ? Status::ok() : Status::from_errno("cannot write '" + path + "'", errno);
+  };
+  auto flush = [](Out& out) -> Status {
+    if (!out.f || out.buf.empty()) return Status::ok();
+    if (std::fwrite(out.buf.data(), 1, out.buf.size(), out.f) != out.buf.size()) {
+      return Status::from_errno("writing '" + out.path + "'", errno);
+    }
+    out.buf.clear();
+    return Status::ok();
+  };
+  Status st = Status::ok();
+  for (int s = 0; s < 3 && st.is_ok() && !to_kafka; ++s) {
+    st = open(outs[s], c.output + "/" + gen::fraud_stream_name(static_cast<gen::FraudStream>(s)) + ".ndjson");
+  }
+  if (st.is_ok()) st = open(outs[3], truth_path);
+  const bool paced = c.o.rate > 0;
+  const bool event_time = c.kafka_timestamp == "event";
+  Result<gen::FraudSummary> r = st;
+  if (st.is_ok()) {
+    r = gen::run_fraud(
+        *o,
+        [&](gen::FraudStream s, const std::string& line) -> Status {
+          if (producer) {
+            return producer->produce(c.topic + gen::fraud_stream_name(s), line, std::nullopt, -1, {},
+                                     event_time ? event_ts(line) : 0);
+          }
+          Out& out = outs[static_cast<int>(s)];
+          out.buf += line;
+          out.buf.push_back('\n');
+          return out.buf.size() >= (1 << 20) || paced ? flush(out) : Status::ok();
+        },
+        [&](const std::string& line) -> Status {
+          outs[3].buf += line;
+          outs[3].buf.push_back('\n');
+          return Status::ok();
+        });
+  }
+  st = r.is_ok() ? Status::ok() : r.status();
+  for (auto& out : outs) {
+    if (st.is_ok()) st = flush(out);
+    if (out.f) std::fclose(out.f);
+  }
+  if (st.is_ok() && producer) st = producer->flush();
+  if (!st.is_ok()) return report_error(st.message(), 2);
+  std::cerr << "generated " << r->total() << " lines: " << fraud_summary(*r) << "; ground truth in " << truth_path
+            << std::endl;
+  return 0;
+}
+
 Result<gen::PageViewOptions> pageview_options(GenCli& c) {
   gen::PageViewOptions o = c.pv;
   o.count = c.unbounded ? -1 : c.o.count;
@@ -134,6 +269,7 @@ Result<gen::PageViewOptions> pageview_options(GenCli& c) {
 }
 
 int run(GenCli& c) {
+  if (c.kind == "fraud") return run_fraud(c);
   Generate generate;
   if (c.kind == "clicks") {
     auto md = parse_duration(c.max_delay);
@@ -177,7 +313,7 @@ int run(GenCli& c) {
       return Produced{n, "Nexmark persons, auctions and bids (1:3:46)"};
     };
   } else {
-    return report_error("--kind must be clicks, pageviews or nexmark, not '" + c.kind + "'", 2);
+    return report_error("--kind must be clicks, pageviews, nexmark or fraud, not '" + c.kind + "'", 2);
   }
   const bool paced = c.o.rate > 0;
   if (!c.kafka.empty()) return run_kafka(c, generate);
@@ -215,8 +351,9 @@ Runner add_gen(CLI::App& app) {
   auto c = std::make_shared<GenCli>();
   auto* cmd = app.add_subcommand("gen", "Generate click events, page views or Nexmark events (NDJSON), seeded and reproducible");
   c->cmd = cmd;
-  cmd->add_option("--kind", c->kind, "clicks (the clickstream job's input), pageviews (sessions_funnel's) or nexmark "
-                  "(persons, auctions and bids of the Nexmark benchmark, bench/nexmark)")
+  cmd->add_option("--kind", c->kind, "clicks (the clickstream job's input), pageviews (sessions_funnel's), nexmark "
+                  "(persons, auctions and bids of the Nexmark benchmark, bench/nexmark) or fraud (the fraud job's "
+                  "logins, api_errors and transactions, with the ground truth)")
       ->capture_default_str();
   cmd->add_option("-n,--count", c->o.count, "Number of events")->capture_default_str();
   cmd->add_flag("--unbounded", c->unbounded, "Run until killed (needs --rate)");
@@ -260,9 +397,20 @@ Runner add_gen(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--full-urls", c->pv.full_url_fraction, "pageviews: share of page_url given as a full URL")
       ->capture_default_str();
-  cmd->add_option("-o,--output", c->output, "Output file, or - for stdout")->capture_default_str();
+  cmd->add_option("--duration", c->duration,
+                  "fraud: event-time span of the background traffic (with --rate: --count / --rate, event time = now)")
+      ->capture_default_str();
+  cmd->add_option("--scenarios", c->fraud.scenarios, "fraud: injected scenarios of each kind (and as many near misses)")
+      ->capture_default_str();
+  cmd->add_option("--fail-count", c->fraud.fail_count, "fraud: the job's fail_count (failed logins before a purchase)")
+      ->capture_default_str();
+  cmd->add_option("--amount-threshold", c->fraud.amount_threshold, "fraud: the job's amount_threshold")
+      ->capture_default_str();
+  cmd->add_option("--truth", c->truth, "fraud: ground-truth file (default <output>/truth.ndjson; needed with --kafka)");
+  cmd->add_option("-o,--output", c->output, "Output file, or - for stdout (fraud: a directory for the three streams)")
+      ->capture_default_str();
   cmd->add_option("--kafka", c->kafka, "Produce to Kafka at host:port instead (one message per event)");
-  cmd->add_option("--topic", c->topic, "Kafka topic for --kafka");
+  cmd->add_option("--topic", c->topic, "Kafka topic for --kafka (fraud: a prefix of the three topics)");
   cmd->add_option("--kafka-timestamp", c->kafka_timestamp,
                   "Kafka message timestamps: now (the producer's clock) or event (the event's ts: history that "
                   "start=ts:/stop=ts: can select)")

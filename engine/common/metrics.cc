@@ -168,6 +168,14 @@ std::string MetricsServer::scrape() {
   return prometheus::TextSerializer().Serialize(families);
 }
 
+std::string scrape(std::vector<prometheus::MetricFamily> extra) {
+  std::vector<prometheus::MetricFamily> families = registry().Collect();
+  auto proc = process_families();
+  families.insert(families.end(), std::make_move_iterator(proc.begin()), std::make_move_iterator(proc.end()));
+  families.insert(families.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
+  return prometheus::TextSerializer().Serialize(families);
+}
+
 MetricsServer::~MetricsServer() { http_.reset(); }
 
 void MetricsServer::add(std::shared_ptr<prometheus::Collectable> c) {

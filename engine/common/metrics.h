@@ -109,6 +109,10 @@ class MetricsServer {
   std::unique_ptr<HttpServer> http_;  // last: stopped (threads joined) before held_ goes
 };
 
+/// The text exposition of registry(), the process metrics and `extra`, for
+/// a process that serves GET /metrics on an HttpServer of its own. Any thread.
+std::string scrape(std::vector<prometheus::MetricFamily> extra = {});
+
 /// Builds families sample by sample: `add(name, help, type, labels, value)`
 /// keeps one family per name, in first-use order.
 class FamilyBuilder {

@@ -26,10 +26,12 @@ command -v docker-compose >/dev/null || fail "docker-compose missing (deploy/ins
 # Secrets come from deploy/.env, which users create (an empty one here):
 # without them compose refuses.
 : > "$DIR/empty.env"
-SECRETS=(SLUICE_TOKEN=t POSTGRES_PASSWORD=p GRAFANA_ADMIN_PASSWORD=g FUNNEL_TOKEN=f INFLUXDB_PASSWORD=i)
+SECRETS=(SLUICE_TOKEN=t POSTGRES_PASSWORD=p GRAFANA_ADMIN_PASSWORD=g FUNNEL_TOKEN=f INFLUXDB_PASSWORD=i
+         FRAUD_SCORER_TOKEN=s FRAUD_SIEM_TOKEN=r)
 env "${SECRETS[@]}" docker-compose --env-file "$DIR/empty.env" -f "$SRC/deploy/docker-compose.yml" config -q \
   || fail "deploy/docker-compose.yml does not validate"
-if out=$(env -u SLUICE_TOKEN -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD -u FUNNEL_TOKEN -u INFLUXDB_PASSWORD docker-compose --env-file "$DIR/empty.env" \
+if out=$(env -u SLUICE_TOKEN -u POSTGRES_PASSWORD -u GRAFANA_ADMIN_PASSWORD -u FUNNEL_TOKEN -u INFLUXDB_PASSWORD \
+    -u FRAUD_SCORER_TOKEN -u FRAUD_SIEM_TOKEN docker-compose --env-file "$DIR/empty.env" \
     -f "$SRC/deploy/docker-compose.yml" config -q 2>&1) || ! grep -q "deploy/secrets.sh" <<<"$out"; then
   fail "deploy/docker-compose.yml does not refuse to run without its secrets: $out"
 fi
@@ -80,6 +82,18 @@ JOB_D=$("$SLUICE" submit "$SF_JOB" --jobmanager "$SLUICE_JOBMANAGER" --token-fil
   --arg allowed_lateness=5s --arg out_of_orderness=1s --arg metrics=true --arg funnel_update_interval=500ms \
   --arg "dlq=kafka://$KAFKA_BOOTSTRAP/pageviews_dlq")
 
+# Job E: the fraud job over a generated batch (topics ref_logins, ...), with
+# up.sh's scorer and SIEM stand-in: what the fraud dashboard reads.
+"$SLUICE" gen --kind fraud --kafka "$KAFKA_BOOTSTRAP" --topic ref_ --count 20000 --scenarios 3 --seed 5 \
+  --truth "$DIR/fraud-truth.ndjson" 2>/dev/null || fail "sluice gen --kind fraud --kafka failed"
+FRAUD_IN=()
+for t in logins api_errors transactions; do FRAUD_IN+=(--arg "$t=kafka://$KAFKA_BOOTSTRAP/ref_$t?start=earliest&stop=latest"); done
+JOB_E=$("$SLUICE" submit "$BUILD/jobs/fraud/libfraud.so" --jobmanager "$SLUICE_JOBMANAGER" --token-file "$SLUICE_TOKEN_FILE" \
+  -p 2 --checkpoint-interval 1s "${FRAUD_IN[@]}" --arg "alerts=kafka://$KAFKA_BOOTSTRAP/alerts?delivery=exactly-once&key=alert_id" \
+  --arg "siem=$FRAUD_SIEM_URL?auth_token=file:$FRAUD_SIEM_TOKEN_FILE&linger=100ms" \
+  --arg "audit=file://$DIR/lake/audit/?partition=dt:ts:date" --arg "scorer=$FRAUD_SCORER" \
+  --arg "scorer_token=file:$FRAUD_SCORER_TOKEN_FILE" --arg "dlq=kafka://$KAFKA_BOOTSTRAP/fraud_dlq")
+
 step "waiting for job A ($JOB_A) to finish"
 state=$(wait_job_end "$JOBMANAGER_HTTP" "$JOB_A" 60)
 [ "$state" = FINISHED ] || fail "job A ended $state"
@@ -110,6 +124,17 @@ assert all({"minute", "step", "step_name", "entered", "dropped"} <= set(r) for r
 assert {r["step_name"] for r in rows} >= {"/", "/product/*"}, rows[:5]' || fail "the push API holds no funnel updates"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$FUNNEL_RECEIVER/records")" = 401 ] \
   || fail "the push API answers without its token"
+
+step "job E ($JOB_E): the fraud alerts at the SIEM stand-in, each once"
+state=$(wait_job_end "$JOBMANAGER_HTTP" "$JOB_E" 120)
+[ "$state" = FINISHED ] || fail "job E ended $state"
+curl -sf -H "Authorization: Bearer $(cat "$FRAUD_SIEM_TOKEN_FILE")" "$FRAUD_SIEM_RECEIVER/records" | \
+  python3 -c '
+import json, sys
+want = {(t["rule"], t["user"], t["trigger"]) for t in map(json.loads, open(sys.argv[1])) if t["alert"]}
+got = [(r["rule"], r["user"], r["trigger_id"]) for r in json.load(sys.stdin)]
+assert want and set(got) == want and len(got) == len(want), (sorted(want), sorted(got))' "$DIR/fraud-truth.ndjson" \
+  || fail "the SIEM stand-in does not hold exactly the ground truth alerts"
 
 step "every SQL query of the dashboards on Postgres"
 python3 - "$SRC/deploy/grafana/dashboards" <<'PY' || fail "a dashboard SQL query failed"

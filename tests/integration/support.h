@@ -57,6 +57,12 @@ class TempDir {
 std::vector<std::string> read_lines(const std::string& path, bool* exists = nullptr);
 void write_file(const std::string& path, std::string_view content);
 void write_lines(const std::string& path, const std::vector<std::string>& lines);
+/// Every file in `dir` whose name starts with `prefix` (sorted): the
+/// outputs of a sink with several writers (out.ndjson, out-1.ndjson, ...).
+std::vector<std::string> files_with_prefix(const std::string& dir, const std::string& prefix);
+/// Every published file under `dir` (a partitioned sink's tree; hidden
+/// in-progress files skipped), sorted.
+std::vector<std::string> published_files(const std::string& dir);
 
 /// Input of it_cep_job: `count` login/purchase events of `users` users
 /// (devices 0-5), 0 to `max_step_ms` apart in event time, up to 2 s out of

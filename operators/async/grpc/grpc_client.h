@@ -23,6 +23,7 @@
 #include <thread>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "engine/common/status.h"
 #include "engine/common/time.h"
@@ -73,13 +74,16 @@ class AsyncUnaryClient {
   /// Starts `method(request)` on `stub` with `deadline` from now. OK: `done`
   /// will be called once with the call's status and (if OK) the reply. An
   /// error (kResourceExhausted at max_pending, kCancelled once stopping):
-  /// `done` is dropped without being called.
+  /// `done` is dropped without being called. `metadata` is sent with the
+  /// call (e.g. {"authorization", "Bearer <token>"}; keys lower-case).
   template <class Stub, class Req, class Resp>
   Status call(Stub& stub, Prepare<Stub, Req, Resp> method, const Req& request, Duration deadline,
-              std::function<void(const grpc::Status&, Resp&&)> done) {
+              std::function<void(const grpc::Status&, Resp&&)> done,
+              const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
     auto c = std::make_unique<Call<Resp>>();
     c->done = std::move(done);
     c->context.set_deadline(std::chrono::system_clock::now() + deadline);
+    for (const auto& [k, v] : metadata) c->context.AddMetadata(k, v);
     SLUICE_RETURN_IF_ERROR(admit(c.get()));
     c->reader = (stub.*method)(&c->context, request, &cq_);
     c->reader->StartCall();

@@ -3,6 +3,8 @@
 #include "engine/common/clock.h"
 #include "engine/common/time.h"
 
+#include <tuple>
+
 namespace sluice::push_test {
 
 std::unique_ptr<PushReceiver> PushReceiver::start(int port) {
@@ -25,16 +27,20 @@ bool PushReceiver::listen(int port) {
     Received r{req.path, req.header("Idempotency-Key"), req.header("Authorization"), req.header("X-Tenant"),
                req.header("Content-Type"), req.body, wall_clock_ms(), 200};
     std::function<int(const Received&)> f;
+    std::function<Answer(const Received&)> h;
     {
       std::lock_guard lk(mu_);
       f = responder_;
+      h = handler_;
     }
     if (f) r.code = f(r);
+    std::string body = r.code / 100 == 2 ? "{\"ok\":true}" : "{\"error\":\"scripted\"}";
+    if (h) std::tie(r.code, body) = h(r);
     {
       std::lock_guard lk(mu_);
       requests_.push_back(r);
     }
-    return HttpResponse{r.code, r.code / 100 == 2 ? "{\"ok\":true}" : "{\"error\":\"scripted\"}"};
+    return HttpResponse{r.code, std::move(body)};
   });
   (*s)->start();
   port_ = (*s)->port();
@@ -61,6 +67,11 @@ bool PushReceiver::up() { return listen(port_); }
 void PushReceiver::set_responder(std::function<int(const Received&)> f) {
   std::lock_guard lk(mu_);
   responder_ = std::move(f);
+}
+
+void PushReceiver::set_handler(std::function<Answer(const Received&)> f) {
+  std::lock_guard lk(mu_);
+  handler_ = std::move(f);
 }
 
 std::vector<Received> PushReceiver::requests() const {

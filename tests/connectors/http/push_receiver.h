@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/common/http_server.h"
@@ -42,6 +43,10 @@ class PushReceiver {
   bool up();
   /// The status code for each request (default 200); called on server threads.
   void set_responder(std::function<int(const Received&)> f);
+  /// Status and body for each request (a receiver whose answers carry
+  /// meaning: Splunk HEC codes, Elasticsearch bulk items); replaces set_responder's.
+  using Answer = std::pair<int, std::string>;
+  void set_handler(std::function<Answer(const Received&)> f);
   std::vector<Received> requests() const;
   size_t count() const;
 
@@ -54,6 +59,7 @@ class PushReceiver {
   std::unique_ptr<HttpServer> server_;
   std::vector<Received> requests_;
   std::function<int(const Received&)> responder_;
+  std::function<Answer(const Received&)> handler_;
 };
 
 }  // namespace sluice::push_test

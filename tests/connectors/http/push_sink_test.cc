@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "connectors/http/http_sink.h"
+#include "tests/connectors/http/push_harness.h"
 #include "tests/connectors/http/push_receiver.h"
 #include "tests/harness/operator_harness.h"
 
@@ -46,7 +47,7 @@ class WatchedSink final : public runtime::Sink<Update> {
   }
   std::string description() const override { return config_.uri; }
   std::unique_ptr<runtime::SinkWriter<Update>> create_writer() const override {
-    auto w = std::make_unique<HttpPushWriter<Update>>(config_, make_format(config_.format));
+    auto w = std::make_unique<HttpPushWriter<Update>>(config_, make_format(config_));
     last_ = w.get();
     return w;
   }
@@ -70,40 +71,11 @@ std::unique_ptr<runtime::StreamOperator> sink_op(const std::string& uri) {
   return op;
 }
 
-harness::HarnessOptions options() {
-  harness::HarnessOptions o;
-  o.operator_name = "funnel sink";
-  o.job_name = "funnel-job";
-  o.start_processing_time = 1'000'000;
-  return o;
-}
-
-/// Runs answers and timers (the manual clock follows real time) until
-/// `done` or 10 s.
-template <class F>
-bool drive(Harness& h, F done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (std::chrono::steady_clock::now() < deadline) {
-    h.mailbox_queue().run_pending();
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    h.advance_processing_time(5);
-  }
-  h.mailbox_queue().run_pending();
-  return done();
-}
+harness::HarnessOptions options() { return push_test::sink_options("funnel sink", "funnel-job"); }
+using push_test::drive;
+using push_test::drive_for;
 
 PushSinkCore& core_of(Harness& h) { return sinks().at(&h.op())->core(); }
-
-/// Runs answers and timers for `ms` of real time.
-void drive_for(Harness& h, int ms) {
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-  while (std::chrono::steady_clock::now() < until) {
-    h.mailbox_queue().run_pending();
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    h.advance_processing_time(5);
-  }
-}
 
 std::vector<Update> updates(int n) {
   std::vector<Update> out;

@@ -300,16 +300,6 @@ SessionTable latest_session_versions(const std::vector<std::string>& files, std:
   return latest;
 }
 
-std::vector<std::string> published_files(const std::string& dir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
-    if (e.is_regular_file() && e.path().filename().string()[0] != '.') out.push_back(e.path().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 FunnelTable latest_funnel_lines(const std::vector<std::string>& lines) {
   simdjson::dom::parser parser;
   FunnelTable t;
@@ -350,19 +340,6 @@ std::map<std::string, std::vector<View>> read_late(const std::string& path) {
     View v{str(d["user_id"]), str(d["page_url"]), str(d["event_type"]), str(d["device"]), num(d["ts"])};
     out[str(d["late_for"])].push_back(v);
   }
-  return out;
-}
-
-std::vector<std::string> files_with_prefix(const std::string& dir, const std::string& prefix) {
-  std::vector<std::string> out;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n.rfind(prefix, 0) == 0) out.push_back(dir + "/" + n);
-    }
-    ::closedir(d);
-  }
-  std::sort(out.begin(), out.end());
   return out;
 }
 

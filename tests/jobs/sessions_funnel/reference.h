@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/integration/support.h"
+
 namespace sluice::sf_test {
 
 struct View {
@@ -84,8 +86,6 @@ SessionRow parse_session_row(const std::string& json);
 /// had, and a merged session that keeps its id has more); a retracted latest
 /// version means the session is gone. `.zst` files are decompressed.
 SessionTable latest_session_versions(const std::vector<std::string>& files, std::vector<std::string>* problems);
-/// Every published (not hidden) file under `dir`, recursively, sorted.
-std::vector<std::string> published_files(const std::string& dir);
 
 /// The latest funnel update per (minute, step) in the files; rows of all
 /// zeros are dropped (a minute whose counts were all withdrawn).
@@ -96,8 +96,9 @@ FunnelTable latest_funnel_lines(const std::vector<std::string>& lines);
 /// Late events of the job's late output, by what they were late for.
 std::map<std::string, std::vector<View>> read_late(const std::string& path);
 
-/// Every file in `dir` whose name starts with `prefix` (sorted).
-std::vector<std::string> files_with_prefix(const std::string& dir, const std::string& prefix);
+// published_files and files_with_prefix are shared by every job test.
+using it::files_with_prefix;
+using it::published_files;
 
 /// `all` minus `remove` as multisets.
 std::vector<View> minus(std::vector<View> all, std::vector<View> remove);
