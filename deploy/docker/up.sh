@@ -128,6 +128,8 @@ declare -A PORT
   echo "GRAFANA_ADMIN_PASSWORD=$(secret)"
   echo "FUNNEL_TOKEN=$(secret)"
   echo "INFLUXDB_PASSWORD=$(secret)"
+  echo "FRAUD_SCORER_TOKEN=$(secret)"
+  echo "FRAUD_SIEM_TOKEN=$(secret)"
   echo "SLUICE_IMAGE=$IMAGE"
   echo "SLUICE_POSTGRES_IMAGE=sluice-postgres:bookworm"
   echo "SLUICE_PROMETHEUS_IMAGE=sluice-prometheus:bookworm"
