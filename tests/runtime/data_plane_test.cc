@@ -18,6 +18,7 @@
 
 #include "engine/proto/jobgraph.pb.h"
 #include "tests/harness/test_pki.h"
+#include "tests/runtime/data_plane_buffers.h"
 #include "tests/runtime/test_job.h"
 
 namespace sluice::runtime {
@@ -55,23 +56,8 @@ std::unique_ptr<DataPlane> start_plane() {
   return r.is_ok() ? std::move(r).value() : nullptr;
 }
 
-/// A buffer of `n` record frames with payloads "<tag>:<i>" for i from `first`.
-Buffer records(const std::string& tag, int first, int n) {
-  Buffer b;
-  for (int i = first; i < first + n; ++i) {
-    size_t at = frames::begin_record(b.data, EventTime(i));
-    b.data += tag + ":" + std::to_string(i);
-    frames::end_record(b.data, at);
-  }
-  return b;
-}
-
-Buffer end_of_partition() {
-  Buffer b;
-  frames::append_end_of_data(b.data);
-  frames::append_end_of_partition(b.data);
-  return b;
-}
+using test_buffers::end_of_partition;
+using test_buffers::records;
 
 struct Decoded {
   std::vector<std::string> records;

@@ -16,6 +16,7 @@
 #include "engine/common/logging.h"
 #include "engine/runtime/data_plane.h"
 #include "tests/harness/test_pki.h"
+#include "tests/runtime/data_plane_buffers.h"
 
 namespace sluice::runtime {
 namespace {
@@ -50,22 +51,8 @@ std::unique_ptr<DataPlane> start(const harness::TestPki* pki, const std::string&
   return r.is_ok() ? std::move(r).value() : nullptr;
 }
 
-Buffer records(int first, int n) {
-  Buffer b;
-  for (int i = first; i < first + n; ++i) {
-    size_t at = frames::begin_record(b.data, EventTime(i));
-    b.data += kRecordTag + ":" + std::to_string(i);
-    frames::end_record(b.data, at);
-  }
-  return b;
-}
-
-Buffer end_of_partition() {
-  Buffer b;
-  frames::append_end_of_data(b.data);
-  frames::append_end_of_partition(b.data);
-  return b;
-}
+Buffer records(int first, int n) { return test_buffers::records(kRecordTag, first, n); }
+using test_buffers::end_of_partition;
 
 int listen_on(const char* host, int* port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
