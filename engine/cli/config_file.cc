@@ -54,12 +54,19 @@ Result<std::vector<std::string>> values_of(const std::string& path, const std::s
 /// C0 but tab and line ends, DEL) anywhere, and non-ASCII characters
 /// outside strings and comments (bare keys and whitespace are ASCII; some
 /// non-ASCII characters there reach an unreachable branch of toml++'s
-/// whitespace table). A small lexer: tracks comments and the four string
-/// kinds, nothing else; the grammar is left to toml++.
+/// whitespace table). A bare value (a number, date, boolean: a value that
+/// does not start with a quote, `[` or `{`) is read by toml++ up to the next
+/// blank, `,`, `]`, `}` or `#` whatever it holds, quotes included, so
+/// non-ASCII characters are refused there too. A small lexer: tracks
+/// comments, the four string kinds, where a value starts and the arrays and
+/// inline tables open in values, nothing else; the grammar is left to toml++.
 Status check_settings_text(const std::string& path, const std::string& text) {
   enum class In { kCode, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
   In in = In::kCode;
   char last = '\n';  // the last character of code (not blank, not a comment); '"' after a string
+  bool value_start = false;  // the next character of code starts a value
+  bool bare = false;         // inside a bare value
+  std::string nested;        // the arrays ('[') and inline tables ('{') open in a value
   size_t line = 1;
   size_t column = 0;
   auto at = [&](const std::string& what) {
@@ -88,13 +95,41 @@ Status check_settings_text(const std::string& path, const std::string& text) {
       if (in == In::kBasic || in == In::kLiteral) return at("a string does not end on its line");
       if (in == In::kComment) in = In::kCode;
       if (in == In::kCode) last = '\n';
+      bare = false;
+      if (nested.empty()) value_start = false;
       ++line;
       column = 0;
       continue;
     }
     switch (in) {
       case In::kCode: {
+        if (bare) {
+          if (blank(static_cast<char>(c)) || std::strchr(",]}#", c) != nullptr) {
+            bare = false;  // the character after the value: read as code below
+          } else {
+            if (c >= 0x80) return at("non-ASCII character in a value that is not a string (quote the value)");
+            last = static_cast<char>(c);
+            break;
+          }
+        }
         if (c >= 0x80) return at("non-ASCII character outside a string or comment (quote the key or value)");
+        if (value_start && !blank(static_cast<char>(c)) && std::strchr("#]}", c) == nullptr) {
+          value_start = c == '[';
+          if (c == '[' || c == '{') {
+            nested.push_back(static_cast<char>(c));
+          } else if (c != '"' && c != '\'') {
+            bare = true;
+            last = static_cast<char>(c);
+            break;
+          }
+        } else if (c == '=') {
+          value_start = true;
+        } else if (c == ',' && !nested.empty()) {
+          value_start = nested.back() == '[';
+        } else if ((c == ']' || c == '}') && !nested.empty()) {
+          nested.pop_back();
+          value_start = false;
+        }
         // A quote opens a string only where TOML has one (a key or a value);
         // inside another token it is part of that token, as for toml++.
         const bool string_may_start = std::strchr("=[,{.\n", last) != nullptr;

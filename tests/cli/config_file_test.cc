@@ -100,6 +100,16 @@ TEST(ConfigFile, ControlCharactersAndHugeFilesAreRefusedWithTheirPlace) {
   auto token = expand(dir, "slots = +c\"\"\"\"t\xd1\x85\"\n");  // a quote inside a token opens no string
   ASSERT_FALSE(token.is_ok());
   EXPECT_NE(token.status().message().find("s.toml:1:16: non-ASCII"), std::string::npos) << token.status().message();
+  // toml++ reads a bare value up to the next blank, quotes included (fuzz_config).
+  auto glued = expand(dir, "slots = +c=\"\xd1\x85\"\n");
+  ASSERT_FALSE(glued.is_ok());
+  EXPECT_NE(glued.status().message().find("s.toml:1:13: non-ASCII character in a value that is not a string"),
+            std::string::npos)
+      << glued.status().message();
+  auto after_bare = expand(dir, "slots = 2 # \xc3\xa9\njobmanager = [\n  \"a:1\", 3,\n  \"\xc3\xa9:2\"]\n");
+  ASSERT_TRUE(after_bare.is_ok()) << after_bare.status().message();
+  EXPECT_NE(std::find(after_bare->args.begin(), after_bare->args.end(), "--jobmanager=\xc3\xa9:2"),
+            after_bare->args.end());
   auto trimmed = expand(dir, "log-level = \"\"\"a \\\t\n  \xef\xbb\x9f\"\"\"\n");
   ASSERT_FALSE(trimmed.is_ok());
   EXPECT_NE(trimmed.status().message().find("s.toml:2:3: non-ASCII"), std::string::npos) << trimmed.status().message();
