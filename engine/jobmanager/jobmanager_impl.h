@@ -432,6 +432,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   bool token_matches(std::string_view token) const override { return auth_->token_matches(token); }
 
+  std::string token_location() const override { return token_location_text(token_in_data_dir_); }
+
   std::optional<std::string> standby_of() const override;
 
   JobManagerOptions o_;
@@ -439,6 +441,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<auth::CallAuthenticator> auth_;  // set in start(), before any server
+  bool token_in_data_dir_ = false;                  // set in start(): the token is <data-dir>/token
   std::shared_ptr<grpc::ChannelCredentials> tm_creds_;  // for calls to taskmanagers
   // Calls to taskmanagers go through each one's CallQueue (TaskManagerInfo):
   // the coordinator and the handlers post there instead of calling out

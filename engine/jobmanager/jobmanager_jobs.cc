@@ -12,14 +12,12 @@ grpc::Status JobManager::Impl::authorize(grpc::ServerContext* ctx, const std::st
   if (auth_->token_matches(token)) return grpc::Status::OK;
   spdlog::warn("refused {} from {}: {}", what, ctx->peer(), token.empty() ? "no token" : "wrong token");
   if (token.empty()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
-                        "(the jobmanager writes it to <data-dir>/token)");
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, missing_token_message(what, token_location()));
   }
   // PERMISSION_DENIED: a token was sent, and it is not this cluster's.
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      std::string(what) + " refused: the token sent is not this cluster's token (use the "
-                      "jobmanager's <data-dir>/token, or the secret it was started with)");
+                      std::string(what) + " refused: the token sent is not this cluster's token; the token is " +
+                          token_location());
 }
 
 grpc::Status JobManager::Impl::unknown_job(const std::string& id) {
