@@ -153,6 +153,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       std::string tm, instance;
       std::shared_future<grpc::Status> done;
       int64_t since_ms = 0;  // steady
+      int attempt = 0;       // the attempt cancelled
     };
     std::vector<PendingCancel> cancels;
     // Taskmanagers whose cancel is still unanswered after kCancelGraceMs:
@@ -400,7 +401,9 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// slow taskmanager (a loaded machine) then only keeps the next attempt
   /// off itself (`slow_cancel_tms`) instead of holding it up until its
   /// call's deadline. A taskmanager that could not be reached is dropped at
-  /// once: it is not placed again until it registers again.
+  /// once: it is not placed again until it registers again; one whose
+  /// cancel timed out while it kept heartbeating stays (lost_on_failed_call)
+  /// and is sent the cancel again.
   bool cancels_settled_locked(Job& j);
 
   void scheduler_loop();

@@ -250,7 +250,7 @@ void JobManager::Impl::cancel_tasks_locked(Job& j, int64_t committed_checkpoint)
           return stub->CancelTasks(&ctx, r, &e);
         },
         deadline);
-    j.cancels.push_back({tm, it->second.instance, done.share(), steady_ms()});
+    j.cancels.push_back({tm, it->second.instance, done.share(), steady_ms(), j.rec.attempt()});
   }
   std::lock_guard gl(j.gw_mu);
   j.gw_tms.clear();
@@ -378,7 +378,25 @@ bool JobManager::Impl::cancels_settled_locked(Job& j) {
     grpc::Status st = it->done.get();
     auto tm = tms_.find(it->tm);
     if (unreachable(st) && tm != tms_.end() && tm->second.instance == it->instance) {
-      lose_tm_locked(it->tm, "cancel failed: " + st.error_message());
+      if (lost_on_failed_call(st, it->since_ms, tm->second.last_heartbeat)) {
+        lose_tm_locked(it->tm, "cancel failed: " + st.error_message());
+      } else {
+        // Alive (it heartbeats) but slow to answer on a loaded machine:
+        // it keeps its place and its other jobs; the cancel (idempotent)
+        // goes again, in case this one never reached it.
+        spdlog::warn("taskmanager {}: cancel of job {} attempt {} unanswered ({}) while it heartbeats; sent again",
+                     it->tm, j.rec.job_id(), it->attempt, st.error_message());
+        proto::CancelTasksRequest r;
+        r.set_job_id(j.rec.job_id());
+        r.set_attempt(it->attempt);
+        tm->second.calls->post(
+            [stub = tm->second.stub, r, this](grpc::ClientContext& ctx) {
+              sign_tm_call(ctx, "TaskManager/CancelTasks");
+              proto::Empty e;
+              return stub->CancelTasks(&ctx, r, &e);
+            },
+            Duration(10'000));
+      }
     }
     it = j.cancels.erase(it);
   }
