@@ -377,6 +377,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// The next attempt deploys once every taskmanager has answered (or was
   /// found unreachable and dropped): old tasks never overlap new ones.
   void cancel_tasks_locked(Job& j, int64_t committed_checkpoint = 0);
+  /// The CancelTasks call `r` to `stub`, signed, for a taskmanager's CallQueue.
+  CallQueue::Call cancel_call(std::shared_ptr<TmStub> stub, proto::CancelTasksRequest r);
 
   void end_job_locked(Job& j, JobState state, const std::string& failure,
                       int64_t committed_checkpoint = 0);

@@ -230,6 +230,14 @@ Result<int64_t> JobManager::Impl::committed_checkpoint(const std::string& job) {
   return last;
 }
 
+CallQueue::Call JobManager::Impl::cancel_call(std::shared_ptr<TmStub> stub, proto::CancelTasksRequest r) {
+  return [stub = std::move(stub), r = std::move(r), this](grpc::ClientContext& ctx) {
+    sign_tm_call(ctx, "TaskManager/CancelTasks");
+    proto::Empty e;
+    return stub->CancelTasks(&ctx, r, &e);
+  };
+}
+
 void JobManager::Impl::cancel_tasks_locked(Job& j, int64_t committed_checkpoint) {
   std::set<std::string> tms;
   for (const auto& [k, s] : j.subtasks) tms.insert(s.tm);
@@ -243,13 +251,7 @@ void JobManager::Impl::cancel_tasks_locked(Job& j, int64_t committed_checkpoint)
     // Stop-with-savepoint waits (bounded) for the sinks to commit; a
     // cancel after a failure returns at once unless the taskmanager hangs.
     Duration deadline(committed_checkpoint > 0 ? 35'000 : 2'000);
-    auto done = it->second.calls->submit(
-        [stub = it->second.stub, r, this](grpc::ClientContext& ctx) {
-          sign_tm_call(ctx, "TaskManager/CancelTasks");
-          proto::Empty e;
-          return stub->CancelTasks(&ctx, r, &e);
-        },
-        deadline);
+    auto done = it->second.calls->submit(cancel_call(it->second.stub, r), deadline);
     j.cancels.push_back({tm, it->second.instance, done.share(), steady_ms(), j.rec.attempt()});
   }
   std::lock_guard gl(j.gw_mu);
@@ -389,13 +391,7 @@ bool JobManager::Impl::cancels_settled_locked(Job& j) {
         proto::CancelTasksRequest r;
         r.set_job_id(j.rec.job_id());
         r.set_attempt(it->attempt);
-        tm->second.calls->post(
-            [stub = tm->second.stub, r, this](grpc::ClientContext& ctx) {
-              sign_tm_call(ctx, "TaskManager/CancelTasks");
-              proto::Empty e;
-              return stub->CancelTasks(&ctx, r, &e);
-            },
-            Duration(10'000));
+        tm->second.calls->post(cancel_call(tm->second.stub, r), Duration(10'000));
       }
     }
     it = j.cancels.erase(it);
