@@ -1413,6 +1413,19 @@ class Bench:
                 out.add(comm)
         return sorted(out)
 
+    @staticmethod
+    def autogroup_nice():
+        """The nice of this session's autogroup ('/autogroup-N nice K'), or None
+        without autogroup scheduling."""
+        try:
+            with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+                if f.read().strip() != "1":
+                    return None
+            with open("/proc/self/autogroup") as f:
+                return int(f.read().split()[-1])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def w15_fraud_latency(self):
         """Purchase -> alert latency of jobs/fraud, live: `sluice gen --kind fraud`
         paced into the dev Kafka broker, the job on a local cluster (jobmanager + one
@@ -1435,13 +1448,20 @@ class Bench:
             self.fig.not_measured("fraud latency", "kcat not installed (deploy/install-deps.sh)")
             return
         # The measured processes run at a higher priority than the other work on
-        # the machine when the driver may raise it (root); they inherit it.
+        # the machine when the driver may raise it (root); they inherit it. With
+        # autogroup scheduling (kernel.sched_autogroup_enabled) a process's nice
+        # only counts within its session: between sessions the CPU is shared by
+        # the sessions' own nice, so that one is raised too.
         old_nice = os.getpriority(os.PRIO_PROCESS, 0)
+        old_group = self.autogroup_nice()
         try:
             os.setpriority(os.PRIO_PROCESS, 0, -10)
+            if old_group is not None:
+                with open("/proc/self/autogroup", "w") as f:
+                    f.write("-10")
         except PermissionError:
             pass
-        nice = os.getpriority(os.PRIO_PROCESS, 0)
+        nice = (os.getpriority(os.PRIO_PROCESS, 0), self.autogroup_nice())
         d = self.path("fraud-latency")
         os.makedirs(d)
         # rate (ev/s), seconds, the job's out-of-orderness (gen's disorder stays under
@@ -1477,7 +1497,8 @@ class Bench:
             c = self.start_cluster("cluster-fraud-latency", ["tm-a"])
             url = "http://" + open(c["dir"] + "/tm-a/metrics.address").read().strip() + "/metrics"
             for i, (rate, secs, bound, ckpt) in enumerate(runs):
-                self.fraud_latency_run(c, url, job, bs, grpc, token, f"r{i}-", rate, secs, bound, ckpt, nice)
+                procs = {"taskmanager": c["tms"]["tm-a"], "jobmanager": c["jm"], "dev-kafka": broker, "scorer": scorer}
+                self.fraud_latency_run(c, url, job, bs, grpc, token, f"r{i}-", rate, secs, bound, ckpt, nice, procs)
         finally:
             if c:
                 self.stop_cluster(c, "fraud latency")
@@ -1485,10 +1506,13 @@ class Bench:
             broker.stop()
             try:
                 os.setpriority(os.PRIO_PROCESS, 0, old_nice)
+                if old_group is not None:
+                    with open("/proc/self/autogroup", "w") as f:
+                        f.write(str(old_group))
             except PermissionError:
                 pass
 
-    def fraud_latency_run(self, c, url, job, bs, grpc, token, prefix, rate, secs, bound, ckpt, nice):
+    def fraud_latency_run(self, c, url, job, bs, grpc, token, prefix, rate, secs, bound, ckpt, nice, procs):
         d = self.path(f"fraud-latency/{prefix}run")
         os.makedirs(d)
         # The mock broker answers a fetch only after fetch.wait.max.ms even with
@@ -1535,17 +1559,22 @@ class Bench:
         tm_pid = c["tms"]["tm-a"].pid
         sched_before = self.schedstat(tm_pid)
         others = set(self.others_at_high_priority())
+        cpu_before = {k: p.cpu_seconds() for k, p in procs.items()}
         sent_file, truth_file = d + "/sent.ndjson", d + "/truth.ndjson"
         n_scen = max(20, rate * secs // 12_000)
         t0 = time.time()
         # Event time = the wall clock (a live stream); 10 % of events out of order
         # by up to 3/4 of the job's bound; --linger 0ms: each event to the broker
         # when it is made.
-        run([self.sluice, "gen", "--kind", "fraud", "--kafka", bs, "--topic", prefix, "--rate", str(rate),
-             "--count", str(rate * secs), "--users", "20000", "--scenarios", str(n_scen), "--triggers-in-run",
-             "--out-of-order", "0.1", "--max-delay", f"{parse_ms(bound) * 3 // 4}ms", "--linger", "0ms", "--truth", truth_file,
-             "--sent", sent_file], timeout=secs * 20 + 120)
+        gen_usage = {}
+        run_rss([self.sluice, "gen", "--kind", "fraud", "--kafka", bs, "--topic", prefix, "--rate", str(rate),
+                 "--count", str(rate * secs), "--users", "20000", "--scenarios", str(n_scen), "--triggers-in-run",
+                 "--out-of-order", "0.1", "--max-delay", f"{parse_ms(bound) * 3 // 4}ms", "--linger", "0ms",
+                 "--truth", truth_file, "--sent", sent_file], timeout=secs * 20 + 120, usage=gen_usage)
         gen_secs = time.time() - t0
+        cpu = {k: round(p.cpu_seconds() - cpu_before[k], 2) for k, p in procs.items()
+               if p.cpu_seconds() is not None and cpu_before[k] is not None}
+        cpu["gen"] = round(gen_usage["cpu_s"], 2)
         sched_after = self.schedstat(tm_pid)
         others |= set(self.others_at_high_priority())
         with open(truth_file) as f:
@@ -1606,7 +1635,8 @@ class Bench:
             self.fig.fail(f"fraud latency {rate}: {len(missing)} of {len(want)} alerts never arrived "
                           f"(e.g. {sorted(missing)[:3]})")
         reached = rate * secs / gen_secs
-        extra = dict(rate_reached=round(reached), alerts=len(total), copies=copies[0], nice=nice,
+        extra = dict(rate_reached=round(reached), alerts=len(total), copies=copies[0], nice=nice[0],
+                     session_nice=nice[1],
                      out_of_orderness=bound, checkpoint_interval=ckpt, others_at_negative_nice=sorted(others),
                      loadavg_before=[round(x, 2) for x in load_before],
                      loadavg_after=[round(x, 2) for x in load_after])
@@ -1622,7 +1652,7 @@ class Bench:
         self.fig.add(f"{name}: send -> rule decision p99 (decided_at, ms clock)", [self.pct(decided, 0.99)], "ms")
         cpu_s, wait_s = (a - b for a, b in zip(sched_after, sched_before))
         self.fig.add(f"{name}: taskmanager threads waiting for a CPU / running", [wait_s / max(cpu_s, 1e-9)], "ratio",
-                     cpu_s=round(cpu_s, 2), wait_s=round(wait_s, 2), wall_s=round(gen_secs, 2),
+                     cpu_s=round(cpu_s, 2), wait_s=round(wait_s, 2), wall_s=round(gen_secs, 2), cpu_by_process_s=cpu,
                      note="/proc/PID/task/*/schedstat over the generator's run: run-queue wait vs CPU time")
         hq = self.quantile(before, after, 0.99)
         self.fig.add(f"{name}: scoring p99 (sluice_fraud_scoring_seconds, every decision)",
