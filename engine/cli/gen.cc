@@ -241,7 +241,13 @@ int run_fraud(GenCli& c) {
             }
           }
           if (producer) {
-            return producer->produce(c.topic + gen::fraud_stream_name(s), line, std::nullopt, -1, {},
+            // Keyed by user, as a real producer would: a user's events stay in one
+            // partition, and every partition gets a share of each moment (keyless
+            // messages go to one partition for a while, the sticky partitioner,
+            // holding back the watermark of the others).
+            std::string user = json_string_field(line, "user");
+            return producer->produce(c.topic + gen::fraud_stream_name(s), line,
+                                     user.empty() ? std::nullopt : std::optional<std::string_view>(user), -1, {},
                                      event_time ? event_ts(line) : 0);
           }
           Out& out = outs[static_cast<int>(s)];
