@@ -1465,10 +1465,12 @@ class Bench:
         d = self.path("fraud-latency")
         os.makedirs(d)
         # rate (ev/s), seconds, the job's out-of-orderness (gen's disorder stays under
-        # it), checkpoint interval; SLUICE_BENCH_FRAUD_LATENCY="20000:45:20ms:1s,..." for others.
-        runs = [(20_000, 45, "20ms", "1s"), (100_000, 10, "20ms", "1s")]
+        # it), checkpoint interval, the alert sink's delivery;
+        # SLUICE_BENCH_FRAUD_LATENCY="20000:45:20ms:1s:at-least-once,..." for others.
+        runs = [(20_000, 45, "20ms", "1s", "at-least-once"), (100_000, 10, "20ms", "1s", "at-least-once"),
+                (20_000, 20, "20ms", "1s", "exactly-once")]
         if os.environ.get("SLUICE_BENCH_FRAUD_LATENCY"):
-            runs = [(int(r), int(t), b, ck) for r, t, b, ck in
+            runs = [(int(r), int(t), b, ck, dl) for r, t, b, ck, dl in
                     (x.split(":") for x in os.environ["SLUICE_BENCH_FRAUD_LATENCY"].split(","))]
         # The mock keeps 5 MiB per partition (connectors/kafka/README.md): a partition
         # per 6 250 ev/s (4 at 20 k, 16 at 100 k) lets the job lag ~10 s before records
@@ -1496,9 +1498,10 @@ class Bench:
             grpc = json.load(open(d + "/scorer.json"))["grpc"]
             c = self.start_cluster("cluster-fraud-latency", ["tm-a"])
             url = "http://" + open(c["dir"] + "/tm-a/metrics.address").read().strip() + "/metrics"
-            for i, (rate, secs, bound, ckpt) in enumerate(runs):
+            for i, (rate, secs, bound, ckpt, delivery) in enumerate(runs):
                 procs = {"taskmanager": c["tms"]["tm-a"], "jobmanager": c["jm"], "dev-kafka": broker, "scorer": scorer}
-                self.fraud_latency_run(c, url, job, bs, grpc, token, f"r{i}-", rate, secs, bound, ckpt, nice, procs)
+                self.fraud_latency_run(c, url, job, bs, grpc, token, f"r{i}-", rate, secs, bound, ckpt, delivery,
+                                       nice, procs)
         finally:
             if c:
                 self.stop_cluster(c, "fraud latency")
@@ -1512,7 +1515,8 @@ class Bench:
             except PermissionError:
                 pass
 
-    def fraud_latency_run(self, c, url, job, bs, grpc, token, prefix, rate, secs, bound, ckpt, nice, procs):
+    def fraud_latency_run(self, c, url, job, bs, grpc, token, prefix, rate, secs, bound, ckpt, delivery, nice,
+                          procs):
         d = self.path(f"fraud-latency/{prefix}run")
         os.makedirs(d)
         # The mock broker answers a fetch only after fetch.wait.max.ms even with
@@ -1521,9 +1525,9 @@ class Bench:
         args = []
         for s in ("logins", "api_errors", "transactions"):
             args += ["--arg", f"{s}=kafka://{bs}/{prefix}{s}{src}"]
-        # Alerts at-least-once (stable alert ids for the repeats), sent at once: an
-        # exactly-once sink makes them visible only when the next checkpoint commits.
-        args += ["--arg", f"alerts=kafka://{bs}/{prefix}alerts?delivery=at-least-once&key=alert_id"
+        # Alerts at-least-once (stable alert ids for the repeats) are sent at once;
+        # exactly-once ones when the checkpoint after them completes.
+        args += ["--arg", f"alerts=kafka://{bs}/{prefix}alerts?delivery={delivery}&key=alert_id"
                           "&kafka.linger.ms=0",
                  "--arg", f"audit=file://{d}/audit/", "--arg", f"dlq=file://{d}/dlq.ndjson",
                  "--arg", f"scorer=grpc://{grpc}", "--arg", f"scorer_token=file:{token}",
@@ -1644,7 +1648,8 @@ class Bench:
                      out_of_orderness=bound, checkpoint_interval=ckpt, others_at_negative_nice=sorted(others),
                      loadavg_before=[round(x, 2) for x in load_before],
                      loadavg_after=[round(x, 2) for x in load_after])
-        name = f"fraud purchase -> alert at {rate} ev/s (bound {bound}, checkpoints {ckpt})"
+        name = f"fraud purchase -> alert at {rate} ev/s (bound {bound}, checkpoints {ckpt}" + \
+            (f", alerts {delivery})" if delivery != "at-least-once" else ")")
         for q, label in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
             self.fig.add(f"{name} {label}", [self.pct(total, q)], "ms", **extra)
         for q, label in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
