@@ -316,6 +316,9 @@ Result<gen::PageViewOptions> pageview_options(GenCli& c) {
 
 int run(GenCli& c) {
   if (c.kind == "fraud") return run_fraud(c);
+  if (!c.sent.empty() || c.fraud.triggers_in_run) {
+    return report_error("--sent and --triggers-in-run are options of --kind fraud", 2);
+  }
   Generate generate;
   if (c.kind == "clicks") {
     auto md = parse_duration(c.max_delay);
