@@ -321,7 +321,7 @@ class Nfa {
   bool extend(int64_t parent, int64_t start_tick, int64_t start_ts, int32_t occ, int64_t tick, int64_t ts,
               const Decision* heir = nullptr) {
     const int64_t id = meta_.next_id++;
-    BufferEntry en{tick, occ, parent, 0};
+    BufferEntry en{tick, parent, occ, 0};
     if (parent != 0) {
       Cached<BufferEntry>& p = entry_ref(parent);
       p.value.refs++;
