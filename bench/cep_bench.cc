@@ -2,7 +2,8 @@
 // on the heap and RocksDB keyed-state backends (bench/run.sh workload 10).
 //
 //   build/bench/cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,100,1000,10000]
-//                         [--events N] [--dir DIR]
+//                         [--events N] [--dir DIR] [--known-device 0|1] [--flush-every N]
+//                         [--read-timed-out 0|1]
 //
 // The fraud pattern (five failed logins, then a purchase >= 1,000 from a
 // device none of them used, within W) on one key, run by the NFA on the
@@ -52,8 +53,13 @@ class CountingHost final : public NfaHost<Login> {
  public:
   void match(Match<Login>&&, int64_t) override { ++matches; }
   void timed_out(Match<Login>&&, int64_t) override { ++timeouts; }
+  // As the CEP operator whose function ignores timed-out matches (the
+  // workload's job): they are counted, not read back (--read-timed-out 1:
+  // as with a timed-out side output).
+  bool wants_timed_out() const override { return read_timed_out; }
   void discarded(Match<Login>&&, const std::string&) override { ++dropped; }
   void reschedule(int64_t, int64_t) override {}
+  bool read_timed_out = false;
   uint64_t matches = 0, timeouts = 0, dropped = 0;
 };
 
@@ -85,7 +91,7 @@ struct Result1 {
 
 // kind empty: the in-memory store (the engine alone, no keyed state).
 Result1 measure(std::optional<state::BackendKind> kind, int64_t size, int64_t events, const std::string& dir,
-                bool known_device, int64_t flush_every) {
+                bool known_device, int64_t flush_every, bool read_timed_out) {
   ManualClock clock(0);
   std::unique_ptr<state::KeyedStateBackend> backend;
   std::unique_ptr<NfaStore<Login>> store_ptr;
@@ -114,6 +120,7 @@ Result1 measure(std::optional<state::BackendKind> kind, int64_t size, int64_t ev
   }
   NfaStore<Login>& store = *store_ptr;
   CountingHost host;
+  host.read_timed_out = read_timed_out;
   NfaLimits limits;
   limits.max_partial_matches = size + 100;
   limits.max_events = size + 100;
@@ -169,6 +176,7 @@ int main(int argc, char** argv) {
   std::string dir = "/tmp/sluice-cep-bench";
   bool known = true;
   int64_t flush_every = 0;
+  bool read_timed_out = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--backend") backends = v;
@@ -177,8 +185,9 @@ int main(int argc, char** argv) {
     else if (k == "--dir") dir = v;
     else if (k == "--known-device") known = v != "0";
     else if (k == "--flush-every") flush_every = std::atoll(v.c_str());
+    else if (k == "--read-timed-out") read_timed_out = v != "0";
     else {
-      std::fprintf(stderr, "usage: cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,...] [--events N] [--dir DIR] [--known-device 0|1] [--flush-every N]\n");
+      std::fprintf(stderr, "usage: cep_bench [--backend heap|rocksdb|both|memory] [--sizes 1,10,...] [--events N] [--dir DIR] [--known-device 0|1] [--flush-every N] [--read-timed-out 0|1]\n");
       return 2;
     }
   }
@@ -196,7 +205,7 @@ int main(int argc, char** argv) {
     first_kind = false;
     for (size_t i = 0; i < ns.size(); ++i) {
       std::filesystem::remove_all(dir);
-      Result1 r = measure(kind, ns[i], events, dir, known, flush_every);
+      Result1 r = measure(kind, ns[i], events, dir, known, flush_every, read_timed_out);
       std::printf("%s{\"partial_matches\":%lld,\"fail_ns\":%.0f,\"known_device_ns\":%.0f}", i ? "," : "",
                   static_cast<long long>(r.live), r.fail_ns, r.known_device_ns);
       std::fflush(stdout);

@@ -30,7 +30,7 @@ bool TimerQueue::add(int64_t ts, KeyGroup kg, std::string_view key, std::string_
 void TimerQueue::maybe_compact(Bucket& b) {
   const size_t pending = b.nodes.size() - b.next;
   if (pending < 2 * b.alive + 16) return;
-  std::vector<std::unique_ptr<Node>> keep;
+  decltype(b.nodes) keep;
   keep.reserve(b.alive);
   for (size_t i = b.next; i < b.nodes.size(); ++i) {
     if (b.nodes[i]->alive) keep.push_back(std::move(b.nodes[i]));

@@ -4,7 +4,9 @@
 // and restored per key group with it.
 #pragma once
 
+#include <absl/container/btree_map.h>
 #include <absl/container/flat_hash_set.h>
+#include <absl/container/inlined_vector.h>
 
 #include <cstdint>
 #include <map>
@@ -52,7 +54,7 @@ struct TimerOrder {
 };
 
 /// An ordered set of timers without duplicates. Timers sit in buckets by
-/// timestamp (an ordered map over the few distinct timestamps), and a hash
+/// timestamp (a B-tree over the distinct timestamps), and a hash
 /// set over the same nodes answers "is this timer already set?" — the
 /// common case: a window's end is registered for every record of the
 /// window — with one hash lookup, no walk down a tree of string compares.
@@ -93,7 +95,8 @@ class TimerQueue {
   };
   /// The timers of one timestamp; nodes before `next` have popped.
   struct Bucket {
-    std::vector<std::unique_ptr<Node>> nodes;
+    /// Mostly one timer per timestamp (a key's deadline): held inline.
+    absl::InlinedVector<std::unique_ptr<Node>, 1> nodes;
     size_t next = 0;
     size_t alive = 0;
     bool sorted = true;  // nodes[next..] in TimerOrder
@@ -119,7 +122,10 @@ class TimerQueue {
   /// Drops the dead nodes of a bucket once they outnumber the live ones.
   static void maybe_compact(Bucket& b);
 
-  std::map<int64_t, Bucket> buckets_;  // only buckets with live timers
+  /// Only buckets with live timers. A B-tree: operators with a timer per
+  /// key (CEP deadlines, session gaps) have about as many buckets as keys,
+  /// and a red-black tree costs an allocation and cache misses per bucket.
+  absl::btree_map<int64_t, Bucket> buckets_;
   absl::flat_hash_set<Node*, NodeHash, NodeEq> index_;  // the live nodes
 };
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -239,6 +240,12 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
 
   /// For tests and benchmarks.
   const CepStats& stats() const { return stats_; }
+  /// Whether F overrides process_timed_out_match (if not, the pointer to
+  /// member names the base's no-op).
+  static constexpr bool kOverridesTimedOut =
+      !std::is_same_v<decltype(&F::process_timed_out_match),
+                      void (PatternProcessFunction<E, OUT>::*)(const Match<E>&,
+                                                               typename PatternProcessFunction<E, OUT>::Context&)>;
 
  private:
   static constexpr const char* kBufferNs = "b";
@@ -327,6 +334,9 @@ class CepOperator final : public runtime::KeyedOneInputOperator<K, E>, private N
     collector_.set_timestamp(EventTime(ts));
     user(m, "match", [&] { fn_.process_match(m, ctx_, collector_); });
   }
+  // Timed-out partial matches are read back only for someone: the side
+  // output, or a function that overrides process_timed_out_match.
+  bool wants_timed_out() const override { return kOverridesTimedOut || options_.timed_out_tag.has_value(); }
   void timed_out(Match<E>&& m, int64_t ts) override {
     ctx_.ts_ = ts;
     if (timed_out_) timed_out_->collect(TimedOutMatch<E>{m, ts}, EventTime(ts));

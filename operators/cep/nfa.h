@@ -44,6 +44,10 @@ class NfaHost {
   virtual ~NfaHost() = default;
   virtual void match(Match<E>&& m, int64_t ts) = 0;
   virtual void timed_out(Match<E>&& m, int64_t ts) = 0;
+  /// False: nobody reads timed-out partial matches (no timed-out side
+  /// output, no process_timed_out_match), so the NFA counts and releases
+  /// them without reading their events back (timed_out is not called).
+  virtual bool wants_timed_out() const { return true; }
   /// A partial match dropped to stay under the per-key limits.
   virtual void discarded(Match<E>&& m, const std::string& reason) = 0;
   /// The earliest deadline of the current key moved from `old_deadline` to
@@ -76,7 +80,8 @@ class Nfa {
   Nfa(std::shared_ptr<const CompiledPattern<E>> pattern, NfaStore<E>& store, NfaHost<E>& host,
       NfaLimits limits)
       : pat_(std::move(pattern)), prog_(*pat_->program), store_(store), host_(host), limits_(limits),
-        cond_(*pat_), by_start_(prog_.within_ms > 0 && !prog_.has_step_limits) {}
+        cond_(*pat_), by_start_(prog_.within_ms > 0 && !prog_.has_step_limits),
+        report_timeouts_(host_.wants_timed_out()) {}
 
   /// True if `e` cannot change any partial match and cannot start one
   /// (only for patterns without next()/not_next()).
@@ -316,7 +321,7 @@ class Nfa {
   bool extend(int64_t parent, int64_t start_tick, int64_t start_ts, int32_t occ, int64_t tick, int64_t ts,
               const Decision* heir = nullptr) {
     const int64_t id = meta_.next_id++;
-    BufferEntry en{tick, occ, parent, 0};
+    BufferEntry en{tick, parent, occ, 0};
     if (parent != 0) {
       Cached<BufferEntry>& p = entry_ref(parent);
       p.value.refs++;
@@ -455,7 +460,9 @@ class Nfa {
           if ((next.alive & (1u << i)) && limit(next, node.candidates[i]) <= at) next.alive &= ~(1u << i);
         }
         if (next.alive == 0) {
-          if (!next.complete) {
+          if (!next.complete && !report_timeouts_) {
+            counts_.timeouts++;
+          } else if (!next.complete) {
             entry_ref(next.entry).value.refs++;
             entry_ref(next.entry).dirty = true;
             timeouts.push_back({next.start_tick, next.entry});
@@ -743,6 +750,7 @@ class Nfa {
   std::vector<Completion> completions_;
   std::vector<std::pair<IndexKey, int64_t>> scratch_, members_;
   const bool by_start_;
+  const bool report_timeouts_;  // host_.wants_timed_out()
   uint32_t start_takes_ = 0;
   int64_t cur_tick_time_ = 0;  // timestamp of what the current step emits
   bool deadlines_touched_ = false;

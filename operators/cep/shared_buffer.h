@@ -56,9 +56,11 @@ struct StoredEvent {
 /// One version of a partial match: its last event and where it came from.
 struct BufferEntry {
   int64_t tick = 0;    ///< the event
-  int32_t occ = 0;     ///< the occurrence that took it
   int64_t parent = 0;  ///< previous entry; 0 = none (first event)
+  int32_t occ = 0;     ///< the occurrence that took it
   int32_t refs = 0;    ///< partial matches, held matches and child entries
+  // Declared so that it packs into 24 bytes (a key's entries are most of
+  // what it holds); serialized in the order of the original layout.
   SLUICE_FIELDS(tick, occ, parent, refs)
 };
 

@@ -323,6 +323,42 @@ TEST_P(CepOperatorTest, MetricsCountMatchesTimeoutsAndWhatIsHeld) {
   EXPECT_EQ(gauge("sluice_cep_partial_matches", op), -1) << "the series goes with the operator";
 }
 
+/// Matches only, as select() builds: nobody reads timed-out partial matches.
+class MatchesOnly final : public PatternProcessFunction<Ev, std::string> {
+ public:
+  void process_match(const Match<Ev>& m, Context&, basic::Collector<std::string>& out) override {
+    out.collect(render(m));
+  }
+};
+
+TEST_P(CepOperatorTest, TimedOutMatchesNobodyReadsAreCountedAndFreedWithoutBeingRead) {
+  using Quiet = cep::CepOperator<std::string, Ev, std::string, MatchesOnly>;
+  static_assert(!Quiet::kOverridesTimedOut && Op::kOverridesTimedOut);
+  auto ks = std::make_shared<const runtime::KeySelector<Ev, std::string>>(
+      std::function<std::string(const Ev&)>([](const Ev& e) { return e.key; }));
+  auto op = std::make_unique<Quiet>(ks, CompiledPattern<Ev>::compile(a_then_b().within(Duration(100))), CepOptions{},
+                                    MatchesOnly());
+  Quiet* quiet = op.get();
+  Harness h(std::move(op), opts());
+  ASSERT_TRUE(h.open().is_ok());
+  h.process_element(kev("k", 1, "a"), 10);
+  h.process_element(kev("k", 2, "b"), 20);
+  h.process_element(kev("j", 3, "a"), 30);
+  h.process_element(kev("j", 4, "a"), 40);
+  h.process_element(kev("j", 5, "c"), 60);
+  h.process_watermark(100);
+  EXPECT_EQ(quiet->stats().partial_matches, 2);
+  EXPECT_EQ(quiet->stats().shared_events, 2);
+  auto snap = h.snapshot();  // the two partial matches of j reach keyed state
+  h.process_watermark(200);  // ... and time out
+  EXPECT_THAT(h.output().values(), ElementsAre("a:1 b:2"));
+  EXPECT_EQ(quiet->stats().timeouts, 2u);
+  EXPECT_EQ(quiet->stats().partial_matches, 0);
+  EXPECT_EQ(quiet->stats().shared_events, 0) << "their events are released";
+  EXPECT_TRUE(h.failures().empty());
+  EXPECT_TRUE(h.dead_letters().empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, CepOperatorTest,
                          ::testing::Values(state::BackendKind::kHeap, state::BackendKind::kRocksDB),
                          [](const auto& info) { return std::string(state::backend_kind_name(info.param)); });
