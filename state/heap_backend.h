@@ -354,6 +354,11 @@ class HeapAggregatingState final : public AggregatingState<IN, ACC, OUT>, HeapSt
     if (created) e->value = fn_->create_accumulator();
     fn_->add(e->value, v);
   }
+  void add_accumulator(const ACC& acc) override {
+    auto [e, created] = this->upsert();
+    if (created) e->value = acc;
+    else fn_->merge(e->value, acc);
+  }
   std::optional<OUT> get() override {
     auto* e = this->find();
     if (!e) return std::nullopt;

@@ -229,6 +229,9 @@ template <class IN, class ACC, class OUT>
 class AggregatingState : public State {
  public:
   virtual void add(const IN& v) = 0;
+  /// Folds an accumulator built elsewhere (a local pre-aggregation of the
+  /// same function) into the current namespace's, as merge() does.
+  virtual void add_accumulator(const ACC& acc) = 0;
   virtual std::optional<OUT> get() = 0;
   virtual void merge_namespaces(std::string_view target, const std::vector<std::string>& sources) = 0;
 };

@@ -446,6 +446,16 @@ class RocksAggregatingState final : public AggregatingState<IN, ACC, OUT>, Rocks
     fn_->add(acc_, v);
     store(k, acc_);
   }
+  void add_accumulator(const ACC& acc) override {
+    std::string& k = key();
+    if (auto old = load(k)) {
+      decode(*old, acc_);
+      fn_->merge(acc_, acc);
+      store(k, acc_);
+    } else {
+      store(k, acc);
+    }
+  }
   std::optional<OUT> get() override {
     auto v = load(key());
     if (!v) return std::nullopt;

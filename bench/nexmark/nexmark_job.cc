@@ -96,6 +96,7 @@ SLUICE_JOB(nexmark) {
     return by_bidder.union_with(by_auction)
         .key_by([](const BidStats& d) { return StatsKey{d.channel, d.day, 0}; })
         .window(TumblingEventTimeWindows::of(Duration(kDay)))
+        .local_combine()  // a sum: merge = adding the deltas
         .aggregate(BidStatsSum{}, std::string("statistics per day"));
   };
 
@@ -154,6 +155,7 @@ SLUICE_JOB(nexmark) {
     // one slide that holds it is that window's, whatever its start.
     counts.key_by([](const AuctionCount& c) { return c.window_end; })
         .window(TumblingEventTimeWindows::of(Duration(kQ5Slide)))
+        .local_combine()  // a maximum with its ties: merge = adding the items
         .aggregate(
             TopAggregate<AuctionCount, count_of>{},
             [](const int64_t&, const TimeWindow&, const Top<AuctionCount>& t) { return t; },
@@ -169,6 +171,7 @@ SLUICE_JOB(nexmark) {
     bids()
         .key_by([](const Bid&) { return int64_t{0}; })
         .window(TumblingEventTimeWindows::of(Duration(kQ7Size)))
+        .local_combine()  // one key: without it every bid crosses to one subtask
         .aggregate(
             TopAggregate<Bid, price_of>{},
             [](const int64_t&, const TimeWindow& w, const Top<Bid>& t) {
@@ -230,6 +233,7 @@ SLUICE_JOB(nexmark) {
     bids()
         .key_by([](const Bid& b) { return StatsKey{std::string(), utc_day(b.ts), b.auction}; })
         .window(TumblingEventTimeWindows::of(Duration(kDay)))
+        .local_combine()  // counts, sums, min, max
         .aggregate(
             AuctionDayStats{},
             [](const StatsKey& k, const TimeWindow&, const Q17Row& r) {

@@ -26,6 +26,7 @@
 #include "engine/runtime/stream_graph.h"
 #include "operators/basic/basic_operators.h"
 #include "operators/basic/keyed_process.h"
+#include "operators/window/local_combiner.h"
 #include "operators/window/window_operator.h"
 
 namespace sluice::api {
@@ -343,6 +344,19 @@ class WindowedStream {
     settings_.early_firing = interval;
     return *this;
   }
+  /// Pre-aggregation before the shuffle (window/local_combiner.h): each
+  /// subtask of the input folds its records into one accumulator per (key,
+  /// window) and sends those instead of the records; exactly-once, equal
+  /// results. For incremental aggregation (aggregate, count, reduce) on
+  /// event-time tumbling and sliding windows without early firing. Default:
+  /// on for the built-in aggregates (count, sum, min, max, avg, first-n),
+  /// off for a user's AggregateFunction or reduce (whose merge must equal
+  /// adding the records one by one to turn it on). The job setting
+  /// `window.local-combine=false` turns every combiner into a pass-through.
+  WindowedStream& local_combine(bool on = true) {
+    local_combine_ = on;
+    return *this;
+  }
 
   /// Incremental aggregation; the result is the aggregate alone.
   template <class AGG>
@@ -365,6 +379,7 @@ class WindowedStream {
     using Op = window::WindowOperator<K, T, Contents, R>;
     std::shared_ptr<const state::AggregateFunction<T, ACC, OUT>> fn =
         std::make_shared<const AGG>(std::move(agg));
+    if (combine(window::kCombinesByDefault<AGG>)) return combined<R>(fn, std::move(wf), std::move(name));
     typename Op::WindowFn emit = [wf](const K& k, const window::TimeWindow& w, const OUT& v,
                                       basic::Collector<R>& out) { out.collect(wf(k, w, v)); };
     return make<R>(std::move(name), [ks = keyed_.key_selector(), s = settings_, fn, emit]() {
@@ -388,6 +403,7 @@ class WindowedStream {
     if (!settings_.assigner.is_merging()) {
       throw std::invalid_argument("aggregate_with_retractions needs merging (session) windows");
     }
+    combine(false);  // refuses an explicit local_combine(true)
     std::shared_ptr<const state::AggregateFunction<T, ACC, OUT>> fn =
         std::make_shared<const AGG>(std::move(agg));
     typename Op::WindowFn emit = [wf](const K& k, const window::TimeWindow& w, const OUT& v,
@@ -417,6 +433,10 @@ class WindowedStream {
   template <class F>
   auto process(F fn, std::string name = "window-process") const {
     using R = decltype(detail::window_output(static_cast<const F*>(nullptr)));
+    if (local_combine_.value_or(false)) {
+      throw std::invalid_argument("local_combine needs an incremental aggregation (aggregate, count, reduce), "
+                                  "not a full-window process function");
+    }
     using Contents = window::ListContents<T>;
     using Op = window::WindowOperator<K, T, Contents, R>;
     return make<R>(std::move(name), [ks = keyed_.key_selector(), s = settings_, fn]() {
@@ -430,8 +450,54 @@ class WindowedStream {
   }
 
  private:
+  // Whether this window pre-aggregates: the job's choice, else `by_default`
+  // where the windows allow it. Throws if the job asked for it where they
+  // do not.
+  bool combine(bool by_default) const {
+    const bool allowed = !settings_.assigner.is_merging() && !settings_.assigner.is_processing_time() &&
+                         settings_.early_firing.count() == 0;
+    if (local_combine_.value_or(false) && !allowed) {
+      throw std::invalid_argument(
+          "local_combine works on event-time tumbling and sliding windows without early firing (a "
+          "session window's merges and a processing-time or early firing need every record at the window)");
+    }
+    return allowed && local_combine_.value_or(by_default);
+  }
+
+  // The combiner chained to the input, a hash exchange of partials, and
+  // the window operator folding them in.
+  template <class R, class ACC, class OUT, class WF>
+  DataStream<R> combined(std::shared_ptr<const state::AggregateFunction<T, ACC, OUT>> fn, WF wf,
+                         std::string name) const {
+    using P = window::WindowPartial<K, T, ACC>;
+    using Contents = window::PreAggregatedContents<K, T, ACC, OUT>;
+    using Op = window::WindowOperator<K, P, Contents, R>;
+    using Combiner = window::LocalWindowCombiner<K, T, ACC, OUT>;
+    DataStream<P> partials = keyed_.input().template add_one_input<P>(
+        name + " (local combine)", "window-combine " + settings_.assigner.description(),
+        [ks = keyed_.key_selector(), a = settings_.assigner, fn]() { return std::make_unique<Combiner>(ks, a, fn); });
+    // Chained to its input: the same parallelism (when the inputs agree).
+    int input_parallelism = env()->graph().node(keyed_.input().inputs().front().node).parallelism;
+    for (const auto& in : keyed_.input().inputs()) {
+      if (env()->graph().node(in.node).parallelism != input_parallelism) input_parallelism = -1;
+    }
+    partials.set_parallelism(input_parallelism);
+    auto pks = std::make_shared<const runtime::KeySelector<P, K>>(std::function<K(const P&)>(
+        [](const P& p) { return p.key; }));
+    typename Op::WindowFn emit = [wf](const K& k, const window::TimeWindow& w, const OUT& v,
+                                      basic::Collector<R>& out) { out.collect(wf(k, w, v)); };
+    return make<R>(std::move(name), [pks, s = settings_, fn, emit]() {
+      return std::make_unique<Op>(pks, s, Contents(fn), emit);
+    }, &partials, pks);
+  }
+
   template <class R, class Make>
   DataStream<R> make(std::string name, Make m) const {
+    return make<R>(std::move(name), std::move(m), &keyed_.input(), keyed_.key_selector());
+  }
+  template <class R, class Make, class IN>
+  DataStream<R> make(std::string name, Make m, const DataStream<IN>* input,
+                     std::shared_ptr<const runtime::KeySelectorBase> ks) const {
     if (settings_.assigner.is_processing_time() &&
         (settings_.allowed_lateness.count() > 0 || settings_.early_firing.count() > 0)) {
       throw std::invalid_argument(
@@ -441,8 +507,7 @@ class WindowedStream {
     std::string desc = "window " + settings_.assigner.description() +
                        " lateness " + format_duration(settings_.allowed_lateness);
     if (settings_.early_firing.count() > 0) desc += " early " + format_duration(settings_.early_firing);
-    DataStream<R> out = keyed_.input().template add_one_input<R>(std::move(name), std::move(desc),
-                                                                 m, keyed_.key_selector(), true);
+    DataStream<R> out = input->template add_one_input<R>(std::move(name), std::move(desc), m, ks, true);
     if (settings_.late_tag) {
       env()->graph().node(out.node_id()).side_output_types[*settings_.late_tag] =
           runtime::type_info<T>();
@@ -454,6 +519,7 @@ class WindowedStream {
 
   KeyedStream<T, K> keyed_;
   window::WindowSettings settings_;
+  std::optional<bool> local_combine_;  // unset: the aggregate's default
 };
 
 // ---------------------------------------------------------------------------

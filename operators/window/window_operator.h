@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "operators/basic/functions.h"
@@ -127,12 +128,32 @@ class ProcessWindowFunction {
                        basic::Collector<R>& out) = 0;
 };
 
+namespace detail {
+// The records a window operator's contents take: its input, or for
+// pre-aggregated contents (input = WindowPartial) the records before combining.
+template <class C, class IN, class = void>
+struct RecordOf {
+  using type = IN;
+};
+template <class C, class IN>
+struct RecordOf<C, IN, std::void_t<typename C::Record>> {
+  using type = typename C::Record;
+};
+}  // namespace detail
+
+/// The window operator (see the file comment). IN is the record type, or
+/// WindowPartial<K, Record, ACC> behind a LocalWindowCombiner (Contents =
+/// PreAggregatedContents): a partial is folded into its window's contents,
+/// a raw record in it is processed as an uncombined record. One instance
+/// per subtask, task thread only, owned by the operator chain.
 template <class K, class IN, class Contents, class R>
 class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
   using Base = runtime::KeyedOneInputOperator<K, IN>;
 
  public:
   using V = typename Contents::Value;
+  using Record = typename detail::RecordOf<Contents, IN>::type;
+  static constexpr bool kPartials = !std::is_same_v<Record, IN>;
   /// Emits the result(s) of one firing of one window.
   using WindowFn = std::function<void(const K&, const TimeWindow&, const V&, basic::Collector<R>&)>;
   /// Withdraws the result of window `old`, which fired and which a merge
@@ -167,21 +188,35 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
     }
     collector_.set_output(static_cast<runtime::Output<R>*>(this->outputs().at(0)));
     if (settings_.late_tag) {
-      late_ = static_cast<runtime::Output<IN>*>(this->context().side_output(*settings_.late_tag));
+      late_ = static_cast<runtime::Output<Record>*>(this->context().side_output(*settings_.late_tag));
     }
     return Status::ok();
   }
 
   void process_element(const IN& v, EventTime ts) override {
+    auto select_key = [&] { return this->set_current_key_from(v); };
+    if constexpr (kPartials) {
+      if (!v.raw) {
+        if (select_key()) process_partial(v);
+        return;
+      }
+      process_record(*v.raw, ts, select_key);
+    } else {
+      process_record(v, ts, select_key);
+    }
+  }
+
+  template <class SelectKey>
+  void process_record(const Record& v, EventTime ts, SelectKey&& select_key) {
     if (settings_.assigner.is_processing_time()) {
-      process_on_processing_time(v);
+      process_on_processing_time(v, select_key);
       return;
     }
     if (ts.is_min()) {
       reject(v, "record has no event timestamp; give the source a timestamp assigner");
       return;
     }
-    if (!this->set_current_key_from(v)) return;
+    if (!select_key()) return;
     const int64_t wm = this->timers_->current_watermark().ms();
     if (settings_.assigner.is_merging()) {
       process_merging(v, ts, wm);
@@ -247,10 +282,32 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
 
   bool early() const { return settings_.early_firing.count() > 0; }
 
+  // A partial accumulator of one window from a LocalWindowCombiner, which
+  // sends one only for a window its watermark has not reached: the window
+  // has not fired here either (this operator's watermark is at most the
+  // combiner's), so it is never late.
+  template <class P>
+  void process_partial(const P& p) {
+    const TimeWindow w{p.start, p.end};
+    const int64_t wm = this->timers_->current_watermark().ms();
+    if (is_late(w, wm)) [[unlikely]] {
+      this->context().fail(Status::internal(
+          "a pre-aggregated partial of window [" + std::to_string(w.start) + ", " + std::to_string(w.end) +
+          ") reached '" + this->context().info().operator_name + "' behind its watermark " + std::to_string(wm)));
+      return;
+    }
+    w.encode(ns_);
+    state_ns_ = ns_;
+    contents_.set_namespace(ns_);
+    contents_.add_partial(p.acc);
+    arm(w, wm);
+  }
+
   // A record for processing-time windows: the clock picks the windows; the
   // timer at a window's end fires it (registered once per key and window).
-  void process_on_processing_time(const IN& v) {
-    if (!this->set_current_key_from(v)) return;
+  template <class SelectKey>
+  void process_on_processing_time(const Record& v, SelectKey&& select_key) {
+    if (!select_key()) return;
     settings_.assigner.assign(this->timers_->current_processing_time(), windows_);
     for (const TimeWindow& w : windows_) {
       w.encode(ns_);
@@ -323,7 +380,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
     return emitted_->value().value_or(false);
   }
 
-  void process_merging(const IN& v, EventTime ts, int64_t wm) {
+  void process_merging(const Record& v, EventTime ts, int64_t wm) {
     std::vector<MergedWindow> set = window_set_->value_or({});
     std::vector<TimeWindow> windows;
     windows.reserve(set.size());
@@ -440,7 +497,7 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
     }
   }
 
-  void late(const IN& v, EventTime ts, int64_t wm) {
+  void late(const Record& v, EventTime ts, int64_t wm) {
     if (late_) {
       late_->collect(v, ts);
       return;
@@ -452,14 +509,14 @@ class WindowOperator final : public runtime::KeyedOneInputOperator<K, IN> {
                   format_duration(settings_.allowed_lateness));
   }
 
-  void reject(const IN& v, std::string reason) { basic::dead_letter_for(this->context(), v, std::move(reason)); }
+  void reject(const Record& v, std::string reason) { basic::dead_letter_for(this->context(), v, std::move(reason)); }
 
   WindowSettings settings_;
   Contents contents_;
   WindowFn fn_;
   RetractFn retract_;
   basic::Collector<R> collector_;
-  runtime::Output<IN>* late_ = nullptr;
+  runtime::Output<Record>* late_ = nullptr;
   state::ValueState<std::vector<MergedWindow>>* window_set_ = nullptr;  // merging: window -> state window
   state::ValueState<bool>* emitted_ = nullptr;  // merging + early firing + retractions only
   state::ValueState<int64_t>* early_timer_ = nullptr;  // early firing: the pending timer of a window
