@@ -767,12 +767,17 @@ class Bench:
     # -------------------------------------------------------------- latency (4)
 
     @staticmethod
-    def histogram(url, metric):
-        """Cumulative bucket counts {le: count} of `metric`, summed over its series."""
+    def histogram(url, metric, sink=None, exclude=None):
+        """Cumulative bucket counts {le: count} of `metric`, summed over its series (those of
+        sink `sink` only, when given; not those of sink `exclude`)."""
         r = subprocess.run(["curl", "-sf", url], capture_output=True, text=True, timeout=10)
         out = {}
         for line in r.stdout.splitlines():
             if not line.startswith(metric + "_bucket{"):
+                continue
+            if sink is not None and f'sink="{sink}"' not in line:
+                continue
+            if exclude is not None and f'sink="{exclude}"' in line:
                 continue
             le = line.split('le="', 1)[1].split('"', 1)[0]
             le = float("inf") if le == "+Inf" else float(le)
@@ -819,7 +824,7 @@ class Bench:
                 src = f"kafka://{bs}/clicks?start=latest&commit=false&kafka.fetch.wait.max.ms=2"
                 n = 0
                 for kind, lib, args in [
-                        ("stateless (Kafka -> rebalance -> sink)", stateless, []),
+                        ("stateless (Kafka -> rebalance -> sink)", stateless, ["--arg", "probe=true"]),
                         ("window result after the watermark (1 s windows, no out-of-orderness)", self.job,
                          ["--arg", "window=1s", "--arg", "out_of_orderness=0s", "--set", "state.backend=heap"])]:
                     if not os.path.exists(lib):
@@ -830,14 +835,19 @@ class Bench:
                     for rate, secs in ((20_000, 15), (200_000, 10)):
                         out = self.path(f"latency-{n}.ndjson")
                         n += 1
+                        # SLUICE_BENCH_LATENCY_CHECKPOINT: another interval, to split the
+                        # checkpoints' share of the tail (e.g. 60s: none during a run).
                         o, _, _ = run([self.sluice, "submit", lib, "-p", "2", "--jobmanager", c["addr"],
-                                       "--token-file", c["token"], "--checkpoint-interval", "1s",
+                                       "--token-file", c["token"], "--checkpoint-interval",
+                                       os.environ.get("SLUICE_BENCH_LATENCY_CHECKPOINT", "1s"),
                                        "--arg", "source=" + src, "--arg", "sink=file://" + out,
                                        "--arg", "dlq=file://" + out + ".dlq", *args])
                         job = o.strip()
                         wait_until(lambda: self.status(c, job).get("job", {}).get("state") == "RUNNING", 30)
                         time.sleep(2)  # partitions assigned, readers at the end of the topic
-                        before = self.histogram(url, "sluice_end_to_end_latency_seconds")
+                        metric = "sluice_end_to_end_latency_seconds"
+                        before = self.histogram(url, metric, exclude="at-source")
+                        probe_before = self.histogram(url, metric, "at-source")
                         t0 = time.time()
                         # --linger 0ms: each event goes to the broker when it is made (the
                         # producer's own batching is not the engine's latency).
@@ -847,8 +857,17 @@ class Bench:
                             timeout=secs * 10 + 60)
                         gen_secs = time.time() - t0
                         time.sleep(2)
-                        after = self.histogram(url, "sluice_end_to_end_latency_seconds")
+                        after = self.histogram(url, metric, exclude="at-source")
+                        probe_after = self.histogram(url, metric, "at-source")
                         p50, p99 = self.quantile(before, after, 0.5), self.quantile(before, after, 0.99)
+                        if probe_after:
+                            # The probe (a discard sink chained behind the source): event time ->
+                            # source poll, i.e. gen, broker and fetch; the rest is the engine's hop.
+                            for q in (0.5, 0.99):
+                                v = self.quantile(probe_before, probe_after, q)
+                                if v is not None:
+                                    self.fig.add(f"latency p{round(q * 100)} up to the source's poll (probe) at "
+                                                 f"{rate} ev/s", [v * 1000], "ms")
                         run([self.sluice, "cancel", job, "--jobmanager", c["addr"], "--token-file", c["token"]],
                             check=False)
                         if p50 is None:

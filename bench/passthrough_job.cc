@@ -1,7 +1,11 @@
 // bench_passthrough: the stateless job of the latency workload (bench/run.sh,
 // workload 4): clicks from a source, rebalanced to one sink, nothing kept.
 //
-// Arguments: source, sink, dlq (URIs as for jobs/clickstream).
+// Arguments: source, sink, dlq (URIs as for jobs/clickstream); probe=true
+// adds a discard sink named "at-source" chained right behind the source, so
+// the sinks' latency histograms split the delay into "up to the source's
+// poll" (generator, broker, fetch) and "the rest" (exchange, sink).
+#include "bench/discard_sink.h"
 #include "connectors/connectors.h"
 #include "engine/api/sluice.h"
 
@@ -33,5 +37,9 @@ SLUICE_JOB(bench_passthrough) {
   env.set_dead_letter_sink(dlq);
   auto strategy = WatermarkStrategy<Click>::for_bounded_out_of_orderness(std::chrono::seconds(0))
                       .with_timestamp_assigner([](const Click& c) { return c.ts; });
-  env.from_source(source, strategy, "clicks").uid("clicks").rebalance().sink_to(sink, "sink").uid("sink").set_parallelism(1);
+  auto clicks = env.from_source(source, strategy, "clicks").uid("clicks");
+  if (args.get("probe", "false") == "true") {
+    clicks.sink_to(std::make_shared<sluice_bench::DiscardSink<Click>>(), "at-source").uid("at-source");
+  }
+  clicks.rebalance().sink_to(sink, "sink").uid("sink").set_parallelism(1);
 }

@@ -587,7 +587,7 @@ Result<uint64_t> RocksDBKeyedStateBackend::raw_entry_count(const std::string& na
 
 size_t RocksDBKeyedStateBackend::confirmed_shared_files() const {
   std::lock_guard lk(shared_->mu);
-  return shared_->confirmed.by_sst.size();
+  return shared_->confirmed.by_sst.size() + shared_->confirmed.timer_files.size();
 }
 
 std::vector<std::pair<std::string, KeyGroup>> RocksDBKeyedStateBackend::keys_of_state(

@@ -201,7 +201,8 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   Status compact();
   /// Entries stored for state `name`, expired or not (bypasses TTL).
   Result<uint64_t> raw_entry_count(const std::string& name);
-  /// Shared files referenced by this backend's last confirmed checkpoint.
+  /// Shared files (SSTs, timers files) referenced by this backend's last
+  /// confirmed checkpoint.
   size_t confirmed_shared_files() const;
 
  private:
@@ -213,6 +214,19 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   Status restore_ranges(const std::vector<KeyedStateHandle>& handles, const std::string& job_dir);
   Status restore_timers(const std::string& bytes, const std::string& what);
   std::string write_timers() const;
+  /// Every queue's changes since the last snapshot, encoded as a timers
+  /// delta (without its magic); nullopt when some queue's are not known.
+  std::optional<std::string> take_timer_changes();
+  Status apply_timer_delta(std::string_view bytes, const std::string& what);
+  /// Restores timers files (is it a delta, its bytes) in order.
+  Status restore_timer_files(const std::vector<std::pair<bool, std::string>>& files,
+                             const std::string& what);
+  /// The timers part of snapshot `id`: a delta on the confirmed chain of
+  /// timers files, or nullptr with `full` set when the whole set must be
+  /// written.
+  std::string timers_for_snapshot(int64_t id, bool incremental,
+                                  const std::vector<StateFile>& chain, int64_t chain_base_bytes,
+                                  bool& full);
 
   RocksDBOptions options_;
   // shared: the process-wide budget, held by every backend.
@@ -226,6 +240,10 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   std::shared_ptr<SharedFiles> shared_;
   std::string key_buf_;
   std::string value_buf_;
+  // Timer changes of each snapshot that no confirmed checkpoint covers yet,
+  // by checkpoint id (nullopt: not known, the next snapshots write every
+  // timer). Task thread.
+  std::map<int64_t, std::optional<std::string>> timer_deltas_;
   std::vector<Column*> cached_columns_;
   size_t cache_bytes_ = 0;  // approximate memory of every column's cache
 };

@@ -26,8 +26,11 @@ namespace rocks {
 inline constexpr std::string_view kStatePrefix = "state:";
 /// Default-column-family key of a state's type signature.
 inline constexpr std::string_view kSignaturePrefix = "sig:";
-/// Name of the timers side file inside a snapshot.
+/// Name of the timers side file inside a snapshot (every timer).
 inline constexpr std::string_view kTimersName = "_timers";
+/// Name of a timers delta inside a snapshot: changes to apply, in the
+/// handle's order, to the timers of the `_timers` file before it.
+inline constexpr std::string_view kTimersDeltaName = "_timers.delta";
 
 /// Drops entries whose stored expiry has passed. Values without an expiry
 /// (and list merge operands, which carry none) are kept. Stateless apart
@@ -107,6 +110,10 @@ struct RocksDBKeyedStateBackend::SharedFiles {
   struct Upload {
     std::string job_dir;                      // canonical job dir of the paths
     std::map<std::string, StateFile> by_sst;  // local SST name -> shared file
+    /// The checkpoint's timers files, all shared: every timer, then the
+    /// deltas to apply in order (empty: none a later checkpoint can use).
+    std::vector<StateFile> timer_files;
+    int64_t timer_base_bytes = 0;  // size of timer_files[0]
   };
   std::mutex mu;
   std::map<int64_t, Upload> uploaded;  // by checkpoint id, until it completes

@@ -11,7 +11,15 @@
 //     the last completed checkpoint of this backend already holds is
 //     referenced without copying (incremental);
 //   - everything else (and, for savepoints, the SSTs too) goes to
-//     <own dir>/<file stem>/<name>, the timers to <own dir>/<file stem>/_timers.
+//     <own dir>/<file stem>/<name>.
+// Timers: a savepoint writes every timer to <own dir>/<file stem>/_timers.
+// A checkpoint references the timers files of the last completed checkpoint
+// (shared: every timer, then deltas) and adds one delta, the changes since
+// then (timers set, removed, popped), to <job>/shared/<instance>-timers-<N>;
+// it writes every timer again, as the chain's new first file, when there is
+// no chain yet, a change is not known, or the deltas would outgrow the
+// full file. A million live timers are ~35 MB; a second's changes are what
+// the window operator registered or fired in that second.
 // The handle's meta lists each file's name in the DB directory.
 #include <dirent.h>
 #include <fcntl.h>
@@ -33,6 +41,12 @@ namespace sluice::state {
 namespace {
 
 constexpr std::string_view kTimersMagic = "SLUICE-ROCKSDB-TIMERS-1\n";
+constexpr std::string_view kTimersDeltaMagic = "SLUICE-ROCKSDB-TIMERS-DELTA-1\n";
+// At most this many deltas follow a full timers file.
+constexpr size_t kMaxTimerDeltas = 64;
+// Changes kept for unconfirmed checkpoints beyond this (and beyond the last
+// full file's size) are dropped: the next checkpoint writes every timer.
+constexpr size_t kMaxPendingTimerDeltaBytes = 8u << 20;
 
 /// What a RocksDB keyed-state handle carries in KeyedStateHandle::meta.
 struct RocksHandleMeta {
@@ -165,10 +179,15 @@ Result<std::vector<LocalFile>> list_files(const std::string& dir) {
   return out;
 }
 
+bool is_timers_delta(const std::string& local) { return local == rocks::kTimersDeltaName; }
+
+/// A timers file of a handle: is it a delta (or every timer), its bytes.
+using TimersFile = std::pair<bool, std::string>;
+
 // Fetches the files of `h` (restored from `job_dir`) into `dir`; returns
-// the timers file's content (empty if it has none).
-Result<std::string> fetch_handle(const KeyedStateHandle& h, const std::string& job_dir,
-                                 const std::string& dir, RocksHandleMeta& meta) {
+// its timers files' contents, in the handle's order.
+Result<std::vector<TimersFile>> fetch_handle(const KeyedStateHandle& h, const std::string& job_dir,
+                                             const std::string& dir, RocksHandleMeta& meta) {
   SLUICE_RETURN_IF_ERROR(deserialize(h.meta, meta).with_context("RocksDB handle metadata"));
   if (meta.local_names.size() != h.files.size()) {
     return Status::corruption("RocksDB handle metadata names " +
@@ -176,12 +195,16 @@ Result<std::string> fetch_handle(const KeyedStateHandle& h, const std::string& j
                               std::to_string(h.files.size()));
   }
   SLUICE_RETURN_IF_ERROR(make_dirs(dir));
-  std::string timers;
+  std::vector<TimersFile> timers;
   for (size_t i = 0; i < h.files.size(); ++i) {
     const std::string& local = meta.local_names[i];
     std::string src = job_dir + "/" + h.files[i].path;
-    if (local == rocks::kTimersName) {
-      SLUICE_ASSIGN_OR_RETURN(timers, read_file(src));
+    if (local == rocks::kTimersName || is_timers_delta(local)) {
+      if (is_timers_delta(local) && timers.empty()) {
+        return Status::corruption("RocksDB handle has a timers delta before its timers file");
+      }
+      SLUICE_ASSIGN_OR_RETURN(std::string bytes, read_file(src));
+      timers.emplace_back(is_timers_delta(local), std::move(bytes));
     } else if (local.empty() || local.find('/') != std::string::npos || local[0] == '.') {
       return Status::corruption("RocksDB handle names a bad local file '" + local + "'");
     } else if (is_sst(local)) {
@@ -244,6 +267,102 @@ Status RocksDBKeyedStateBackend::restore_timers(const std::string& bytes, const 
   return Status::ok();
 }
 
+// Every timer of the first file, then each delta in order; the queues'
+// change logs start afresh (what was restored is no change).
+Status RocksDBKeyedStateBackend::restore_timer_files(const std::vector<TimersFile>& files,
+                                                     const std::string& what) {
+  for (const auto& [delta, bytes] : files) {
+    SLUICE_RETURN_IF_ERROR(delta ? apply_timer_delta(bytes, what) : restore_timers(bytes, what));
+  }
+  (void)take_timer_changes();
+  timer_deltas_.clear();
+  return Status::ok();
+}
+
+// Delta: magic, then per change: queue name, varint key group, u8 (1 set,
+// 0 gone), zigzag timestamp, key bytes, namespace bytes. Deltas of
+// consecutive snapshots concatenate (without their magic) into one.
+std::optional<std::string> RocksDBKeyedStateBackend::take_timer_changes() {
+  std::string out;
+  ByteWriter w(out);
+  bool known = true;
+  for (const auto& [name, q] : timers_) {
+    auto changes = q->take_changes();  // every queue: each starts a new log
+    if (!changes) {
+      known = false;
+      continue;
+    }
+    if (!known) continue;
+    for (const auto& c : *changes) {
+      w.put_bytes(name);
+      w.put_varint(static_cast<uint64_t>(c.entry.kg.value()));
+      w.put_u8(c.added ? 1 : 0);
+      w.put_zigzag(c.entry.ts);
+      w.put_bytes(c.entry.key);
+      w.put_bytes(c.entry.ns);
+    }
+  }
+  if (!known) return std::nullopt;
+  return out;
+}
+
+Status RocksDBKeyedStateBackend::apply_timer_delta(std::string_view bytes, const std::string& what) {
+  if (bytes.compare(0, kTimersDeltaMagic.size(), kTimersDeltaMagic) != 0) {
+    return Status::corruption(what + " is not a RocksDB timers delta");
+  }
+  ByteReader r(bytes.substr(kTimersDeltaMagic.size()));
+  while (!r.empty()) {
+    std::string_view name, key, ns;
+    uint64_t kg;
+    uint8_t op;
+    int64_t ts;
+    if (!r.get_bytes(name) || !r.get_varint(kg) || !r.get_u8(op) || !r.get_zigzag(ts) ||
+        !r.get_bytes(key) || !r.get_bytes(ns) || op > 1 || kg > static_cast<uint64_t>(INT32_MAX)) {
+      return Status::corruption(what + ": truncated or bad change");
+    }
+    KeyGroup group(static_cast<int32_t>(kg));
+    if (!range_.contains(group)) continue;
+    TimerQueue& q = timer_queue(std::string(name));
+    if (op == 1) q.add(ts, group, key, ns);
+    else q.remove(ts, group, key, ns);
+  }
+  return Status::ok();
+}
+
+std::string RocksDBKeyedStateBackend::timers_for_snapshot(int64_t id, bool incremental,
+                                                          const std::vector<StateFile>& chain,
+                                                          int64_t chain_base_bytes, bool& full) {
+  // This snapshot's changes are kept until a checkpoint that covers them
+  // completes: a checkpoint after an aborted one still needs them.
+  timer_deltas_[id] = take_timer_changes();
+  size_t pending = 0;
+  for (const auto& [cid, d] : timer_deltas_) pending += d ? d->size() : 0;
+  if (pending > std::max(kMaxPendingTimerDeltaBytes, static_cast<size_t>(chain_base_bytes))) {
+    timer_deltas_.clear();
+    timer_deltas_[id] = std::nullopt;
+  }
+  full = !incremental || chain.empty() || chain.size() > kMaxTimerDeltas;
+  std::string delta(kTimersDeltaMagic);
+  if (!full) {
+    for (const auto& [cid, d] : timer_deltas_) {
+      if (cid > id) break;
+      if (!d) {
+        full = true;
+        break;
+      }
+      delta += *d;
+    }
+  }
+  if (!full) {
+    int64_t deltas = static_cast<int64_t>(delta.size());
+    for (size_t i = 1; i < chain.size(); ++i) deltas += chain[i].size;
+    full = deltas > chain_base_bytes;  // the chain stays below twice the full file
+  }
+  if (full) return write_timers();
+  if (delta.size() == kTimersDeltaMagic.size()) return std::string();  // no change: the chain as it is
+  return delta;
+}
+
 // --- snapshot ----------------------------------------------------------------------
 
 Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
@@ -255,7 +374,6 @@ Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
   } catch (const StateAccessError& e) {
     return Status::io_error(e.what());
   }
-  auto timers = std::make_shared<std::string>(write_timers());
   const std::string local = dir_ + "/chk-" + std::to_string(id.value());
   SLUICE_RETURN_IF_ERROR(remove_tree(local));
   {
@@ -274,10 +392,20 @@ Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
   SLUICE_RETURN_IF_ERROR(make_dirs(target.job_dir));
   const std::string job_dir = canonical(target.job_dir);
   std::map<std::string, StateFile> reuse;
+  std::vector<StateFile> timer_chain;
+  int64_t timer_base_bytes = 0;
   if (incremental) {
     std::lock_guard lk(shared_->mu);
-    if (shared_->confirmed.job_dir == job_dir) reuse = shared_->confirmed.by_sst;
+    if (shared_->confirmed.job_dir == job_dir) {
+      reuse = shared_->confirmed.by_sst;
+      timer_chain = shared_->confirmed.timer_files;
+      timer_base_bytes = shared_->confirmed.timer_base_bytes;
+    }
   }
+  bool timers_full = true;
+  auto timers = std::make_shared<std::string>(
+      timers_for_snapshot(id.value(), incremental, timer_chain, timer_base_bytes, timers_full));
+  if (timers_full) timer_chain.clear();
   const std::string own =
       (target.own_dir.empty() || target.own_dir == "." ? "" : target.own_dir + "/") +
       target.file_stem + "/";
@@ -311,12 +439,17 @@ Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
   proto.kg_end = range_.end;
   std::shared_ptr<SharedFiles> shared = shared_;
   const std::string target_dir = target.job_dir;
-  const std::string timers_path = own + std::string(rocks::kTimersName);
+  // Checkpoints share their timers files (a later checkpoint may reference
+  // them); a savepoint keeps its one file to itself.
+  const StateFile timers_file =
+      incremental ? StateFile{"shared/" + file_prefix_ + "-timers-" + std::to_string(id.value()),
+                              static_cast<int64_t>(timers->size()), true}
+                  : StateFile{own + std::string(rocks::kTimersName), static_cast<int64_t>(timers->size()), false};
   const int64_t cid = id.value();
 
-  return AsyncSnapshot([plan = std::move(plan), timers, local, target_dir, job_dir, timers_path,
-                        shared, cid, incremental,
-                        handle = std::move(proto)]() mutable -> Result<KeyedStateHandle> {
+  return AsyncSnapshot([plan = std::move(plan), timers, local, target_dir, job_dir, timers_file,
+                        timer_chain = std::move(timer_chain), timers_full, timer_base_bytes, shared, cid,
+                        incremental, handle = std::move(proto)]() mutable -> Result<KeyedStateHandle> {
     struct RemoveLocal {
       const std::string& dir;
       ~RemoveLocal() { (void)remove_tree(dir); }
@@ -333,11 +466,20 @@ Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
       meta.local_names.push_back(it.local_name);
       if (it.file.shared) upload.by_sst[it.local_name] = it.file;
     }
-    SLUICE_RETURN_IF_ERROR(write_file_atomic(target_dir + "/" + timers_path, *timers));
-    handle.files.push_back(StateFile{timers_path, static_cast<int64_t>(timers->size()), false});
-    meta.local_names.emplace_back(rocks::kTimersName);
+    for (size_t i = 0; i < timer_chain.size(); ++i) {  // empty when this file has every timer
+      handle.files.push_back(timer_chain[i]);
+      meta.local_names.emplace_back(i == 0 ? rocks::kTimersName : rocks::kTimersDeltaName);
+    }
+    if (!timers->empty()) {  // empty: no timer changed since the chain
+      SLUICE_RETURN_IF_ERROR(write_file_atomic(target_dir + "/" + timers_file.path, *timers));
+      handle.files.push_back(timers_file);
+      meta.local_names.emplace_back(timers_full ? rocks::kTimersName : rocks::kTimersDeltaName);
+    }
     handle.meta = serialize(meta);
     if (incremental) {
+      upload.timer_files = std::move(timer_chain);
+      if (!timers->empty()) upload.timer_files.push_back(timers_file);
+      upload.timer_base_bytes = timers_full ? timers_file.size : timer_base_bytes;
       std::lock_guard lk(shared->mu);
       shared->uploaded[cid] = std::move(upload);
     }
@@ -351,6 +493,8 @@ void RocksDBKeyedStateBackend::notify_checkpoint_complete(CheckpointId id) {
   if (it == shared_->uploaded.end()) return;  // a savepoint, or not ours
   shared_->confirmed = std::move(it->second);
   shared_->uploaded.erase(shared_->uploaded.begin(), std::next(it));
+  // Its timers files hold every change up to it.
+  timer_deltas_.erase(timer_deltas_.begin(), timer_deltas_.upper_bound(id.value()));
 }
 
 // --- restore -----------------------------------------------------------------------
@@ -392,17 +536,24 @@ Status RocksDBKeyedStateBackend::restore_exact(const KeyedStateHandle& h,
     (void)open_db();
     return timers_or.status();
   }
-  const std::string timers = std::move(*timers_or);
+  const std::vector<TimersFile> timers = std::move(*timers_or);
   SLUICE_RETURN_IF_ERROR(open_db().with_context("opening restored RocksDB state"));
-  if (!timers.empty()) SLUICE_RETURN_IF_ERROR(restore_timers(timers, "restored timers"));
-  // The shared SSTs stay where they are: the next checkpoint references them.
+  SLUICE_RETURN_IF_ERROR(restore_timer_files(timers, "restored timers"));
+  // The shared SSTs and timers files stay where they are: the next
+  // checkpoint references them.
   SharedFiles::Upload restored;
   restored.job_dir = canonical(job_dir);
+  bool timers_shared = true;
   for (size_t i = 0; i < h.files.size(); ++i) {
-    if (h.files[i].shared && is_sst(meta.local_names[i])) {
-      restored.by_sst[meta.local_names[i]] = h.files[i];
+    const std::string& local = meta.local_names[i];
+    if (h.files[i].shared && is_sst(local)) restored.by_sst[local] = h.files[i];
+    if (local == rocks::kTimersName || is_timers_delta(local)) {
+      timers_shared = timers_shared && h.files[i].shared;
+      if (local == rocks::kTimersName) restored.timer_base_bytes = h.files[i].size;
+      restored.timer_files.push_back(h.files[i]);
     }
   }
+  if (!timers_shared) restored.timer_files.clear();
   std::lock_guard lk(shared_->mu);
   shared_->confirmed = std::move(restored);
   return Status::ok();
@@ -421,7 +572,7 @@ Status RocksDBKeyedStateBackend::restore_ranges(const std::vector<KeyedStateHand
     const std::string tmp = dir_ + "/restore-" + std::to_string(i);
     SLUICE_RETURN_IF_ERROR(remove_tree(tmp));
     RocksHandleMeta meta;
-    SLUICE_ASSIGN_OR_RETURN(std::string timers, fetch_handle(h, job_dir, tmp + "/db", meta));
+    SLUICE_ASSIGN_OR_RETURN(std::vector<TimersFile> timers, fetch_handle(h, job_dir, tmp + "/db", meta));
     const std::string what = "restoring key groups " + part.to_string() + " from a snapshot of " +
                              h.range().to_string();
 
@@ -498,7 +649,7 @@ Status RocksDBKeyedStateBackend::restore_ranges(const std::vector<KeyedStateHand
       }
     }
     close_src();
-    if (st.is_ok() && !timers.empty()) st = restore_timers(timers, what + " (timers)");
+    if (st.is_ok()) st = restore_timer_files(timers, what + " (timers)");
     Status rm = remove_tree(tmp);
     SLUICE_RETURN_IF_ERROR(st);
     SLUICE_RETURN_IF_ERROR(rm);

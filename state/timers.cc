@@ -22,9 +22,31 @@ bool TimerQueue::add(int64_t ts, KeyGroup kg, std::string_view key, std::string_
   Bucket& b = buckets_[ts];
   if (b.sorted && b.nodes.size() > b.next && !TimerOrder{}(b.nodes.back()->entry, node->entry)) b.sorted = false;
   index_.insert(node.get());
+  if (recording_) log_change(true, node->entry);
   b.nodes.push_back(std::move(node));
   ++b.alive;
   return true;
+}
+
+void TimerQueue::log_change(bool added, const TimerEntry& e) {
+  if (!log_complete_) return;
+  if (log_.size() >= index_.size() + 1024) {
+    // A full rewrite is smaller than this delta: stop logging until the
+    // next take_changes().
+    log_complete_ = false;
+    std::vector<Change>().swap(log_);
+    return;
+  }
+  log_.push_back(Change{added, e});
+}
+
+std::optional<std::vector<TimerQueue::Change>> TimerQueue::take_changes() {
+  std::optional<std::vector<Change>> out;
+  if (recording_ && log_complete_) out = std::move(log_);
+  log_.clear();
+  recording_ = true;
+  log_complete_ = true;
+  return out;
 }
 
 void TimerQueue::maybe_compact(Bucket& b) {
@@ -45,6 +67,7 @@ bool TimerQueue::remove(int64_t ts, KeyGroup kg, std::string_view key, std::stri
   Node* n = *it;
   index_.erase(it);
   n->alive = false;
+  if (recording_) log_change(false, n->entry);
   auto b = buckets_.find(ts);
   if (--b->second.alive == 0) buckets_.erase(b);  // frees its nodes, n among them
   else maybe_compact(b->second);
@@ -69,6 +92,7 @@ bool TimerQueue::pop_due(int64_t max_ts, TimerEntry& out) {
   Node* n = b.nodes[b.next++].get();
   index_.erase(n);  // before the entry moves out: the hash reads it
   n->alive = false;
+  if (recording_) log_change(false, n->entry);
   out = std::move(n->entry);
   if (--b.alive == 0) buckets_.erase(it);
   return true;
@@ -77,6 +101,8 @@ bool TimerQueue::pop_due(int64_t max_ts, TimerEntry& out) {
 void TimerQueue::clear() {
   index_.clear();
   buckets_.clear();
+  log_complete_ = false;
+  std::vector<Change>().swap(log_);
 }
 
 void TimerQueue::write_key_groups(const KeyGroupRange& range,

@@ -88,6 +88,20 @@ class TimerQueue {
   /// Restore: adds the timers that write_key_groups encoded for group kg.
   Status read_key_group(KeyGroup kg, std::string_view bytes);
 
+  /// A change of the set: a timer set (`added`) or gone (removed or popped).
+  struct Change {
+    bool added = false;
+    TimerEntry entry;
+  };
+  /// The changes since the previous call, in order, and starts recording
+  /// the next ones (incremental timer snapshots of the RocksDB backend).
+  /// nullopt when they are not known — recording was off until now, or the
+  /// log outgrew the set (more changes than live timers + 1024: rewriting
+  /// the whole set is then cheaper, and the log's memory stays bounded), or
+  /// clear() ran: the caller must then write the whole set.
+  /// Recording is off until the first call, so other users pay nothing.
+  std::optional<std::vector<Change>> take_changes();
+
  private:
   struct Node {
     TimerEntry entry;
@@ -122,11 +136,16 @@ class TimerQueue {
   /// Drops the dead nodes of a bucket once they outnumber the live ones.
   static void maybe_compact(Bucket& b);
 
+  void log_change(bool added, const TimerEntry& e);
+
   /// Only buckets with live timers. A B-tree: operators with a timer per
   /// key (CEP deadlines, session gaps) have about as many buckets as keys,
   /// and a red-black tree costs an allocation and cache misses per bucket.
   absl::btree_map<int64_t, Bucket> buckets_;
   absl::flat_hash_set<Node*, NodeHash, NodeEq> index_;  // the live nodes
+  bool recording_ = false;     // take_changes() was called: log changes
+  bool log_complete_ = false;  // log_ holds every change since the last take
+  std::vector<Change> log_;
 };
 
 }  // namespace sluice::state

@@ -23,6 +23,7 @@
 #include <atomic>
 #include <chrono>
 
+#include "bench/discard_sink.h"
 #include "bench/nexmark/functions.h"
 #include "bench/nexmark/queries.h"
 #include "connectors/connectors.h"
@@ -33,25 +34,9 @@ using namespace sluice::nexmark;
 
 namespace {
 
-/// Drops every record (a blackhole sink: the query's cost without the
-/// output's). Stateless, so trivially exactly-once.
-template <class T>
-class DiscardSink final : public sluice::runtime::Sink<T> {
-  class Writer final : public sluice::runtime::SinkWriter<T> {
-   public:
-    sluice::Status write(const T&, sluice::EventTime) override { return sluice::Status::ok(); }
-  };
-
- public:
-  std::string description() const override { return "discard"; }
-  std::unique_ptr<sluice::runtime::SinkWriter<T>> create_writer() const override {
-    return std::make_unique<Writer>();
-  }
-};
-
 template <class T>
 std::shared_ptr<const sluice::runtime::Sink<T>> make_sink(const std::string& uri) {
-  if (uri == "discard:") return std::make_shared<DiscardSink<T>>();
+  if (uri == "discard:") return std::make_shared<sluice_bench::DiscardSink<T>>();
   return sluice::api::or_arg_error(sluice::connectors::sink_from_uri<T>(uri), "sink");
 }
 

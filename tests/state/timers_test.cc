@@ -250,6 +250,46 @@ TEST(TimerQueue, RestoreRejectsCorruptBytes) {
 
 // Differential: random adds (many repeats), removes, pops and snapshot
 // round trips against a std::set of tuples, the obvious reference.
+TEST(TimerQueue, ChangesAreRecordedOnlyAfterTheFirstTakeAndInOrder) {
+  TimerQueue q;
+  q.add(10, KeyGroup(1), "a", "w");
+  EXPECT_FALSE(q.take_changes().has_value()) << "not recording until asked: unknown";
+  q.add(10, KeyGroup(1), "a", "w");  // already set: no change
+  q.add(20, KeyGroup(2), "b", "w");
+  q.remove(10, KeyGroup(1), "a", "w");
+  TimerEntry e;
+  ASSERT_TRUE(q.pop_due(20, e));
+  auto changes = q.take_changes();
+  ASSERT_TRUE(changes.has_value());
+  ASSERT_EQ(changes->size(), 3u);
+  EXPECT_TRUE((*changes)[0].added);
+  EXPECT_EQ((*changes)[0].entry.key, "b");
+  EXPECT_FALSE((*changes)[1].added);
+  EXPECT_EQ((*changes)[1].entry.key, "a");
+  EXPECT_FALSE((*changes)[2].added);
+  EXPECT_EQ((*changes)[2].entry.key, "b");
+  auto none = q.take_changes();
+  ASSERT_TRUE(none.has_value());
+  EXPECT_TRUE(none->empty());
+  q.add(30, KeyGroup(3), "c", "w");
+  q.clear();
+  EXPECT_FALSE(q.take_changes().has_value()) << "after clear() only a full snapshot is right";
+}
+
+TEST(TimerQueue, ChangeLogThatOutgrowsTheSetIsDropped) {
+  TimerQueue q;
+  (void)q.take_changes();
+  for (int i = 0; i < 3000; ++i) {
+    q.add(i, KeyGroup(0), "k", "w");
+    q.remove(i, KeyGroup(0), "k", "w");
+  }
+  EXPECT_FALSE(q.take_changes().has_value());
+  q.add(1, KeyGroup(0), "k", "w");
+  auto next = q.take_changes();
+  ASSERT_TRUE(next.has_value()) << "recording resumes after the take";
+  EXPECT_EQ(next->size(), 1u);
+}
+
 TEST(TimerQueue, BehavesLikeAnOrderedSetUnderRandomOperations) {
   for (uint32_t seed = 1; seed <= 20; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
