@@ -249,8 +249,9 @@ Status RocksDBKeyedStateBackend::restore_timers(const std::string& bytes, const 
 Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
                                                          const SnapshotTarget& target) {
   // The write-back cache holds the newest values: they belong in this
-  // checkpoint.
+  // checkpoint, and so do the changes of the operators' caches.
   try {
+    write_back_caches();
     flush_write_cache();
   } catch (const StateAccessError& e) {
     return Status::io_error(e.what());
