@@ -39,8 +39,7 @@ const MapStateDescriptor<int64_t, RuleSet>& RuleCheck::rules_state() {
 
 void RuleCheck::open(RuntimeContext& ctx) {
   subtask_ = ctx.subtask_index();
-  prev_login_ = ctx.get_state(ValueStateDescriptor<SeenLogin>{"rules-prev-login"});
-  small_ = ctx.get_state(ValueStateDescriptor<std::vector<Small>>{"rules-small-purchases"});
+  trail_ = ctx.get_cached_state(CachedValueStateDescriptor<RuleTrail>{"rules-user"});
 }
 
 const RuleSet& RuleCheck::rules_at(int64_t ts, const ReadOnlyBroadcastState<int64_t, RuleSet>& state) {
@@ -80,40 +79,71 @@ void RuleCheck::process_broadcast_element(const RuleUpdate& u, Context& ctx, Col
 }
 
 void RuleCheck::process_element(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) {
+  RuleTrail& u = trail_->mutable_value();
+  if (s.activity.ts <= ctx.current_watermark()) {  // every update for its time is in
+    judge(s, u, ctx, out);
+    return;
+  }
+  int64_t first = s.activity.ts;
+  for (const Signal& w : u.waiting) first = std::min(first, w.activity.ts);
+  if (u.waiting.empty() || first == s.activity.ts) ctx.timer_service().register_event_time_timer(first);
+  u.waiting.push_back(s);
+}
+
+void RuleCheck::on_timer(int64_t ts, OnTimerContext& ctx, Collector<Decision>& out) {
+  const int64_t wm = std::max(ts, ctx.current_watermark());
+  RuleTrail& u = trail_->mutable_value();
+  if (u.waiting.empty()) return;
+  // In arrival order: the activities came in event-time order, and matches
+  // change no state.
+  std::vector<Signal> waiting = std::move(u.waiting);
+  u.waiting.clear();
+  int64_t next = INT64_MAX;
+  for (Signal& s : waiting) {
+    if (s.activity.ts <= wm) {
+      judge(s, u, ctx, out);
+    } else {
+      next = std::min(next, s.activity.ts);
+      u.waiting.push_back(std::move(s));
+    }
+  }
+  if (!u.waiting.empty()) ctx.timer_service().register_event_time_timer(next);
+}
+
+void RuleCheck::judge(const Signal& s, RuleTrail& u, ReadOnlyContext& ctx, Collector<Decision>& out) {
   const RuleSet& rs = rules_at(s.activity.ts, ctx.get_broadcast_state(rules_state()));
   const int64_t now = ctx.current_processing_time();
   if (!s.rule.empty()) {
     decide(s.rule, rs, s.activity, s.event_ids, now, out, s.failed_logins);
     return;
   }
-  if (s.activity.is_login()) on_login(s.activity, rs, now, out);
-  else on_transaction(s.activity, rs, now, out);
+  if (s.activity.is_login()) on_login(s.activity, u, rs, now, out);
+  else on_transaction(s.activity, u, rs, now, out);
 }
 
-void RuleCheck::on_login(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out) {
+void RuleCheck::on_login(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now, Collector<Decision>& out) {
   if (!a.success) return;
-  if (auto prev = prev_login_->value(); prev && prev->country != a.country) {
+  if (const auto& prev = u.prev_login; prev && prev->country != a.country) {
     const double km = distance_km(prev->country, a.country);
     const double hours = static_cast<double>(a.ts - prev->ts) / 3'600'000.0;
     if (km >= rs.travel_min_km && (hours <= 0 || km / hours > rs.travel_max_kmh)) {
       decide("impossible_travel", rs, a, {prev->id, a.id}, now, out);
     }
   }
-  prev_login_->update(SeenLogin{a.id, a.country, a.ts});
+  u.prev_login = SeenLogin{a.id, a.country, a.ts};
 }
 
-void RuleCheck::on_transaction(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out) {
+void RuleCheck::on_transaction(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now,
+                               Collector<Decision>& out) {
   if (a.amount <= rs.card_test_max_amount) {
-    auto small = small_->value_or({});
-    std::erase_if(small, [&](const Small& x) { return x.ts <= a.ts - rs.card_test_window_ms; });
-    small.push_back(Small{a.id, a.ts});
+    auto& small = u.small;
+    std::erase_if(small, [&](const SmallPurchase& x) { return x.ts <= a.ts - rs.card_test_window_ms; });
+    small.push_back(SmallPurchase{a.id, a.ts});
     if (static_cast<int64_t>(small.size()) >= rs.card_test_count) {
       std::vector<std::string> ids;
       for (const auto& x : small) ids.push_back(x.id);
       decide("card_testing", rs, a, std::move(ids), now, out);
-      small_->clear();
-    } else {
-      small_->update(small);
+      small.clear();
     }
   }
   if (a.errors_before >= rs.error_storm_count) {
@@ -153,7 +183,7 @@ void RuleCheck::decide(const std::string& rule, const RuleSet& rs, const Activit
   d.features["rule_" + rule] = 1;
   d.score_error = "not scored";
   d.decided_at = now;
-  out.collect(d);
+  out.collect_with_timestamp(d, d.ts);
 }
 
 }  // namespace sluice::fraud

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,14 +34,40 @@ class StuffingMatches final : public PatternProcessFunction<Activity, Signal> {
   void process_match(const Match<Activity>& m, Context& ctx, Collector<Signal>& out) override;
 };
 
+/// A recent small purchase (card testing).
+struct SmallPurchase {
+  std::string id;
+  int64_t ts = 0;
+  SLUICE_FIELDS(id, ts)
+};
+
+/// A successful login as the rule check remembers it (impossible travel).
+struct SeenLogin {
+  std::string id;
+  std::string country;
+  int64_t ts = 0;
+  SLUICE_FIELDS(id, country, ts)
+};
+
+/// What the rule check keeps about one user (one value of keyed state,
+/// kept decoded in memory between checkpoints).
+struct RuleTrail {
+  std::vector<Signal> waiting;           // for the watermark (the rules in effect), in arrival order
+  std::optional<SeenLogin> prev_login;   // the previous successful login
+  std::vector<SmallPurchase> small;      // the recent small purchases
+  SLUICE_FIELDS(waiting, prev_login, small)
+};
+
 /// The rule check. Input 1: signals keyed by user (enriched activities in
 /// event-time order, and pattern matches); input 2: rule updates,
 /// broadcast. Every signal is judged by the rules in effect at its event
 /// time: the version with the latest effective_ts at or before it (rule
 /// updates are kept as versions in broadcast state, the same in every
-/// subtask). Keyed state: the previous successful login (impossible
-/// travel) and the recent small purchases (card testing). Decisions carry
-/// a stable id. One copy per subtask; task thread only.
+/// subtask). A signal waits until the watermark of both inputs passes it,
+/// so every update for its time has arrived (the rules stream goes idle
+/// when quiet); one event-time timer per user. Keyed state: one RuleTrail
+/// per user. Decisions carry a stable id. One copy per subtask; task
+/// thread only.
 class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal, RuleUpdate, Decision> {
  public:
   /// The broadcast state: version -> rule set.
@@ -52,32 +79,21 @@ class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal
   void open(RuntimeContext& ctx) override;
   void process_element(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) override;
   void process_broadcast_element(const RuleUpdate& u, Context& ctx, Collector<Decision>& out) override;
+  void on_timer(int64_t ts, OnTimerContext& ctx, Collector<Decision>& out) override;
 
  private:
-  /// A recent small purchase (card testing).
-  struct Small {
-    std::string id;
-    int64_t ts = 0;
-    SLUICE_FIELDS(id, ts)
-  };
-  struct SeenLogin {
-    std::string id;
-    std::string country;
-    int64_t ts = 0;
-    SLUICE_FIELDS(id, country, ts)
-  };
   const RuleSet& rules_at(int64_t ts, const ReadOnlyBroadcastState<int64_t, RuleSet>& state);
+  void judge(const Signal& s, RuleTrail& u, ReadOnlyContext& ctx, Collector<Decision>& out);
   void decide(const std::string& rule, const RuleSet& rs, const Activity& trigger, std::vector<std::string> events,
               int64_t now, Collector<Decision>& out, int32_t failed_logins = 0);
-  void on_login(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out);
-  void on_transaction(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out);
+  void on_login(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now, Collector<Decision>& out);
+  void on_transaction(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now, Collector<Decision>& out);
 
   RuleSet defaults_;
   int subtask_ = 0;
   std::vector<RuleSet> by_time_;  // cache of the broadcast state, by (effective_ts, version)
   size_t cached_size_ = SIZE_MAX;
-  state::ValueState<SeenLogin>* prev_login_ = nullptr;
-  state::ValueState<std::vector<Small>>* small_ = nullptr;
+  state::CachedValueState<RuleTrail>* trail_ = nullptr;
 };
 
 /// The stable id of the decision (and alert) about `trigger` by `rule`.
