@@ -1,6 +1,7 @@
 #include "jobs/fraud/enrich.h"
 
 #include <algorithm>
+#include <iterator>
 #include <limits>
 
 namespace sluice::fraud {
@@ -13,9 +14,21 @@ auto mark_of(const ErrorMark& e) { return std::tie(e.ts, e.id); }
 
 int64_t earliest(const UserTrail& u) {
   int64_t t = kNone;
-  if (!u.pending.empty()) t = u.pending.front().ts;
+  if (!u.pending_logins.empty()) t = u.pending_logins.front().ts;
+  if (!u.pending_txns.empty()) t = std::min(t, u.pending_txns.front().ts);
   if (!u.pending_errors.empty()) t = std::min(t, u.pending_errors.front().ts);
   return t;
+}
+
+// Inserts `v` in `list` (sorted by `key`) after its equals, or in place of
+// an equal one when `replace`; searches from the back, where it nearly
+// always lands.
+template <class T, class Key>
+void insert_sorted(std::vector<T>& list, const T& v, Key key, bool replace) {
+  auto it = list.end();
+  while (it != list.begin() && key(v) < key(*std::prev(it))) --it;
+  if (replace && it != list.begin() && key(*std::prev(it)) == key(v)) *std::prev(it) = v;
+  else list.insert(it, v);
 }
 
 void reject_late(int64_t ts, int64_t wm) {
@@ -42,11 +55,8 @@ void EnrichFunction::process_element1(const Activity& a, Context& ctx, Collector
   reject_late(a.ts, ctx.timer_service().current_watermark());
   UserTrail& u = trail_->mutable_value();
   const int64_t before = earliest(u);
-  // In (ts, kind, id) order; the same event twice is kept once (the last).
-  auto it = std::lower_bound(u.pending.begin(), u.pending.end(), a,
-                             [](const Activity& x, const Activity& y) { return slot_of(x) < slot_of(y); });
-  if (it != u.pending.end() && slot_of(*it) == slot_of(a)) *it = a;
-  else u.pending.insert(it, a);
+  // The same event twice is kept once (the last).
+  insert_sorted(a.is_login() ? u.pending_logins : u.pending_txns, a, slot_of, true);
   schedule(u, before, ctx.timer_service());
 }
 
@@ -54,11 +64,8 @@ void EnrichFunction::process_element2(const ApiError& e, Context& ctx, Collector
   reject_late(e.ts, ctx.timer_service().current_watermark());
   UserTrail& u = trail_->mutable_value();
   const int64_t before = earliest(u);
-  ErrorMark m{e.ts, e.id};
-  // Every error counts (as every pair of an interval join would), in (ts, id) order.
-  auto it = std::upper_bound(u.pending_errors.begin(), u.pending_errors.end(), m,
-                             [](const ErrorMark& x, const ErrorMark& y) { return mark_of(x) < mark_of(y); });
-  u.pending_errors.insert(it, std::move(m));
+  // Every error counts (as every pair of an interval join would).
+  insert_sorted(u.pending_errors, ErrorMark{e.ts, e.id}, mark_of, false);
   schedule(u, before, ctx.timer_service());
 }
 
@@ -72,15 +79,22 @@ void EnrichFunction::on_timer(int64_t ts, OnTimerContext& ctx, Collector<Activit
       u.errors.push_back(std::move(u.pending_errors[next_error++]));
     }
   };
-  size_t n = 0;
-  for (; n < u.pending.size() && u.pending[n].ts <= wm; ++n) {
-    Activity& a = u.pending[n];
+  // Logins and transactions merged in (ts, kind, id) order: logins first.
+  size_t nl = 0, nt = 0;
+  for (;;) {
+    const bool login = nl < u.pending_logins.size() && u.pending_logins[nl].ts <= wm;
+    const bool txn = nt < u.pending_txns.size() && u.pending_txns[nt].ts <= wm;
+    if (!login && !txn) break;
+    Activity& a = login && (!txn || slot_of(u.pending_logins[nl]) < slot_of(u.pending_txns[nt]))
+                      ? u.pending_logins[nl++]
+                      : u.pending_txns[nt++];
     errors_upto(a.ts);  // errors at a transaction's own time count for it
     enrich(u, a);
     out.collect_with_timestamp(a, a.ts);
   }
   errors_upto(wm);
-  u.pending.erase(u.pending.begin(), u.pending.begin() + static_cast<std::ptrdiff_t>(n));
+  u.pending_logins.erase(u.pending_logins.begin(), u.pending_logins.begin() + static_cast<std::ptrdiff_t>(nl));
+  u.pending_txns.erase(u.pending_txns.begin(), u.pending_txns.begin() + static_cast<std::ptrdiff_t>(nt));
   u.pending_errors.erase(u.pending_errors.begin(), u.pending_errors.begin() + static_cast<std::ptrdiff_t>(next_error));
   // What comes next is after the watermark: errors before its window go.
   if (wm != kNone) {

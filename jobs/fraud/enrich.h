@@ -43,12 +43,16 @@ struct KnownDevice {
 /// Everything the enrich step keeps about one user (one value of keyed
 /// state, kept decoded in memory between checkpoints).
 struct UserTrail {
-  std::vector<Activity> pending;            // waiting for the watermark, by (ts, kind, id)
-  std::vector<ErrorMark> pending_errors;    // waiting for the watermark, by (ts, id)
+  // Waiting for the watermark, each by (ts, id): one list per input
+  // stream, as each arrives nearly in order (an insert lands near the end
+  // even while another stream is read far ahead).
+  std::vector<Activity> pending_logins;
+  std::vector<Activity> pending_txns;
+  std::vector<ErrorMark> pending_errors;
   std::vector<ErrorMark> errors;            // passed, still inside the error window of what comes next
   std::vector<KnownDevice> devices;         // at most kMaxDevices
   std::optional<LastLogin> last_login;
-  SLUICE_FIELDS(pending, pending_errors, errors, devices, last_login)
+  SLUICE_FIELDS(pending_logins, pending_txns, pending_errors, errors, devices, last_login)
 };
 
 /// Input 1: a user's logins and transactions (as Activity, not enriched);
