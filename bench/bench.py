@@ -261,7 +261,13 @@ def git_info():
     return {"commit": g("rev-parse", "HEAD"), "dirty": bool(g("status", "--porcelain", "--untracked-files=no"))}
 
 
-def snapshot(build, dest):
+# What every run needs from the build tree (other binaries: each workload says
+# "not measured" without them); only the fraud job for workload 15 alone.
+NEEDS_ALL = ("sluice", "bench/bench_baseline", "bench/state_bench", "jobs/clickstream/libclickstream.so")
+NEEDS_FRAUD = ("sluice", "jobs/fraud/libfraud.so")
+
+
+def snapshot(build, dest, needs=NEEDS_ALL):
     """Copies the binaries and the build tree's shared libraries (same layout, so
     $ORIGIN rpaths resolve): other people rebuilding build/ mid-run cannot break
     or change the binaries under test."""
@@ -277,18 +283,18 @@ def snapshot(build, dest):
                 src = os.path.join(dirpath, fn)
                 rel = os.path.relpath(src, build)
                 if fn.endswith(".so") or rel in ("sluice", "bench/bench_baseline", "bench/state_bench",
-                                                 "bench/async_bench", "bench/cep_bench"):
+                                                 "bench/async_bench", "bench/cep_bench",
+                                                 "jobs/fraud/scorer/sluice-scorer"):
                     if not os.path.isfile(src):
                         continue
                     os.makedirs(os.path.join(dest, os.path.dirname(rel)), exist_ok=True)
                     shutil.copy2(src, os.path.join(dest, rel))
-        ok = all(os.path.exists(os.path.join(dest, p)) for p in
-                 ("sluice", "bench/bench_baseline", "bench/state_bench", "jobs/clickstream/libclickstream.so"))
+        ok = all(os.path.exists(os.path.join(dest, p)) for p in needs)
         if ok and subprocess.run([os.path.join(dest, "sluice"), "--help"], capture_output=True).returncode == 0:
             return
         print("build tree is being rebuilt; retrying the snapshot in 10 s", file=sys.stderr)
         time.sleep(10)
-    raise SystemExit(f"cannot snapshot a working build from {build} (build bench_baseline, state_bench, sluice, clickstream)")
+    raise SystemExit(f"cannot snapshot a working build from {build} (build the targets of {', '.join(needs)})")
 
 
 # ------------------------------------------------------------------ the bench
@@ -302,7 +308,8 @@ class Bench:
         self.rss = {}  # process -> KiB
         self.work = tempfile.mkdtemp(prefix="sluice-bench-", dir=a.work_dir)
         self.bin = os.path.join(self.work, "bin")
-        snapshot(a.build_dir, self.bin)
+        only_fraud = bool(a.only) and all(o.split()[0] == "15" for o in a.only)
+        snapshot(a.build_dir, self.bin, NEEDS_FRAUD if only_fraud else NEEDS_ALL)
         self.sluice = os.path.join(self.bin, "sluice")
         self.baseline_bin = os.path.join(self.bin, "bench/bench_baseline")
         if a.baseline_bin:  # e.g. built elsewhere while build/ is busy
@@ -399,15 +406,17 @@ class Bench:
             self.fig.add(f"ratio run-local p{p} rocksdb / heap (file)", ratio, "ratio", target=">= 0.5",
                          met=statistics.median(ratio) >= 0.5)
 
-    def start_cluster(self, name, tms, checkpoint_interval="0", heartbeat="5s", slots=2, tls=None):
-        """tls: (cert, key, ca) files: mutual TLS everywhere (gRPC, HTTP, data plane)."""
+    def start_cluster(self, name, tms, checkpoint_interval="0", heartbeat=None, slots=2, tls=None):
+        """tls: (cert, key, ca) files: mutual TLS everywhere (gRPC, HTTP, data plane).
+        heartbeat: --heartbeat-timeout; None = the jobmanager's default (2.5 s)."""
         d = self.path(name)
         os.makedirs(d + "/jm")
         tls_args = ["--tls-cert", tls[0], "--tls-key", tls[1], "--tls-ca", tls[2]] if tls else []
         curl_tls = ["--cacert", tls[2], "--cert", tls[0], "--key", tls[1]] if tls else []
         jm = Background([self.sluice, "jobmanager", "--bind", "127.0.0.1:0", "--http-bind", "127.0.0.1:0",
                          "--data-dir", d + "/jm", "--checkpoint-interval", checkpoint_interval,
-                         "--heartbeat-timeout", heartbeat, *tls_args], d + "/jobmanager.log")
+                         *(["--heartbeat-timeout", heartbeat] if heartbeat else []), *tls_args],
+                        d + "/jobmanager.log")
         addr_file = d + "/jm/jobmanager.address"
         if not wait_until(lambda: os.path.exists(addr_file) and open(addr_file).read().strip(), 30):
             raise SystemExit("jobmanager did not start: " + open(d + "/jobmanager.log").read()[-2000:])
@@ -651,7 +660,7 @@ class Bench:
                 self.stop_cluster(c, "recovery")
         self.fig.add("recovery: kill -9 TM -> job RUNNING again", running, "s")
         d = self.fig.add("recovery: kill -9 TM -> results flowing (sink grows)", flowing, "s",
-                         target="< 5 s", note="heartbeat timeout 5 s (default); results are committed "
+                         target="< 5 s", note="heartbeat timeout 2.5 s (default); results are committed "
                                                "at checkpoints every 1 s, so this includes up to 1 s")
         if "median" in d:
             d["met"] = d["median"] < 5
@@ -697,7 +706,9 @@ class Bench:
         # so every key stays live to the end (~950 k distinct pages of 1 M at 3 M events).
         inp = self.gen("clicks-dip.ndjson", n, "--pages", str(pages), "--skew", "0", "--seed", "7",
                        "--events-per-second", "2000")
-        c = self.start_cluster("cluster-dip", ["tm-a"])
+        # --heartbeat-timeout 5s: taskmanagers heartbeat every fifth of it, so the
+        # series has one value per second.
+        c = self.start_cluster("cluster-dip", ["tm-a"], heartbeat="5s")
         http = "http://" + open(c["dir"] + "/jm/http.address").read().strip()
         series = {}
         try:
@@ -1355,6 +1366,311 @@ class Bench:
         self.fig.add("ratio fraud rocksdb / heap", [statistics.median(rates["rocksdb"]) /
                                                     statistics.median(rates["heap"])], "ratio")
 
+    # ------------------------------------------------------ fraud latency (15)
+
+    @staticmethod
+    def pct(values, q):
+        """q-quantile of a list (nearest rank), or None."""
+        if not values:
+            return None
+        v = sorted(values)
+        return v[min(len(v) - 1, max(0, int(round(q * len(v) + 0.5)) - 1))]
+
+    @staticmethod
+    def schedstat(pid):
+        """(seconds on a CPU, seconds runnable but waiting for one) summed over the
+        threads of `pid` (/proc/PID/task/*/schedstat)."""
+        run_ns = wait_ns = 0
+        for fn in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+            try:
+                with open(fn) as f:
+                    a = f.read().split()
+                run_ns += int(a[0])
+                wait_ns += int(a[1])
+            except (OSError, IndexError, ValueError):
+                pass
+        return run_ns / 1e9, wait_ns / 1e9
+
+    @staticmethod
+    def others_at_high_priority():
+        """Commands of other processes at a negative nice (not ours, not the kernel's):
+        they compete with the measured ones on equal or better terms."""
+        mine, out = {os.getpid()}, set()
+        stats = {}
+        for fn in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                with open(fn) as f:
+                    head, rest = f.read().rsplit(")", 1)
+                fields = rest.split()
+                stats[int(fn.split("/")[2])] = (head.split("(", 1)[1], int(fields[1]), int(fields[16]))
+            except (OSError, IndexError, ValueError):
+                pass
+        changed = True
+        while changed:  # our descendants
+            changed = False
+            for pid, (_, ppid, _) in stats.items():
+                if ppid in mine and pid not in mine:
+                    mine.add(pid)
+                    changed = True
+        for pid, (comm, ppid, nice) in stats.items():
+            if nice < 0 and pid not in mine and pid != 1 and ppid not in (0, 2):
+                out.add(comm)
+        return sorted(out)
+
+    @staticmethod
+    def autogroup_nice():
+        """The nice of this session's autogroup ('/autogroup-N nice K'), or None
+        without autogroup scheduling."""
+        try:
+            with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+                if f.read().strip() != "1":
+                    return None
+            with open("/proc/self/autogroup") as f:
+                return int(f.read().split()[-1])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def w15_fraud_latency(self):
+        """Purchase -> alert latency of jobs/fraud, live: `sluice gen --kind fraud`
+        paced into the dev Kafka broker, the job on a local cluster (jobmanager + one
+        taskmanager, -p 2, heap state) with its scorer (sluice-scorer over gRPC),
+        alerts read from the Kafka alert topic by kcat. Latency of an alert = the
+        wall clock when kcat printed it - the wall clock when gen handed its trigger
+        event (the purchase; the last login for impossible travel) to the producer
+        (gen --sent). The scorer's own time per alert is the audit record's
+        latency_ms (decision -> score)."""
+        job = os.path.join(self.bin, "jobs/fraud/libfraud.so")
+        scorer_bin = os.path.join(self.bin, "jobs/fraud/scorer/sluice-scorer")
+        if self.q:
+            self.fig.not_measured("fraud latency", "not run with --quick")
+            return
+        for path, target in ((job, "fraud"), (scorer_bin, "sluice-scorer")):
+            if not os.path.exists(path):
+                self.fig.not_measured("fraud latency", f"build the {target} target")
+                return
+        if not shutil.which("kcat"):
+            self.fig.not_measured("fraud latency", "kcat not installed (deploy/install-deps.sh)")
+            return
+        # The measured processes run at a higher priority than the other work on
+        # the machine when the driver may raise it (root); they inherit it. With
+        # autogroup scheduling (kernel.sched_autogroup_enabled) a process's nice
+        # only counts within its session: between sessions the CPU is shared by
+        # the sessions' own nice, so that one is raised too.
+        old_nice = os.getpriority(os.PRIO_PROCESS, 0)
+        old_group = self.autogroup_nice()
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, -10)
+            if old_group is not None:
+                with open("/proc/self/autogroup", "w") as f:
+                    f.write("-10")
+        except PermissionError:
+            pass
+        nice = (os.getpriority(os.PRIO_PROCESS, 0), self.autogroup_nice())
+        d = self.path("fraud-latency")
+        os.makedirs(d)
+        # rate (ev/s), seconds, the job's out-of-orderness (gen's disorder stays under
+        # it), checkpoint interval, the alert sink's delivery;
+        # SLUICE_BENCH_FRAUD_LATENCY="20000:45:20ms:1s:at-least-once,..." for others.
+        runs = [(20_000, 45, "20ms", "1s", "at-least-once"), (100_000, 10, "20ms", "1s", "at-least-once"),
+                (20_000, 20, "20ms", "1s", "exactly-once")]
+        if os.environ.get("SLUICE_BENCH_FRAUD_LATENCY"):
+            runs = [(int(r), int(t), b, ck, dl) for r, t, b, ck, dl in
+                    (x.split(":") for x in os.environ["SLUICE_BENCH_FRAUD_LATENCY"].split(","))]
+        # The mock keeps 5 MiB per partition (connectors/kafka/README.md): a partition
+        # per 6 250 ev/s (4 at 20 k, 16 at 100 k) lets the job lag ~10 s before records
+        # it has not read are dropped (the job then fails: said below). More partitions
+        # cost latency: the watermark waits for the next event on every one of them.
+        topics = []
+        for i, (rate, *_) in enumerate(runs):
+            n = max(4, rate // 6250)
+            topics += [f"r{i}-logins:{n}", f"r{i}-api_errors:{n}", f"r{i}-transactions:{n}", f"r{i}-alerts:2"]
+        bs_file = d + "/bootstrap"
+        broker = Background([self.sluice, "dev-kafka", "--bootstrap-file", bs_file,
+                             *[a for t in topics for a in ("--topic", t)]], d + "/dev-kafka.log")
+        token = d + "/scorer-token"
+        with open(os.open(token, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(f"{random.getrandbits(128):032x}\n")
+        scorer = Background([scorer_bin, "--model", os.path.join(ROOT, "deploy/fraud/model.json"), "--token-file",
+                             token, "--grpc-bind", "127.0.0.1:0", "--http-bind", "off", "--ready-file",
+                             d + "/scorer.json"], d + "/scorer.log")
+        c = None
+        try:
+            if not wait_until(lambda: os.path.exists(bs_file), 30) or \
+                    not wait_until(lambda: os.path.exists(d + "/scorer.json"), 30):
+                raise SystemExit("dev-kafka or sluice-scorer did not start; logs in " + d)
+            bs = open(bs_file).read().strip()
+            grpc = json.load(open(d + "/scorer.json"))["grpc"]
+            c = self.start_cluster("cluster-fraud-latency", ["tm-a"])
+            url = "http://" + open(c["dir"] + "/tm-a/metrics.address").read().strip() + "/metrics"
+            for i, (rate, secs, bound, ckpt, delivery) in enumerate(runs):
+                procs = {"taskmanager": c["tms"]["tm-a"], "jobmanager": c["jm"], "dev-kafka": broker, "scorer": scorer}
+                self.fraud_latency_run(c, url, job, bs, grpc, token, f"r{i}-", rate, secs, bound, ckpt, delivery,
+                                       nice, procs)
+        finally:
+            if c:
+                self.stop_cluster(c, "fraud latency")
+            scorer.stop()
+            broker.stop()
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, old_nice)
+                if old_group is not None:
+                    with open("/proc/self/autogroup", "w") as f:
+                        f.write(str(old_group))
+            except PermissionError:
+                pass
+
+    def fraud_latency_run(self, c, url, job, bs, grpc, token, prefix, rate, secs, bound, ckpt, delivery, nice,
+                          procs):
+        d = self.path(f"fraud-latency/{prefix}run")
+        os.makedirs(d)
+        # The mock broker answers a fetch only after fetch.wait.max.ms even with
+        # data there (workload 4); 2 ms keeps it from dominating.
+        src = "?start=latest&commit=false&kafka.fetch.wait.max.ms=2"
+        args = []
+        for s in ("logins", "api_errors", "transactions"):
+            args += ["--arg", f"{s}=kafka://{bs}/{prefix}{s}{src}"]
+        # Alerts at-least-once (stable alert ids for the repeats) are sent at once;
+        # exactly-once ones when the checkpoint after them completes.
+        args += ["--arg", f"alerts=kafka://{bs}/{prefix}alerts?delivery={delivery}&key=alert_id"
+                          "&kafka.linger.ms=0",
+                 "--arg", f"audit=file://{d}/audit/", "--arg", f"dlq=file://{d}/dlq.ndjson",
+                 "--arg", f"scorer=grpc://{grpc}", "--arg", f"scorer_token=file:{token}",
+                 "--arg", f"out_of_orderness={bound}", "--set", "state.backend=heap",
+                 "--set", "pipeline.buffer-timeout=1ms"]
+        o, _, _ = run([self.sluice, "submit", job, "-p", "2", "--jobmanager", c["addr"], "--token-file", c["token"],
+                       "--checkpoint-interval", ckpt, *args])
+        jid = o.strip()
+        if not wait_until(lambda: self.status(c, jid).get("job", {}).get("state") == "RUNNING", 60):
+            self.fig.fail(f"fraud latency {rate}: the job did not start: {self.status(c, jid)}")
+            return
+        # kcat prints each alert when it reads it; a thread stamps the line.
+        kcat = subprocess.Popen(["kcat", "-C", "-b", bs, "-t", prefix + "alerts", "-o", "beginning", "-u", "-q",
+                                 "-f", "%s\n", "-X", "fetch.wait.max.ms=2"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        arrived = {}  # trigger id -> arrival (epoch s) of its first copy
+        copies = [0]
+
+        def read_alerts():
+            for line in kcat.stdout:
+                t = time.time()
+                try:
+                    a = json.loads(line)
+                except ValueError:
+                    continue
+                copies[0] += 1
+                arrived.setdefault(a["trigger_id"], t)
+        reader = threading.Thread(target=read_alerts, daemon=True)
+        reader.start()
+        time.sleep(3)  # partitions assigned, readers at the end of the topics
+        before = self.histogram(url, "sluice_fraud_scoring_seconds")
+        load_before = os.getloadavg()
+        tm_pid = c["tms"]["tm-a"].pid
+        sched_before = self.schedstat(tm_pid)
+        others = set(self.others_at_high_priority())
+        cpu_before = {k: p.cpu_seconds() for k, p in procs.items()}
+        sent_file, truth_file = d + "/sent.ndjson", d + "/truth.ndjson"
+        n_scen = max(20, rate * secs // 12_000)
+        t0 = time.time()
+        # Event time = the wall clock (a live stream); 10 % of events out of order
+        # by up to 3/4 of the job's bound; --linger 0ms: each event to the broker
+        # when it is made.
+        # Each event sent when it is made (--linger 0ms), as in workload 4; the mock
+        # broker then takes as much CPU as the job (bench/README.md). 1 ms gives the
+        # same latency (events are keyed by user) and no less broker CPU.
+        linger = os.environ.get("SLUICE_BENCH_FRAUD_LINGER", "0ms")
+        gen_usage = {}
+        run_rss([self.sluice, "gen", "--kind", "fraud", "--kafka", bs, "--topic", prefix, "--rate", str(rate),
+                 "--count", str(rate * secs), "--users", "20000", "--scenarios", str(n_scen), "--triggers-in-run",
+                 "--out-of-order", "0.1", "--max-delay", f"{parse_ms(bound) * 3 // 4}ms", "--linger", linger,
+                 "--truth", truth_file, "--sent", sent_file], timeout=secs * 20 + 120, usage=gen_usage)
+        gen_secs = time.time() - t0
+        cpu = {k: round(p.cpu_seconds() - cpu_before[k], 2) for k, p in procs.items()
+               if p.cpu_seconds() is not None and cpu_before[k] is not None}
+        cpu["gen"] = round(gen_usage["cpu_s"], 2)
+        sched_after = self.schedstat(tm_pid)
+        others |= set(self.others_at_high_priority())
+        with open(truth_file) as f:
+            want = {t["trigger"] for t in map(json.loads, f) if t["alert"]}
+        # Past the job's capacity the alerts come late, from a backlog: wait while
+        # they keep coming (30 s without one: the rest are lost), at most 5 minutes.
+        last = [time.time(), 0]
+
+        def all_or_stalled():
+            if len(arrived) != last[1]:
+                last[:] = [time.time(), len(arrived)]
+            return want <= set(arrived) or time.time() - last[0] > 30
+        wait_until(all_or_stalled, 300, 0.2)
+        time.sleep(2.5)  # the audit records of the last alerts: committed at the next checkpoint
+        load_after = os.getloadavg()
+        after = self.histogram(url, "sluice_fraud_scoring_seconds")
+        state = self.status(c, jid).get("job", {})
+        if state.get("state") != "RUNNING":
+            self.fig.fail(f"fraud latency {rate}: the job is {state.get('state')}; jobmanager.log: " +
+                          " | ".join(l.strip()[:300] for l in open(c["dir"] + "/jobmanager.log")
+                                     if jid in l and "failed" in l)[-600:])
+        run([self.sluice, "cancel", jid, "--jobmanager", c["addr"], "--token-file", c["token"]], check=False)
+        kcat.kill()
+        kcat.wait()
+        reader.join(timeout=5)
+        with open(sent_file) as f:
+            sent = {r["id"]: r["sent_us"] / 1e6 for r in map(json.loads, f)}
+        audit = {}
+        # Committed parts and the part in progress (the job was cancelled: its
+        # records are written, the commit would come at the next checkpoint).
+        for fn in (os.path.join(r, n) for r, _, names in os.walk(d + "/audit") for n in names):
+            if ".ndjson" in fn and not fn.endswith(".sluice-commit"):
+                with open(fn) as f:
+                    for line in f:
+                        if line.strip():
+                            r = json.loads(line)
+                            if r.get("alert"):
+                                audit[r["trigger_id"]] = r
+        total, scorer_ms, rest, decided = [], [], [], []
+        for trig in sorted(want & set(arrived)):
+            if trig not in sent:
+                continue
+            ms = (arrived[trig] - sent[trig]) * 1000
+            total.append(ms)
+            r = audit.get(trig)
+            if r is not None:
+                scorer_ms.append(r["latency_ms"])
+                rest.append(ms - r["latency_ms"])
+                decided.append(r["decided_at"] - sent[trig] * 1000)
+        with open(d + "/latency.ndjson", "w") as f:  # per alert, for a look by hand (--keep)
+            for trig in sorted(want & set(arrived) & set(sent), key=lambda t: sent[t]):
+                r = audit.get(trig, {})
+                f.write(json.dumps({"trigger": trig, "sent": sent[trig], "ms": (arrived[trig] - sent[trig]) * 1000,
+                                    "decided_ms": r.get("decided_at", 0) - sent[trig] * 1000,
+                                    "scorer_ms": r.get("latency_ms"), "rule": r.get("rule")}) + "\n")
+        missing = want - set(arrived)
+        if missing:
+            self.fig.fail(f"fraud latency {rate}: {len(missing)} of {len(want)} alerts never arrived "
+                          f"(e.g. {sorted(missing)[:3]})")
+        reached = rate * secs / gen_secs
+        extra = dict(rate_reached=round(reached), alerts=len(total), copies=copies[0], nice=nice[0],
+                     session_nice=nice[1],
+                     out_of_orderness=bound, checkpoint_interval=ckpt, others_at_negative_nice=sorted(others),
+                     loadavg_before=[round(x, 2) for x in load_before],
+                     loadavg_after=[round(x, 2) for x in load_after])
+        name = f"fraud purchase -> alert at {rate} ev/s (bound {bound}, checkpoints {ckpt}" + \
+            (f", alerts {delivery})" if delivery != "at-least-once" else ")")
+        for q, label in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
+            self.fig.add(f"{name} {label}", [self.pct(total, q)], "ms", **extra)
+        for q, label in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
+            self.fig.add(f"{name}: scorer's own time {label} (audit latency_ms)", [self.pct(scorer_ms, q)], "ms")
+        p99 = self.pct(rest, 0.99)
+        self.fig.add(f"{name} minus the scorer's own time p99", [p99], "ms", target="< 100 ms",
+                     met=p99 is not None and p99 < 100, alerts_with_audit=len(rest),
+                     note="per alert: arrival - send - that decision's scoring time")
+        self.fig.add(f"{name}: send -> rule decision p99 (decided_at, ms clock)", [self.pct(decided, 0.99)], "ms")
+        cpu_s, wait_s = (a - b for a, b in zip(sched_after, sched_before))
+        self.fig.add(f"{name}: taskmanager threads waiting for a CPU / running", [wait_s / max(cpu_s, 1e-9)], "ratio",
+                     cpu_s=round(cpu_s, 2), wait_s=round(wait_s, 2), wall_s=round(gen_secs, 2), cpu_by_process_s=cpu,
+                     note="/proc/PID/task/*/schedstat over the generator's run: run-queue wait vs CPU time")
+        hq = self.quantile(before, after, 0.99)
+        self.fig.add(f"{name}: scoring p99 (sluice_fraud_scoring_seconds, every decision)",
+                     [hq * 1000 if hq is not None else None], "ms")
+
     def all(self):
         steps = [("1 file", self.w1_file), ("cluster vs run-local", self.w_cluster_file),
                  ("2 kafka", self.w2_kafka), ("4 latency", self.w4_latency), ("6 recovery", self.w6_recovery),
@@ -1363,7 +1679,7 @@ class Bench:
                  ("10 cep", self.w10_cep), ("11 sessions", self.w11_sessions),
                  ("12 interval join", self.w12_interval_join), ("13 nexmark", self.w13_nexmark),
                  ("14 data plane tls", self.w14_dataplane_tls),
-                 ("15 fraud", self.w15_fraud)]
+                 ("15 fraud", self.w15_fraud), ("15 fraud latency", self.w15_fraud_latency)]
         for name, f in steps:
             # A number names its workload only ("1" is not "11 sessions").
             if self.a.only and not any(name.split()[0] == o if o.isdigit() else name.startswith(o)

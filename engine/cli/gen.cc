@@ -3,11 +3,13 @@
 // fraud job's logins, API errors and transactions with their ground truth
 // (--kind fraud) as NDJSON.
 #include <cerrno>
+#include <chrono>
 #include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <unordered_set>
 
 #include "connectors/kafka/client.h"
 #include "engine/cli/commands.h"
@@ -41,6 +43,7 @@ struct GenCli {
   gen::FraudOptions fraud;
   std::string duration = "2h";
   std::string truth;  // ground-truth file (default <output>/truth.ndjson)
+  std::string sent;   // send times of the ground truth's trigger events (latency runs)
 };
 
 /// What a generator run produced: the number of lines and a summary.
@@ -50,6 +53,23 @@ struct Produced {
 };
 /// Runs the chosen generator with `emit`.
 using Generate = std::function<Result<Produced>(const std::function<Status(const std::string&)>& emit)>;
+/// The string value of `"name":"…"` in a generated line (no escapes in
+/// ids), or empty.
+std::string json_string_field(const std::string& line, std::string_view name) {
+  std::string key = "\"" + std::string(name) + "\":\"";
+  auto at = line.find(key);
+  if (at == std::string::npos) return {};
+  at += key.size();
+  auto end = line.find('"', at);
+  return end == std::string::npos ? std::string() : line.substr(at, end - at);
+}
+
+/// Wall clock, epoch microseconds.
+int64_t wall_clock_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 /// The "ts" of a generated line, or 0 (the producer's clock) when it has none.
 int64_t event_ts(const std::string& line) {
   auto at = line.find("\"ts\":");
@@ -59,16 +79,21 @@ int64_t event_ts(const std::string& line) {
   return r.ec == std::errc() && v > 0 ? v : 0;
 }
 
+/// The --kafka producer (idempotent, acks=all) with the --linger batching.
+Result<std::unique_ptr<kafka::SimpleProducer>> make_producer(const GenCli& c) {
+  auto linger = parse_duration(c.linger);
+  if (!linger.is_ok() || linger->count() < 0) {
+    return Status::invalid_argument("--linger: expected a duration such as 0ms or 5ms, got '" + c.linger + "'");
+  }
+  return kafka::SimpleProducer::create(c.kafka, {{"linger.ms", std::to_string(linger->count())}});
+}
+
 // --kafka: every line becomes one message (malformed lines too, as
 // malformed messages), produced idempotently with acks=all.
 int run_kafka(GenCli& c, const Generate& generate) {
   if (c.topic.empty()) return report_error("--kafka needs --topic", 2);
   if (c.output != "-") return report_error("--kafka and --output exclude each other", 2);
-  auto linger = parse_duration(c.linger);
-  if (!linger.is_ok() || linger->count() < 0) {
-    return report_error("--linger: expected a duration such as 0ms or 5ms, got '" + c.linger + "'", 2);
-  }
-  auto producer = kafka::SimpleProducer::create(c.kafka, {{"linger.ms", std::to_string(linger->count())}});
+  auto producer = make_producer(c);
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
   const bool event_time = c.kafka_timestamp == "event";
@@ -169,7 +194,7 @@ int run_fraud(GenCli& c) {
   if (ec) return report_error("cannot create '" + c.output + "': " + ec.message(), 2);
   std::unique_ptr<kafka::SimpleProducer> producer;
   if (to_kafka) {
-    auto p = kafka::SimpleProducer::create(c.kafka);
+    auto p = make_producer(c);
     if (!p.is_ok()) return report_error(p.status().message(), 2);
     producer = std::move(*p);
   }
@@ -178,7 +203,7 @@ int run_fraud(GenCli& c) {
     std::string path;
     std::string buf;
   };
-  std::vector<Out> outs(4);
+  std::vector<Out> outs(5);  // the three streams, the truth, the send times (--sent)
   auto open = [&](Out& out, const std::string& path) -> Status {
     out.path = path;
     out.f = std::fopen(path.c_str(), "wb");
@@ -197,15 +222,32 @@ int run_fraud(GenCli& c) {
     st = open(outs[s], c.output + "/" + gen::fraud_stream_name(static_cast<gen::FraudStream>(s)) + ".ndjson");
   }
   if (st.is_ok()) st = open(outs[3], truth_path);
+  if (st.is_ok() && !c.sent.empty()) st = open(outs[4], c.sent);
   const bool paced = c.o.rate > 0;
   const bool event_time = c.kafka_timestamp == "event";
+  // --sent: the trigger events of the ground truth (its lines all come
+  // before the first event line) and the wall clock when each was sent.
+  std::unordered_set<std::string> triggers;
   Result<gen::FraudSummary> r = st;
   if (st.is_ok()) {
     r = gen::run_fraud(
         *o,
         [&](gen::FraudStream s, const std::string& line) -> Status {
+          if (!triggers.empty()) {
+            std::string id = json_string_field(line, "id");
+            if (triggers.erase(id) > 0) {
+              outs[4].buf += "{\"id\":\"" + id + "\",\"stream\":\"" + gen::fraud_stream_name(s) +
+                             "\",\"sent_us\":" + std::to_string(wall_clock_us()) + "}\n";
+            }
+          }
           if (producer) {
-            return producer->produce(c.topic + gen::fraud_stream_name(s), line, std::nullopt, -1, {},
+            // Keyed by user, as a real producer would: a user's events stay in one
+            // partition, and every partition gets a share of each moment (keyless
+            // messages go to one partition for a while, the sticky partitioner,
+            // holding back the watermark of the others).
+            std::string user = json_string_field(line, "user");
+            return producer->produce(c.topic + gen::fraud_stream_name(s), line,
+                                     user.empty() ? std::nullopt : std::optional<std::string_view>(user), -1, {},
                                      event_time ? event_ts(line) : 0);
           }
           Out& out = outs[static_cast<int>(s)];
@@ -216,6 +258,10 @@ int run_fraud(GenCli& c) {
         [&](const std::string& line) -> Status {
           outs[3].buf += line;
           outs[3].buf.push_back('\n');
+          if (outs[4].f) {
+            std::string trigger = json_string_field(line, "trigger");
+            if (!trigger.empty()) triggers.insert(std::move(trigger));
+          }
           return Status::ok();
         });
   }
@@ -270,6 +316,9 @@ Result<gen::PageViewOptions> pageview_options(GenCli& c) {
 
 int run(GenCli& c) {
   if (c.kind == "fraud") return run_fraud(c);
+  if (!c.sent.empty() || c.fraud.triggers_in_run) {
+    return report_error("--sent and --triggers-in-run are options of --kind fraud", 2);
+  }
   Generate generate;
   if (c.kind == "clicks") {
     auto md = parse_duration(c.max_delay);
@@ -407,6 +456,11 @@ Runner add_gen(CLI::App& app) {
   cmd->add_option("--amount-threshold", c->fraud.amount_threshold, "fraud: the job's amount_threshold")
       ->capture_default_str();
   cmd->add_option("--truth", c->truth, "fraud: ground-truth file (default <output>/truth.ndjson; needed with --kafka)");
+  cmd->add_flag("--triggers-in-run", c->fraud.triggers_in_run, "fraud: place each scenario so that its trigger (the event that alerts) falls "
+                "within the run, its history before the start (sent first): live runs shorter than 25m");
+  cmd->add_option("--sent", c->sent,
+                  "fraud: write, for every trigger event of the ground truth, the wall clock when it was sent "
+                  "({\"id\",\"stream\",\"sent_us\"}, epoch microseconds): the start of a latency measurement");
   cmd->add_option("-o,--output", c->output, "Output file, or - for stdout (fraud: a directory for the three streams)")
       ->capture_default_str();
   cmd->add_option("--kafka", c->kafka, "Produce to Kafka at host:port instead (one message per event)");

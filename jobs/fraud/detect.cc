@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cmath>
 
+#include <spdlog/spdlog.h>
+
 #include "engine/common/sha256.h"
+#include "jobs/fraud/scoring.h"
 
 namespace sluice::fraud {
 
@@ -39,6 +42,7 @@ const MapStateDescriptor<int64_t, RuleSet>& RuleCheck::rules_state() {
 
 void RuleCheck::open(RuntimeContext& ctx) {
   subtask_ = ctx.subtask_index();
+  job_ = ctx.info().job_name;
   trail_ = ctx.get_cached_state(CachedValueStateDescriptor<RuleTrail>{"rules-user"});
 }
 
@@ -76,41 +80,49 @@ void RuleCheck::process_broadcast_element(const RuleUpdate& u, Context& ctx, Col
     if (version < u.version && version > base.version) base = rs;
   }
   state.put(u.version, base.updated(u));
+  // Late: this subtask judged events at or after its effective time with
+  // the rules before it. The state stays the same on every subtask (the
+  // version keeps its effective_ts); what was decided is not revisited.
+  const int64_t passed = std::max(decided_to_, ctx.current_watermark());
+  if (u.effective_ts <= passed) {
+    record_late_rule_update(job_);
+    spdlog::warn("fraud rule check {}: rules version {} (effective_ts {}) arrived late, after event time {} was "
+                 "decided (its rules stream was idle); it applies to what is decided from now on",
+                 subtask_, u.version, u.effective_ts, passed);
+  }
 }
 
 void RuleCheck::process_element(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) {
+  // Wait while the rules stream may still send an update for this event
+  // time; a user with signals waiting keeps its order.
   RuleTrail& u = trail_->mutable_value();
-  if (s.activity.ts <= ctx.current_watermark()) {  // every update for its time is in
-    judge(s, u, ctx, out);
+  const bool rules_behind = !ctx.broadcast_idle() && ctx.broadcast_watermark() < s.activity.ts;
+  if (rules_behind || !u.waiting.empty()) {
+    // One timer per user, at the first waiting signal: nothing after it
+    // is judged before it.
+    if (u.waiting.empty()) ctx.timer_service().register_event_time_timer(s.activity.ts);
+    u.waiting.push_back(s);
     return;
   }
-  int64_t first = s.activity.ts;
-  for (const Signal& w : u.waiting) first = std::min(first, w.activity.ts);
-  if (u.waiting.empty() || first == s.activity.ts) ctx.timer_service().register_event_time_timer(first);
-  u.waiting.push_back(s);
+  judge(s, u, ctx, out);
 }
 
-void RuleCheck::on_timer(int64_t ts, OnTimerContext& ctx, Collector<Decision>& out) {
-  const int64_t wm = std::max(ts, ctx.current_watermark());
+void RuleCheck::on_timer(int64_t, OnTimerContext& ctx, Collector<Decision>& out) {
+  // The watermark passed the timer: the rules stream passed it too or is
+  // idle (the operator's watermark leaves only an idle input out).
   RuleTrail& u = trail_->mutable_value();
-  if (u.waiting.empty()) return;
-  // In arrival order: the activities came in event-time order, and matches
-  // change no state.
-  std::vector<Signal> waiting = std::move(u.waiting);
-  u.waiting.clear();
-  int64_t next = INT64_MAX;
-  for (Signal& s : waiting) {
-    if (s.activity.ts <= wm) {
-      judge(s, u, ctx, out);
-    } else {
-      next = std::min(next, s.activity.ts);
-      u.waiting.push_back(std::move(s));
-    }
+  const int64_t wm = ctx.current_watermark();
+  size_t n = 0;
+  while (n < u.waiting.size() && u.waiting[n].activity.ts <= wm) {
+    judge(u.waiting[n], u, ctx, out);
+    ++n;
   }
-  if (!u.waiting.empty()) ctx.timer_service().register_event_time_timer(next);
+  u.waiting.erase(u.waiting.begin(), u.waiting.begin() + static_cast<std::ptrdiff_t>(n));
+  if (!u.waiting.empty()) ctx.timer_service().register_event_time_timer(u.waiting.front().activity.ts);
 }
 
 void RuleCheck::judge(const Signal& s, RuleTrail& u, ReadOnlyContext& ctx, Collector<Decision>& out) {
+  decided_to_ = std::max(decided_to_, s.activity.ts);
   const RuleSet& rs = rules_at(s.activity.ts, ctx.get_broadcast_state(rules_state()));
   const int64_t now = ctx.current_processing_time();
   if (!s.rule.empty()) {
@@ -183,7 +195,7 @@ void RuleCheck::decide(const std::string& rule, const RuleSet& rs, const Activit
   d.features["rule_" + rule] = 1;
   d.score_error = "not scored";
   d.decided_at = now;
-  out.collect_with_timestamp(d, d.ts);
+  out.collect_with_timestamp(d, d.ts);  // the trigger's time, whichever timer judged it
 }
 
 }  // namespace sluice::fraud

@@ -52,9 +52,9 @@ struct SeenLogin {
 /// What the rule check keeps about one user (one value of keyed state,
 /// kept decoded in memory between checkpoints).
 struct RuleTrail {
-  std::vector<Signal> waiting;           // for the watermark (the rules in effect), in arrival order
-  std::optional<SeenLogin> prev_login;   // the previous successful login
-  std::vector<SmallPurchase> small;      // the recent small purchases
+  std::vector<Signal> waiting;          // for the rules stream, in arrival order
+  std::optional<SeenLogin> prev_login;  // the previous successful login
+  std::vector<SmallPurchase> small;     // the recent small purchases
   SLUICE_FIELDS(waiting, prev_login, small)
 };
 
@@ -63,10 +63,17 @@ struct RuleTrail {
 /// broadcast. Every signal is judged by the rules in effect at its event
 /// time: the version with the latest effective_ts at or before it (rule
 /// updates are kept as versions in broadcast state, the same in every
-/// subtask). A signal waits until the watermark of both inputs passes it,
-/// so every update for its time has arrived (the rules stream goes idle
-/// when quiet); one event-time timer per user. Keyed state: one RuleTrail
-/// per user. Decisions carry a stable id. One copy per subtask; task
+/// subtask). A signal at event time t is judged only once the rules
+/// stream's watermark has passed t or while that stream is idle; until
+/// then it waits in keyed state (in arrival order, an event-time timer at
+/// the first waiting one's time), and so do later signals of its user. An
+/// update whose effective_ts is at or before event time this subtask has
+/// already decided (it came after its rules stream went idle) is late: it
+/// applies to what is judged from then on, is logged and counted
+/// (sluice_fraud_rule_updates_late_total). Keyed state: one RuleTrail per
+/// user (the previous successful login for impossible travel, the recent
+/// small purchases for card testing, the waiting signals) in a cached
+/// value state. Decisions carry a stable id. One copy per subtask; task
 /// thread only.
 class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal, RuleUpdate, Decision> {
  public:
@@ -91,6 +98,8 @@ class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal
 
   RuleSet defaults_;
   int subtask_ = 0;
+  std::string job_;
+  int64_t decided_to_ = INT64_MIN;  // the latest event time judged on this subtask (since open)
   std::vector<RuleSet> by_time_;  // cache of the broadcast state, by (effective_ts, version)
   size_t cached_size_ = SIZE_MAX;
   state::CachedValueState<RuleTrail>* trail_ = nullptr;

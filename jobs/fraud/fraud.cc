@@ -26,7 +26,9 @@
 //   error_window (5m) API errors counted before a transaction
 //   travel_max_kmh (900), travel_min_km (500), card_test_count (5), card_test_max_amount (2),
 //   card_test_window (2m), error_storm_count (20)   rule version 0 (the rules stream updates them)
-//   out_of_orderness (2s), rules_idleness (1s)
+//   out_of_orderness (2s), idleness (0s: never)   watermarks of the three event sources;
+//                     <source>_out_of_orderness, <source>_idleness for one of them (e.g. api_errors_idleness)
+//   rules_idleness (1s) how long a quiet rules stream holds decisions back (0s: until its next update or end)
 #include <chrono>
 #include <sstream>
 
@@ -43,15 +45,33 @@ using namespace std::chrono_literals;
 namespace sluice::fraud {
 namespace {
 
+/// A duration argument that must not be negative: `key`, else `fallback_key`, else `fallback`.
+Duration non_negative(const api::JobArgs& args, const std::string& key, const std::string& fallback_key,
+                      Duration fallback) {
+  Duration d = fallback;
+  for (const std::string& k : {fallback_key, key}) {
+    d = args.get_duration(k, d);
+    if (d.count() < 0) throw api::JobArgError("--arg " + k + " must not be negative, e.g. 100ms");
+  }
+  return d;
+}
+
+/// One event source: its watermark bound and idleness from `out_of_orderness`
+/// and `idleness`, or `<key>_out_of_orderness` and `<key>_idleness` for it
+/// alone (a live topic with little disorder, a quiet one that must not hold
+/// event time back).
 template <class T>
 DataStream<T> read(api::StreamExecutionEnvironment& env, const api::JobArgs& args, const std::string& key,
-                   Duration out_of_orderness, int64_t T::*ts) {
+                   int64_t T::*ts) {
   auto source = api::arg_value(
       connectors::source_from_uri<T>(args.require(key, "file:///path/" + key + ".ndjson or kafka://host:port/" + key)),
       key);
+  const Duration bound = non_negative(args, key + "_out_of_orderness", "out_of_orderness", 2s);
+  const Duration idleness = non_negative(args, key + "_idleness", "idleness", 0ms);
   auto s = env.from_source(source,
-                           WatermarkStrategy<T>::for_bounded_out_of_orderness(out_of_orderness)
-                               .with_timestamp_assigner([ts](const T& v) { return v.*ts; }),
+                           WatermarkStrategy<T>::for_bounded_out_of_orderness(bound)
+                               .with_timestamp_assigner([ts](const T& v) { return v.*ts; })
+                               .with_idleness(idleness),
                            key);
   s.uid(key + "-source");
   return s;
@@ -108,7 +128,6 @@ std::vector<std::string> split_spaces(const std::string& s) {
 SLUICE_JOB(fraud) {
   using namespace sluice;
   using namespace sluice::fraud;
-  const Duration out_of_orderness = args.get_duration("out_of_orderness", 2s);
   StuffingSettings stuffing;
   stuffing.fail_count = args.get_int("fail_count", RuleDefaults::kFailCount);
   stuffing.amount_threshold = args.get_double("amount_threshold", RuleDefaults::kAmountThreshold);
@@ -119,13 +138,12 @@ SLUICE_JOB(fraud) {
   if (!(stuffing.amount_threshold >= 0)) throw api::JobArgError("--arg amount_threshold must not be negative");
   if (stuffing.within_ms <= 0) throw api::JobArgError("--arg within must be positive, e.g. 10m");
   if (device_ttl <= 0 || error_window <= 0) throw api::JobArgError("--arg device_ttl and error_window must be positive");
-  if (out_of_orderness.count() < 0) throw api::JobArgError("--arg out_of_orderness must not be negative");
   const RuleSet defaults = rules_from_args(args);
 
   env.set_dead_letter_sink(api::arg_value(connectors::sink_from_uri<DeadLetter>(args.get("dlq", "stderr:")), "dlq"));
 
   // --- the three sources, checked -------------------------------------------------
-  auto logins = read<Login>(env, args, "logins", out_of_orderness, &Login::ts)
+  auto logins = read<Login>(env, args, "logins", &Login::ts)
                     .map(
                         [](const Login& l) {
                           require_user(l.user, l.id);
@@ -142,7 +160,7 @@ SLUICE_JOB(fraud) {
                         },
                         "login activity");
   logins.uid("login-activity");
-  auto txns = read<Transaction>(env, args, "transactions", out_of_orderness, &Transaction::ts)
+  auto txns = read<Transaction>(env, args, "transactions", &Transaction::ts)
                   .filter(
                       [](const Transaction& t) {
                         require_user(t.user, t.id);
@@ -151,7 +169,7 @@ SLUICE_JOB(fraud) {
                       },
                       "valid transactions");
   txns.uid("valid-transactions");
-  auto errors = read<ApiError>(env, args, "api_errors", out_of_orderness, &ApiError::ts)
+  auto errors = read<ApiError>(env, args, "api_errors", &ApiError::ts)
                     .filter(
                         [](const ApiError& e) {
                           require_user(e.user, e.id);
@@ -207,7 +225,7 @@ SLUICE_JOB(fraud) {
     return env.from_source(api::arg_value(connectors::source_from_uri<RuleUpdate>(uri), "rules"),
                            WatermarkStrategy<RuleUpdate>::for_bounded_out_of_orderness(0ms)
                                .with_timestamp_assigner([](const RuleUpdate& u) { return u.effective_ts; })
-                               .with_idleness(args.get_duration("rules_idleness", 1s)),
+                               .with_idleness(non_negative(args, "rules_idleness", "rules_idleness", 1s)),
                            "rules");
   }();
   rule_updates.uid("rules-source").set_parallelism(1);

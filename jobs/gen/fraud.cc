@@ -35,8 +35,9 @@ Status FraudOptions::validate() const {
   if (count < 0) return Status::invalid_argument("--count must not be negative (--kind fraud is bounded)");
   if (users < 1) return Status::invalid_argument("--users must be at least 1");
   if (scenarios < 0 || scenarios > 100'000) return Status::invalid_argument("--scenarios must be 0..100000");
-  if (scenarios > 0 && duration < Duration(25 * 60'000)) {
-    return Status::invalid_argument("--duration must be at least 25m to hold the scenarios (or --scenarios 0)");
+  if (scenarios > 0 && !triggers_in_run && duration < Duration(25 * 60'000)) {
+    return Status::invalid_argument(
+        "--duration must be at least 25m to hold the scenarios (or --scenarios 0, or --triggers-in-run)");
   }
   if (duration.count() <= 0) return Status::invalid_argument("--duration must be positive");
   if (!frac(out_of_order_fraction) || !frac(malformed_fraction)) {
@@ -218,16 +219,34 @@ class FraudGenerator {
     for (int64_t k = 0; k < o_.scenarios; ++k) {
       for (int kind = 0; kind < 4; ++kind) {
         for (int near = 0; near < 2; ++near) {
-          const int64_t t0 = o_.start_ts + 2 * kMinute + static_cast<int64_t>(uniform() * static_cast<double>(span));
+          int64_t t0 = o_.start_ts + 2 * kMinute + static_cast<int64_t>(uniform() * static_cast<double>(span));
           Truth t;
           t.user = std::string("v") + "ctie"[kind] + std::to_string(k) + (near ? "n" : "p");
           t.alert = near == 0;
-          switch (kind) {
-            case 0: stuffing(out, t, t0, near ? static_cast<int>(k % 4) + 1 : 0); break;
-            case 1: card_testing(out, t, t0, near != 0); break;
-            case 2: travel(out, t, t0, near != 0); break;
-            default: error_storm(out, t, t0, near ? static_cast<int>(k % 2) + 1 : 0); break;
+          auto make = [&](std::vector<Event>& into, Truth& truth, int64_t start) {
+            switch (kind) {
+              case 0: stuffing(into, truth, start, near ? static_cast<int>(k % 4) + 1 : 0); break;
+              case 1: card_testing(into, truth, start, near != 0); break;
+              case 2: travel(into, truth, start, near != 0); break;
+              default: error_storm(into, truth, start, near ? static_cast<int>(k % 2) + 1 : 0); break;
+            }
+          };
+          if (o_.triggers_in_run) {
+            // The trigger's offset from the start depends on the draws only:
+            // made once from copies of the generator's state, then for real
+            // so that the trigger falls within the middle 80 % of the span.
+            const int64_t d = o_.duration.count();
+            const int64_t want = o_.start_ts + d / 10 + static_cast<int64_t>(uniform() * static_cast<double>(d * 8 / 10));
+            const auto rng = rng_;
+            int64_t ids[3] = {ids_[0], ids_[1], ids_[2]};
+            std::vector<Event> probe_events;
+            Truth probe = t;
+            make(probe_events, probe, 0);
+            rng_ = rng;
+            std::copy(ids, ids + 3, ids_);
+            t0 = want - probe.ts;
           }
+          make(out, t, t0);
           ++(t.alert ? summary_.scenarios : summary_.near_misses);
           SLUICE_RETURN_IF_ERROR(truth(to_json(t)));
         }

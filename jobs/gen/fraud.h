@@ -56,6 +56,11 @@ struct FraudOptions {
   int64_t fail_count = 5;
   double amount_threshold = 500.0;
   double rate = 0;  ///< > 0: paced, this many lines per wall-clock second over the three streams
+  /// [false] Each scenario placed so that its trigger falls within the
+  /// background's span (its history, up to 40 minutes of it, before the
+  /// start, emitted first): live runs shorter than the 25 minutes the
+  /// scenarios need otherwise (latency measurements).
+  bool triggers_in_run = false;
   Status validate() const;
 };
 

@@ -90,6 +90,24 @@ TEST(FraudGenerator, OtherRuleSettingsMoveTheScenariosWithThem) {
   expect_truth_is_what_the_rules_decide(o);
 }
 
+TEST(FraudGenerator, TriggersInRunFallInAShortRunAndTheTruthStillHolds) {
+  gen::FraudOptions o;
+  o.count = 30'000;
+  o.duration = Duration(60'000);  // a one-minute live run: under the 25 minutes the scenarios span
+  o.scenarios = 6;
+  o.seed = 5;
+  EXPECT_FALSE(o.validate().is_ok());
+  o.triggers_in_run = true;
+  ASSERT_TRUE(o.validate().is_ok());
+  expect_truth_is_what_the_rules_decide(o);
+  it::TempDir dir;
+  generate(dir, o);
+  for (const auto& t : read_truth(dir.file("truth.ndjson"))) {
+    EXPECT_GE(t.ts, o.start_ts + 6'000) << t.trigger;  // the middle 80 % of the span
+    EXPECT_LE(t.ts, o.start_ts + 54'000) << t.trigger;
+  }
+}
+
 TEST(FraudGenerator, SameSeedSameLinesAndEventsArriveWithinTheirDelay) {
   gen::FraudOptions o;
   o.count = 20'000;

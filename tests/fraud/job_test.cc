@@ -243,5 +243,53 @@ TEST(FraudJob, WrongScorerTokenIsRefusedAndDecisionsGoOnUnscored) {
   EXPECT_EQ(scorer->requests(), o.audit.size()) << "a refusal is not retried";
 }
 
+/// The plan's graph hash for the job with `extra` arguments (the sources'
+/// watermark settings are part of their descriptions, so of the hash), or
+/// the error output when the job is refused.
+std::string plan_hash(const std::vector<std::string>& extra, int* exit_code = nullptr) {
+  std::vector<std::string> args{"run-local", job_library(), "--plan"};
+  for (const char* s : {"logins", "api_errors", "transactions"}) {
+    args.insert(args.end(), {"--arg", std::string(s) + "=file:///nonexistent/" + s + ".ndjson"});
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto r = it::run_sluice(args);
+  if (exit_code) *exit_code = r.exit_code;
+  auto at = r.out.find("(hash ");
+  return r.exit_code == 0 && at != std::string::npos ? r.out.substr(at, 20) : r.err;
+}
+
+TEST(FraudJob, WatermarkBoundAndIdlenessPerSourceAreAppliedAndBadValuesRefused) {
+  const std::string base = plan_hash({});
+  ASSERT_NE(base.find("(hash "), std::string::npos) << base;
+  // The job-wide default, given for one source: the same graph.
+  EXPECT_EQ(plan_hash({"--arg", "logins_out_of_orderness=2s"}), base);
+  // One source's bound or idleness: another graph, each its own.
+  const std::string logins = plan_hash({"--arg", "logins_out_of_orderness=20ms"});
+  const std::string errors = plan_hash({"--arg", "api_errors_out_of_orderness=20ms"});
+  const std::string idle = plan_hash({"--arg", "api_errors_idleness=500ms"});
+  for (const auto* h : {&logins, &errors, &idle}) EXPECT_NE(h->find("(hash "), std::string::npos) << *h;
+  EXPECT_NE(logins, base);
+  EXPECT_NE(errors, base);
+  EXPECT_NE(logins, errors);
+  EXPECT_NE(idle, base);
+  // All three given one by one is the job-wide setting given once.
+  EXPECT_EQ(plan_hash({"--arg", "logins_out_of_orderness=20ms", "--arg", "api_errors_out_of_orderness=20ms", "--arg",
+                       "transactions_out_of_orderness=20ms"}),
+            plan_hash({"--arg", "out_of_orderness=20ms"}));
+  int code = 0;
+  std::string err = plan_hash({"--arg", "transactions_out_of_orderness=-5ms"}, &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(err.find("--arg transactions_out_of_orderness"), std::string::npos) << err;
+  err = plan_hash({"--arg", "idleness=-1s"}, &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(err.find("--arg idleness"), std::string::npos) << err;
+  err = plan_hash({"--arg", "logins_idleness=soon"}, &code);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(err.find("logins_idleness"), std::string::npos) << err;
+  err = plan_hash({"--arg", "login_out_of_orderness=20ms"}, &code);  // a typo is refused, not ignored
+  EXPECT_NE(code, 0);
+  EXPECT_NE(err.find("login_out_of_orderness"), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace sluice::fraud_test
