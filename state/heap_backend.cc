@@ -21,6 +21,7 @@ constexpr std::string_view kHeapMagic = "SLUICE-HEAP-2\n";
 }  // namespace
 
 Result<AsyncSnapshot> HeapKeyedStateBackend::snapshot(CheckpointId id, const SnapshotTarget& target) {
+  write_back_caches();
   // Expired entries leave memory too (they are not written either).
   const int64_t now = clock_->now_ms();
   for (auto& [name, t] : tables_)
@@ -171,6 +172,7 @@ void HeapKeyedStateBackend::load_pending(const std::string& name, HeapTableBase&
 
 std::vector<std::pair<std::string, KeyGroup>> HeapKeyedStateBackend::keys_of_state(
     const std::string& name, const KeyLength& key_length) {
+  write_back_caches();
   std::vector<std::pair<std::string, KeyGroup>> out;
   auto it = tables_.find(name);
   if (it == tables_.end()) return out;

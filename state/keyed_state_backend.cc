@@ -29,4 +29,12 @@ TimerQueue& KeyedStateBackend::timer_queue(const std::string& name) {
   return *q;
 }
 
+void KeyedStateBackend::write_back_caches() {
+  if (caches_.empty()) return;
+  const std::string key = current_key_;
+  const KeyGroup kg = current_kg_;
+  for (StateCache* c : caches_) c->write_back_all();
+  set_current_key(key, kg);
+}
+
 }  // namespace sluice::state

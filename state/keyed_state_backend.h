@@ -36,6 +36,18 @@ class StateTypeError : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
+/// A cache in front of a backend's state (cached_value_state.h): holds
+/// changes the backend has not seen yet. Registered with the backend, which
+/// has it write them back before every snapshot and key listing. Owned by
+/// a state handle of that backend; task thread only.
+class StateCache {
+ public:
+  virtual ~StateCache() = default;
+  /// Writes every pending change to the backend's state (may move the
+  /// backend's current key).
+  virtual void write_back_all() = 0;
+};
+
 class KeyedStateBackend {
  public:
   KeyedStateBackend(KeyGroupRange range, int32_t max_parallelism, const Clock* clock);
@@ -81,6 +93,13 @@ class KeyedStateBackend {
   /// files are now part of a durable checkpoint).
   virtual void notify_checkpoint_complete(CheckpointId id) {}
 
+  /// Registers a cache whose changes must reach this backend before every
+  /// snapshot (`cache` is owned by a state handle of this backend).
+  void add_cache(StateCache* cache) { caches_.push_back(cache); }
+  /// Writes back every registered cache; the current key is kept. Called by
+  /// snapshot() and keys_of_state() of every backend.
+  void write_back_caches();
+
   /// Length of the serialized key at the start of `bytes` (keys are
   /// self-delimiting Serde bytes), or 0 if they do not decode as a key.
   using KeyLength = std::function<size_t(std::string_view bytes)>;
@@ -123,6 +142,7 @@ class KeyedStateBackend {
   KeyGroup current_kg_{0};
   std::map<std::string, Registered> states_;
   std::map<std::string, std::unique_ptr<TimerQueue>> timers_;
+  std::vector<StateCache*> caches_;
 };
 
 }  // namespace sluice::state

@@ -592,6 +592,7 @@ size_t RocksDBKeyedStateBackend::confirmed_shared_files() const {
 
 std::vector<std::pair<std::string, KeyGroup>> RocksDBKeyedStateBackend::keys_of_state(
     const std::string& name, const KeyLength& key_length) {
+  write_back_caches();
   std::vector<std::pair<std::string, KeyGroup>> out;
   auto it = columns_.find(name);
   if (it == columns_.end()) return out;

@@ -368,8 +368,9 @@ std::string RocksDBKeyedStateBackend::timers_for_snapshot(int64_t id, bool incre
 Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
                                                          const SnapshotTarget& target) {
   // The write-back cache holds the newest values: they belong in this
-  // checkpoint.
+  // checkpoint, and so do the changes of the operators' caches.
   try {
+    write_back_caches();
     flush_write_cache();
   } catch (const StateAccessError& e) {
     return Status::io_error(e.what());

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/common/serde.h"
+#include "state/cached_value_state.h"
 #include "state/heap_backend.h"
 #include "state/heap_map_state.h"
 #include "state/keyed_state_backend.h"
@@ -37,6 +38,18 @@ template <class T>
 ValueState<T>* get_value_state(KeyedStateBackend& b, const ValueStateDescriptor<T>& d) {
   return detail::make_state<ValueState<T>, HeapValueState<T>, RocksValueState<T>>(
       b, d, "value<" + std::string(type_name<T>()) + ">");
+}
+
+/// Value state kept decoded in memory between snapshots (see
+/// cached_value_state.h). The values are stored in the value state of the
+/// same name (signature `value<T>`: a plain ValueState<T> of an earlier
+/// version of the operator restores into it, and the reverse).
+template <class T>
+CachedValueState<T>* get_cached_value_state(KeyedStateBackend& b, const CachedValueStateDescriptor<T>& d) {
+  ValueState<T>* stored = get_value_state(b, ValueStateDescriptor<T>{d.name, {}});
+  return b.register_state<CachedValueState<T>>(
+      "cached:" + d.name, "cached_value<" + std::string(type_name<T>()) + ">",
+      [&] { return std::make_unique<CachedValueState<T>>(b, stored, d.max_keys); });
 }
 
 template <class T>

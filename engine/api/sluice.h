@@ -68,6 +68,7 @@ using state::OrderedMapStateDescriptor;
 using state::ReducingStateDescriptor;
 using state::StateTtl;
 using state::ValueStateDescriptor;
+using state::CachedValueStateDescriptor;
 using window::AggregateFunction;
 using window::JoinInput;
 using window::AvgAggregate;

@@ -43,9 +43,7 @@ const MapStateDescriptor<int64_t, RuleSet>& RuleCheck::rules_state() {
 void RuleCheck::open(RuntimeContext& ctx) {
   subtask_ = ctx.subtask_index();
   job_ = ctx.info().job_name;
-  prev_login_ = ctx.get_state(ValueStateDescriptor<SeenLogin>{"rules-prev-login"});
-  small_ = ctx.get_state(ValueStateDescriptor<std::vector<Small>>{"rules-small-purchases"});
-  waiting_ = ctx.get_list_state(ListStateDescriptor<Signal>{"rules-waiting-signals"});
+  trail_ = ctx.get_cached_state(CachedValueStateDescriptor<RuleTrail>{"rules-user"});
 }
 
 const RuleSet& RuleCheck::rules_at(int64_t ts, const ReadOnlyBroadcastState<int64_t, RuleSet>& state) {
@@ -97,27 +95,33 @@ void RuleCheck::process_broadcast_element(const RuleUpdate& u, Context& ctx, Col
 void RuleCheck::process_element(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) {
   // Wait while the rules stream may still send an update for this event
   // time; a user with signals waiting keeps its order.
+  RuleTrail& u = trail_->mutable_value();
   const bool rules_behind = !ctx.broadcast_idle() && ctx.broadcast_watermark() < s.activity.ts;
-  if (rules_behind || (ctx.timer_service().event_timer_count() > 0 && !waiting_->get().empty())) {
-    waiting_->add(s);
-    ctx.timer_service().register_event_time_timer(s.activity.ts);
+  if (rules_behind || !u.waiting.empty()) {
+    // One timer per user, at the first waiting signal: nothing after it
+    // is judged before it.
+    if (u.waiting.empty()) ctx.timer_service().register_event_time_timer(s.activity.ts);
+    u.waiting.push_back(s);
     return;
   }
-  judge(s, ctx, out);
+  judge(s, u, ctx, out);
 }
 
 void RuleCheck::on_timer(int64_t, OnTimerContext& ctx, Collector<Decision>& out) {
   // The watermark passed the timer: the rules stream passed it too or is
   // idle (the operator's watermark leaves only an idle input out).
-  std::vector<Signal> waiting = waiting_->get();
+  RuleTrail& u = trail_->mutable_value();
   const int64_t wm = ctx.current_watermark();
   size_t n = 0;
-  while (n < waiting.size() && waiting[n].activity.ts <= wm) judge(waiting[n++], ctx, out);
-  if (n == waiting.size()) waiting_->clear();
-  else if (n > 0) waiting_->update(std::vector<Signal>(waiting.begin() + static_cast<std::ptrdiff_t>(n), waiting.end()));
+  while (n < u.waiting.size() && u.waiting[n].activity.ts <= wm) {
+    judge(u.waiting[n], u, ctx, out);
+    ++n;
+  }
+  u.waiting.erase(u.waiting.begin(), u.waiting.begin() + static_cast<std::ptrdiff_t>(n));
+  if (!u.waiting.empty()) ctx.timer_service().register_event_time_timer(u.waiting.front().activity.ts);
 }
 
-void RuleCheck::judge(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) {
+void RuleCheck::judge(const Signal& s, RuleTrail& u, ReadOnlyContext& ctx, Collector<Decision>& out) {
   decided_to_ = std::max(decided_to_, s.activity.ts);
   const RuleSet& rs = rules_at(s.activity.ts, ctx.get_broadcast_state(rules_state()));
   const int64_t now = ctx.current_processing_time();
@@ -125,34 +129,33 @@ void RuleCheck::judge(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>
     decide(s.rule, rs, s.activity, s.event_ids, now, out, s.failed_logins);
     return;
   }
-  if (s.activity.is_login()) on_login(s.activity, rs, now, out);
-  else on_transaction(s.activity, rs, now, out);
+  if (s.activity.is_login()) on_login(s.activity, u, rs, now, out);
+  else on_transaction(s.activity, u, rs, now, out);
 }
 
-void RuleCheck::on_login(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out) {
+void RuleCheck::on_login(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now, Collector<Decision>& out) {
   if (!a.success) return;
-  if (auto prev = prev_login_->value(); prev && prev->country != a.country) {
+  if (const auto& prev = u.prev_login; prev && prev->country != a.country) {
     const double km = distance_km(prev->country, a.country);
     const double hours = static_cast<double>(a.ts - prev->ts) / 3'600'000.0;
     if (km >= rs.travel_min_km && (hours <= 0 || km / hours > rs.travel_max_kmh)) {
       decide("impossible_travel", rs, a, {prev->id, a.id}, now, out);
     }
   }
-  prev_login_->update(SeenLogin{a.id, a.country, a.ts});
+  u.prev_login = SeenLogin{a.id, a.country, a.ts};
 }
 
-void RuleCheck::on_transaction(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out) {
+void RuleCheck::on_transaction(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now,
+                               Collector<Decision>& out) {
   if (a.amount <= rs.card_test_max_amount) {
-    auto small = small_->value_or({});
-    std::erase_if(small, [&](const Small& x) { return x.ts <= a.ts - rs.card_test_window_ms; });
-    small.push_back(Small{a.id, a.ts});
+    auto& small = u.small;
+    std::erase_if(small, [&](const SmallPurchase& x) { return x.ts <= a.ts - rs.card_test_window_ms; });
+    small.push_back(SmallPurchase{a.id, a.ts});
     if (static_cast<int64_t>(small.size()) >= rs.card_test_count) {
       std::vector<std::string> ids;
       for (const auto& x : small) ids.push_back(x.id);
       decide("card_testing", rs, a, std::move(ids), now, out);
-      small_->clear();
-    } else {
-      small_->update(small);
+      small.clear();
     }
   }
   if (a.errors_before >= rs.error_storm_count) {
@@ -192,7 +195,7 @@ void RuleCheck::decide(const std::string& rule, const RuleSet& rs, const Activit
   d.features["rule_" + rule] = 1;
   d.score_error = "not scored";
   d.decided_at = now;
-  out.collect(d);
+  out.collect_with_timestamp(d, d.ts);  // the trigger's time, whichever timer judged it
 }
 
 }  // namespace sluice::fraud

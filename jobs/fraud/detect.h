@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,30 @@ class StuffingMatches final : public PatternProcessFunction<Activity, Signal> {
   void process_match(const Match<Activity>& m, Context& ctx, Collector<Signal>& out) override;
 };
 
+/// A recent small purchase (card testing).
+struct SmallPurchase {
+  std::string id;
+  int64_t ts = 0;
+  SLUICE_FIELDS(id, ts)
+};
+
+/// A successful login as the rule check remembers it (impossible travel).
+struct SeenLogin {
+  std::string id;
+  std::string country;
+  int64_t ts = 0;
+  SLUICE_FIELDS(id, country, ts)
+};
+
+/// What the rule check keeps about one user (one value of keyed state,
+/// kept decoded in memory between checkpoints).
+struct RuleTrail {
+  std::vector<Signal> waiting;          // for the rules stream, in arrival order
+  std::optional<SeenLogin> prev_login;  // the previous successful login
+  std::vector<SmallPurchase> small;     // the recent small purchases
+  SLUICE_FIELDS(waiting, prev_login, small)
+};
+
 /// The rule check. Input 1: signals keyed by user (enriched activities in
 /// event-time order, and pattern matches); input 2: rule updates,
 /// broadcast. Every signal is judged by the rules in effect at its event
@@ -41,13 +66,15 @@ class StuffingMatches final : public PatternProcessFunction<Activity, Signal> {
 /// subtask). A signal at event time t is judged only once the rules
 /// stream's watermark has passed t or while that stream is idle; until
 /// then it waits in keyed state (in arrival order, an event-time timer at
-/// t), and so do later signals of its user. An update whose effective_ts
-/// is at or before event time this subtask has already decided (it came
-/// after its rules stream went idle) is late: it applies to what is judged
-/// from then on, is logged and counted (sluice_fraud_rule_updates_late_total).
-/// Keyed state: the previous successful login (impossible travel), the
-/// recent small purchases (card testing), the waiting signals. Decisions
-/// carry a stable id. One copy per subtask; task thread only.
+/// the first waiting one's time), and so do later signals of its user. An
+/// update whose effective_ts is at or before event time this subtask has
+/// already decided (it came after its rules stream went idle) is late: it
+/// applies to what is judged from then on, is logged and counted
+/// (sluice_fraud_rule_updates_late_total). Keyed state: one RuleTrail per
+/// user (the previous successful login for impossible travel, the recent
+/// small purchases for card testing, the waiting signals) in a cached
+/// value state. Decisions carry a stable id. One copy per subtask; task
+/// thread only.
 class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal, RuleUpdate, Decision> {
  public:
   /// The broadcast state: version -> rule set.
@@ -62,24 +89,12 @@ class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal
   void on_timer(int64_t ts, OnTimerContext& ctx, Collector<Decision>& out) override;
 
  private:
-  /// A recent small purchase (card testing).
-  struct Small {
-    std::string id;
-    int64_t ts = 0;
-    SLUICE_FIELDS(id, ts)
-  };
-  struct SeenLogin {
-    std::string id;
-    std::string country;
-    int64_t ts = 0;
-    SLUICE_FIELDS(id, country, ts)
-  };
   const RuleSet& rules_at(int64_t ts, const ReadOnlyBroadcastState<int64_t, RuleSet>& state);
-  void judge(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out);
+  void judge(const Signal& s, RuleTrail& u, ReadOnlyContext& ctx, Collector<Decision>& out);
   void decide(const std::string& rule, const RuleSet& rs, const Activity& trigger, std::vector<std::string> events,
               int64_t now, Collector<Decision>& out, int32_t failed_logins = 0);
-  void on_login(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out);
-  void on_transaction(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out);
+  void on_login(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now, Collector<Decision>& out);
+  void on_transaction(const Activity& a, RuleTrail& u, const RuleSet& rs, int64_t now, Collector<Decision>& out);
 
   RuleSet defaults_;
   int subtask_ = 0;
@@ -87,9 +102,7 @@ class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal
   int64_t decided_to_ = INT64_MIN;  // the latest event time judged on this subtask (since open)
   std::vector<RuleSet> by_time_;  // cache of the broadcast state, by (effective_ts, version)
   size_t cached_size_ = SIZE_MAX;
-  state::ValueState<SeenLogin>* prev_login_ = nullptr;
-  state::ValueState<std::vector<Small>>* small_ = nullptr;
-  state::ListState<Signal>* waiting_ = nullptr;  // signals waiting for the rules stream, in arrival order
+  state::CachedValueState<RuleTrail>* trail_ = nullptr;
 };
 
 /// The stable id of the decision (and alert) about `trigger` by `rule`.

@@ -83,16 +83,6 @@ struct Activity {
   bool is_transaction() const { return kind == kTransaction; }
 };
 
-/// One API error inside a transaction's error window (the interval join's
-/// output; carries the transaction's timestamp).
-struct TxnError {
-  std::string txn_id;
-  std::string user;
-  std::string error_id;
-  int64_t error_ts = 0;
-  SLUICE_FIELDS(txn_id, user, error_id, error_ts)
-};
-
 /// What the rule check sees: an enriched activity, or a CEP match whose
 /// last event is `activity` (the purchase) and whose events are `event_ids`.
 struct Signal {

@@ -4,8 +4,8 @@
 //
 //   logins ───────┐                                        ┌▶ CEP: stuffing then purchase from a new device ─┐
 //   transactions ─┼▶ enrich (per user, event-time order: ──┤                                                 ├▶ rule check ◀── rules (broadcast)
-//        └─ interval join ◀─ api_errors      latest login, └──────────────── activities ─────────────────────┘   │
-//           (errors of the window before)    new device, errors)                                                  ▼
+//   api_errors ───┘  latest login, new device,             └──────────────── activities ─────────────────────┘   │
+//                    errors of the window before)                                                                 ▼
 //                                                       audit trail (every decision) ◀─ score (async I/O) ◀─ decisions
 //                                                       alerts ─▶ Kafka (exactly-once), SIEMs (HTTP push)
 //
@@ -115,14 +115,6 @@ class EmptySource final : public runtime::Source<T> {
   std::unique_ptr<runtime::SourceReader<T>> create_reader() const override { return std::make_unique<Reader>(); }
 };
 
-/// The interval join's pairs: one API error in a transaction's window.
-class ErrorsBefore final : public ProcessJoinFunction<Transaction, ApiError, TxnError> {
- public:
-  void process_element(const Transaction& t, const ApiError& e, Context&, Collector<TxnError>& out) override {
-    out.collect(TxnError{t.id, t.user, e.id, e.ts});
-  }
-};
-
 std::vector<std::string> split_spaces(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream in(s);
@@ -186,14 +178,6 @@ SLUICE_JOB(fraud) {
                         "valid api errors");
   errors.uid("valid-api-errors");
 
-  // --- the API errors of the window before each transaction (interval join) --------
-  auto txn_errors =
-      txns.key_by([](const Transaction& t) { return t.user; })
-          .interval_join(errors.key_by([](const ApiError& e) { return e.user; }))
-          .between(Duration(-error_window), 0ms)
-          .process(ErrorsBefore(), "errors before transactions");
-  txn_errors.uid("txn-errors-join");
-
   // --- per user in event-time order: latest login, new device, errors --------------
   auto txn_activity = txns.map(
       [](const Transaction& t) {
@@ -212,8 +196,8 @@ SLUICE_JOB(fraud) {
   txn_activity.uid("transaction-activity");
   auto activity = logins.union_with(txn_activity)
                       .key_by([](const Activity& a) { return a.user; })
-                      .connect(txn_errors.key_by([](const TxnError& e) { return e.user; }))
-                      .process(EnrichFunction(device_ttl), "enrich");
+                      .connect(errors.key_by([](const ApiError& e) { return e.user; }))
+                      .process(EnrichFunction(device_ttl, error_window), "enrich");
   activity.uid("enrich");
 
   // --- the stuffing pattern, and the rules over everything ---------------------------

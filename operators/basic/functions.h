@@ -158,6 +158,12 @@ class RuntimeContext {
   state::ValueState<T>* get_state(const state::ValueStateDescriptor<T>& d) {
     return state::get_value_state(backend(), d);
   }
+  /// Value state kept decoded in memory between checkpoints: for a value
+  /// read and changed with every record of its key (state/cached_value_state.h).
+  template <class T>
+  state::CachedValueState<T>* get_cached_state(const state::CachedValueStateDescriptor<T>& d) {
+    return state::get_cached_value_state(backend(), d);
+  }
   template <class T>
   state::ListState<T>* get_list_state(const state::ListStateDescriptor<T>& d) {
     return state::get_list_state(backend(), d);

@@ -27,6 +27,8 @@
 // Bound: `max_items` items over all cached keys (cep.state-cache-entries,
 // default 1,000,000); beyond it keys not selected lately are written back
 // and dropped (the clock algorithm; never the selected key, however large).
+// The cache of keys, its bound and its write-back are state::KeyCache
+// (state/key_cache.h); this file says what one key holds.
 #pragma once
 
 #include <absl/container/btree_map.h>
@@ -40,6 +42,7 @@
 #include <vector>
 
 #include "operators/cep/shared_buffer.h"
+#include "state/key_cache.h"
 #include "state/state_factory.h"
 
 namespace sluice::cep {
@@ -148,8 +151,6 @@ struct CachedKey {
   template <class K, class V>
   using Ordered = WriteBackTable<K, V, absl::btree_map<K, WriteBackCell<V>>>;
 
-  std::string key;
-  KeyGroup kg{0};
   std::optional<KeyMeta> meta;
   bool meta_dirty = false;
   ById<StoredEvent<E>> events;
@@ -158,9 +159,6 @@ struct CachedKey {
   Ordered<IndexKey, int64_t> index[4];
   Ordered<BufferKey, E> buffer;
   int64_t stored_buffer_size = 0;  ///< cep-buffer-size as the backend has it
-  size_t counted = 0;              ///< cells() when last added to the cache's total
-  size_t slot = 0;         ///< position in the cache's clock
-  bool referenced = true;  ///< selected since the clock hand last passed
 
   size_t cells() const {
     size_t n = 1 + events.cells() + entries.cells() + pms.cells() + buffer.cells();
@@ -180,58 +178,31 @@ class KeyedNfaStore final : public NfaStore<E> {
   using BufferKey = typename CachedKey<E>::BufferKey;
 
   KeyedNfaStore(state::KeyedStateBackend& b, size_t max_items)
-      : backend_(b),
-        max_items_(max_items),
-        meta_(state::get_value_state(b, state::ValueStateDescriptor<KeyMeta>{"cep-meta", {}})),
+      : meta_(state::get_value_state(b, state::ValueStateDescriptor<KeyMeta>{"cep-meta", {}})),
         events_(state::get_map_state(b, state::MapStateDescriptor<int64_t, StoredEvent<E>>{"cep-events", {}})),
         entries_(state::get_map_state(b, state::MapStateDescriptor<int64_t, BufferEntry>{"cep-entries", {}})),
         pms_(state::get_map_state(b, state::MapStateDescriptor<int64_t, PartialMatchState>{"cep-partial", {}})),
         buffer_(state::get_ordered_map_state(b, state::OrderedMapStateDescriptor<BufferKey, E>{"cep-buffer", {}})),
-        buffer_size_(state::get_value_state(b, state::ValueStateDescriptor<int64_t>{"cep-buffer-size", {}})) {
+        buffer_size_(state::get_value_state(b, state::ValueStateDescriptor<int64_t>{"cep-buffer-size", {}})),
+        cache_(b, *this, max_items) {
     static const char* kNames[] = {"cep-index-group", "cep-index-start", "cep-index-deadline", "cep-index-held"};
     for (int i = 0; i < 4; ++i) {
       index_[i] = state::get_ordered_map_state(b, state::OrderedMapStateDescriptor<IndexKey, int64_t>{kNames[i], {}});
     }
   }
+  KeyedNfaStore(const KeyedNfaStore&) = delete;
+  KeyedNfaStore& operator=(const KeyedNfaStore&) = delete;
 
   /// Makes the backend's current key the store's, reading it from keyed
   /// state unless cached; may write back and drop other keys first.
-  void select() {
-    const std::string& key = backend_.current_key();
-    if (cur_ && cur_->key == key) return;
-    recount();
-    auto it = keys_.find(key);
-    if (it != keys_.end()) {
-      cur_ = it->second.get();
-      cur_->referenced = true;
-      return;
-    }
-    const KeyGroup kg = backend_.current_key_group();
-    std::string key_copy = key;  // eviction moves the backend's current key
-    evict_for(nullptr);
-    backend_.set_current_key(key_copy, kg);
-    auto owned = std::make_unique<CachedKey<E>>();
-    cur_ = owned.get();
-    cur_->key = key_copy;
-    cur_->kg = kg;
-    load(*cur_);
-    cur_->slot = clock_.size();
-    clock_.push_back(cur_);
-    cur_->counted = cur_->cells();
-    total_ += cur_->counted;
-    keys_.emplace(std::move(key_copy), std::move(owned));
-  }
+  void select() { cur_ = &cache_.select(); }
 
   /// Writes every changed item of every cached key back to keyed state
   /// (before a snapshot). Leaves the backend's current key changed.
-  void flush() {
-    recount();
-    for (CachedKey<E>* k : clock_) write_back(*k);
-    evict_for(cur_);  // keys that outgrew the bound while selected
-  }
+  void flush() { cache_.flush(); }
 
   /// Keys and items cached (tests, metrics).
-  size_t cached_keys() const { return keys_.size(); }
+  size_t cached_keys() const { return cache_.cached_keys(); }
 
   // --- NfaStore ---------------------------------------------------------------
   std::optional<KeyMeta> meta() override { return cur_->meta; }
@@ -303,37 +274,9 @@ class KeyedNfaStore final : public NfaStore<E> {
     return cur_->index[static_cast<int>(i)];
   }
 
-  // The selected key's size may have changed since it was counted.
-  void recount() {
-    if (!cur_) return;
-    const size_t n = cur_->cells();
-    total_ = total_ + n - cur_->counted;
-    cur_->counted = n;
-  }
-
-  // Writes back and drops keys not selected lately (the clock algorithm:
-  // the hand clears the mark of each key it passes and takes the first
-  // unmarked one; never `keep` or the selected key) until the cache is
-  // within its bound.
-  void evict_for(CachedKey<E>* keep) {
-    size_t passes = 0;
-    while (total_ > max_items_ && clock_.size() > 1 && passes < 2 * clock_.size() + 2) {
-      if (hand_ >= clock_.size()) hand_ = 0;
-      CachedKey<E>* victim = clock_[hand_];
-      if (victim == keep || victim == cur_ || victim->referenced) {
-        victim->referenced = false;
-        ++hand_;
-        ++passes;
-        continue;
-      }
-      write_back(*victim);
-      total_ -= victim->counted;
-      clock_[hand_] = clock_.back();  // the hand now points at the moved key
-      clock_[hand_]->slot = hand_;
-      clock_.pop_back();
-      keys_.erase(keys_.find(victim->key));
-    }
-  }
+  // --- state::KeyCache's Store -------------------------------------------------------
+  friend class state::KeyCache<CachedKey<E>, KeyedNfaStore>;
+  size_t weight(const CachedKey<E>& k) const { return k.cells(); }
 
   void load(CachedKey<E>& k) {
     k.meta = meta_->value();
@@ -350,12 +293,14 @@ class KeyedNfaStore final : public NfaStore<E> {
     }
   }
 
-  void write_back(CachedKey<E>& k) {
+  bool dirty(const CachedKey<E>& k) const {
     bool any = k.meta_dirty || k.events.dirty() || k.entries.dirty() || k.pms.dirty() || k.buffer.dirty() ||
                static_cast<int64_t>(k.buffer.size()) != k.stored_buffer_size;
     for (const auto& i : k.index) any = any || i.dirty();
-    if (!any) return;
-    backend_.set_current_key(k.key, k.kg);
+    return any;
+  }
+
+  void write_back(CachedKey<E>& k) {
     if (k.meta_dirty) {
       if (k.meta) meta_->update(*k.meta);
       else meta_->clear();
@@ -379,14 +324,8 @@ class KeyedNfaStore final : public NfaStore<E> {
       else buffer_size_->clear();
       k.stored_buffer_size = n;
     }
-    // Tombstones were dropped: count again.
-    const size_t c = k.cells();
-    total_ = total_ + c - k.counted;
-    k.counted = c;
   }
 
-  state::KeyedStateBackend& backend_;
-  const size_t max_items_;
   state::ValueState<KeyMeta>* meta_;
   state::MapState<int64_t, StoredEvent<E>>* events_;
   state::MapState<int64_t, BufferEntry>* entries_;
@@ -394,12 +333,8 @@ class KeyedNfaStore final : public NfaStore<E> {
   state::OrderedMapState<IndexKey, int64_t>* index_[4];
   state::OrderedMapState<BufferKey, E>* buffer_;
   state::ValueState<int64_t>* buffer_size_;
-
-  absl::flat_hash_map<std::string, std::unique_ptr<CachedKey<E>>> keys_;
-  std::vector<CachedKey<E>*> clock_;  // every cached key, in no order
-  size_t hand_ = 0;
+  state::KeyCache<CachedKey<E>, KeyedNfaStore> cache_;
   CachedKey<E>* cur_ = nullptr;
-  size_t total_ = 0;  // cells of every cached key, as last counted
 };
 
 }  // namespace sluice::cep

@@ -174,6 +174,7 @@ OperatorSnapshot OperatorHarnessBase::snapshot(CheckpointId id) {
   snap.parallelism = options_.parallelism;
   snap.operator_states.emplace(options_.subtask, std::move(*op_state));
   if (auto* heap = heap_backend()) {
+    heap->write_back_caches();  // what only the operators' state caches hold (as snapshot() does)
     snap.key_groups = snapshot_keyed_state(*heap);
   } else if (backend_) {
     // A self-contained savepoint per checkpoint id, shared by the subtasks.
