@@ -136,8 +136,7 @@ psql -h 127.0.0.1 -p "$PGPORT" -U postgres -qAt -c "CREATE DATABASE sluice" >/de
 # --- jobmanager and two taskmanagers
 JM_PORT=$(preferred_port 6123); JM_HTTP=$(preferred_port 8081); JM_METRICS=$(preferred_port 9249)
 start jobmanager "$SLUICE" jobmanager --bind "127.0.0.1:$JM_PORT" --http-bind "127.0.0.1:$JM_HTTP" \
-  --metrics-bind "127.0.0.1:$JM_METRICS" --data-dir "$DIR/jobmanager" --checkpoint-interval 5s \
-  --heartbeat-timeout 5s
+  --metrics-bind "127.0.0.1:$JM_METRICS" --data-dir "$DIR/jobmanager" --checkpoint-interval 5s
 wait_for "jobmanager" 30 test -s "$DIR/jobmanager/token"
 TM_METRICS=()
 for i in 1 2; do

@@ -111,6 +111,15 @@ bool tcp_accepts(const std::string& address) {
   return ok;
 }
 
+/// "; for the local cluster …: source its env file" when deploy/local's
+/// env file exists (it sets SLUICE_JOBMANAGER and SLUICE_TOKEN_FILE).
+std::string local_cluster_hint() {
+  const char* local = std::getenv("SLUICE_LOCAL_DIR");
+  std::string env = std::string(local && *local ? local : "/tmp/sluice-local") + "/env";
+  if (!std::filesystem::exists(env)) return "";
+  return "; for the local cluster of deploy/local (quickstart): `set -a; . " + env + "; set +a`";
+}
+
 }  // namespace
 
 int rpc_error(const ClientOptions& o, const grpc::Status& st, const Token& token) {
@@ -128,17 +137,13 @@ int rpc_error(const ClientOptions& o, const grpc::Status& st, const Token& token
                                    "wants a client certificate), or SLUICE_TLS_CA"));
       }
       std::string hint = "is `sluice jobmanager` running there? pass --jobmanager host:port or set SLUICE_JOBMANAGER";
-      const char* local = std::getenv("SLUICE_LOCAL_DIR");
-      std::string env = std::string(local && *local ? local : "/tmp/sluice-local") + "/env";
-      if (std::filesystem::exists(env)) {
-        hint += "; for the local cluster of deploy/local (quickstart): `set -a; . " + env + "; set +a`";
-      }
-      return report_error("jobmanager " + o.jobmanager + " unreachable (" + st.error_message() + "); " + hint);
+      return report_error("jobmanager " + o.jobmanager + " unreachable (" + st.error_message() + "); " + hint +
+                          local_cluster_hint());
     }
     case grpc::StatusCode::UNAUTHENTICATED:
     case grpc::StatusCode::PERMISSION_DENIED:
       return report_error("refused: " + st.error_message() +
-                              (token.source.empty() ? "" : " (token from " + token.source + ")"),
+                              (token.source.empty() ? local_cluster_hint() : " (token from " + token.source + ")"),
                           3);
     default:
       return report_error(st.error_message());

@@ -8,6 +8,12 @@ grpc::Status closed_status(const std::string& name) {
 }
 }  // namespace
 
+bool lost_on_failed_call(const grpc::Status& st, int64_t queued_ms, int64_t last_heartbeat_ms) {
+  if (st.error_code() == grpc::StatusCode::UNAVAILABLE) return true;
+  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) return last_heartbeat_ms <= queued_ms;
+  return false;
+}
+
 CallQueue::CallQueue(std::string name, std::function<void()> on_done)
     : name_(std::move(name)), on_done_(std::move(on_done)) {
   thread_ = std::thread([this] { loop(); });

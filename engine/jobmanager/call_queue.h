@@ -18,6 +18,15 @@
 
 namespace sluice::jobmanager {
 
+/// Whether a taskmanager whose call failed with `st` is lost: its
+/// connection failed (UNAVAILABLE), or the call's deadline passed
+/// (DEADLINE_EXCEEDED) and no heartbeat came from it since the call was
+/// queued (`queued_ms` and `last_heartbeat_ms` on one steady clock). A
+/// live taskmanager that is only slow to answer — a loaded machine — is
+/// not: dropping it would fail every other job it runs, and leave the
+/// cluster without it until it registers again.
+bool lost_on_failed_call(const grpc::Status& st, int64_t queued_ms, int64_t last_heartbeat_ms);
+
 /// One ordered sender per taskmanager (trigger N before notify N, cancel of
 /// attempt N before deploy of N+1). Created when a taskmanager registers,
 /// closed when it is lost; thread-safe; the destructor closes and joins.

@@ -31,9 +31,9 @@ std::optional<HttpResponse> check_token(const HttpRequest& r, JobManagerView& vi
   std::string h = r.header("Authorization");
   if (h.empty()) {
     spdlog::warn("http: refused {} from {}: no token", what, r.remote);
-    auto resp = error(401, std::string(what) +
-                               " needs the cluster token (Authorization: Bearer <token>; the jobmanager writes it "
-                               "to <data-dir>/token)");
+    auto resp = error(401, std::string(what) + " needs the cluster token and none was sent: send it as "
+                               "`Authorization: Bearer <token>` (the dashboard asks for it: Enter token); the token "
+                               "is " + view.token_location());
     resp.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"sluice\"");
     return resp;
   }
@@ -103,6 +103,17 @@ HttpServer::Handler leading(JobManagerView& view, HttpServer::Handler handler) {
 }
 
 }  // namespace
+
+std::string token_location_text(bool in_data_dir) {
+  return in_data_dir ? "in the file `token` of the jobmanager's --data-dir (its --ha-dir with standby jobmanagers)"
+                     : "the secret the jobmanager was started with (its --token-file, SLUICE_TOKEN_FILE or "
+                       "SLUICE_TOKEN)";
+}
+
+std::string missing_token_message(const std::string& what, const std::string& location) {
+  return what + " needs the cluster token and none was sent: pass --token-file PATH, or set SLUICE_TOKEN_FILE=PATH "
+                "or SLUICE_TOKEN=<token> in the environment; the token is " + location;
+}
 
 void add_http_api(HttpServer& server, JobManagerView& view) {
   // --- the dashboard (public: static files, nothing of the cluster's)

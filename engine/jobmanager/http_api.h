@@ -18,6 +18,16 @@
 
 namespace sluice::jobmanager {
 
+/// Where the cluster token is, in words for an error message: in the
+/// jobmanager's <data-dir>/token when it generated (or read) it there,
+/// else the secret it was started with. Never the path itself: the
+/// message goes to clients that are not (yet) authenticated.
+std::string token_location_text(bool in_data_dir);
+
+/// The message for a call that sent no token: every way the CLI takes one
+/// (`--token-file`, `SLUICE_TOKEN_FILE`, `SLUICE_TOKEN`) and where it is.
+std::string missing_token_message(const std::string& what, const std::string& location);
+
 /// What the HTTP API reads from and does to the jobmanager. Implemented by
 /// the jobmanager; every method is thread-safe (called from HTTP workers).
 class JobManagerView {
@@ -33,6 +43,9 @@ class JobManagerView {
   virtual Result<proto::LogResponse> logs(const proto::LogRequest& request) = 0;
   /// Constant-time comparison with the cluster token.
   virtual bool token_matches(std::string_view token) const = 0;
+  /// Where a refused client finds the token, for the error message: the
+  /// file the jobmanager generated, or the secret it was started with.
+  virtual std::string token_location() const { return token_location_text(true); }
   /// Standby jobmanagers: unset while this jobmanager serves (the only one,
   /// or the elected leader); else the leader's HTTP address as last seen
   /// ("" if unknown). A standby answers every status and action with 503.

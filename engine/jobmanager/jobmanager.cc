@@ -33,8 +33,9 @@ Status JobManager::Impl::start() {
   }
   if (o_.checkpoint_dir.empty()) o_.checkpoint_dir = store_ + "/checkpoints";
   if (o_.token.empty()) {
+    token_in_data_dir_ = true;
     SLUICE_ASSIGN_OR_RETURN(o_.token, load_or_create_token(store_ + "/token"));
-    spdlog::info("client token in {}/token (pass it with --token-file or SLUICE_TOKEN)", store_);
+    spdlog::info("client token in {}/token (clients pass it with --token-file, SLUICE_TOKEN_FILE or SLUICE_TOKEN)", store_);
   }
   auth_ = std::make_unique<auth::CallAuthenticator>(o_.token);
   rpc::TlsFiles tls{o_.tls_cert, o_.tls_key, o_.tls_ca};

@@ -153,6 +153,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
       std::string tm, instance;
       std::shared_future<grpc::Status> done;
       int64_t since_ms = 0;  // steady
+      int attempt = 0;       // the attempt cancelled
     };
     std::vector<PendingCancel> cancels;
     // Taskmanagers whose cancel is still unanswered after kCancelGraceMs:
@@ -376,6 +377,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// The next attempt deploys once every taskmanager has answered (or was
   /// found unreachable and dropped): old tasks never overlap new ones.
   void cancel_tasks_locked(Job& j, int64_t committed_checkpoint = 0);
+  /// The CancelTasks call `r` to `stub`, signed, for a taskmanager's CallQueue.
+  CallQueue::Call cancel_call(std::shared_ptr<TmStub> stub, proto::CancelTasksRequest r);
 
   void end_job_locked(Job& j, JobState state, const std::string& failure,
                       int64_t committed_checkpoint = 0);
@@ -400,7 +403,9 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   /// slow taskmanager (a loaded machine) then only keeps the next attempt
   /// off itself (`slow_cancel_tms`) instead of holding it up until its
   /// call's deadline. A taskmanager that could not be reached is dropped at
-  /// once: it is not placed again until it registers again.
+  /// once: it is not placed again until it registers again; one whose
+  /// cancel timed out while it kept heartbeating stays (lost_on_failed_call)
+  /// and is sent the cancel again.
   bool cancels_settled_locked(Job& j);
 
   void scheduler_loop();
@@ -432,6 +437,8 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
 
   bool token_matches(std::string_view token) const override { return auth_->token_matches(token); }
 
+  std::string token_location() const override { return token_location_text(token_in_data_dir_); }
+
   std::optional<std::string> standby_of() const override;
 
   JobManagerOptions o_;
@@ -439,6 +446,7 @@ class JobManager::Impl final : public proto::JobManager::Service, public JobMana
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<auth::CallAuthenticator> auth_;  // set in start(), before any server
+  bool token_in_data_dir_ = false;                  // set in start(): the token is <data-dir>/token
   std::shared_ptr<grpc::ChannelCredentials> tm_creds_;  // for calls to taskmanagers
   // Calls to taskmanagers go through each one's CallQueue (TaskManagerInfo):
   // the coordinator and the handlers post there instead of calling out

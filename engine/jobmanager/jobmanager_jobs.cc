@@ -12,14 +12,12 @@ grpc::Status JobManager::Impl::authorize(grpc::ServerContext* ctx, const std::st
   if (auth_->token_matches(token)) return grpc::Status::OK;
   spdlog::warn("refused {} from {}: {}", what, ctx->peer(), token.empty() ? "no token" : "wrong token");
   if (token.empty()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        std::string(what) + " needs the cluster token: pass --token-file PATH or set SLUICE_TOKEN "
-                        "(the jobmanager writes it to <data-dir>/token)");
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, missing_token_message(what, token_location()));
   }
   // PERMISSION_DENIED: a token was sent, and it is not this cluster's.
   return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
-                      std::string(what) + " refused: the token sent is not this cluster's token (use the "
-                      "jobmanager's <data-dir>/token, or the secret it was started with)");
+                      std::string(what) + " refused: the token sent is not this cluster's token; the token is " +
+                          token_location());
 }
 
 grpc::Status JobManager::Impl::unknown_job(const std::string& id) {
@@ -232,6 +230,14 @@ Result<int64_t> JobManager::Impl::committed_checkpoint(const std::string& job) {
   return last;
 }
 
+CallQueue::Call JobManager::Impl::cancel_call(std::shared_ptr<TmStub> stub, proto::CancelTasksRequest r) {
+  return [stub = std::move(stub), r = std::move(r), this](grpc::ClientContext& ctx) {
+    sign_tm_call(ctx, "TaskManager/CancelTasks");
+    proto::Empty e;
+    return stub->CancelTasks(&ctx, r, &e);
+  };
+}
+
 void JobManager::Impl::cancel_tasks_locked(Job& j, int64_t committed_checkpoint) {
   std::set<std::string> tms;
   for (const auto& [k, s] : j.subtasks) tms.insert(s.tm);
@@ -245,14 +251,8 @@ void JobManager::Impl::cancel_tasks_locked(Job& j, int64_t committed_checkpoint)
     // Stop-with-savepoint waits (bounded) for the sinks to commit; a
     // cancel after a failure returns at once unless the taskmanager hangs.
     Duration deadline(committed_checkpoint > 0 ? 35'000 : 2'000);
-    auto done = it->second.calls->submit(
-        [stub = it->second.stub, r, this](grpc::ClientContext& ctx) {
-          sign_tm_call(ctx, "TaskManager/CancelTasks");
-          proto::Empty e;
-          return stub->CancelTasks(&ctx, r, &e);
-        },
-        deadline);
-    j.cancels.push_back({tm, it->second.instance, done.share(), steady_ms()});
+    auto done = it->second.calls->submit(cancel_call(it->second.stub, r), deadline);
+    j.cancels.push_back({tm, it->second.instance, done.share(), steady_ms(), j.rec.attempt()});
   }
   std::lock_guard gl(j.gw_mu);
   j.gw_tms.clear();
@@ -380,7 +380,19 @@ bool JobManager::Impl::cancels_settled_locked(Job& j) {
     grpc::Status st = it->done.get();
     auto tm = tms_.find(it->tm);
     if (unreachable(st) && tm != tms_.end() && tm->second.instance == it->instance) {
-      lose_tm_locked(it->tm, "cancel failed: " + st.error_message());
+      if (lost_on_failed_call(st, it->since_ms, tm->second.last_heartbeat)) {
+        lose_tm_locked(it->tm, "cancel failed: " + st.error_message());
+      } else {
+        // Alive (it heartbeats) but slow to answer on a loaded machine:
+        // it keeps its place and its other jobs; the cancel (idempotent)
+        // goes again, in case this one never reached it.
+        spdlog::warn("taskmanager {}: cancel of job {} attempt {} unanswered ({}) while it heartbeats; sent again",
+                     it->tm, j.rec.job_id(), it->attempt, st.error_message());
+        proto::CancelTasksRequest r;
+        r.set_job_id(j.rec.job_id());
+        r.set_attempt(it->attempt);
+        tm->second.calls->post(cancel_call(tm->second.stub, r), Duration(10'000));
+      }
     }
     it = j.cancels.erase(it);
   }

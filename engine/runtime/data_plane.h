@@ -8,6 +8,7 @@
 // frames inside already encode records, watermarks, barriers, end markers).
 //
 //   producer (client)                     consumer (server)
+//   kPreface{"sluice data plane"} ──▶
 //                                     ◀── kChallenge{server nonce}
 //   kHello{job, attempt, edge, p, c, client nonce, mac} ──▶
 //                                     ◀── kAccept{mac'} | kRefuse{reason}
@@ -27,6 +28,14 @@
 // kMaxPendingHandshakes connections for at most the handshake timeout, and
 // no message larger than 64 KiB; data messages are read as their bytes
 // arrive (no allocation of an announced size up front).
+//
+// TLS on one end only: the producer speaks first (with TLS its
+// ClientHello, else the preface), so the consumer knows at once. A TLS
+// consumer answers a plaintext preface with kRefuse in clear; a plaintext
+// consumer's challenge fails a TLS producer's handshake. Both ends fail
+// the connection for good (no retries), say "TLS mismatch: …" with the fix
+// in the log and the channel's failure, and count it
+// (sluice_data_plane_tls_mismatches_total{side}).
 //
 // Credit-based flow control: the receiver never grants more credit than
 // its bounded Channel has room for, so a slow consumer stops its sender,

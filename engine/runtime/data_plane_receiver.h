@@ -5,7 +5,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -149,16 +151,43 @@ class DataPlane::Receiver {
   }
 
   Status handshake() {
-    // The TLS handshake (if any) first: a peer without a certificate of
-    // the cluster CA is refused before it can send a byte of protocol.
-    SLUICE_RETURN_IF_ERROR(conn_->handshake(kHandshakeTimeout));
+    const auto deadline = std::chrono::steady_clock::now() + kHandshakeTimeout;
+    const bool tls = plane_.transport_->tls();
+    if (tls) {
+      // A plaintext producer's first bytes are its preface, not a
+      // ClientHello: refused at once, in clear words it can read, instead
+      // of both ends waiting out the handshake timeout.
+      const std::string first = peek_bytes(conn_->fd(), 1, deadline);
+      if (first.size() == 1 && first[0] == static_cast<char>(MsgType::kPreface)) return refuse_plaintext_producer();
+      // The TLS handshake: a peer without a certificate of the cluster CA
+      // is refused before it can send a byte of protocol.
+      SLUICE_RETURN_IF_ERROR(conn_->handshake(std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::max(deadline - std::chrono::steady_clock::now(), std::chrono::steady_clock::duration(0)))));
+    }
     conn_->set_read_timeout(kHandshakeTimeout);
     const std::string server_nonce = auth::random_bytes(kNonceBytes);
     SLUICE_RETURN_IF_ERROR(send_message(*conn_, MsgType::kChallenge, server_nonce));
+    if (!tls) {
+      const std::string first = peek_bytes(conn_->fd(), 2, deadline);
+      if (looks_like_tls(first)) {
+        // A TLS producer: the challenge in clear already failed its
+        // handshake (it reports the mismatch itself); this end says why it
+        // drops the connection.
+        count_tls_mismatch("consumer");
+        return Status::permission_denied(std::string(kTlsMismatch) + "the producer at " + peer_ +
+                                         " speaks TLS (its taskmanager has --tls-cert, --tls-key, --tls-ca), this "
+                                         "taskmanager's data plane runs without: give every taskmanager of the "
+                                         "cluster the same TLS settings");
+      }
+      if (first.empty() && std::chrono::steady_clock::now() >= deadline) return Status::timeout("read timed out");
+    }
     MsgType type;
     std::string payload;
     bool eof = false;
     SLUICE_RETURN_IF_ERROR(read_message(*conn_, kMaxControlBytes, type, payload, &eof));
+    if (!eof && type == MsgType::kPreface) {
+      SLUICE_RETURN_IF_ERROR(read_message(*conn_, kMaxControlBytes, type, payload, &eof));
+    }
     if (eof) return Status::unavailable("closed before the handshake");
     if (type != MsgType::kHello) return Status::corruption("expected a hello");
     SLUICE_ASSIGN_OR_RETURN(Hello hello, decode_hello(payload));
@@ -182,6 +211,20 @@ class DataPlane::Receiver {
     spdlog::debug("data plane: accepted {} of job {} attempt {} from {}", slot_->name, job_id,
                   attempt, peer_);
     return Status::ok();
+  }
+
+  /// A TLS plane's answer to a plaintext producer: kRefuse in clear (its
+  /// reason names the fix), then the close.
+  Status refuse_plaintext_producer() {
+    count_tls_mismatch("consumer");
+    const std::string why = std::string(kTlsMismatch) + "the consumer at this address runs the data plane with "
+                            "mutual TLS, the producer's taskmanager without (--tls-cert, --tls-key, --tls-ca): give "
+                            "every taskmanager of the cluster the same TLS settings";
+    const std::string m = plain_message(MsgType::kRefuse, why);
+    (void)!::send(conn_->fd(), m.data(), m.size(), MSG_NOSIGNAL | MSG_DONTWAIT);  // a few bytes: the buffer takes them
+    return Status::permission_denied(std::string(kTlsMismatch) + "the producer at " + peer_ +
+                                     " runs the data plane without TLS, this taskmanager with mutual TLS: give "
+                                     "every taskmanager of the cluster the same TLS settings");
   }
 
   Status read_loop() {

@@ -170,12 +170,21 @@ class DataPlane::Sender {
 
   Status handshake(Connection& conn) {
     SLUICE_RETURN_IF_ERROR(conn.handshake(kHandshakeTimeout));
+    // The preface first: a TLS consumer tells a plaintext producer by it
+    // and refuses at once (kRefuse, in clear) instead of waiting for a
+    // ClientHello that never comes.
+    SLUICE_RETURN_IF_ERROR(send_message(conn, MsgType::kPreface, kPrefaceText));
     conn.set_read_timeout(kHandshakeTimeout);
     MsgType type;
     std::string payload;
     bool eof = false;
     SLUICE_RETURN_IF_ERROR(read_message(conn, kMaxControlBytes, type, payload, &eof));
     if (eof) return Status::unavailable("consumer at " + peer_ + " closed before the handshake");
+    if (type == MsgType::kRefuse) {
+      // Before any challenge only a TLS consumer refuses (this plane is plaintext).
+      count_tls_mismatch("producer");
+      return Status::permission_denied("consumer at " + peer_ + " refused the connection: " + payload);
+    }
     if (type != MsgType::kChallenge || payload.size() != kNonceBytes) {
       return Status::corruption("consumer at " + peer_ + " sent no challenge (an older or foreign peer?)");
     }

@@ -16,6 +16,10 @@
 #include <fstream>
 #include <optional>
 
+#include <prometheus/counter.h>
+
+#include "engine/common/metrics.h"
+
 namespace sluice::runtime {
 
 namespace {
@@ -256,6 +260,15 @@ class TlsConnection final : public Connection {
     // other failure is about certificates or protocol: it will not go away.
     bool transient = err == SSL_ERROR_SYSCALL || why.find("unexpected eof") != std::string::npos;
     std::string msg = "TLS handshake with " + peer_ + " failed: " + why;
+    if (!transient && !server_ && why.find("wrong version number") != std::string::npos) {
+      // What came back is not TLS: the consumer's plane runs in plaintext
+      // (its challenge, in clear, is what OpenSSL could not read).
+      count_tls_mismatch("producer");
+      return Status::permission_denied(
+          std::string(kTlsMismatch) + "the " + peer_ +
+          " runs the data plane without TLS, this taskmanager with it (--tls-cert, --tls-key, --tls-ca): give "
+          "every taskmanager of the cluster the same TLS settings (" + why + ")");
+    }
     if (!transient && why.find("wrong version number") != std::string::npos) {
       msg += " (does the peer run without TLS?)";
     }
@@ -280,7 +293,21 @@ bool is_ip(const std::string& host) {
   return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &a6) == 1;
 }
 
+prometheus::Family<prometheus::Counter>& tls_mismatches() {
+  static auto& family = prometheus::BuildCounter()
+                            .Name("sluice_data_plane_tls_mismatches_total")
+                            .Help("Data-plane connections that failed because one end runs TLS and the other not")
+                            .Register(metrics::registry());
+  return family;
+}
+
 }  // namespace
+
+void count_tls_mismatch(const char* side) { tls_mismatches().Add({{"side", side}}).Increment(); }
+
+uint64_t tls_mismatch_count(const char* side) {
+  return static_cast<uint64_t>(tls_mismatches().Add({{"side", side}}).Value());
+}
 
 // --- Connection -------------------------------------------------------------------
 

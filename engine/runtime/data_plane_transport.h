@@ -41,6 +41,18 @@ struct DataPlaneTls {
   bool enabled() const { return !cert.empty() || !key.empty() || !ca.empty(); }
 };
 
+/// Counts a connection that failed because one end runs the data plane
+/// with TLS and the other without (sluice_data_plane_tls_mismatches_total
+/// {side}), where it was found: `side` "producer" (a dial found the
+/// consumer's setting differs) or "consumer" (an accepted connection was
+/// refused). Thread-safe; process-wide.
+void count_tls_mismatch(const char* side);
+/// The process-wide count of one side so far (tests).
+uint64_t tls_mismatch_count(const char* side);
+
+/// The start of every error about such a mismatch (logs, channel failures).
+inline constexpr std::string_view kTlsMismatch = "TLS mismatch: ";
+
 /// One connected data-plane socket. Owns the file descriptor (closed on
 /// destruction). Created by a Transport after connect()/accept(); owned by
 /// the data plane's Sender or Receiver. Thread-safe for one reader, one
@@ -54,7 +66,8 @@ class Connection {
   int fd() const { return fd_; }
   /// The TLS handshake (nothing in plaintext), within `timeout`.
   /// PermissionDenied when the peer's certificate (or ours, to the peer) is
-  /// refused or the peer does not speak TLS: retrying will not help.
+  /// refused or the peer does not speak TLS (kTlsMismatch, counted):
+  /// retrying will not help.
   virtual Status handshake(std::chrono::milliseconds timeout) { return Status::ok(); }
   /// Writes `head` then `body`, all of it (one protocol message).
   virtual Status write(std::string_view head, std::string_view body) = 0;

@@ -4,8 +4,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <thread>
 
 #include "engine/common/auth.h"
 
@@ -40,6 +43,43 @@ Status send_message(Connection& conn, MsgType type, std::string_view payload) {
   head.push_back(static_cast<char>(type));
   put_u32(head, static_cast<uint32_t>(payload.size()));
   return conn.write(head, payload);
+}
+
+std::string plain_message(MsgType type, std::string_view payload) {
+  std::string m;
+  m.push_back(static_cast<char>(type));
+  put_u32(m, static_cast<uint32_t>(payload.size()));
+  m.append(payload);
+  return m;
+}
+
+std::string peek_bytes(int fd, size_t n, std::chrono::steady_clock::time_point deadline) {
+  std::string buf(n, '\0');
+  while (true) {
+    ssize_t r = ::recv(fd, buf.data(), n, MSG_PEEK | MSG_DONTWAIT);
+    if (r >= static_cast<ssize_t>(n) || r == 0) {  // all there, or the peer closed
+      buf.resize(static_cast<size_t>(r));
+      return buf;
+    }
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return std::string();
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) {
+      buf.resize(r > 0 ? static_cast<size_t>(r) : 0);
+      return buf;
+    }
+    if (r > 0) {
+      // Part of it is there (poll would return at once): the rest follows.
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    pollfd p{fd, POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 100)));
+  }
+}
+
+bool looks_like_tls(std::string_view first) {
+  // Content type 22 (handshake), then the record's major version 3.
+  return first.size() >= 2 && first[0] == '\x16' && first[1] == '\x03';
 }
 
 // Reads exactly n bytes. *eof (if given) is set when the peer closed the

@@ -40,7 +40,18 @@ namespace wire {
 
 using namespace std::chrono_literals;
 
-enum class MsgType : uint8_t { kHello = 1, kAccept = 2, kRefuse = 3, kCredit = 4, kData = 5, kChallenge = 6 };
+enum class MsgType : uint8_t {
+  kHello = 1,
+  kAccept = 2,
+  kRefuse = 3,
+  kCredit = 4,
+  kData = 5,
+  kChallenge = 6,
+  kPreface = 7,
+};
+
+/// The payload of kPreface, the producer's first message (see data_plane.h).
+inline constexpr std::string_view kPrefaceText = "sluice data plane";
 
 inline constexpr size_t kNonceBytes = frames::kHelloNonceBytes;
 inline constexpr size_t kHeaderBytes = 5;
@@ -65,6 +76,15 @@ Status read_exact(Connection& conn, char* p, size_t n, bool* eof);
 /// One message of at most `max_bytes`, allocated as its bytes arrive; on a
 /// clean close at a message boundary sets *eof.
 Status read_message(Connection& conn, uint32_t max_bytes, MsgType& type, std::string& payload, bool* eof);
+/// Up to the first `n` bytes the peer sent on `fd`, left unread: waits
+/// until `n` arrived, the peer closed, or `deadline` passed (then fewer).
+std::string peek_bytes(int fd, size_t n, std::chrono::steady_clock::time_point deadline);
+/// Whether a stream's first bytes are a TLS record (a ClientHello: a
+/// handshake record of version 3.x) rather than this protocol.
+bool looks_like_tls(std::string_view first);
+/// The plaintext bytes of one message, for a TLS consumer refusing a
+/// plaintext producer in words it can read.
+std::string plain_message(MsgType type, std::string_view payload);
 /// No Nagle delay; a dead or unreachable peer noticed within ~3 s.
 void configure_socket(int fd);
 bool set_nonblocking(int fd, bool on);

@@ -102,8 +102,11 @@ class TwoInputOperator : public Base {
   }
 
  protected:
-  /// The watermark input `index` has reached on its own.
+  /// The watermark input `index` has reached on its own (EventTime::max()
+  /// once it ended).
   EventTime input_watermark(int index) const { return watermarks_.input(index); }
+  /// Whether input `index` is idle now (it does not hold event time back).
+  bool input_idle(int index) const { return watermarks_.input_idle(index); }
 
  private:
   template <class T, int I>

@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cmath>
 
+#include <spdlog/spdlog.h>
+
 #include "engine/common/sha256.h"
+#include "jobs/fraud/scoring.h"
 
 namespace sluice::fraud {
 
@@ -39,8 +42,10 @@ const MapStateDescriptor<int64_t, RuleSet>& RuleCheck::rules_state() {
 
 void RuleCheck::open(RuntimeContext& ctx) {
   subtask_ = ctx.subtask_index();
+  job_ = ctx.info().job_name;
   prev_login_ = ctx.get_state(ValueStateDescriptor<SeenLogin>{"rules-prev-login"});
   small_ = ctx.get_state(ValueStateDescriptor<std::vector<Small>>{"rules-small-purchases"});
+  waiting_ = ctx.get_list_state(ListStateDescriptor<Signal>{"rules-waiting-signals"});
 }
 
 const RuleSet& RuleCheck::rules_at(int64_t ts, const ReadOnlyBroadcastState<int64_t, RuleSet>& state) {
@@ -77,9 +82,43 @@ void RuleCheck::process_broadcast_element(const RuleUpdate& u, Context& ctx, Col
     if (version < u.version && version > base.version) base = rs;
   }
   state.put(u.version, base.updated(u));
+  // Late: this subtask judged events at or after its effective time with
+  // the rules before it. The state stays the same on every subtask (the
+  // version keeps its effective_ts); what was decided is not revisited.
+  const int64_t passed = std::max(decided_to_, ctx.current_watermark());
+  if (u.effective_ts <= passed) {
+    record_late_rule_update(job_);
+    spdlog::warn("fraud rule check {}: rules version {} (effective_ts {}) arrived late, after event time {} was "
+                 "decided (its rules stream was idle); it applies to what is decided from now on",
+                 subtask_, u.version, u.effective_ts, passed);
+  }
 }
 
 void RuleCheck::process_element(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) {
+  // Wait while the rules stream may still send an update for this event
+  // time; a user with signals waiting keeps its order.
+  const bool rules_behind = !ctx.broadcast_idle() && ctx.broadcast_watermark() < s.activity.ts;
+  if (rules_behind || (ctx.timer_service().event_timer_count() > 0 && !waiting_->get().empty())) {
+    waiting_->add(s);
+    ctx.timer_service().register_event_time_timer(s.activity.ts);
+    return;
+  }
+  judge(s, ctx, out);
+}
+
+void RuleCheck::on_timer(int64_t, OnTimerContext& ctx, Collector<Decision>& out) {
+  // The watermark passed the timer: the rules stream passed it too or is
+  // idle (the operator's watermark leaves only an idle input out).
+  std::vector<Signal> waiting = waiting_->get();
+  const int64_t wm = ctx.current_watermark();
+  size_t n = 0;
+  while (n < waiting.size() && waiting[n].activity.ts <= wm) judge(waiting[n++], ctx, out);
+  if (n == waiting.size()) waiting_->clear();
+  else if (n > 0) waiting_->update(std::vector<Signal>(waiting.begin() + static_cast<std::ptrdiff_t>(n), waiting.end()));
+}
+
+void RuleCheck::judge(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) {
+  decided_to_ = std::max(decided_to_, s.activity.ts);
   const RuleSet& rs = rules_at(s.activity.ts, ctx.get_broadcast_state(rules_state()));
   const int64_t now = ctx.current_processing_time();
   if (!s.rule.empty()) {

@@ -38,9 +38,16 @@ class StuffingMatches final : public PatternProcessFunction<Activity, Signal> {
 /// broadcast. Every signal is judged by the rules in effect at its event
 /// time: the version with the latest effective_ts at or before it (rule
 /// updates are kept as versions in broadcast state, the same in every
-/// subtask). Keyed state: the previous successful login (impossible
-/// travel) and the recent small purchases (card testing). Decisions carry
-/// a stable id. One copy per subtask; task thread only.
+/// subtask). A signal at event time t is judged only once the rules
+/// stream's watermark has passed t or while that stream is idle; until
+/// then it waits in keyed state (in arrival order, an event-time timer at
+/// t), and so do later signals of its user. An update whose effective_ts
+/// is at or before event time this subtask has already decided (it came
+/// after its rules stream went idle) is late: it applies to what is judged
+/// from then on, is logged and counted (sluice_fraud_rule_updates_late_total).
+/// Keyed state: the previous successful login (impossible travel), the
+/// recent small purchases (card testing), the waiting signals. Decisions
+/// carry a stable id. One copy per subtask; task thread only.
 class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal, RuleUpdate, Decision> {
  public:
   /// The broadcast state: version -> rule set.
@@ -52,6 +59,7 @@ class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal
   void open(RuntimeContext& ctx) override;
   void process_element(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out) override;
   void process_broadcast_element(const RuleUpdate& u, Context& ctx, Collector<Decision>& out) override;
+  void on_timer(int64_t ts, OnTimerContext& ctx, Collector<Decision>& out) override;
 
  private:
   /// A recent small purchase (card testing).
@@ -67,6 +75,7 @@ class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal
     SLUICE_FIELDS(id, country, ts)
   };
   const RuleSet& rules_at(int64_t ts, const ReadOnlyBroadcastState<int64_t, RuleSet>& state);
+  void judge(const Signal& s, ReadOnlyContext& ctx, Collector<Decision>& out);
   void decide(const std::string& rule, const RuleSet& rs, const Activity& trigger, std::vector<std::string> events,
               int64_t now, Collector<Decision>& out, int32_t failed_logins = 0);
   void on_login(const Activity& a, const RuleSet& rs, int64_t now, Collector<Decision>& out);
@@ -74,10 +83,13 @@ class RuleCheck final : public KeyedBroadcastProcessFunction<std::string, Signal
 
   RuleSet defaults_;
   int subtask_ = 0;
+  std::string job_;
+  int64_t decided_to_ = INT64_MIN;  // the latest event time judged on this subtask (since open)
   std::vector<RuleSet> by_time_;  // cache of the broadcast state, by (effective_ts, version)
   size_t cached_size_ = SIZE_MAX;
   state::ValueState<SeenLogin>* prev_login_ = nullptr;
   state::ValueState<std::vector<Small>>* small_ = nullptr;
+  state::ListState<Signal>* waiting_ = nullptr;  // signals waiting for the rules stream, in arrival order
 };
 
 /// The stable id of the decision (and alert) about `trigger` by `rule`.

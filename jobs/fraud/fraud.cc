@@ -28,7 +28,7 @@
 //   card_test_window (2m), error_storm_count (20)   rule version 0 (the rules stream updates them)
 //   out_of_orderness (2s), idleness (0s: never)   watermarks of the three event sources;
 //                     <source>_out_of_orderness, <source>_idleness for one of them (e.g. api_errors_idleness)
-//   rules_idleness (1s)
+//   rules_idleness (1s) how long a quiet rules stream holds decisions back (0s: until its next update or end)
 #include <chrono>
 #include <sstream>
 

@@ -26,6 +26,7 @@ Decision unscored(Decision d, std::string why) {
 struct Families {
   prometheus::Family<prometheus::Counter>& decisions;
   prometheus::Family<prometheus::Histogram>& latency;
+  prometheus::Family<prometheus::Counter>& late_rules;
 };
 Families& families() {
   static Families* f = [] {
@@ -38,6 +39,11 @@ Families& families() {
         prometheus::BuildHistogram()
             .Name("sluice_fraud_scoring_seconds")
             .Help("Time from a fraud decision to its score (or to giving up on the scorer)")
+            .Register(r),
+        prometheus::BuildCounter()
+            .Name("sluice_fraud_rule_updates_late_total")
+            .Help("Rule updates that reached a rule-check subtask after it had decided past their effective time "
+                  "(applied from their arrival on), per subtask")
             .Register(r),
     };
   }();
@@ -86,6 +92,8 @@ void record_decision(const std::string& job, const Decision& d) {
   f.latency.Add({{"job", job}, {"outcome", d.scored ? "scored" : "unscored"}}, kBuckets)
       .Observe(static_cast<double>(d.latency_ms) / 1000.0);
 }
+
+void record_late_rule_update(const std::string& job) { families().late_rules.Add({{"job", job}}).Increment(); }
 
 Alert alert_of(const Decision& d) {
   Alert a;

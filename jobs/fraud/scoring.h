@@ -36,6 +36,10 @@ bool unscored_retryable(const std::vector<Decision>& r);
 /// the process's Prometheus registry: sluice_fraud_decisions_total and
 /// sluice_fraud_scoring_seconds. Any thread.
 void record_decision(const std::string& job, const Decision& d);
+/// Counts a rule update that reached a rule-check subtask late (after
+/// event time at or past its effective_ts was decided there):
+/// sluice_fraud_rule_updates_late_total, once per subtask. Any thread.
+void record_late_rule_update(const std::string& job);
 
 /// The alert of an alerting decision.
 Alert alert_of(const Decision& d);

@@ -207,6 +207,8 @@ class TimerService {
   }
   void delete_event_time_timer(int64_t ts) { timers_->delete_event_time_timer({}, ts); }
   void delete_processing_time_timer(int64_t ts) { timers_->delete_processing_time_timer({}, ts); }
+  /// Event-time timers set and not yet fired on this subtask, over all keys.
+  size_t event_timer_count() const { return timers_->event_timer_count(); }
 
  private:
   runtime::InternalTimerService* timers_;

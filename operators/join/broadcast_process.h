@@ -31,8 +31,19 @@ using basic::TimerService;
 class BroadcastFunctionContext : public basic::FunctionContext {
  public:
   virtual int64_t current_processing_time() const = 0;
-  /// The operator's event time: the minimum of both inputs' watermarks.
+  /// The operator's event time: the minimum of both inputs' watermarks
+  /// (an idle input left out).
   virtual int64_t current_watermark() const = 0;
+  /// The broadcast input's own watermark: the event time up to which the
+  /// broadcast stream is complete (INT64_MAX once it ended). A function
+  /// that must not act at event time t before the broadcast side has
+  /// passed t (rules that govern events) waits while this is behind t and
+  /// the input is not idle.
+  virtual int64_t broadcast_watermark() const = 0;
+  /// Whether the broadcast input is idle (its source had nothing for its
+  /// idleness timeout): then it holds nothing back, and what it sends when
+  /// it becomes active again may be behind event time already passed.
+  virtual bool broadcast_idle() const = 0;
 
  protected:
   virtual BroadcastStates& broadcast_states() = 0;
@@ -146,6 +157,8 @@ class BroadcastCtx : public Base {
     return op_->context().processing_time().now_ms();
   }
   int64_t current_watermark() const override { return op_->watermark().ms(); }
+  int64_t broadcast_watermark() const override { return op_->broadcast_input_watermark().ms(); }
+  bool broadcast_idle() const override { return op_->broadcast_input_idle(); }
   int64_t ts_ = 0;
 
  protected:
@@ -213,6 +226,8 @@ class BroadcastProcessOperator final : public runtime::TwoInputOperator<IN1, IN2
   void close() override { fn_.close(); }
 
   EventTime watermark() const { return watermark_; }
+  EventTime broadcast_input_watermark() const { return this->input_watermark(1); }
+  bool broadcast_input_idle() const { return this->input_idle(1); }
   using runtime::TwoInputOperator<IN1, IN2>::context;
 
  private:
@@ -283,6 +298,8 @@ class KeyedBroadcastProcessOperator final
   void close() override { fn_.close(); }
 
   EventTime watermark() const { return this->timers_->current_watermark(); }
+  EventTime broadcast_input_watermark() const { return this->input_watermark(1); }
+  bool broadcast_input_idle() const { return this->input_idle(1); }
   using Keyed::context;
 
  private:

@@ -210,6 +210,63 @@ TEST(HttpTestServer, StopsEvenBeforeItsThreadRunsItsLoop) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
 }
 
+// An outage started right after start() — before, while or just after the
+// server's thread starts its loop — must end at once, and up() must bring
+// the server back on its port, serving, whatever the timing.
+TEST(HttpTestServer, GoesDownRightAfterStartAndComesBackUp) {
+  auto c = client();
+  for (int64_t delay_ms : {0, 1, 10}) {
+    for (int i = 0; i < 30; ++i) {
+      HttpServerOptions o;
+      o.loop_start_delay_ms = delay_ms;
+      auto s = server(o);
+      auto t0 = std::chrono::steady_clock::now();
+      s->down();
+      ASSERT_LT(std::chrono::steady_clock::now() - t0, 5s) << "down() " << i << " with the loop starting after "
+                                                           << delay_ms << " ms";
+      s->down();  // twice: nothing to do
+      if (i % 10 == 0) {
+        ASSERT_TRUE(s->up().is_ok());
+        auto r = call(*c, post(s->url("/score"), "{\"id\":7}"));
+        ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+        EXPECT_EQ(r->status, 200);
+        t0 = std::chrono::steady_clock::now();
+        s->down();
+        ASSERT_LT(std::chrono::steady_clock::now() - t0, 5s);
+      }
+      t0 = std::chrono::steady_clock::now();
+      s.reset();
+      ASSERT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    }
+  }
+}
+
+// The outage controls may come from two threads at once (a test's helper
+// thread takes the server down and up while the test stalls it and reads
+// its counters), with requests arriving meanwhile.
+TEST(HttpTestServer, OutageAndStallControlsFromTwoThreadsAtOnceAreSafe) {
+  auto s = server();
+  auto c = client();
+  std::atomic<bool> done{false};
+  std::thread flapper([&] {
+    for (int i = 0; i < 10; ++i) {
+      s->down();
+      EXPECT_TRUE(s->up().is_ok());
+    }
+    done.store(true);
+  });
+  for (int i = 0; !done.load(); ++i) {
+    s->set_stalled(i % 2 == 0);
+    EXPECT_GE(s->cpu_ns(), 0);
+    if (i % 50 == 0) (void)c->submit(post(s->url("/score"), "{\"id\":1}"), [](Result<Response>) {});
+  }
+  flapper.join();
+  s->set_stalled(false);
+  auto r = call(*c, post(s->url("/score"), "{\"id\":3}"));
+  ASSERT_TRUE(r.is_ok()) << r.status().to_string();
+  EXPECT_EQ(r->status, 200);
+}
+
 TEST(HttpClient, StoppingCallsBackEveryPendingRequestWithCancelled) {
   auto s = server();
   s->set_stalled(true);

@@ -356,14 +356,26 @@ TEST(Cluster, SubmitWithoutTheTokenIsRefused) {
   ASSERT_TRUE(c.wait_for_taskmanagers(1)) << c.logs();
   std::vector<std::string> args = {"submit", clickstream_library(), "--arg", "source=file://" + input,
                                    "--jobmanager", c.address()};
+  // The message says what to fix: every way to give the token, where it
+  // is, and (when deploy/local's env file exists) which file to source.
+  ::setenv("SLUICE_LOCAL_DIR", dir.path().c_str(), 1);
+  write_file(dir.file("env"), "export SLUICE_TOKEN_FILE=" + c.data_dir() + "/token\n");
   auto r = run_sluice(args);
+  ::unsetenv("SLUICE_LOCAL_DIR");
   EXPECT_EQ(r.exit_code, 3) << r.describe(args);
-  EXPECT_NE(r.err.find("token"), std::string::npos) << r.err;
+  for (const char* fix : {"none was sent", "--token-file PATH", "SLUICE_TOKEN_FILE=PATH", "SLUICE_TOKEN=<token>",
+                          "jobmanager's --data-dir"}) {
+    EXPECT_NE(r.err.find(fix), std::string::npos) << "names " << fix << ": " << r.err;
+  }
+  EXPECT_NE(r.err.find(". " + dir.file("env")), std::string::npos) << "names the env file: " << r.err;
 
   write_file(dir.file("wrong-token"), "not-the-token\n");
   args.insert(args.end(), {"--token-file", dir.file("wrong-token")});
   r = run_sluice(args);
   EXPECT_EQ(r.exit_code, 3) << r.describe(args);
+  EXPECT_NE(r.err.find("not this cluster's token"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("token from --token-file " + dir.file("wrong-token")), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("deploy/local"), std::string::npos) << "a token was sent: no env-file hint\n" << r.err;
 
   auto list = c.sluice({"list", "-o", "json"}, false);
   EXPECT_EQ(list.out, "[]\n") << "nothing was submitted";

@@ -47,6 +47,10 @@ std::string read_all(const std::string& path) {
   return ss.str();
 }
 
+// How long a run may take to complete its first checkpoint before it is
+// killed anyway (then the next run cannot restore from it: the test says so).
+constexpr int kFirstCheckpointWaitS = 60;
+
 // A checkpoint newer than every completed one and than the leftovers of
 // earlier runs is being written.
 bool checkpoint_in_progress(const std::string& job_dir, int64_t leftover_max) {
@@ -62,7 +66,7 @@ KillRun run_with_kills(const std::vector<std::string>& argv, const std::string& 
                        int kills, uint32_t seed, int final_timeout_s) {
   KillRun out;
   std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> delay_ms(600, 1300);
+  std::uniform_int_distribution<int> delay_ms(0, 300);
   auto start = [&](bool restore) {
     std::vector<std::string> a = argv;
     if (restore) {
@@ -73,24 +77,43 @@ KillRun run_with_kills(const std::vector<std::string>& argv, const std::string& 
     return start_process(a, log_path);
   };
   for (int k = 0; k < kills; ++k) {
-    const bool restore = read_checkpoint_dirs(job_dir).latest_completed >= 0;
+    const CheckpointDirs before = read_checkpoint_dirs(job_dir);
+    const bool restore = before.latest_completed >= 0;
     out.restores += restore ? 1 : 0;
     int64_t leftover = -1;
-    for (int64_t id : read_checkpoint_dirs(job_dir).incomplete) leftover = std::max(leftover, id);
-    const auto started = std::chrono::steady_clock::now();
+    for (int64_t id : before.incomplete) leftover = std::max(leftover, id);
     const int pid = start(restore);
     if (pid <= 0) break;
-    int code = wait_process(pid, std::chrono::milliseconds(delay_ms(rng)));
+    // Not a fixed delay from the start: on a loaded machine starting the
+    // process and its first checkpoint take seconds, and a run killed
+    // before it completed one leaves nothing to restore. Each run first
+    // completes a checkpoint of its own, so every restart restores.
+    const auto started = std::chrono::steady_clock::now();
+    int code = -1;
+    bool checkpointed = false;
+    while (code == -1 && std::chrono::steady_clock::now() - started < std::chrono::seconds(kFirstCheckpointWaitS)) {
+      if (read_checkpoint_dirs(job_dir).latest_completed > before.latest_completed) {
+        checkpointed = true;
+        break;
+      }
+      code = wait_process(pid, std::chrono::milliseconds(2));
+    }
     bool during = false;
-    if (k % 2 == 1) {
-      while (code == -1 && std::chrono::steady_clock::now() - started < std::chrono::seconds(3)) {
-        if (checkpoint_in_progress(job_dir, leftover)) {
+    if (code == -1 && k % 2 == 1) {
+      // As soon as the next checkpoint is being written.
+      const auto since = std::chrono::steady_clock::now();
+      const int64_t completed = read_checkpoint_dirs(job_dir).latest_completed;
+      while (code == -1 && std::chrono::steady_clock::now() - since < std::chrono::seconds(10)) {
+        if (checkpoint_in_progress(job_dir, std::max(leftover, completed))) {
           during = true;
           break;
         }
         code = wait_process(pid, std::chrono::milliseconds(0));
         std::this_thread::sleep_for(std::chrono::microseconds(300));
       }
+    } else if (code == -1) {
+      // Anywhere between checkpoints (or in one).
+      code = wait_process(pid, std::chrono::milliseconds(delay_ms(rng)));
     }
     if (code != -1) {  // it ended before the kill: nothing more to kill
       out.final_exit = code;
@@ -101,7 +124,10 @@ KillRun run_with_kills(const std::vector<std::string>& argv, const std::string& 
     wait_process(pid, std::chrono::seconds(10));
     ++out.kills;
     out.kills_during_checkpoint += during ? 1 : 0;
-    std::ofstream(log_path, std::ios::app) << "---- SIGKILL" << (during ? " during a checkpoint" : "") << "\n";
+    std::ofstream(log_path, std::ios::app)
+        << "---- SIGKILL" << (during ? " during a checkpoint" : "")
+        << (checkpointed ? "" : " (no checkpoint completed in " + std::to_string(kFirstCheckpointWaitS) + " s)")
+        << "\n";
   }
   const bool restore = read_checkpoint_dirs(job_dir).latest_completed >= 0;
   out.restores += restore ? 1 : 0;

@@ -28,9 +28,11 @@ struct KillRun {
 
 /// Runs `argv` (a run-local command with --checkpoint-dir; "--restore
 /// latest" is appended on restarts once a checkpoint completed) `kills`
-/// times, each killed after 600..1300 ms (every other one as soon as a
-/// checkpoint is being written), then once to its end (at most
-/// `final_timeout_s`). `seed` picks the moments; tests print it.
+/// times, then once to its end (at most `final_timeout_s`). Each run is
+/// killed once it completed a checkpoint of its own (however long that
+/// takes on a loaded machine, up to 60 s), 0..300 ms later — every other
+/// one as soon as its next checkpoint is being written —, so every
+/// restart restores. `seed` picks the moments; tests print it.
 KillRun run_with_kills(const std::vector<std::string>& argv, const std::string& job_dir, const std::string& log_path,
                        int kills, uint32_t seed, int final_timeout_s = 120);
 

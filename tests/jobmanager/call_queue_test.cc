@@ -52,5 +52,21 @@ TEST(CallQueue, ClosingDropsQueuedCallsAndReleasesTheOneInFlight) {
   EXPECT_EQ(later_ran.load(), 0);
 }
 
+// A cancel that timed out on a loaded machine (deploy_test: two live
+// taskmanagers dropped that way, and the next submit found none) drops a
+// taskmanager only if it also stopped heartbeating.
+TEST(LostOnFailedCall, OnlyAnUnreachableOrSilentTaskManagerIsLost) {
+  const grpc::Status refused(grpc::StatusCode::UNAVAILABLE, "connection refused");
+  const grpc::Status timed_out(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+  const int64_t queued = 10'000;
+  EXPECT_TRUE(lost_on_failed_call(refused, queued, queued + 500)) << "cannot be reached: lost, heartbeats or not";
+  EXPECT_TRUE(lost_on_failed_call(timed_out, queued, queued - 300)) << "no heartbeat since the call: frozen or cut off";
+  EXPECT_TRUE(lost_on_failed_call(timed_out, queued, queued)) << "no heartbeat after the call was queued";
+  EXPECT_FALSE(lost_on_failed_call(timed_out, queued, queued + 1)) << "it heartbeats: alive, only slow";
+  EXPECT_FALSE(lost_on_failed_call(grpc::Status::OK, queued, 0));
+  EXPECT_FALSE(lost_on_failed_call(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "refused"), queued, 0))
+      << "an answer, even a refusal, is not a lost taskmanager";
+}
+
 }  // namespace
 }  // namespace sluice::jobmanager

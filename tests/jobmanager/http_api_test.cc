@@ -211,6 +211,8 @@ TEST_F(HttpApi, ActionsNeedTheTokenAndSayWhetherItIsMissingOrWrong) {
   ASSERT_TRUE(none);
   EXPECT_EQ(none->status, 401);
   EXPECT_NE(none->body.find("needs the cluster token"), std::string::npos) << none->body;
+  EXPECT_NE(none->body.find("Authorization: Bearer <token>"), std::string::npos) << "how to send it: " << none->body;
+  EXPECT_NE(none->body.find("--data-dir"), std::string::npos) << "where it is: " << none->body;
   auto wrong = client_->Post("/jobs/clicks-1/cancel", httplib::Headers{{"Authorization", "Bearer guess"}}, "", "");
   ASSERT_TRUE(wrong);
   EXPECT_EQ(wrong->status, 403);
@@ -248,6 +250,18 @@ TEST_F(HttpApi, WithReadAccessTokenThePageIsPublicButTheDataIsNot) {
   auto with = client_->Get("/overview", httplib::Headers{{"Authorization", "Bearer the-secret"}});
   ASSERT_TRUE(with);
   EXPECT_EQ(with->status, 200);
+}
+
+TEST(TokenMessages, AMissingTokenNamesEveryWayToGiveItAndWhereItIs) {
+  const std::string m = missing_token_message("submit", token_location_text(true));
+  EXPECT_EQ(m.rfind("submit needs the cluster token", 0), 0u) << m;
+  for (const char* fix : {"--token-file PATH", "SLUICE_TOKEN_FILE=PATH", "SLUICE_TOKEN=<token>", "--data-dir",
+                          "--ha-dir"}) {
+    EXPECT_NE(m.find(fix), std::string::npos) << "names " << fix << ": " << m;
+  }
+  const std::string given = token_location_text(false);
+  EXPECT_EQ(given.find("--data-dir"), std::string::npos) << "a secret given at start is not in the data dir: " << given;
+  EXPECT_NE(given.find("started with"), std::string::npos) << given;
 }
 
 TEST(RedactSetting, MasksSecretKeysAndSecretUriParameters) {

@@ -168,5 +168,42 @@ TEST(BroadcastProcess, AStateThatWasNotDeclaredFailsTheTaskWithAClearMessage) {
       << h.failures()[0].to_string();
 }
 
+/// Reports, for each record, the broadcast input's watermark and idleness
+/// and the operator's watermark.
+class Progress final : public BroadcastProcessFunction<Spend, Rule, std::string> {
+ public:
+  void process_element(const Spend& s, ReadOnlyContext& ctx, Collector<std::string>& out) override {
+    out.collect(s.user + " rules@" + str(ctx.broadcast_watermark()) + (ctx.broadcast_idle() ? " idle" : "") +
+                " op@" + str(ctx.current_watermark()));
+  }
+  void process_broadcast_element(const Rule&, Context&, Collector<std::string>&) override {}
+
+ private:
+  static std::string str(int64_t t) {
+    return t == EventTime::min().ms() ? "min" : t == EventTime::max().ms() ? "max" : std::to_string(t);
+  }
+};
+
+TEST(BroadcastProcess, TheFunctionSeesTheBroadcastInputsOwnWatermarkAndIdlenessAndEventTimeNeverGoesBack) {
+  LabelHarness h(std::make_unique<BroadcastProcessOperator<Spend, Rule, std::string, Progress>>(
+      Progress{}, std::vector<std::string>{}));
+  ASSERT_TRUE(h.open().is_ok());
+  h.process_watermark1(50);
+  h.process_element1(Spend{"a"}, 10);  // the broadcast side holds the operator back
+  h.process_watermark2(20);
+  h.set_idle2(true);  // idle: left out of the operator's watermark
+  h.process_element1(Spend{"b"}, 30);
+  h.set_idle2(false);  // active again, behind: the operator's watermark stays
+  h.process_element1(Spend{"c"}, 40);
+  h.process_watermark1(90);
+  h.process_watermark2(70);
+  h.process_element1(Spend{"d"}, 60);
+  h.end_input2();
+  h.process_element1(Spend{"e"}, 80);
+  EXPECT_EQ(h.output().values(),
+            (std::vector<std::string>{"a rules@min op@min", "b rules@20 idle op@50", "c rules@20 op@50",
+                                      "d rules@70 op@70", "e rules@max op@90"}));
+}
+
 }  // namespace
 }  // namespace sluice::join

@@ -1,7 +1,9 @@
 // The data plane over mutual TLS (data_plane_tls_test also runs every test
 // of data_plane_test.cc over TLS): what an observer on the wire sees, and
 // who is refused — a peer whose certificate another CA signed, a consumer
-// whose certificate is not for the address dialled, a plaintext client.
+// whose certificate is not for the address dialled, a plaintext client,
+// and a plaintext plane and a TLS plane dialling each other (at once, not
+// after handshake timeouts).
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -293,6 +295,58 @@ TEST(DataPlaneTls, PlaintextClientIsRefusedAndLogged) {
   EXPECT_TRUE(got.empty() || got[0] == '\x15') << "at most a TLS alert, never a challenge";
   ::close(fd);
   EXPECT_TRUE(refused.seen()) << "the refusal is logged";
+}
+
+/// A producer plane and a consumer plane of which one runs TLS: the
+/// producer's channel fails at once (no retries with 5 s handshake
+/// timeouts), both ends log "TLS mismatch" with the fix, and both count it.
+void expect_tls_mismatch_fails_at_once(const harness::TestPki* producer_pki, const harness::TestPki* consumer_pki,
+                                       const std::string& consumer_log) {
+  LogWatch producer_log("TLS mismatch: ");
+  LogWatch consumer_said(consumer_log);
+  const uint64_t producers_before = tls_mismatch_count("producer");
+  const uint64_t consumers_before = tls_mismatch_count("consumer");
+  auto consumer = start(consumer_pki);
+  auto producer = start(producer_pki);
+  ASSERT_TRUE(consumer && producer);
+  ChannelKey key{1, 0, 0};
+  auto in = consumer->inbound("job-tls", 0, key, 4);
+  const auto started = std::chrono::steady_clock::now();
+  auto out = producer->outbound("127.0.0.1:" + std::to_string(consumer->port()), "job-tls", 0, key, 4);
+  (void)out->push(records(0, 5), nullptr);  // false once the channel failed
+  auto deadline = started + kTimeout;
+  while (!out->broken() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(2ms);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(out->broken()) << "the producer's channel fails instead of retrying";
+  // At once: well inside the 5 s handshake timeout the mismatch used to
+  // wait out (and then retry, forever).
+  EXPECT_LT(took, 3s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_NE(out->failure().find("TLS mismatch: "), std::string::npos) << out->failure();
+  EXPECT_NE(out->failure().find("same TLS settings"), std::string::npos) << "says what to fix: " << out->failure();
+  EXPECT_EQ(tls_mismatch_count("producer"), producers_before + 1);
+  EXPECT_TRUE(producer_log.seen());
+  EXPECT_TRUE(consumer_said.seen()) << "the consumer logs the refusal: " << consumer_log;
+  deadline = std::chrono::steady_clock::now() + kTimeout;
+  while (tls_mismatch_count("consumer") == consumers_before && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(2ms);
+  }
+  EXPECT_EQ(tls_mismatch_count("consumer"), consumers_before + 1);
+  Buffer b;
+  EXPECT_FALSE(in->try_pop(b)) << "nothing reached the consumer";
+  EXPECT_FALSE(in->broken()) << "the consumer's channel waits for a producer that can talk to it";
+}
+
+TEST(DataPlaneTls, PlaintextProducerDiallingATlsConsumerFailsAtOnceSayingWhy) {
+  expect_tls_mismatch_fails_at_once(
+      nullptr, &cluster_pki(),
+      "refused connection from 127.0.0.1: PERMISSION_DENIED: TLS mismatch: the producer at 127.0.0.1 runs the data "
+      "plane without TLS");
+}
+
+TEST(DataPlaneTls, TlsProducerDiallingAPlaintextConsumerFailsAtOnceSayingWhy) {
+  expect_tls_mismatch_fails_at_once(
+      &cluster_pki(), nullptr,
+      "refused connection from 127.0.0.1: PERMISSION_DENIED: TLS mismatch: the producer at 127.0.0.1 speaks TLS");
 }
 
 TEST(DataPlaneTls, IncompleteTlsSettingsAreRefusedAtStart) {

@@ -256,12 +256,16 @@ HttpTestServer::HttpTestServer(HttpServerOptions options) : opts_(options) {
   max_latency_us_ = options.max_latency_us;
 }
 
-HttpTestServer::~HttpTestServer() { stop_loop(); }
+HttpTestServer::~HttpTestServer() {
+  std::lock_guard lk(loop_mu_);
+  stop_loop();
+}
 
 Result<std::unique_ptr<HttpTestServer>> HttpTestServer::start(HttpServerOptions options) {
   std::call_once(g_threads, [] { evthread_use_pthreads(); });
   std::unique_ptr<HttpTestServer> s(new HttpTestServer(options));
   s->port_ = options.port;
+  std::lock_guard lk(s->loop_mu_);
   SLUICE_RETURN_IF_ERROR(s->run_loop());
   return s;
 }
@@ -283,12 +287,16 @@ void HttpTestServer::stop_loop() {
 }
 
 std::string HttpTestServer::url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return "http://127.0.0.1:" + std::to_string(port_.load()) + path;
 }
 
-void HttpTestServer::down() { stop_loop(); }
+void HttpTestServer::down() {
+  std::lock_guard lk(loop_mu_);
+  stop_loop();
+}
 
 Status HttpTestServer::up() {
+  std::lock_guard lk(loop_mu_);
   if (loop_) return Status::ok();
   // The port was just closed: retry briefly while the kernel lets go of it.
   Status st;
@@ -301,6 +309,7 @@ Status HttpTestServer::up() {
 }
 
 void HttpTestServer::set_stalled(bool stalled) {
+  std::lock_guard lk(loop_mu_);
   bool was = stalled_.exchange(stalled);
   if (was && !stalled && loop_) loop_->unpark_soon();
 }
@@ -332,6 +341,9 @@ std::string RecordedRequest::header(const std::string& name) const {
   return "";
 }
 
-int64_t HttpTestServer::cpu_ns() const { return cpu_before_ns_ + (loop_ ? loop_->cpu_ns() : 0); }
+int64_t HttpTestServer::cpu_ns() const {
+  std::lock_guard lk(loop_mu_);
+  return cpu_before_ns_ + (loop_ ? loop_->cpu_ns() : 0);
+}
 
 }  // namespace sluice::async_test

@@ -61,8 +61,10 @@ struct ScriptedReply {
 /// does not serve itself; the latency and stall settings apply as usual.
 using RequestHandler = std::function<ScriptedReply(const RecordedRequest&)>;
 
-/// Runs on its own thread from start() until destruction. The setters and
-/// counters are thread-safe. Not copyable.
+/// Runs on its own thread from start() until destruction (or down()).
+/// Every method is thread-safe: the outage controls may come from any
+/// thread, at any time after start() — even before the server's thread ran
+/// its loop. Not copyable.
 class HttpTestServer {
  public:
   static Result<std::unique_ptr<HttpTestServer>> start(HttpServerOptions options = {});
@@ -70,7 +72,7 @@ class HttpTestServer {
   HttpTestServer(const HttpTestServer&) = delete;
   HttpTestServer& operator=(const HttpTestServer&) = delete;
 
-  int port() const { return port_; }
+  int port() const { return port_.load(); }
   /// http://127.0.0.1:<port><path>
   std::string url(const std::string& path) const;
 
@@ -97,12 +99,15 @@ class HttpTestServer {
  private:
   class Loop;
   explicit HttpTestServer(HttpServerOptions options);
-  Status run_loop();
-  void stop_loop();
+  Status run_loop();   // loop_mu_ held
+  void stop_loop();    // loop_mu_ held
   std::shared_ptr<RequestHandler> handler();
 
   HttpServerOptions opts_;
-  int port_ = 0;
+  std::atomic<int> port_{0};
+  // Guards loop_ and cpu_before_ns_ (the loop's own thread never takes it,
+  // so a loop may be stopped and joined under it).
+  mutable std::mutex loop_mu_;
   std::unique_ptr<Loop> loop_;
   int64_t cpu_before_ns_ = 0;  // CPU of loops already stopped
   std::atomic<uint64_t> requests_{0}, answered_{0}, failed_{0}, connections_{0};

@@ -63,7 +63,7 @@ std::map<std::string, std::vector<View>> run_and_check_funnel(const it::TempDir&
                                        dir.file("runs.log"), 3, seed);
   EXPECT_EQ(run.final_exit, 0) << run.log;
   EXPECT_EQ(run.kills, 3) << "the job ended before it was killed three times: make the input longer\n" << run.log;
-  EXPECT_GE(run.restores, 2) << run.log;
+  EXPECT_EQ(run.restores, 3) << "every restart restores from a checkpoint of the run before\n" << run.log;
   std::cerr << "[kill] " << run.kills << " kills (" << run.kills_during_checkpoint << " during a checkpoint), "
             << run.restores << " restores" << std::endl;
   auto late = read_late(dir.file("late.ndjson"));
