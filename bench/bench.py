@@ -1632,7 +1632,11 @@ class Bench:
         time.sleep(2.5)  # the audit records of the last alerts: committed at the next checkpoint
         load_after = os.getloadavg()
         after = self.histogram(url, "sluice_fraud_scoring_seconds")
-        state = self.status(c, jid).get("job", {})
+        full = self.status(c, jid)
+        state = full.get("job", {})
+        # The synchronous part of the last checkpoints (the longest task's, ms).
+        sync_ms = [h.get("sync_ms", 0) for h in full.get("checkpoints", {}).get("history", [])
+                   if h.get("status") == "COMPLETED"]
         if state.get("state") != "RUNNING":
             self.fig.fail(f"fraud latency {rate}: the job is {state.get('state')}; jobmanager.log: " +
                           " | ".join(l.strip()[:300] for l in open(c["dir"] + "/jobmanager.log")
@@ -1696,6 +1700,9 @@ class Bench:
         self.fig.add(f"{name}: taskmanager threads waiting for a CPU / running", [wait_s / max(cpu_s, 1e-9)], "ratio",
                      cpu_s=round(cpu_s, 2), wait_s=round(wait_s, 2), wall_s=round(gen_secs, 2), cpu_by_process_s=cpu,
                      note="/proc/PID/task/*/schedstat over the generator's run: run-queue wait vs CPU time")
+        self.fig.add(f"{name}: checkpoint synchronous part, median of the last {len(sync_ms)} (longest task)",
+                     [statistics.median(sync_ms) if sync_ms else None], "ms",
+                     max_ms=max(sync_ms) if sync_ms else None, sync_ms=sync_ms)
         hq = self.quantile(before, after, 0.99)
         self.fig.add(f"{name}: scoring p99 (sluice_fraud_scoring_seconds, every decision)",
                      [hq * 1000 if hq is not None else None], "ms")

@@ -20,28 +20,112 @@ constexpr std::string_view kHeapMagicV1 = "SLUICE-HEAP-1\n";
 constexpr std::string_view kHeapMagic = "SLUICE-HEAP-2\n";
 }  // namespace
 
-Result<AsyncSnapshot> HeapKeyedStateBackend::snapshot(CheckpointId id, const SnapshotTarget& target) {
-  write_back_caches();
-  // Expired entries leave memory too (they are not written either).
-  const int64_t now = clock_->now_ms();
-  for (auto& [name, t] : tables_)
-    for (int32_t g = 0; g < range_.size(); ++g) t->purge_expired(static_cast<size_t>(g), now);
-  auto data = std::make_shared<std::string>(kHeapMagic);
-  ByteWriter w(*data);
-  for (int32_t g = 0; g < range_.size(); ++g) {
-    std::string blob = write_key_group(static_cast<size_t>(g));
-    w.put_varint(static_cast<uint64_t>(range_.start + g));
-    w.put_bytes(blob);
+// The backend as of a barrier, for the snapshot thread: the tables'
+// copy-on-write views, the restored bytes of unregistered states and the
+// timers (serialized: TimerQueue is not shared). Made on the task thread by
+// freeze(); read-only afterwards, independent of the backend.
+struct HeapKeyedStateBackend::Frozen {
+  struct Table {
+    std::string name;
+    std::string signature;
+    std::unique_ptr<HeapTableSnapshot> view;
+  };
+  struct Parked {
+    size_t group;
+    std::string name;
+    std::string signature;
+    std::string bytes;
+  };
+  int64_t now = 0;  // expiry is judged at the barrier
+  std::vector<Table> tables;
+  std::vector<Parked> parked;
+  std::vector<std::pair<std::string, std::vector<std::string>>> timers;  // per queue, per group
+
+  // Blob of group g (layout: top of this file).
+  std::string write_group(size_t g) const {
+    std::string out;
+    ByteWriter w(out);
+    size_t n_parked = 0;
+    for (const auto& p : parked) n_parked += p.group == g ? 1 : 0;
+    w.put_varint(tables.size() + n_parked);
+    std::string body;
+    for (const auto& t : tables) {
+      body.clear();
+      t.view->write_group(g, body, now);
+      w.put_bytes(t.name);
+      w.put_bytes(t.signature);
+      w.put_bytes(body);
+    }
+    for (const auto& p : parked) {
+      if (p.group != g) continue;
+      w.put_bytes(p.name);
+      w.put_bytes(p.signature);
+      w.put_bytes(p.bytes);
+    }
+    w.put_varint(timers.size());
+    for (const auto& [name, per_group] : timers) {
+      w.put_bytes(name);
+      w.put_bytes(per_group[g]);
+    }
+    return out;
   }
+};
+
+namespace {
+// A table read in place (write_key_group: no snapshot thread involved).
+class LiveTable final : public HeapTableSnapshot {
+ public:
+  explicit LiveTable(const HeapTableBase& t) : t_(t) {}
+  void write_group(size_t g, std::string& out, int64_t now) const override {
+    t_.write_group(g, out, now);
+  }
+
+ private:
+  const HeapTableBase& t_;
+};
+}  // namespace
+
+std::shared_ptr<const HeapKeyedStateBackend::Frozen> HeapKeyedStateBackend::freeze() {
+  auto f = std::make_shared<Frozen>();
+  for (auto& [name, t] : tables_) f->tables.push_back({name, t->signature(), t->capture()});
+  freeze_rest(*f);
+  return f;
+}
+
+void HeapKeyedStateBackend::freeze_rest(Frozen& f) const {
+  f.now = clock_->now_ms();
+  // Restored state that no operator has registered yet is carried on as is:
+  // a state registered lazily must survive a checkpoint taken before it is.
+  for (const auto& [name, entries] : pending_)
+    for (const auto& p : entries) f.parked.push_back({p.group, name, p.signature, p.bytes});
+  for (const auto& [name, q] : timers_) {
+    f.timers.emplace_back(name, std::vector<std::string>());
+    q->write_key_groups(range_, f.timers.back().second);
+  }
+}
+
+Result<AsyncSnapshot> HeapKeyedStateBackend::snapshot(CheckpointId id, const SnapshotTarget& target) {
+  // Synchronous part: O(key groups x tables) for the tables, plus the
+  // timers. Expired entries are not written (judged at the barrier); they
+  // leave memory when their group is next changed (CowGroups).
+  write_back_caches();  // operator-side caches hold part of the state
+  std::shared_ptr<const Frozen> frozen = freeze();
   KeyedStateHandle handle;
   handle.backend = "heap";
   handle.kg_start = range_.start;
   handle.kg_end = range_.end;
   std::string rel = target.own_dir + "/" + target.file_stem + ".heap";
   std::string abs = target.job_dir + "/" + rel;
-  return AsyncSnapshot([data, handle, rel, abs]() mutable -> Result<KeyedStateHandle> {
-    SLUICE_RETURN_IF_ERROR(write_file_atomic(abs, *data));
-    handle.files.push_back(StateFile{rel, static_cast<int64_t>(data->size()), false});
+  const KeyGroupRange range = range_;
+  return AsyncSnapshot([frozen, handle, rel, abs, range]() mutable -> Result<KeyedStateHandle> {
+    std::string data(kHeapMagic);
+    ByteWriter w(data);
+    for (int32_t g = 0; g < range.size(); ++g) {
+      w.put_varint(static_cast<uint64_t>(range.start + g));
+      w.put_bytes(frozen->write_group(static_cast<size_t>(g)));
+    }
+    SLUICE_RETURN_IF_ERROR(write_file_atomic(abs, data));
+    handle.files.push_back(StateFile{rel, static_cast<int64_t>(data.size()), false});
     return handle;
   });
 }
@@ -78,41 +162,12 @@ Status HeapKeyedStateBackend::restore(const std::vector<KeyedStateHandle>& handl
 }
 
 std::string HeapKeyedStateBackend::write_key_group(size_t g) const {
-  std::string out;
-  ByteWriter w(out);
-  int64_t now = clock_->now_ms();
-  // Restored state that no operator has registered yet is carried on as is:
-  // a state registered lazily must survive a checkpoint taken before it is.
-  size_t parked = 0;
-  for (const auto& [name, entries] : pending_)
-    for (const auto& p : entries) parked += p.group == g ? 1 : 0;
-  w.put_varint(tables_.size() + parked);
-  std::string body;
+  Frozen f;
   for (const auto& [name, t] : tables_) {
-    body.clear();
-    t->write_group(g, body, now);
-    w.put_bytes(name);
-    w.put_bytes(t->signature());
-    w.put_bytes(body);
+    f.tables.push_back({name, t->signature(), std::make_unique<LiveTable>(*t)});
   }
-  for (const auto& [name, entries] : pending_) {
-    for (const auto& p : entries) {
-      if (p.group != g) continue;
-      w.put_bytes(name);
-      w.put_bytes(p.signature);
-      w.put_bytes(p.bytes);
-    }
-  }
-  // Timers of this group only.
-  KeyGroupRange one{range_.start + static_cast<int32_t>(g), range_.start + static_cast<int32_t>(g)};
-  w.put_varint(timers_.size());
-  std::vector<std::string> per_group;
-  for (const auto& [name, q] : timers_) {
-    q->write_key_groups(one, per_group);
-    w.put_bytes(name);
-    w.put_bytes(per_group[0]);
-  }
-  return out;
+  freeze_rest(f);
+  return f.write_group(g);
 }
 
 Status HeapKeyedStateBackend::read_key_group(KeyGroup kg, std::string_view bytes, int format) {

@@ -1,6 +1,7 @@
 // The heap keyed-state backend: state lives as C++ objects in hash maps,
-// one map per state per key group. Fast, bounded by memory; snapshots
-// serialize each key group synchronously on the task thread.
+// one map per state per key group. Fast, bounded by memory. A snapshot
+// shares the key groups' maps copy-on-write at the barrier (task thread,
+// O(key groups)) and serializes them on the snapshot thread.
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
@@ -14,9 +15,37 @@
 #include <vector>
 
 #include "engine/common/serde.h"
+#include "state/heap_cow_groups.h"
 #include "state/keyed_state_backend.h"
 
 namespace sluice::state {
+
+/// One heap table as of a barrier: its key groups' maps, shared with the
+/// table until the task writes to them (CowGroups). Made on the task thread
+/// by HeapTableBase::capture, then read on a snapshot thread only; holds
+/// no reference to the table or backend, so it may outlive them.
+class HeapTableSnapshot {
+ public:
+  virtual ~HeapTableSnapshot() = default;
+  /// Appends the entries of group `g` (index in the range) live at `now`,
+  /// in the table's snapshot body format.
+  virtual void write_group(size_t g, std::string& out, int64_t now) const = 0;
+};
+
+/// HeapTableSnapshot of a table type with a static write_map(map, out, now).
+template <class Table>
+class HeapGroupsSnapshot final : public HeapTableSnapshot {
+ public:
+  using Map = typename Table::Map;
+  explicit HeapGroupsSnapshot(std::vector<std::shared_ptr<const Map>> groups)
+      : groups_(std::move(groups)) {}
+  void write_group(size_t g, std::string& out, int64_t now) const override {
+    Table::write_map(*groups_[g], out, now);
+  }
+
+ private:
+  std::vector<std::shared_ptr<const Map>> groups_;  // shared with the table (CowGroups)
+};
 
 /// One state's entries in a heap backend, type-erased for snapshots.
 /// Owned by the backend; task thread only.
@@ -30,8 +59,10 @@ class HeapTableBase {
   /// Adds the entries encoded by write_group to group `g`. `legacy`: the
   /// bytes come from a format-1 snapshot (see heap_backend.cc).
   virtual Status read_group(size_t g, std::string_view bytes, bool legacy) = 0;
-  /// Drops the expired entries of group `g` from memory.
-  virtual void purge_expired(size_t g, int64_t now) = 0;
+  /// The table as of now, for a snapshot (synchronous part: O(groups)).
+  virtual std::unique_ptr<HeapTableSnapshot> capture() = 0;
+  /// Key groups copied because a snapshot in progress held them.
+  virtual uint64_t cow_copies() const = 0;
   /// Entries held in memory, expired or not (map entries one by one).
   virtual size_t entry_count() const = 0;
   /// Calls fn(composite key) for every key + namespace of group `g` that
@@ -78,8 +109,10 @@ class HeapTable final : public HeapTableBase {
       : HeapTableBase(std::move(signature), ttl, clock), groups_(groups) {}
 
   /// The live entry or nullptr; an expired entry is removed on the way.
+  /// The entry may be changed through the pointer: the group is the
+  /// table's own (copied if a snapshot held it).
   Entry* find(size_t g, std::string_view key) {
-    auto& m = groups_[g];
+    auto& m = mut(g);
     auto it = m.find(view(key));
     if (it == m.end()) return nullptr;
     if (expired(it->second.expiry)) {
@@ -92,7 +125,7 @@ class HeapTable final : public HeapTableBase {
   /// The entry for key, default-constructed if absent or expired, with the
   /// expiry of a write now; the second value tells whether it was created.
   std::pair<Entry*, bool> upsert(size_t g, std::string_view key) {
-    auto& m = groups_[g];
+    auto& m = mut(g);
     auto it = m.find(view(key));
     bool created = false;
     if (it == m.end()) {
@@ -106,13 +139,21 @@ class HeapTable final : public HeapTableBase {
     return {&it->second, created};
   }
   void erase(size_t g, std::string_view key) {
-    auto& m = groups_[g];
+    auto& m = mut(g);
     auto it = m.find(view(key));
     if (it != m.end()) m.erase(it);
   }
 
   void write_group(size_t g, std::string& out, int64_t now) const override {
-    const auto& m = groups_[g];
+    write_map(groups_.read(g), out, now);
+  }
+  std::unique_ptr<HeapTableSnapshot> capture() override {
+    return std::make_unique<HeapGroupsSnapshot<HeapTable>>(groups_.share());
+  }
+  uint64_t cow_copies() const override { return groups_.copies(); }
+  /// Snapshot body of one group's map: varint count, then per live entry:
+  /// bytes key, zigzag expiry, Serde<V>. Reads `m` only (snapshot thread).
+  static void write_map(const Map& m, std::string& out, int64_t now) {
     ByteWriter w(out);
     uint64_t live = 0;
     auto gone = [now](const Entry& e) { return e.expiry != 0 && e.expiry <= now; };
@@ -130,7 +171,7 @@ class HeapTable final : public HeapTableBase {
     ByteReader r(bytes);
     uint64_t n;
     if (!r.get_varint(n)) return Status::corruption("heap state snapshot: bad entry count");
-    auto& m = groups_[g];
+    auto& m = mut(g);
     for (uint64_t i = 0; i < n; ++i) {
       std::string_view k;
       Entry e;
@@ -142,32 +183,42 @@ class HeapTable final : public HeapTableBase {
     if (!r.empty()) return Status::corruption("heap state snapshot: trailing bytes");
     return Status::ok();
   }
-  void purge_expired(size_t g, int64_t now) override {
-    if (!ttl().enabled()) return;
-    absl::erase_if(groups_[g], [now](const auto& kv) {
-      return kv.second.expiry != 0 && kv.second.expiry <= now;
-    });
-  }
   size_t entry_count() const override {
     size_t n = 0;
-    for (const auto& m : groups_) n += m.size();
+    for (size_t g = 0; g < groups_.size(); ++g) n += groups_.read(g).size();
     return n;
   }
   void for_each_key(size_t g, int64_t now,
                     const std::function<void(std::string_view)>& fn) const override {
-    for (const auto& [k, e] : groups_[g])
+    for (const auto& [k, e] : groups_.read(g))
       if (e.expiry == 0 || e.expiry > now) fn(k);
   }
 
  private:
-  std::vector<Map> groups_;
+  // Group g, the table's own, for changes. The first change after a
+  // snapshot drops the group's expired entries from memory (they were not
+  // written into it either).
+  Map& mut(size_t g) {
+    bool first = false;
+    Map& m = groups_.write(g, &first);
+    if (first && ttl().enabled()) {
+      const int64_t now = this->now();
+      absl::erase_if(m, [now](const auto& kv) {
+        return kv.second.expiry != 0 && kv.second.expiry <= now;
+      });
+    }
+    return m;
+  }
+
+  CowGroups<Map> groups_;
 };
 
 /// Keyed state of one operator subtask as C++ objects, one table per
 /// state. Lifecycle: created with the operator, optionally restored once
 /// (before or after its states are registered: restored tables wait until
-/// registered), snapshotted synchronously at each barrier, destroyed with
-/// the operator. Task thread only; owned by the operator's context.
+/// registered), snapshotted at each barrier (copy-on-write view on the task
+/// thread, serialization on the snapshot thread), destroyed with the
+/// operator. Task thread only; owned by the operator's context.
 class HeapKeyedStateBackend final : public KeyedStateBackend {
  public:
   /// Version of the key-group blobs write_key_group writes (see heap_backend.cc).
@@ -204,7 +255,7 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
                                                               const KeyLength& key_length) override;
 
   /// Snapshot of one key group (index in the range): every table and timer
-  /// queue, in format kFormat.
+  /// queue, in format kFormat, as of now.
   std::string write_key_group(size_t g) const;
   /// Restores one key group written by write_key_group (possibly by another
   /// subtask with another range: kg is absolute) in format `format` (1 or 2).
@@ -215,8 +266,20 @@ class HeapKeyedStateBackend final : public KeyedStateBackend {
     auto it = tables_.find(name);
     return it == tables_.end() ? 0 : it->second->entry_count();
   }
+  /// Key groups of every table copied because a snapshot in progress held
+  /// them (tests; what the copy-on-write costs the task thread).
+  uint64_t cow_copies() const {
+    uint64_t n = 0;
+    for (const auto& [name, t] : tables_) n += t->cow_copies();
+    return n;
+  }
 
  private:
+  struct Frozen;  // heap_backend.cc: the backend as of a barrier
+  /// The backend as of now, sharing the tables copy-on-write.
+  std::shared_ptr<const Frozen> freeze();
+  /// Fills in everything of `f` but the tables.
+  void freeze_rest(Frozen& f) const;
   struct Pending {
     size_t group;           // index in the range
     std::string signature;  // "" if written in format 1

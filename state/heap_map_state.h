@@ -39,6 +39,7 @@ class HeapMapTable final : public HeapTableBase {
   using Entry = HeapEntry<V>;
   using Inner = absl::btree_map<std::string, Entry>;
   using Outer = absl::flat_hash_map<std::string, Inner>;
+  using Map = Outer;  // one key group (CowGroups, HeapGroupsSnapshot)
   static absl::string_view view(std::string_view s) { return absl_view(s); }
 
   HeapMapTable(size_t groups, std::string signature, StateTtl ttl, const Clock* clock)
@@ -46,24 +47,29 @@ class HeapMapTable final : public HeapTableBase {
 
   /// Live at `now`: never expires (0) or expires later.
   static bool live(const Entry& e, int64_t now) { return e.expiry == 0 || e.expiry > now; }
-  /// The map of (key, namespace) `key`, or nullptr.
+  /// The map of (key, namespace) `key`, or nullptr. It may be changed
+  /// through the pointer: the group is the table's own (copied if a
+  /// snapshot held it).
   Inner* find(size_t g, std::string_view key) {
-    auto it = groups_[g].find(view(key));
-    return it == groups_[g].end() ? nullptr : &it->second;
+    auto& m = mut(g);
+    auto it = m.find(view(key));
+    return it == m.end() ? nullptr : &it->second;
   }
   Inner& upsert(size_t g, std::string_view key) {
-    auto& m = groups_[g];
+    auto& m = mut(g);
     auto it = m.find(view(key));
     if (it == m.end()) it = m.emplace(std::string(key), Inner{}).first;
     return it->second;
   }
   void erase(size_t g, std::string_view key) {
-    auto it = groups_[g].find(view(key));
-    if (it != groups_[g].end()) groups_[g].erase(it);
+    auto& m = mut(g);
+    auto it = m.find(view(key));
+    if (it != m.end()) m.erase(it);
   }
   void erase_if_empty(size_t g, std::string_view key) {
-    auto it = groups_[g].find(view(key));
-    if (it != groups_[g].end() && it->second.empty()) groups_[g].erase(it);
+    auto& m = mut(g);
+    auto it = m.find(view(key));
+    if (it != m.end() && it->second.empty()) m.erase(it);
   }
 
   /// Cursors open on this state. While any is, nothing erases entries
@@ -72,11 +78,20 @@ class HeapMapTable final : public HeapTableBase {
   int open_cursors = 0;
 
   void write_group(size_t g, std::string& out, int64_t now) const override {
+    write_map(groups_.read(g), out, now);
+  }
+  std::unique_ptr<HeapTableSnapshot> capture() override {
+    return std::make_unique<HeapGroupsSnapshot<HeapMapTable>>(groups_.share());
+  }
+  uint64_t cow_copies() const override { return groups_.copies(); }
+  /// Snapshot body of one group (format above). Reads `group` only
+  /// (snapshot thread).
+  static void write_map(const Outer& group, std::string& out, int64_t now) {
     ByteWriter w(out);
     uint64_t maps = 0;
-    for (const auto& [k, m] : groups_[g]) maps += live_count(m, now) > 0 ? 1 : 0;
+    for (const auto& [k, m] : group) maps += live_count(m, now) > 0 ? 1 : 0;
     w.put_varint(maps);
-    for (const auto& [k, m] : groups_[g]) {
+    for (const auto& [k, m] : group) {
       uint64_t n = live_count(m, now);
       if (n == 0) continue;  // expired entries are not carried on
       w.put_bytes(k);
@@ -93,7 +108,7 @@ class HeapMapTable final : public HeapTableBase {
     ByteReader r(bytes);
     uint64_t maps;
     if (!r.get_varint(maps)) return Status::corruption("heap map state snapshot: bad map count");
-    auto& group = groups_[g];
+    auto& group = mut(g);
     for (uint64_t i = 0; i < maps; ++i) {
       std::string_view key;
       int64_t map_expiry = 0;
@@ -118,33 +133,44 @@ class HeapMapTable final : public HeapTableBase {
     if (!r.empty()) return Status::corruption("heap map state snapshot: trailing bytes");
     return Status::ok();
   }
-  void purge_expired(size_t g, int64_t now) override {
-    if (!ttl().enabled() || open_cursors > 0) return;
-    absl::erase_if(groups_[g], [&](auto& kv) {
-      absl::erase_if(kv.second, [&](const auto& e) { return !live(e.second, now); });
-      return kv.second.empty();
-    });
-  }
   void for_each_key(size_t g, int64_t now,
                     const std::function<void(std::string_view)>& fn) const override {
-    for (const auto& [k, m] : groups_[g])
+    for (const auto& [k, m] : groups_.read(g))
       if (live_count(m, now) > 0) fn(k);
   }
   size_t entry_count() const override {
     size_t n = 0;
-    for (const auto& group : groups_)
-      for (const auto& [k, m] : group) n += m.size();
+    for (size_t g = 0; g < groups_.size(); ++g)
+      for (const auto& [k, m] : groups_.read(g)) n += m.size();
     return n;
   }
 
  private:
+  // Group g, the table's own, for changes (and for cursors, which may
+  // erase). The first change after a snapshot drops the group's expired
+  // entries from memory, unless a cursor is open (B-tree erasure moves
+  // entries under it; cursors never live across a barrier, so one open
+  // now is into this group's own copy already).
+  Outer& mut(size_t g) {
+    bool first = false;
+    Outer& group = groups_.write(g, &first);
+    if (first && ttl().enabled() && open_cursors == 0) {
+      const int64_t now = this->now();
+      absl::erase_if(group, [&](auto& kv) {
+        absl::erase_if(kv.second, [&](const auto& e) { return !live(e.second, now); });
+        return kv.second.empty();
+      });
+    }
+    return group;
+  }
+
   static uint64_t live_count(const Inner& m, int64_t now) {
     uint64_t n = 0;
     for (const auto& [mk, e] : m) n += live(e, now) ? 1 : 0;
     return n;
   }
 
-  std::vector<Outer> groups_;
+  CowGroups<Outer> groups_;
 };
 
 /// A heap map iteration: a B-tree position in the map of one (key,

@@ -1,13 +1,19 @@
 #include "engine/runtime/operator_chain.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cctype>
 
+#include "engine/common/clock.h"
 #include "engine/proto/jobgraph.pb.h"
 #include "state/backend_factory.h"
 
 namespace sluice::runtime {
 
 namespace {
+
+// An operator's synchronous snapshot at least this long is logged at info.
+constexpr int64_t kSlowSyncSnapshotMs = 5;
 
 Partitioning partitioning_of(proto::Partitioner p) {
   switch (p) {
@@ -246,6 +252,7 @@ Status OperatorChain::snapshot(const Barrier& b, const state::CheckpointStorage*
     };
     OperatorSnapshot os;
     os.uid = slot.ctx->info().uid;
+    const int64_t t0 = monotonic_ns();
     auto r = slot.op->snapshot_state(b.id);
     if (!r.is_ok()) return ctx(r.status());
     os.operator_state = std::move(*r);
@@ -256,6 +263,12 @@ Status OperatorChain::snapshot(const Barrier& b, const state::CheckpointStorage*
       if (!part.is_ok()) return ctx(part.status());
       parts.emplace_back(snap.operators.size(), std::move(*part));
     }
+    // The task thread's share of the checkpoint, per operator: what delays
+    // records behind the barrier. Logged when it is long enough to matter.
+    const int64_t op_ms = (monotonic_ns() - t0) / 1'000'000;
+    spdlog::log(op_ms >= kSlowSyncSnapshotMs ? spdlog::level::info : spdlog::level::debug,
+                "checkpoint {}: synchronous part of '{}' took {} ms", b.id.value(), slot.node->name,
+                op_ms);
     snap.operators.push_back(std::move(os));
   }
   return Status::ok();

@@ -563,11 +563,15 @@ TEST_F(HeapFormat, Format1StateNotRegisteredYetIsCarriedThroughAFormat2Snapshot)
   EXPECT_TRUE(m->is_empty());
 }
 
-TEST_F(HeapFormat, SnapshotDropsExpiredEntriesFromMemory) {
+// The barrier does not walk the state: expired entries are left out of the
+// snapshot, and leave memory key group by key group, at the first change of
+// their group after the snapshot.
+TEST_F(HeapFormat, ExpiredEntriesLeaveMemoryAtTheirGroupsFirstChangeAfterASnapshot) {
   HeapKeyedStateBackend b({0, kMax - 1}, kMax, &clock_);
   auto* v = get_value_state(b, ValueStateDescriptor<int64_t>{"v", ttl()});
   auto* m = get_ordered_map_state(b, OrderedMapStateDescriptor<int64_t, int64_t>{"m", ttl()});
-  for (const auto& k : sample_keys(50)) {
+  const auto keys = sample_keys(400);  // several share young's group
+  for (const auto& k : keys) {
     use_key(b, k);
     v->update(1);
     m->put(1, 1);
@@ -578,11 +582,31 @@ TEST_F(HeapFormat, SnapshotDropsExpiredEntriesFromMemory) {
   v->update(1);
   m->put(3, 3);
   clock_.advance(500);  // everything but "young" expired, none of it read
-  EXPECT_EQ(b.raw_entry_count("v"), 51u);
-  EXPECT_EQ(b.raw_entry_count("m"), 101u);
-  snapshot_file(b, 1);
-  EXPECT_EQ(b.raw_entry_count("v"), 1u);
-  EXPECT_EQ(b.raw_entry_count("m"), 1u);
+  EXPECT_EQ(b.raw_entry_count("v"), keys.size() + 1);
+  EXPECT_EQ(b.raw_entry_count("m"), 2 * keys.size() + 1);
+  KeyedStateHandle h = snapshot_file(b, 1);
+  EXPECT_EQ(b.raw_entry_count("v"), keys.size() + 1) << "the barrier does not walk the state";
+
+  // The snapshot holds "young" only.
+  HeapKeyedStateBackend r({0, kMax - 1}, kMax, &clock_);
+  ASSERT_TRUE(r.restore({h}, dir_).is_ok());
+  auto* rv = get_value_state(r, ValueStateDescriptor<int64_t>{"v", ttl()});
+  auto* rm = get_ordered_map_state(r, OrderedMapStateDescriptor<int64_t, int64_t>{"m", ttl()});
+  EXPECT_EQ(r.raw_entry_count("v"), 1u);
+  EXPECT_EQ(r.raw_entry_count("m"), 1u);
+  use_key(r, "young");
+  EXPECT_EQ(rv->value(), std::optional<int64_t>(1));
+  EXPECT_EQ(rm->first_key(), 3);
+
+  // A change to young's group drops that group's expired entries only.
+  size_t others = 0;
+  for (const auto& k : keys) others += group_of(k) != group_of("young") ? 1 : 0;
+  ASSERT_LT(others, keys.size()) << "some sample key shares young's group";
+  use_key(b, "young");
+  v->update(2);
+  m->put(4, 4);
+  EXPECT_EQ(b.raw_entry_count("v"), 1 + others);
+  EXPECT_EQ(b.raw_entry_count("m"), 2 + 2 * others);
   EXPECT_EQ(m->first_key(), 3);
 }
 
