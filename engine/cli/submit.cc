@@ -76,8 +76,8 @@ Progress progress_of(const proto::JobStatusResponse& r) {
   for (const auto& t : r.subtasks()) {
     if (t.vertex() < 0 || t.vertex() >= g.vertices_size() || dlq[t.vertex()]) continue;
     if (source[t.vertex()]) {
-      p.read += t.records_out();
-      p.read_per_s += t.records_out_per_s();
+      p.read += t.records_in();  // a source's records_in: what it read
+      p.read_per_s += t.records_in_per_s();
     }
     if (sink[t.vertex()]) {
       p.written += t.records_in();

@@ -78,6 +78,9 @@ class SourceDriver {
   /// The watermark this source emitted last (EventTime::min() before the
   /// first, EventTime::max() once its input ended): the task's metric.
   virtual EventTime current_watermark() const = 0;
+  /// Records this source has read and sent on so far (the task's
+  /// records_in: a source task has no input gate).
+  virtual uint64_t records_read() const = 0;
 };
 
 /// The head of a source vertex: polls the reader, stamps event time and
@@ -121,6 +124,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   }
 
   EventTime current_watermark() const override { return current_wm_; }
+  uint64_t records_read() const override { return records_read_; }
 
   Result<std::string> snapshot_state(CheckpointId id) override { return reader_->snapshot_state(id); }
   Status notify_checkpoint_complete(CheckpointId id) override {
@@ -151,6 +155,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
       s.last_record_ms = now_ms_hint_;
     }
     if (idle_) set_idle(false);
+    ++records_read_;
     out_->collect(value, EventTime(ts));
   }
   void dead_letter(DeadLetter dl) override { context().dead_letter(std::move(dl)); }
@@ -226,6 +231,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   Output<T>* out_ = nullptr;
   std::vector<SplitState> splits_;
   EventTime current_wm_ = EventTime::min();
+  uint64_t records_read_ = 0;  // records_read()
   bool idle_ = false;
   EventTimeGuard guard_;
   int64_t wall_ms_ = 0;  // the guard's wall clock, per poll batch

@@ -382,6 +382,9 @@ void Task::Impl::maybe_flush(bool force) {
 void Task::Impl::publish_metrics() {
   auto& m = task_.metrics_;
   if (gate_) m.records_in.fetch_add(gate_->take_records_in(), std::memory_order_relaxed);
+  // A source's input is what it read (its records_out is what its chain
+  // sends on: fewer behind a filter or a local combiner).
+  if (source_driver_) m.records_in.store(source_driver_->records_read(), std::memory_order_relaxed);
   uint64_t out = 0, bytes = 0;
   int64_t blocked = 0;
   for (const auto& [id, w] : writers_) {

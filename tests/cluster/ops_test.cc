@@ -68,7 +68,7 @@ TEST(Operations, ListStatusHttpAndLogsTellWhatTheJobDoesAndWhereItRestoredFrom) 
         if (h.exit_code != 0) return false;
         simdjson::dom::parser q;
         for (auto vx : simdjson::dom::array(parse(q, h.out)["vertices"]))
-          if (bool(vx["is_source"])) return double(vx["records_out_per_s"]) > 1000;
+          if (bool(vx["is_source"])) return double(vx["records_in_per_s"]) > 1000;
         return false;
       },
       20s))
