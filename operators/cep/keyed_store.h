@@ -31,9 +31,6 @@
 // (state/key_cache.h); this file says what one key holds.
 #pragma once
 
-#include <absl/container/btree_map.h>
-#include <absl/container/flat_hash_map.h>
-
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -42,104 +39,11 @@
 #include <vector>
 
 #include "operators/cep/shared_buffer.h"
+#include "operators/cep/write_back_table.h"
 #include "state/key_cache.h"
 #include "state/state_factory.h"
 
 namespace sluice::cep {
-
-/// One cached item of a WriteBackTable.
-template <class V>
-struct WriteBackCell {
-  V value{};
-  bool present = true;  ///< false: a tombstone (removed, still in the backend)
-  bool stored = false;  ///< the backend holds a version of it
-  bool dirty = false;   ///< changed since it was last written back
-};
-
-/// The items of one kind of one cached key: decoded values, which of them
-/// changed since they were last written back, and tombstones for removed
-/// items the backend still holds. A change only marks its cell; flush()
-/// walks the cells (once per checkpoint and key), so the per-event work
-/// does not depend on how much the key holds. Task thread only; owned by
-/// CachedKey.
-template <class K, class V, class Map>
-class WriteBackTable {
- public:
-  using Cell = WriteBackCell<V>;
-
-  const V* get(const K& k) const {
-    auto it = cells_.find(k);
-    return it == cells_.end() || !it->second.present ? nullptr : &it->second.value;
-  }
-  void put(const K& k, V v) {
-    auto [it, inserted] = cells_.try_emplace(k);
-    Cell& c = it->second;
-    if (!c.present || inserted) ++live_;
-    c.value = std::move(v);
-    c.present = true;
-    c.dirty = true;
-    changed_ = true;
-  }
-  void remove(const K& k) {
-    auto it = cells_.find(k);
-    if (it == cells_.end() || !it->second.present) return;
-    --live_;
-    if (it->second.stored) {
-      it->second.present = false;
-      it->second.value = V{};
-      it->second.dirty = true;
-      changed_ = true;
-    } else {
-      cells_.erase(it);
-    }
-  }
-  /// An item as read from the backend.
-  void load(const K& k, V v) {
-    cells_.insert_or_assign(k, Cell{std::move(v), true, true, false});
-    ++live_;
-  }
-  size_t size() const { return live_; }
-  /// Cells held (live items and tombstones): what the cache bound counts.
-  size_t cells() const { return cells_.size(); }
-  bool dirty() const { return changed_; }
-  const Map& cells_map() const { return cells_; }
-
-  /// Writes every changed item back: put(k, v) or remove(k).
-  template <class Put, class Remove>
-  void flush(Put&& put_fn, Remove&& remove_fn) {
-    if (!changed_) return;
-    changed_ = false;
-    bool tombstones = false;
-    for (auto& [k, c] : cells_) {
-      if (!c.dirty) continue;
-      c.dirty = false;
-      if (c.present) {
-        put_fn(k, c.value);
-        c.stored = true;
-      } else {
-        remove_fn(k);
-        tombstones = true;
-      }
-    }
-    if (tombstones) absl::erase_if(cells_, [](const auto& kv) { return !kv.second.present; });
-  }
-
- private:
-  Map cells_;
-  size_t live_ = 0;
-  bool changed_ = false;
-};
-
-/// Hash of the ids of entries, partial matches and events: they are handed
-/// out in increasing order and used mostly near the newest, so the table
-/// position follows the id (neighbours share cache lines) while the low
-/// seven bits, which the table compares first, are mixed.
-struct IdHash {
-  size_t operator()(int64_t id) const {
-    const auto x = static_cast<uint64_t>(id);
-    return static_cast<size_t>((x << 7) | ((x * 0x9E3779B97F4A7C15ull) >> 57));
-  }
-};
 
 /// Everything the CEP operator keeps for one key, decoded. Owned by
 /// KeyedNfaStore; task thread only.
@@ -156,7 +60,8 @@ struct CachedKey {
   ById<StoredEvent<E>> events;
   ById<BufferEntry> entries;
   ById<PartialMatchState> pms;
-  Ordered<IndexKey, int64_t> index[4];
+  /// The four indexes (NfaIndex order); the group index is kept per group.
+  IndexTable index[4] = {IndexTable(true), IndexTable(), IndexTable(), IndexTable()};
   Ordered<BufferKey, E> buffer;
   int64_t stored_buffer_size = 0;  ///< cep-buffer-size as the backend has it
 
@@ -233,12 +138,7 @@ class KeyedNfaStore final : public NfaStore<E> {
   void index_remove(NfaIndex i, const IndexKey& k) override { idx(i).remove(k); }
   void index_scan(NfaIndex i, const IndexKey& lo, const IndexKey& hi, size_t limit,
                   std::vector<std::pair<IndexKey, int64_t>>& out) override {
-    const auto& m = idx(i).cells_map();
-    for (auto it = m.lower_bound(lo); it != m.end() && limit > 0 && !(hi < it->first); ++it) {
-      if (!it->second.present) continue;
-      out.emplace_back(it->first, it->second.value);
-      --limit;
-    }
+    idx(i).scan(lo, hi, limit, out);
   }
 
   // --- the event-time buffer of the selected key -------------------------------
@@ -270,7 +170,7 @@ class KeyedNfaStore final : public NfaStore<E> {
   static std::optional<T> opt(const T* p) {
     return p ? std::optional<T>(*p) : std::nullopt;
   }
-  typename CachedKey<E>::template Ordered<IndexKey, int64_t>& idx(NfaIndex i) {
+  IndexTable& idx(NfaIndex i) {
     return cur_->index[static_cast<int>(i)];
   }
 

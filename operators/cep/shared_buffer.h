@@ -122,6 +122,10 @@ struct KeyMeta {
 struct IndexKey {
   int64_t a = 0, b = 0, c = 0;
   auto operator<=>(const IndexKey&) const = default;
+  // Spelled out: the B-trees of the indexes compare with these, and the
+  // defaulted <=> was not inlined into them.
+  bool operator<(const IndexKey& o) const { return a != o.a ? a < o.a : b != o.b ? b < o.b : c < o.c; }
+  bool operator==(const IndexKey& o) const { return a == o.a && b == o.b && c == o.c; }
   SLUICE_FIELDS(a, b, c)
   /// Ordered map state keys it by its fields in order (state/ordered_codec.h).
   static constexpr bool sluice_ordered_key = true;
