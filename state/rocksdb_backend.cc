@@ -435,8 +435,8 @@ void RocksDBKeyedStateBackend::enable_write_cache(Column* c) {
   cached_columns_.push_back(c);
 }
 
-void RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
-  if (cache_bytes_ == 0) return;
+size_t RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
+  if (cache_bytes_ == 0) return 0;
   rocksdb::WriteBatch batch;
   std::vector<Column::Entry*> written;
   for (Column* c : cached_columns_) {
@@ -447,7 +447,8 @@ void RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
       if (keep) written.push_back(&e);
     }
   }
-  if (batch.Count() > 0) {
+  const size_t n = batch.Count();
+  if (n > 0) {
     rocksdb::Status s = db_->db->Write(db_->write, &batch);
     if (!s.ok()) throw StateAccessError("writing cached state: " + s.ToString());
   }
@@ -457,10 +458,11 @@ void RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
       e->dirty = false;
       e->in_db = e->present;
     }
-    return;
+    return n;
   }
   for (Column* c : cached_columns_) c->cache.clear();
   cache_bytes_ = 0;
+  return n;
 }
 
 // --- cursors and range removal ------------------------------------------------------

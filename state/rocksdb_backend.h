@@ -155,13 +155,14 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// Writes every dirty cached entry to RocksDB in one batch and empties
   /// the cache (it is full, or something will write the DB around it).
   /// Throws StateAccessError if RocksDB refuses the write.
-  void flush_write_cache() { write_dirty_entries(/*keep=*/false); }
+  void flush_write_cache() { (void)write_dirty_entries(/*keep=*/false); }
   /// Writes every dirty cached entry to RocksDB in one batch and keeps the
   /// entries, now clean, for the reads that follow: a snapshot or a cursor
   /// needs the DB to hold what the cache holds, not an empty cache (the
   /// keys of the last second are the likeliest to come again; emptying the
   /// cache at every checkpoint made each one read them back from RocksDB).
-  void write_back_dirty_entries() { write_dirty_entries(/*keep=*/true); }
+  /// Returns how many entries it wrote.
+  size_t write_back_dirty_entries() { return write_dirty_entries(/*keep=*/true); }
   /// A RocksDB iterator over the keys in [lower, upper) of one column
   /// family (the bounds are copied). Throws StateAccessError if RocksDB
   /// reports an error while moving. The state may be written while a
@@ -232,7 +233,7 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// The timers part of snapshot `id`: a delta on the confirmed chain of
   /// timers files, or nullptr with `full` set when the whole set must be
   /// written.
-  void write_dirty_entries(bool keep);
+  size_t write_dirty_entries(bool keep);  // entries written
   std::string timers_for_snapshot(int64_t id, bool incremental,
                                   const std::vector<StateFile>& chain, int64_t chain_base_bytes,
                                   bool& full);
