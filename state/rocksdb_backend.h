@@ -230,10 +230,12 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// Restores timers files (is it a delta, its bytes) in order.
   Status restore_timer_files(const std::vector<std::pair<bool, std::string>>& files,
                              const std::string& what);
+  /// Writes the dirty cached entries; keeps them (clean) or empties the
+  /// cache. Returns how many entries it wrote.
+  size_t write_dirty_entries(bool keep);
   /// The timers part of snapshot `id`: a delta on the confirmed chain of
   /// timers files, or nullptr with `full` set when the whole set must be
   /// written.
-  size_t write_dirty_entries(bool keep);  // entries written
   std::string timers_for_snapshot(int64_t id, bool incremental,
                                   const std::vector<StateFile>& chain, int64_t chain_base_bytes,
                                   bool& full);
