@@ -54,12 +54,16 @@ class KeyCache {
   /// current key is the same afterwards).
   Entry& select() {
     const std::string& key = backend_.current_key();
-    if (cur_ && cur_->key == key) return cur_->entry;
+    if (cur_ && cur_->key == key) {
+      touch(*cur_);  // a flush since it was selected untouched it
+      return cur_->entry;
+    }
     recount();
     auto it = keys_.find(key);
     if (it != keys_.end()) {
       cur_ = it->second.get();
       cur_->referenced = true;
+      touch(*cur_);
       return cur_->entry;
     }
     const KeyGroup kg = backend_.current_key_group();
@@ -71,6 +75,7 @@ class KeyCache {
     cur_->key = key_copy;
     cur_->kg = kg;
     store_.load(cur_->entry);
+    touch(*cur_);
     clock_.push_back(cur_);
     cur_->counted = store_.weight(cur_->entry);
     total_ += cur_->counted;
@@ -80,10 +85,16 @@ class KeyCache {
 
   /// Writes every changed entry back to keyed state (before a snapshot),
   /// then drops keys while the cache is above its bound. Leaves the
-  /// backend's current key changed.
+  /// backend's current key changed. Only keys selected since the last
+  /// flush can have changed: the work is theirs, not the whole cache's
+  /// (the barrier's share of a checkpoint).
   void flush() {
     recount();
-    for (Node* n : clock_) write_back(*n);
+    for (Node* n : touched_) {
+      write_back(*n);
+      n->touched = kUntouched;
+    }
+    touched_.clear();
     evict_for(cur_);  // keys that outgrew the bound while selected
   }
 
@@ -92,13 +103,28 @@ class KeyCache {
   size_t weight() const { return total_; }
 
  private:
+  static constexpr size_t kUntouched = ~size_t{0};
   struct Node {
     std::string key;
     KeyGroup kg{0};
     Entry entry{};
     size_t counted = 0;      ///< weight when last added to total_
     bool referenced = true;  ///< selected since the clock hand last passed
+    size_t touched = kUntouched;  ///< index in touched_: selected since the last flush
   };
+
+  void touch(Node& n) {
+    if (n.touched != kUntouched) return;
+    n.touched = touched_.size();
+    touched_.push_back(&n);
+  }
+  void untouch(Node& n) {
+    if (n.touched == kUntouched) return;
+    touched_[n.touched] = touched_.back();
+    touched_[n.touched]->touched = n.touched;
+    touched_.pop_back();
+    n.touched = kUntouched;
+  }
 
   // The selected key's weight may have changed since it was counted.
   void recount() {
@@ -133,6 +159,7 @@ class KeyCache {
         continue;
       }
       write_back(*victim);
+      untouch(*victim);  // written back: nothing left for the next flush
       total_ -= victim->counted;
       clock_[hand_] = clock_.back();  // the hand now points at the moved key
       clock_.pop_back();
@@ -145,6 +172,7 @@ class KeyCache {
   const size_t max_weight_;
   absl::flat_hash_map<std::string, std::unique_ptr<Node>> keys_;
   std::vector<Node*> clock_;  // every cached key, in no order
+  std::vector<Node*> touched_;  // keys selected since the last flush, in no order
   size_t hand_ = 0;
   Node* cur_ = nullptr;
   size_t total_ = 0;  // weights of every cached key, as last counted

@@ -1,6 +1,7 @@
 #include "connectors/file/ndjson.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,15 +186,21 @@ void TransactionalFile::append(std::string_view line) {
   empty_ = false;
 }
 
-Status TransactionalFile::pre_commit(int64_t id, std::vector<PendingPart>& pending) {
+Status TransactionalFile::pre_commit(int64_t id, std::vector<PendingPart>& pending, DeferredSync& syncs) {
   SLUICE_RETURN_IF_ERROR(out_->take_error());
   if (empty_) return Status::ok();
-  SLUICE_RETURN_IF_ERROR(out_->flush(/*durable=*/true));
+  SLUICE_RETURN_IF_ERROR(out_->flush(/*durable=*/false));
+  // The descriptor outlives the FILE: the snapshot thread syncs it.
+  int dup = ::fcntl(out_->fd(), F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return Status::from_errno("duplicating the descriptor of '" + in_progress_ + "'", errno);
   out_.reset();
   std::string part = hidden_sibling(target_, ".part-" + std::to_string(id));
+  syncs.add_file(dup, part);
   if (::rename(in_progress_.c_str(), part.c_str()) != 0) {
     return Status::from_errno("cannot rename '" + in_progress_ + "'", errno);
   }
+  auto slash = part.find_last_of('/');
+  syncs.add_dir(slash == std::string::npos ? "." : slash == 0 ? "/" : part.substr(0, slash));
   pending.push_back(PendingPart{id, part, target_});
   return open_in_progress();
 }

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "connectors/file/deferred_sync.h"
 #include "connectors/file/file_splits.h"
 #include "connectors/file/lake.h"
 #include "connectors/file/line_reader.h"
@@ -301,6 +302,8 @@ class LineWriter {
   /// Writes the buffer out; fsync if `durable`.
   Status flush(bool durable = false);
   const std::string& path() const { return path_; }
+  /// The file's descriptor (after flush(): everything appended is in it).
+  int fd() const { return ::fileno(f_); }
   Status take_error() { return std::exchange(pending_error_, Status::ok()); }
 
  private:
@@ -326,7 +329,8 @@ struct PendingPart {
 };
 
 /// Exactly-once output to one file. Records go to a hidden in-progress
-/// file; at barrier N it becomes part N (pre-commit, fsynced); when N
+/// file; at barrier N it becomes part N (pre-commit: renamed at the barrier,
+/// fsynced in the checkpoint's asynchronous part, deferred_sync.h); when N
 /// completes the part is appended to the target and a commit marker next
 /// to the target records (N, new length) atomically. Recovery truncates the
 /// target to the marker's length and commits the restored checkpoint's
@@ -341,8 +345,9 @@ class TransactionalFile {
   /// (in checkpoint order) that are not committed yet; discards the rest.
   Status recover(const std::vector<PendingPart>& parts);
   void append(std::string_view line);
-  /// Pre-commit at barrier `id`; adds the part (if any) to `pending`.
-  Status pre_commit(int64_t id, std::vector<PendingPart>& pending);
+  /// Pre-commit at barrier `id`; adds the part (if any) to `pending` and
+  /// its fsync (and its directory's) to `syncs`.
+  Status pre_commit(int64_t id, std::vector<PendingPart>& pending, DeferredSync& syncs);
   /// Commits one part (idempotent).
   static Status commit(const PendingPart& p);
   Status close();
@@ -398,6 +403,7 @@ class NdjsonWriter final : public runtime::SinkWriter<T> {
     line_.clear();
     JsonSerde<T>::write(line_, v);
     if (txn_) {
+      if (syncs_->failed()) return syncs_->error().with_context("file sink " + path_);
       txn_->append(line_);
       return Status::ok();
     }
@@ -409,14 +415,28 @@ class NdjsonWriter final : public runtime::SinkWriter<T> {
     return out_ ? out_->flush() : Status::ok();
   }
   Result<std::string> snapshot_state(CheckpointId id) override {
+    return runtime::complete_inline(snapshot_state_async(id));
+  }
+  // The barrier renames the in-progress file; the fsync of the part runs in
+  // the checkpoint's asynchronous part, which the acknowledgement waits for.
+  Result<runtime::OperatorStateSnapshot> snapshot_state_async(CheckpointId id) override {
+    runtime::OperatorStateSnapshot out;
     if (!txn_) {
       SLUICE_RETURN_IF_ERROR(flush());
-      return std::string();
+      return out;
     }
-    SLUICE_RETURN_IF_ERROR(txn_->pre_commit(id.value(), pending_));
-    return serialize(pending_);
+    if (syncs_->failed()) return syncs_->error().with_context("file sink " + path_);
+    SLUICE_RETURN_IF_ERROR(txn_->pre_commit(id.value(), pending_, *syncs_));
+    out.state = serialize(pending_);
+    const uint64_t batch = syncs_->seal();
+    out.async = [syncs = syncs_, batch, blob = out.state]() -> Result<std::string> {
+      SLUICE_RETURN_IF_ERROR(syncs->sync_through(batch));
+      return blob;
+    };
+    return out;
   }
   Status notify_checkpoint_complete(CheckpointId id) override {
+    if (syncs_->failed()) return syncs_->error().with_context("file sink " + path_);
     while (!pending_.empty() && pending_.front().checkpoint <= id.value()) {
       SLUICE_RETURN_IF_ERROR(TransactionalFile::commit(pending_.front()));
       pending_.erase(pending_.begin());
@@ -435,6 +455,9 @@ class NdjsonWriter final : public runtime::SinkWriter<T> {
   std::unique_ptr<LineWriter> out_;
   std::unique_ptr<TransactionalFile> txn_;
   std::vector<PendingPart> pending_;
+  // Parts to fsync; shared with the asynchronous parts of checkpoints,
+  // which may outlive the writer.
+  std::shared_ptr<DeferredSync> syncs_ = std::make_shared<DeferredSync>();
   std::string line_;
 };
 

@@ -322,6 +322,13 @@ Result<PartitionedWriterCore::OpenFile*> PartitionedWriterCore::file_for(const s
   }
   const std::string dir = partition.empty() ? config_.dir : config_.dir + "/" + partition;
   std::error_code ec;
+  if (exactly_once_ && !partition.empty() && !std::filesystem::is_directory(dir, ec)) {
+    // The new folders' entries must be as durable as the file in them.
+    for (std::string d = dir; d.size() > config_.dir.size(); d = parent_of(d)) {
+      if (std::filesystem::is_directory(d, ec)) break;
+      syncs_->add_dir(parent_of(d));
+    }
+  }
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::io_error("partitioned file sink: cannot create '" + dir + "': " + ec.message());
   const std::string name = config_.prefix + "-" + std::to_string(subtask_) + "-" + run_ + "-" +
@@ -331,6 +338,7 @@ Result<PartitionedWriterCore::OpenFile*> PartitionedWriterCore::file_for(const s
   f->st.target = dir + "/" + name;
   f->fd = ::open(f->st.hidden.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (f->fd < 0) return Status::from_errno("cannot create '" + f->st.hidden + "'", errno);
+  if (exactly_once_) syncs_->add_dir(dir);  // the hidden file's entry
   if (config_.zstd) f->zstd = std::make_unique<ZstdCompressor>(config_.zstd_level);
   f->opened_ms = ctx_ ? ctx_->processing_time().now_ms() : 0;
   if (!csv_header_.empty()) {
@@ -356,8 +364,13 @@ Status PartitionedWriterCore::write_out(OpenFile& f, bool end_frame) {
   return Status::ok();
 }
 
+Status PartitionedWriterCore::take_error() {
+  if (syncs_->failed()) return syncs_->error().with_context("partitioned file sink " + config_.uri);
+  return std::exchange(deferred_, Status::ok());
+}
+
 Status PartitionedWriterCore::append(const std::string& partition, std::string_view line) {
-  if (!deferred_.is_ok()) return std::exchange(deferred_, Status::ok());
+  if (!deferred_.is_ok() || syncs_->failed()) return take_error();
   SLUICE_ASSIGN_OR_RETURN(OpenFile * f, file_for(partition));
   f->raw.append(line);
   f->raw.push_back('\n');
@@ -374,12 +387,18 @@ Status PartitionedWriterCore::roll(const std::string& partition) {
   if (it == open_.end()) return Status::ok();
   OpenFile& f = *it->second;
   SLUICE_RETURN_IF_ERROR(write_out(f, true));
-  if (::fsync(f.fd) != 0) return Status::from_errno("syncing '" + f.st.hidden + "'", errno);
   PartFileState st = f.st;
   st.length = f.on_disk;
   st.closed = true;
+  if (!exactly_once_) {
+    if (::fsync(f.fd) != 0) return Status::from_errno("syncing '" + f.st.hidden + "'", errno);
+    open_.erase(it);
+    return publish(st);
+  }
+  // Synced by the next checkpoint's asynchronous part, which hands it over
+  // for publishing; not here on the task thread.
+  syncs_->add_file(std::exchange(f.fd, -1), f.st.hidden);
   open_.erase(it);
-  if (!exactly_once_) return publish(st);
   pending_.push_back(std::move(st));
   return Status::ok();
 }
@@ -395,37 +414,58 @@ void PartitionedWriterCore::schedule_roll_check() {
       Status st = roll(p);
       if (!st.is_ok() && deferred_.is_ok()) deferred_ = st;
     }
-    if (!deferred_.is_ok()) ctx_->fail(deferred_);
+    if (!deferred_.is_ok() || syncs_->failed()) {
+      ctx_->fail(take_error());
+      return;
+    }
     schedule_roll_check();
   });
 }
 
 Status PartitionedWriterCore::flush() {
-  if (!deferred_.is_ok()) return std::exchange(deferred_, Status::ok());
+  if (!deferred_.is_ok() || syncs_->failed()) return take_error();
   while (!open_.empty()) SLUICE_RETURN_IF_ERROR(roll(open_.begin()->first));
   return Status::ok();
 }
 
-Result<std::string> PartitionedWriterCore::snapshot(CheckpointId id) {
-  if (!deferred_.is_ok()) return std::exchange(deferred_, Status::ok());
+// The barrier's share is a write() per open file (the rest of its frame)
+// and a dup() of its descriptor; the fsyncs of what the checkpoint covers
+// run in the asynchronous part, which the task's acknowledgement waits for.
+Result<runtime::OperatorStateSnapshot> PartitionedWriterCore::snapshot(CheckpointId id) {
+  if (!deferred_.is_ok() || syncs_->failed()) return take_error();
   PartitionedWriterState s;
   s.run = run_;
   for (auto& [p, f] : open_) {
-    // Everything so far on disk and durable; a restore cuts back to here.
+    // Everything so far in the file; a restore cuts back to here.
     SLUICE_RETURN_IF_ERROR(write_out(*f, true));
-    if (::fsync(f->fd) != 0) return Status::from_errno("syncing '" + f->st.hidden + "'", errno);
     PartFileState st = f->st;
     st.length = f->on_disk;
     s.files.push_back(std::move(st));
+    if (!exactly_once_) continue;
+    // The writer goes on appending to its descriptor (and may close it):
+    // the snapshot thread syncs a duplicate.
+    int dup = ::fcntl(f->fd, F_DUPFD_CLOEXEC, 0);
+    if (dup < 0) return Status::from_errno("duplicating the descriptor of '" + f->st.hidden + "'", errno);
+    syncs_->add_file(dup, f->st.hidden);
   }
   for (auto& p : pending_) {
     if (p.checkpoint == 0) p.checkpoint = id.value();
     s.files.push_back(p);
   }
-  return serialize(s);
+  runtime::OperatorStateSnapshot out;
+  out.state = serialize(s);
+  if (!exactly_once_) return out;
+  const uint64_t batch = syncs_->seal();
+  out.async = [syncs = syncs_, batch, blob = out.state]() -> Result<std::string> {
+    SLUICE_RETURN_IF_ERROR(syncs->sync_through(batch));
+    return blob;
+  };
+  return out;
 }
 
 Status PartitionedWriterCore::checkpoint_complete(CheckpointId id) {
+  // A completed checkpoint's asynchronous part synced everything it covers.
+  if (syncs_->failed()) return take_error();
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->checkpoint > 0 && it->checkpoint <= id.value()) {
       SLUICE_RETURN_IF_ERROR(publish(*it));

@@ -8,8 +8,10 @@
 // A file is written under a hidden name (".part-….inprogress", which the
 // file source and most readers skip) and renamed to its final name when
 // the checkpoint after which it was closed completes. At every checkpoint
-// the open files are flushed (a zstd frame ends) and fsynced, and their
-// lengths go into the checkpoint; a restore publishes each file the
+// the open files are flushed (a zstd frame ends) and their lengths go into
+// the checkpoint; they, the files closed since the last checkpoint and new
+// directory entries are fsynced in the checkpoint's asynchronous part
+// (deferred_sync.h), before it is acknowledged; a restore publishes each file the
 // checkpoint knows, cut back to the length it had then, and deletes what
 // the failed run wrote after it. So every record is in exactly one
 // published file, whatever crashes. The file source reads the published
@@ -26,6 +28,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "connectors/file/deferred_sync.h"
 #include "connectors/file/zstd_stream.h"
 #include "engine/common/json.h"
 #include "engine/common/serde.h"
@@ -118,7 +121,10 @@ class PartitionedWriterCore {
   /// End of input: closes every file (the final checkpoint publishes them;
   /// without checkpointing they are published now).
   Status flush();
-  Result<std::string> snapshot(CheckpointId id);
+  /// At the barrier: ends the open files' frames and captures their lengths
+  /// (task thread); the returned asynchronous part fsyncs what the
+  /// checkpoint covers and returns the state blob.
+  Result<runtime::OperatorStateSnapshot> snapshot(CheckpointId id);
   Status checkpoint_complete(CheckpointId id);
   Status close();
 
@@ -133,6 +139,8 @@ class PartitionedWriterCore {
   Status publish(const PartFileState& st);
   Status recover(const std::vector<PartitionedWriterState>& states);
   void schedule_roll_check();
+  /// The first failed deferred fsync, then the roll timer's error.
+  Status take_error();
 
   PartitionedSinkConfig config_;
   std::string csv_header_;
@@ -146,6 +154,9 @@ class PartitionedWriterCore {
   std::map<std::string, std::unique_ptr<OpenFile>> open_;  // by partition
   std::vector<PartFileState> pending_;                     // closed, not yet published
   Status deferred_;  // an error of the roll timer, returned by the next call
+  // What the next checkpoint must fsync (exactly-once only); shared with
+  // the asynchronous parts of checkpoints, which may outlive the writer.
+  std::shared_ptr<DeferredSync> syncs_ = std::make_shared<DeferredSync>();
   bool closed_ = false;
 };
 
@@ -251,7 +262,12 @@ class PartitionedFileWriter final : public runtime::SinkWriter<T> {
     return core_.append(partition_, line_);
   }
   Status flush() override { return core_.flush(); }
-  Result<std::string> snapshot_state(CheckpointId id) override { return core_.snapshot(id); }
+  Result<std::string> snapshot_state(CheckpointId id) override {
+    return runtime::complete_inline(core_.snapshot(id));
+  }
+  Result<runtime::OperatorStateSnapshot> snapshot_state_async(CheckpointId id) override {
+    return core_.snapshot(id);
+  }
   Status notify_checkpoint_complete(CheckpointId id) override { return core_.checkpoint_complete(id); }
   Status close() override { return core_.close(); }
 

@@ -200,13 +200,29 @@ void upload_snapshot(PendingSnapshot pending, std::vector<RecordedChannel> recor
   std::string base = storage ? storage->job_dir() : "";
   auto work = [snap = std::move(pending.snap), parts = std::move(pending.async_parts), listener, id,
                channel_file, channel_bytes = std::move(channel_bytes), base, savepoint]() mutable {
-    for (auto& [index, part] : parts) {
+    Status failed;
+    for (auto& [index, part] : parts.keyed) {
       auto handle = part();
       if (!handle.is_ok()) {
-        if (listener) listener->on_checkpoint_declined(id, snap->id, handle.status());
-        return;
+        failed = handle.status();
+        break;
       }
       snap->operators[index].keyed = std::move(*handle);
+    }
+    // Operators' parts hold resources (file descriptors to sync and close):
+    // each runs, whatever failed before it.
+    for (auto& [index, part] : parts.operator_state) {
+      auto blob = part();
+      part = nullptr;  // what it captured goes now, not with the checkpoint
+      if (!blob.is_ok()) {
+        if (failed.is_ok()) failed = blob.status();
+        continue;
+      }
+      snap->operators[index].operator_state = std::move(*blob);
+    }
+    if (!failed.is_ok()) {
+      if (listener) listener->on_checkpoint_declined(id, snap->id, failed);
+      return;
     }
     if (!channel_file.empty()) {
       Status st = state::write_file_atomic(channel_file, channel_bytes);

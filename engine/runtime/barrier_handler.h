@@ -15,17 +15,19 @@
 #include "engine/runtime/channel_state.h"
 #include "engine/runtime/frames.h"
 #include "engine/runtime/input_gate.h"
+#include "engine/runtime/operator_chain.h"
 #include "engine/runtime/task.h"
 
 namespace sluice::runtime {
 
 /// The synchronous part of a task's checkpoint, waiting for its
-/// asynchronous part (keyed-state files) and, when unaligned, for the
-/// recording of in-flight input.
+/// asynchronous parts (keyed-state files, operators' own asynchronous parts
+/// such as a sink's fsync) and, when unaligned, for the recording of
+/// in-flight input.
 struct PendingSnapshot {
   Barrier barrier;
   std::shared_ptr<TaskSnapshot> snap;
-  std::vector<std::pair<size_t, state::AsyncSnapshot>> async_parts;  // by operator index
+  AsyncSnapshotParts async_parts;
 };
 
 /// What a barrier handler asks of its task. Task thread.
@@ -108,7 +110,11 @@ class BarrierHandler {
 
 /// The asynchronous part of a task's checkpoint: on `executor` (inline if
 /// null) writes the keyed-state files and the recorded input (channel_state.h)
-/// under `storage`, then acknowledges to `listener` (or declines on error).
+/// under `storage` and runs the operators' asynchronous parts (every one of
+/// them, also after a failure, so each releases what it captured), then
+/// acknowledges to `listener` if all succeeded, or declines with the first
+/// error: a checkpoint is never acknowledged before its asynchronous work
+/// is done, and a failed one is never committed.
 void upload_snapshot(PendingSnapshot pending, std::vector<RecordedChannel> recorded,
                      const state::CheckpointStorage* storage, const std::string& channel_stem,
                      TaskListener* listener, const TaskId& id, AsyncExecutor* executor);

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -86,6 +87,34 @@ class OperatorContext {
   virtual OperatorMetrics& metrics() = 0;
 };
 
+/// The asynchronous part of an operator's snapshot (see
+/// StreamOperator::snapshot_state_async): runs once, on a snapshot thread,
+/// while the task goes on, and returns the operator-state blob of the
+/// checkpoint. It owns what it needs (what the synchronous part captured:
+/// buffers, duplicated file descriptors) and never touches the operator,
+/// which may be processing records or already gone. An error declines the
+/// checkpoint: the task does not acknowledge it, so nothing it covers is
+/// committed. A part that is destroyed without having run (a part before it
+/// failed) must release what it holds.
+using AsyncStatePart = std::function<Result<std::string>()>;
+
+/// What the synchronous part of an operator's snapshot returns: the
+/// operator-state blob (`state`), or, when `async` is set, the work that
+/// makes the checkpoint's blob off the task thread (its result replaces
+/// `state`). Value type.
+struct OperatorStateSnapshot {
+  std::string state;
+  AsyncStatePart async;
+};
+
+/// Runs a snapshot's asynchronous part at once, on the calling thread: the
+/// blob of `snap` (for callers that want snapshot_state's result).
+inline Result<std::string> complete_inline(Result<OperatorStateSnapshot> snap) {
+  if (!snap.is_ok()) return snap.status();
+  if (!snap->async) return std::move(snap->state);
+  return snap->async();
+}
+
 /// The operator state of one operator at restore time: the blobs that every
 /// subtask of the previous run returned from snapshot_state, in subtask
 /// order. Rescaled jobs see all of them and pick what is theirs.
@@ -131,6 +160,16 @@ class StreamOperator {
   /// Synchronous part of a checkpoint: returns this subtask's operator
   /// state (e.g. source positions, pending sink transactions); empty if none.
   virtual Result<std::string> snapshot_state(CheckpointId id) { return std::string(); }
+  /// What the task calls at the barrier. Operators whose snapshot has slow
+  /// work (fsync, serialization, upload) override this: capture here (swap
+  /// a buffer, take the file handles) and return the rest as `async`; the
+  /// task forwards the barrier at once and acknowledges the checkpoint only
+  /// after the asynchronous part succeeded. Default: snapshot_state().
+  virtual Result<OperatorStateSnapshot> snapshot_state_async(CheckpointId id) {
+    auto r = snapshot_state(id);
+    if (!r.is_ok()) return r.status();
+    return OperatorStateSnapshot{std::move(*r), {}};
+  }
   /// Checkpoint `id` is complete everywhere: commit what it covered.
   virtual Status notify_checkpoint_complete(CheckpointId id) { return Status::ok(); }
   virtual void notify_checkpoint_aborted(CheckpointId id) {}

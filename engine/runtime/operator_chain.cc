@@ -243,8 +243,7 @@ void OperatorChain::close() {
 }
 
 Status OperatorChain::snapshot(const Barrier& b, const state::CheckpointStorage* storage,
-                               TaskSnapshot& snap,
-                               std::vector<std::pair<size_t, state::AsyncSnapshot>>& parts) {
+                               TaskSnapshot& snap, AsyncSnapshotParts& parts) {
   for (auto& slot : ops_) {
     auto ctx = [&](const Status& st) {
       return st.with_context("checkpoint " + std::to_string(b.id.value()) + " of '" +
@@ -253,15 +252,27 @@ Status OperatorChain::snapshot(const Barrier& b, const state::CheckpointStorage*
     OperatorSnapshot os;
     os.uid = slot.ctx->info().uid;
     const int64_t t0 = monotonic_ns();
-    auto r = slot.op->snapshot_state(b.id);
+    auto r = slot.op->snapshot_state_async(b.id);
     if (!r.is_ok()) return ctx(r.status());
-    os.operator_state = std::move(*r);
+    os.operator_state = std::move(r->state);
+    if (r->async) {
+      // The part's error names the operator and the checkpoint too.
+      parts.operator_state.emplace_back(
+          snap.operators.size(), [part = std::move(r->async), what = slot.node->name, id = b.id]() {
+            auto blob = part();
+            if (!blob.is_ok()) {
+              return Result<std::string>(blob.status().with_context(
+                  "checkpoint " + std::to_string(id.value()) + " of '" + what + "' (asynchronous part)"));
+            }
+            return blob;
+          });
+    }
     if (auto* backend = slot.ctx->backend.get()) {
       if (!storage) return ctx(Status::internal("no checkpoint storage"));
       auto target = storage->target(b.id.value(), b.is_savepoint(), file_stem(os.uid));
       auto part = backend->snapshot(b.id, target);
       if (!part.is_ok()) return ctx(part.status());
-      parts.emplace_back(snap.operators.size(), std::move(*part));
+      parts.keyed.emplace_back(snap.operators.size(), std::move(*part));
     }
     // The task thread's share of the checkpoint, per operator: what delays
     // records behind the barrier. Logged when it is long enough to matter.

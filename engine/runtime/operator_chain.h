@@ -47,6 +47,15 @@ class ChainHost {
   virtual bool yield(int priority, bool wait) = 0;
 };
 
+/// The asynchronous parts of one task's checkpoint, each with the index of
+/// its operator in the chain (and in TaskSnapshot::operators): the keyed
+/// state's files and the operators' own asynchronous parts (their blobs).
+/// Run on a snapshot thread by upload_snapshot; value type.
+struct AsyncSnapshotParts {
+  std::vector<std::pair<size_t, state::AsyncSnapshot>> keyed;
+  std::vector<std::pair<size_t, AsyncStatePart>> operator_state;
+};
+
 /// One task's operators, head first. Built and used on the task thread
 /// (operators see only their contexts); owned by the task.
 class OperatorChain {
@@ -74,11 +83,12 @@ class OperatorChain {
   /// close() every operator (always, also after a failure).
   void close();
 
-  /// Synchronous part of checkpoint `b`: every operator's state and a
-  /// consistent view of its keyed state (whose files are written by the
-  /// returned asynchronous parts). The error names the operator.
+  /// Synchronous part of checkpoint `b`: every operator's state (or what
+  /// it captured for its asynchronous part) and a consistent view of its
+  /// keyed state (whose files are written by the returned asynchronous
+  /// parts). The error names the operator.
   Status snapshot(const Barrier& b, const state::CheckpointStorage* storage, TaskSnapshot& snap,
-                  std::vector<std::pair<size_t, state::AsyncSnapshot>>& parts);
+                  AsyncSnapshotParts& parts);
   Status notify_checkpoint_complete(CheckpointId id);
   void notify_checkpoint_aborted(CheckpointId id);
 

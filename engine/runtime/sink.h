@@ -1,7 +1,9 @@
 // Sinks: a Sink<T> describes where records go (immutable, built by the
 // job); each sink subtask creates a SinkWriter<T>. Writers that give
-// exactly-once output pre-commit in snapshot_state (at the barrier) and
-// commit in notify_checkpoint_complete.
+// exactly-once output pre-commit at the barrier (snapshot_state, or
+// snapshot_state_async: a cheap capture on the task thread, the fsync or
+// upload on a snapshot thread before the acknowledgement) and commit in
+// notify_checkpoint_complete.
 #pragma once
 
 #include <memory>
@@ -28,6 +30,17 @@ class SinkWriter {
   virtual Result<std::string> snapshot_state(CheckpointId id) {
     SLUICE_RETURN_IF_ERROR(flush());
     return std::string();
+  }
+  /// What the sink operator calls at the barrier: the pre-commit split in
+  /// a capture on the task thread and an asynchronous part (e.g. fsync of
+  /// the pending files) that must succeed before the checkpoint is
+  /// acknowledged (StreamOperator::snapshot_state_async). A writer that
+  /// overrides it implements snapshot_state as
+  /// complete_inline(snapshot_state_async(id)). Default: snapshot_state().
+  virtual Result<OperatorStateSnapshot> snapshot_state_async(CheckpointId id) {
+    auto r = snapshot_state(id);
+    if (!r.is_ok()) return r.status();
+    return OperatorStateSnapshot{std::move(*r), {}};
   }
   virtual Status notify_checkpoint_complete(CheckpointId id) { return Status::ok(); }
   /// StreamOperator::commit_in_progress: commit work of a completed
@@ -75,6 +88,9 @@ class SinkOperator final : public OneInputOperator<T> {
     return writer_->flush();
   }
   Result<std::string> snapshot_state(CheckpointId id) override { return writer_->snapshot_state(id); }
+  Result<OperatorStateSnapshot> snapshot_state_async(CheckpointId id) override {
+    return writer_->snapshot_state_async(id);
+  }
   Status notify_checkpoint_complete(CheckpointId id) override {
     return writer_->notify_checkpoint_complete(id);
   }

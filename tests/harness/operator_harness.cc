@@ -167,7 +167,8 @@ Status OperatorHarnessBase::end_input() {
 
 OperatorSnapshot OperatorHarnessBase::snapshot(CheckpointId id) {
   require_open("snapshot");
-  Result<std::string> op_state = op_->snapshot_state(id);
+  // As the task does: the synchronous part, then (here at once) the asynchronous one.
+  Result<std::string> op_state = runtime::complete_inline(op_->snapshot_state_async(id));
   if (!op_state.is_ok()) throw HarnessError("snapshot_state failed: " + op_state.status().to_string());
   OperatorSnapshot snap;
   snap.max_parallelism = options_.max_parallelism;

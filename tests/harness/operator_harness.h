@@ -231,7 +231,7 @@ class OperatorHarnessBase : public runtime::OperatorContext {
   /// The input ended: StreamOperator::finish(). Send the final watermark
   /// (EventTime::max()) first if the test models a bounded source.
   Status end_input();
-  /// StreamOperator::snapshot_state plus the keyed state of every owned
+  /// StreamOperator::snapshot_state_async (its asynchronous part run at once) plus the keyed state of every owned
   /// key group. Throws HarnessError if the operator's snapshot fails.
   OperatorSnapshot snapshot(CheckpointId id = CheckpointId(1));
   Status notify_checkpoint_complete(CheckpointId id);

@@ -8,6 +8,9 @@
 #include <gtest/gtest.h>
 #include <simdjson.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -271,6 +274,79 @@ TEST(PartitionedFileSink, RestorePublishesExactlyWhatTheCheckpointCoveredAndDele
     ASSERT_TRUE(again->open().is_ok());
     EXPECT_EQ(published_records(dir.path()), expected);
   }
+}
+
+size_t open_fds() {
+  size_t n = 0;
+  for ([[maybe_unused]] auto& e : fs::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+TEST(PartitionedFileSink, TheBarrierLeavesTheFsyncsToTheAsynchronousPartWhichOwnsItsDescriptors) {
+  TempDir dir;
+  const std::string uri = "file://" + dir.path() + "/?partition=user:user&roll_size=2KB";
+  const auto in = visits(400, 5);
+  std::string blob;
+  {
+    SinkHarness h(sink_op(uri), checkpointing());
+    ASSERT_TRUE(h.open().is_ok());
+    for (size_t i = 0; i < 200; ++i) h.process_element(in[i], in[i].ts);
+    const size_t before = open_fds();
+    auto snap = h.op().snapshot_state_async(CheckpointId(1));
+    ASSERT_TRUE(snap.is_ok()) << snap.status().to_string();
+    ASSERT_TRUE(snap->async) << "the fsyncs are left to the asynchronous part";
+    const size_t held = open_fds() - before;
+    EXPECT_GT(held, 0u) << "the part holds descriptors of its own (open and rolled files)";
+    // The writer goes on and closes every file before the part runs.
+    for (size_t i = 200; i < 400; ++i) h.process_element(in[i], in[i].ts);
+    ASSERT_TRUE(h.end_input().is_ok());
+    const size_t running = open_fds();
+    auto done = snap->async();
+    ASSERT_TRUE(done.is_ok()) << done.status().to_string();
+    EXPECT_EQ(*done, snap->state);
+    EXPECT_LE(open_fds(), running - held) << "the part closes what it synced";
+    blob = *done;
+    EXPECT_TRUE(published(dir.path()).empty()) << "nothing is published before the checkpoint completes";
+    h.op().close();
+  }
+  // Restored from that checkpoint: exactly the records before its barrier.
+  harness::OperatorSnapshot snap;
+  snap.operator_states[0] = blob;
+  auto r = SinkHarness::restored(sink_op(uri), checkpointing(), snap);
+  ASSERT_TRUE(r->open().is_ok());
+  auto expected = std::vector<Visit>(in.begin(), in.begin() + 200);
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(published_records(dir.path()), expected);
+}
+
+TEST(DeferredSync, AFailedSyncFailsItsBatchAndEveryLaterOneAndClosesTheirDescriptors) {
+  TempDir dir;
+  const std::string path = dir.path() + "/f";
+  auto ok_fd = [&] { return ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644); };
+  DeferredSync s;
+  s.add_file(ok_fd(), path);
+  s.add_dir(dir.path());
+  s.add_dir(dir.path());
+  const uint64_t first = s.seal();
+  EXPECT_TRUE(s.sync_through(first).is_ok());
+  EXPECT_FALSE(s.failed());
+  // fdatasync of a pipe fails (EINVAL), as a disk error would.
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ::close(pipe_fds[0]);
+  s.add_file(pipe_fds[1], "a pipe");
+  const uint64_t bad = s.seal();
+  s.add_file(ok_fd(), path);
+  const uint64_t later = s.seal();
+  const size_t before = open_fds();
+  Status st = s.sync_through(later);  // also syncs the batch before it
+  EXPECT_FALSE(st.is_ok());
+  EXPECT_NE(st.message().find("a pipe"), std::string::npos) << st.to_string();
+  EXPECT_TRUE(s.failed());
+  EXPECT_FALSE(s.sync_through(bad).is_ok()) << "the error sticks";
+  EXPECT_EQ(open_fds(), before - 2) << "both batches' descriptors are closed";
+  s.add_file(ok_fd(), path);
+  EXPECT_FALSE(s.sync_through(s.seal()).is_ok()) << "nothing after a failed sync is trusted";
 }
 
 TEST(PartitionedFileSink, WithoutCheckpointingFilesArePublishedWhenTheyRoll) {
