@@ -54,7 +54,7 @@ class CachedValueState final : public State, public StateCache {
   /// The current key's value, or nullptr. Valid until another key is used.
   const T* value() {
     Entry& e = cache_.select();
-    return e.value ? &*e.value : nullptr;
+    return e.has_value ? &e.value : nullptr;
   }
   /// The current key's value to change in place (a default T if it had
   /// none); the key's value is written back at the next snapshot. Valid
@@ -62,18 +62,20 @@ class CachedValueState final : public State, public StateCache {
   T& mutable_value() {
     Entry& e = cache_.select();
     e.dirty = true;
-    if (!e.value) e.value.emplace();
-    return *e.value;
+    e.has_value = true;  // a default T if it had none
+    return e.value;
   }
   void update(T v) {
     Entry& e = cache_.select();
     e.value = std::move(v);
+    e.has_value = true;
     e.dirty = true;
   }
   void clear() override {
     Entry& e = cache_.select();
-    if (!e.value) return;
-    e.value.reset();
+    if (!e.has_value) return;
+    e.value = T{};
+    e.has_value = false;
     e.dirty = true;
   }
   void set_namespace(std::string_view ns) override {
@@ -84,16 +86,24 @@ class CachedValueState final : public State, public StateCache {
   size_t cached_keys() const { return cache_.cached_keys(); }
 
  private:
+  // Flags first and the value in place (not a std::optional, whose flag
+  // follows the value): what a record touches first shares a cache line.
+  // Without a value, `value` is a default T.
   struct Entry {
-    std::optional<T> value;
     bool dirty = false;
+    bool has_value = false;
+    T value{};
   };
   struct Store {
     ValueState<T>* state;
-    void load(Entry& e) { e.value = state->value(); }
+    void load(Entry& e) {
+      std::optional<T> v = state->value();
+      e.has_value = v.has_value();
+      e.value = v ? std::move(*v) : T{};
+    }
     bool dirty(const Entry& e) const { return e.dirty; }
     void write_back(Entry& e) {
-      if (e.value) state->update(*e.value);
+      if (e.has_value) state->update(e.value);
       else state->clear();
       e.dirty = false;
     }

@@ -104,13 +104,15 @@ class KeyCache {
 
  private:
   static constexpr size_t kUntouched = ~size_t{0};
+  // The fields select() touches first, then the entry (whose own first
+  // fields an operator reads first): one cache line apart, not five.
   struct Node {
     std::string key;
     KeyGroup kg{0};
-    Entry entry{};
-    size_t counted = 0;      ///< weight when last added to total_
     bool referenced = true;  ///< selected since the clock hand last passed
     size_t touched = kUntouched;  ///< index in touched_: selected since the last flush
+    size_t counted = 0;      ///< weight when last added to total_
+    Entry entry{};
   };
 
   void touch(Node& n) {

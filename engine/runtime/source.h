@@ -13,6 +13,7 @@
 #include "engine/common/clock.h"
 #include "engine/runtime/operator.h"
 #include "engine/runtime/watermark.h"
+#include "engine/runtime/watermark_alignment.h"
 
 namespace sluice::runtime {
 
@@ -104,6 +105,13 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
     now_ms_hint_ = context().processing_time().now_ms();
     wall_ms_ = now_ms_hint_;
     splitless_since_ms_ = now_ms_hint_;
+    if (!strategy_.alignment_group.empty()) {
+      if (strategy_.alignment_max_drift.count() <= 0 || !strategy_.emit_watermarks) {
+        return Status::invalid_argument("source " + context().info().operator_name +
+                                        ": watermark alignment needs watermarks and a positive maximum drift");
+      }
+      alignment_ = WatermarkAlignment::instance().join(context().info().job_id, strategy_.alignment_group);
+    }
     SLUICE_RETURN_IF_ERROR(reader_->open(context(), *this));
     if (strategy_.idleness.count() > 0) schedule_idle_check();
     return Status::ok();
@@ -112,6 +120,17 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   Result<PollStatus> emit_next() override {
     // The guard's wall clock, read once per batch (an hour's bound needs no more).
     wall_ms_ = context().processing_time().now_ms();
+    if (alignment_ && !idle_ && alignment_->should_pause(current_wm_.ms(), strategy_.alignment_max_drift.count())) {
+      // Ahead of the group: read nothing this time (the task polls again
+      // within a millisecond; barriers, timers and mail still run).
+      paused_ = true;
+      return PollStatus::kNothingAvailable;
+    }
+    if (paused_) {
+      // Waiting for the others is not idleness.
+      paused_ = false;
+      for (auto& s : splits_) s.last_record_ms = std::max(s.last_record_ms, now_ms_hint_);
+    }
     auto r = reader_->poll_next(*this);
     if (r.is_ok() && strategy_.emit_watermarks) maybe_emit_watermark();
     return r;
@@ -120,6 +139,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   void end_input() override {
     current_wm_ = EventTime::max();
     if (idle_) set_idle(false);
+    if (alignment_) alignment_->exclude();
     forward_watermark(EventTime::max());
   }
 
@@ -202,12 +222,17 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
       current_wm_ = EventTime(wm);
       forward_watermark(current_wm_);
     }
+    if (alignment_) alignment_->report(current_wm_.ms());
   }
   bool all_finished() const {
     return std::all_of(splits_.begin(), splits_.end(), [](const SplitState& s) { return s.finished; });
   }
   void set_idle(bool idle) {
     idle_ = idle;
+    if (alignment_) {
+      if (idle) alignment_->exclude();
+      else alignment_->report(current_wm_.ms());
+    }
     StreamOperator::process_watermark_status(idle);
   }
   void schedule_idle_check() {
@@ -216,6 +241,7 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
     pts.schedule(pts.now_ms() + period, [this](int64_t now) {
       now_ms_hint_ = now;
       for (auto& s : splits_) {
+        if (paused_) s.last_record_ms = now;  // waiting for the alignment group is not idleness
         if (!s.finished && !s.idle && now - s.last_record_ms >= strategy_.idleness.count()) {
           s.idle = true;
         }
@@ -239,6 +265,8 @@ class SourceOperator final : public StreamOperator, public SourceDriver, public 
   // would cost more than the precision is worth.
   int64_t now_ms_hint_ = 0;
   int64_t splitless_since_ms_ = 0;  // since when the reader has had no split
+  std::unique_ptr<WatermarkAlignment::Member> alignment_;  // with watermark alignment
+  bool paused_ = false;  // the last emit_next waited for the alignment group
 };
 
 }  // namespace sluice::runtime

@@ -38,6 +38,10 @@ struct WatermarkStrategy {
   /// (default none).
   std::optional<Duration> max_ahead;
   std::optional<int64_t> floor_ms;
+  /// Watermark alignment (watermark_alignment.h): "" (default) = none; else
+  /// the group whose sources this one keeps within `alignment_max_drift`.
+  std::string alignment_group;
+  Duration alignment_max_drift{0};
 
   static WatermarkStrategy for_bounded_out_of_orderness(Duration bound) {
     WatermarkStrategy s;
@@ -64,6 +68,18 @@ struct WatermarkStrategy {
   WatermarkStrategy with_idleness(Duration timeout) const {
     WatermarkStrategy s = *this;
     s.idleness = timeout;
+    return s;
+  }
+  /// Watermark alignment, as Flink's withWatermarkAlignment: the source
+  /// stops reading while its watermark is more than `max_drift` (> 0)
+  /// ahead of the lowest watermark of the sources in `group` (those of the
+  /// same job in this process that are neither idle nor finished), so an
+  /// input read faster than the others in event time does not pile up in
+  /// the operators that wait for the watermark.
+  WatermarkStrategy with_watermark_alignment(std::string group, Duration max_drift) const {
+    WatermarkStrategy s = *this;
+    s.alignment_group = std::move(group);
+    s.alignment_max_drift = max_drift;
     return s;
   }
   /// Records stamped more than `ahead` past the wall clock (0 = no bound)

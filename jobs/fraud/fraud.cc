@@ -28,6 +28,7 @@
 //   card_test_window (2m), error_storm_count (20)   rule version 0 (the rules stream updates them)
 //   out_of_orderness (2s), idleness (0s: never)   watermarks of the three event sources;
 //                     <source>_out_of_orderness, <source>_idleness for one of them (e.g. api_errors_idleness)
+//   max_drift (10s)   watermark alignment: a source more than this ahead of the others (event time) waits (0s: off)
 //   rules_idleness (1s) how long a quiet rules stream holds decisions back (0s: until its next update or end)
 #include <chrono>
 #include <sstream>
@@ -68,11 +69,14 @@ DataStream<T> read(api::StreamExecutionEnvironment& env, const api::JobArgs& arg
       key);
   const Duration bound = non_negative(args, key + "_out_of_orderness", "out_of_orderness", 2s);
   const Duration idleness = non_negative(args, key + "_idleness", "idleness", 0ms);
-  auto s = env.from_source(source,
-                           WatermarkStrategy<T>::for_bounded_out_of_orderness(bound)
-                               .with_timestamp_assigner([ts](const T& v) { return v.*ts; })
-                               .with_idleness(idleness),
-                           key);
+  auto strategy = WatermarkStrategy<T>::for_bounded_out_of_orderness(bound)
+                      .with_timestamp_assigner([ts](const T& v) { return v.*ts; })
+                      .with_idleness(idleness);
+  // The three sources stay within `max_drift` of each other in event time:
+  // one read ahead would wait in the enrich step's buffers.
+  const Duration max_drift = non_negative(args, "max_drift", "max_drift", 10s);
+  if (max_drift.count() > 0) strategy = strategy.with_watermark_alignment("fraud-events", max_drift);
+  auto s = env.from_source(source, strategy, key);
   s.uid(key + "-source");
   return s;
 }

@@ -1,0 +1,162 @@
+// Watermark alignment at sources: a source more than the maximum drift
+// ahead of its group's lowest watermark stops reading until the others
+// catch up; idle and finished sources do not hold the group back.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "engine/api/sluice.h"
+#include "engine/runtime/watermark_alignment.h"
+#include "tests/runtime/test_job.h"
+
+namespace sluice::rt_test {
+namespace {
+
+using runtime::WatermarkAlignment;
+
+TEST(WatermarkAlignment, AMemberAheadOfTheGroupMinimumByMoreThanTheDriftPauses) {
+  auto& reg = WatermarkAlignment::instance();
+  auto a = reg.join("job-a", "g");
+  auto b = reg.join("job-a", "g");
+  auto other_job = reg.join("job-b", "g");
+  EXPECT_EQ(reg.members("job-a", "g"), 2u);
+  EXPECT_EQ(reg.members("job-b", "g"), 1u);
+  EXPECT_FALSE(a->should_pause(INT64_MIN, 100)) << "a member without a watermark never waits";
+  EXPECT_TRUE(a->should_pause(5, 100)) << "the others wait for a member without a watermark yet";
+  a->report(1000);
+  b->report(1100);
+  other_job->report(0);  // another job's group does not count
+  EXPECT_EQ(a->group_min(), 1000);
+  EXPECT_FALSE(b->should_pause(1100, 100)) << "exactly the drift ahead may read";
+  EXPECT_TRUE(b->should_pause(1101, 100));
+  EXPECT_FALSE(a->should_pause(1000, 100)) << "the minimum never waits";
+  a->exclude();  // idle or finished
+  EXPECT_EQ(b->group_min(), 1100);
+  b->report(5000);
+  EXPECT_FALSE(b->should_pause(5000, 100)) << "alone in the group, nothing to wait for";
+  a->report(1200);
+  EXPECT_EQ(b->group_min(), 1200) << "a member counts again after its next report";
+  EXPECT_TRUE(b->should_pause(5000, 100));
+  a.reset();  // a task that is gone holds nothing back
+  EXPECT_EQ(reg.members("job-a", "g"), 1u);
+  b.reset();
+  EXPECT_EQ(reg.members("job-a", "g"), 0u);
+}
+
+/// Records the highest event time each of two sources has read so far,
+/// and the largest lead one had over the other when it read on.
+struct Lead {
+  std::atomic<int64_t> max_ts[2] = {INT64_MIN, INT64_MIN};
+  std::atomic<int64_t> worst{0};
+};
+
+/// A bounded source of one record per poll, ts = i * step for i < n,
+/// reporting to `lead` (as source `me` of two).
+class SteppedSource final : public runtime::Source<Event> {
+ public:
+  SteppedSource(int me, int64_t n, int64_t step, std::shared_ptr<Lead> lead)
+      : me_(me), n_(n), step_(step), lead_(std::move(lead)) {}
+  std::string description() const override { return "stepped"; }
+  bool bounded() const override { return true; }
+  std::unique_ptr<runtime::SourceReader<Event>> create_reader() const override {
+    return std::make_unique<Reader>(me_, n_, step_, lead_);
+  }
+
+ private:
+  class Reader final : public runtime::SourceReader<Event> {
+   public:
+    Reader(int me, int64_t n, int64_t step, std::shared_ptr<Lead> lead)
+        : me_(me), n_(n), step_(step), lead_(std::move(lead)) {}
+    Status open(runtime::OperatorContext&, runtime::SourceOutput<Event>& out) override {
+      out.set_split_count(1);
+      return Status::ok();
+    }
+    Result<runtime::PollStatus> poll_next(runtime::SourceOutput<Event>& out) override {
+      if (i_ >= n_) {
+        out.split_finished(0);
+        return runtime::PollStatus::kEndOfInput;
+      }
+      const int64_t mine = lead_->max_ts[me_].load();
+      const int64_t other = lead_->max_ts[1 - me_].load();
+      // While the other still reads, how far this one is ahead of it now that it reads on.
+      if (mine != INT64_MIN && other != INT64_MIN && other < (n_other() - 1) * other_step()) {
+        int64_t w = lead_->worst.load();
+        while (mine - other > w && !lead_->worst.compare_exchange_weak(w, mine - other)) {
+        }
+      }
+      Event e{"s" + std::to_string(me_), i_ * step_, i_};
+      lead_->max_ts[me_].store(e.ts);
+      out.collect(e, 0);
+      ++i_;
+      // Paced, so that both sources are reading at the same time.
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      return runtime::PollStatus::kMoreAvailable;
+    }
+    int64_t n_other() const { return me_ == 0 ? kN1 : kN0; }
+    int64_t other_step() const { return me_ == 0 ? kStep1 : kStep0; }
+
+   private:
+    int me_;
+    int64_t n_, step_, i_ = 0;
+    std::shared_ptr<Lead> lead_;
+  };
+
+  int me_;
+  int64_t n_, step_;
+  // shared: both sources' readers report to it, the test reads it.
+  std::shared_ptr<Lead> lead_;
+
+ public:
+  // Source 0 takes 10 ms of event time per record, source 1 100 ms: read at
+  // the same record rate, source 1 runs ahead by up to ~45 s.
+  static constexpr int64_t kN0 = 5'000, kStep0 = 10, kN1 = 500, kStep1 = 100;
+};
+
+/// Runs the two stepped sources into one sink; the largest lead seen and
+/// how many records arrived.
+std::pair<int64_t, size_t> run_two(std::optional<Duration> max_drift) {
+  auto lead = std::make_shared<Lead>();
+  auto out = std::make_shared<Collected<Event>>();
+  TestJob job("alignment-" + std::to_string(max_drift ? max_drift->count() : -1));
+  auto& env = job.env();
+  auto strategy = event_time();
+  if (max_drift) strategy = strategy.with_watermark_alignment("both", *max_drift);
+  auto slow = env.from_source<Event>(
+      std::make_shared<SteppedSource>(0, SteppedSource::kN0, SteppedSource::kStep0, lead), strategy, "fine");
+  auto fast = env.from_source<Event>(
+      std::make_shared<SteppedSource>(1, SteppedSource::kN1, SteppedSource::kStep1, lead), strategy, "coarse");
+  slow.union_with(fast).sink_to(collect_into(out));
+  EXPECT_TRUE(job.prepare(1).is_ok());
+  Status st = job.run();
+  EXPECT_TRUE(st.is_ok()) << st.to_string();
+  return {lead->worst.load(), out->values().size()};
+}
+
+TEST(WatermarkAlignment, ASourceAheadInEventTimeWaitsForTheOtherAndEveryRecordArrives) {
+  const auto [worst, n] = run_two(Duration(1000));
+  EXPECT_EQ(n, static_cast<size_t>(SteppedSource::kN0 + SteppedSource::kN1));
+  // A source reads on only while its watermark (max ts - 1) is within the
+  // drift of the other's: its lead when it reads is at most the drift.
+  EXPECT_LE(worst, 1000) << "a source read on while more than the drift ahead";
+  // Without alignment the coarse source runs far ahead (shows the test can fail).
+  const auto [free_worst, free_n] = run_two(std::nullopt);
+  EXPECT_EQ(free_n, n);
+  EXPECT_GT(free_worst, 5'000);
+}
+
+TEST(WatermarkAlignment, ASourceWithoutPositiveDriftIsRefused) {
+  TestJob job("alignment-bad");
+  auto& env = job.env();
+  env.from_source<Event>(std::make_shared<VectorSource<Event>>(std::vector<Event>{{"k", 1, 1}}),
+                         event_time().with_watermark_alignment("g", Duration(0)), "events")
+      .sink_to(collect_into(std::make_shared<Collected<Event>>()));
+  ASSERT_TRUE(job.prepare(1).is_ok());
+  Status st = job.run();
+  ASSERT_FALSE(st.is_ok());
+  EXPECT_NE(st.to_string().find("positive maximum drift"), std::string::npos) << st.to_string();
+}
+
+}  // namespace
+}  // namespace sluice::rt_test
