@@ -352,7 +352,7 @@ void Task::Impl::check_outputs() {
     if (!w->broken()) continue;
     for (const auto& c : outputs_) {
       if (c->broken()) {
-        fail(Status::unavailable("output channel " + c->name() + ": " + c->failure()));
+        fail(c->failure_status("output channel " + c->name()));
         return;
       }
     }
