@@ -435,22 +435,34 @@ void RocksDBKeyedStateBackend::enable_write_cache(Column* c) {
   cached_columns_.push_back(c);
 }
 
-void RocksDBKeyedStateBackend::flush_write_cache() {
-  if (cache_bytes_ == 0) return;
+size_t RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
+  if (cache_bytes_ == 0) return 0;
   rocksdb::WriteBatch batch;
+  std::vector<Column::Entry*> written;
   for (Column* c : cached_columns_) {
-    for (const auto& [k, e] : c->cache) {
+    for (auto& [k, e] : c->cache) {
       if (!e.dirty) continue;
       rocksdb::Status s = e.present ? batch.Put(c->handle, k, e.value) : batch.Delete(c->handle, k);
       if (!s.ok()) throw StateAccessError("state '" + c->name + "': write failed: " + s.ToString());
+      if (keep) written.push_back(&e);
     }
   }
-  if (batch.Count() > 0) {
+  const size_t n = batch.Count();
+  if (n > 0) {
     rocksdb::Status s = db_->db->Write(db_->write, &batch);
     if (!s.ok()) throw StateAccessError("writing cached state: " + s.ToString());
   }
+  if (keep) {
+    // The DB now holds what these entries say.
+    for (Column::Entry* e : written) {
+      e->dirty = false;
+      e->in_db = e->present;
+    }
+    return n;
+  }
   for (Column* c : cached_columns_) c->cache.clear();
   cache_bytes_ = 0;
+  return n;
 }
 
 // --- cursors and range removal ------------------------------------------------------
@@ -502,7 +514,7 @@ void RocksDBKeyedStateBackend::Cursor::prev() {
 RocksDBKeyedStateBackend::Cursor RocksDBKeyedStateBackend::open_cursor(Column* c,
                                                                        std::string_view lower,
                                                                        std::string_view upper) {
-  if (c->cached) flush_write_cache();
+  if (c->cached) write_back_dirty_entries();  // the DB as the cache has it
   auto impl = std::make_unique<Cursor::Impl>();
   impl->lower.assign(lower);
   impl->upper.assign(upper);
@@ -518,6 +530,7 @@ RocksDBKeyedStateBackend::Cursor RocksDBKeyedStateBackend::open_cursor(Column* c
 void RocksDBKeyedStateBackend::remove_range(Column* c, std::string_view lower,
                                             std::string_view upper) {
   if (lower >= upper) return;
+  if (c->cached) flush_write_cache();  // the cache must not keep what this deletes
   const size_t limit = options_.range_delete_threshold;
   if (limit > 0) {
     // Few entries: point deletes (no range tombstone for later reads to

@@ -149,11 +149,20 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// Routes get/put/remove of column `c` through the write-back cache
   /// (options.write_cache_bytes). Only for states accessed by point
   /// lookups: merge, cursors and range removal bypass the cache (a cursor
-  /// over a cached column flushes it first).
+  /// over a cached column writes its dirty entries first; merge and range
+  /// removal empty the cache first).
   void enable_write_cache(Column* c);
   /// Writes every dirty cached entry to RocksDB in one batch and empties
-  /// the cache. Throws StateAccessError if RocksDB refuses the write.
-  void flush_write_cache();
+  /// the cache (it is full, or something will write the DB around it).
+  /// Throws StateAccessError if RocksDB refuses the write.
+  void flush_write_cache() { (void)write_dirty_entries(/*keep=*/false); }
+  /// Writes every dirty cached entry to RocksDB in one batch and keeps the
+  /// entries, now clean, for the reads that follow: a snapshot or a cursor
+  /// needs the DB to hold what the cache holds, not an empty cache (the
+  /// keys of the last second are the likeliest to come again; emptying the
+  /// cache at every checkpoint made each one read them back from RocksDB).
+  /// Returns how many entries it wrote.
+  size_t write_back_dirty_entries() { return write_dirty_entries(/*keep=*/true); }
   /// A RocksDB iterator over the keys in [lower, upper) of one column
   /// family (the bounds are copied). Throws StateAccessError if RocksDB
   /// reports an error while moving. The state may be written while a
@@ -221,6 +230,9 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// Restores timers files (is it a delta, its bytes) in order.
   Status restore_timer_files(const std::vector<std::pair<bool, std::string>>& files,
                              const std::string& what);
+  /// Writes the dirty cached entries; keeps them (clean) or empties the
+  /// cache. Returns how many entries it wrote.
+  size_t write_dirty_entries(bool keep);
   /// The timers part of snapshot `id`: a delta on the confirmed chain of
   /// timers files, or nullptr with `full` set when the whole set must be
   /// written.
