@@ -159,44 +159,56 @@ Status KafkaReaderCore::resolve_start(std::vector<Partition>& parts, bool initia
   // A partition the checkpoint does not know (or one found later) is new:
   // read it from its beginning, so nothing written to it is missed.
   StartMode mode = (restored_ || !initial) ? StartMode::kEarliest : config_.start;
-  if (mode == StartMode::kCommitted || mode == StartMode::kTimestamp) {
+  if (mode == StartMode::kCommitted) {
     PartitionList list = new_partition_list(static_cast<int>(todo.size()));
-    for (auto* p : todo) {
-      auto* e = rd_kafka_topic_partition_list_add(list.get(), p->topic.c_str(), p->partition);
-      e->offset = mode == StartMode::kTimestamp ? config_.start_timestamp_ms : RD_KAFKA_OFFSET_INVALID;
-    }
-    rd_kafka_resp_err_t err = mode == StartMode::kCommitted
-                                  ? rd_kafka_committed(rk_.get(), list.get(), kQueryTimeoutMs)
-                                  : rd_kafka_offsets_for_times(rk_.get(), list.get(), kQueryTimeoutMs);
-    if (err) {
-      return status_from(err, mode == StartMode::kCommitted
-                                  ? "reading committed offsets of group '" + group_ + "'"
-                                  : "looking up offsets for start=timestamp:" +
-                                        std::to_string(config_.start_timestamp_ms));
-    }
+    for (auto* p : todo)
+      rd_kafka_topic_partition_list_add(list.get(), p->topic.c_str(), p->partition)->offset = RD_KAFKA_OFFSET_INVALID;
+    rd_kafka_resp_err_t err = rd_kafka_committed(rk_.get(), list.get(), kQueryTimeoutMs);
+    if (err) return status_from(err, "reading committed offsets of group '" + group_ + "'");
     std::vector<Partition*> fallback;
     for (int i = 0; i < list->cnt; ++i) {
       const auto& e = list->elems[i];
-      Partition* p = todo[i];
-      if (e.err) return status_from(e.err, "start offset of " + tp_name(p->topic, p->partition));
-      if (e.offset >= 0) {
-        p->position = e.offset;
-      } else {
-        fallback.push_back(p);
-      }
+      if (e.err) return status_from(e.err, "start offset of " + tp_name(todo[i]->topic, todo[i]->partition));
+      if (e.offset >= 0) todo[i]->position = e.offset;
+      else fallback.push_back(todo[i]);  // no committed offset: start.fallback
     }
-    // No committed offset: start.fallback. No record at or after the
-    // timestamp: the end (what is written from now on).
-    StartMode fb = mode == StartMode::kCommitted ? config_.committed_fallback : StartMode::kLatest;
-    for (auto* p : fallback) {
-      SLUICE_ASSIGN_OR_RETURN(Watermarks w, query_watermarks(rk_.get(), p->topic, p->partition, kQueryTimeoutMs));
-      p->position = fb == StartMode::kEarliest ? w.low : w.high;
-    }
-    return Status::ok();
+    return lookup_offsets(fallback, config_.committed_fallback == StartMode::kEarliest
+                                        ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END,
+                          "start offset", [](Partition& p, int64_t o) { p.position = o; });
   }
-  for (auto* p : todo) {
-    SLUICE_ASSIGN_OR_RETURN(Watermarks w, query_watermarks(rk_.get(), p->topic, p->partition, kQueryTimeoutMs));
-    p->position = mode == StartMode::kEarliest ? w.low : w.high;
+  if (mode == StartMode::kTimestamp) {
+    std::vector<Partition*> fallback;
+    SLUICE_RETURN_IF_ERROR(lookup_offsets(todo, config_.start_timestamp_ms,
+                                          "start offset (start=timestamp:" + std::to_string(config_.start_timestamp_ms) + ")",
+                                          [&](Partition& p, int64_t o) {
+                                            if (o >= 0) p.position = o;
+                                            else fallback.push_back(&p);
+                                          }));
+    // No record at or after the timestamp: the end (what is written from now on).
+    return lookup_offsets(fallback, RD_KAFKA_OFFSET_END, "start offset",
+                          [](Partition& p, int64_t o) { p.position = o; });
+  }
+  return lookup_offsets(todo, mode == StartMode::kEarliest ? RD_KAFKA_OFFSET_BEGINNING : RD_KAFKA_OFFSET_END,
+                        "start offset", [](Partition& p, int64_t o) { p.position = o; });
+}
+
+Status KafkaReaderCore::lookup_offsets(const std::vector<Partition*>& parts, int64_t what,
+                                       const std::string& context,
+                                       const std::function<void(Partition&, int64_t)>& found) {
+  if (parts.empty()) return Status::ok();
+  // One ListOffsets request per leader for all of them: asked one by one, a
+  // consumer that is already fetching (partitions discovered later) waits
+  // out a fetch long-poll (fetch.wait.max.ms) per partition on the broker's
+  // connection, and the task thread with it.
+  PartitionList list = new_partition_list(static_cast<int>(parts.size()));
+  for (auto* p : parts) rd_kafka_topic_partition_list_add(list.get(), p->topic.c_str(), p->partition)->offset = what;
+  rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk_.get(), list.get(), kQueryTimeoutMs);
+  if (err) return status_from(err, "looking up the " + context + " of " + tp_name(parts[0]->topic, parts[0]->partition) +
+                                       (parts.size() > 1 ? " and " + std::to_string(parts.size() - 1) + " more" : ""));
+  for (int i = 0; i < list->cnt; ++i) {
+    const auto& e = list->elems[i];
+    if (e.err) return status_from(e.err, context + " of " + tp_name(parts[i]->topic, parts[i]->partition));
+    found(*parts[i], e.offset);
   }
   return Status::ok();
 }
@@ -208,24 +220,15 @@ Status KafkaReaderCore::resolve_stop(std::vector<Partition>& parts) {
     if (p.stop < 0) todo.push_back(&p);
   if (todo.empty()) return Status::ok();
   if (config_.stop == StopMode::kTimestamp) {
-    PartitionList list = new_partition_list(static_cast<int>(todo.size()));
-    for (auto* p : todo) {
-      rd_kafka_topic_partition_list_add(list.get(), p->topic.c_str(), p->partition)->offset =
-          config_.stop_timestamp_ms;
-    }
-    rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(rk_.get(), list.get(), kQueryTimeoutMs);
-    if (err) return status_from(err, "looking up offsets for stop=timestamp:" + std::to_string(config_.stop_timestamp_ms));
-    for (int i = 0; i < list->cnt; ++i) {
-      if (list->elems[i].err) return status_from(list->elems[i].err, "stop offset of " + tp_name(todo[i]->topic, todo[i]->partition));
-      todo[i]->stop = list->elems[i].offset;  // -1: no record that late yet -> end below
-    }
+    // -1: no record that late yet -> the end, below.
+    SLUICE_RETURN_IF_ERROR(lookup_offsets(todo, config_.stop_timestamp_ms,
+                                          "stop offset (stop=timestamp:" + std::to_string(config_.stop_timestamp_ms) + ")",
+                                          [](Partition& p, int64_t o) { p.stop = o; }));
   }
-  for (auto* p : todo) {
-    if (p->stop >= 0) continue;
-    SLUICE_ASSIGN_OR_RETURN(Watermarks w, query_watermarks(rk_.get(), p->topic, p->partition, kQueryTimeoutMs));
-    p->stop = w.high;
-  }
-  return Status::ok();
+  std::vector<Partition*> at_end;
+  for (auto* p : todo)
+    if (p->stop < 0) at_end.push_back(p);
+  return lookup_offsets(at_end, RD_KAFKA_OFFSET_END, "stop offset", [](Partition& p, int64_t o) { p.stop = o; });
 }
 
 Status KafkaReaderCore::add_partitions(const std::vector<std::pair<std::string, int32_t>>& tps,

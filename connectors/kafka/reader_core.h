@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -99,6 +100,10 @@ class KafkaReaderCore {
                         SplitListener& splits);
   Status resolve_start(std::vector<Partition>& parts, bool initial);
   Status resolve_stop(std::vector<Partition>& parts);
+  /// Offset `what` (a timestamp, RD_KAFKA_OFFSET_BEGINNING or _END) of
+  /// each of `parts`, passed to `found` in order.
+  Status lookup_offsets(const std::vector<Partition*>& parts, int64_t what, const std::string& context,
+                        const std::function<void(Partition&, int64_t)>& found);
   Status discover(SplitListener& splits);
   Status on_out_of_range(Partition& p, int64_t requested, const std::string& detail,
                          SplitListener& splits);

@@ -102,11 +102,12 @@ bool Channel::closed() const {
   return closed_;
 }
 
-void Channel::fail(std::string reason) {
+void Channel::fail(std::string reason, StatusCode code) {
   {
     std::lock_guard lk(mu_);
     if (!broken_.load(std::memory_order_relaxed)) {
       failure_ = std::move(reason);
+      failure_code_ = code == StatusCode::kOk ? StatusCode::kUnavailable : code;
       broken_.store(true, std::memory_order_release);
     }
     closed_ = true;
@@ -118,6 +119,12 @@ void Channel::fail(std::string reason) {
 std::string Channel::failure() const {
   std::lock_guard lk(mu_);
   return failure_;
+}
+
+Status Channel::failure_status(const std::string& what) const {
+  std::lock_guard lk(mu_);
+  if (!broken_.load(std::memory_order_relaxed)) return Status::ok();
+  return Status(failure_code_, what + ": " + failure_);
 }
 
 void Channel::set_observer(std::shared_ptr<ChannelObserver> o) {

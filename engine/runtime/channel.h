@@ -98,12 +98,18 @@ class Channel {
 
   /// The network connection behind this channel broke (peer lost, send
   /// error, refused): closes the channel and records why; the task that
-  /// uses either end fails with `reason`. The first reason wins.
-  void fail(std::string reason);
+  /// uses either end fails with `reason` and `code`: kUnavailable (the job
+  /// restarts), or a permanent code (is_permanent_error) when the cluster's
+  /// configuration is wrong (TLS on one end only, certificates of another
+  /// CA) and a restart would fail the same way. The first reason wins.
+  void fail(std::string reason, StatusCode code = StatusCode::kUnavailable);
   /// True once fail() was called (cheap: the task polls it).
   bool broken() const { return broken_.load(std::memory_order_acquire); }
   /// Why the channel broke; empty if it did not.
   std::string failure() const;
+  /// What a task using the broken channel fails with: "`what`: reason",
+  /// with the code given to fail(). Ok if the channel did not break.
+  Status failure_status(const std::string& what) const;
 
   /// Installs (or with null removes) the observer. Shared: a channel may
   /// outlive the connection that observes it, and a call already under way
@@ -135,6 +141,7 @@ class Channel {
   TaskSignal* consumer_signal_ = nullptr;
   bool closed_ = false;
   std::string failure_;
+  StatusCode failure_code_ = StatusCode::kOk;
   std::shared_ptr<ChannelObserver> observer_;
   std::atomic<bool> broken_{false};
   std::atomic<int64_t> announced_{0};

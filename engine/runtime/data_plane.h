@@ -35,7 +35,10 @@
 // consumer's challenge fails a TLS producer's handshake. Both ends fail
 // the connection for good (no retries), say "TLS mismatch: …" with the fix
 // in the log and the channel's failure, and count it
-// (sluice_data_plane_tls_mismatches_total{side}).
+// (sluice_data_plane_tls_mismatches_total{side}). The producer's channel
+// fails with a permanent error (kFailedPrecondition) naming the consumer's
+// address, as it does for a certificate the other end refuses: a wrong
+// cluster configuration fails the job at once instead of restarting it.
 //
 // Credit-based flow control: the receiver never grants more credit than
 // its bounded Channel has room for, so a slow consumer stops its sender,

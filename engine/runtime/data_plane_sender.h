@@ -56,16 +56,19 @@ class DataPlane::Sender {
 
  private:
   bool stopping() const { return stop_.load(); }
-  void fail(const std::string& why) {
+  void fail(const std::string& why, StatusCode code = StatusCode::kUnavailable) {
     spdlog::warn("data plane: channel {} of job {} attempt {}: {}", channel_->name(), hello_.job_id,
                  hello_.attempt, why);
-    channel_->fail(why);
+    channel_->fail(why, code);
   }
 
   void run() {
     Result<Connection*> conn = connect_with_backoff();
     if (!conn.is_ok()) {
-      if (!stopping()) fail(conn.status().message());
+      // Only a TLS set-up that cannot work (tls_refused) fails the job for
+      // good; a refused attempt (released, stale) is part of a restart.
+      const Status& st = conn.status();
+      if (!stopping()) fail(st.message(), st.code() == StatusCode::kFailedPrecondition ? st.code() : StatusCode::kUnavailable);
       return;
     }
     Connection& c = **conn;  // conn_, reset only below
@@ -108,7 +111,9 @@ class DataPlane::Sender {
         if (st.is_ok()) return c;
         std::lock_guard lk(mu_);
         conn_.reset();
-        if (st.code() == StatusCode::kPermissionDenied) return st;  // refused: final
+        if (st.code() == StatusCode::kPermissionDenied || st.code() == StatusCode::kFailedPrecondition) {
+          return st;  // refused: final
+        }
       }
       if (++failures == 25) {  // ~15 s: worth a line, keep trying
         spdlog::warn("data plane: still cannot reach consumer at {} for {} of job {}: {}", peer_,
@@ -168,8 +173,26 @@ class DataPlane::Sender {
     return last;
   }
 
+  /// A TLS handshake that failed for good (Connection::handshake's
+  /// kPermissionDenied: one end without TLS, a certificate of another CA
+  /// or not for the address dialled): the cluster's configuration is
+  /// wrong and a restart would fail the same way, so the job fails
+  /// (kFailedPrecondition, permanent). Names the consumer's data-plane
+  /// address (the jobmanager says whose it is) and what to fix.
+  Status tls_refused(const Status& st) const {
+    std::string msg = "data plane TLS between this taskmanager (producer) and the consumer's at " + peer_ +
+                      " cannot work: " + st.message();
+    if (msg.find(kTlsMismatch) == std::string::npos) {
+      msg += "; give every taskmanager a certificate signed by the same cluster CA (--tls-ca) and valid for "
+             "the data-plane address it is dialled at";
+    }
+    return Status::failed_precondition(msg);
+  }
+
   Status handshake(Connection& conn) {
-    SLUICE_RETURN_IF_ERROR(conn.handshake(kHandshakeTimeout));
+    if (Status st = conn.handshake(kHandshakeTimeout); !st.is_ok()) {
+      return st.code() == StatusCode::kPermissionDenied ? tls_refused(st) : st;
+    }
     // The preface first: a TLS consumer tells a plaintext producer by it
     // and refuses at once (kRefuse, in clear) instead of waiting for a
     // ClientHello that never comes.
@@ -183,7 +206,7 @@ class DataPlane::Sender {
     if (type == MsgType::kRefuse) {
       // Before any challenge only a TLS consumer refuses (this plane is plaintext).
       count_tls_mismatch("producer");
-      return Status::permission_denied("consumer at " + peer_ + " refused the connection: " + payload);
+      return tls_refused(Status::permission_denied("the consumer refused the connection: " + payload));
     }
     if (type != MsgType::kChallenge || payload.size() != kNonceBytes) {
       return Status::corruption("consumer at " + peer_ + " sent no challenge (an older or foreign peer?)");

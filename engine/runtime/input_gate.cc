@@ -92,8 +92,7 @@ Result<InputGate::Progress> InputGate::poll(BarrierHandler& barriers) {
     InputChannel& ic = channels_[ci];
     if (!ic.finished && ic.channel->broken()) [[unlikely]] {
       // A network channel whose producer connection was lost mid-stream.
-      return Status::unavailable("input channel " + ic.channel->name() + ": " +
-                                 ic.channel->failure());
+      return ic.channel->failure_status("input channel " + ic.channel->name());
     }
     if (ic.finished || ic.blocked) continue;
     if (!ic.has_buffer) {

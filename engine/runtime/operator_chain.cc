@@ -178,7 +178,7 @@ Result<std::unique_ptr<OperatorChain>> OperatorChain::build(
         auto in_chain = index_of.find(se->target);
         if (in_chain != index_of.end()) {
           targets.push_back(
-              chain->own(type->make_chained_output(chain->ops_[in_chain->second].op.get())));
+              chain->own(type->make_chained_output(chain->ops_[in_chain->second].op.get(), host.failed_flag())));
           continue;
         }
         auto je = job_edge_of.find(se->id);

@@ -5,6 +5,7 @@
 // and the lifecycle calls over the whole chain.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -37,6 +38,8 @@ class ChainHost {
   virtual ~ChainHost() = default;
   /// Any thread: fails the task (the first failure wins).
   virtual void fail(Status st) = 0;
+  /// Set once fail() was called; chained outputs stop passing anything on.
+  virtual const std::atomic<bool>* failed_flag() const = 0;
   virtual void emit_dead_letter(const DeadLetter& dl) = 0;
   /// Any thread: queues `action` on the task's mailbox with `priority`
   /// (the operator's index in the chain); false once the task is stopping.

@@ -3,17 +3,24 @@
 namespace sluice::runtime {
 
 RecordWriter::RecordWriter(std::vector<std::shared_ptr<Channel>> channels,
-                           const CancelFlag* cancel, size_t buffer_bytes)
+                           const CancelFlag* cancel, size_t buffer_bytes, const std::atomic<bool>* failed)
     : channels_(std::move(channels)),
       pending_(channels_.size()),
       cancel_(cancel),
+      failed_(failed),
       buffer_bytes_(buffer_bytes) {
   for (auto& p : pending_) p.reserve(buffer_bytes_ + 256);
 }
 
+bool RecordWriter::drop_if_stopped() {
+  if (!stopped()) [[likely]] return false;
+  for (auto& p : pending_) p.clear();
+  return true;
+}
+
 void RecordWriter::flush(int ch) {
   std::string& p = pending_[ch];
-  if (p.empty()) return;
+  if (p.empty() || drop_if_stopped()) return;
   stats_.bytes += p.size();
   Buffer b{std::move(p)};
   p = std::string();
@@ -44,6 +51,7 @@ void RecordWriter::broadcast_status(bool idle) {
 }
 
 void RecordWriter::broadcast_barrier(const Barrier& b) {
+  if (drop_if_stopped()) return;
   for (int ch = 0; ch < num_channels(); ++ch) {
     std::string& p = pending_[ch];
     frames::append_barrier(p, b);

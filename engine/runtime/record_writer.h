@@ -28,8 +28,12 @@ class RecordWriter {
   /// Default flush threshold of a pending buffer.
   static constexpr size_t kDefaultBufferBytes = 32 * 1024;
 
+  /// `failed` (may be null): the task's failure flag. Once it is set the
+  /// writer sends nothing more — not the records after the failing one,
+  /// not a later watermark or barrier; what is pending is dropped (the
+  /// restart replays it).
   RecordWriter(std::vector<std::shared_ptr<Channel>> channels, const CancelFlag* cancel,
-               size_t buffer_bytes = kDefaultBufferBytes);
+               size_t buffer_bytes = kDefaultBufferBytes, const std::atomic<bool>* failed = nullptr);
   RecordWriter(const RecordWriter&) = delete;
   RecordWriter& operator=(const RecordWriter&) = delete;
 
@@ -67,7 +71,12 @@ class RecordWriter {
  private:
   std::vector<std::shared_ptr<Channel>> channels_;
   std::vector<std::string> pending_;
+  bool stopped() const { return failed_ && failed_->load(std::memory_order_relaxed); }
+  /// Empties every pending buffer; true if the task failed (send nothing).
+  bool drop_if_stopped();
+
   const CancelFlag* cancel_;
+  const std::atomic<bool>* failed_;
   const size_t buffer_bytes_;
   WriterStats stats_;
   bool broken_ = false;

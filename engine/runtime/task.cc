@@ -122,6 +122,7 @@ class Task::Impl final : public ChainHost, public CheckpointPerformer {
 
   // ChainHost
   void fail(Status st) override;
+  const std::atomic<bool>* failed_flag() const override { return &failed_; }
   void emit_dead_letter(const DeadLetter& dl) override;
   bool post(MailboxExecutor::Action action, int priority) override {
     if (should_stop() || closing_.load(std::memory_order_acquire)) return false;
@@ -248,7 +249,7 @@ Status Task::Impl::wire_channels() {
           chans.push_back(channels_.output_channel({e.id(), id.subtask, c}));
       }
       outputs_.insert(outputs_.end(), chans.begin(), chans.end());
-      auto w = std::make_unique<RecordWriter>(std::move(chans), &cancelled_, options_.buffer_bytes);
+      auto w = std::make_unique<RecordWriter>(std::move(chans), &cancelled_, options_.buffer_bytes, &failed_);
       if (e.dead_letter()) dlq_writer_ = w.get();
       writers_[e.id()] = std::move(w);
     }
@@ -352,7 +353,7 @@ void Task::Impl::check_outputs() {
     if (!w->broken()) continue;
     for (const auto& c : outputs_) {
       if (c->broken()) {
-        fail(Status::unavailable("output channel " + c->name() + ": " + c->failure()));
+        fail(c->failure_status("output channel " + c->name()));
         return;
       }
     }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -73,7 +74,10 @@ class TypeInfoBase {
   virtual ~TypeInfoBase() = default;
   virtual std::string_view name() const = 0;
   /// Calls `target`'s ElementSink of input 0 directly (operator chaining).
-  virtual std::unique_ptr<OutputBase> make_chained_output(StreamOperator* target) const = 0;
+  /// Once `failed` (the task's failure flag, may be null) is set nothing
+  /// more reaches `target`: a failing record stops the chain at once.
+  virtual std::unique_ptr<OutputBase> make_chained_output(StreamOperator* target,
+                                                          const std::atomic<bool>* failed) const = 0;
   /// Serializes into `writer`, choosing channels with `partitioning`.
   virtual std::unique_ptr<OutputBase> make_writer_output(RecordWriter* writer,
                                                          Partitioning partitioning,
@@ -88,18 +92,34 @@ class TypeInfoBase {
                                                            int input_index) const = 0;
 };
 
+/// Hands what an operator emits to the next operator of its chain. Stops
+/// (drops everything) once the task failed: the records after a failing
+/// one — the rest of a source's poll batch, the rest of a flat_map's or a
+/// window firing's output — and later watermarks never reach the
+/// operators behind, so none of them (a sink, a window about to fire)
+/// acts on input the restart replays. Task thread; owned by the chain.
 template <class T>
 class ChainedOutput final : public Output<T> {
  public:
-  explicit ChainedOutput(StreamOperator* op)
-      : op_(op), sink_(static_cast<ElementSink<T>*>(op->element_sink(0))) {}
-  void collect(const T& v, EventTime ts) override { sink_->process_element(v, ts); }
-  void emit_watermark(EventTime wm) override { op_->process_watermark(wm); }
-  void emit_watermark_status(bool idle) override { op_->process_watermark_status(idle); }
+  ChainedOutput(StreamOperator* op, const std::atomic<bool>* failed)
+      : op_(op), sink_(static_cast<ElementSink<T>*>(op->element_sink(0))), failed_(failed) {}
+  void collect(const T& v, EventTime ts) override {
+    if (stopped()) [[unlikely]] return;
+    sink_->process_element(v, ts);
+  }
+  void emit_watermark(EventTime wm) override {
+    if (!stopped()) op_->process_watermark(wm);
+  }
+  void emit_watermark_status(bool idle) override {
+    if (!stopped()) op_->process_watermark_status(idle);
+  }
 
  private:
+  bool stopped() const { return failed_ && failed_->load(std::memory_order_relaxed); }
+
   StreamOperator* op_;
   ElementSink<T>* sink_;
+  const std::atomic<bool>* failed_;
 };
 
 template <class T>
@@ -198,8 +218,9 @@ template <class T>
 class TypeInfo final : public TypeInfoBase {
  public:
   std::string_view name() const override { return type_name<T>(); }
-  std::unique_ptr<OutputBase> make_chained_output(StreamOperator* target) const override {
-    return std::make_unique<ChainedOutput<T>>(target);
+  std::unique_ptr<OutputBase> make_chained_output(StreamOperator* target,
+                                                  const std::atomic<bool>* failed) const override {
+    return std::make_unique<ChainedOutput<T>>(target, failed);
   }
   std::unique_ptr<OutputBase> make_writer_output(RecordWriter* writer, Partitioning partitioning,
                                                  const KeySelectorBase* key_selector,

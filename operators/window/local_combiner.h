@@ -48,6 +48,7 @@
 #include "operators/basic/functions.h"
 #include "operators/window/aggregates.h"
 #include "operators/window/window.h"
+#include "operators/window/window_operator.h"
 
 namespace sluice::window {
 
@@ -83,36 +84,19 @@ struct WindowPartial {
   SLUICE_FIELDS(key, start, end, acc, raw)
 };
 
-/// Window contents for partials (WindowOperator over WindowPartial): the
-/// same aggregating state as AggregatingContents ("window-contents"), so a
-/// checkpoint of the combined job restores into the uncombined one and
-/// back. `Record` is the type of the records before combining (what late
-/// records are side-output as).
+/// Window contents for partials (WindowOperator over WindowPartial):
+/// AggregatingContents's state ("window-contents") plus folding in a
+/// partial's accumulator, so a checkpoint of the combined job restores into
+/// the uncombined one and back. `Record` is the type of the records before
+/// combining (what late records are side-output as). Same lifecycle,
+/// thread and owner as AggregatingContents (the window operator's).
 template <class K, class T, class ACC, class OUT>
-class PreAggregatedContents {
+class PreAggregatedContents : public AggregatingContents<T, ACC, OUT> {
  public:
-  using Value = OUT;
   using Record = T;
   using Partial = WindowPartial<K, T, ACC>;
-  explicit PreAggregatedContents(std::shared_ptr<const AggregateFunction<T, ACC, OUT>> fn)
-      : fn_(std::move(fn)) {}
-  void open(state::KeyedStateBackend& b) {
-    state_ = state::get_aggregating_state(
-        b, state::AggregatingStateDescriptor<T, ACC, OUT>{"window-contents", fn_, {}});
-  }
-  void set_namespace(std::string_view ns) { state_->set_namespace(ns); }
-  void add(const T& v) { state_->add(v); }
-  void add_partial(const ACC& acc) { state_->add_accumulator(acc); }
-  std::optional<OUT> get() { return state_->get(); }
-  void clear() { state_->clear(); }
-  void merge(std::string_view target, const std::vector<std::string>& sources) {
-    state_->merge_namespaces(target, sources);
-  }
-
- private:
-  // shared: one immutable function for every subtask's operator.
-  std::shared_ptr<const AggregateFunction<T, ACC, OUT>> fn_;
-  state::AggregatingState<T, ACC, OUT>* state_ = nullptr;
+  using AggregatingContents<T, ACC, OUT>::AggregatingContents;
+  void add_partial(const ACC& acc) { this->state_->add_accumulator(acc); }
 };
 
 /// The combiner (see the file comment). One instance per subtask of the

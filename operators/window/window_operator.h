@@ -71,6 +71,7 @@ struct MergedWindow {
 };
 
 /// Window contents as an accumulator per window (incremental aggregation).
+/// PreAggregatedContents (local_combiner.h) extends it with partials.
 template <class IN, class ACC, class OUT>
 class AggregatingContents {
  public:
@@ -89,7 +90,7 @@ class AggregatingContents {
     state_->merge_namespaces(target, sources);
   }
 
- private:
+ protected:
   // shared: one immutable function for every subtask's operator.
   std::shared_ptr<const AggregateFunction<IN, ACC, OUT>> fn_;
   state::AggregatingState<IN, ACC, OUT>* state_ = nullptr;

@@ -353,6 +353,9 @@ TEST(DataPlane, ReleasedAttemptsAreRefused) {
   auto stale = a->outbound(address(*b), "job-3", 1, key, 4);
   ASSERT_TRUE(eventually([&] { return stale->broken(); }));
   EXPECT_NE(stale->failure().find("stale"), std::string::npos) << stale->failure();
+  // Refusals of old attempts are part of a restart, not a reason to fail the job for good.
+  EXPECT_FALSE(is_permanent_error(stale->failure_status("output channel")));
+  EXPECT_FALSE(is_permanent_error(out->failure_status("output channel")));
 
   // attempt -1 releases every attempt seen so far.
   b->release(kJob, -1);
@@ -494,11 +497,13 @@ using runtime::eventually;
 /// process: `tm_of(vertex, subtask)` says which plane's process runs it.
 class TwoTaskmanagers final : public runtime::TaskListener {
  public:
+  /// `tm1_plane`: taskmanager 1's data-plane settings (default: the cluster's).
   TwoTaskmanagers(std::function<void(api::StreamExecutionEnvironment&)> build, int parallelism,
-                  std::function<int(const proto::JobVertex&, int subtask)> tm_of)
+                  std::function<int(const proto::JobVertex&, int subtask)> tm_of,
+                  const runtime::DataPlaneOptions& tm1_plane = runtime::kCluster)
       : tm_of_(std::move(tm_of)) {
     for (auto& p : planes_) {
-      auto r = runtime::DataPlane::start("127.0.0.1", 0, runtime::kCluster);
+      auto r = runtime::DataPlane::start("127.0.0.1", 0, &p == &planes_[1] ? tm1_plane : runtime::kCluster);
       EXPECT_TRUE(r.is_ok()) << r.status().to_string();
       p = std::move(r).value();
     }
@@ -689,7 +694,36 @@ TEST(DataPlaneJob, ProducerTaskFailsWhenItsConsumersTaskmanagerDied) {
   const std::string& why = ended[0].second.message();
   EXPECT_NE(why.find("output channel"), std::string::npos) << why;
   EXPECT_NE(why.find("consumer at 127.0.0.1:" + std::to_string(cluster.port(0))), std::string::npos) << why;
+  EXPECT_FALSE(is_permanent_error(ended[0].second)) << "a lost peer restarts the job: " << ended[0].second.to_string();
 }
+
+#ifdef SLUICE_DATA_PLANE_TLS
+// A taskmanager without TLS in a TLS cluster: its producing task fails at
+// once with a permanent error (the jobmanager fails the job instead of
+// restarting it until the restart policy gives up), naming the consumer's
+// data-plane address (the jobmanager adds whose it is) and the fix.
+TEST(DataPlaneJob, ProducerTaskFailsPermanentlyOnATlsMismatch) {
+  auto out = std::make_shared<Collected<Event>>();
+  // Taskmanager 1 (plaintext) runs only source subtask 1; both sinks are on taskmanager 0 (TLS).
+  TwoTaskmanagers cluster(
+      [&](api::StreamExecutionEnvironment& env) {
+        env.from_source<Event>(endless(), event_time(), "endless").rebalance().sink_to(collect_into(out));
+      },
+      2, [](const proto::JobVertex& v, int subtask) { return v.is_source() && subtask == 1 ? 1 : 0; },
+      runtime::DataPlaneOptions{runtime::kCluster.secret, {}});
+  cluster.start();
+  auto ended = cluster.wait_ended(1);
+  ASSERT_EQ(ended.size(), 1u);
+  EXPECT_EQ(ended[0].first, TaskState::kFailed);
+  const Status& cause = ended[0].second;
+  EXPECT_TRUE(is_permanent_error(cause)) << cause.to_string();
+  EXPECT_NE(cause.message().find("output channel"), std::string::npos) << cause.message();
+  EXPECT_NE(cause.message().find("TLS mismatch: "), std::string::npos) << cause.message();
+  EXPECT_NE(cause.message().find("127.0.0.1:" + std::to_string(cluster.port(0))), std::string::npos) << cause.message();
+  EXPECT_NE(cause.message().find("same TLS settings"), std::string::npos) << "says what to fix: " << cause.message();
+  EXPECT_EQ(count_key(*out, "s1"), 0u);
+}
+#endif
 
 }  // namespace
 }  // namespace sluice::rt_test

@@ -256,6 +256,11 @@ TEST(DataPlaneTls, ConsumerWithACertificateOfAnotherCaGetsNoData) {
   while (!out->broken() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
   EXPECT_TRUE(out->broken());
   EXPECT_NE(out->failure().find("certificate verify failed"), std::string::npos) << out->failure();
+  // The cluster's configuration is wrong: the job fails instead of restarting.
+  Status st = out->failure_status("output channel");
+  EXPECT_TRUE(is_permanent_error(st)) << st.to_string();
+  EXPECT_NE(st.message().find("127.0.0.1:" + std::to_string(rogue->port())), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("same cluster CA (--tls-ca)"), std::string::npos) << "says what to fix: " << st.message();
   Buffer b;
   EXPECT_FALSE(in->try_pop(b));
 }
@@ -323,6 +328,10 @@ void expect_tls_mismatch_fails_at_once(const harness::TestPki* producer_pki, con
   EXPECT_LT(took, 3s) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
   EXPECT_NE(out->failure().find("TLS mismatch: "), std::string::npos) << out->failure();
   EXPECT_NE(out->failure().find("same TLS settings"), std::string::npos) << "says what to fix: " << out->failure();
+  Status st = out->failure_status("output channel");
+  EXPECT_TRUE(is_permanent_error(st)) << "a configuration error fails the job, not a restart: " << st.to_string();
+  EXPECT_NE(st.message().find("127.0.0.1:" + std::to_string(consumer->port())), std::string::npos)
+      << "names the consumer's data-plane address: " << st.message();
   EXPECT_EQ(tls_mismatch_count("producer"), producers_before + 1);
   EXPECT_TRUE(producer_log.seen());
   EXPECT_TRUE(consumer_said.seen()) << "the consumer logs the refusal: " << consumer_log;

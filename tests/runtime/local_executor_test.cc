@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 #include <set>
 #include <stdexcept>
 
@@ -581,6 +582,44 @@ TEST(LocalExecutor, UserFunctionThatThrowsFailsTheJobWithAStatusNamingTheOperato
   EXPECT_NE(st.message().find("exploding map"), std::string::npos) << st.to_string();
   EXPECT_NE(st.message().find("boom at 500"), std::string::npos) << st.to_string();
   for (const auto& e : out->values()) EXPECT_NE(e.value, 500) << "the failing record is not emitted";
+}
+
+// A map that throws on the k-th record of a source's poll batch stops its
+// task at once (Flink: the exception ends the record loop): the rest of the
+// batch and the watermark the batch moved never get past the map, so the
+// operators behind it — a sink, a window about to fire, a metric — see
+// nothing of input the restart replays. (Chained, so what the probe sees
+// is exactly what left the map, with no race against the cancel.)
+TEST(LocalExecutor, AFailingRecordStopsItsTaskBeforeTheRestOfTheBatchAndItsWatermark) {
+  constexpr int64_t kFailAt = 10;  // well inside the first poll batch (64)
+  auto endless = [](ReaderCtx& c) { return Step<Event>::record(Event{"k", 1'000 * (c.seq + 1), c.seq}); };
+  auto log = std::make_shared<ProbeLog>();
+  auto out = std::make_shared<Collected<Event>>();
+  TestJob job("fails-mid-batch");
+  auto& env = job.env();
+  auto src = env.from_source<Event>(std::make_shared<ScriptedSource<Event>>(endless), event_time(), "endless");
+  auto mapped = src.map(
+      [](const Event& e) {
+        if (e.value == kFailAt) throw std::runtime_error("boom at the k-th record");
+        return e;
+      },
+      "exploding map");
+  probe(mapped, log).sink_to(collect_into(out));
+  ASSERT_OK(job.prepare(1));
+  ASSERT_EQ(job.job_graph().vertices_size(), 1) << "source, map, probe and sink chained in one task";
+  job.start();
+  ASSERT_TRUE(job.wait()) << "the failure ends the job";
+  Status st = job.result();
+  EXPECT_NE(st.message().find("boom at the k-th record"), std::string::npos) << st.to_string();
+  std::vector<int64_t> seen;
+  for (const auto& e : log->entries()) {
+    EXPECT_FALSE(e.is_watermark) << "watermark " << e.ts << " left the failing task";
+    if (!e.is_watermark) seen.push_back(e.ts / 1'000 - 1);
+  }
+  std::vector<int64_t> before(kFailAt);
+  std::iota(before.begin(), before.end(), 0);
+  EXPECT_EQ(seen, before) << "exactly the records before the failing one";
+  EXPECT_LE(out->size(), static_cast<size_t>(kFailAt));
 }
 
 TEST(LocalExecutor, DeadLettersOfSourcesAndOperatorsReachTheDeadLetterSink) {

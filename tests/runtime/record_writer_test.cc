@@ -134,6 +134,29 @@ TEST(RecordWriter, WatermarksAndStatusReachEveryChannel) {
   }
 }
 
+// The task failed (a user function threw on a record): what it wrote
+// after, and what is pending, never leaves it — not by a full buffer, a
+// watermark, a flush or a barrier.
+TEST(RecordWriter, SendsNothingOnceItsTaskFailed) {
+  auto chans = make_channels(2);
+  CancelFlag cancel{false};
+  std::atomic<bool> failed{false};
+  RecordWriter w(chans, &cancel, 64, &failed);
+  append_record(w, 0, 1, "before");
+  w.flush_all();
+  ASSERT_EQ(chans[0]->size(), 1u);
+  append_record(w, 1, 2, "pending");
+  failed.store(true);
+  for (int i = 0; i < 10; ++i) append_record(w, i % 2, 3 + i, "after the failing record");
+  w.broadcast_watermark(EventTime(100));
+  w.broadcast_status(true);
+  w.broadcast_barrier(Barrier{CheckpointId(1), 0});
+  w.flush_all();
+  EXPECT_EQ(chans[0]->size(), 1u) << "only what was sent before the failure";
+  EXPECT_EQ(chans[1]->size(), 0u);
+  EXPECT_FALSE(w.has_pending()) << "what was pending is dropped";
+}
+
 TEST(RecordWriter, BarrierFollowsPendingRecordsOnEveryChannelAndIsSentAtOnce) {
   auto chans = make_channels(3);
   CancelFlag cancel{false};
