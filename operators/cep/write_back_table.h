@@ -38,6 +38,25 @@ struct WriteBackCell {
   bool dirty = false;   ///< changed since it was last written back
 };
 
+/// Writes the changed cells of `cells` back, put(k, v) or remove(k), and
+/// marks them clean; true when a removed cell is left to erase.
+template <class Cells, class Put, class Remove>
+bool write_back_cells(Cells& cells, Put& put_fn, Remove& remove_fn) {
+  bool tombstones = false;
+  for (auto& [k, c] : cells) {
+    if (!c.dirty) continue;
+    c.dirty = false;
+    if (c.present) {
+      put_fn(k, c.value);
+      c.stored = true;
+    } else {
+      remove_fn(k);
+      tombstones = true;
+    }
+  }
+  return tombstones;
+}
+
 /// The items of one kind of one cached key: decoded values, which of them
 /// changed since they were last written back, and tombstones for removed
 /// items the backend still holds. A change only marks its cell; flush()
@@ -91,19 +110,8 @@ class WriteBackTable {
   void flush(Put&& put_fn, Remove&& remove_fn) {
     if (!changed_) return;
     changed_ = false;
-    bool tombstones = false;
-    for (auto& [k, c] : cells_) {
-      if (!c.dirty) continue;
-      c.dirty = false;
-      if (c.present) {
-        put_fn(k, c.value);
-        c.stored = true;
-      } else {
-        remove_fn(k);
-        tombstones = true;
-      }
-    }
-    if (tombstones) absl::erase_if(cells_, [](const auto& kv) { return !kv.second.present; });
+    if (write_back_cells(cells_, put_fn, remove_fn))
+      absl::erase_if(cells_, [](const auto& kv) { return !kv.second.present; });
   }
 
  private:
@@ -221,19 +229,8 @@ class IndexTable {
     if (!changed_) return;
     changed_ = false;
     auto flush_run = [&](Run& r) {
-      bool tombstones = false;
-      for (auto& [k, c] : r) {
-        if (!c.dirty) continue;
-        c.dirty = false;
-        if (c.present) {
-          put_fn(k, c.value);
-          c.stored = true;
-        } else {
-          remove_fn(k);
-          tombstones = true;
-        }
-      }
-      if (tombstones) cells_ -= absl::erase_if(r, [](const auto& kv) { return !kv.second.present; });
+      if (write_back_cells(r, put_fn, remove_fn))
+        cells_ -= absl::erase_if(r, [](const auto& kv) { return !kv.second.present; });
     };
     if (!partitioned_) {
       flush_run(single_);
