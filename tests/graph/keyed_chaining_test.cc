@@ -144,17 +144,21 @@ TEST(KeyedChainingGraph, AUnionIsForwardOnlyWhereEachSideIsPartitioned) {
   }
 }
 
-TEST(KeyedChainingGraph, AKeyedBroadcastProcessChainsWithItsBroadcastSideFromAnotherTask) {
-  Job job;
+/// events -> first (keyed) -> check (keyed broadcast, rules broadcast from
+/// a source of parallelism 1) -> out; check's input reinterpreted or keyed again.
+void rules_job(Job& job, bool reinterpret) {
   auto rules = job.source("rules");
   rules.set_parallelism(1);
-  job.source("events")
-      .key_by(by_user)
-      .process(PassThrough(), "first")
-      .reinterpret_as_keyed(by_user)
+  auto first = job.source("events").key_by(by_user).process(PassThrough(), "first");
+  (reinterpret ? first.reinterpret_as_keyed(by_user) : first.key_by(by_user))
       .connect(rules.broadcast(limits()))
       .process(Check(), "check")
       .sink_to(Job::sink<Event>(), "out");
+}
+
+TEST(KeyedChainingGraph, AKeyedBroadcastProcessChainsWithItsBroadcastSideFromAnotherTask) {
+  Job job;
+  rules_job(job, true);
   auto jg = job.build(2);
   EXPECT_EQ(chains(jg), (Chains{{"rules"}, {"events"}, {"first", "check", "out"}}));
   const auto& v = vertex_of(jg, "check");
@@ -169,15 +173,7 @@ TEST(KeyedChainingGraph, AKeyedBroadcastProcessChainsWithItsBroadcastSideFromAno
   EXPECT_EQ(broadcast, 1);
   // Keyed again instead of reinterpreted: a hash edge and a task of its own.
   Job hashed;
-  auto r2 = hashed.source("rules");
-  r2.set_parallelism(1);
-  hashed.source("events")
-      .key_by(by_user)
-      .process(PassThrough(), "first")
-      .key_by(by_user)
-      .connect(r2.broadcast(limits()))
-      .process(Check(), "check")
-      .sink_to(Job::sink<Event>(), "out");
+  rules_job(hashed, false);
   EXPECT_EQ(chains(hashed.build(2)), (Chains{{"rules"}, {"events"}, {"first"}, {"check", "out"}}));
 }
 

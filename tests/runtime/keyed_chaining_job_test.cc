@@ -34,11 +34,16 @@ const state::ValueStateDescriptor<std::vector<Event>>& seen_state() {
   return d;
 }
 
-/// Keeps a key's records; at each record's time (event-time timer) emits
-/// the sum of the key's values up to that time: deterministic whatever the
-/// arrival order, as long as the watermark is right.
-class Totals final : public basic::KeyedProcessFunction<std::string, Event, Event> {
+/// Keeps a key's records and sets a timer at each one's time; at a timer
+/// emits, from the key's records up to that time, the sum of their values
+/// (kSum) or 1000 x their count (kCount): deterministic whatever the
+/// arrival order, as long as the watermark is right; its output trails
+/// the watermark it is given.
+class UpTo final : public basic::KeyedProcessFunction<std::string, Event, Event> {
  public:
+  enum class What { kSum, kCount };
+  explicit UpTo(What what) : what_(what) {}
+  UpTo(const UpTo& o) : what_(o.what_) {}
   void open(basic::RuntimeContext& rc) override { seen_ = rc.get_state(seen_state()); }
   void process_element(const Event& e, Context& ctx, basic::Collector<Event>&) override {
     auto v = seen_->value_or({});
@@ -47,34 +52,14 @@ class Totals final : public basic::KeyedProcessFunction<std::string, Event, Even
     ctx.timer_service().register_event_time_timer(e.ts);
   }
   void on_timer(int64_t ts, OnTimerContext& ctx, basic::Collector<Event>& out) override {
-    int64_t sum = 0;
+    int64_t r = 0;
     for (const Event& e : seen_->value_or({}))
-      if (e.ts <= ts) sum += e.value;
-    out.collect(Event{ctx.current_key(), ts, sum});
+      if (e.ts <= ts) r += what_ == What::kSum ? e.value : 1000;
+    out.collect(Event{ctx.current_key(), ts, r});
   }
 
  private:
-  state::ValueState<std::vector<Event>>* seen_ = nullptr;
-};
-
-/// Counts a key's records up to each record's time and emits the count
-/// then, on a timer: its output trails the watermark it is given.
-class Counts final : public basic::KeyedProcessFunction<std::string, Event, Event> {
- public:
-  void open(basic::RuntimeContext& rc) override { seen_ = rc.get_state(seen_state()); }
-  void process_element(const Event& e, Context& ctx, basic::Collector<Event>&) override {
-    auto v = seen_->value_or({});
-    v.push_back(e);
-    seen_->update(v);
-    ctx.timer_service().register_event_time_timer(e.ts);
-  }
-  void on_timer(int64_t ts, OnTimerContext& ctx, basic::Collector<Event>& out) override {
-    int64_t n = 0;
-    for (const Event& e : seen_->value_or({})) n += e.ts <= ts ? 1 : 0;
-    out.collect(Event{ctx.current_key(), ts, 1000 * n});
-  }
-
- private:
+  What what_;
   state::ValueState<std::vector<Event>>* seen_ = nullptr;
 };
 
@@ -143,11 +128,11 @@ Outcome run_job(bool reinterpret, int parallelism, const char* backend, const st
   auto totals = env.from_source<Event>(std::make_shared<VectorSource<Event>>(events), event_time(Duration(kBound)),
                                        "events")
                     .key_by(by_key)
-                    .process(Totals{}, "totals");
+                    .process(UpTo(UpTo::What::kSum), "totals");
   // The copy's edge is made first: it gets each watermark before counts
   // has fired the timers that watermark passes.
   auto copy = totals.map([](const Event& e) { return e; }, "copy");
-  auto counts = (reinterpret ? totals.reinterpret_as_keyed(by_key) : totals.key_by(by_key)).process(Counts{}, "counts");
+  auto counts = (reinterpret ? totals.reinterpret_as_keyed(by_key) : totals.key_by(by_key)).process(UpTo(UpTo::What::kCount), "counts");
   auto rules = env.from_source<Factor>(std::make_shared<VectorSource<Factor>>(factors),
                                        runtime::WatermarkStrategy<Factor>::for_bounded_out_of_orderness(Duration(0))
                                            .with_timestamp_assigner([](const Factor& f) { return f.effective_ts; }),
@@ -237,7 +222,7 @@ TEST(KeyedChaining, AWrongDeclarationFailsTheTaskInsteadOfPlacingStateWrongly) {
       .key_by(by_key)
       .process(Rekey{}, "rekey")
       .reinterpret_as_keyed(by_key)
-      .process(Counts{}, "counts")
+      .process(UpTo(UpTo::What::kCount), "counts")
       .sink_to(collect_into(collected), "out");
   ASSERT_TRUE(job.prepare(2).is_ok());
   EXPECT_EQ(vertex_with(job.job_graph(), "rekey"), vertex_with(job.job_graph(), "counts"));
