@@ -176,6 +176,102 @@ TEST_P(CachedValueStateTest, StaysWithinItsBoundOfKeys) {
   }
 }
 
+// The asynchronous part of a snapshot runs while the task goes on: on the
+// heap the table and the snapshot share the cache's objects (copy-on-write),
+// so a change after the barrier — in place, replaced, cleared, a new key, a
+// key evicted (written back) and loaded again — must not reach the snapshot.
+TEST_P(CachedValueStateTest, ChangesAfterTheBarrierDoNotReachItsSnapshot) {
+  for (uint32_t seed = 1; seed <= 3; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const KeyGroupRange all{0, kMax - 1};
+    auto b = make(all);
+    auto* s = handle(*b, 6);  // 6 of 40 keys cached: write-backs between barriers too
+    Model model;
+    auto change = [&](int steps) {
+      for (int step = 0; step < steps; ++step) {
+        const int k = static_cast<int>(rng() % 40);
+        use_key(*b, k);
+        const int64_t x = static_cast<int64_t>(rng() % 1000);
+        switch (rng() % 5) {
+          case 0:
+          case 1:
+          case 2:
+            s->mutable_value().push_back(x);
+            model[k].push_back(x);
+            break;
+          case 3:
+            s->update({x});
+            model[k] = {x};
+            break;
+          default:
+            s->clear();
+            model.erase(k);
+        }
+      }
+    };
+    std::vector<std::pair<KeyedStateHandle, Model>> taken;
+    for (int round = 0; round < 4; ++round) {
+      change(300);
+      ++checkpoint_;
+      auto part = b->snapshot(CheckpointId(checkpoint_), storage_.target(checkpoint_, false, "op"));
+      ASSERT_TRUE(part.is_ok()) << part.status().to_string();
+      const Model at_barrier = model;
+      change(300);  // the task goes on before the snapshot thread runs
+      auto h = (*part)();
+      ASSERT_TRUE(h.is_ok()) << h.status().to_string();
+      taken.emplace_back(*h, at_barrier);
+    }
+    for (size_t i = 0; i < taken.size(); ++i) {
+      SCOPED_TRACE("checkpoint " + std::to_string(i + 1));
+      auto r = make(all);
+      ASSERT_TRUE(r->restore({taken[i].first}, storage_.job_dir()).is_ok());
+      auto* rs = handle(*r, 100);
+      for (int k = 0; k < 40; ++k) {
+        use_key(*r, k);
+        const std::vector<int64_t>* got = rs->value();
+        auto it = taken[i].second.find(k);
+        if (it == taken[i].second.end()) {
+          EXPECT_EQ(got, nullptr) << "key " << k;
+        } else {
+          ASSERT_NE(got, nullptr) << "key " << k;
+          EXPECT_EQ(*got, it->second) << "key " << k;
+        }
+      }
+    }
+  }
+}
+
+// The cached state's checkpoint is that of a plain ValueState<T> of the
+// same name, and the reverse (operators may switch between the two).
+TEST_P(CachedValueStateTest, RestoresIntoAPlainValueStateAndFromOne) {
+  const KeyGroupRange all{0, kMax - 1};
+  auto b = make(all);
+  auto* s = handle(*b, 100);
+  for (int k = 0; k < 20; ++k) {
+    use_key(*b, k);
+    s->update({k, 2 * k});
+  }
+  KeyedStateHandle h = checkpoint(*b);
+  auto plain = make(all);
+  ASSERT_TRUE(plain->restore({h}, storage_.job_dir()).is_ok());
+  auto* ps = get_value_state(*plain, ValueStateDescriptor<std::vector<int64_t>>{"list", {}});
+  for (int k = 0; k < 20; ++k) {
+    use_key(*plain, k);
+    ASSERT_EQ(ps->value(), (std::vector<int64_t>{k, 2 * k})) << "key " << k;
+    ps->update({-k});
+  }
+  KeyedStateHandle back = checkpoint(*plain);
+  auto c = make(all);
+  ASSERT_TRUE(c->restore({back}, storage_.job_dir()).is_ok());
+  auto* cs = handle(*c, 100);
+  for (int k = 0; k < 20; ++k) {
+    use_key(*c, k);
+    ASSERT_NE(cs->value(), nullptr);
+    EXPECT_EQ(*cs->value(), std::vector<int64_t>{-k}) << "key " << k;
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, CachedValueStateTest, ::testing::Values("heap", "rocksdb"));
 
 }  // namespace
