@@ -26,6 +26,7 @@ namespace sluice::state {
 namespace {
 
 constexpr int32_t kMax = kDefaultMaxParallelism;
+using Model = std::map<int, std::vector<int64_t>>;
 
 class CachedValueStateTest : public ::testing::TestWithParam<const char*> {
  protected:
@@ -49,6 +50,22 @@ class CachedValueStateTest : public ::testing::TestWithParam<const char*> {
   static CachedValueState<std::vector<int64_t>>* handle(KeyedStateBackend& b, size_t max_keys) {
     return get_cached_value_state(b, CachedValueStateDescriptor<std::vector<int64_t>>{"list", max_keys});
   }
+  /// Keys 0..keys-1 of `b`'s range hold what `model` says (none if absent).
+  static void expect_model(KeyedStateBackend& b, CachedValueState<std::vector<int64_t>>* s, const Model& model,
+                           int keys) {
+    for (int k = 0; k < keys; ++k) {
+      if (!b.key_group_range().contains(group_of(k))) continue;
+      use_key(b, k);
+      const std::vector<int64_t>* got = s->value();
+      auto it = model.find(k);
+      if (it == model.end()) {
+        EXPECT_EQ(got, nullptr) << "key " << k;
+      } else {
+        ASSERT_NE(got, nullptr) << "key " << k;
+        EXPECT_EQ(*got, it->second) << "key " << k;
+      }
+    }
+  }
   KeyedStateHandle checkpoint(KeyedStateBackend& b) {
     ++checkpoint_;
     auto part = b.snapshot(CheckpointId(checkpoint_), storage_.target(checkpoint_, false, "op"));
@@ -65,8 +82,6 @@ class CachedValueStateTest : public ::testing::TestWithParam<const char*> {
   int64_t checkpoint_ = 0;
   int next_ = 0;
 };
-
-using Model = std::map<int, std::vector<int64_t>>;
 
 TEST_P(CachedValueStateTest, MatchesAModelThroughEvictionsCheckpointsAndRestores) {
   for (uint32_t seed = 1; seed <= 2; ++seed) {
@@ -122,19 +137,7 @@ TEST_P(CachedValueStateTest, MatchesAModelThroughEvictionsCheckpointsAndRestores
     for (const KeyGroupRange& r : halves) {
       auto part = make(r);
       ASSERT_TRUE(part->restore({h}, storage_.job_dir()).is_ok());
-      auto* ps = handle(*part, 2);
-      for (int k = 0; k < 30; ++k) {
-        if (!r.contains(group_of(k))) continue;
-        use_key(*part, k);
-        const std::vector<int64_t>* got = ps->value();
-        auto it = model.find(k);
-        if (it == model.end()) {
-          EXPECT_EQ(got, nullptr) << "key " << k;
-        } else {
-          ASSERT_NE(got, nullptr) << "key " << k;
-          EXPECT_EQ(*got, it->second) << "key " << k;
-        }
-      }
+      expect_model(*part, handle(*part, 2), model, 30);
     }
   }
 }
@@ -176,10 +179,10 @@ TEST_P(CachedValueStateTest, StaysWithinItsBoundOfKeys) {
   }
 }
 
-// The asynchronous part of a snapshot runs while the task goes on: on the
-// heap the table and the snapshot share the cache's objects (copy-on-write),
-// so a change after the barrier — in place, replaced, cleared, a new key, a
-// key evicted (written back) and loaded again — must not reach the snapshot.
+// The asynchronous part of a snapshot runs while the task goes on (on the
+// heap it reads the tables' key groups shared copy-on-write): a change
+// after the barrier — in place, replaced, cleared, a new key, a key evicted
+// (written back to the table) and loaded again — must not reach it.
 TEST_P(CachedValueStateTest, ChangesAfterTheBarrierDoNotReachItsSnapshot) {
   for (uint32_t seed = 1; seed <= 3; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
@@ -226,18 +229,7 @@ TEST_P(CachedValueStateTest, ChangesAfterTheBarrierDoNotReachItsSnapshot) {
       SCOPED_TRACE("checkpoint " + std::to_string(i + 1));
       auto r = make(all);
       ASSERT_TRUE(r->restore({taken[i].first}, storage_.job_dir()).is_ok());
-      auto* rs = handle(*r, 100);
-      for (int k = 0; k < 40; ++k) {
-        use_key(*r, k);
-        const std::vector<int64_t>* got = rs->value();
-        auto it = taken[i].second.find(k);
-        if (it == taken[i].second.end()) {
-          EXPECT_EQ(got, nullptr) << "key " << k;
-        } else {
-          ASSERT_NE(got, nullptr) << "key " << k;
-          EXPECT_EQ(*got, it->second) << "key " << k;
-        }
-      }
+      expect_model(*r, handle(*r, 100), taken[i].second, 40);
     }
   }
 }
