@@ -186,6 +186,133 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
   }
 }
 
+// A checkpoint's synchronous part captures the write cache; its
+// asynchronous part writes the capture later, while the task thread goes
+// on. Writes after the barrier — cached and uncached states, removals,
+// cache-full flushes, cursors — must not reach the checkpoint, restored
+// into the same key groups or split over two subtasks (rescaling).
+TEST_F(WriteCacheTest, WritesAfterTheBarrierDoNotLeakIntoTheCheckpoint) {
+  CheckpointStorage storage(store_.path(), "job");
+  int64_t checkpoint = 0;
+  for (int64_t cache : {int64_t{4096}, int64_t{16} << 20}) {
+    for (uint32_t seed = 1; seed <= 2; ++seed) {
+      SCOPED_TRACE("seed " + std::to_string(seed) + ", cache " + std::to_string(cache));
+      std::mt19937 rng(seed);
+      auto b = make(cache);
+      Handles h = Handles::on(*b);
+      auto* list = get_list_state(*b, ListStateDescriptor<int64_t>{"list"});  // never cached
+      Model value, sum;
+      std::map<std::pair<int, int>, std::vector<int64_t>> lists;
+      auto steps = [&](int n) {
+        for (int step = 0; step < n; ++step) {
+          int k = static_cast<int>(rng() % 200), ns = static_cast<int>(rng() % 3);
+          use_key(*b, k);
+          std::string nss = ns == 0 ? "" : "w" + std::to_string(ns);
+          h.value->set_namespace(nss);
+          h.sum->set_namespace(nss);
+          list->set_namespace(nss);
+          auto at = std::make_pair(k, ns);
+          int64_t x = static_cast<int64_t>(rng() % 1000);
+          switch (rng() % 7) {
+            case 0:
+            case 1:
+              h.value->update(x);
+              value[at] = x;
+              break;
+            case 2:
+            case 3:
+              h.sum->add(x);
+              sum[at] += x;
+              break;
+            case 4:
+              h.value->clear();
+              value.erase(at);
+              h.sum->clear();
+              sum.erase(at);
+              break;
+            case 5:
+              list->add(x);
+              lists[at].push_back(x);
+              break;
+            default:
+              if (rng() % 50 == 0) b->flush_write_cache();
+              if (rng() % 50 == 0) (void)b->keys_of_state("value", key_length);
+              break;
+          }
+        }
+      };
+      // Every (key, namespace) of the models, read back from `r` when it
+      // owns the key's group.
+      auto expect = [&](KeyedStateBackend& r, const Model& mv, const Model& ms,
+                        const std::map<std::pair<int, int>, std::vector<int64_t>>& ml,
+                        const std::string& what) {
+        Handles rh = Handles::on(r);
+        auto* rl = get_list_state(r, ListStateDescriptor<int64_t>{"list"});
+        for (int k = 0; k < 200; ++k) {
+          std::string bytes = serialize("k" + std::to_string(k));
+          if (!r.key_group_range().contains(key_group_for_key(bytes, kMax))) continue;
+          use_key(r, k);
+          for (int ns = 0; ns < 3; ++ns) {
+            std::string nss = ns == 0 ? "" : "w" + std::to_string(ns);
+            rh.value->set_namespace(nss);
+            rh.sum->set_namespace(nss);
+            rl->set_namespace(nss);
+            auto at = std::make_pair(k, ns);
+            auto want = [&](const Model& m) -> std::optional<int64_t> {
+              auto it = m.find(at);
+              return it == m.end() ? std::nullopt : std::optional<int64_t>(it->second);
+            };
+            ASSERT_EQ(rh.value->value(), want(mv)) << what << ", key " << k << " ns " << ns;
+            ASSERT_EQ(rh.sum->get(), want(ms)) << what << ", key " << k << " ns " << ns;
+            auto l = ml.find(at);
+            ASSERT_EQ(rl->get(), l == ml.end() ? std::vector<int64_t>{} : l->second)
+                << what << ", key " << k << " ns " << ns;
+          }
+        }
+      };
+      auto restored = [&](const KeyedStateHandle& handle, KeyGroupRange range) {
+        BackendSpec spec;
+        spec.range = range;
+        spec.max_parallelism = kMax;
+        spec.clock = &clock_;
+        spec.instance_name = "cache-" + std::to_string(next_++);
+        RocksDBOptions o;
+        o.local_dir = local_.path();
+        o.memory_bytes = 64LL << 20;
+        o.write_cache_bytes = cache;
+        auto r = RocksDBKeyedStateBackend::create(spec, o);
+        EXPECT_TRUE(r.is_ok());
+        Status st = (*r)->restore({handle}, storage.job_dir());
+        EXPECT_TRUE(st.is_ok()) << st.to_string();
+        return std::move(*r);
+      };
+
+      steps(1500);
+      ++checkpoint;
+      auto part = b->snapshot(CheckpointId(checkpoint), storage.target(checkpoint, false, "op"));
+      ASSERT_TRUE(part.is_ok()) << part.status().to_string();
+      const Model value_at = value, sum_at = sum;
+      const auto lists_at = lists;
+      steps(1500);  // after the barrier, before the asynchronous part runs
+      auto handle = (*part)();
+      ASSERT_TRUE(handle.is_ok()) << handle.status().to_string();
+      b->notify_checkpoint_complete(CheckpointId(checkpoint));
+
+      expect(*restored(*handle, {0, kMax - 1}), value_at, sum_at, lists_at, "same key groups");
+      expect(*restored(*handle, {0, kMax / 2 - 1}), value_at, sum_at, lists_at, "first half");
+      expect(*restored(*handle, {kMax / 2, kMax - 1}), value_at, sum_at, lists_at, "second half");
+
+      // What changed after the barrier reaches the next checkpoint.
+      ++checkpoint;
+      auto next = b->snapshot(CheckpointId(checkpoint), storage.target(checkpoint, false, "op"));
+      ASSERT_TRUE(next.is_ok());
+      auto handle2 = (*next)();
+      ASSERT_TRUE(handle2.is_ok()) << handle2.status().to_string();
+      expect(*restored(*handle2, {0, kMax - 1}), value, sum, lists, "next checkpoint");
+    }
+  }
+}
+
 TEST_F(WriteCacheTest, EntriesWrittenAndRemovedBetweenFlushesNeverReachRocksDB) {
   auto b = make(16 << 20);
   Handles h = Handles::on(*b);
