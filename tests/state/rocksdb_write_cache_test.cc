@@ -38,9 +38,10 @@ class Sum final : public AggregateFunction<int64_t, int64_t, int64_t> {
 
 class WriteCacheTest : public ::testing::Test {
  protected:
-  std::unique_ptr<RocksDBKeyedStateBackend> make(int64_t cache_bytes) {
+  std::unique_ptr<RocksDBKeyedStateBackend> make(int64_t cache_bytes,
+                                                 KeyGroupRange range = {0, kMax - 1}) {
     BackendSpec spec;
-    spec.range = {0, kMax - 1};
+    spec.range = range;
     spec.max_parallelism = kMax;
     spec.clock = &clock_;
     spec.instance_name = "cache-" + std::to_string(next_++);
@@ -88,6 +89,43 @@ size_t key_length(std::string_view bytes) {
 // (key, namespace) -> value of each state; absent = no entry.
 using Model = std::map<std::pair<int, int>, int64_t>;
 
+std::string namespace_name(int ns) { return ns == 0 ? "" : "w" + std::to_string(ns); }
+
+void set_namespaces(Handles& h, const std::string& nss) {
+  h.value->set_namespace(nss);
+  h.sum->set_namespace(nss);
+  h.max->set_namespace(nss);
+}
+
+/// Draws 0-4 change the value and sum states of `at` (the handles' current
+/// key and namespace) and their models with `x`: 0-1 update, 2-3 add, 4
+/// clear both. Returns false for any other draw.
+bool random_update(uint32_t draw, Handles& h, std::pair<int, int> at, int64_t x, Model& value,
+                   Model& sum, Model& max) {
+  switch (draw) {
+    case 0:
+    case 1:
+      h.value->update(x);
+      value[at] = x;
+      return true;
+    case 2:
+    case 3:
+      h.sum->add(x);
+      sum[at] += x;
+      h.max->add(x);
+      max[at] = max.count(at) ? std::max(max[at], x) : x;
+      return true;
+    case 4:
+      h.value->clear();
+      value.erase(at);
+      h.sum->clear();
+      sum.erase(at);
+      return true;
+    default:
+      return false;
+  }
+}
+
 TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
   CheckpointStorage storage(store_.path(), "job");
   int64_t checkpoint = 0;  // ids stay unique across the runs sharing the storage
@@ -102,32 +140,14 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
       for (int step = 0; step < 3000; ++step) {
         int k = static_cast<int>(rng() % 40), ns = static_cast<int>(rng() % 3);
         // Namespace 0 is the default one (keys_of_state lists its keys).
-        std::string nss = ns == 0 ? "" : "w" + std::to_string(ns);
+        std::string nss = namespace_name(ns);
         use_key(*b, k);
-        h.value->set_namespace(nss);
-        h.sum->set_namespace(nss);
-        h.max->set_namespace(nss);
+        set_namespaces(h, nss);
         auto at = std::make_pair(k, ns);
         int64_t x = static_cast<int64_t>(rng() % 1000);
-        switch (rng() % 8) {
-          case 0:
-          case 1:
-            h.value->update(x);
-            value[at] = x;
-            break;
-          case 2:
-          case 3:
-            h.sum->add(x);
-            sum[at] += x;
-            h.max->add(x);
-            max[at] = max.count(at) ? std::max(max[at], x) : x;
-            break;
-          case 4:
-            h.value->clear();
-            value.erase(at);
-            h.sum->clear();
-            sum.erase(at);
-            break;
+        const uint32_t draw = rng() % 8;
+        (void)random_update(draw, h, at, x, value, sum, max);
+        switch (draw) {
           case 5: {
             // Every key with a value in the default namespace, cached or not.
             std::set<std::string> want;
@@ -166,16 +186,16 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
         }
         // Read back the touched (key, namespace) every step.
         use_key(*b, k);
-        h.value->set_namespace(nss);
-        h.sum->set_namespace(nss);
-        h.max->set_namespace(nss);
+        set_namespaces(h, nss);
         auto want = [&](const Model& m) -> std::optional<int64_t> {
           auto it = m.find(at);
           return it == m.end() ? std::nullopt : std::optional<int64_t>(it->second);
         };
         ASSERT_EQ(h.value->value(), want(value)) << "step " << step;
         ASSERT_EQ(h.sum->get(), want(sum)) << "step " << step;
-        if (auto m = want(max)) ASSERT_EQ(h.max->get(), m) << "step " << step;
+        if (auto m = want(max)) {
+          ASSERT_EQ(h.max->get(), m) << "step " << step;
+        }
       }
       // Whole state in RocksDB after a flush: one entry per live value.
       b->flush_write_cache();
@@ -201,35 +221,20 @@ TEST_F(WriteCacheTest, WritesAfterTheBarrierDoNotLeakIntoTheCheckpoint) {
       auto b = make(cache);
       Handles h = Handles::on(*b);
       auto* list = get_list_state(*b, ListStateDescriptor<int64_t>{"list"});  // never cached
-      Model value, sum;
+      Model value, sum, max;  // max: not checked here
       std::map<std::pair<int, int>, std::vector<int64_t>> lists;
       auto steps = [&](int n) {
         for (int step = 0; step < n; ++step) {
           int k = static_cast<int>(rng() % 200), ns = static_cast<int>(rng() % 3);
           use_key(*b, k);
-          std::string nss = ns == 0 ? "" : "w" + std::to_string(ns);
-          h.value->set_namespace(nss);
-          h.sum->set_namespace(nss);
+          std::string nss = namespace_name(ns);
+          set_namespaces(h, nss);
           list->set_namespace(nss);
           auto at = std::make_pair(k, ns);
           int64_t x = static_cast<int64_t>(rng() % 1000);
-          switch (rng() % 7) {
-            case 0:
-            case 1:
-              h.value->update(x);
-              value[at] = x;
-              break;
-            case 2:
-            case 3:
-              h.sum->add(x);
-              sum[at] += x;
-              break;
-            case 4:
-              h.value->clear();
-              value.erase(at);
-              h.sum->clear();
-              sum.erase(at);
-              break;
+          const uint32_t draw = rng() % 7;
+          if (random_update(draw, h, at, x, value, sum, max)) continue;
+          switch (draw) {
             case 5:
               list->add(x);
               lists[at].push_back(x);
@@ -253,9 +258,8 @@ TEST_F(WriteCacheTest, WritesAfterTheBarrierDoNotLeakIntoTheCheckpoint) {
           if (!r.key_group_range().contains(key_group_for_key(bytes, kMax))) continue;
           use_key(r, k);
           for (int ns = 0; ns < 3; ++ns) {
-            std::string nss = ns == 0 ? "" : "w" + std::to_string(ns);
-            rh.value->set_namespace(nss);
-            rh.sum->set_namespace(nss);
+            std::string nss = namespace_name(ns);
+            set_namespaces(rh, nss);
             rl->set_namespace(nss);
             auto at = std::make_pair(k, ns);
             auto want = [&](const Model& m) -> std::optional<int64_t> {
@@ -271,20 +275,10 @@ TEST_F(WriteCacheTest, WritesAfterTheBarrierDoNotLeakIntoTheCheckpoint) {
         }
       };
       auto restored = [&](const KeyedStateHandle& handle, KeyGroupRange range) {
-        BackendSpec spec;
-        spec.range = range;
-        spec.max_parallelism = kMax;
-        spec.clock = &clock_;
-        spec.instance_name = "cache-" + std::to_string(next_++);
-        RocksDBOptions o;
-        o.local_dir = local_.path();
-        o.memory_bytes = 64LL << 20;
-        o.write_cache_bytes = cache;
-        auto r = RocksDBKeyedStateBackend::create(spec, o);
-        EXPECT_TRUE(r.is_ok());
-        Status st = (*r)->restore({handle}, storage.job_dir());
+        auto r = make(cache, range);
+        Status st = r->restore({handle}, storage.job_dir());
         EXPECT_TRUE(st.is_ok()) << st.to_string();
-        return std::move(*r);
+        return r;
       };
 
       steps(1500);
