@@ -435,36 +435,6 @@ void RocksDBKeyedStateBackend::enable_write_cache(Column* c) {
   cached_columns_.push_back(c);
 }
 
-size_t RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
-  if (cache_bytes_ == 0) return 0;
-  rocksdb::WriteBatch batch;
-  std::vector<Column::Entry*> written;
-  for (Column* c : cached_columns_) {
-    for (auto& [k, e] : c->cache) {
-      if (!e.dirty) continue;
-      rocksdb::Status s = e.present ? batch.Put(c->handle, k, e.value) : batch.Delete(c->handle, k);
-      if (!s.ok()) throw StateAccessError("state '" + c->name + "': write failed: " + s.ToString());
-      if (keep) written.push_back(&e);
-    }
-  }
-  const size_t n = batch.Count();
-  if (n > 0) {
-    rocksdb::Status s = db_->db->Write(db_->write, &batch);
-    if (!s.ok()) throw StateAccessError("writing cached state: " + s.ToString());
-  }
-  if (keep) {
-    // The DB now holds what these entries say.
-    for (Column::Entry* e : written) {
-      e->dirty = false;
-      e->in_db = e->present;
-    }
-    return n;
-  }
-  for (Column* c : cached_columns_) c->cache.clear();
-  cache_bytes_ = 0;
-  return n;
-}
-
 // --- cursors and range removal ------------------------------------------------------
 
 struct RocksDBKeyedStateBackend::Cursor::Impl {

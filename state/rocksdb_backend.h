@@ -52,9 +52,10 @@ struct RocksDBOptions {
   /// state.rocksdb.write-cache: bytes of value, reducing and aggregating
   /// state each backend keeps in memory between checkpoints (a write-back
   /// cache: a read-modify-write per record touches RocksDB once per
-  /// checkpoint, not per record). Flushed into RocksDB in one write batch
-  /// at every snapshot, before an iteration over a cached state, and when
-  /// full. Default 16mb; 0 = no cache.
+  /// checkpoint, not per record). Written into RocksDB in one write batch
+  /// before an iteration over a cached state and when full; a snapshot
+  /// copies its changed entries into a side file of the checkpoint instead
+  /// (rocksdb_write_cache.cc). Default 16mb; 0 = no cache.
   int64_t write_cache_bytes = 16LL << 20;
 
   static Result<RocksDBOptions> from_config(const Configuration& c);
@@ -157,11 +158,11 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// Throws StateAccessError if RocksDB refuses the write.
   void flush_write_cache() { (void)write_dirty_entries(/*keep=*/false); }
   /// Writes every dirty cached entry to RocksDB in one batch and keeps the
-  /// entries, now clean, for the reads that follow: a snapshot or a cursor
-  /// needs the DB to hold what the cache holds, not an empty cache (the
-  /// keys of the last second are the likeliest to come again; emptying the
-  /// cache at every checkpoint made each one read them back from RocksDB).
-  /// Returns how many entries it wrote.
+  /// entries, now clean, for the reads that follow: a cursor needs the DB
+  /// to hold what the cache holds, not an empty cache (the keys just used
+  /// are the likeliest to come again). Returns how many entries it wrote.
+  /// (A snapshot does not write the cache: it captures the dirty entries
+  /// into a side file of the checkpoint.)
   size_t write_back_dirty_entries() { return write_dirty_entries(/*keep=*/true); }
   /// A RocksDB iterator over the keys in [lower, upper) of one column
   /// family (the bounds are copied). Throws StateAccessError if RocksDB
@@ -233,6 +234,12 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// Writes the dirty cached entries; keeps them (clean) or empties the
   /// cache. Returns how many entries it wrote.
   size_t write_dirty_entries(bool keep);
+  /// The dirty cached entries, serialized (the snapshot's "_cache" file;
+  /// empty when there are none); they stay dirty. `entries` counts them.
+  std::string capture_dirty_entries(size_t& entries) const;
+  /// Writes the entries of a "_cache" file whose key groups are in `part`
+  /// into the DB (over what the snapshot's RocksDB files hold).
+  Status apply_cache_overlay(std::string_view bytes, KeyGroupRange part, const std::string& what);
   /// The timers part of snapshot `id`: a delta on the confirmed chain of
   /// timers files, or nullptr with `full` set when the whole set must be
   /// written.
@@ -258,6 +265,9 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   std::map<int64_t, std::optional<std::string>> timer_deltas_;
   std::vector<Column*> cached_columns_;
   size_t cache_bytes_ = 0;  // approximate memory of every column's cache
+  // A snapshot was taken: a large cache-full write starts a background
+  // flush, so the next snapshot does not wait for it.
+  bool snapshotted_ = false;
 };
 
 // ---------------------------------------------------------------------------

@@ -31,6 +31,10 @@ inline constexpr std::string_view kTimersName = "_timers";
 /// Name of a timers delta inside a snapshot: changes to apply, in the
 /// handle's order, to the timers of the `_timers` file before it.
 inline constexpr std::string_view kTimersDeltaName = "_timers.delta";
+/// Name of the write cache's side file inside a snapshot: the entries only
+/// the cache held at the barrier, written over the snapshot's RocksDB files
+/// on restore (rocksdb_write_cache.cc).
+inline constexpr std::string_view kCacheOverlayName = "_cache";
 
 /// Drops entries whose stored expiry has passed. Values without an expiry
 /// (and list merge operands, which carry none) are kept. Stateless apart

@@ -1,8 +1,9 @@
 // Snapshots and restore of the RocksDB backend.
 //
-// Snapshot N, synchronous part (task thread): serialize the timers, then
-// a RocksDB checkpoint (memtables flushed, SSTs hard-linked, MANIFEST,
-// CURRENT and OPTIONS copied) into <working dir>/chk-N.
+// Snapshot N, synchronous part (task thread): copy the write cache's dirty
+// entries (rocksdb_write_cache.cc), a RocksDB checkpoint (memtables
+// flushed, SSTs hard-linked, MANIFEST, CURRENT and OPTIONS copied) into
+// <working dir>/chk-N, then the timers' changes.
 // Asynchronous part (snapshot thread): every file of chk-N goes to
 // checkpoint storage, then chk-N is removed:
 //   - SSTs of a checkpoint go to <job>/shared/<instance>-<tag>-<sst name>
@@ -20,6 +21,8 @@
 // no chain yet, a change is not known, or the deltas would outgrow the
 // full file. A million live timers are ~35 MB; a second's changes are what
 // the window operator registered or fired in that second.
+// The write cache's dirty entries at the barrier go to <own dir>/<file
+// stem>/_cache; a restore writes them over the RocksDB files.
 // The handle's meta lists each file's name in the DB directory.
 #include <dirent.h>
 #include <fcntl.h>
@@ -189,9 +192,12 @@ bool is_timers_delta(const std::string& local) { return local == rocks::kTimersD
 using TimersFile = std::pair<bool, std::string>;
 
 // Fetches the files of `h` (restored from `job_dir`) into `dir`; returns
-// its timers files' contents, in the handle's order.
+// its timers files' contents, in the handle's order, and sets
+// `cache_overlay` to its write-cache file's (empty if none).
 Result<std::vector<TimersFile>> fetch_handle(const KeyedStateHandle& h, const std::string& job_dir,
-                                             const std::string& dir, RocksHandleMeta& meta) {
+                                             const std::string& dir, RocksHandleMeta& meta,
+                                             std::string& cache_overlay) {
+  cache_overlay.clear();
   SLUICE_RETURN_IF_ERROR(deserialize(h.meta, meta).with_context("RocksDB handle metadata"));
   if (meta.local_names.size() != h.files.size()) {
     return Status::corruption("RocksDB handle metadata names " +
@@ -209,6 +215,8 @@ Result<std::vector<TimersFile>> fetch_handle(const KeyedStateHandle& h, const st
       }
       SLUICE_ASSIGN_OR_RETURN(std::string bytes, read_file(src));
       timers.emplace_back(is_timers_delta(local), std::move(bytes));
+    } else if (local == rocks::kCacheOverlayName) {
+      SLUICE_ASSIGN_OR_RETURN(cache_overlay, read_file(src));
     } else if (local.empty() || local.find('/') != std::string::npos || local[0] == '.') {
       return Status::corruption("RocksDB handle names a bad local file '" + local + "'");
     } else if (is_sst(local)) {
@@ -372,12 +380,17 @@ std::string RocksDBKeyedStateBackend::timers_for_snapshot(int64_t id, bool incre
 Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
                                                          const SnapshotTarget& target) {
   // The write-back cache holds the newest values: they belong in this
-  // checkpoint, and so do the changes of the operators' caches.
+  // checkpoint, and so do the changes of the operators' caches (written
+  // into the backend first). The cache's dirty entries are copied, not
+  // written to RocksDB: the copy becomes the "_cache" file in the
+  // asynchronous part, and the entries stay cached and dirty.
   const int64_t t0 = monotonic_ns();
+  snapshotted_ = true;
   size_t cache_entries = 0;
+  std::shared_ptr<const std::string> cache_overlay;
   try {
     write_back_caches();
-    cache_entries = write_back_dirty_entries();  // the checkpoint's data; the cache stays warm
+    cache_overlay = std::make_shared<const std::string>(capture_dirty_entries(cache_entries));
   } catch (const StateAccessError& e) {
     return Status::io_error(e.what());
   }
@@ -416,14 +429,14 @@ Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
       timers_for_snapshot(id.value(), incremental, timer_chain, timer_base_bytes, timers_full));
   if (timers_full) timer_chain.clear();
   {
-    // What the task thread spent, by part: the write cache's batch into the
-    // memtable, RocksDB's checkpoint (it waits for the memtable flush), the
-    // timers.
+    // What the task thread spent, by part: the copy of the write cache's
+    // dirty entries, RocksDB's checkpoint (it waits for the memtable flush),
+    // the timers.
     const int64_t t3 = monotonic_ns();
     const int64_t ms = (t3 - t0) / 1'000'000;
     spdlog::log(ms >= kSlowSnapshotMs ? spdlog::level::info : spdlog::level::debug,
                 "checkpoint {}: RocksDB state of '{}' took {} ms on the task thread: write cache "
-                "{} ms ({} entries), RocksDB checkpoint with memtable flush {} ms, timers {} ms "
+                "copy {} ms ({} entries), RocksDB checkpoint with memtable flush {} ms, timers {} ms "
                 "({}, {} bytes)",
                 id.value(), file_prefix_, ms, (t1 - t0) / 1'000'000, cache_entries,
                 (t2 - t1) / 1'000'000, (t3 - t2) / 1'000'000, timers_full ? "every timer" : "delta",
@@ -470,7 +483,10 @@ Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
                   : StateFile{own + std::string(rocks::kTimersName), static_cast<int64_t>(timers->size()), false};
   const int64_t cid = id.value();
 
-  return AsyncSnapshot([plan = std::move(plan), timers, local, target_dir, job_dir, timers_file,
+  const StateFile cache_file{own + std::string(rocks::kCacheOverlayName),
+                             static_cast<int64_t>(cache_overlay->size()), false};
+  return AsyncSnapshot([plan = std::move(plan), timers, cache_overlay, cache_file, local, target_dir,
+                        job_dir, timers_file,
                         timer_chain = std::move(timer_chain), timers_full, timer_base_bytes, shared, cid,
                         incremental, handle = std::move(proto)]() mutable -> Result<KeyedStateHandle> {
     struct RemoveLocal {
@@ -497,6 +513,11 @@ Result<AsyncSnapshot> RocksDBKeyedStateBackend::snapshot(CheckpointId id,
       SLUICE_RETURN_IF_ERROR(write_file_atomic(target_dir + "/" + timers_file.path, *timers));
       handle.files.push_back(timers_file);
       meta.local_names.emplace_back(timers_full ? rocks::kTimersName : rocks::kTimersDeltaName);
+    }
+    if (!cache_overlay->empty()) {  // empty: the cache had no dirty entry
+      SLUICE_RETURN_IF_ERROR(write_file_atomic(target_dir + "/" + cache_file.path, *cache_overlay));
+      handle.files.push_back(cache_file);
+      meta.local_names.emplace_back(rocks::kCacheOverlayName);
     }
     handle.meta = serialize(meta);
     if (incremental) {
@@ -552,7 +573,8 @@ Status RocksDBKeyedStateBackend::restore_exact(const KeyedStateHandle& h,
   const std::string path = dir_ + "/db";
   SLUICE_RETURN_IF_ERROR(remove_tree(path));
   RocksHandleMeta meta;
-  auto timers_or = fetch_handle(h, job_dir, path, meta);
+  std::string cache_overlay;
+  auto timers_or = fetch_handle(h, job_dir, path, meta, cache_overlay);
   if (!timers_or.is_ok()) {
     // Leave an empty, usable DB behind (the caller fails the task anyway).
     (void)remove_tree(path);
@@ -561,6 +583,9 @@ Status RocksDBKeyedStateBackend::restore_exact(const KeyedStateHandle& h,
   }
   const std::vector<TimersFile> timers = std::move(*timers_or);
   SLUICE_RETURN_IF_ERROR(open_db().with_context("opening restored RocksDB state"));
+  if (!cache_overlay.empty()) {
+    SLUICE_RETURN_IF_ERROR(apply_cache_overlay(cache_overlay, range_, "restored write cache"));
+  }
   SLUICE_RETURN_IF_ERROR(restore_timer_files(timers, "restored timers"));
   // The shared SSTs and timers files stay where they are: the next
   // checkpoint references them.
@@ -595,7 +620,9 @@ Status RocksDBKeyedStateBackend::restore_ranges(const std::vector<KeyedStateHand
     const std::string tmp = dir_ + "/restore-" + std::to_string(i);
     SLUICE_RETURN_IF_ERROR(remove_tree(tmp));
     RocksHandleMeta meta;
-    SLUICE_ASSIGN_OR_RETURN(std::vector<TimersFile> timers, fetch_handle(h, job_dir, tmp + "/db", meta));
+    std::string cache_overlay;
+    SLUICE_ASSIGN_OR_RETURN(std::vector<TimersFile> timers,
+                            fetch_handle(h, job_dir, tmp + "/db", meta, cache_overlay));
     const std::string what = "restoring key groups " + part.to_string() + " from a snapshot of " +
                              h.range().to_string();
 
@@ -672,6 +699,10 @@ Status RocksDBKeyedStateBackend::restore_ranges(const std::vector<KeyedStateHand
       }
     }
     close_src();
+    // After the SSTs' ingestion, so that its entries are the newer ones.
+    if (st.is_ok() && !cache_overlay.empty()) {
+      st = apply_cache_overlay(cache_overlay, part, what + " (write cache)");
+    }
     if (st.is_ok()) st = restore_timer_files(timers, what + " (timers)");
     Status rm = remove_tree(tmp);
     SLUICE_RETURN_IF_ERROR(st);

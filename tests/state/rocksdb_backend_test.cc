@@ -325,7 +325,11 @@ TEST_F(RocksDBBackendTest, RestoredSharedFilesAreReferencedByTheNextCheckpoint) 
   auto b = make();
   States s = States::on(*b);
   for (int i = 0; i < 1000; ++i) write_key(*b, s, i, 0);
+  // Checkpoint 1 holds RocksDB's files only (no write-cache file).
+  b->flush_write_cache();
   KeyedStateHandle h1 = snapshot(*b, 1, storage.target(1, false, "op"));
+  for (int i = 0; i < 1000; i += 10) write_key(*b, s, i, 1);  // only in the write cache
+  KeyedStateHandle h4 = snapshot(*b, 4, storage.target(4, false, "op"));
   b.reset();
 
   auto r = make();
@@ -340,6 +344,20 @@ TEST_F(RocksDBBackendTest, RestoredSharedFilesAreReferencedByTheNextCheckpoint) 
   CheckpointStorage other(store_.sub("elsewhere"), "job");
   KeyedStateHandle h3 = snapshot(*r, 3, other.target(3, false, "op"));
   for (const auto& p : shared_paths(h3)) EXPECT_TRUE(exists(other.job_dir() + "/" + p)) << p;
+
+  // A checkpoint with write-cache entries: they are written into RocksDB on
+  // restore, so the next checkpoint adds one SST for them, nothing else.
+  auto r4 = make();
+  ASSERT_TRUE(r4->restore({h4}, storage.job_dir()).is_ok());
+  States rs4 = States::on(*r4);
+  for (int i = 0; i < 1000; ++i) expect_key(*r4, rs4, i, i % 10 == 0 ? 1 : 0);
+  KeyedStateHandle h5 = snapshot(*r4, 5, storage.target(5, false, "op"));
+  std::set<std::string> added;
+  for (const auto& p : shared_paths(h5)) {
+    if (!shared_paths(h4).count(p)) added.insert(p);
+  }
+  for (const auto& p : shared_paths(h4)) EXPECT_TRUE(shared_paths(h5).count(p)) << p;
+  EXPECT_EQ(added.size(), 1u);
 }
 
 TEST_F(RocksDBBackendTest, SavepointIsSelfContained) {

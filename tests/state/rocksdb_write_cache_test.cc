@@ -38,9 +38,10 @@ class Sum final : public AggregateFunction<int64_t, int64_t, int64_t> {
 
 class WriteCacheTest : public ::testing::Test {
  protected:
-  std::unique_ptr<RocksDBKeyedStateBackend> make(int64_t cache_bytes) {
+  std::unique_ptr<RocksDBKeyedStateBackend> make(int64_t cache_bytes,
+                                                 KeyGroupRange range = {0, kMax - 1}) {
     BackendSpec spec;
-    spec.range = {0, kMax - 1};
+    spec.range = range;
     spec.max_parallelism = kMax;
     spec.clock = &clock_;
     spec.instance_name = "cache-" + std::to_string(next_++);
@@ -88,6 +89,43 @@ size_t key_length(std::string_view bytes) {
 // (key, namespace) -> value of each state; absent = no entry.
 using Model = std::map<std::pair<int, int>, int64_t>;
 
+std::string namespace_name(int ns) { return ns == 0 ? "" : "w" + std::to_string(ns); }
+
+void set_namespaces(Handles& h, const std::string& nss) {
+  h.value->set_namespace(nss);
+  h.sum->set_namespace(nss);
+  h.max->set_namespace(nss);
+}
+
+/// Draws 0-4 change the value and sum states of `at` (the handles' current
+/// key and namespace) and their models with `x`: 0-1 update, 2-3 add, 4
+/// clear both. Returns false for any other draw.
+bool random_update(uint32_t draw, Handles& h, std::pair<int, int> at, int64_t x, Model& value,
+                   Model& sum, Model& max) {
+  switch (draw) {
+    case 0:
+    case 1:
+      h.value->update(x);
+      value[at] = x;
+      return true;
+    case 2:
+    case 3:
+      h.sum->add(x);
+      sum[at] += x;
+      h.max->add(x);
+      max[at] = max.count(at) ? std::max(max[at], x) : x;
+      return true;
+    case 4:
+      h.value->clear();
+      value.erase(at);
+      h.sum->clear();
+      sum.erase(at);
+      return true;
+    default:
+      return false;
+  }
+}
+
 TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
   CheckpointStorage storage(store_.path(), "job");
   int64_t checkpoint = 0;  // ids stay unique across the runs sharing the storage
@@ -102,32 +140,14 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
       for (int step = 0; step < 3000; ++step) {
         int k = static_cast<int>(rng() % 40), ns = static_cast<int>(rng() % 3);
         // Namespace 0 is the default one (keys_of_state lists its keys).
-        std::string nss = ns == 0 ? "" : "w" + std::to_string(ns);
+        std::string nss = namespace_name(ns);
         use_key(*b, k);
-        h.value->set_namespace(nss);
-        h.sum->set_namespace(nss);
-        h.max->set_namespace(nss);
+        set_namespaces(h, nss);
         auto at = std::make_pair(k, ns);
         int64_t x = static_cast<int64_t>(rng() % 1000);
-        switch (rng() % 8) {
-          case 0:
-          case 1:
-            h.value->update(x);
-            value[at] = x;
-            break;
-          case 2:
-          case 3:
-            h.sum->add(x);
-            sum[at] += x;
-            h.max->add(x);
-            max[at] = max.count(at) ? std::max(max[at], x) : x;
-            break;
-          case 4:
-            h.value->clear();
-            value.erase(at);
-            h.sum->clear();
-            sum.erase(at);
-            break;
+        const uint32_t draw = rng() % 8;
+        (void)random_update(draw, h, at, x, value, sum, max);
+        switch (draw) {
           case 5: {
             // Every key with a value in the default namespace, cached or not.
             std::set<std::string> want;
@@ -166,22 +186,123 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
         }
         // Read back the touched (key, namespace) every step.
         use_key(*b, k);
-        h.value->set_namespace(nss);
-        h.sum->set_namespace(nss);
-        h.max->set_namespace(nss);
+        set_namespaces(h, nss);
         auto want = [&](const Model& m) -> std::optional<int64_t> {
           auto it = m.find(at);
           return it == m.end() ? std::nullopt : std::optional<int64_t>(it->second);
         };
         ASSERT_EQ(h.value->value(), want(value)) << "step " << step;
         ASSERT_EQ(h.sum->get(), want(sum)) << "step " << step;
-        if (auto m = want(max)) ASSERT_EQ(h.max->get(), m) << "step " << step;
+        if (auto m = want(max)) {
+          ASSERT_EQ(h.max->get(), m) << "step " << step;
+        }
       }
       // Whole state in RocksDB after a flush: one entry per live value.
       b->flush_write_cache();
       auto n = b->raw_entry_count("value");
       ASSERT_TRUE(n.is_ok());
       EXPECT_EQ(*n, value.size());
+    }
+  }
+}
+
+// A checkpoint's synchronous part captures the write cache; its
+// asynchronous part writes the capture later, while the task thread goes
+// on. Writes after the barrier — cached and uncached states, removals,
+// cache-full flushes, cursors — must not reach the checkpoint, restored
+// into the same key groups or split over two subtasks (rescaling).
+TEST_F(WriteCacheTest, WritesAfterTheBarrierDoNotLeakIntoTheCheckpoint) {
+  CheckpointStorage storage(store_.path(), "job");
+  int64_t checkpoint = 0;
+  for (int64_t cache : {int64_t{4096}, int64_t{16} << 20}) {
+    for (uint32_t seed = 1; seed <= 2; ++seed) {
+      SCOPED_TRACE("seed " + std::to_string(seed) + ", cache " + std::to_string(cache));
+      std::mt19937 rng(seed);
+      auto b = make(cache);
+      Handles h = Handles::on(*b);
+      auto* list = get_list_state(*b, ListStateDescriptor<int64_t>{"list"});  // never cached
+      Model value, sum, max;  // max: not checked here
+      std::map<std::pair<int, int>, std::vector<int64_t>> lists;
+      auto steps = [&](int n) {
+        for (int step = 0; step < n; ++step) {
+          int k = static_cast<int>(rng() % 200), ns = static_cast<int>(rng() % 3);
+          use_key(*b, k);
+          std::string nss = namespace_name(ns);
+          set_namespaces(h, nss);
+          list->set_namespace(nss);
+          auto at = std::make_pair(k, ns);
+          int64_t x = static_cast<int64_t>(rng() % 1000);
+          const uint32_t draw = rng() % 7;
+          if (random_update(draw, h, at, x, value, sum, max)) continue;
+          switch (draw) {
+            case 5:
+              list->add(x);
+              lists[at].push_back(x);
+              break;
+            default:
+              if (rng() % 50 == 0) b->flush_write_cache();
+              if (rng() % 50 == 0) (void)b->keys_of_state("value", key_length);
+              break;
+          }
+        }
+      };
+      // Every (key, namespace) of the models, read back from `r` when it
+      // owns the key's group.
+      auto expect = [&](KeyedStateBackend& r, const Model& mv, const Model& ms,
+                        const std::map<std::pair<int, int>, std::vector<int64_t>>& ml,
+                        const std::string& what) {
+        Handles rh = Handles::on(r);
+        auto* rl = get_list_state(r, ListStateDescriptor<int64_t>{"list"});
+        for (int k = 0; k < 200; ++k) {
+          std::string bytes = serialize("k" + std::to_string(k));
+          if (!r.key_group_range().contains(key_group_for_key(bytes, kMax))) continue;
+          use_key(r, k);
+          for (int ns = 0; ns < 3; ++ns) {
+            std::string nss = namespace_name(ns);
+            set_namespaces(rh, nss);
+            rl->set_namespace(nss);
+            auto at = std::make_pair(k, ns);
+            auto want = [&](const Model& m) -> std::optional<int64_t> {
+              auto it = m.find(at);
+              return it == m.end() ? std::nullopt : std::optional<int64_t>(it->second);
+            };
+            ASSERT_EQ(rh.value->value(), want(mv)) << what << ", key " << k << " ns " << ns;
+            ASSERT_EQ(rh.sum->get(), want(ms)) << what << ", key " << k << " ns " << ns;
+            auto l = ml.find(at);
+            ASSERT_EQ(rl->get(), l == ml.end() ? std::vector<int64_t>{} : l->second)
+                << what << ", key " << k << " ns " << ns;
+          }
+        }
+      };
+      auto restored = [&](const KeyedStateHandle& handle, KeyGroupRange range) {
+        auto r = make(cache, range);
+        Status st = r->restore({handle}, storage.job_dir());
+        EXPECT_TRUE(st.is_ok()) << st.to_string();
+        return r;
+      };
+
+      steps(1500);
+      ++checkpoint;
+      auto part = b->snapshot(CheckpointId(checkpoint), storage.target(checkpoint, false, "op"));
+      ASSERT_TRUE(part.is_ok()) << part.status().to_string();
+      const Model value_at = value, sum_at = sum;
+      const auto lists_at = lists;
+      steps(1500);  // after the barrier, before the asynchronous part runs
+      auto handle = (*part)();
+      ASSERT_TRUE(handle.is_ok()) << handle.status().to_string();
+      b->notify_checkpoint_complete(CheckpointId(checkpoint));
+
+      expect(*restored(*handle, {0, kMax - 1}), value_at, sum_at, lists_at, "same key groups");
+      expect(*restored(*handle, {0, kMax / 2 - 1}), value_at, sum_at, lists_at, "first half");
+      expect(*restored(*handle, {kMax / 2, kMax - 1}), value_at, sum_at, lists_at, "second half");
+
+      // What changed after the barrier reaches the next checkpoint.
+      ++checkpoint;
+      auto next = b->snapshot(CheckpointId(checkpoint), storage.target(checkpoint, false, "op"));
+      ASSERT_TRUE(next.is_ok());
+      auto handle2 = (*next)();
+      ASSERT_TRUE(handle2.is_ok()) << handle2.status().to_string();
+      expect(*restored(*handle2, {0, kMax - 1}), value, sum, lists, "next checkpoint");
     }
   }
 }
