@@ -1,5 +1,7 @@
 #include "connectors/file/commit_queue.h"
 
+#include <pthread.h>
+
 #include <utility>
 
 namespace sluice::file {
@@ -43,7 +45,12 @@ Status CommitQueue::open(runtime::OperatorContext& ctx) {
 }
 
 void CommitQueue::submit(int64_t checkpoint, Work work) {
-  if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+  if (!thread_.joinable()) {
+    thread_ = std::thread([this] {
+      ::pthread_setname_np(::pthread_self(), "file commit");
+      run();
+    });
+  }
   {
     std::lock_guard lk(mu_);
     queue_.push_back(Item{checkpoint, std::move(work)});
