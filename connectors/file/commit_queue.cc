@@ -1,8 +1,11 @@
 #include "connectors/file/commit_queue.h"
 
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <utility>
+
+#include "engine/common/clock.h"
 
 namespace sluice::file {
 
@@ -60,6 +63,7 @@ void CommitQueue::submit(int64_t checkpoint, Work work) {
   submitted_through_ = checkpoint;
   if (ctx_ && !suspended_ && submitted_ - done_.load(std::memory_order_acquire) >= max_pending_) {
     suspended_ = true;
+    suspended_at_ns_ = monotonic_ns();
     ctx_->mailbox().set_input_suspended(true);
   }
 }
@@ -113,6 +117,8 @@ void CommitQueue::after_commit() {
   if (suspended_ && submitted_ - done_.load(std::memory_order_acquire) < max_pending_) {
     suspended_ = false;
     ctx_->mailbox().set_input_suspended(false);
+    spdlog::warn("{}: input suspended for {} ms: {} commits were pending (sink.file.max-pending-commits), the "
+                 "disk is behind", what_, (monotonic_ns() - suspended_at_ns_) / 1'000'000, max_pending_);
   }
 }
 

@@ -92,6 +92,7 @@ class CommitQueue {
   int64_t submitted_through_ = 0;   // task thread
   bool suspended_ = false;          // task thread: this queue suspended the input
   bool reported_ = false;           // task thread: the failure went to fail()
+  int64_t suspended_at_ns_ = 0;     // task thread
   std::atomic<int64_t> done_{0};    // commits done (or dropped after a failure)
   std::atomic<int64_t> committed_{0};
   std::atomic<bool> failed_{false};
