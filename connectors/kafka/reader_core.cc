@@ -14,6 +14,7 @@ namespace sluice::kafka {
 
 namespace {
 constexpr int kMetadataTimeoutMs = 10'000;
+constexpr int kDiscoveryTimeoutMs = 2'000;
 constexpr int kQueryTimeoutMs = 10'000;
 constexpr uint8_t kStateVersion = 1;
 constexpr size_t kMaxPendingCommits = 32;
@@ -277,8 +278,7 @@ Status KafkaReaderCore::add_partitions(const std::vector<std::pair<std::string, 
   return Status::ok();
 }
 
-Status KafkaReaderCore::discover(SplitListener& splits) {
-  auto counts = partition_counts(rk_.get(), config_.topics, 2'000);
+Status KafkaReaderCore::discovered(const Result<std::map<std::string, int>>& counts, SplitListener& splits) {
   if (!counts.is_ok()) {
     spdlog::warn("Kafka source: partition discovery failed (will retry): {}", counts.status().message());
     return Status::ok();
@@ -373,9 +373,15 @@ Result<runtime::PollStatus> KafkaReaderCore::next_batch(std::vector<Item>& items
   for (int split : finished_pending_) splits.split_finished(split);
   finished_pending_.clear();
   if (config_.bounded() && unfinished_ == 0) return runtime::PollStatus::kEndOfInput;
-  if (next_discovery_ms_ > 0 && ctx_->processing_time().now_ms() >= next_discovery_ms_) {
-    SLUICE_RETURN_IF_ERROR(discover(splits));
-    next_discovery_ms_ = ctx_->processing_time().now_ms() + config_.discovery_interval.count();
+  if (discovery_.valid()) {
+    if (discovery_.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+      SLUICE_RETURN_IF_ERROR(discovered(discovery_.get(), splits));
+      next_discovery_ms_ = ctx_->processing_time().now_ms() + config_.discovery_interval.count();
+    }
+  } else if (next_discovery_ms_ > 0 && ctx_->processing_time().now_ms() >= next_discovery_ms_) {
+    discovery_ = std::async(std::launch::async, [rk = rk_.get(), topics = config_.topics] {
+      return partition_counts(rk, topics, kDiscoveryTimeoutMs);
+    });
   }
   batch_.resize(config_.batch_size);
   ssize_t n = rd_kafka_consume_batch_queue(queue_.get(), 0, batch_.data(), batch_.size());
@@ -529,6 +535,7 @@ Status KafkaReaderCore::checkpoint_complete(CheckpointId id) {
 }
 
 void KafkaReaderCore::close() {
+  if (discovery_.valid()) discovery_.wait();  // uses rk_; bounded by its timeout
   release_batch();
   if (rk_) update_lag();
   queue_.reset();

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -104,7 +105,9 @@ class KafkaReaderCore {
   /// each of `parts`, passed to `found` in order.
   Status lookup_offsets(const std::vector<Partition*>& parts, int64_t what, const std::string& context,
                         const std::function<void(Partition&, int64_t)>& found);
-  Status discover(SplitListener& splits);
+  /// Adds the partitions a discovery round found (`counts`: partitions per
+  /// topic) that this subtask owns and does not read yet.
+  Status discovered(const Result<std::map<std::string, int>>& counts, SplitListener& splits);
   Status on_out_of_range(Partition& p, int64_t requested, const std::string& detail,
                          SplitListener& splits);
   void finish(Partition& p);
@@ -127,6 +130,10 @@ class KafkaReaderCore {
   std::map<int64_t, std::vector<PartitionPosition>> pending_commits_;  // by checkpoint id
   std::vector<rd_kafka_message_t*> batch_;
   int64_t next_discovery_ms_ = 0;
+  // A discovery round's metadata request, in flight on a helper thread: on
+  // the consumer's connection it waits behind the open fetch long-poll
+  // (fetch.wait.max.ms), which the task thread must not.
+  std::future<Result<std::map<std::string, int>>> discovery_;
   int64_t next_lag_update_ns_ = 0;
   int unfinished_ = 0;
   std::vector<int> finished_pending_;  // splits finished in the last batch

@@ -389,6 +389,31 @@ TEST_F(KafkaSourceTest, DiscoversTopicsAndPartitionsThatAppearLater) {
   rd->close();
 }
 
+TEST_F(KafkaSourceTest, DiscoveryNeverHoldsThePollBehindTheConsumersOpenFetch) {
+  // The broker answers one request per connection at a time, so a metadata
+  // request sent while a fetch long-polls (2 s here, on an idle topic) waits
+  // for it. Discovery every 100 ms must not make a poll wait that long: the
+  // task thread also handles barriers and timers.
+  produce(bs(), "quiet", records(1, 3));
+  FakeContext ctx(0, 1);
+  CollectingOutput<TestRecord> out;
+  auto rd = reader("kafka://" + bs() + "/quiet?start=earliest&discovery=100ms&kafka.fetch.wait.max.ms=2000");
+  ASSERT_TRUE(rd->open(ctx, out).is_ok());
+  ASSERT_TRUE(poll_until_count(*rd, out, 3).is_ok());
+  int64_t slowest_ns = 0;
+  const int64_t until = monotonic_ns() + 3'000'000'000;
+  while (monotonic_ns() < until) {
+    int64_t start = monotonic_ns();
+    ASSERT_TRUE(rd->poll_next(out).is_ok());
+    slowest_ns = std::max(slowest_ns, monotonic_ns() - start);
+  }
+  EXPECT_LT(slowest_ns, 1'000'000'000) << "a poll waited " << slowest_ns / 1'000'000 << " ms";
+  // And reading goes on.
+  produce(bs(), "quiet", records(10, 2), 0);
+  ASSERT_TRUE(poll_until_count(*rd, out, 5).is_ok());
+  rd->close();
+}
+
 TEST_F(KafkaSourceTest, AMissingTopicFailsTheOpenByDefault) {
   FakeContext ctx(0, 1);
   CollectingOutput<TestRecord> out;
