@@ -855,13 +855,14 @@ class Bench:
                         before = self.histogram(url, metric, exclude="at-source")
                         probe_before = self.histogram(url, metric, "at-source")
                         t0 = time.time()
-                        # --linger 0ms: each event goes to the broker when it is made (the
-                        # producer's own batching is not the engine's latency).
-                        # SLUICE_BENCH_LATENCY_LINGER: another linger (e.g. 1ms: ~20 events a
-                        # produce request at 20 k ev/s, to split the mock broker's share).
+                        # --linger 1ms: events are stamped when made, so the producer's linger
+                        # counts against the engine (at most 1 ms); with 0ms every event is a
+                        # produce request and the mock broker on the same 2 cores, not the
+                        # engine, makes the tail (bench/README.md, "Fifth pass").
+                        # SLUICE_BENCH_LATENCY_LINGER sets another linger (0ms: the earlier runs).
                         run([self.sluice, "gen", "--kafka", bs, "--topic", "clicks", "--rate", str(rate),
                              "--count", str(rate * secs), "--out-of-order", "0", "--late", "0", "--malformed", "0",
-                             "--linger", os.environ.get("SLUICE_BENCH_LATENCY_LINGER", "0ms")],
+                             "--linger", os.environ.get("SLUICE_BENCH_LATENCY_LINGER", "1ms")],
                             timeout=secs * 10 + 60)
                         gen_secs = time.time() - t0
                         time.sleep(2)
