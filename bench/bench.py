@@ -302,7 +302,7 @@ def snapshot(build, dest, needs=NEEDS_ALL):
 
 
 # Workloads run under Bench.raised_priority.
-PRIORITY_STEPS = ("4 latency", "5s checkpoint dip series", "13 nexmark", "15 fraud latency")
+PRIORITY_STEPS = ("1 file", "4 latency", "5s checkpoint dip series", "13 nexmark", "15 fraud latency")
 
 
 class Bench:
@@ -1745,7 +1745,7 @@ class Bench:
                 continue
             t0 = time.monotonic()
             print(f"== workload {name}", file=sys.stderr, flush=True)
-            # Latency, the dip series and Nexmark run at a raised priority (see
+            # Workload 1, latency, the dip series and Nexmark run at a raised priority (see
             # raised_priority): on the shared machine their figures otherwise measure the
             # other sessions' builds. The rest keep the machine's mix (their ratios compare
             # runs of one invocation).

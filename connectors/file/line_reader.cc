@@ -95,9 +95,11 @@ Status LineReader::open_range() {
         start = off;
       }
     }
-    SLUICE_ASSIGN_OR_RETURN(int64_t lines_before, count_newlines(fd_, start, path));
+    // The lines before `start` are counted when a line number is asked for.
     pos_.offset = start;
-    pos_.line_no = lines_before + 1;
+    pos_.line_no = 1;
+    lines_before_pending_ = start > 0;
+    lines_before_at_ = start;
   }
   if (buf_.size() < chunk_ + padding_) buf_.assign(chunk_ + padding_, '\0');
   begin_ = end_ = 0;
@@ -105,6 +107,28 @@ Status LineReader::open_range() {
   eof_ = false;
   opened_ = true;
   return Status::ok();
+}
+
+Status LineReader::count_lines_before() {
+  if (!lines_before_pending_) return Status::ok();
+  const std::string& path = files_[ranges_[pos_.range].file].path;
+  SLUICE_ASSIGN_OR_RETURN(int64_t n, count_newlines(fd_, lines_before_at_, path));
+  pos_.line_no += n;
+  lines_before_pending_ = false;
+  return Status::ok();
+}
+
+Status LineReader::resolve_line_no(Line& line) {
+  if (!lines_before_pending_) return Status::ok();
+  const int64_t before = pos_.line_no;
+  SLUICE_RETURN_IF_ERROR(count_lines_before());
+  line.line_no += pos_.line_no - before;
+  return Status::ok();
+}
+
+Result<LinePosition> LineReader::position() {
+  if (opened_ && pos_.range < static_cast<int32_t>(ranges_.size())) SLUICE_RETURN_IF_ERROR(count_lines_before());
+  return pos_;
 }
 
 Status LineReader::fill() {
@@ -136,6 +160,7 @@ Result<bool> LineReader::next(Line& line) {
       ++pos_.range;
       pos_.offset = -1;
       opened_ = false;
+      lines_before_pending_ = false;
       continue;
     }
     char* start = buf_.data() + begin_;
@@ -152,6 +177,7 @@ Result<bool> LineReader::next(Line& line) {
       ++pos_.range;
       pos_.offset = -1;
       opened_ = false;
+      lines_before_pending_ = false;
       continue;
     }
     line.data = start;

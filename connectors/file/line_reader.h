@@ -19,7 +19,9 @@ struct Line {
   const char* data = nullptr;
   size_t size = 0;      // without the line break
   size_t readable = 0;  // bytes readable from data (>= size + padding)
-  int64_t line_no = 0;  // 1-based, within its file
+  /// 1-based, within its file — once the reader knows how many lines come
+  /// before its range (see LineReader::resolve_line_no).
+  int64_t line_no = 0;
   int64_t offset = 0;   // byte offset of the line in its file
   const std::string* path = nullptr;
   /// The line is longer than the reader's limit: data/size hold only its
@@ -55,15 +57,29 @@ class LineReader {
   LineReader& operator=(const LineReader&) = delete;
 
   /// Continues from `pos` (restore).
-  void seek(const LinePosition& pos) { pos_ = pos; opened_ = false; }
-  /// The next line; false at the end of the last range.
+  void seek(const LinePosition& pos) {
+    pos_ = pos;
+    opened_ = false;
+    lines_before_pending_ = false;
+  }
+  /// The next line; false at the end of the last range. Its line_no counts
+  /// from the range's first line until resolve_line_no() is called: a range
+  /// that starts inside a file does not read the file's earlier bytes to
+  /// count their lines unless a line number is asked for (a dead letter, a
+  /// checkpoint's position).
   Result<bool> next(Line& line);
-  /// Where the next call to next() starts.
-  LinePosition position() const { return pos_; }
+  /// Makes `line` (the last one next() returned) and every later line carry
+  /// its line number within its file; counts the lines before the range
+  /// once.
+  Status resolve_line_no(Line& line);
+  /// Where the next call to next() starts (counts the lines before the
+  /// range, once, if not done yet).
+  Result<LinePosition> position();
   const std::vector<FileRange>& ranges() const { return ranges_; }
 
  private:
   Status open_range();
+  Status count_lines_before();  // makes pos_.line_no absolute
   Status fill();  // reads more bytes into the buffer (keeps the unread tail)
   /// The unread tail is a line over the limit: keeps its start, skips the
   /// rest up to its line break without buffering it.
@@ -80,6 +96,10 @@ class LineReader {
   std::string oversize_;  // the kept start of the last over-long line (plus padding)
   LinePosition pos_;
   bool opened_ = false;
+  // pos_.line_no counts from the range's first line (at lines_before_at_):
+  // the lines before it are not counted yet.
+  bool lines_before_pending_ = false;
+  int64_t lines_before_at_ = 0;
   int fd_ = -1;
   std::vector<char> buf_;
   size_t begin_ = 0;  // next unread byte in buf_

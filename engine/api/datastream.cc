@@ -1,5 +1,7 @@
 #include "engine/api/datastream.h"
 
+#include <algorithm>
+
 namespace sluice::api {
 
 int StreamExecutionEnvironment::add_node(StreamNode node, const std::vector<Input>& inputs,
@@ -13,6 +15,7 @@ int StreamExecutionEnvironment::add_node(StreamNode node, const std::vector<Inpu
     e.tag = in.tag;
     e.partitioning = partitioning;
     e.key_selector = ks;
+    e.assume_key_partitioned = partitioning == Partitioning::kHash && reinterpreted(ks.get());
     graph_.add_edge(std::move(e));
   }
   return id;
@@ -28,9 +31,14 @@ int StreamExecutionEnvironment::add_node(StreamNode node, const std::vector<Edge
     e.input_index = spec.input_index;
     e.partitioning = spec.partitioning;
     e.key_selector = spec.key_selector;
+    e.assume_key_partitioned = spec.partitioning == Partitioning::kHash && reinterpreted(spec.key_selector.get());
     graph_.add_edge(std::move(e));
   }
   return id;
+}
+
+bool StreamExecutionEnvironment::reinterpreted(const runtime::KeySelectorBase* ks) const {
+  return ks && std::any_of(reinterpreted_.begin(), reinterpreted_.end(), [ks](const auto& r) { return r.get() == ks; });
 }
 
 int StreamExecutionEnvironment::set_dead_letter_sink(

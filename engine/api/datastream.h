@@ -95,9 +95,19 @@ class StreamExecutionEnvironment {
   };
   /// Adds a node fed by `edges` (operators with several inputs).
   int add_node(StreamNode node, const std::vector<EdgeSpec>& edges);
+  /// Hash edges by `ks` assume their records are already partitioned by
+  /// it (DataStream::reinterpret_as_keyed).
+  void assume_key_partitioned(std::shared_ptr<const runtime::KeySelectorBase> ks) {
+    reinterpreted_.push_back(std::move(ks));
+  }
 
  private:
+  bool reinterpreted(const runtime::KeySelectorBase* ks) const;
+
   StreamGraph& graph_;
+  // shared with the edges and nodes that use them; held here so that no
+  // other selector can take the address of one that went unused.
+  std::vector<std::shared_ptr<const runtime::KeySelectorBase>> reinterpreted_;
 };
 
 /// A stream of records of type T.
@@ -137,6 +147,25 @@ class DataStream {
     using K = std::decay_t<std::invoke_result_t<F&, const T&>>;
     auto ks = std::make_shared<const runtime::KeySelector<T, K>>(std::function<K(const T&)>(f));
     return KeyedStream<T, K>(*this, std::move(ks));
+  }
+
+  /// This stream as a keyed stream by K f(const T&) without a shuffle:
+  /// the job declares that its records are already partitioned by that key
+  /// — every record is on the subtask its key's key group belongs to, as
+  /// the output of a keyed operator keyed by the same key (Flink's
+  /// DataStreamUtils.reinterpretAsKeyedStream). Where the graph can prove
+  /// the partitioning (every record comes, over forward edges, from keyed
+  /// operators of the consumer's parallelism and max parallelism), the
+  /// consumer is fed by a forward edge and chained to its input — no
+  /// serialization, no thread hand-off; elsewhere (another parallelism, a
+  /// rebalance or source on the way) it gets the usual hash edge. The key
+  /// itself is the job's promise: a record whose key group is not the
+  /// subtask's fails the task with the key group and the subtask's range.
+  template <class F>
+  auto reinterpret_as_keyed(F f) const {
+    auto keyed = key_by(std::move(f));
+    env_->assume_key_partitioned(keyed.key_selector());
+    return keyed;
   }
 
   DataStream<T> union_with(const DataStream<T>& other) const {

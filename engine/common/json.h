@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/common/serde.h"
+#include "engine/common/text.h"
 
 namespace sluice {
 
@@ -74,6 +75,11 @@ struct JsonSerde<T, std::enable_if_t<std::is_enum_v<T>>> {
 template <>
 struct JsonSerde<std::string> {
   static void write(std::string& out, const std::string& v) { json_append_string(out, v); }
+};
+
+template <>
+struct JsonSerde<Text> {
+  static void write(std::string& out, const Text& v) { json_append_string(out, v.view()); }
 };
 
 template <class T>

@@ -6,6 +6,12 @@
 // the wrong type is an error naming the field, as is a string longer than
 // the parser's JsonLimits. Errors are plain messages meant for a
 // dead-letter record, never exceptions.
+//
+// Per record the reader does no more than the record needs: keys are
+// compared in place (unescaped only when they hold an escape), strings
+// without escapes are taken straight from the input (simdjson unescapes
+// only the others), and a parser that borrows (JsonParser's `borrow`) fills
+// Text fields (text.h) with views instead of copies.
 #pragma once
 
 #include <simdjson.h>
@@ -20,6 +26,7 @@
 #include <vector>
 
 #include "engine/common/serde.h"
+#include "engine/common/text.h"
 
 namespace sluice {
 
@@ -37,16 +44,20 @@ struct JsonLimits {
   std::string setting = "max-field-bytes";
 };
 
+/// What one parse reads with: its parser's limits and whether Text fields
+/// may borrow. Built by JsonParser per parse and passed down by reference
+/// (no thread-local: the reader is called per field and record).
+struct JsonReadContext {
+  const JsonLimits* limits = nullptr;  // null: no limit
+  /// Text fields point into the input or the parser's buffer (valid until
+  /// the parser's next parse) instead of copying. Default false.
+  bool borrow = false;
+};
+
 namespace json_detail {
-/// The limits of the JsonParser parsing on this thread (set for the
-/// duration of a parse; null outside one: no limit).
-inline const JsonLimits*& current_limits() {
-  thread_local const JsonLimits* limits = nullptr;
-  return limits;
-}
-inline std::string check_string_size(size_t n) {
-  const JsonLimits* l = current_limits();
-  if (!l || n <= l->max_string_bytes) return {};
+inline std::string check_string_size(size_t n, const JsonReadContext& cx) {
+  const JsonLimits* l = cx.limits;
+  if (!l || n <= l->max_string_bytes) [[likely]] return {};
   return "string of " + std::to_string(n) + " bytes exceeds the limit of " + std::to_string(l->max_string_bytes) +
          " bytes (" + l->setting + ")";
 }
@@ -61,6 +72,42 @@ inline bool name_equals(std::string_view k, const char* name) {
   }
   return *name == '\0';
 }
+/// The raw (still escaped) key at `raw` (just after its opening quote)
+/// equals `name`, which holds no quote or backslash: then the key's
+/// closing quote follows the name's bytes. Reads no further than the first
+/// difference, which comes at the latest at the key's closing quote.
+inline bool raw_key_equals(const char* raw, const char* name) {
+  for (; *name != '\0'; ++raw, ++name)
+    if (*raw != *name) return false;
+  return *raw == '"';
+}
+/// The raw key at `raw` holds an escape: it must be unescaped to compare.
+inline bool raw_key_escaped(const char* raw) {
+  while (*raw != '"' && *raw != '\\') ++raw;
+  return *raw == '\\';
+}
+/// A string value: straight from the input when it holds no escape (the
+/// bytes simdjson would unescape to), else unescaped into the parser's
+/// buffer; either is valid until the parser's next parse. Inlined: it runs
+/// for every string of every record.
+[[gnu::always_inline]] inline std::string read_string(simdjson::ondemand::value& v, const JsonReadContext& cx,
+                                                      std::string_view& s) {
+  // Peeks at the token (does not consume it). A string token always has its
+  // closing quote in the buffer: the scan stops there or at an escape.
+  const char* p = v.raw_json_token().data();
+  const char* q = p + 1;
+  if (*p == '"') {
+    while (*q != '"' && *q != '\\') ++q;
+  }
+  if (*p == '"' && *q == '"') [[likely]] {
+    s = std::string_view(p + 1, static_cast<size_t>(q - p - 1));
+  } else {
+    auto r = v.get_string();
+    if (r.error()) return err("expected a string", r.error());
+    s = r.value_unsafe();
+  }
+  return check_string_size(s.size(), cx);
+}
 template <class T>
 struct is_optional : std::false_type {};
 template <class T>
@@ -73,7 +120,7 @@ struct JsonRead;
 
 template <>
 struct JsonRead<bool> {
-  static std::string read(simdjson::ondemand::value v, bool& out) {
+  static std::string read(simdjson::ondemand::value v, bool& out, const JsonReadContext&) {
     auto r = v.get_bool();
     if (r.error()) return json_detail::err("expected true or false", r.error());
     out = r.value_unsafe();
@@ -83,7 +130,7 @@ struct JsonRead<bool> {
 
 template <class T>
 struct JsonRead<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>> {
-  static std::string read(simdjson::ondemand::value v, T& out) {
+  static std::string read(simdjson::ondemand::value v, T& out, const JsonReadContext&) {
     if constexpr (std::is_signed_v<T>) {
       auto r = v.get_int64();
       if (r.error()) return json_detail::err("expected an integer", r.error());
@@ -104,7 +151,7 @@ struct JsonRead<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, 
 
 template <class T>
 struct JsonRead<T, std::enable_if_t<std::is_floating_point_v<T>>> {
-  static std::string read(simdjson::ondemand::value v, T& out) {
+  static std::string read(simdjson::ondemand::value v, T& out, const JsonReadContext&) {
     auto r = v.get_double();
     if (r.error()) return json_detail::err("expected a number", r.error());
     out = static_cast<T>(r.value_unsafe());
@@ -114,26 +161,36 @@ struct JsonRead<T, std::enable_if_t<std::is_floating_point_v<T>>> {
 
 template <>
 struct JsonRead<std::string> {
-  static std::string read(simdjson::ondemand::value v, std::string& out) {
-    auto r = v.get_string();
-    if (r.error()) return json_detail::err("expected a string", r.error());
-    std::string_view s = r.value_unsafe();
-    if (std::string e = json_detail::check_string_size(s.size()); !e.empty()) return e;
+  static std::string read(simdjson::ondemand::value v, std::string& out, const JsonReadContext& cx) {
+    std::string_view s;
+    if (std::string e = json_detail::read_string(v, cx, s); !e.empty()) return e;
     out.assign(s.data(), s.size());
+    return {};
+  }
+};
+
+/// A view when the parse borrows (JsonReadContext::borrow), else a copy.
+template <>
+struct JsonRead<Text> {
+  static std::string read(simdjson::ondemand::value v, Text& out, const JsonReadContext& cx) {
+    std::string_view s;
+    if (std::string e = json_detail::read_string(v, cx, s); !e.empty()) return e;
+    if (cx.borrow) out.set_borrowed(s);
+    else out.assign(s);
     return {};
   }
 };
 
 template <class T>
 struct JsonRead<std::optional<T>> {
-  static std::string read(simdjson::ondemand::value v, std::optional<T>& out) {
+  static std::string read(simdjson::ondemand::value v, std::optional<T>& out, const JsonReadContext& cx) {
     auto n = v.is_null();
     if (!n.error() && n.value_unsafe()) {
       out.reset();
       return {};
     }
     T x{};
-    std::string e = JsonRead<T>::read(v, x);
+    std::string e = JsonRead<T>::read(v, x, cx);
     if (!e.empty()) return e;
     out = std::move(x);
     return {};
@@ -142,7 +199,7 @@ struct JsonRead<std::optional<T>> {
 
 template <class T, class A>
 struct JsonRead<std::vector<T, A>> {
-  static std::string read(simdjson::ondemand::value v, std::vector<T, A>& out) {
+  static std::string read(simdjson::ondemand::value v, std::vector<T, A>& out, const JsonReadContext& cx) {
     auto arr = v.get_array();
     if (arr.error()) return json_detail::err("expected an array", arr.error());
     out.clear();
@@ -150,7 +207,7 @@ struct JsonRead<std::vector<T, A>> {
     for (auto el : arr.value_unsafe()) {
       if (el.error()) return json_detail::err("bad array element", el.error());
       T x{};
-      std::string e = JsonRead<T>::read(el.value_unsafe(), x);
+      std::string e = JsonRead<T>::read(el.value_unsafe(), x, cx);
       if (!e.empty()) return "element " + std::to_string(i) + ": " + e;
       out.push_back(std::move(x));
       ++i;
@@ -161,7 +218,7 @@ struct JsonRead<std::vector<T, A>> {
 
 template <class M>
 struct JsonReadMap {
-  static std::string read(simdjson::ondemand::value v, M& out) {
+  static std::string read(simdjson::ondemand::value v, M& out, const JsonReadContext& cx) {
     auto obj = v.get_object();
     if (obj.error()) return json_detail::err("expected an object", obj.error());
     out.clear();
@@ -169,10 +226,11 @@ struct JsonReadMap {
       if (field.error()) return json_detail::err("bad object member", field.error());
       auto key = field.unescaped_key();
       if (key.error()) return json_detail::err("bad key", key.error());
-      if (std::string e = json_detail::check_string_size(key.value_unsafe().size()); !e.empty()) return "key: " + e;
+      if (std::string e = json_detail::check_string_size(key.value_unsafe().size(), cx); !e.empty())
+        return "key: " + e;
       std::string k(key.value_unsafe());
       typename M::mapped_type x{};
-      std::string e = JsonRead<typename M::mapped_type>::read(field.value(), x);
+      std::string e = JsonRead<typename M::mapped_type>::read(field.value(), x, cx);
       if (!e.empty()) return "member '" + k + "': " + e;
       out[std::move(k)] = std::move(x);
     }
@@ -187,29 +245,42 @@ struct JsonRead<std::unordered_map<std::string, V, H, E, A>>
 
 template <HasFields T>
 struct JsonRead<T> {
-  static std::string read(simdjson::ondemand::value v, T& out) {
+  static std::string read(simdjson::ondemand::value v, T& out, const JsonReadContext& cx) {
     auto obj = v.get_object();
     if (obj.error()) return json_detail::err("expected a JSON object", obj.error());
     uint64_t seen = 0;
     std::string error;
     for (auto field : obj.value_unsafe()) {
       if (field.error()) return json_detail::err("malformed JSON", field.error());
-      auto key = field.unescaped_key();
-      if (key.error()) return json_detail::err("malformed key", key.error());
-      std::string_view k = key.value_unsafe();
-      int index = 0;
-      bool matched = false;
-      out.sluice_visit([&](const char* name, auto& f) {
-        if (!matched && error.empty() && json_detail::name_equals(k, name)) {
-          matched = true;
-          std::string e = JsonRead<std::decay_t<decltype(f)>>::read(field.value(), f);
-          if (!e.empty()) error = "field '" + std::string(name) + "': " + e;
-          else if (index < 64) seen |= uint64_t{1} << index;
-        }
+      simdjson::ondemand::field& f = field.value_unsafe();
+      // Which field: the raw key compared in place; unescaped only if it
+      // holds an escape and matched nothing raw.
+      const char* raw = f.key().raw();
+      int match = -1, index = 0;
+      out.sluice_visit([&](const char* name, auto&) {
+        if (match < 0 && json_detail::raw_key_equals(raw, name)) match = index;
         ++index;
       });
+      if (match < 0) {
+        if (!json_detail::raw_key_escaped(raw)) continue;  // an unknown field: skipped by the iterator
+        auto key = f.unescaped_key();
+        if (key.error()) return json_detail::err("malformed key", key.error());
+        std::string_view k = key.value_unsafe();
+        index = 0;
+        out.sluice_visit([&](const char* name, auto&) {
+          if (match < 0 && json_detail::name_equals(k, name)) match = index;
+          ++index;
+        });
+        if (match < 0) continue;
+      }
+      index = 0;
+      out.sluice_visit([&](const char* name, auto& fld) {
+        if (index++ != match) return;
+        std::string e = JsonRead<std::decay_t<decltype(fld)>>::read(f.value(), fld, cx);
+        if (!e.empty()) error = "field '" + std::string(name) + "': " + e;
+        else if (match < 64) seen |= uint64_t{1} << match;
+      });
       if (!error.empty()) return error;
-      // Unknown fields are skipped by the iterator.
     }
     int index = 0;
     out.sluice_visit([&](const char* name, auto& f) {
@@ -231,23 +302,22 @@ struct JsonRead<T> {
 class JsonParser {
  public:
   JsonParser() = default;
-  explicit JsonParser(JsonLimits limits) : limits_(std::move(limits)) {}
+  /// `borrow`: Text fields of the records parsed point into the input (or
+  /// this parser's buffer) instead of copying; valid until the next parse
+  /// and while the input lives. Default false.
+  explicit JsonParser(JsonLimits limits, bool borrow = false) : limits_(std::move(limits)), borrow_(borrow) {}
   const JsonLimits& limits() const { return limits_; }
 
   /// `data[0..len)` is the document; `capacity` bytes from `data` must be
   /// readable and capacity >= len + simdjson::SIMDJSON_PADDING.
   template <class T>
   std::string parse_padded(const char* data, size_t len, size_t capacity, T& out) {
-    struct Scope {  // this parser's limits for JsonRead, on this thread, during the parse
-      explicit Scope(const JsonLimits* l) : saved(json_detail::current_limits()) { json_detail::current_limits() = l; }
-      ~Scope() { json_detail::current_limits() = saved; }
-      const JsonLimits* saved;
-    } scope(&limits_);
+    const JsonReadContext cx{&limits_, borrow_};
     auto doc = parser_.iterate(data, len, capacity);
     if (doc.error()) return json_detail::err("invalid JSON", doc.error());
     auto val = doc.get_value();
     if (val.error()) return json_detail::err("invalid JSON", val.error());
-    std::string e = JsonRead<T>::read(val.value_unsafe(), out);
+    std::string e = JsonRead<T>::read(val.value_unsafe(), out, cx);
     if (!e.empty()) return e;
     // In bounds after the value means something follows it.
     if (!doc.value_unsafe().current_location().error()) {
@@ -265,6 +335,7 @@ class JsonParser {
 
  private:
   JsonLimits limits_;
+  bool borrow_ = false;
   simdjson::ondemand::parser parser_;
   std::string scratch_;
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -77,30 +78,91 @@ Result<proto::JobGraph> build_job_graph(StreamGraph& g, const JobGraphOptions& o
     }
   }
 
-  // Effective partitioning of every stream edge.
+  // Effective partitioning of every stream edge, node by node (ids follow
+  // creation order, which is topological). `partitioned[n]`: node n's
+  // records are provably on the subtask their key group belongs to — n is
+  // keyed (its input arrives partitioned by key groups of its parallelism
+  // and max parallelism), or a non-keyed operator fed only by forward
+  // edges of equal parallelism from such nodes. A hash edge the job
+  // declared already partitioned (reinterpret_as_keyed) becomes forward
+  // when its source is partitioned with the target's parallelism and max
+  // parallelism; otherwise it stays a hash edge (correct, just a shuffle).
   std::vector<Partitioning> part(g.edges().size());
-  for (const auto& e : g.edges()) {
-    part[e.id] = e.partitioning;
-    if (e.partitioning == Partitioning::kForward && par[e.source] != par[e.target]) {
-      part[e.id] = Partitioning::kRebalance;
+  std::vector<int> key_maxp(n, -1);  // partitioned by key groups of this max parallelism (-1: not known to be)
+  for (const auto& node : g.nodes()) {
+    auto ins = g.in_edges(node.id);
+    for (const StreamEdge* e : ins) {
+      part[e->id] = e->partitioning;
+      if (e->partitioning == Partitioning::kForward && par[e->source] != par[e->target]) {
+        part[e->id] = Partitioning::kRebalance;
+      }
+      if (e->partitioning == Partitioning::kHash && e->assume_key_partitioned &&
+          key_maxp[e->source] == maxp[node.id] && par[e->source] == par[node.id]) {
+        part[e->id] = Partitioning::kForward;
+      }
     }
+    if (node.kind == NodeKind::kSource || ins.empty()) continue;
+    bool all = true;
+    int origin = -1;
+    for (const StreamEdge* e : ins) {
+      if (node.keyed) {
+        // Its records arrive by key groups of its own max parallelism:
+        // hash edges, proven forward ones, and a broadcast side (no keys).
+        all = all && (part[e->id] == Partitioning::kHash || part[e->id] == Partitioning::kBroadcast ||
+                      (part[e->id] == Partitioning::kForward && e->assume_key_partitioned));
+        origin = maxp[node.id];
+      } else {
+        // Forwarded from partitioned nodes, all of one max parallelism.
+        all = all && part[e->id] == Partitioning::kForward && key_maxp[e->source] >= 0 &&
+              (origin < 0 || origin == key_maxp[e->source]);
+        origin = key_maxp[e->source];
+      }
+    }
+    key_maxp[node.id] = all ? origin : -1;
   }
 
-  // Chaining. Node ids follow creation order, which is topological.
+  // Chaining: a node joins the task of the node feeding it when every edge
+  // from that task into it is a forward edge of equal parallelism that
+  // chaining allows; its other inputs (the broadcast side of a keyed
+  // broadcast process, the second input of a co-process) then come from
+  // other tasks over the network — each of its inputs entirely from the
+  // chain or entirely from other tasks, and never into a source task,
+  // which reads no channels.
   std::vector<int> vertex_of(n, -1);
   std::vector<std::vector<int>> chains;
+  auto chainable = [&](const StreamEdge& e, const StreamNode& node) {
+    const StreamNode& up = g.node(e.source);
+    return part[e.id] == Partitioning::kForward && par[e.source] == par[node.id] &&
+           up.chaining != runtime::Chaining::kNever && !(g.dead_letter_node && *g.dead_letter_node == up.id);
+  };
   for (const auto& node : g.nodes()) {
     auto ins = g.in_edges(node.id);
     int chain_into = -1;
     bool is_dlq = g.dead_letter_node && *g.dead_letter_node == node.id;
-    if (ins.size() == 1 && node.chaining == runtime::Chaining::kAlways && !is_dlq &&
+    if (!ins.empty() && node.chaining == runtime::Chaining::kAlways && !is_dlq &&
         node.kind != NodeKind::kSource) {
-      const StreamEdge* e = ins[0];
-      const StreamNode& up = g.node(e->source);
-      if (part[e->id] == Partitioning::kForward && par[e->source] == par[node.id] &&
-          up.chaining != runtime::Chaining::kNever &&
-          !(g.dead_letter_node && *g.dead_letter_node == up.id)) {
-        chain_into = vertex_of[e->source];
+      // The task of the first chainable edge; every edge from that task
+      // must be chainable.
+      for (const StreamEdge* e : ins) {
+        if (chainable(*e, node)) {
+          chain_into = vertex_of[e->source];
+          break;
+        }
+      }
+      if (chain_into >= 0) {
+        const bool source_task = g.node(chains[chain_into].front()).kind == NodeKind::kSource;
+        std::map<int, std::pair<int, int>> by_input;  // input index -> (edges from the chain, from other tasks)
+        bool ok = true;
+        for (const StreamEdge* e : ins) {
+          const bool from_chain = vertex_of[e->source] == chain_into;
+          ok = ok && (!from_chain || chainable(*e, node));
+          auto& c = by_input[e->input_index];
+          (from_chain ? c.first : c.second)++;
+        }
+        for (const auto& [input, c] : by_input) {
+          ok = ok && !(c.first > 0 && c.second > 0) && !(c.second > 0 && source_task);
+        }
+        if (!ok) chain_into = -1;
       }
     }
     if (chain_into >= 0) {

@@ -22,10 +22,17 @@ struct JobGraphOptions {
 /// Builds the JobGraph. Fills in generated uids on `graph`'s nodes, so the
 /// operators' runtime info and the JobGraph agree.
 ///
-/// Chaining: an operator joins its predecessor's task when its only input
-/// is a forward edge from an operator of equal parallelism and neither side
-/// disabled chaining. A forward edge between different parallelisms
-/// becomes a rebalance edge.
+/// Chaining: an operator joins the task of the operator feeding it when
+/// every edge from that task into it is a forward edge of equal
+/// parallelism and neither side disabled chaining; its other inputs (a
+/// broadcast side, a co-process's second input) may come from other tasks,
+/// each input wholly from the chain or wholly from other tasks, never into
+/// a source task. A forward edge between different parallelisms becomes a
+/// rebalance edge. A hash edge of a stream declared already partitioned
+/// (StreamEdge::assume_key_partitioned, DataStream::reinterpret_as_keyed)
+/// becomes a forward edge when its records provably come, over forward
+/// edges, from keyed operators of the target's parallelism and max
+/// parallelism; otherwise it stays a hash edge.
 Result<proto::JobGraph> build_job_graph(runtime::StreamGraph& graph, const JobGraphOptions& options);
 
 /// SHA-256 over the structure (vertices, operators, types, edges); the

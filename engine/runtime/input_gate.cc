@@ -8,9 +8,8 @@ namespace sluice::runtime {
 
 // --- watermark valve ------------------------------------------------------------
 
-WatermarkValve::WatermarkValve(StreamOperator* head, int num_inputs,
-                               std::atomic<int64_t>* metric)
-    : head_(head), metric_(metric), inputs_(static_cast<size_t>(std::max(num_inputs, 0))) {}
+WatermarkValve::WatermarkValve(std::vector<InputTarget> targets, std::atomic<int64_t>* metric)
+    : targets_(std::move(targets)), metric_(metric), inputs_(targets_.size()) {}
 
 void WatermarkValve::add_channel(int input) { channels_.push_back(ChannelState{input}); }
 
@@ -45,19 +44,22 @@ void WatermarkValve::recompute(int input) {
     if (!in.idle) {
       in.idle = true;
       update_metric();
-      head_->process_watermark_status_input(input, true);
+      targets_[static_cast<size_t>(input)].op->process_watermark_status_input(
+          targets_[static_cast<size_t>(input)].input, true);
     }
     return;
   }
   if (in.idle) {
     in.idle = false;
-    head_->process_watermark_status_input(input, false);
+    targets_[static_cast<size_t>(input)].op->process_watermark_status_input(
+        targets_[static_cast<size_t>(input)].input, false);
   }
   if (!any_open) min_wm = EventTime::max();
   if (min_wm > in.emitted) {
     in.emitted = min_wm;
     update_metric();
-    head_->process_watermark_input(input, min_wm);
+    targets_[static_cast<size_t>(input)].op->process_watermark_input(targets_[static_cast<size_t>(input)].input,
+                                                                      min_wm);
   }
 }
 
@@ -75,11 +77,11 @@ void WatermarkValve::update_metric() {
 
 // --- input gate ------------------------------------------------------------------
 
-InputGate::InputGate(std::vector<InputChannel> channels, StreamOperator* head, int num_inputs,
+InputGate::InputGate(std::vector<InputChannel> channels, std::vector<InputTarget> targets,
                      std::atomic<int64_t>* watermark_metric, const std::atomic<bool>* failed,
                      const int* suspended)
     : channels_(std::move(channels)),
-      valve_(head, num_inputs, watermark_metric),
+      valve_(std::move(targets), watermark_metric),
       failed_(failed),
       suspended_(suspended) {
   for (const auto& ic : channels_) valve_.add_channel(ic.input);

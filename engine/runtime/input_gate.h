@@ -1,6 +1,6 @@
 // The input side of a task: its input channels, the decoding of the frames
 // they carry, and the watermark valve that turns per-channel watermarks
-// into the watermark of each logical input of the head operator.
+// into the watermark of each logical input of the operators they feed.
 #pragma once
 
 #include <atomic>
@@ -19,8 +19,17 @@
 
 namespace sluice::runtime {
 
+/// An input of the task: an input of one of its operators fed by job
+/// edges (the head's inputs; with chained two-input operators also an
+/// input of a chained operator, e.g. the broadcast side of a broadcast
+/// process function chained behind the head). Not owned.
+struct InputTarget {
+  StreamOperator* op = nullptr;
+  int input = 0;  // the operator's input index
+};
+
 /// One input channel of a task as its gate tracks it. `input` is the
-/// logical input (edge input index) of the head operator it feeds.
+/// task's input (index into the gate's InputTargets) it feeds.
 struct InputChannel {
   std::shared_ptr<Channel> channel;
   int edge = 0;
@@ -38,14 +47,14 @@ struct InputChannel {
 /// Flink's StatusWatermarkValve: the watermark of a logical input is the
 /// minimum over its channels that are neither idle nor finished, and never
 /// goes back; an input whose open channels are all idle is idle; an input
-/// whose channels all finished is at EventTime::max(). Calls the head
+/// whose channels all finished is at EventTime::max(). Calls its target
 /// operator's process_watermark_input / process_watermark_status_input
 /// (an operator with several inputs combines them, see TwoInputOperator).
 /// Task thread only; owned by the InputGate.
 class WatermarkValve {
  public:
   /// `metric` (may be null) receives the minimum over the active inputs.
-  WatermarkValve(StreamOperator* head, int num_inputs, std::atomic<int64_t>* metric);
+  WatermarkValve(std::vector<InputTarget> targets, std::atomic<int64_t>* metric);
   /// Registers channel number `channel` (0, 1, ... in order) of `input`.
   void add_channel(int input);
   void on_watermark(size_t channel, EventTime wm);
@@ -66,7 +75,7 @@ class WatermarkValve {
   void recompute(int input);
   void update_metric();
 
-  StreamOperator* head_;
+  std::vector<InputTarget> targets_;
   std::atomic<int64_t>* metric_;
   std::vector<ChannelState> channels_;
   std::vector<InputState> inputs_;
@@ -75,7 +84,7 @@ class WatermarkValve {
 class BarrierHandler;
 
 /// Reads the task's input channels round-robin, one buffer at a time, and
-/// hands on what the frames hold: records to the head operator's input
+/// hands on what the frames hold: records to the input
 /// handlers, watermarks and idleness to the valve, barriers and channel
 /// ends to the barrier handler. Task thread only; owned by the task.
 class InputGate {
@@ -86,7 +95,7 @@ class InputGate {
   /// operators that suspended their input (OperatorChain); both are checked
   /// after every record, so an operator at capacity gets no further record
   /// of a buffer (the rest of it waits, in order, with what follows it).
-  InputGate(std::vector<InputChannel> channels, StreamOperator* head, int num_inputs,
+  InputGate(std::vector<InputChannel> channels, std::vector<InputTarget> targets,
             std::atomic<int64_t>* watermark_metric, const std::atomic<bool>* failed,
             const int* suspended);
 

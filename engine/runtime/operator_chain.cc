@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "engine/common/clock.h"
@@ -115,6 +116,18 @@ OperatorChain::~OperatorChain() {
   for (auto& o : ops_) o.op.reset();
 }
 
+StreamOperator* OperatorChain::operator_of(int node_id) {
+  for (auto& o : ops_)
+    if (o.node->id == node_id) return o.op.get();
+  return nullptr;
+}
+
+const StreamNode* OperatorChain::node_of(int node_id) const {
+  for (const auto& o : ops_)
+    if (o.node->id == node_id) return o.node;
+  return nullptr;
+}
+
 std::string OperatorChain::file_stem(const std::string& what) const {
   return "v" + std::to_string(vertex_) + "-" + std::to_string(subtask_) + "-" + file_safe(what);
 }
@@ -178,8 +191,22 @@ Result<std::unique_ptr<OperatorChain>> OperatorChain::build(
         if (se->tag != tag) continue;
         auto in_chain = index_of.find(se->target);
         if (in_chain != index_of.end()) {
-          targets.push_back(
-              chain->own(type->make_chained_output(chain->ops_[in_chain->second].op.get(), host.failed_flag())));
+          // Several chained edges into one input (a union, a keyed stream
+          // reinterpreted after a union): their watermarks are combined
+          // as the input gate combines channels.
+          std::vector<int> feeding;  // stream edge ids from this chain into the input
+          for (const StreamEdge* te : g.in_edges(se->target))
+            if (te->input_index == se->input_index && index_of.count(te->source)) feeding.push_back(te->id);
+          InputWatermarks* merge = nullptr;
+          int slot = 0;
+          if (feeding.size() > 1) {
+            auto& m = chain->merges_[{se->target, se->input_index}];
+            if (!m) m = std::make_unique<InputWatermarks>(static_cast<int>(feeding.size()));
+            merge = m.get();
+            slot = static_cast<int>(std::find(feeding.begin(), feeding.end(), se->id) - feeding.begin());
+          }
+          targets.push_back(chain->own(type->make_chained_output(chain->ops_[in_chain->second].op.get(),
+                                                                 host.failed_flag(), se->input_index, merge, slot)));
           continue;
         }
         auto je = job_edge_of.find(se->id);

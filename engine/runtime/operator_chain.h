@@ -25,6 +25,7 @@
 #include "engine/runtime/record_writer.h"
 #include "engine/runtime/stream_graph.h"
 #include "engine/runtime/task.h"
+#include "engine/runtime/two_input.h"
 
 namespace sluice::proto {
 class JobVertex;
@@ -76,6 +77,12 @@ class OperatorChain {
   size_t size() const { return ops_.size(); }
   StreamOperator& head() { return *ops_.front().op; }
   const StreamNode& head_node() const { return *ops_.front().node; }
+  /// The operator of StreamGraph node `node_id` and its node (the target of
+  /// a job edge: the head, or a chained operator with an input of its own
+  /// from another task, e.g. the broadcast side of a chained broadcast
+  /// process); null if the node is not in this chain.
+  StreamOperator* operator_of(int node_id);
+  const StreamNode* node_of(int node_id) const;
 
   /// Restores operator and keyed state (when `restore` is given), then
   /// opens the operators from the tail, so consumers are ready first.
@@ -134,6 +141,8 @@ class OperatorChain {
   const int subtask_;
   std::vector<Op> ops_;  // head first
   std::vector<std::unique_ptr<OutputBase>> owned_outputs_;
+  // (node id, input index) fed by several chained edges: their combined watermark.
+  std::map<std::pair<int, int>, std::unique_ptr<InputWatermarks>> merges_;
   int suspended_ = 0;
 };
 

@@ -61,6 +61,12 @@ struct StreamEdge {
   Partitioning partitioning = Partitioning::kForward;
   // shared with the keyed operator that consumes the edge.
   std::shared_ptr<const KeySelectorBase> key_selector;  // for kHash
+  /// kHash edges of a stream the job declared already partitioned by this
+  /// key (KeyedStream from DataStream::reinterpret_as_keyed): the graph
+  /// builder makes them forward edges where it can prove the records are
+  /// already on the subtask their key group belongs to, hash edges
+  /// otherwise (engine/graph).
+  bool assume_key_partitioned = false;
 };
 
 /// Built on one thread by the build function; read-only afterwards.

@@ -217,6 +217,7 @@ class Task::Impl final : public ChainHost, public CheckpointPerformer {
   RecordWriter* dlq_writer_ = nullptr;
   std::unique_ptr<OutputBase> dlq_output_;
   std::vector<InputChannel> channel_list_;  // until the gate takes them
+  std::vector<int> channel_target_node_;    // per entry of channel_list_: the StreamGraph node it feeds
   std::unique_ptr<OperatorChain> chain_;
   std::vector<std::unique_ptr<InputHandler>> handlers_;
   std::unique_ptr<InputGate> gate_;
@@ -264,6 +265,7 @@ Status Task::Impl::wire_channels() {
         ic.channel->set_consumer_signal(&signal_);
         ic.input = e.input_index();
         channel_list_.push_back(std::move(ic));
+        channel_target_node_.push_back(e.target_node());
       };
       if (e.partitioner() == proto::PARTITIONER_FORWARD) add(id.subtask);
       else
@@ -293,24 +295,49 @@ Status Task::Impl::build() {
   for (auto& [id, w] : writers_) writers[id] = w.get();
   SLUICE_ASSIGN_OR_RETURN(chain_, OperatorChain::build(*job_, task_.id_, *vertex_, writers, clock_, *this));
 
-  // Inputs: one handler per logical input of the head operator.
-  StreamOperator& head = chain_->head();
-  int num_inputs = 0;
-  for (const auto& ic : channel_list_) num_inputs = std::max(num_inputs, ic.input + 1);
-  handlers_.resize(num_inputs);
-  for (int i = 0; i < num_inputs; ++i) {
+  // Inputs: one handler per logical input of an operator fed by job edges
+  // — the head's, and inputs of chained operators fed from other tasks
+  // (e.g. the broadcast side of a chained broadcast process) — in chain
+  // order, so a chain fed only at its head has the head's input numbers.
+  std::vector<std::pair<int, int>> keys;  // (position in the chain, operator input) per task input
+  std::vector<std::pair<int, int>> key_of(channel_list_.size());
+  for (size_t c = 0; c < channel_list_.size(); ++c) {
+    int pos = -1;
+    for (int k = 0; k < vertex_->operators_size(); ++k)
+      if (vertex_->operators(k).node_id() == channel_target_node_[c]) pos = k;
+    if (vertex_->is_dead_letter_sink()) pos = 0;
+    if (pos < 0) {
+      return Status::internal("job edge " + std::to_string(channel_list_[c].edge) + " feeds node " +
+                              std::to_string(channel_target_node_[c]) + ", which is not in this task");
+    }
+    key_of[c] = {pos, channel_list_[c].input};
+    keys.push_back(key_of[c]);
+  }
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::vector<InputTarget> targets;
+  handlers_.resize(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const auto [pos, input] = keys[i];
+    const StreamNode* node = chain_->node_of(vertex_->operators(pos).node_id());
+    StreamOperator* op = chain_->operator_of(vertex_->operators(pos).node_id());
     std::shared_ptr<const TypeInfoBase> type;
     if (vertex_->is_dead_letter_sink()) type = type_info<DeadLetter>();
-    else if (i < static_cast<int>(chain_->head_node().in_types.size()))
-      type = chain_->head_node().in_types[i];
-    if (!type || !head.element_sink(i)) {
-      return Status::internal("operator '" + chain_->head_node().name + "' has no input " +
-                              std::to_string(i));
+    else if (node && input < static_cast<int>(node->in_types.size())) type = node->in_types[input];
+    if (!type || !op || !op->element_sink(input)) {
+      return Status::internal("operator '" + (node ? node->name : std::string("?")) + "' has no input " +
+                              std::to_string(input));
     }
-    handlers_[i] = type->make_input_handler(&head, i);
+    handlers_[i] = type->make_input_handler(op, input);
+    targets.push_back(InputTarget{op, input});
   }
-  for (auto& ic : channel_list_) ic.handler = handlers_[ic.input].get();
-  gate_ = std::make_unique<InputGate>(std::move(channel_list_), &head, num_inputs,
+  for (size_t c = 0; c < channel_list_.size(); ++c) {
+    auto& ic = channel_list_[c];
+    ic.input = static_cast<int>(std::lower_bound(keys.begin(), keys.end(), key_of[c]) - keys.begin());
+    ic.handler = handlers_[ic.input].get();
+  }
+  channel_target_node_.clear();
+  gate_ = std::make_unique<InputGate>(std::move(channel_list_), std::move(targets),
                                       &task_.metrics_.watermark_ms, &failed_,
                                       chain_->suspended_counter());
   channel_list_.clear();

@@ -16,6 +16,7 @@
 #include "engine/runtime/frames.h"
 #include "engine/runtime/operator.h"
 #include "engine/runtime/record_writer.h"
+#include "engine/runtime/two_input.h"
 #include "state/key_groups.h"
 
 namespace sluice::runtime {
@@ -73,11 +74,16 @@ class TypeInfoBase {
  public:
   virtual ~TypeInfoBase() = default;
   virtual std::string_view name() const = 0;
-  /// Calls `target`'s ElementSink of input 0 directly (operator chaining).
-  /// Once `failed` (the task's failure flag, may be null) is set nothing
-  /// more reaches `target`: a failing record stops the chain at once.
+  /// Calls `target`'s ElementSink of input `input` directly (operator
+  /// chaining). Once `failed` (the task's failure flag, may be null) is set
+  /// nothing more reaches `target`: a failing record stops the chain at
+  /// once. `merge` (may be null): this output is one of several chained
+  /// edges into that input; its watermarks go through `merge` (as its
+  /// input `slot`) and the target sees their minimum.
   virtual std::unique_ptr<OutputBase> make_chained_output(StreamOperator* target,
-                                                          const std::atomic<bool>* failed) const = 0;
+                                                          const std::atomic<bool>* failed, int input = 0,
+                                                          InputWatermarks* merge = nullptr,
+                                                          int slot = 0) const = 0;
   /// Serializes into `writer`, choosing channels with `partitioning`.
   virtual std::unique_ptr<OutputBase> make_writer_output(RecordWriter* writer,
                                                          Partitioning partitioning,
@@ -101,17 +107,31 @@ class TypeInfoBase {
 template <class T>
 class ChainedOutput final : public Output<T> {
  public:
-  ChainedOutput(StreamOperator* op, const std::atomic<bool>* failed)
-      : op_(op), sink_(static_cast<ElementSink<T>*>(op->element_sink(0))), failed_(failed) {}
+  ChainedOutput(StreamOperator* op, const std::atomic<bool>* failed, int input, InputWatermarks* merge, int slot)
+      : op_(op),
+        sink_(static_cast<ElementSink<T>*>(op->element_sink(input))),
+        failed_(failed),
+        input_(input),
+        merge_(merge),
+        slot_(slot) {}
   void collect(const T& v, EventTime ts) override {
     if (stopped()) [[unlikely]] return;
     sink_->process_element(v, ts);
   }
+  // Watermarks go to the target's input (a two-input operator combines its
+  // inputs); several chained edges into one input are combined first.
   void emit_watermark(EventTime wm) override {
-    if (!stopped()) op_->process_watermark(wm);
+    if (stopped()) return;
+    if (!merge_) return op_->process_watermark_input(input_, wm);
+    if (auto combined = merge_->on_watermark(slot_, wm)) op_->process_watermark_input(input_, *combined);
   }
   void emit_watermark_status(bool idle) override {
-    if (!stopped()) op_->process_watermark_status(idle);
+    if (stopped()) return;
+    if (!merge_) return op_->process_watermark_status_input(input_, idle);
+    std::optional<EventTime> advanced;
+    const bool changed = merge_->on_status(slot_, idle, advanced);
+    if (advanced) op_->process_watermark_input(input_, *advanced);
+    if (changed) op_->process_watermark_status_input(input_, merge_->idle());
   }
 
  private:
@@ -120,6 +140,9 @@ class ChainedOutput final : public Output<T> {
   StreamOperator* op_;
   ElementSink<T>* sink_;
   const std::atomic<bool>* failed_;
+  int input_;
+  InputWatermarks* merge_;
+  int slot_;
 };
 
 template <class T>
@@ -218,9 +241,9 @@ template <class T>
 class TypeInfo final : public TypeInfoBase {
  public:
   std::string_view name() const override { return type_name<T>(); }
-  std::unique_ptr<OutputBase> make_chained_output(StreamOperator* target,
-                                                  const std::atomic<bool>* failed) const override {
-    return std::make_unique<ChainedOutput<T>>(target, failed);
+  std::unique_ptr<OutputBase> make_chained_output(StreamOperator* target, const std::atomic<bool>* failed,
+                                                  int input, InputWatermarks* merge, int slot) const override {
+    return std::make_unique<ChainedOutput<T>>(target, failed, input, merge, slot);
   }
   std::unique_ptr<OutputBase> make_writer_output(RecordWriter* writer, Partitioning partitioning,
                                                  const KeySelectorBase* key_selector,

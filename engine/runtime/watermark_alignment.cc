@@ -17,14 +17,16 @@ WatermarkAlignment::Member::~Member() {
 int64_t WatermarkAlignment::Member::group_min() const {
   std::lock_guard lock(group_->mu);
   int64_t m = INT64_MAX;
-  for (const auto& s : group_->slots) m = std::min(m, s->load(std::memory_order_relaxed));
+  for (const auto& s : group_->slots) {
+    const int64_t w = s->load(std::memory_order_relaxed);
+    if (w != INT64_MIN) m = std::min(m, w);  // no watermark yet: not counted (Flink, FLINK-32414)
+  }
   return m;
 }
 
 bool WatermarkAlignment::Member::should_pause(int64_t watermark, int64_t max_drift_ms) const {
   const int64_t m = group_min();
-  if (watermark <= m) return false;  // at the minimum (or every other member is excluded)
-  if (m == INT64_MIN) return true;   // a member without a watermark yet holds every other back
+  if (watermark <= m) return false;  // at the minimum (or no other member has a watermark)
   return watermark - m > max_drift_ms;  // m < watermark, both finite: no overflow
 }
 

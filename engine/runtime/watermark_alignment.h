@@ -7,6 +7,13 @@
 // for the watermark (joins, windows, event-time ordering) buffers the
 // difference: memory grows with the input.
 //
+// A member counts only once it has a watermark (as Flink since FLINK-32414):
+// a source whose splits have not emitted anything yet — an empty Kafka
+// topic, a subtask without a partition — does not stop the others from
+// reading. Its splits still hold the watermark downstream (the minimum over
+// the inputs) until they emit or go idle (`with_idleness`), as in Flink: a
+// source that can stay empty needs an idleness, alignment or not.
+//
 // Groups are per process: every source subtask of a job that runs in this
 // process (run-local: all of them; a taskmanager: those it runs) and names
 // the same group is aligned with the others. Subtasks of the group in
@@ -43,11 +50,12 @@ class WatermarkAlignment {
     /// This member no longer holds the group back (idle, or its input
     /// ended); a later report() counts again.
     void exclude() { slot_->store(INT64_MAX, std::memory_order_relaxed); }
-    /// The lowest watermark over the group's members that are not
-    /// excluded (INT64_MAX when all are).
+    /// The lowest watermark over the group's members that have one and
+    /// are not excluded (INT64_MAX when none has).
     int64_t group_min() const;
     /// Whether a member at `watermark` must wait: more than `max_drift_ms`
-    /// ahead of the group's minimum.
+    /// ahead of the group's minimum. Members without a watermark yet are
+    /// not waited for.
     bool should_pause(int64_t watermark, int64_t max_drift_ms) const;
 
    private:
@@ -63,8 +71,8 @@ class WatermarkAlignment {
 
   static WatermarkAlignment& instance();
 
-  /// Joins `group` of job `job_id`; the member starts at INT64_MIN (it
-  /// holds the group back until its first watermark).
+  /// Joins `group` of job `job_id`; the member starts at INT64_MIN (no
+  /// watermark: it counts from its first report on).
   std::unique_ptr<Member> join(const std::string& job_id, const std::string& group);
 
   /// Members of a group (tests, diagnostics).

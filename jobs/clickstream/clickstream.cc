@@ -81,7 +81,8 @@ SLUICE_JOB(clickstream) {
   }
 
   OutputTag<ClickEvent> late_tag("late-clicks");
-  auto windowed = valid.key_by([](const ClickEvent& e) { return e.page_url; })
+  // The key is a std::string: the combiner and the window operator keep it.
+  auto windowed = valid.key_by([](const ClickEvent& e) { return e.page_url.str(); })
                       .window(TumblingEventTimeWindows::of(window))
                       .allowed_lateness(allowed_lateness);
   if (!late_uri.empty()) windowed.side_output_late_data(late_tag);

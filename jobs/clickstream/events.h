@@ -6,14 +6,17 @@
 #include <string>
 
 #include "engine/common/serde.h"
+#include "engine/common/text.h"
 
 namespace sluice::jobs {
 
 /// {"user_id":"u1","page_url":"/p/1","event_type":"click","ts":1700000000123}
+/// The strings are Text: the file source hands the job views into the
+/// bytes it read (no copy per event); a copy of the event owns its strings.
 struct ClickEvent {
-  std::string user_id;
-  std::string page_url;
-  std::string event_type;
+  Text user_id;
+  Text page_url;
+  Text event_type;
   int64_t ts = 0;  // event time, epoch milliseconds
   SLUICE_FIELDS(user_id, page_url, event_type, ts)
   bool operator==(const ClickEvent&) const = default;

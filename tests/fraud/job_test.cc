@@ -162,8 +162,12 @@ ScoredRun run_scored(const std::string& scorer_url, uint32_t seed) {
   ::setenv("FRAUD_TEST_SCORER_TOKEN", "s3cret", 1);
   it::TempDir in, out;
   generate(in.path(), {"--count", "8000", "--scenarios", "5", "--seed", std::to_string(seed)});
+  // The overall timeout is far above three attempts (each fails fast or at
+  // score_attempt_timeout, with 20–200 ms backoff): on a loaded machine the
+  // task thread, which also runs enrich, CEP and the rule check, may be late
+  // to handle a reply, and a retry must still fit.
   std::vector<std::string> args{"run-local", job_library(), "-p", "2", "--arg", "scorer=" + scorer_url, "--arg",
-                                "scorer_token=env:FRAUD_TEST_SCORER_TOKEN", "--arg", "score_timeout=400ms", "--arg",
+                                "scorer_token=env:FRAUD_TEST_SCORER_TOKEN", "--arg", "score_timeout=2s", "--arg",
                                 "score_attempt_timeout=150ms"};
   for (const auto& a : job_args(in.path(), out.path())) args.push_back(a);
   run_job(args);

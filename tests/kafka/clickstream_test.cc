@@ -52,7 +52,7 @@ TEST_F(KafkaClickstreamTest, GeneratedClicksThroughKafkaGiveTheReferenceCounts) 
       ++rejected;
       continue;
     }
-    ++want[{e.ts - e.ts % 60'000, e.page_url}];
+    ++want[{e.ts - e.ts % 60'000, e.page_url.str()}];
   }
   ASSERT_GT(rejected, 0);
 

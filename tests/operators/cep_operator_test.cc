@@ -7,6 +7,7 @@
 
 #include "engine/common/metrics.h"
 #include "operators/cep/cep_operator.h"
+#include "state/checkpoint_storage.h"
 #include "tests/connectors/file/temp_dir.h"
 #include "tests/harness/operator_harness.h"
 #include "tests/operators/cep_test_support.h"
@@ -162,6 +163,54 @@ TEST_P(CepOperatorTest, SnapshotMidMatchAndRestoreContinuesTheMatch) {
   EXPECT_THAT(r->output().values(), ElementsAre("k| a:1 b:3", "j| a:2 b:4"));
   auto& op = dynamic_cast<Op&>(r->op());
   EXPECT_EQ(op.stats().partial_matches, 0);
+}
+
+// The task goes on while the snapshot's asynchronous part runs: what the
+// operator does after the barrier — matches that free partial matches, new
+// partial matches, keys written back by a tiny state cache — must not
+// reach the snapshot, which restores exactly the state at the barrier.
+TEST_P(CepOperatorTest, RecordsAfterTheBarrierDoNotReachItsSnapshot) {
+  auto p = a_then_b().within(Duration(1000));
+  CepOptions small;
+  small.state_cache_entries = 3;  // keys leave the cache (written back) all the time
+  auto h = open_with(p, small, opts());
+  auto key = [](int i) { return "k" + std::to_string(i); };
+  for (int i = 0; i < 10; ++i) h->process_element(kev(key(i), i, "a"), 10 + i);
+  h->process_watermark(50);
+  // The barrier: the synchronous parts only, as the task runs them.
+  state::CheckpointStorage storage(dir_.path(), "job");
+  auto op_part = h->op().snapshot_state_async(CheckpointId(1));
+  ASSERT_TRUE(op_part.is_ok()) << op_part.status().to_string();
+  auto keyed_part = h->keyed_backend()->snapshot(CheckpointId(1), storage.target(1, false, "cep"));
+  ASSERT_TRUE(keyed_part.is_ok()) << keyed_part.status().to_string();
+  // After it: k0..k4 match (their partial matches go), k10..k14 start ones.
+  for (int i = 0; i < 5; ++i) h->process_element(kev(key(i), 100 + i, "b"), 60);
+  for (int i = 10; i < 15; ++i) h->process_element(kev(key(i), i, "a"), 61);
+  h->process_watermark(100);
+  EXPECT_EQ(h->output().values().size(), 5u);
+  // Now the snapshot thread's part.
+  auto op_state = runtime::complete_inline(std::move(op_part));
+  ASSERT_TRUE(op_state.is_ok()) << op_state.status().to_string();
+  auto handle = (*keyed_part)();
+  ASSERT_TRUE(handle.is_ok()) << handle.status().to_string();
+  harness::OperatorSnapshot snap;
+  snap.max_parallelism = opts().max_parallelism;
+  snap.parallelism = 1;
+  snap.operator_states.emplace(0, std::move(*op_state));
+  snap.keyed_handles.push_back(std::move(*handle));
+  snap.keyed_dir = storage.job_dir();
+  auto r = Harness::restored(make_op(p, small), opts(), snap);
+  r->register_side_output<std::string>("timeouts-text");
+  ASSERT_TRUE(r->open().is_ok());
+  for (int i = 0; i < 15; ++i) r->process_element(kev(key(i), 200 + i, "b"), 200);
+  r->process_watermark(300);
+  std::vector<std::string> want;
+  for (int i = 0; i < 10; ++i) want.push_back(key(i) + "| a:" + std::to_string(i) + " b:" + std::to_string(200 + i));
+  std::vector<std::string> got = r->output().values();
+  std::sort(got.begin(), got.end());
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(got, want) << "the restored state is not the barrier's";
+  EXPECT_EQ(dynamic_cast<Op&>(r->op()).stats().partial_matches, 0);
 }
 
 TEST_P(CepOperatorTest, RestoreAtAnotherParallelismKeepsEveryKeysPartialMatches) {

@@ -1,6 +1,7 @@
 // Watermark alignment at sources: a source more than the maximum drift
 // ahead of its group's lowest watermark stops reading until the others
-// catch up; idle and finished sources do not hold the group back.
+// catch up; idle and finished sources, and sources without a watermark yet
+// (an empty topic), do not hold the group back.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -24,7 +25,10 @@ TEST(WatermarkAlignment, AMemberAheadOfTheGroupMinimumByMoreThanTheDriftPauses) 
   EXPECT_EQ(reg.members("job-a", "g"), 2u);
   EXPECT_EQ(reg.members("job-b", "g"), 1u);
   EXPECT_FALSE(a->should_pause(INT64_MIN, 100)) << "a member without a watermark never waits";
-  EXPECT_TRUE(a->should_pause(5, 100)) << "the others wait for a member without a watermark yet";
+  EXPECT_EQ(a->group_min(), INT64_MAX) << "members without a watermark do not count";
+  b->report(5000);
+  EXPECT_EQ(a->group_min(), 5000);
+  EXPECT_FALSE(b->should_pause(5000, 100)) << "nobody waits for a member without a watermark yet";
   a->report(1000);
   b->report(1100);
   other_job->report(0);  // another job's group does not count
@@ -80,8 +84,11 @@ class SteppedSource final : public runtime::Source<Event> {
       }
       const int64_t mine = lead_->max_ts[me_].load();
       const int64_t other = lead_->max_ts[1 - me_].load();
-      // While the other still reads, how far this one is ahead of it now that it reads on.
-      if (mine != INT64_MIN && other != INT64_MIN && other < (n_other() - 1) * other_step()) {
+      // While the other still reads, how far this one is ahead of it now that
+      // it reads on — once the other has a watermark (it read its second
+      // record: the first one's watermark went out before): until then it
+      // does not hold this one back.
+      if (mine != INT64_MIN && other >= other_step() && other < (n_other() - 1) * other_step()) {
         int64_t w = lead_->worst.load();
         while (mine - other > w && !lead_->worst.compare_exchange_weak(w, mine - other)) {
         }
@@ -144,6 +151,51 @@ TEST(WatermarkAlignment, ASourceAheadInEventTimeWaitsForTheOtherAndEveryRecordAr
   const auto [free_worst, free_n] = run_two(std::nullopt);
   EXPECT_EQ(free_n, n);
   EXPECT_GT(free_worst, 5'000);
+}
+
+// Flink's behaviour (FLINK-32414): a source whose split never emits holds the
+// watermark downstream, but does not stop the other sources of its group
+// from reading (before, they all stopped and the job hung without a word).
+TEST(WatermarkAlignment, ASourceThatNeverEmitsHoldsTheWatermarkButDoesNotStopTheOthersReading) {
+  constexpr int64_t kN = 3'000, kStep = 10;  // 30 s of event time, far past the 1 s drift
+  auto busy_done = std::make_shared<std::atomic<bool>>(false);
+  auto quiet_saw_busy_done = std::make_shared<std::atomic<bool>>(false);
+  auto log = std::make_shared<ProbeLog>();
+  auto out = std::make_shared<Collected<Event>>();
+  TestJob job("alignment-quiet");
+  auto& env = job.env();
+  const auto strategy = event_time().with_watermark_alignment("g", Duration(1000));  // no idleness
+  auto busy = env.from_source<Event>(
+      std::make_shared<ScriptedSource<Event>>([busy_done](ReaderCtx& rc) {
+        if (rc.seq == kN) {
+          busy_done->store(true);
+          return Step<Event>::end();
+        }
+        return Step<Event>::record(Event{"b", rc.seq * kStep, rc.seq});  // a watermark per poll (64)
+      }),
+      strategy, "busy");
+  // An empty topic: its split never emits. It ends once the busy source has
+  // read everything, or after 5 s (then the busy one was stopped: a failure).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  auto quiet = env.from_source<Event>(
+      std::make_shared<ScriptedSource<Event>>([busy_done, quiet_saw_busy_done, until](ReaderCtx&) {
+        if (busy_done->load()) {
+          quiet_saw_busy_done->store(true);
+          return Step<Event>::end();
+        }
+        if (std::chrono::steady_clock::now() > until) return Step<Event>::end();
+        return Step<Event>::nothing();
+      }),
+      strategy, "quiet");
+  probe(busy.union_with(quiet), log).sink_to(collect_into(out));
+  ASSERT_TRUE(job.prepare(1).is_ok());
+  Status st = job.run();
+  ASSERT_TRUE(st.is_ok()) << st.to_string();
+  EXPECT_TRUE(quiet_saw_busy_done->load()) << "the busy source stopped reading for the one that never emitted";
+  EXPECT_EQ(out->values().size(), static_cast<size_t>(kN));
+  // Event time waited for the quiet source: no watermark went out until it
+  // ended (then the end of both inputs: the maximum).
+  for (int64_t wm : log->watermarks()) EXPECT_EQ(wm, INT64_MAX) << "the quiet source did not hold the watermark";
 }
 
 TEST(WatermarkAlignment, ASourceWithoutPositiveDriftIsRefused) {

@@ -26,6 +26,7 @@ namespace sluice::state {
 namespace {
 
 constexpr int32_t kMax = kDefaultMaxParallelism;
+using Model = std::map<int, std::vector<int64_t>>;
 
 class CachedValueStateTest : public ::testing::TestWithParam<const char*> {
  protected:
@@ -49,6 +50,22 @@ class CachedValueStateTest : public ::testing::TestWithParam<const char*> {
   static CachedValueState<std::vector<int64_t>>* handle(KeyedStateBackend& b, size_t max_keys) {
     return get_cached_value_state(b, CachedValueStateDescriptor<std::vector<int64_t>>{"list", max_keys});
   }
+  /// Keys 0..keys-1 of `b`'s range hold what `model` says (none if absent).
+  static void expect_model(KeyedStateBackend& b, CachedValueState<std::vector<int64_t>>* s, const Model& model,
+                           int keys) {
+    for (int k = 0; k < keys; ++k) {
+      if (!b.key_group_range().contains(group_of(k))) continue;
+      use_key(b, k);
+      const std::vector<int64_t>* got = s->value();
+      auto it = model.find(k);
+      if (it == model.end()) {
+        EXPECT_EQ(got, nullptr) << "key " << k;
+      } else {
+        ASSERT_NE(got, nullptr) << "key " << k;
+        EXPECT_EQ(*got, it->second) << "key " << k;
+      }
+    }
+  }
   KeyedStateHandle checkpoint(KeyedStateBackend& b) {
     ++checkpoint_;
     auto part = b.snapshot(CheckpointId(checkpoint_), storage_.target(checkpoint_, false, "op"));
@@ -65,8 +82,6 @@ class CachedValueStateTest : public ::testing::TestWithParam<const char*> {
   int64_t checkpoint_ = 0;
   int next_ = 0;
 };
-
-using Model = std::map<int, std::vector<int64_t>>;
 
 TEST_P(CachedValueStateTest, MatchesAModelThroughEvictionsCheckpointsAndRestores) {
   for (uint32_t seed = 1; seed <= 2; ++seed) {
@@ -122,19 +137,7 @@ TEST_P(CachedValueStateTest, MatchesAModelThroughEvictionsCheckpointsAndRestores
     for (const KeyGroupRange& r : halves) {
       auto part = make(r);
       ASSERT_TRUE(part->restore({h}, storage_.job_dir()).is_ok());
-      auto* ps = handle(*part, 2);
-      for (int k = 0; k < 30; ++k) {
-        if (!r.contains(group_of(k))) continue;
-        use_key(*part, k);
-        const std::vector<int64_t>* got = ps->value();
-        auto it = model.find(k);
-        if (it == model.end()) {
-          EXPECT_EQ(got, nullptr) << "key " << k;
-        } else {
-          ASSERT_NE(got, nullptr) << "key " << k;
-          EXPECT_EQ(*got, it->second) << "key " << k;
-        }
-      }
+      expect_model(*part, handle(*part, 2), model, 30);
     }
   }
 }
@@ -173,6 +176,91 @@ TEST_P(CachedValueStateTest, StaysWithinItsBoundOfKeys) {
     use_key(*b, k);
     ASSERT_NE(s->value(), nullptr);
     EXPECT_EQ(*s->value(), std::vector<int64_t>{k});
+  }
+}
+
+// The asynchronous part of a snapshot runs while the task goes on (on the
+// heap it reads the tables' key groups shared copy-on-write): a change
+// after the barrier — in place, replaced, cleared, a new key, a key evicted
+// (written back to the table) and loaded again — must not reach it.
+TEST_P(CachedValueStateTest, ChangesAfterTheBarrierDoNotReachItsSnapshot) {
+  for (uint32_t seed = 1; seed <= 3; ++seed) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const KeyGroupRange all{0, kMax - 1};
+    auto b = make(all);
+    auto* s = handle(*b, 6);  // 6 of 40 keys cached: write-backs between barriers too
+    Model model;
+    auto change = [&](int steps) {
+      for (int step = 0; step < steps; ++step) {
+        const int k = static_cast<int>(rng() % 40);
+        use_key(*b, k);
+        const int64_t x = static_cast<int64_t>(rng() % 1000);
+        switch (rng() % 5) {
+          case 0:
+          case 1:
+          case 2:
+            s->mutable_value().push_back(x);
+            model[k].push_back(x);
+            break;
+          case 3:
+            s->update({x});
+            model[k] = {x};
+            break;
+          default:
+            s->clear();
+            model.erase(k);
+        }
+      }
+    };
+    std::vector<std::pair<KeyedStateHandle, Model>> taken;
+    for (int round = 0; round < 4; ++round) {
+      change(300);
+      ++checkpoint_;
+      auto part = b->snapshot(CheckpointId(checkpoint_), storage_.target(checkpoint_, false, "op"));
+      ASSERT_TRUE(part.is_ok()) << part.status().to_string();
+      const Model at_barrier = model;
+      change(300);  // the task goes on before the snapshot thread runs
+      auto h = (*part)();
+      ASSERT_TRUE(h.is_ok()) << h.status().to_string();
+      taken.emplace_back(*h, at_barrier);
+    }
+    for (size_t i = 0; i < taken.size(); ++i) {
+      SCOPED_TRACE("checkpoint " + std::to_string(i + 1));
+      auto r = make(all);
+      ASSERT_TRUE(r->restore({taken[i].first}, storage_.job_dir()).is_ok());
+      expect_model(*r, handle(*r, 100), taken[i].second, 40);
+    }
+  }
+}
+
+// The cached state's checkpoint is that of a plain ValueState<T> of the
+// same name, and the reverse (operators may switch between the two).
+TEST_P(CachedValueStateTest, RestoresIntoAPlainValueStateAndFromOne) {
+  const KeyGroupRange all{0, kMax - 1};
+  auto b = make(all);
+  auto* s = handle(*b, 100);
+  for (int k = 0; k < 20; ++k) {
+    use_key(*b, k);
+    s->update({k, 2 * k});
+  }
+  KeyedStateHandle h = checkpoint(*b);
+  auto plain = make(all);
+  ASSERT_TRUE(plain->restore({h}, storage_.job_dir()).is_ok());
+  auto* ps = get_value_state(*plain, ValueStateDescriptor<std::vector<int64_t>>{"list", {}});
+  for (int k = 0; k < 20; ++k) {
+    use_key(*plain, k);
+    ASSERT_EQ(ps->value(), (std::vector<int64_t>{k, 2 * k})) << "key " << k;
+    ps->update({-k});
+  }
+  KeyedStateHandle back = checkpoint(*plain);
+  auto c = make(all);
+  ASSERT_TRUE(c->restore({back}, storage_.job_dir()).is_ok());
+  auto* cs = handle(*c, 100);
+  for (int k = 0; k < 20; ++k) {
+    use_key(*c, k);
+    ASSERT_NE(cs->value(), nullptr);
+    EXPECT_EQ(*cs->value(), std::vector<int64_t>{-k}) << "key " << k;
   }
 }
 

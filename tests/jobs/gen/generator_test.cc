@@ -121,7 +121,7 @@ TEST(ClickGenerator, DelaysLieWithinTheirBoundsAndOnlyMalformedLinesFailToParse)
     }
     ASSERT_TRUE(err.empty()) << err << ": " << line;
     EXPECT_FALSE(e.user_id.empty());
-    EXPECT_EQ(e.page_url.rfind("/p/", 0), 0u) << line;
+    EXPECT_EQ(e.page_url.view().rfind("/p/", 0), 0u) << line;
     int64_t delay = base_ts(o, i) - e.ts;
     switch (kind) {
       case LineKind::kOnTime:
@@ -163,8 +163,8 @@ TEST(ClickGenerator, UsersAndPagesStayWithinTheirCounts) {
     g.next(line);
     jobs::ClickEvent e;
     ASSERT_TRUE(parser.parse(line, e).empty()) << line;
-    users.insert(e.user_id);
-    pages.insert(e.page_url);
+    users.insert(e.user_id.str());
+    pages.insert(e.page_url.str());
   }
   EXPECT_EQ(users, (std::set<std::string>{"u0", "u1", "u2", "u3", "u4", "u5", "u6"}));
   EXPECT_EQ(pages, (std::set<std::string>{"/p/0", "/p/1", "/p/2"}));
