@@ -855,17 +855,27 @@ class Bench:
                         before = self.histogram(url, metric, exclude="at-source")
                         probe_before = self.histogram(url, metric, "at-source")
                         t0 = time.time()
-                        # --linger 0ms: each event goes to the broker when it is made (the
-                        # producer's own batching is not the engine's latency).
+                        # --linger 1ms: events are stamped when made, so the producer's linger
+                        # counts against the engine (at most 1 ms); with 0ms every event is a
+                        # produce request and the mock broker on the same 2 cores, not the
+                        # engine, makes the tail (bench/README.md, "Fifth pass").
+                        # SLUICE_BENCH_LATENCY_LINGER sets another linger (0ms: the earlier runs).
                         run([self.sluice, "gen", "--kafka", bs, "--topic", "clicks", "--rate", str(rate),
                              "--count", str(rate * secs), "--out-of-order", "0", "--late", "0", "--malformed", "0",
-                             "--linger", "0ms"],
+                             "--linger", os.environ.get("SLUICE_BENCH_LATENCY_LINGER", "1ms")],
                             timeout=secs * 10 + 60)
                         gen_secs = time.time() - t0
                         time.sleep(2)
                         after = self.histogram(url, metric, exclude="at-source")
                         probe_after = self.histogram(url, metric, "at-source")
                         p50, p99 = self.quantile(before, after, 0.5), self.quantile(before, after, 0.99)
+                        # The checkpoints of the run: how long the tasks aligned barriers and how
+                        # long their synchronous parts held records (the longest task of each).
+                        hist = [h for h in self.status(c, job).get("checkpoints", {}).get("history", [])
+                                if h.get("trigger_ms", 0) >= t0 * 1000]
+                        ckpt = {"checkpoint_alignment_ms": [h.get("alignment_ms") for h in hist],
+                                "checkpoint_sync_ms": [h.get("sync_ms") for h in hist],
+                                "checkpoint_ms": [h.get("duration_ms") for h in hist]}
                         if probe_after:
                             # The probe (a discard sink chained behind the source): event time ->
                             # source poll, i.e. gen, broker and fetch; the rest is the engine's hop.
@@ -884,7 +894,7 @@ class Bench:
                         self.fig.add(f"latency p50 {kind} at {rate} ev/s", [p50 * 1000], "ms",
                                      rate_reached=reached)
                         self.fig.add(f"latency p99 {kind} at {rate} ev/s", [p99 * 1000], "ms",
-                                     target=f"< {target * 1000:.0f} ms", met=p99 < target, rate_reached=reached,
+                                     target=f"< {target * 1000:.0f} ms", met=p99 < target, rate_reached=reached, **ckpt,
                                      note="sink wall clock minus event time (gen stamps events when it makes "
                                           "them), from the histogram's buckets")
             finally:

@@ -13,9 +13,11 @@
 #include <simdjson.h>
 
 #include <cstdio>
+#include <deque>
 #include <memory>
 #include <string>
 
+#include "connectors/file/commit_queue.h"
 #include "connectors/file/deferred_sync.h"
 #include "connectors/file/file_splits.h"
 #include "connectors/file/lake.h"
@@ -344,7 +346,8 @@ struct PendingPart {
 /// to the target records (N, new length) atomically. Recovery truncates the
 /// target to the marker's length and commits the restored checkpoint's
 /// parts that the marker does not cover, so a crash at any point neither
-/// loses nor repeats output. Task thread only.
+/// loses nor repeats output. Task thread only, but for commit(), which the
+/// writer's commit queue runs on its own thread (commit_queue.h).
 class TransactionalFile {
  public:
   explicit TransactionalFile(std::string target);
@@ -369,6 +372,9 @@ class TransactionalFile {
   bool empty_ = true;
 };
 
+/// One subtask of an NDJSON sink: a TransactionalFile with checkpointing
+/// (its commits on a CommitQueue's thread), else appends to the file,
+/// stdout or stderr. Created by NdjsonSink per subtask; task thread.
 template <class T>
 class NdjsonWriter final : public runtime::SinkWriter<T> {
  public:
@@ -395,6 +401,7 @@ class NdjsonWriter final : public runtime::SinkWriter<T> {
       return Status::ok();
     }
     txn_ = std::make_unique<TransactionalFile>(target);
+    SLUICE_RETURN_IF_ERROR(commits_.open(ctx));
     if (!restore_.restored) return txn_->start_fresh();
     // Parts of old subtask j are committed by new subtask j % parallelism.
     std::vector<PendingPart> mine;
@@ -412,7 +419,7 @@ class NdjsonWriter final : public runtime::SinkWriter<T> {
     line_.clear();
     JsonSerde<T>::write(line_, v);
     if (txn_) {
-      if (syncs_->failed()) return syncs_->error().with_context("file sink " + path_);
+      if (syncs_->failed() || commits_.failed()) return take_error();
       txn_->append(line_);
       return Status::ok();
     }
@@ -434,9 +441,15 @@ class NdjsonWriter final : public runtime::SinkWriter<T> {
       SLUICE_RETURN_IF_ERROR(flush());
       return out;
     }
-    if (syncs_->failed()) return syncs_->error().with_context("file sink " + path_);
+    SLUICE_RETURN_IF_ERROR(take_error());
     SLUICE_RETURN_IF_ERROR(txn_->pre_commit(id.value(), pending_, *syncs_));
-    out.state = serialize(pending_);
+    // Parts whose commit is not done yet are in the state as well: a
+    // restore commits them (again: TransactionalFile::commit is idempotent).
+    const int64_t done = commits_.committed_through();
+    while (!committing_.empty() && committing_.front().checkpoint <= done) committing_.pop_front();
+    std::vector<PendingPart> parts(committing_.begin(), committing_.end());
+    parts.insert(parts.end(), pending_.begin(), pending_.end());
+    out.state = serialize(parts);
     const uint64_t batch = syncs_->seal();
     out.async = [syncs = syncs_, batch, blob = out.state]() -> Result<std::string> {
       SLUICE_RETURN_IF_ERROR(syncs->sync_through(batch));
@@ -444,26 +457,47 @@ class NdjsonWriter final : public runtime::SinkWriter<T> {
     };
     return out;
   }
+  // The parts of the checkpoints up to `id` are appended to the target on
+  // the commit queue's thread, in order; they stay in the state until done.
   Status notify_checkpoint_complete(CheckpointId id) override {
-    if (syncs_->failed()) return syncs_->error().with_context("file sink " + path_);
+    if (!txn_) return Status::ok();
+    SLUICE_RETURN_IF_ERROR(take_error());
+    std::vector<PendingPart> parts;
     while (!pending_.empty() && pending_.front().checkpoint <= id.value()) {
-      SLUICE_RETURN_IF_ERROR(TransactionalFile::commit(pending_.front()));
+      parts.push_back(pending_.front());
+      committing_.push_back(std::move(pending_.front()));
       pending_.erase(pending_.begin());
     }
+    if (parts.empty()) return Status::ok();
+    commits_.submit(id.value(), [parts = std::move(parts)]() -> Status {
+      for (const auto& p : parts) SLUICE_RETURN_IF_ERROR(TransactionalFile::commit(p));
+      return Status::ok();
+    });
     return Status::ok();
   }
+  bool commit_in_progress() const override { return commits_.in_progress(); }
   Status close() override {
+    commits_.stop();  // after the commit running now; a restore commits the rest
     if (txn_) return txn_->close();
     return flush();
   }
 
  private:
+  /// A failed deferred fsync or commit.
+  Status take_error() const {
+    if (syncs_->failed()) return syncs_->error().with_context("file sink " + path_);
+    if (commits_.failed()) return commits_.error();
+    return Status::ok();
+  }
+
   std::string path_;
   bool stdout_, stderr_;
   runtime::OperatorRestore restore_;
   std::unique_ptr<LineWriter> out_;
   std::unique_ptr<TransactionalFile> txn_;
-  std::vector<PendingPart> pending_;
+  std::vector<PendingPart> pending_;      // pre-committed, checkpoint not complete yet
+  std::deque<PendingPart> committing_;    // handed to commits_, maybe not done yet
+  CommitQueue commits_{"file sink " + path_};
   // Parts to fsync; shared with the asynchronous parts of checkpoints,
   // which may outlive the writer.
   std::shared_ptr<DeferredSync> syncs_ = std::make_shared<DeferredSync>();

@@ -236,7 +236,10 @@ struct PartitionedWriterCore::OpenFile {
 };
 
 PartitionedWriterCore::PartitionedWriterCore(PartitionedSinkConfig config, std::string csv_header)
-    : config_(std::move(config)), csv_header_(std::move(csv_header)), run_(auth::random_hex(4)) {}
+    : config_(std::move(config)),
+      csv_header_(std::move(csv_header)),
+      run_(auth::random_hex(4)),
+      commits_("partitioned file sink " + config_.uri) {}
 
 PartitionedWriterCore::~PartitionedWriterCore() = default;
 
@@ -249,6 +252,7 @@ Status PartitionedWriterCore::open(runtime::OperatorContext& ctx) {
   ctx_ = &ctx;
   subtask_ = ctx.info().subtask;
   exactly_once_ = ctx.job_config().contains("checkpoint.dir");
+  SLUICE_RETURN_IF_ERROR(commits_.open(ctx));
   std::error_code ec;
   std::filesystem::create_directories(config_.dir, ec);
   if (ec) return Status::io_error("partitioned file sink: cannot create '" + config_.dir + "': " + ec.message());
@@ -366,11 +370,12 @@ Status PartitionedWriterCore::write_out(OpenFile& f, bool end_frame) {
 
 Status PartitionedWriterCore::take_error() {
   if (syncs_->failed()) return syncs_->error().with_context("partitioned file sink " + config_.uri);
+  if (commits_.failed()) return commits_.error();
   return std::exchange(deferred_, Status::ok());
 }
 
 Status PartitionedWriterCore::append(const std::string& partition, std::string_view line) {
-  if (!deferred_.is_ok() || syncs_->failed()) return take_error();
+  if (!deferred_.is_ok() || syncs_->failed() || commits_.failed()) return take_error();
   SLUICE_ASSIGN_OR_RETURN(OpenFile * f, file_for(partition));
   f->raw.append(line);
   f->raw.push_back('\n');
@@ -414,7 +419,7 @@ void PartitionedWriterCore::schedule_roll_check() {
       Status st = roll(p);
       if (!st.is_ok() && deferred_.is_ok()) deferred_ = st;
     }
-    if (!deferred_.is_ok() || syncs_->failed()) {
+    if (!deferred_.is_ok() || syncs_->failed() || commits_.failed()) {
       ctx_->fail(take_error());
       return;
     }
@@ -423,7 +428,7 @@ void PartitionedWriterCore::schedule_roll_check() {
 }
 
 Status PartitionedWriterCore::flush() {
-  if (!deferred_.is_ok() || syncs_->failed()) return take_error();
+  if (!deferred_.is_ok() || syncs_->failed() || commits_.failed()) return take_error();
   while (!open_.empty()) SLUICE_RETURN_IF_ERROR(roll(open_.begin()->first));
   return Status::ok();
 }
@@ -432,7 +437,7 @@ Status PartitionedWriterCore::flush() {
 // and a dup() of its descriptor; the fsyncs of what the checkpoint covers
 // run in the asynchronous part, which the task's acknowledgement waits for.
 Result<runtime::OperatorStateSnapshot> PartitionedWriterCore::snapshot(CheckpointId id) {
-  if (!deferred_.is_ok() || syncs_->failed()) return take_error();
+  if (!deferred_.is_ok() || syncs_->failed() || commits_.failed()) return take_error();
   PartitionedWriterState s;
   s.run = run_;
   for (auto& [p, f] : open_) {
@@ -448,6 +453,11 @@ Result<runtime::OperatorStateSnapshot> PartitionedWriterCore::snapshot(Checkpoin
     if (dup < 0) return Status::from_errno("duplicating the descriptor of '" + f->st.hidden + "'", errno);
     syncs_->add_file(dup, f->st.hidden);
   }
+  // Files whose publishing is not done yet are in the state as well: a
+  // restore publishes them (again: publish() is idempotent).
+  const int64_t done = commits_.committed_through();
+  while (!committing_.empty() && committing_.front().checkpoint <= done) committing_.pop_front();
+  s.files.insert(s.files.end(), committing_.begin(), committing_.end());
   for (auto& p : pending_) {
     if (p.checkpoint == 0) p.checkpoint = id.value();
     s.files.push_back(p);
@@ -465,20 +475,28 @@ Result<runtime::OperatorStateSnapshot> PartitionedWriterCore::snapshot(Checkpoin
 
 Status PartitionedWriterCore::checkpoint_complete(CheckpointId id) {
   // A completed checkpoint's asynchronous part synced everything it covers.
-  if (syncs_->failed()) return take_error();
+  if (syncs_->failed() || commits_.failed()) return take_error();
+  std::vector<PartFileState> files;
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->checkpoint > 0 && it->checkpoint <= id.value()) {
-      SLUICE_RETURN_IF_ERROR(publish(*it));
+      files.push_back(*it);
+      committing_.push_back(std::move(*it));
       it = pending_.erase(it);
     } else {
       ++it;
     }
   }
+  if (files.empty()) return Status::ok();
+  commits_.submit(id.value(), [files = std::move(files)]() -> Status {
+    for (const auto& f : files) SLUICE_RETURN_IF_ERROR(publish(f));
+    return Status::ok();
+  });
   return Status::ok();
 }
 
 Status PartitionedWriterCore::close() {
   closed_ = true;
+  commits_.stop();  // after the publishing running now; a restore does the rest
   if (exactly_once_) {
     // Records after the last checkpoint stay hidden: a restore deletes them
     // and the replay writes them again.

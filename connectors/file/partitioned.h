@@ -7,7 +7,8 @@
 //
 // A file is written under a hidden name (".part-….inprogress", which the
 // file source and most readers skip) and renamed to its final name when
-// the checkpoint after which it was closed completes. At every checkpoint
+// the checkpoint after which it was closed completes (on the writer's
+// commit thread, commit_queue.h). At every checkpoint
 // the open files are flushed (a zstd frame ends) and their lengths go into
 // the checkpoint; they, the files closed since the last checkpoint and new
 // directory entries are fsynced in the checkpoint's asynchronous part
@@ -21,6 +22,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +30,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "connectors/file/commit_queue.h"
 #include "connectors/file/deferred_sync.h"
 #include "connectors/file/zstd_stream.h"
 #include "engine/common/json.h"
@@ -104,7 +107,8 @@ struct PartitionedWriterState {
 /// The type-independent part of one sink subtask: open files per
 /// partition, rolling, the checkpoint protocol and recovery. Lifecycle:
 /// initialize -> open -> (append | snapshot | checkpoint_complete)* ->
-/// flush -> close. Task thread only (its roll timer runs there too).
+/// flush -> close. Task thread only (its roll timer runs there too); the
+/// publishing of completed checkpoints' files runs on its CommitQueue.
 class PartitionedWriterCore {
  public:
   PartitionedWriterCore(PartitionedSinkConfig config, std::string csv_header);
@@ -125,7 +129,11 @@ class PartitionedWriterCore {
   /// (task thread); the returned asynchronous part fsyncs what the
   /// checkpoint covers and returns the state blob.
   Result<runtime::OperatorStateSnapshot> snapshot(CheckpointId id);
+  /// Hands the files the checkpoints up to `id` closed to the commit queue,
+  /// which publishes them on its own thread, in order.
   Status checkpoint_complete(CheckpointId id);
+  /// Publishing of a completed checkpoint's files still runs.
+  bool commit_in_progress() const { return commits_.in_progress(); }
   Status close();
 
   size_t open_files() const { return open_.size(); }
@@ -136,7 +144,9 @@ class PartitionedWriterCore {
   Result<OpenFile*> file_for(const std::string& partition);
   Status write_out(OpenFile& f, bool end_frame);
   Status roll(const std::string& partition);
-  Status publish(const PartFileState& st);
+  /// Renames a file of a completed checkpoint to its final name (cut back
+  /// to the checkpoint's length); idempotent. Any thread.
+  static Status publish(const PartFileState& st);
   Status recover(const std::vector<PartitionedWriterState>& states);
   void schedule_roll_check();
   /// The first failed deferred fsync, then the roll timer's error.
@@ -153,6 +163,8 @@ class PartitionedWriterCore {
   int64_t use_ = 0;
   std::map<std::string, std::unique_ptr<OpenFile>> open_;  // by partition
   std::vector<PartFileState> pending_;                     // closed, not yet published
+  std::deque<PartFileState> committing_;                   // handed to commits_, maybe not published yet
+  CommitQueue commits_;
   Status deferred_;  // an error of the roll timer, returned by the next call
   // What the next checkpoint must fsync (exactly-once only); shared with
   // the asynchronous parts of checkpoints, which may outlive the writer.
@@ -269,6 +281,7 @@ class PartitionedFileWriter final : public runtime::SinkWriter<T> {
     return core_.snapshot(id);
   }
   Status notify_checkpoint_complete(CheckpointId id) override { return core_.checkpoint_complete(id); }
+  bool commit_in_progress() const override { return core_.commit_in_progress(); }
   Status close() override { return core_.close(); }
 
  private:

@@ -13,7 +13,8 @@ namespace sluice::runtime {
 
 namespace {
 
-// An operator's synchronous snapshot at least this long is logged at info.
+// An operator's synchronous snapshot or checkpoint completion at least this
+// long is logged at info.
 constexpr int64_t kSlowSyncSnapshotMs = 5;
 
 Partitioning partitioning_of(proto::Partitioner p) {
@@ -314,12 +315,19 @@ Status OperatorChain::snapshot(const Barrier& b, const state::CheckpointStorage*
 
 Status OperatorChain::notify_checkpoint_complete(CheckpointId id) {
   for (auto& slot : ops_) {
+    const int64_t t0 = monotonic_ns();
     if (auto* b = slot.ctx->backend.get()) b->notify_checkpoint_complete(id);
     Status st = slot.op->notify_checkpoint_complete(id);
     if (!st.is_ok()) {
       return st.with_context("committing checkpoint " + std::to_string(id.value()) + " in '" +
                              slot.node->name + "'");
     }
+    // Commit work on the task thread holds the records behind it as a
+    // barrier's synchronous part does: logged alike.
+    const int64_t op_ms = (monotonic_ns() - t0) / 1'000'000;
+    spdlog::log(op_ms >= kSlowSyncSnapshotMs ? spdlog::level::info : spdlog::level::debug,
+                "checkpoint {}: completion of '{}' took {} ms on the task thread", id.value(),
+                slot.node->name, op_ms);
   }
   return Status::ok();
 }
