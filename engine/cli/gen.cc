@@ -80,12 +80,17 @@ int64_t event_ts(const std::string& line) {
 }
 
 /// The --kafka producer (idempotent, acks=all) with the --linger batching.
+/// TCP_NODELAY: with Nagle on (librdkafka's default) a produce request written
+/// while the previous one is unacknowledged waits for the broker's delayed ACK
+/// (~40 ms on Linux): at 200 k ev/s that made the bare consumer's p99 of
+/// workload 4 12–1000 ms instead of 6–7 ms (bench/README.md, "Sixth pass").
 Result<std::unique_ptr<kafka::SimpleProducer>> make_producer(const GenCli& c) {
   auto linger = parse_duration(c.linger);
   if (!linger.is_ok() || linger->count() < 0) {
     return Status::invalid_argument("--linger: expected a duration such as 0ms or 5ms, got '" + c.linger + "'");
   }
-  return kafka::SimpleProducer::create(c.kafka, {{"linger.ms", std::to_string(linger->count())}});
+  return kafka::SimpleProducer::create(c.kafka, {{"linger.ms", std::to_string(linger->count())},
+                                                 {"socket.nagle.disable", "true"}});
 }
 
 // --kafka: every line becomes one message (malformed lines too, as
