@@ -101,6 +101,7 @@ int run_kafka(GenCli& c, const Generate& generate) {
   auto producer = make_producer(c);
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
+  p.prepare({c.topic});  // the first events go out at once (paced runs measure latency from them)
   const bool event_time = c.kafka_timestamp == "event";
   auto r = generate([&](const std::string& line) {
     return p.produce(c.topic, line, std::nullopt, -1, {}, event_time ? event_ts(line) : 0);
@@ -202,6 +203,9 @@ int run_fraud(GenCli& c) {
     auto p = make_producer(c);
     if (!p.is_ok()) return report_error(p.status().message(), 2);
     producer = std::move(*p);
+    std::vector<std::string> topics;
+    for (int s = 0; s < 3; ++s) topics.push_back(c.topic + gen::fraud_stream_name(static_cast<gen::FraudStream>(s)));
+    producer->prepare(topics);
   }
   struct Out {
     std::FILE* f = nullptr;
