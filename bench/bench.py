@@ -284,7 +284,7 @@ def snapshot(build, dest, needs=NEEDS_ALL):
                 src = os.path.join(dirpath, fn)
                 rel = os.path.relpath(src, build)
                 if fn.endswith(".so") or rel in ("sluice", "bench/bench_baseline", "bench/state_bench",
-                                                 "bench/async_bench", "bench/cep_bench",
+                                                 "bench/async_bench", "bench/cep_bench", "bench/bench_kafka_latency",
                                                  "jobs/fraud/scorer/sluice-scorer"):
                     if not os.path.isfile(src):
                         continue
@@ -839,6 +839,10 @@ class Bench:
                     target = 0.010 if kind.startswith("stateless") else 0.050
                     # One job per rate: the histogram is the job's sink's, read before and after.
                     for rate, secs in ((20_000, 15), (200_000, 10)):
+                        bare = None
+                        if kind.startswith("stateless"):
+                            # The floor, right before the job at the same rate: no engine.
+                            bare = self.w4_bare_consumer(bs, d, rate, secs, fetch_wait_ms=2)
                         out = self.path(f"latency-{n}.ndjson")
                         n += 1
                         # SLUICE_BENCH_LATENCY_CHECKPOINT: another interval, to split the
@@ -855,16 +859,7 @@ class Bench:
                         before = self.histogram(url, metric, exclude="at-source")
                         probe_before = self.histogram(url, metric, "at-source")
                         t0 = time.time()
-                        # --linger 1ms: events are stamped when made, so the producer's linger
-                        # counts against the engine (at most 1 ms); with 0ms every event is a
-                        # produce request and the mock broker on the same 2 cores, not the
-                        # engine, makes the tail (bench/README.md, "Fifth pass").
-                        # SLUICE_BENCH_LATENCY_LINGER sets another linger (0ms: the earlier runs).
-                        run([self.sluice, "gen", "--kafka", bs, "--topic", "clicks", "--rate", str(rate),
-                             "--count", str(rate * secs), "--out-of-order", "0", "--late", "0", "--malformed", "0",
-                             "--linger", os.environ.get("SLUICE_BENCH_LATENCY_LINGER", "1ms")],
-                            timeout=secs * 10 + 60)
-                        gen_secs = time.time() - t0
+                        gen_secs = self.w4_gen(bs, rate, secs)
                         time.sleep(2)
                         after = self.histogram(url, metric, exclude="at-source")
                         probe_after = self.histogram(url, metric, "at-source")
@@ -897,10 +892,71 @@ class Bench:
                                      target=f"< {target * 1000:.0f} ms", met=p99 < target, rate_reached=reached, **ckpt,
                                      note="sink wall clock minus event time (gen stamps events when it makes "
                                           "them), from the histogram's buckets")
+                        if bare and bare.get("p99_ms"):
+                            self.fig.add(f"ratio latency p99 stateless / bare consumer at {rate} ev/s",
+                                         [p99 * 1000 / bare["p99_ms"]], "ratio",
+                                         note="the engine's p99 over the bare consumer's, measured right before "
+                                              "it at the same rate (bench_kafka_latency)")
             finally:
                 self.stop_cluster(c, "latency workload")
         finally:
             broker.stop()
+
+    def w4_gen(self, bs, rate, secs):
+        """`sluice gen --kafka` at `rate` for `secs` into the latency topic; returns its wall seconds."""
+        t0 = time.time()
+        # --linger 1ms: events are stamped when made, so the producer's linger
+        # counts against the engine (at most 1 ms); with 0ms every event is a
+        # produce request and the mock broker on the same 2 cores, not the
+        # engine, makes the tail (bench/README.md, "Fifth pass").
+        # SLUICE_BENCH_LATENCY_LINGER sets another linger (0ms: the earlier runs).
+        run([self.sluice, "gen", "--kafka", bs, "--topic", "clicks", "--rate", str(rate),
+             "--count", str(rate * secs), "--out-of-order", "0", "--late", "0", "--malformed", "0",
+             "--linger", os.environ.get("SLUICE_BENCH_LATENCY_LINGER", "1ms")],
+            timeout=secs * 10 + 60)
+        return time.time() - t0
+
+    def w4_bare_consumer(self, bs, d, rate, secs, fetch_wait_ms):
+        """Workload 4's baseline: bench_kafka_latency (librdkafka, no engine: the Kafka source's
+        client settings and poll loop, one consumer per source subtask) reads the topic while gen
+        produces at `rate`, as the job does; delay per record at poll. Adds its p50/p99 (the
+        engine's buckets, interpolated alike) and returns them in ms, or None."""
+        exe = os.path.join(self.bin, "bench/bench_kafka_latency")
+        if not os.path.exists(exe):
+            self.fig.not_measured("latency bare consumer", "build the bench_kafka_latency target")
+            return None
+        ready, log = f"{d}/bare-{rate}.ready", f"{d}/bare-{rate}.log"
+        c = Background([exe, "--kafka", bs, "--topic", "clicks", "--consumers", "2",
+                        "--set", f"fetch.wait.max.ms={fetch_wait_ms}", "--ready-file", ready], log)
+        try:
+            if not wait_until(lambda: os.path.exists(ready), 30):
+                self.fig.fail(f"latency bare consumer at {rate}: not ready; {log}")
+                return None
+            time.sleep(2)  # as the job: fetching at the end of the topic before gen starts
+            gen_secs = self.w4_gen(bs, rate, secs)
+            time.sleep(2)
+        finally:
+            c.stop()
+        with open(log) as f:
+            lines = [x for x in f.read().splitlines() if x.startswith("{")]
+        if not lines:
+            self.fig.fail(f"latency bare consumer at {rate}: no result; {log}")
+            return None
+        r = json.loads(lines[-1])
+        if r["records"] != rate * secs:
+            self.fig.fail(f"latency bare consumer at {rate}: read {r['records']} of {rate * secs} records")
+        after = {float(k): float(v) for k, v in r["buckets"].items()}
+        p50, p99 = self.quantile({}, after, 0.5), self.quantile({}, after, 0.99)
+        if p50 is None:
+            return None
+        extra = {"rate_reached": rate * secs / gen_secs, "exact_p50_ms": r["p50_us"] / 1e3,
+                 "exact_p99_ms": r["p99_us"] / 1e3, "exact_p999_ms": r["p999_us"] / 1e3,
+                 "max_ms": r["max_us"] / 1e3, "cpu_s": r["cpu_s"]}
+        self.fig.add(f"latency p50 bare consumer (librdkafka, no engine) at {rate} ev/s", [p50 * 1000], "ms", **extra)
+        self.fig.add(f"latency p99 bare consumer (librdkafka, no engine) at {rate} ev/s", [p99 * 1000], "ms", **extra,
+                     note="bench_kafka_latency: wall clock at poll minus event time, whole ms into the engine's "
+                          "buckets; exact_* from µs")
+        return {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
 
     def w8_async(self):
         """Async I/O: 1,000 requests in flight against a service answering after 5 ms (async_bench)."""
