@@ -27,6 +27,7 @@
 // records, buckets (cumulative counts per upper bound in seconds, as the
 // engine's histogram), p50/p99/p999/max in µs (nearest rank), cpu_s (the
 // process's user + system CPU).
+#include <CLI/CLI.hpp>
 #include <librdkafka/rdkafka.h>
 #include <sys/resource.h>
 
@@ -202,32 +203,22 @@ int64_t rank(const std::vector<int64_t>& sorted, double q) {
 
 int main(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) die(a + " needs a value");
-      return argv[++i];
-    };
-    if (a == "--kafka") o.kafka = next();
-    else if (a == "--topic") o.topic = next();
-    else if (a == "--consumers") o.consumers = std::atoi(next().c_str());
-    else if (a == "--ready-file") o.ready_file = next();
-    else if (a == "--trace") o.trace = next();
-    else if (a == "--set") {
-      std::string kv = next();
-      size_t eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0) die("--set expects name=value, got '" + kv + "'");
-      o.props.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
-    } else if (a == "--help" || a == "-h") {
-      std::puts("bench_kafka_latency --kafka HOST:PORT --topic T [--consumers 2] [--set name=value ...] "
-                "[--ready-file PATH]   (runs until SIGTERM; JSON on stdout)");
-      return 0;
-    } else {
-      die("unknown argument " + a);
-    }
+  std::vector<std::string> sets;
+  CLI::App app{"bench_kafka_latency: workload 4's latency floor (runs until SIGTERM; JSON on stdout)"};
+  app.add_option("--kafka", o.kafka, "bootstrap HOST:PORT")->required();
+  app.add_option("--topic", o.topic, "topic to read from its end")->required();
+  app.add_option("--consumers", o.consumers, "consumers (the job's source parallelism)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  app.add_option("--set", sets, "librdkafka property name=value (repeatable)");
+  app.add_option("--ready-file", o.ready_file, "written once every consumer has polled");
+  app.add_option("--trace", o.trace, "one line per poll with records");
+  CLI11_PARSE(app, argc, argv);
+  for (const auto& kv : sets) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) die("--set expects name=value, got '" + kv + "'");
+    o.props.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
   }
-  if (o.kafka.empty() || o.topic.empty()) die("--kafka and --topic are required");
-  if (o.consumers < 1 || o.consumers > 64) die("--consumers must be from 1 to 64");
   std::signal(SIGTERM, [](int) { g_stop = true; });
   std::signal(SIGINT, [](int) { g_stop = true; });
 
