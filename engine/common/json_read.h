@@ -5,7 +5,8 @@
 // a missing field is an error unless it is a std::optional, and a value of
 // the wrong type is an error naming the field, as is a string longer than
 // the parser's JsonLimits. Errors are plain messages meant for a
-// dead-letter record, never exceptions.
+// dead-letter record (JsonError; JsonParser returns them as strings),
+// never exceptions.
 //
 // Per record the reader does no more than the record needs: keys are
 // compared in place (unescaped only when they hold an escape), strings
@@ -151,7 +152,7 @@ template <class T>
 struct is_optional<std::optional<T>> : std::true_type {};
 }  // namespace json_detail
 
-/// Parses a value into T; returns an empty string on success or a message.
+/// Parses a value into T; returns no JsonError on success, else the message.
 template <class T, class Enable = void>
 struct JsonRead;
 
