@@ -33,16 +33,21 @@
 //    (key, window) pairs are pending, which bounds its memory.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
+#include "engine/common/text.h"
 #include "engine/runtime/operator.h"
 #include "engine/runtime/type_info.h"
 #include "operators/basic/functions.h"
@@ -142,28 +147,33 @@ class LocalWindowCombiner final : public runtime::OneInputOperator<T> {
       pass_raw(v, ts);
       return;
     }
-    assigner_.assign(ts.ms(), windows_);
-    for (const TimeWindow& w : windows_) {
-      // Late here: the window operator decides what it is.
-      if (w.max_timestamp() <= wm_) {
-        pass_raw(v, ts);
-        return;
-      }
+    const int64_t t = ts.ms();
+    if (t < pane_.start || t >= pane_.end) assign(t);
+    // Late here (one of its windows already passed): the window operator
+    // decides what it is.
+    if (first_max_timestamp_ <= wm_) {
+      pass_raw(v, ts);
+      return;
     }
     std::optional<K> key = select_key(v);
     if (!key) return;
-    runtime::KeySelector<T, K>::serialize_key(*key, scratch_);
-    const size_t key_len = scratch_.size();
-    for (const TimeWindow& w : windows_) {
-      scratch_.resize(key_len);
-      scratch_.append(reinterpret_cast<const char*>(&w.start), sizeof w.start);
-      auto& bucket = pending_[w.max_timestamp()];
-      auto [it, created] = bucket.try_emplace(scratch_);
-      if (created) {
-        it->second.key = *key;
-        it->second.start = w.start;
-        it->second.end = w.end;
-        it->second.acc = fn_->create_accumulator();
+    // The key's bytes are hashed once and probe every window's map as a
+    // view; they are copied only into a new (key, window) entry.
+    const KeyView probe = KeyView::of(key_bytes(*key));
+    for (size_t i = 0; i < windows_.size(); ++i) {
+      Partials* partials = buckets_[i];
+      if (!partials) {
+        const TimeWindow& w = windows_[i];
+        partials = buckets_[i] = &pending_[{w.max_timestamp(), w.start}];
+      }
+      auto it = partials->find(probe);
+      if (it == partials->end()) {
+        Partial p;
+        p.key = *key;
+        p.start = windows_[i].start;
+        p.end = windows_[i].end;
+        p.acc = fn_->create_accumulator();
+        it = partials->emplace(std::string(probe.bytes), std::move(p)).first;
         ++entries_;
       }
       fn_->add(it->second.acc, v);
@@ -204,6 +214,50 @@ class LocalWindowCombiner final : public runtime::OneInputOperator<T> {
     return std::nullopt;
   }
 
+  /// A key's bytes with their hash, computed once per record: probes the
+  /// maps of all its windows without building a string.
+  // absl's own string hash (Debian's absl::string_view is not
+  // std::string_view, whose absl::Hash falls back to std::hash).
+  static size_t hash_bytes(std::string_view b) { return absl::Hash<absl::string_view>{}({b.data(), b.size()}); }
+  struct KeyView {
+    std::string_view bytes;
+    size_t hash = 0;
+    static KeyView of(std::string_view b) { return {b, hash_bytes(b)}; }
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view b) const { return hash_bytes(b); }
+    size_t operator()(const KeyView& k) const { return k.hash; }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+    bool operator()(std::string_view a, const KeyView& b) const { return a == b.bytes; }
+    bool operator()(const KeyView& a, std::string_view b) const { return a.bytes == b; }
+  };
+  // key bytes -> partial of one window
+  using Partials = absl::flat_hash_map<std::string, Partial, KeyHash, KeyEq>;
+
+  // What identifies a key in the maps: a string key's own bytes, any other
+  // key's serialization (into scratch_; valid until the next record).
+  std::string_view key_bytes(const K& key) {
+    if constexpr (std::is_same_v<K, std::string> || std::is_same_v<K, Text>) {
+      return std::string_view(key);
+    } else {
+      runtime::KeySelector<T, K>::serialize_key(key, scratch_);
+      return scratch_;
+    }
+  }
+
+  // The windows of t, reused for every record of the same pane.
+  void assign(int64_t t) {
+    assigner_.assign(t, windows_);
+    pane_ = assigner_.pane(t);
+    first_max_timestamp_ = std::numeric_limits<int64_t>::max();
+    for (const TimeWindow& w : windows_) first_max_timestamp_ = std::min(first_max_timestamp_, w.max_timestamp());
+    buckets_.assign(windows_.size(), nullptr);
+  }
+
   void pass_raw(const T& v, EventTime ts) {
     std::optional<K> key = select_key(v);
     if (!key) return;
@@ -216,13 +270,17 @@ class LocalWindowCombiner final : public runtime::OneInputOperator<T> {
   // Emits the partials of the windows whose last timestamp is <= wm, or
   // of every window.
   void flush_until(int64_t wm, bool all) {
+    bool flushed = false;
     while (!pending_.empty()) {
       auto first = pending_.begin();
-      if (!all && first->first > wm) break;
-      for (auto& [bytes, p] : first->second) out_->collect(p, EventTime(first->first));
+      if (!all && first->first.first > wm) break;
+      for (auto& [bytes, p] : first->second) out_->collect(p, EventTime(first->first.first));
       entries_ -= first->second.size();
       pending_.erase(first);
+      flushed = true;
     }
+    // The maps of the current windows may be gone.
+    if (flushed) std::fill(buckets_.begin(), buckets_.end(), nullptr);
   }
 
   std::shared_ptr<const runtime::KeySelector<T, K>> ks_;
@@ -233,10 +291,16 @@ class LocalWindowCombiner final : public runtime::OneInputOperator<T> {
   bool enabled_ = true;
   size_t max_entries_ = 10'000;
   int64_t wm_ = kNoWatermark;
-  // window's last timestamp -> (key bytes + window start) -> partial
-  std::map<int64_t, absl::flat_hash_map<std::string, Partial>> pending_;
+  // (window's last timestamp, window start) -> key bytes -> partial
+  std::map<std::pair<int64_t, int64_t>, Partials> pending_;
   size_t entries_ = 0;
+  // The windows of the last record assigned, the timestamps that share
+  // them, the earliest last timestamp among them, and each one's map in
+  // pending_ (null until looked up, reset when a flush erases maps).
   std::vector<TimeWindow> windows_;
+  TimeWindow pane_;
+  int64_t first_max_timestamp_ = 0;
+  std::vector<Partials*> buckets_;
   std::string scratch_;
   Partial raw_;
 };

@@ -1,5 +1,6 @@
 #include "operators/window/window.h"
 
+#include <limits>
 #include <stdexcept>
 
 namespace sluice::window {
@@ -83,6 +84,34 @@ void WindowAssigner::assign(int64_t ts, std::vector<TimeWindow>& out) const {
       out.push_back({ts, ts + size});
       break;
   }
+}
+
+namespace {
+int64_t saturated_add(int64_t a, int64_t b) {
+  int64_t r;
+  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<int64_t>::max() : r;
+}
+}  // namespace
+
+TimeWindow WindowAssigner::pane(int64_t ts) const {
+  const int64_t size = size_.count();
+  switch (kind_) {
+    case Kind::kTumbling: {
+      const int64_t start = window_start(ts, offset_.count(), size);
+      return {start, saturated_add(start, size)};
+    }
+    case Kind::kSliding: {
+      // The windows of ts change where a window starts or ends: starts lie
+      // at offset + k * slide, ends at offset + size + k * slide.
+      const int64_t slide = slide_.count();
+      const int64_t start = window_start(ts, offset_.count(), slide);
+      const int64_t end_before = window_start(ts, (offset_.count() + size % slide) % slide, slide);
+      return {std::max(start, end_before), std::min(saturated_add(start, slide), saturated_add(end_before, slide))};
+    }
+    case Kind::kSession:
+      break;
+  }
+  return {ts, saturated_add(ts, 1)};
 }
 
 WindowMerge merge_window(const std::vector<TimeWindow>& set, const TimeWindow& added) {

@@ -55,6 +55,11 @@ class WindowAssigner {
   bool is_processing_time() const { return processing_time_; }
   /// Appends the windows `ts` belongs to (cleared first).
   void assign(int64_t ts, std::vector<TimeWindow>& out) const;
+  /// The timestamps around `ts` that belong to exactly the windows of `ts`
+  /// (as a half-open [start, end), end saturated at INT64_MAX): a caller
+  /// that assigned `ts` may reuse its windows for any timestamp inside it
+  /// (the local combiner does, instead of assigning every record).
+  TimeWindow pane(int64_t ts) const;
   std::string description() const;
   Duration size() const { return size_; }
   Duration slide() const { return slide_; }
