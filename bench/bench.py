@@ -732,7 +732,7 @@ class Bench:
                     secs = r[0]
                     print(f"[dip] {labels[interval]} (run {k}): per second wall k/s | records per task "
                           "CPU-s k | task threads' CPU-wait s: " +
-                          " ".join(f"{x['rate'] / 1e3:.0f}|{x['per_cpu'] / 1e3:.0f}|{x['task_wait_s']:.2f}"
+                          " ".join(f"{x['rate'] / 1e3:.0f}|{(x['per_cpu'] or 0) / 1e3:.0f}|{x['task_wait_s']:.2f}"
                                    for x in secs), file=sys.stderr)
         finally:
             self.stop_cluster(c, "checkpoint dip")
