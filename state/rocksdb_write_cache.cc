@@ -3,10 +3,10 @@
 // as one flat byte string and written by the snapshot's asynchronous part as
 // the side file "_cache" of the checkpoint; a restore writes it over the
 // checkpoint's RocksDB files. The dirty entries themselves stay in the cache
-// (still dirty) and reach RocksDB when the cache is full, as without
-// checkpoints. So the barrier no longer writes a second's worth of entries
-// into the memtable, and RocksDB's checkpoint has (mostly) no memtable left
-// to flush.
+// (still dirty). Between checkpoints the oldest dirty entries beyond
+// options.write_cache_dirty_entries are written to RocksDB in small batches
+// (drain_dirty_entries) and stay cached, clean: the copy at the barrier is
+// bounded, and a full cache is emptied without a large write.
 //
 // Overlay format: magic, then per cached column with dirty entries: the
 // state's name, a varint count, and per entry u8 (1 put, 0 delete), the
