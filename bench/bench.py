@@ -284,7 +284,7 @@ def snapshot(build, dest, needs=NEEDS_ALL):
                 src = os.path.join(dirpath, fn)
                 rel = os.path.relpath(src, build)
                 if fn.endswith(".so") or rel in ("sluice", "bench/bench_baseline", "bench/state_bench",
-                                                 "bench/async_bench", "bench/cep_bench",
+                                                 "bench/async_bench", "bench/cep_bench", "bench/bench_kafka_latency",
                                                  "jobs/fraud/scorer/sluice-scorer"):
                     if not os.path.isfile(src):
                         continue
@@ -1019,6 +1019,10 @@ class Bench:
                     target = 0.010 if kind.startswith("stateless") else 0.050
                     # One job per rate: the histogram is the job's sink's, read before and after.
                     for rate, secs in ((20_000, 15), (200_000, 10)):
+                        bare = None
+                        if kind.startswith("stateless"):
+                            # The floor, right before the job at the same rate: no engine.
+                            bare = self.w4_bare_consumer(bs, d, rate, secs)
                         out = self.path(f"latency-{n}.ndjson")
                         n += 1
                         # SLUICE_BENCH_LATENCY_CHECKPOINT: another interval, to split the
@@ -1030,22 +1034,29 @@ class Bench:
                                        "--arg", "dlq=file://" + out + ".dlq", *args])
                         job = o.strip()
                         wait_until(lambda: self.status(c, job).get("job", {}).get("state") == "RUNNING", 30)
+                        # SLUICE_BENCH_LATENCY_BARE=alongside: the bare consumer also reads the job's
+                        # run (the same events, the same moments of the machine; one more reader).
+                        side = None
+                        if bare is not None and os.environ.get("SLUICE_BENCH_LATENCY_BARE") == "alongside":
+                            side = self.w4_bare_start(bs, d, f"{rate}-alongside")
                         time.sleep(2)  # partitions assigned, readers at the end of the topic
                         metric = "sluice_end_to_end_latency_seconds"
                         before = self.histogram(url, metric, exclude="at-source")
                         probe_before = self.histogram(url, metric, "at-source")
                         t0 = time.time()
-                        # --linger 1ms: events are stamped when made, so the producer's linger
-                        # counts against the engine (at most 1 ms); with 0ms every event is a
-                        # produce request and the mock broker on the same 2 cores, not the
-                        # engine, makes the tail (bench/README.md, "Fifth pass").
-                        # SLUICE_BENCH_LATENCY_LINGER sets another linger (0ms: the earlier runs).
-                        run([self.sluice, "gen", "--kafka", bs, "--topic", "clicks", "--rate", str(rate),
-                             "--count", str(rate * secs), "--out-of-order", "0", "--late", "0", "--malformed", "0",
-                             "--linger", os.environ.get("SLUICE_BENCH_LATENCY_LINGER", "1ms")],
-                            timeout=secs * 10 + 60)
-                        gen_secs = time.time() - t0
+                        tm_pid = c["tms"]["tm-a"].pid
+                        sched0 = self.schedstat(tm_pid)
+                        side_sched0 = self.schedstat(side.pid) if side else None
+                        gen_secs = self.w4_gen(bs, rate, secs)
+                        sched1 = self.schedstat(tm_pid)
+                        side_sched = (side_sched0, self.schedstat(side.pid)) if side else None
+                        # Run-queue wait of the taskmanager's threads during gen: CPU contention.
+                        ckpt = {"tm_cpu_run_s": round(sched1[0] - sched0[0], 2),
+                                "tm_cpu_wait_s": round(sched1[1] - sched0[1], 2)}
                         time.sleep(2)
+                        side_fig = None
+                        if side:
+                            side_fig = self.w4_bare_finish(side, " alongside the job", rate, secs, gen_secs, side_sched)
                         after = self.histogram(url, metric, exclude="at-source")
                         probe_after = self.histogram(url, metric, "at-source")
                         p50, p99 = self.quantile(before, after, 0.5), self.quantile(before, after, 0.99)
@@ -1053,9 +1064,9 @@ class Bench:
                         # long their synchronous parts held records (the longest task of each).
                         hist = [h for h in self.status(c, job).get("checkpoints", {}).get("history", [])
                                 if h.get("trigger_ms", 0) >= t0 * 1000]
-                        ckpt = {"checkpoint_alignment_ms": [h.get("alignment_ms") for h in hist],
-                                "checkpoint_sync_ms": [h.get("sync_ms") for h in hist],
-                                "checkpoint_ms": [h.get("duration_ms") for h in hist]}
+                        ckpt.update({"checkpoint_alignment_ms": [h.get("alignment_ms") for h in hist],
+                                     "checkpoint_sync_ms": [h.get("sync_ms") for h in hist],
+                                     "checkpoint_ms": [h.get("duration_ms") for h in hist]})
                         if probe_after:
                             # The probe (a discard sink chained behind the source): event time ->
                             # source poll, i.e. gen, broker and fetch; the rest is the engine's hop.
@@ -1077,10 +1088,93 @@ class Bench:
                                      target=f"< {target * 1000:.0f} ms", met=p99 < target, rate_reached=reached, **ckpt,
                                      note="sink wall clock minus event time (gen stamps events when it makes "
                                           "them), from the histogram's buckets")
+                        if bare and bare.get("p99_ms"):
+                            self.fig.add(f"ratio latency p99 stateless / bare consumer at {rate} ev/s",
+                                         [p99 * 1000 / bare["p99_ms"]], "ratio",
+                                         note="the engine's p99 over the bare consumer's, measured right before "
+                                              "it at the same rate (bench_kafka_latency)")
+                        if side_fig and side_fig.get("p99_ms"):
+                            self.fig.add(f"ratio latency p99 stateless / bare consumer alongside at {rate} ev/s",
+                                         [p99 * 1000 / side_fig["p99_ms"]], "ratio")
             finally:
                 self.stop_cluster(c, "latency workload")
         finally:
             broker.stop()
+
+    def w4_gen(self, bs, rate, secs):
+        """`sluice gen --kafka` at `rate` for `secs` into the latency topic; returns its wall seconds."""
+        t0 = time.time()
+        # --linger 1ms: events are stamped when made, so the producer's linger
+        # counts against the engine (at most 1 ms); with 0ms every event is a
+        # produce request and the mock broker on the same 2 cores, not the
+        # engine, makes the tail (bench/README.md, "Fifth pass").
+        # SLUICE_BENCH_LATENCY_LINGER sets another linger (0ms: the earlier runs).
+        run([self.sluice, "gen", "--kafka", bs, "--topic", "clicks", "--rate", str(rate),
+             "--count", str(rate * secs), "--out-of-order", "0", "--late", "0", "--malformed", "0",
+             "--linger", os.environ.get("SLUICE_BENCH_LATENCY_LINGER", "1ms")],
+            timeout=secs * 10 + 60)
+        return time.time() - t0
+
+    def w4_bare_start(self, bs, d, tag, fetch_wait_ms=2):
+        """Starts bench_kafka_latency (librdkafka, no engine: the Kafka source's client settings,
+        fetch.wait.max.ms and poll loop, one consumer per source subtask) at the end of the
+        latency topic; returns it once it fetches, or None."""
+        exe = os.path.join(self.bin, "bench/bench_kafka_latency")
+        if not os.path.exists(exe):
+            self.fig.not_measured("latency bare consumer", "build the bench_kafka_latency target")
+            return None
+        ready, log = f"{d}/bare-{tag}.ready", f"{d}/bare-{tag}.log"
+        c = Background([exe, "--kafka", bs, "--topic", "clicks", "--consumers", "2",
+                        "--set", f"fetch.wait.max.ms={fetch_wait_ms}", "--ready-file", ready], log)
+        if not wait_until(lambda: os.path.exists(ready), 30):
+            c.stop()
+            self.fig.fail(f"latency bare consumer {tag}: not ready; {log}")
+            return None
+        return c
+
+    def w4_bare_finish(self, c, label, rate, secs, gen_secs, sched):
+        """Stops the bare consumer and adds its p50/p99 (the engine's buckets, interpolated
+        alike) as `latency pNN bare consumer (librdkafka, no engine)<label>`; returns them in ms."""
+        c.stop()
+        with open(c.log) as f:
+            lines = [x for x in f.read().splitlines() if x.startswith("{")]
+        if not lines:
+            self.fig.fail(f"latency bare consumer{label} at {rate}: no result; {c.log}")
+            return None
+        r = json.loads(lines[-1])
+        if r["records"] != rate * secs:
+            self.fig.fail(f"latency bare consumer{label} at {rate}: read {r['records']} of {rate * secs} records")
+        after = {float(k): float(v) for k, v in r["buckets"].items()}
+        p50, p99 = self.quantile({}, after, 0.5), self.quantile({}, after, 0.99)
+        if p50 is None:
+            return None
+        extra = {"rate_reached": rate * secs / gen_secs, "exact_p50_ms": r["p50_us"] / 1e3,
+                 "exact_p99_ms": r["p99_us"] / 1e3, "exact_p999_ms": r["p999_us"] / 1e3,
+                 "max_ms": r["max_us"] / 1e3, "cpu_s": r["cpu_s"],
+                 "cpu_run_s": round(sched[1][0] - sched[0][0], 2), "cpu_wait_s": round(sched[1][1] - sched[0][1], 2)}
+        name = f"bare consumer (librdkafka, no engine){label} at {rate} ev/s"
+        self.fig.add(f"latency p50 {name}", [p50 * 1000], "ms", **extra)
+        self.fig.add(f"latency p99 {name}", [p99 * 1000], "ms", **extra,
+                     note="bench_kafka_latency: wall clock at poll minus event time, whole ms into the engine's "
+                          "buckets; exact_* from µs")
+        return {"p50_ms": p50 * 1000, "p99_ms": p99 * 1000}
+
+    def w4_bare_consumer(self, bs, d, rate, secs):
+        """Workload 4's baseline, alone: the bare consumer reads the topic while gen produces at
+        `rate` for `secs`, as the job does right after it."""
+        c = self.w4_bare_start(bs, d, f"{rate}")
+        if c is None:
+            return None
+        try:
+            time.sleep(2)  # as the job: fetching at the end of the topic before gen starts
+            sched0 = self.schedstat(c.pid)
+            gen_secs = self.w4_gen(bs, rate, secs)
+            sched1 = self.schedstat(c.pid)
+            time.sleep(2)
+        except BaseException:
+            c.stop()
+            raise
+        return self.w4_bare_finish(c, "", rate, secs, gen_secs, (sched0, sched1))
 
     def w8_async(self):
         """Async I/O: 1,000 requests in flight against a service answering after 5 ms (async_bench)."""

@@ -221,6 +221,22 @@ Status SimpleProducer::produce(const std::string& topic, std::string_view value,
   return Status::ok();
 }
 
+void SimpleProducer::TopicDeleter::operator()(rd_kafka_topic_t* t) const {
+  if (t) rd_kafka_topic_destroy(t);
+}
+
+void SimpleProducer::prepare(const std::vector<std::string>& topics, int timeout_ms) {
+  for (const auto& name : topics) {
+    rd_kafka_topic_t* t = rd_kafka_topic_new(rk_.get(), name.c_str(), nullptr);
+    if (!t) continue;
+    topics_.emplace_back(t);
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(rk_.get(), 0, t, &md, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      rd_kafka_metadata_destroy(md);
+    }
+  }
+}
+
 Status SimpleProducer::flush(int timeout_ms) {
   rd_kafka_resp_err_t err = rd_kafka_flush(rk_.get(), timeout_ms);
   if (err) return status_from(err, "flushing the producer");

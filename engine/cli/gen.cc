@@ -80,12 +80,17 @@ int64_t event_ts(const std::string& line) {
 }
 
 /// The --kafka producer (idempotent, acks=all) with the --linger batching.
+/// TCP_NODELAY: with Nagle on (librdkafka's default) a produce request written
+/// while the previous one is unacknowledged waits for the broker's delayed ACK
+/// (~40 ms on Linux): at 200 k ev/s that made the bare consumer's p99 of
+/// workload 4 12–1000 ms instead of 6–7 ms (bench/README.md, "Sixth pass").
 Result<std::unique_ptr<kafka::SimpleProducer>> make_producer(const GenCli& c) {
   auto linger = parse_duration(c.linger);
   if (!linger.is_ok() || linger->count() < 0) {
     return Status::invalid_argument("--linger: expected a duration such as 0ms or 5ms, got '" + c.linger + "'");
   }
-  return kafka::SimpleProducer::create(c.kafka, {{"linger.ms", std::to_string(linger->count())}});
+  return kafka::SimpleProducer::create(c.kafka, {{"linger.ms", std::to_string(linger->count())},
+                                                 {"socket.nagle.disable", "true"}});
 }
 
 // --kafka: every line becomes one message (malformed lines too, as
@@ -96,6 +101,7 @@ int run_kafka(GenCli& c, const Generate& generate) {
   auto producer = make_producer(c);
   if (!producer.is_ok()) return report_error(producer.status().message(), 2);
   auto& p = **producer;
+  p.prepare({c.topic});  // the first events go out at once (paced runs measure latency from them)
   const bool event_time = c.kafka_timestamp == "event";
   auto r = generate([&](const std::string& line) {
     return p.produce(c.topic, line, std::nullopt, -1, {}, event_time ? event_ts(line) : 0);
@@ -197,6 +203,9 @@ int run_fraud(GenCli& c) {
     auto p = make_producer(c);
     if (!p.is_ok()) return report_error(p.status().message(), 2);
     producer = std::move(*p);
+    std::vector<std::string> topics;
+    for (int s = 0; s < 3; ++s) topics.push_back(c.topic + gen::fraud_stream_name(static_cast<gen::FraudStream>(s)));
+    producer->prepare(topics);
   }
   struct Out {
     std::FILE* f = nullptr;

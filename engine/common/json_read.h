@@ -5,7 +5,8 @@
 // a missing field is an error unless it is a std::optional, and a value of
 // the wrong type is an error naming the field, as is a string longer than
 // the parser's JsonLimits. Errors are plain messages meant for a
-// dead-letter record, never exceptions.
+// dead-letter record (JsonError; JsonParser returns them as strings),
+// never exceptions.
 //
 // Per record the reader does no more than the record needs: keys are
 // compared in place (unescaped only when they hold an escape), strings
@@ -15,9 +16,13 @@
 #pragma once
 
 #include <simdjson.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,8 +59,26 @@ struct JsonReadContext {
   bool borrow = false;
 };
 
+/// What a JsonRead returns: nothing on success, else the message for the
+/// dead letter. Success is a null pointer: no std::string is built or
+/// destroyed per field and record (an empty std::string's destructor is an
+/// out-of-line call). Value type, move-only.
+class JsonError {
+ public:
+  JsonError() = default;
+  JsonError(std::string msg) : msg_(std::make_unique<std::string>(std::move(msg))) {}  // NOLINT: returns read as messages
+  JsonError(const char* msg) : JsonError(std::string(msg)) {}                          // NOLINT
+  explicit operator bool() const { return msg_ != nullptr; }
+  const std::string& message() const { return *msg_; }
+  /// The message ("" on success).
+  std::string take() && { return msg_ ? std::move(*msg_) : std::string(); }
+
+ private:
+  std::unique_ptr<std::string> msg_;
+};
+
 namespace json_detail {
-inline std::string check_string_size(size_t n, const JsonReadContext& cx) {
+[[gnu::always_inline]] inline JsonError check_string_size(size_t n, const JsonReadContext& cx) {
   const JsonLimits* l = cx.limits;
   if (!l || n <= l->max_string_bytes) [[likely]] return {};
   return "string of " + std::to_string(n) + " bytes exceeds the limit of " + std::to_string(l->max_string_bytes) +
@@ -90,14 +113,29 @@ inline bool raw_key_escaped(const char* raw) {
 /// bytes simdjson would unescape to), else unescaped into the parser's
 /// buffer; either is valid until the parser's next parse. Inlined: it runs
 /// for every string of every record.
-[[gnu::always_inline]] inline std::string read_string(simdjson::ondemand::value& v, const JsonReadContext& cx,
-                                                      std::string_view& s) {
+[[gnu::always_inline]] inline JsonError read_string(simdjson::ondemand::value& v, const JsonReadContext& cx,
+                                                    std::string_view& s) {
   // Peeks at the token (does not consume it). A string token always has its
   // closing quote in the buffer: the scan stops there or at an escape.
   const char* p = v.raw_json_token().data();
   const char* q = p + 1;
   if (*p == '"') {
+#if defined(__SSE2__)
+    // 16 bytes at a time, without a branch per byte (a loop's exit
+    // mispredicts once per string): the document is padded
+    // (SIMDJSON_PADDING), so 16 bytes from inside it are readable.
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+    const unsigned m = static_cast<unsigned>(_mm_movemask_epi8(
+        _mm_or_si128(_mm_cmpeq_epi8(b, _mm_set1_epi8('"')), _mm_cmpeq_epi8(b, _mm_set1_epi8('\\')))));
+    if (m != 0) [[likely]] {
+      q += __builtin_ctz(m);
+    } else {
+      q += 16;
+      while (*q != '"' && *q != '\\') ++q;
+    }
+#else
     while (*q != '"' && *q != '\\') ++q;
+#endif
   }
   if (*p == '"' && *q == '"') [[likely]] {
     s = std::string_view(p + 1, static_cast<size_t>(q - p - 1));
@@ -114,13 +152,13 @@ template <class T>
 struct is_optional<std::optional<T>> : std::true_type {};
 }  // namespace json_detail
 
-/// Parses a value into T; returns an empty string on success or a message.
+/// Parses a value into T; returns no JsonError on success, else the message.
 template <class T, class Enable = void>
 struct JsonRead;
 
 template <>
 struct JsonRead<bool> {
-  static std::string read(simdjson::ondemand::value v, bool& out, const JsonReadContext&) {
+  [[gnu::always_inline]] static JsonError read(simdjson::ondemand::value v, bool& out, const JsonReadContext&) {
     auto r = v.get_bool();
     if (r.error()) return json_detail::err("expected true or false", r.error());
     out = r.value_unsafe();
@@ -130,7 +168,7 @@ struct JsonRead<bool> {
 
 template <class T>
 struct JsonRead<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>> {
-  static std::string read(simdjson::ondemand::value v, T& out, const JsonReadContext&) {
+  [[gnu::always_inline]] static JsonError read(simdjson::ondemand::value v, T& out, const JsonReadContext&) {
     if constexpr (std::is_signed_v<T>) {
       auto r = v.get_int64();
       if (r.error()) return json_detail::err("expected an integer", r.error());
@@ -151,7 +189,7 @@ struct JsonRead<T, std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, 
 
 template <class T>
 struct JsonRead<T, std::enable_if_t<std::is_floating_point_v<T>>> {
-  static std::string read(simdjson::ondemand::value v, T& out, const JsonReadContext&) {
+  [[gnu::always_inline]] static JsonError read(simdjson::ondemand::value v, T& out, const JsonReadContext&) {
     auto r = v.get_double();
     if (r.error()) return json_detail::err("expected a number", r.error());
     out = static_cast<T>(r.value_unsafe());
@@ -161,9 +199,9 @@ struct JsonRead<T, std::enable_if_t<std::is_floating_point_v<T>>> {
 
 template <>
 struct JsonRead<std::string> {
-  static std::string read(simdjson::ondemand::value v, std::string& out, const JsonReadContext& cx) {
+  [[gnu::always_inline]] static JsonError read(simdjson::ondemand::value v, std::string& out, const JsonReadContext& cx) {
     std::string_view s;
-    if (std::string e = json_detail::read_string(v, cx, s); !e.empty()) return e;
+    if (JsonError e = json_detail::read_string(v, cx, s)) return e;
     out.assign(s.data(), s.size());
     return {};
   }
@@ -172,9 +210,9 @@ struct JsonRead<std::string> {
 /// A view when the parse borrows (JsonReadContext::borrow), else a copy.
 template <>
 struct JsonRead<Text> {
-  static std::string read(simdjson::ondemand::value v, Text& out, const JsonReadContext& cx) {
+  [[gnu::always_inline]] static JsonError read(simdjson::ondemand::value v, Text& out, const JsonReadContext& cx) {
     std::string_view s;
-    if (std::string e = json_detail::read_string(v, cx, s); !e.empty()) return e;
+    if (JsonError e = json_detail::read_string(v, cx, s)) return e;
     if (cx.borrow) out.set_borrowed(s);
     else out.assign(s);
     return {};
@@ -183,15 +221,14 @@ struct JsonRead<Text> {
 
 template <class T>
 struct JsonRead<std::optional<T>> {
-  static std::string read(simdjson::ondemand::value v, std::optional<T>& out, const JsonReadContext& cx) {
+  [[gnu::always_inline]] static JsonError read(simdjson::ondemand::value v, std::optional<T>& out, const JsonReadContext& cx) {
     auto n = v.is_null();
     if (!n.error() && n.value_unsafe()) {
       out.reset();
       return {};
     }
     T x{};
-    std::string e = JsonRead<T>::read(v, x, cx);
-    if (!e.empty()) return e;
+    if (JsonError e = JsonRead<T>::read(v, x, cx)) return e;
     out = std::move(x);
     return {};
   }
@@ -199,7 +236,7 @@ struct JsonRead<std::optional<T>> {
 
 template <class T, class A>
 struct JsonRead<std::vector<T, A>> {
-  static std::string read(simdjson::ondemand::value v, std::vector<T, A>& out, const JsonReadContext& cx) {
+  static JsonError read(simdjson::ondemand::value v, std::vector<T, A>& out, const JsonReadContext& cx) {
     auto arr = v.get_array();
     if (arr.error()) return json_detail::err("expected an array", arr.error());
     out.clear();
@@ -207,8 +244,8 @@ struct JsonRead<std::vector<T, A>> {
     for (auto el : arr.value_unsafe()) {
       if (el.error()) return json_detail::err("bad array element", el.error());
       T x{};
-      std::string e = JsonRead<T>::read(el.value_unsafe(), x, cx);
-      if (!e.empty()) return "element " + std::to_string(i) + ": " + e;
+      if (JsonError e = JsonRead<T>::read(el.value_unsafe(), x, cx))
+        return "element " + std::to_string(i) + ": " + e.message();
       out.push_back(std::move(x));
       ++i;
     }
@@ -218,7 +255,7 @@ struct JsonRead<std::vector<T, A>> {
 
 template <class M>
 struct JsonReadMap {
-  static std::string read(simdjson::ondemand::value v, M& out, const JsonReadContext& cx) {
+  static JsonError read(simdjson::ondemand::value v, M& out, const JsonReadContext& cx) {
     auto obj = v.get_object();
     if (obj.error()) return json_detail::err("expected an object", obj.error());
     out.clear();
@@ -226,12 +263,12 @@ struct JsonReadMap {
       if (field.error()) return json_detail::err("bad object member", field.error());
       auto key = field.unescaped_key();
       if (key.error()) return json_detail::err("bad key", key.error());
-      if (std::string e = json_detail::check_string_size(key.value_unsafe().size(), cx); !e.empty())
-        return "key: " + e;
+      if (JsonError e = json_detail::check_string_size(key.value_unsafe().size(), cx))
+        return "key: " + e.message();
       std::string k(key.value_unsafe());
       typename M::mapped_type x{};
-      std::string e = JsonRead<typename M::mapped_type>::read(field.value(), x, cx);
-      if (!e.empty()) return "member '" + k + "': " + e;
+      if (JsonError e = JsonRead<typename M::mapped_type>::read(field.value(), x, cx))
+        return "member '" + k + "': " + e.message();
       out[std::move(k)] = std::move(x);
     }
     return {};
@@ -245,11 +282,11 @@ struct JsonRead<std::unordered_map<std::string, V, H, E, A>>
 
 template <HasFields T>
 struct JsonRead<T> {
-  static std::string read(simdjson::ondemand::value v, T& out, const JsonReadContext& cx) {
+  static JsonError read(simdjson::ondemand::value v, T& out, const JsonReadContext& cx) {
     auto obj = v.get_object();
     if (obj.error()) return json_detail::err("expected a JSON object", obj.error());
     uint64_t seen = 0;
-    std::string error;
+    JsonError error;
     for (auto field : obj.value_unsafe()) {
       if (field.error()) return json_detail::err("malformed JSON", field.error());
       simdjson::ondemand::field& f = field.value_unsafe();
@@ -257,7 +294,7 @@ struct JsonRead<T> {
       // holds an escape and matched nothing raw.
       const char* raw = f.key().raw();
       int match = -1, index = 0;
-      out.sluice_visit([&](const char* name, auto&) {
+      out.sluice_visit([&](const char* name, auto&) __attribute__((always_inline)) {
         if (match < 0 && json_detail::raw_key_equals(raw, name)) match = index;
         ++index;
       });
@@ -274,18 +311,20 @@ struct JsonRead<T> {
         if (match < 0) continue;
       }
       index = 0;
-      out.sluice_visit([&](const char* name, auto& fld) {
+      // Inlined (as the readers of scalars): called per field and record,
+      // an out-of-line lambda in a job's library is a call through its PLT.
+      out.sluice_visit([&](const char* name, auto& fld) __attribute__((always_inline)) {
         if (index++ != match) return;
-        std::string e = JsonRead<std::decay_t<decltype(fld)>>::read(f.value(), fld, cx);
-        if (!e.empty()) error = "field '" + std::string(name) + "': " + e;
+        if (JsonError e = JsonRead<std::decay_t<decltype(fld)>>::read(f.value(), fld, cx))
+          error = "field '" + std::string(name) + "': " + e.message();
         else if (match < 64) seen |= uint64_t{1} << match;
       });
-      if (!error.empty()) return error;
+      if (error) return error;
     }
     int index = 0;
     out.sluice_visit([&](const char* name, auto& f) {
       using F = std::decay_t<decltype(f)>;
-      if (error.empty() && index < 64 && !(seen & (uint64_t{1} << index)) &&
+      if (!error && index < 64 && !(seen & (uint64_t{1} << index)) &&
           !json_detail::is_optional<F>::value) {
         error = "missing field '" + std::string(name) + "'";
       }
@@ -317,8 +356,7 @@ class JsonParser {
     if (doc.error()) return json_detail::err("invalid JSON", doc.error());
     auto val = doc.get_value();
     if (val.error()) return json_detail::err("invalid JSON", val.error());
-    std::string e = JsonRead<T>::read(val.value_unsafe(), out, cx);
-    if (!e.empty()) return e;
+    if (JsonError e = JsonRead<T>::read(val.value_unsafe(), out, cx)) return std::move(e).take();
     // In bounds after the value means something follows it.
     if (!doc.value_unsafe().current_location().error()) {
       return "invalid JSON: trailing content after the value";

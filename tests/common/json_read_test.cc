@@ -382,5 +382,57 @@ TEST(JsonRead, DefaultFieldLimitIsOneMiB) {
   EXPECT_NE(p.parse(big, c).find("exceeds the limit of 1048576 bytes (max-field-bytes)"), std::string::npos);
 }
 
+struct TwoTexts {
+  Text a;
+  std::string b;
+  SLUICE_FIELDS(a, b)
+};
+
+// The string reader looks for the closing quote 16 bytes at a time, reading
+// into the document's padding: every length around that step, with an
+// escape at every position, and quotes and backslashes in the padding
+// after the document, which must not end a string early or late.
+TEST(JsonRead, StringsOfEveryLengthAroundTheScanStepReadExactlyWithGarbageInThePadding) {
+  for (bool borrow : {false, true}) {
+    JsonParser parser(JsonLimits{}, borrow);
+    for (size_t len = 0; len <= 40; ++len) {
+      for (size_t esc = 0; esc <= len; ++esc) {  // esc == len: no escape
+        std::string want(len, 'x');
+        for (size_t i = 0; i < len; ++i) want[i] = static_cast<char>('a' + (i * 7 + len) % 26);
+        std::string lit;  // the JSON literal's content
+        for (size_t i = 0; i < len; ++i) {
+          if (i == esc) lit += "\\\"";
+          lit.push_back(want[i]);
+        }
+        if (esc < len) want.insert(esc, 1, '"');
+        const std::string doc = "{\"a\":\"" + lit + "\",\"b\":\"" + lit + "\"}";
+        std::string buf = doc;
+        for (size_t i = 0; i < simdjson::SIMDJSON_PADDING; ++i) buf.push_back("\"\\x"[i % 3]);
+        TwoTexts t;
+        std::string err = parser.parse_padded(buf.data(), doc.size(), buf.size(), t);
+        ASSERT_EQ(err, "") << "borrow " << borrow << " len " << len << " escape at " << esc << ": " << doc;
+        EXPECT_EQ(t.a.view(), want) << doc;
+        EXPECT_EQ(t.b, want) << doc;
+        // Borrowed: from the input when it holds the bytes as they are,
+        // else from the parser's buffer (unescaped).
+        EXPECT_EQ(t.a.borrowed(), borrow) << doc;
+        const bool in_input = t.a.data() >= buf.data() && t.a.data() < buf.data() + doc.size();
+        if (borrow && len > 0) EXPECT_EQ(in_input, esc == len) << doc;
+      }
+    }
+  }
+}
+
+TEST(JsonRead, AnUnterminatedStringIsAnErrorNotAReadIntoThePadding) {
+  JsonParser parser(JsonLimits{}, /*borrow=*/true);
+  const std::string doc = "{\"a\":\"abc,\"b\":\"x\"}";  // the quotes pair up differently
+  std::string buf = doc + std::string(simdjson::SIMDJSON_PADDING, '"');
+  TwoTexts t;
+  EXPECT_NE(parser.parse_padded(buf.data(), doc.size(), buf.size(), t), "");
+  const std::string odd = "{\"a\":\"abc}";
+  buf = odd + std::string(simdjson::SIMDJSON_PADDING, '"');
+  EXPECT_NE(parser.parse_padded(buf.data(), odd.size(), buf.size(), t), "");
+}
+
 }  // namespace
 }  // namespace sluice

@@ -280,6 +280,93 @@ TEST(NdjsonSource, MoreSubtasksThanLinesReadsEachLineOnce) {
   EXPECT_EQ(dead->size(), 0u);
 }
 
+struct TextRec {
+  int64_t id = 0;
+  Text name;  // borrowed from the read buffer by the source's parser
+  SLUICE_FIELDS(id, name)
+};
+
+// Lines are parsed in place in the reader's 256 KiB buffer, their strings
+// borrowed from it: a record whose last byte is the buffer's last (its
+// newline in the next read), a malformed line right after it, strings of
+// lengths around the 16-byte scan step (some with escapes), and a last
+// line without newline that ends the file, at parallelism 1 and 2 (a
+// share boundary inside the file).
+TEST(NdjsonSource, LinesAtTheEndOfAReadAndALastLineWithoutNewlineParseInPlaceWithExactDeadLetters) {
+  TempDir dir;
+  const std::string path = dir.file("edges.ndjson");
+  const size_t kChunk = size_t{256} << 10;  // NdjsonReader's read size
+  std::string content;
+  std::vector<Rec> want;
+  std::vector<ExpectedDeadLetter> want_dead;
+  int64_t line = 0;
+  auto record = [&](int64_t id, const std::string& name) {
+    return "{\"id\":" + std::to_string(id) + ",\"name\":" + json_string(name) + "}";
+  };
+  auto add = [&](const std::string& text, bool good, const Rec& r, const char* eol) {
+    ++line;
+    if (good) want.push_back(r);
+    else want_dead.push_back({path, line, static_cast<int64_t>(content.size()), text});
+    content += text + eol;
+  };
+  int64_t id = 0;
+  auto name_of = [](int64_t i) {
+    std::string n(static_cast<size_t>(i % 37), static_cast<char>('a' + i % 26));
+    if (i % 5 == 0 && !n.empty()) n[n.size() / 2] = '"';  // written escaped
+    return n;
+  };
+  while (content.size() + 200 < kChunk) {
+    Rec r{id, name_of(id)};
+    ++id;
+    add(record(r.id, r.name), true, r, "\n");
+  }
+  // Ends with the buffer's last byte: the name fills the room left.
+  const std::string bare = record(id, "");
+  Rec at_end{id++, std::string(kChunk - content.size() - bare.size(), 'z')};
+  add(record(at_end.id, at_end.name), true, at_end, "\n");
+  ASSERT_EQ(content.size(), kChunk + 1);
+  add("{\"id\":7,\"name\":\"unterminated", false, {}, "\n");
+  add("{\"id\":8,\"name\":\"a\"}{\"id\":9,\"name\":\"b\"}", false, {}, "\n");  // two values on a line
+  for (int i = 0; i < 300; ++i) {
+    Rec r{id, name_of(id)};
+    ++id;
+    add(record(r.id, r.name), true, r, i % 3 == 0 ? "\r\n" : "\n");
+  }
+  add("{\"id\":10,\"name\":12}", false, {}, "\n");
+  Rec last{id++, "last \\ line"};
+  add(record(last.id, last.name), true, last, "");  // no newline: the file ends in the value
+  write_file(path, content);
+  std::sort(want.begin(), want.end());
+  std::sort(want_dead.begin(), want_dead.end());
+
+  for (int p = 1; p <= 2; ++p) {
+    SCOPED_TRACE("parallelism " + std::to_string(p));
+    auto out = std::make_shared<Collected<TextRec>>();
+    auto dead = std::make_shared<Collected<DeadLetter>>();
+    TestJob job("ndjson-edges");
+    auto& env = job.env();
+    env.set_dead_letter_sink(rt_test::collect_into(dead));
+    env.from_source<TextRec>(std::make_shared<NdjsonFileSource<TextRec>>(path),
+                             runtime::WatermarkStrategy<TextRec>::no_watermarks(), "files")
+        .sink_to(rt_test::collect_into(out));
+    Status st = job.prepare(p);
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    st = job.run();
+    ASSERT_TRUE(st.is_ok()) << st.to_string();
+    std::vector<Rec> got;
+    for (const auto& r : out->values()) got.push_back({r.id, r.name.str()});
+    std::sort(got.begin(), got.end());
+    EXPECT_EQ(got, want);
+    std::vector<ExpectedDeadLetter> got_dead;
+    for (const auto& dl : dead->values()) {
+      got_dead.push_back({dl.origin, dl.line, dl.offset, dl.payload});
+      EXPECT_FALSE(dl.reason.empty());
+    }
+    std::sort(got_dead.begin(), got_dead.end());
+    EXPECT_EQ(got_dead, want_dead);
+  }
+}
+
 TEST(NdjsonSource, DeadLetterOfAHugeMalformedLineKeepsItsFirst64KiB) {
   TempDir dir;
   std::string path = dir.file("huge.ndjson");
