@@ -704,71 +704,251 @@ class Bench:
 
     def w5_dip_series(self):
         """The checkpoint dip as a per-second time series: clickstream on RocksDB on the cluster
-        (1 JM + 1 TM, p1), ~1 M live keys, with and without a checkpoint every second; the window
-        vertex's records_in sampled from the jobmanager's status (heartbeats every 1 s)."""
+        (1 JM + 1 TM, p1), ~1 M live keys, runs without checkpoints and with one every second
+        taking turns (no, with, with, no, ...). Per second of each run: the window task's
+        records (the taskmanager's own counter, /metrics every 25 ms) and, from
+        /proc/PID/task/TID/schedstat, the CPU time of the task threads, the time they waited
+        for a CPU, and the process's other threads (RocksDB's flushes and compactions, the
+        snapshot thread), so that a second the machine was busy elsewhere (wall rate down,
+        records per CPU-second not) differs from one the checkpoint took (both down)."""
         n = 100_000 if self.q else 3_000_000
         pages = 50_000 if self.q else 1_000_000
         # 2,000 events per second of event time: the 25 minutes all fall in one 1-hour window,
         # so every key stays live to the end (~950 k distinct pages of 1 M at 3 M events).
         inp = self.gen("clicks-dip.ndjson", n, "--pages", str(pages), "--skew", "0", "--seed", "7",
                        "--events-per-second", "2000")
-        # --heartbeat-timeout 5s: taskmanagers heartbeat every fifth of it, so the
-        # series has one value per second.
         c = self.start_cluster("cluster-dip", ["tm-a"], heartbeat="5s")
         http = "http://" + open(c["dir"] + "/jm/http.address").read().strip()
-        series = {}
+        metrics = "http://" + open(c["dir"] + "/tm-a/metrics.address").read().strip() + "/metrics"
+        tm_pid = c["tms"]["tm-a"].pid
+        labels = {"0": "no checkpoints", "1s": "checkpoint every 1 s"}
+        order = [iv for i in range(self.reps_slow) for iv in (("0", "1s") if i % 2 == 0 else ("1s", "0"))]
+        runs = []  # (interval, rep, [per-second dicts], checkpoint history)
         try:
-            for label, interval in (("no checkpoints", "0"), ("checkpoint every 1 s", "1s")):
-                sink = self.path(f"out-dip-{interval}.ndjson")
-                job = self.submit(c, "file://" + inp, sink, 1,
-                                  ["--checkpoint-interval", interval, "--set", "state.backend=rocksdb",
-                                   "--arg", "window=1h"])
-                samples, ckpts, last, state = [], {}, None, ""
-                t_end = time.monotonic() + 600
-                while time.monotonic() < t_end:
-                    try:
-                        with urllib.request.urlopen(f"{http}/jobs/{job}", timeout=5) as r:
-                            v = json.loads(r.read())
-                    except Exception:
-                        time.sleep(0.2)
-                        continue
-                    state = v.get("job", {}).get("state", "")
-                    win = [x for x in v.get("vertices", []) if not x.get("is_source") and
-                           any("count" in o.get("name", "") for o in x.get("operators", []))]
-                    if win:
-                        rin = win[0].get("records_in", 0)
-                        if rin != last:
-                            samples.append((time.monotonic(), rin))
-                            last = rin
-                    for h in v.get("checkpoints", {}).get("history", []):
-                        ckpts[h.get("id")] = h
-                    if state in ("FINISHED", "FAILED", "CANCELED"):
-                        break
-                    time.sleep(0.1)
-                if state != "FINISHED":
-                    self.fig.fail(f"dip series ({label}): job ended {state}")
-                    continue
-                # Rates between consecutive heartbeat updates, while the job read input (the
-                # first interval includes deployment, the last the final flush): drop both.
-                rates = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(samples, samples[1:])
-                         if b[0] > a[0]][1:-1]
-                series[label] = rates
-                self.fig.add(f"dip series: cluster p1 rocksdb, {label}, events/s per heartbeat",
-                             rates, "events/s", checkpoints=len(ckpts),
-                             checkpoint_ms=[h.get("duration_ms") for h in ckpts.values()],
-                             checkpoint_sync_ms=[h.get("sync_ms") for h in ckpts.values()])
-                print(f"[dip] {label}: per-second rates " +
-                      " ".join(f"{r / 1e3:.0f}k" for r in rates), file=sys.stderr)
+            for k, interval in enumerate(order):
+                r = self._dip_run(c, http, metrics, tm_pid, inp, n, interval, k)
+                if r is not None:
+                    runs.append((interval, k // 2, *r))
+                    secs = r[0]
+                    print(f"[dip] {labels[interval]} (run {k}): per second wall k/s | records per task "
+                          "CPU-s k | task threads' CPU-wait s: " +
+                          " ".join(f"{x['rate'] / 1e3:.0f}|{(x['per_cpu'] or 0) / 1e3:.0f}|{x['task_wait_s']:.2f}"
+                                   for x in secs), file=sys.stderr)
         finally:
             self.stop_cluster(c, "checkpoint dip")
-        a, b = series.get("no checkpoints"), series.get("checkpoint every 1 s")
-        if a and b:
-            base = statistics.median(a)
-            per_second = [1 - r / base for r in b]
-            self.fig.add("dip per second while checkpointing every 1 s (1 - rate / median without)", per_second,
-                         "fraction", target="< 0.10", met=statistics.median(per_second) < 0.10,
-                         note="time series in 'values' (one per heartbeat, ~1 s); median is the typical second, "
-                              "max the worst")
+        self._dip_figures(runs, labels)
+
+    @staticmethod
+    def _dip_threads(pid):
+        """{tid: (comm, ns on a CPU, ns runnable waiting for a CPU)} of every thread of `pid`."""
+        out = {}
+        for d in glob.glob(f"/proc/{pid}/task/*"):
+            try:
+                with open(d + "/comm") as f:
+                    comm = f.read().strip()
+                with open(d + "/schedstat") as f:
+                    a = f.read().split()
+                out[int(d.rsplit("/", 1)[1])] = (comm, int(a[0]), int(a[1]))
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
+    @staticmethod
+    def _dip_counter(text, family, vertex):
+        """The value of `family`'s series of vertex `vertex` in a Prometheus text page, or None."""
+        want = f'vertex="{vertex}"'
+        for line in text.splitlines():
+            if line.startswith(family + "{") and want in line:
+                try:
+                    return float(line.rsplit(" ", 1)[1])
+                except ValueError:
+                    return None
+        return None
+
+    def _dip_run(self, c, http, metrics, tm_pid, inp, n, interval, k):
+        """One job of the dip series; returns ([per-second dicts], checkpoint history) or None."""
+        sink = self.path(f"out-dip-{k}.ndjson")
+        job = self.submit(c, "file://" + inp, sink, 1,
+                          ["--checkpoint-interval", interval, "--set", "state.backend=rocksdb",
+                           "--arg", "window=1h"])
+        # The window vertex (the one with the count) and the source, from the job's graph.
+        win = src = None
+        t_end = time.monotonic() + 60
+        while (win is None or src is None) and time.monotonic() < t_end:
+            try:
+                with urllib.request.urlopen(f"{http}/jobs/{job}", timeout=5) as r:
+                    v = json.loads(r.read())
+                for x in v.get("vertices", []):
+                    if x.get("is_source"):
+                        src = x
+                    elif any("count" in o.get("name", "") for o in x.get("operators", [])):
+                        win = x
+            except Exception:
+                time.sleep(0.1)
+        if win is None or src is None:
+            self.fig.fail(f"dip series run {k}: no window/source vertex in the job's status")
+            return None
+        win_comm, src_comm = f"task v{win['id']}.0", f"task v{src['id']}.0"
+        # Sampler: every 25 ms the window task's records_in (the task publishes its counter
+        # every 100 ms; a change is stamped at the middle of the poll interval it appeared
+        # in) and every thread's schedstat. On its own thread so that the job's status polls
+        # below do not delay it.
+        samples, counts, stop = [], [], threading.Event()
+
+        def sampler():
+            last, t_prev = None, time.monotonic()
+            while not stop.is_set():
+                try:
+                    with urllib.request.urlopen(metrics, timeout=2) as r:
+                        text = r.read().decode()
+                except Exception:
+                    text = ""
+                t = time.monotonic()
+                th = self._dip_threads(tm_pid)
+                samples.append((t, th))
+                rin = self._dip_counter(text, "sluice_task_records_in_total", win["name"])
+                sin = self._dip_counter(text, "sluice_task_records_in_total", src["name"])
+                if rin is not None and rin != last:
+                    counts.append(((t_prev + t) / 2, rin, sin or 0))
+                    last = rin
+                t_prev = t
+                stop.wait(max(0.0, 0.025 - (time.monotonic() - t)))
+        th = threading.Thread(target=sampler, daemon=True)
+        th.start()
+        v = self.wait_end(c, job, timeout=600)
+        stop.set()
+        th.join()
+        state = v.get("job", {}).get("state")
+        if state != "FINISHED":
+            self.fig.fail(f"dip series run {k} ({interval}): job ended {state}")
+            return None
+        compare(self.fig, f"dip series run {k}", self.want_dip(inp, n), sink)
+        os.remove(sink)
+        history = v.get("checkpoints", {}).get("history", [])
+        return self._dip_seconds(samples, counts, win_comm, src_comm, n), history
+
+    def want_dip(self, inp, n):
+        """The counts the dip job must produce (the baseline over the same file, once)."""
+        if getattr(self, "_want_dip", None) is None:
+            _, self._want_dip, info = self.baseline("dip", ["--file", inp, "--window-ms", "3600000"], 1,
+                                                    self.path("baseline-dip.ndjson"))
+            if info["events"] != n:
+                self.fig.fail(f"baseline over the dip input saw {info}")
+        return self._want_dip
+
+    @staticmethod
+    def _dip_seconds(samples, counts, win_comm, src_comm, n):
+        """Cuts a run into whole seconds (from its first window record to the source's end of
+        input, both edges dropped: deployment and the final flush) and returns per second:
+        rate (records/s), per_cpu (records per CPU-second of the two task threads), per_proc
+        (records per CPU-second of the whole taskmanager), task_cpu_s, task_wait_s (the task
+        threads' runnable-but-waiting time), win_cpu_s, win_wait_s, win_off_s (the window task
+        thread neither running nor runnable: idle or blocked), other_cpu_s (RocksDB's and every
+        other thread of the process), t (seconds since the first bin)."""
+        if len(counts) < 3 or len(samples) < 3:
+            return []
+
+        def interp(pts, t):
+            # pts: [(t, value)], sorted; linear between points, clamped at the ends.
+            lo, hi = 0, len(pts) - 1
+            if t <= pts[0][0]:
+                return pts[0][1]
+            if t >= pts[-1][0]:
+                return pts[-1][1]
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if pts[mid][0] <= t:
+                    lo = mid
+                else:
+                    hi = mid
+            (t0, v0), (t1, v1) = pts[lo], pts[hi]
+            return v0 + (v1 - v0) * (t - t0) / (t1 - t0) if t1 > t0 else v1
+
+        rec = [(t, r) for t, r, _ in counts]
+        started = next(t for t, r, _ in counts if r > 0)
+        ended = next((t for t, _, s in counts if s >= n), counts[-1][0])
+        # Per thread class, cumulative (run ns, wait ns) at every sample; a thread that
+        # ends keeps its last figures (sums only grow).
+        seen, cls = {}, {"win": [], "src": [], "other": []}
+        for t, th in samples:
+            for tid, (comm, run_ns, wait_ns) in th.items():
+                seen[tid] = (comm, run_ns, wait_ns)
+            sums = {"win": [0, 0], "src": [0, 0], "other": [0, 0]}
+            for comm, run_ns, wait_ns in seen.values():
+                key = "win" if comm == win_comm else "src" if comm == src_comm else "other"
+                sums[key][0] += run_ns
+                sums[key][1] += wait_ns
+            for key in cls:
+                cls[key].append((t, sums[key]))
+        series = {f"{key}_{i}": [(t, s[i] / 1e9) for t, s in cls[key]] for key in cls for i in (0, 1)}
+        out = []
+        b = started + 1.0  # the first whole second after the first window record
+        while b + 2.0 <= ended:  # the last whole second before the source's end, dropped
+            d = {key: interp(pts, b + 1.0) - interp(pts, b) for key, pts in series.items()}
+            recs = interp(rec, b + 1.0) - interp(rec, b)
+            task_cpu = d["win_0"] + d["src_0"]
+            proc_cpu = task_cpu + d["other_0"]
+            out.append({"t": round(b - started - 1.0, 3), "rate": recs,
+                        "per_cpu": recs / task_cpu if task_cpu > 0 else None,
+                        "per_proc": recs / proc_cpu if proc_cpu > 0 else None,
+                        "task_cpu_s": task_cpu, "task_wait_s": d["win_1"] + d["src_1"],
+                        "win_cpu_s": d["win_0"], "win_wait_s": d["win_1"],
+                        "win_off_s": max(0.0, 1.0 - d["win_0"] - d["win_1"]),
+                        "src_cpu_s": d["src_0"], "other_cpu_s": d["other_0"]})
+            b += 1.0
+        return out
+
+    def _dip_figures(self, runs, labels):
+        """Figures of the dip series: per second, the wall rate and the records per CPU-second
+        of runs with checkpoints against the median of the run without checkpoints of the same
+        turn (its control), and the controls against their own medians (the noise floor)."""
+        def q(values, p):
+            return self.pct([x for x in values if x is not None], p)
+
+        def summary(vals):
+            vals = [x for x in vals if x is not None]
+            return {"p90": q(vals, 0.9), "worst": max(vals) if vals else None}
+
+        by = {}
+        for interval, rep, secs, history in runs:
+            by.setdefault(interval, {})[rep] = (secs, history)
+        for interval in ("0", "1s"):
+            allsecs = [s for secs, _ in by.get(interval, {}).values() for s in secs]
+            hist = [h for _, hs in by.get(interval, {}).values() for h in hs]
+            label = labels[interval]
+            self.fig.add(f"dip series: cluster p1 rocksdb, {label}, events/s per second", [s["rate"] for s in allsecs],
+                         "events/s", checkpoints=len(hist), checkpoint_ms=[h.get("duration_ms") for h in hist],
+                         checkpoint_sync_ms=[h.get("sync_ms") for h in hist],
+                         series={str(rep): secs for rep, (secs, _) in sorted(by.get(interval, {}).items())})
+            self.fig.add(f"dip series: {label}, records per task-thread CPU-second", [s["per_cpu"] for s in allsecs],
+                         "events/s")
+            self.fig.add(f"dip series: {label}, task threads waiting for a CPU, s per second",
+                         [s["task_wait_s"] for s in allsecs], "s")
+            self.fig.add(f"dip series: {label}, window task thread idle or blocked, s per second",
+                         [s["win_off_s"] for s in allsecs], "s")
+            self.fig.add(f"dip series: {label}, other threads of the taskmanager (RocksDB, snapshots), CPU-s per second",
+                         [s["other_cpu_s"] for s in allsecs], "s")
+        dips = {"rate": [], "per_cpu": [], "per_proc": []}
+        noise = {"rate": [], "per_cpu": [], "per_proc": []}
+        for rep, (secs, _) in by.get("1s", {}).items():
+            ctrl = by.get("0", {}).get(rep)
+            if not ctrl or not ctrl[0]:
+                continue
+            for key in dips:
+                base = statistics.median([s[key] for s in ctrl[0] if s[key]])
+                dips[key] += [1 - s[key] / base for s in secs if s[key]]
+                noise[key] += [1 - s[key] / base for s in ctrl[0] if s[key]]
+        what = {"rate": "wall rate", "per_cpu": "records per task-thread CPU-second",
+                "per_proc": "records per taskmanager CPU-second"}
+        for key in dips:
+            if not dips[key]:
+                continue
+            med = statistics.median(dips[key])
+            self.fig.add(f"dip per second while checkpointing every 1 s, {what[key]} (1 - x / median of its control run)",
+                         dips[key], "fraction", target="< 0.10", met=med < 0.10, **summary(dips[key]),
+                         note="per second; control = the run without checkpoints of the same turn")
+            self.fig.add(f"dip per second without checkpoints (noise floor), {what[key]}", noise[key], "fraction",
+                         **summary(noise[key]))
 
     # -------------------------------------------------------------- latency (4)
 

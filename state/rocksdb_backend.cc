@@ -49,6 +49,11 @@ Result<RocksDBOptions> RocksDBOptions::from_config(const Configuration& c) {
   if (o.write_cache_bytes < 0) {
     return Status::invalid_argument("state.rocksdb.write-cache must not be negative");
   }
+  SLUICE_ASSIGN_OR_RETURN(o.write_cache_dirty_entries,
+                          c.get_int("state.rocksdb.write-cache-dirty", o.write_cache_dirty_entries));
+  if (o.write_cache_dirty_entries < 0) {
+    return Status::invalid_argument("state.rocksdb.write-cache-dirty must not be negative (entries; 0 = off)");
+  }
   if (o.local_dir.empty()) {
     return Status::invalid_argument("state.rocksdb.local-dir must not be empty");
   }
@@ -234,7 +239,8 @@ RocksDBKeyedStateBackend::RocksDBKeyedStateBackend(const BackendSpec& spec, Rock
       options_(std::move(options)),
       memory_(std::move(memory)),
       dir_(std::move(dir)),
-      shared_(std::make_shared<SharedFiles>()) {
+      shared_(std::make_shared<SharedFiles>()),
+      dirty_(std::make_unique<DirtyQueue>()) {
   key_buf_.reserve(64);
   value_buf_.reserve(64);
 }
@@ -296,6 +302,7 @@ Status RocksDBKeyedStateBackend::open_db() {
 
 void RocksDBKeyedStateBackend::close_db() {
   if (!db_) return;
+  dirty_->items.clear();  // its entries go with the columns
   columns_.clear();
   for (auto& [name, h] : db_->handles) {
     rocksdb::Status s = db_->db->DestroyColumnFamilyHandle(h);
@@ -347,6 +354,14 @@ RocksDBKeyedStateBackend::Column* RocksDBKeyedStateBackend::column(const std::st
   return columns_.emplace(name, std::move(c)).first->second.get();
 }
 
+template <typename CacheSlot>
+void RocksDBKeyedStateBackend::note_dirty(Column* c, CacheSlot& slot) {
+  const auto bound = static_cast<size_t>(options_.write_cache_dirty_entries);
+  if (bound == 0) return;
+  dirty_->push(c, slot);
+  if (dirty_->items.size() > bound) drain_dirty_entries();
+}
+
 std::optional<std::string_view> RocksDBKeyedStateBackend::get(Column* c, std::string_view key) {
   Column::Entry* e = nullptr;
   if (c->cached) {
@@ -392,7 +407,11 @@ void RocksDBKeyedStateBackend::put(Column* c, std::string_view key, std::string_
     e.value.assign(value.data(), value.size());
     e.present = true;
     e.dirty = true;
-    if (cache_bytes_ > static_cast<size_t>(options_.write_cache_bytes)) flush_write_cache();
+    if (cache_bytes_ > static_cast<size_t>(options_.write_cache_bytes)) {
+      flush_write_cache();
+    } else {
+      note_dirty(c, *it);
+    }
     return;
   }
   rocksdb::Status s = db_->db->Put(db_->write, c->handle, rocksdb::Slice(key.data(), key.size()),
@@ -414,6 +433,15 @@ void RocksDBKeyedStateBackend::remove(Column* c, std::string_view key) {
     Column::Entry& e = it->second;
     if (!e.in_db) {
       // Written and removed between two flushes: RocksDB never sees it.
+      if (e.queued) {
+        // The drain queue points at it: kept, as what it is, a clean
+        // absent entry.
+        cache_bytes_ -= e.value.size();
+        e.value.clear();
+        e.present = false;
+        e.dirty = false;
+        return;
+      }
       cache_bytes_ -= key.size() + kCacheEntryOverhead + e.value.size();
       c->cache.erase(it);
       return;
@@ -422,6 +450,7 @@ void RocksDBKeyedStateBackend::remove(Column* c, std::string_view key) {
     e.value.clear();
     e.present = false;
     e.dirty = true;
+    note_dirty(c, *it);
     return;
   }
   rocksdb::Status s =

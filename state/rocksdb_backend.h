@@ -57,6 +57,14 @@ struct RocksDBOptions {
   /// copies its changed entries into a side file of the checkpoint instead
   /// (rocksdb_write_cache.cc). Default 16mb; 0 = no cache.
   int64_t write_cache_bytes = 16LL << 20;
+  /// state.rocksdb.write-cache-dirty: changed entries the write cache may
+  /// hold at most. Beyond it the oldest are written to RocksDB in small
+  /// batches (an eighth of it) between checkpoints and stay cached, clean:
+  /// a barrier then copies at most this many entries, and the cache, when
+  /// full, has few left to write, instead of a pause of the task thread
+  /// every few seconds. Default 8192; 0 = entries are written only when the
+  /// cache is full or before an iteration.
+  int64_t write_cache_dirty_entries = 8192;
 
   static Result<RocksDBOptions> from_config(const Configuration& c);
 };
@@ -108,6 +116,7 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   struct Column;  // one state's column family (opaque)
   struct Db;      // the RocksDB objects (opaque, keeps RocksDB out of this header)
   struct SharedFiles;
+  struct DirtyQueue;  // the write cache's changed entries, oldest first
 
   static Result<std::unique_ptr<RocksDBKeyedStateBackend>> create(const BackendSpec& spec,
                                                                   const RocksDBOptions& options);
@@ -209,6 +218,9 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   const RocksDBMemoryBudget& memory() const { return *memory_; }
   /// Flushes memtables and compacts every state fully (runs the TTL filter).
   Status compact();
+  /// Cached entries that RocksDB does not hold yet (what a snapshot now
+  /// would copy into its "_cache" file).
+  size_t dirty_cache_entries() const;
   /// Entries stored for state `name`, expired or not (bypasses TTL).
   Result<uint64_t> raw_entry_count(const std::string& name);
   /// Shared files (SSTs, timers files) referenced by this backend's last
@@ -234,6 +246,14 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   /// Writes the dirty cached entries; keeps them (clean) or empties the
   /// cache. Returns how many entries it wrote.
   size_t write_dirty_entries(bool keep);
+  /// Queues a cached entry of `c` that just became dirty (when the
+  /// write-back between checkpoints is on) and, past the bound, writes the
+  /// oldest (drain_dirty_entries).
+  template <typename CacheSlot>
+  void note_dirty(Column* c, CacheSlot& slot);
+  /// Writes the oldest eighth of the bound's queued dirty entries to
+  /// RocksDB in one batch; they stay cached, clean.
+  void drain_dirty_entries();
   /// The dirty cached entries, serialized (the snapshot's "_cache" file;
   /// empty when there are none); they stay dirty. `entries` counts them.
   std::string capture_dirty_entries(size_t& entries) const;
@@ -264,6 +284,7 @@ class RocksDBKeyedStateBackend final : public KeyedStateBackend {
   // timer). Task thread.
   std::map<int64_t, std::optional<std::string>> timer_deltas_;
   std::vector<Column*> cached_columns_;
+  std::unique_ptr<DirtyQueue> dirty_;
   size_t cache_bytes_ = 0;  // approximate memory of every column's cache
   // A snapshot was taken: a large cache-full write starts a background
   // flush, so the next snapshot does not wait for it.

@@ -3,6 +3,7 @@
 // state API: include only from state/rocksdb_*.cc.
 #pragma once
 
+#include <deque>
 #include <rocksdb/compaction_filter.h>
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
@@ -99,12 +100,38 @@ struct RocksDBKeyedStateBackend::Column {
     bool present = false;  // false: no live entry (deleted, or never written)
     bool dirty = false;    // differs from the DB: written at the next flush
     bool in_db = true;     // the DB may hold an entry for the key
+    bool queued = false;   // in the backend's DirtyQueue (never erased while queued)
   };
   struct Hash {
     using is_transparent = void;
     size_t operator()(std::string_view k) const { return std::hash<std::string_view>{}(k); }
   };
   std::unordered_map<std::string, Entry, Hash, std::equal_to<>> cache;
+};
+
+/// The write cache's changed entries in the order they changed, for the
+/// write-back between checkpoints (options.write_cache_dirty_entries > 0):
+/// every dirty entry is queued once (Entry::queued). A queued entry is never
+/// erased from its column's cache (a remove turns it into a clean absent
+/// entry instead), so the pointers stay valid until the caches are emptied,
+/// which empties the queue too. Task thread.
+struct RocksDBKeyedStateBackend::DirtyQueue {
+  struct Item {
+    Column* column;
+    std::pair<const std::string, Column::Entry>* entry;
+  };
+  std::deque<Item> items;
+  void push(Column* c, std::pair<const std::string, Column::Entry>& kv) {
+    if (kv.second.queued) return;
+    kv.second.queued = true;
+    items.push_back({c, &kv});
+  }
+  /// Forgets every item; their entries (still cached) are no longer queued.
+  void unqueue_all() {
+    for (Item& i : items) i.entry->second.queued = false;
+    items.clear();
+  }
+  size_t drained_bytes = 0;  // written by drains since the last background flush started
 };
 
 /// Which shared files hold this backend's SSTs. Written by the snapshot

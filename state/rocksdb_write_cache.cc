@@ -3,10 +3,10 @@
 // as one flat byte string and written by the snapshot's asynchronous part as
 // the side file "_cache" of the checkpoint; a restore writes it over the
 // checkpoint's RocksDB files. The dirty entries themselves stay in the cache
-// (still dirty) and reach RocksDB when the cache is full, as without
-// checkpoints. So the barrier no longer writes a second's worth of entries
-// into the memtable, and RocksDB's checkpoint has (mostly) no memtable left
-// to flush.
+// (still dirty). Between checkpoints the oldest dirty entries beyond
+// options.write_cache_dirty_entries are written to RocksDB in small batches
+// (drain_dirty_entries) and stay cached, clean: the copy at the barrier is
+// bounded, and a full cache is emptied without a large write.
 //
 // Overlay format: magic, then per cached column with dirty entries: the
 // state's name, a varint count, and per entry u8 (1 put, 0 delete), the
@@ -24,6 +24,9 @@ constexpr std::string_view kCacheMagic = "SLUICE-ROCKSDB-CACHE-1\n";
 // RocksDB checkpoint then finds it (mostly) done instead of flushing on the
 // task thread.
 constexpr size_t kKickFlushBytes = 1u << 20;
+// The same for the drained writes between checkpoints (drain_dirty_entries),
+// counted over many small batches.
+constexpr size_t kKickDrainedBytes = 4u << 20;
 }  // namespace
 
 size_t RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
@@ -58,10 +61,65 @@ size_t RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
       e->dirty = false;
       e->in_db = e->present;
     }
+    dirty_->unqueue_all();
     return n;
   }
+  dirty_->items.clear();  // the entries go now
   for (Column* c : cached_columns_) c->cache.clear();
   cache_bytes_ = 0;
+  return n;
+}
+
+void RocksDBKeyedStateBackend::drain_dirty_entries() {
+  const size_t take = std::max<size_t>(1, static_cast<size_t>(options_.write_cache_dirty_entries) / 8);
+  rocksdb::WriteBatch batch;
+  std::vector<DirtyQueue::Item> written;
+  written.reserve(take);
+  // On a failure the entries are still dirty: queued again, in their order,
+  // so that snapshots keep finding them.
+  auto fail = [&](const std::string& what, const rocksdb::Status& s) {
+    for (auto it = written.rbegin(); it != written.rend(); ++it) {
+      it->entry->second.queued = true;
+      dirty_->items.push_front(*it);
+    }
+    throw StateAccessError(what + ": " + s.ToString());
+  };
+  while (written.size() < take && !dirty_->items.empty()) {
+    DirtyQueue::Item i = dirty_->items.front();
+    dirty_->items.pop_front();
+    Column::Entry& e = i.entry->second;
+    e.queued = false;
+    if (!e.dirty) continue;  // written since, or removed before it reached the DB
+    const std::string& k = i.entry->first;
+    written.push_back(i);
+    rocksdb::Status s = e.present ? batch.Put(i.column->handle, k, e.value) : batch.Delete(i.column->handle, k);
+    if (!s.ok()) fail("state '" + i.column->name + "': write failed", s);
+  }
+  if (written.empty()) return;
+  rocksdb::Status s = db_->db->Write(db_->write, &batch);
+  if (!s.ok()) fail("writing cached state", s);
+  for (DirtyQueue::Item& i : written) {
+    i.entry->second.dirty = false;
+    i.entry->second.in_db = i.entry->second.present;
+  }
+  // A backend that takes snapshots starts a background flush every few
+  // MiB of drained writes, so that a barrier's RocksDB checkpoint finds
+  // little in the memtable to flush while the task thread waits.
+  dirty_->drained_bytes += batch.GetDataSize();
+  if (snapshotted_ && dirty_->drained_bytes >= kKickDrainedBytes) {
+    dirty_->drained_bytes = 0;
+    rocksdb::FlushOptions fo;
+    fo.wait = false;
+    fo.allow_write_stall = true;  // never block the task thread here
+    for (Column* c : cached_columns_) (void)db_->db->Flush(fo, c->handle);  // best effort
+  }
+}
+
+size_t RocksDBKeyedStateBackend::dirty_cache_entries() const {
+  size_t n = 0;
+  for (const Column* c : cached_columns_) {
+    for (const auto& [k, e] : c->cache) n += e.dirty ? 1 : 0;
+  }
   return n;
 }
 
@@ -73,17 +131,32 @@ std::string RocksDBKeyedStateBackend::capture_dirty_entries(size_t& entries) con
   out.reserve(kCacheMagic.size() + cache_bytes_ / 2);
   out.append(kCacheMagic);
   ByteWriter w(out);
+  auto put = [&w](const std::string& k, const Column::Entry& e) {
+    w.put_u8(e.present ? 1 : 0);
+    w.put_bytes(k);
+    if (e.present) w.put_bytes(e.value);
+  };
   for (const Column* c : cached_columns_) {
+    // With the write-back between checkpoints on, every dirty entry is
+    // queued: the queue (bounded) is walked instead of the whole cache.
+    const bool queued = options_.write_cache_dirty_entries > 0;
     size_t n = 0;
-    for (const auto& [k, e] : c->cache) n += e.dirty ? 1 : 0;
+    if (queued) {
+      for (const DirtyQueue::Item& i : dirty_->items) n += i.column == c && i.entry->second.dirty ? 1 : 0;
+    } else {
+      for (const auto& [k, e] : c->cache) n += e.dirty ? 1 : 0;
+    }
     if (n == 0) continue;
     w.put_bytes(c->name);
     w.put_varint(n);
-    for (const auto& [k, e] : c->cache) {
-      if (!e.dirty) continue;
-      w.put_u8(e.present ? 1 : 0);
-      w.put_bytes(k);
-      if (e.present) w.put_bytes(e.value);
+    if (queued) {
+      for (const DirtyQueue::Item& i : dirty_->items) {
+        if (i.column == c && i.entry->second.dirty) put(i.entry->first, i.entry->second);
+      }
+    } else {
+      for (const auto& [k, e] : c->cache) {
+        if (e.dirty) put(k, e);
+      }
     }
     entries += n;
   }

@@ -39,7 +39,8 @@ class Sum final : public AggregateFunction<int64_t, int64_t, int64_t> {
 class WriteCacheTest : public ::testing::Test {
  protected:
   std::unique_ptr<RocksDBKeyedStateBackend> make(int64_t cache_bytes,
-                                                 KeyGroupRange range = {0, kMax - 1}) {
+                                                 KeyGroupRange range = {0, kMax - 1},
+                                                 int64_t dirty_entries = 8192) {
     BackendSpec spec;
     spec.range = range;
     spec.max_parallelism = kMax;
@@ -49,6 +50,7 @@ class WriteCacheTest : public ::testing::Test {
     o.local_dir = local_.path();
     o.memory_bytes = 64LL << 20;
     o.write_cache_bytes = cache_bytes;
+    o.write_cache_dirty_entries = dirty_entries;
     auto b = RocksDBKeyedStateBackend::create(spec, o);
     EXPECT_TRUE(b.is_ok()) << b.status().to_string();
     return b.is_ok() ? std::move(*b) : nullptr;
@@ -129,12 +131,16 @@ bool random_update(uint32_t draw, Handles& h, std::pair<int, int> at, int64_t x,
 TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
   CheckpointStorage storage(store_.path(), "job");
   int64_t checkpoint = 0;  // ids stay unique across the runs sharing the storage
-  // 0: no cache (the reference path), 2 KiB (a flush every few records), 16 MiB (never full).
-  for (int64_t cache : {int64_t{0}, int64_t{2048}, int64_t{16} << 20}) {
+  // Cache 0: no cache (the reference path), 2 KiB (a flush every few
+  // records), 16 MiB (never full); at most 8192 dirty entries (never
+  // reached here) or 8 (the oldest written back every few records).
+  for (auto [cache, dirty] : {std::pair<int64_t, int64_t>{0, 8192}, {2048, 8192}, {16 << 20, 8192},
+                              {2048, 8}, {16 << 20, 8}}) {
     for (uint32_t seed = 1; seed <= 2; ++seed) {
-      SCOPED_TRACE("seed " + std::to_string(seed) + ", cache " + std::to_string(cache));
+      SCOPED_TRACE("seed " + std::to_string(seed) + ", cache " + std::to_string(cache) + ", dirty " +
+                   std::to_string(dirty));
       std::mt19937 rng(seed);
-      auto b = make(cache);
+      auto b = make(cache, {0, kMax - 1}, dirty);
       Handles h = Handles::on(*b);
       Model value, sum, max;
       for (int step = 0; step < 3000; ++step) {
@@ -175,7 +181,7 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
               b->notify_checkpoint_complete(CheckpointId(checkpoint));
               break;
             }
-            b = make(cache);
+            b = make(cache, {0, kMax - 1}, dirty);
             Status st = b->restore({*handle}, storage.job_dir());
             ASSERT_TRUE(st.is_ok()) << st.to_string();
             h = Handles::on(*b);
@@ -214,11 +220,14 @@ TEST_F(WriteCacheTest, MatchesAModelThroughFlushesIterationAndCheckpoints) {
 TEST_F(WriteCacheTest, WritesAfterTheBarrierDoNotLeakIntoTheCheckpoint) {
   CheckpointStorage storage(store_.path(), "job");
   int64_t checkpoint = 0;
-  for (int64_t cache : {int64_t{4096}, int64_t{16} << 20}) {
+  // The last: dirty entries written back between checkpoints, also after
+  // the barrier.
+  for (auto [cache, dirty] : {std::pair<int64_t, int64_t>{4096, 8192}, {16 << 20, 8192}, {16 << 20, 16}}) {
     for (uint32_t seed = 1; seed <= 2; ++seed) {
-      SCOPED_TRACE("seed " + std::to_string(seed) + ", cache " + std::to_string(cache));
+      SCOPED_TRACE("seed " + std::to_string(seed) + ", cache " + std::to_string(cache) + ", dirty " +
+                   std::to_string(dirty));
       std::mt19937 rng(seed);
-      auto b = make(cache);
+      auto b = make(cache, {0, kMax - 1}, dirty);
       Handles h = Handles::on(*b);
       auto* list = get_list_state(*b, ListStateDescriptor<int64_t>{"list"});  // never cached
       Model value, sum, max;  // max: not checked here
@@ -275,7 +284,7 @@ TEST_F(WriteCacheTest, WritesAfterTheBarrierDoNotLeakIntoTheCheckpoint) {
         }
       };
       auto restored = [&](const KeyedStateHandle& handle, KeyGroupRange range) {
-        auto r = make(cache, range);
+        auto r = make(cache, range, dirty);
         Status st = r->restore({handle}, storage.job_dir());
         EXPECT_TRUE(st.is_ok()) << st.to_string();
         return r;
@@ -319,6 +328,77 @@ TEST_F(WriteCacheTest, EntriesWrittenAndRemovedBetweenFlushesNeverReachRocksDB) 
   auto n = b->raw_entry_count("sum");
   ASSERT_TRUE(n.is_ok());
   EXPECT_EQ(*n, 0u);
+}
+
+// state.rocksdb.write-cache-dirty: past the bound the oldest changed
+// entries reach RocksDB between checkpoints (the cache is far from full),
+// so a barrier finds at most the bound still only in the cache; with 0
+// they stay in the cache until it is full.
+TEST_F(WriteCacheTest, ChangedEntriesBeyondTheDirtyBoundReachRocksDBBetweenCheckpoints) {
+  for (int64_t dirty : {int64_t{64}, int64_t{0}}) {
+    SCOPED_TRACE("dirty " + std::to_string(dirty));
+    auto b = make(16 << 20, {0, kMax - 1}, dirty);
+    Handles h = Handles::on(*b);
+    h.value->set_namespace("");
+    for (int k = 0; k < 1000; ++k) {
+      use_key(*b, k);
+      h.value->update(k);
+    }
+    if (dirty == 0) {
+      EXPECT_EQ(b->dirty_cache_entries(), 1000u);
+    } else {
+      EXPECT_LE(b->dirty_cache_entries(), 64u);
+      EXPECT_GE(b->dirty_cache_entries(), 64u - 64u / 8u);
+    }
+    // Every value still reads back, cached or not.
+    for (int k = 0; k < 1000; ++k) {
+      use_key(*b, k);
+      ASSERT_EQ(h.value->value(), std::optional<int64_t>(k)) << "key " << k;
+    }
+  }
+}
+
+// An entry that never reached RocksDB and is removed while it waits in the
+// write-back queue stays cached as absent (the queue points at it); the
+// queue then skips it, and neither the DB nor a checkpoint holds it.
+TEST_F(WriteCacheTest, AnEntryRemovedWhileQueuedForWriteBackStaysAbsent) {
+  CheckpointStorage storage(store_.path(), "job");
+  auto b = make(16 << 20, {0, kMax - 1}, 16);
+  Handles h = Handles::on(*b);
+  h.sum->set_namespace("w");
+  // Keys 0-99: added, then every third cleared: some while still queued
+  // (never in the DB), some after the queue wrote them (a delete then).
+  for (int k = 0; k < 100; ++k) {
+    use_key(*b, k);
+    h.sum->add(k + 1);
+    if (k >= 3 && (k - 3) % 3 == 0) {
+      use_key(*b, k - 3);
+      h.sum->clear();
+    }
+  }
+  auto live = [](int k) { return !(k <= 96 && k % 3 == 0); };
+  auto check = [&](KeyedStateBackend& r, const std::string& what) {
+    Handles rh = Handles::on(r);
+    rh.sum->set_namespace("w");
+    for (int k = 0; k < 100; ++k) {
+      use_key(r, k);
+      ASSERT_EQ(rh.sum->get(), live(k) ? std::optional<int64_t>(k + 1) : std::nullopt) << what << ", key " << k;
+    }
+  };
+  check(*b, "same backend");
+  auto part = b->snapshot(CheckpointId(1), storage.target(1, false, "op"));
+  ASSERT_TRUE(part.is_ok()) << part.status().to_string();
+  auto handle = (*part)();
+  ASSERT_TRUE(handle.is_ok()) << handle.status().to_string();
+  auto r = make(16 << 20, {0, kMax - 1}, 16);
+  ASSERT_TRUE(r->restore({*handle}, storage.job_dir()).is_ok());
+  check(*r, "restored");
+  b->flush_write_cache();
+  auto n = b->raw_entry_count("sum");
+  ASSERT_TRUE(n.is_ok());
+  int want = 0;
+  for (int k = 0; k < 100; ++k) want += live(k) ? 1 : 0;
+  EXPECT_EQ(*n, static_cast<uint64_t>(want));
 }
 
 TEST_F(WriteCacheTest, KeysOfStateSeeValuesOnlyTheCacheHolds) {
