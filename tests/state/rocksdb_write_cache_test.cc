@@ -40,7 +40,7 @@ class WriteCacheTest : public ::testing::Test {
  protected:
   std::unique_ptr<RocksDBKeyedStateBackend> make(int64_t cache_bytes,
                                                  KeyGroupRange range = {0, kMax - 1},
-                                                 int64_t dirty_entries = 8192) {
+                                                 int64_t dirty_entries = 0) {  // 0: the default (no drain)
     BackendSpec spec;
     spec.range = range;
     spec.max_parallelism = kMax;
