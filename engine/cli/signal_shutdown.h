@@ -39,6 +39,9 @@ class SignalShutdown {
  private:
   void run();
 
+  /// Sent by finish() to the watcher thread only, to end its wait.
+  static constexpr int kWake = SIGURG;
+
   std::function<void()> shutdown_;
   const Duration bound_;
   sigset_t set_;
