@@ -27,6 +27,13 @@ constexpr size_t kKickFlushBytes = 1u << 20;
 // The same for the drained writes between checkpoints (drain_dirty_entries),
 // counted over many small batches.
 constexpr size_t kKickDrainedBytes = 4u << 20;
+
+// The changed entries in a column's cache (a walk of the whole cache).
+size_t dirty_in_cache(const RocksDBKeyedStateBackend::Column& c) {
+  size_t n = 0;
+  for (const auto& [k, e] : c.cache) n += e.dirty ? 1 : 0;
+  return n;
+}
 }  // namespace
 
 size_t RocksDBKeyedStateBackend::write_dirty_entries(bool keep) {
@@ -117,9 +124,7 @@ void RocksDBKeyedStateBackend::drain_dirty_entries() {
 
 size_t RocksDBKeyedStateBackend::dirty_cache_entries() const {
   size_t n = 0;
-  for (const Column* c : cached_columns_) {
-    for (const auto& [k, e] : c->cache) n += e.dirty ? 1 : 0;
-  }
+  for (const Column* c : cached_columns_) n += dirty_in_cache(*c);
   return n;
 }
 
@@ -144,7 +149,7 @@ std::string RocksDBKeyedStateBackend::capture_dirty_entries(size_t& entries) con
     if (queued) {
       for (const DirtyQueue::Item& i : dirty_->items) n += i.column == c && i.entry->second.dirty ? 1 : 0;
     } else {
-      for (const auto& [k, e] : c->cache) n += e.dirty ? 1 : 0;
+      n = dirty_in_cache(*c);
     }
     if (n == 0) continue;
     w.put_bytes(c->name);
